@@ -1,0 +1,81 @@
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { type Database, openDatabase } from "./db/client";
+import { type AppConfig, type AppEnv, appConfig } from "./env";
+import { ApiError, type ErrorCode, errorBody } from "./errors";
+import { log } from "./lib/log";
+import { adminRoutes } from "./routes/admin";
+import { healthRoutes } from "./routes/health";
+import { webhookRoutes } from "./routes/webhooks";
+import { type DeliveryQueue, queueFromBinding } from "./webhooks/delivery-queue";
+
+/** What the app needs from outside, so tests can swap one part (e.g. a queue that refuses). */
+export interface AppDependencies {
+  deliveryQueue: (env: AppEnv) => DeliveryQueue;
+}
+
+export type AppContext = {
+  Bindings: AppEnv;
+  Variables: {
+    requestId: string;
+    db: Database;
+    config: AppConfig;
+    deliveryQueue: DeliveryQueue;
+  };
+};
+
+const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
+  400: "bad_request",
+  401: "unauthorized",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  429: "rate_limited",
+  503: "service_unavailable",
+};
+
+/** Builds the Hono app: request id, lazy per-request context, one error handler, one sub-app per resource. */
+export function createApp(dependencies: AppDependencies = { deliveryQueue: (env) => queueFromBinding(env.WEBHOOKS) }) {
+  const app = new Hono<AppContext>();
+
+  app.use(requestId({ headerName: "" }));
+  app.use(async (c, next) => {
+    // /health must answer without touching bindings or configuration.
+    if (c.req.path !== "/health") {
+      c.set("config", appConfig(c.env));
+      c.set("db", openDatabase(c.env.DB));
+      c.set("deliveryQueue", dependencies.deliveryQueue(c.env));
+    }
+    await next();
+  });
+
+  app.route("/health", healthRoutes);
+  app.route("/admin", adminRoutes);
+  app.route("/webhooks", webhookRoutes);
+
+  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`, c.var.requestId), 404));
+
+  app.onError((error, c) => {
+    const id = c.var.requestId ?? "unknown";
+    if (error instanceof ApiError) {
+      return c.json(errorBody(error.code, error.message, id), error.status, error.headers);
+    }
+    if (error instanceof HTTPException) {
+      const code = STATUS_CODES[error.status] ?? "bad_request";
+      return c.json(errorBody(code, error.message || code, id), error.status as ContentfulStatusCode);
+    }
+    // Unexpected: log the name and message only (bodies and secrets never reach an error message), answer without details.
+    log("error", "request.failed", {
+      request_id: id,
+      method: c.req.method,
+      path: c.req.path,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    });
+    return c.json(errorBody("internal_error", "internal error; quote the request_id when asking for help", id), 500);
+  });
+
+  return app;
+}

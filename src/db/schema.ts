@@ -1,0 +1,177 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored. */
+const nowIso = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
+
+export const merchants = sqliteTable("merchants", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  smartRouterProjectId: text("smart_router_project_id").notNull(),
+  /** AES-GCM ciphertext of the project's Smart Router secret key. */
+  smartRouterSecretCiphertext: text("smart_router_secret_ciphertext").notNull(),
+  smartRouterSecretKeyId: text("smart_router_secret_key_id").notNull(),
+  webhookUsername: text("webhook_username").notNull(),
+  /** SHA-256 of the webhook Basic password; the password itself is shown once. */
+  webhookPasswordHash: text("webhook_password_hash").notNull(),
+  fulfillmentUrl: text("fulfillment_url"),
+  fulfillmentSecretCiphertext: text("fulfillment_secret_ciphertext").notNull(),
+  fulfillmentSecretKeyId: text("fulfillment_secret_key_id").notNull(),
+  /** JSON of the merchant's Smart Router rate limits, null for defaults. */
+  rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimitSettings>(),
+  createdAt: text("created_at").notNull().default(nowIso),
+  updatedAt: text("updated_at").notNull().default(nowIso),
+});
+
+export interface RateLimitSettings {
+  primary_rpm?: number;
+  events_rpm?: number;
+  sandbox_rpm?: number;
+  batch_share?: number;
+}
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    merchantId: text("merchant_id")
+      .notNull()
+      .references(() => merchants.id),
+    /** SHA-256 of the whole key. */
+    keyHash: text("key_hash").notNull(),
+    createdAt: text("created_at").notNull().default(nowIso),
+    revokedAt: text("revoked_at"),
+  },
+  (t) => [index("api_keys_merchant").on(t.merchantId)],
+);
+
+/** Outcome of one Smart Router event in the inbox. */
+export const EVENT_OUTCOMES = ["pending", "applied", "stale", "rejected", "ignored"] as const;
+export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
+
+/** The merchant's copy of a Smart Router transaction, as of the newest snapshot applied. */
+export const transactions = sqliteTable(
+  "transactions",
+  {
+    merchantId: text("merchant_id")
+      .notNull()
+      .references(() => merchants.id),
+    id: text("id").notNull(),
+    projectId: text("project_id").notNull(),
+    invoiceId: text("invoice_id"),
+    customerId: text("customer_id"),
+    name: text("name"),
+    paymentType: text("payment_type"),
+    gatewayName: text("gateway_name"),
+    status: text("status").notNull(),
+    currency: text("currency").notNull(),
+    /** Decimal strings in major units, exactly as Smart Router sends them. */
+    amount: text("amount").notNull(),
+    authorizedAmount: text("authorized_amount").notNull(),
+    capturedAmount: text("captured_amount").notNull(),
+    refundedAmount: text("refunded_amount").notNull(),
+    availableAmount: text("available_amount").notNull(),
+    voidedAmount: text("voided_amount").notNull(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),
+    sandbox: integer("sandbox", { mode: "boolean" }).notNull(),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    threeDSStatus: text("three_d_s_status"),
+    chargedback: integer("chargedback", { mode: "boolean" }).notNull().default(false),
+    /** Set once, the first time the transaction is seen `completed`: the fulfilment trigger. */
+    capturedFirstAt: text("captured_first_at"),
+    createdAt: text("created_at").notNull(),
+    /** Ordering key of the applied snapshot (from its own history); a snapshot at or below it is stale. */
+    snapshotVersion: text("snapshot_version").notNull(),
+    lastEventId: text("last_event_id"),
+    lastEventName: text("last_event_name"),
+    lastEventFiredAt: text("last_event_fired_at"),
+    /** When our record last changed (ISO 8601 UTC), the status API's `updated_at`. */
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.id] }),
+    index("transactions_merchant_updated").on(t.merchantId, t.updatedAt, t.id),
+    index("transactions_merchant_status_updated").on(t.merchantId, t.status, t.updatedAt, t.id),
+  ],
+);
+
+/** Every operation Smart Router reported for a transaction, deduplicated by its id. */
+export const operations = sqliteTable(
+  "operations",
+  {
+    merchantId: text("merchant_id").notNull(),
+    id: text("id").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    type: text("type").notNull(),
+    amount: text("amount").notNull(),
+    currency: text("currency"),
+    isAttempt: integer("is_attempt", { mode: "boolean" }).notNull(),
+    hasFailed: integer("has_failed", { mode: "boolean" }),
+    isAccountable: integer("is_accountable", { mode: "boolean" }),
+    gatewayOperationId: text("gateway_operation_id"),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    paymentType: text("payment_type"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.id] }),
+    index("operations_transaction").on(t.merchantId, t.transactionId, t.createdAt, t.id),
+  ],
+);
+
+/** The event inbox: one row per Smart Router event per merchant, however often it was delivered. */
+export const events = sqliteTable(
+  "events",
+  {
+    merchantId: text("merchant_id").notNull(),
+    id: text("id").notNull(),
+    name: text("name"),
+    transactionId: text("transaction_id"),
+    firedAt: text("fired_at"),
+    outcome: text("outcome", { enum: EVENT_OUTCOMES }).notNull(),
+    deliveries: integer("deliveries").notNull().default(1),
+    firstReceivedAt: text("first_received_at").notNull(),
+    processedAt: text("processed_at"),
+    detail: text("detail"),
+  },
+  (t) => [primaryKey({ columns: [t.merchantId, t.id] }), index("events_transaction").on(t.merchantId, t.transactionId, t.firedAt, t.id)],
+);
+
+export const FULFILLMENT_STATUSES = ["not_configured", "pending", "delivered", "failed"] as const;
+export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
+
+/** The fulfilment outbox: at most one row per transaction, written in the same D1 batch as its first capture. */
+export const fulfillments = sqliteTable(
+  "fulfillments",
+  {
+    merchantId: text("merchant_id").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    /** Standard Webhooks `webhook-id`: stable across retries so the merchant can deduplicate. */
+    messageId: text("message_id").notNull(),
+    status: text("status", { enum: FULFILLMENT_STATUSES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    requestedAt: text("requested_at").notNull(),
+    deliveredAt: text("delivered_at"),
+  },
+  (t) => [primaryKey({ columns: [t.merchantId, t.transactionId] }), index("fulfillments_status").on(t.status, t.requestedAt)],
+);
+
+/** Queue messages that failed for good, kept with their last error so they can be redriven. */
+export const deadLetters = sqliteTable(
+  "dead_letters",
+  {
+    id: text("id").primaryKey(),
+    queue: text("queue").notNull(),
+    merchantId: text("merchant_id"),
+    body: text("body", { mode: "json" }).notNull(),
+    error: text("error"),
+    attempts: integer("attempts").notNull(),
+    createdAt: text("created_at").notNull().default(nowIso),
+    redrivenAt: text("redriven_at"),
+  },
+  (t) => [index("dead_letters_merchant").on(t.merchantId, t.createdAt)],
+);

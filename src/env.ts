@@ -1,0 +1,41 @@
+import { z } from "zod";
+
+/** Secrets are not in wrangler.toml, so `wrangler types` cannot see them; they are declared here. */
+export type AppEnv = Env & {
+  ADMIN_TOKEN: string;
+  SECRETS_KEY: string;
+  /** The key SECRETS_KEY replaced, kept during a rotation so older ciphertexts still decrypt. */
+  SECRETS_KEY_PREVIOUS?: string;
+};
+
+const base64Key = z.string().refine((value) => {
+  try {
+    return atob(value).length === 32;
+  } catch {
+    return false;
+  }
+}, "must be base64 of exactly 32 bytes");
+
+const configSchema = z.object({
+  SMART_ROUTER_API_URL: z.url(),
+  ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters"),
+  SECRETS_KEY: base64Key,
+  SECRETS_KEY_PREVIOUS: base64Key.optional(),
+});
+
+export type AppConfig = z.infer<typeof configSchema>;
+
+const checked = new WeakMap<object, AppConfig>();
+
+/** Validates vars and secrets once per env object; a misconfigured deploy fails loudly, naming the variable but never its value. */
+export function appConfig(env: AppEnv): AppConfig {
+  const cached = checked.get(env);
+  if (cached) return cached;
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const names = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new Error(`invalid configuration: ${names.join("; ")}`);
+  }
+  checked.set(env, parsed.data);
+  return parsed.data;
+}

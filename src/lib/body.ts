@@ -1,0 +1,60 @@
+import type { z } from "zod";
+import { ApiError } from "../errors";
+
+/** Reads a request body as text, refusing (413) once it passes `maxBytes` without buffering the rest, whatever Content-Length claims. */
+export async function readBodyCapped(request: Request, maxBytes: number): Promise<string> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > maxBytes) {
+    throw new ApiError("payload_too_large", `body exceeds ${maxBytes} bytes`);
+  }
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new ApiError("payload_too_large", `body exceeds ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(joined);
+  } catch {
+    throw new ApiError("invalid_body", "body is not valid UTF-8");
+  }
+}
+
+/** Describes zod issues in one line: `path: message; …`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 10)
+    .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "body"}: ${issue.message}`)
+    .join("; ");
+}
+
+/** Reads, parses and validates a JSON body; every failure is a 4xx ApiError. */
+export async function parseJsonBody<S extends z.ZodType>(request: Request, schema: S, maxBytes: number): Promise<z.infer<S>> {
+  const text = await readBodyCapped(request, maxBytes);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ApiError("invalid_body", text.length === 0 ? "body is empty; expected a JSON object" : "body is not valid JSON");
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new ApiError("invalid_body", "body must be a JSON object");
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new ApiError("invalid_body", describeIssues(parsed.error));
+  return parsed.data;
+}

@@ -1,0 +1,151 @@
+import { and, eq, isNull } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { apiKeys, merchants } from "../db/schema";
+import type { AppConfig } from "../env";
+import { ApiError } from "../errors";
+import { generateApiKey, generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
+import { openSecret, sealSecret } from "../security/vault";
+import type { CreateMerchantInput, UpdateMerchantInput } from "./schemas";
+
+type MerchantRow = typeof merchants.$inferSelect;
+
+/** The merchant as the admin API shows it: never a secret, not even encrypted. */
+export function presentMerchant(row: MerchantRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    smart_router: { project_id: row.smartRouterProjectId },
+    fulfillment_url: row.fulfillmentUrl,
+    rate_limits: row.rateLimits ?? null,
+    webhook: { path: webhookPath(row.id), username: row.webhookUsername },
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+export function webhookPath(merchantId: string): string {
+  return `/webhooks/smart-router/${merchantId}`;
+}
+
+/** Additional data binding each ciphertext to its merchant and purpose. */
+export const secretContext = {
+  smartRouter: (merchantId: string) => `merchant:${merchantId}:smart_router_secret_key`,
+  fulfillment: (merchantId: string) => `merchant:${merchantId}:fulfillment_signing_secret`,
+};
+
+async function insertApiKey(db: Database, merchantId: string) {
+  const { keyId, apiKey } = generateApiKey();
+  return {
+    keyId,
+    apiKey,
+    insert: db.insert(apiKeys).values({ id: keyId, merchantId, keyHash: await hashCredential(apiKey) }),
+  };
+}
+
+/** Registers a merchant; the API key, webhook password and fulfilment signing secret are returned here and never again. */
+export async function registerMerchant({ db, config, input }: { db: Database; config: AppConfig; input: CreateMerchantInput }) {
+  const existing = await db.select({ id: merchants.id }).from(merchants).where(eq(merchants.id, input.id)).get();
+  if (existing) throw new ApiError("conflict", `merchant ${input.id} already exists`);
+
+  const webhookUsername = `sr_${randomHex(6)}`;
+  const webhookPassword = randomToken(24);
+  const signingSecret = generateSigningSecret();
+  const smartRouterSecret = await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(input.id));
+  const sealedSigningSecret = await sealSecret(config, signingSecret, secretContext.fulfillment(input.id));
+  const key = await insertApiKey(db, input.id);
+
+  const insertMerchant = db.insert(merchants).values({
+    id: input.id,
+    name: input.name,
+    smartRouterProjectId: input.smart_router.project_id,
+    smartRouterSecretCiphertext: smartRouterSecret.ciphertext,
+    smartRouterSecretKeyId: smartRouterSecret.keyId,
+    webhookUsername,
+    webhookPasswordHash: await hashCredential(webhookPassword),
+    fulfillmentUrl: input.fulfillment_url ?? null,
+    fulfillmentSecretCiphertext: sealedSigningSecret.ciphertext,
+    fulfillmentSecretKeyId: sealedSigningSecret.keyId,
+  });
+  try {
+    await db.batch([insertMerchant, key.insert]);
+  } catch (error) {
+    // Two concurrent creations of one id: the loser sees the primary key conflict.
+    if (String(error).includes("UNIQUE constraint failed")) throw new ApiError("conflict", `merchant ${input.id} already exists`);
+    throw error;
+  }
+  const row = await findMerchant(db, input.id);
+  return {
+    merchant: presentMerchant(row),
+    api_key: key.apiKey,
+    api_key_id: key.keyId,
+    webhook: { path: webhookPath(input.id), username: webhookUsername, password: webhookPassword },
+    fulfillment: { signing_secret: signingSecret },
+  };
+}
+
+/** The merchant row, or a 404 ApiError. */
+export async function findMerchant(db: Database, merchantId: string): Promise<MerchantRow> {
+  const row = await db.select().from(merchants).where(eq(merchants.id, merchantId)).get();
+  if (!row) throw new ApiError("not_found", `merchant ${merchantId} not found`);
+  return row;
+}
+
+/** Applies a PATCH; a new Smart Router secret key is sealed before it is stored. */
+export async function updateMerchant({
+  db,
+  config,
+  merchantId,
+  input,
+}: {
+  db: Database;
+  config: AppConfig;
+  merchantId: string;
+  input: UpdateMerchantInput;
+}) {
+  const current = await findMerchant(db, merchantId);
+  const changes: Partial<typeof merchants.$inferInsert> = { updatedAt: new Date().toISOString() };
+  if (input.name !== undefined) changes.name = input.name;
+  if (input.fulfillment_url !== undefined) changes.fulfillmentUrl = input.fulfillment_url;
+  if (input.rate_limits !== undefined) {
+    changes.rateLimits = input.rate_limits === null ? null : { ...(current.rateLimits ?? {}), ...input.rate_limits };
+  }
+  if (input.smart_router?.project_id !== undefined) changes.smartRouterProjectId = input.smart_router.project_id;
+  if (input.smart_router?.secret_key !== undefined) {
+    const sealed = await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(merchantId));
+    changes.smartRouterSecretCiphertext = sealed.ciphertext;
+    changes.smartRouterSecretKeyId = sealed.keyId;
+  }
+  await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
+  return presentMerchant(await findMerchant(db, merchantId));
+}
+
+/** Issues another API key; existing keys keep working until revoked. */
+export async function issueApiKey({ db, merchantId }: { db: Database; merchantId: string }) {
+  await findMerchant(db, merchantId);
+  const key = await insertApiKey(db, merchantId);
+  await key.insert;
+  return { api_key: { id: key.keyId, key: key.apiKey } };
+}
+
+/** Revokes one key of the merchant; another merchant's key id is a 404. */
+export async function revokeApiKey({ db, merchantId, keyId }: { db: Database; merchantId: string; keyId: string }) {
+  const revokedAt = new Date().toISOString();
+  const revoked = await db
+    .update(apiKeys)
+    .set({ revokedAt })
+    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.merchantId, merchantId), isNull(apiKeys.revokedAt)))
+    .returning({ id: apiKeys.id })
+    .get();
+  if (!revoked) throw new ApiError("not_found", `no active api key ${keyId} for merchant ${merchantId}`);
+  return { api_key: { id: keyId, revoked_at: revokedAt } };
+}
+
+/** The merchant's Smart Router credentials, decrypted for one outbound call. */
+export async function smartRouterCredentials(config: AppConfig, row: MerchantRow) {
+  const secretKey = await openSecret(
+    config,
+    { ciphertext: row.smartRouterSecretCiphertext, keyId: row.smartRouterSecretKeyId },
+    secretContext.smartRouter(row.id),
+  );
+  return { projectId: row.smartRouterProjectId, secretKey };
+}

@@ -1,0 +1,46 @@
+import { z } from "zod";
+
+export const merchantIdSchema = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be 1-64 characters of a-z, 0-9, _ and -");
+
+const projectIdSchema = z.string().regex(/^(test-)?proj_[A-Za-z0-9]{1,64}$/, "must be a Smart Router project id (proj_… or test-proj_…)");
+
+const secretKeySchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
+
+const fulfillmentUrlSchema = z.url({ protocol: /^https?$/, hostname: z.regexes.hostname }).max(2048);
+
+export const smartRouterCredentialsSchema = z.strictObject({
+  project_id: projectIdSchema,
+  secret_key: secretKeySchema,
+});
+
+export const rateLimitsSchema = z.strictObject({
+  primary_rpm: z.int().min(1).max(1_000_000).optional(),
+  events_rpm: z.int().min(1).max(1_000_000).optional(),
+  sandbox_rpm: z.int().min(1).max(1_000_000).optional(),
+  batch_share: z.number().gt(0).lte(1).optional(),
+});
+
+/** Body of `POST /admin/merchants`. */
+export const createMerchantSchema = z.strictObject({
+  id: merchantIdSchema,
+  name: z.string().trim().min(1).max(200),
+  smart_router: smartRouterCredentialsSchema,
+  fulfillment_url: fulfillmentUrlSchema.nullable().optional(),
+});
+
+/** Body of `PATCH /admin/merchants/{id}`: any subset of the changeable fields. */
+export const updateMerchantSchema = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).optional(),
+    smart_router: smartRouterCredentialsSchema.partial().optional(),
+    fulfillment_url: fulfillmentUrlSchema.nullable().optional(),
+    rate_limits: rateLimitsSchema.nullable().optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, "body must change at least one field");
+
+export type CreateMerchantInput = z.infer<typeof createMerchantSchema>;
+export type UpdateMerchantInput = z.infer<typeof updateMerchantSchema>;

@@ -1,0 +1,43 @@
+import { Hono } from "hono";
+import type { AppContext } from "../app";
+import { ApiError } from "../errors";
+import { parseJsonBody } from "../lib/body";
+import { findMerchant, issueApiKey, presentMerchant, registerMerchant, revokeApiKey, updateMerchant } from "../merchants/merchants";
+import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "../merchants/schemas";
+import { requireAdmin } from "../middleware/admin-auth";
+
+const MAX_ADMIN_BODY_BYTES = 16 * 1024;
+
+function merchantIdParam(raw: string): string {
+  const parsed = merchantIdSchema.safeParse(raw);
+  if (!parsed.success) throw new ApiError("not_found", "merchant not found");
+  return parsed.data;
+}
+
+export const adminRoutes = new Hono<AppContext>()
+  .use(requireAdmin())
+  .post("/merchants", async (c) => {
+    const input = await parseJsonBody(c.req.raw, createMerchantSchema, MAX_ADMIN_BODY_BYTES);
+    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input });
+    c.header("Cache-Control", "no-store");
+    return c.json(created, 201);
+  })
+  .get("/merchants/:id", async (c) => {
+    const row = await findMerchant(c.var.db, merchantIdParam(c.req.param("id")));
+    return c.json({ merchant: presentMerchant(row) });
+  })
+  .patch("/merchants/:id", async (c) => {
+    const merchantId = merchantIdParam(c.req.param("id"));
+    const input = await parseJsonBody(c.req.raw, updateMerchantSchema, MAX_ADMIN_BODY_BYTES);
+    const merchant = await updateMerchant({ db: c.var.db, config: c.var.config, merchantId, input });
+    return c.json({ merchant });
+  })
+  .post("/merchants/:id/api-keys", async (c) => {
+    const created = await issueApiKey({ db: c.var.db, merchantId: merchantIdParam(c.req.param("id")) });
+    c.header("Cache-Control", "no-store");
+    return c.json(created, 201);
+  })
+  .delete("/merchants/:id/api-keys/:keyId", async (c) => {
+    const revoked = await revokeApiKey({ db: c.var.db, merchantId: merchantIdParam(c.req.param("id")), keyId: c.req.param("keyId") });
+    return c.json(revoked);
+  });

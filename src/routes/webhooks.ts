@@ -1,0 +1,48 @@
+import { Hono } from "hono";
+import type { AppContext } from "../app";
+import { ApiError } from "../errors";
+import { parseJsonBody } from "../lib/body";
+import { log } from "../lib/log";
+import { isAuthenticDelivery } from "../webhooks/credential";
+import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../webhooks/delivery";
+
+export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchantId", async (c) => {
+  const started = Date.now();
+  const merchantId = c.req.param("merchantId");
+  const deliveryId = c.var.requestId;
+  const outcome = (result: string, fields: Record<string, unknown> = {}) =>
+    log(result === "enqueued" ? "info" : "warn", "webhook.delivery", {
+      request_id: deliveryId,
+      merchant_id: merchantId.slice(0, 64),
+      outcome: result,
+      latency_ms: Date.now() - started,
+      ...fields,
+    });
+
+  try {
+    if (!(await isAuthenticDelivery(c.var.db, merchantId, c.req.header("authorization")))) {
+      throw new ApiError("unauthorized", "missing or invalid webhook credential", {
+        "WWW-Authenticate": 'Basic realm="smart-router-webhooks"',
+      });
+    }
+    const body = await parseJsonBody(c.req.raw, deliveryBodySchema, MAX_DELIVERY_BYTES);
+    try {
+      await c.var.deliveryQueue.send({
+        v: 1,
+        merchant_id: merchantId,
+        event_id: body.event_id,
+        event_type: body.event_type,
+        received_at: new Date().toISOString(),
+        delivery_id: deliveryId,
+      });
+    } catch (error) {
+      outcome("queue_refused", { event_id: body.event_id, error: error instanceof Error ? error.message : String(error) });
+      throw new ApiError("service_unavailable", "delivery could not be queued; retry later", { "Retry-After": "30" });
+    }
+    outcome("enqueued", { event_id: body.event_id, event_type: body.event_type });
+    return c.json({ received: true }, 200);
+  } catch (error) {
+    if (error instanceof ApiError && error.code !== "service_unavailable") outcome(error.code);
+    throw error;
+  }
+});
