@@ -32,6 +32,7 @@ CREATE TABLE `fulfillments` (
 	`status` text NOT NULL,
 	`attempts` integer DEFAULT 0 NOT NULL,
 	`last_error` text,
+	`lease_until` text,
 	`requested_at` text NOT NULL,
 	`delivered_at` text,
 	PRIMARY KEY(`merchant_id`, `transaction_id`)
@@ -81,7 +82,6 @@ CREATE TABLE `transactions` (
 	`error_message` text,
 	`three_d_s_status` text,
 	`chargedback` integer DEFAULT false NOT NULL,
-	`captured_first_at` text,
 	`created_at` text NOT NULL,
 	`snapshot_version` text NOT NULL,
 	`last_event_id` text,

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored. */
 const nowIso = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
@@ -78,8 +78,6 @@ export const transactions = sqliteTable(
     errorMessage: text("error_message"),
     threeDSStatus: text("three_d_s_status"),
     chargedback: integer("chargedback", { mode: "boolean" }).notNull().default(false),
-    /** Set once, the first time the transaction is seen `completed`: the fulfilment trigger. */
-    capturedFirstAt: text("captured_first_at"),
     createdAt: text("created_at").notNull(),
     /** Ordering key of the applied snapshot (from its own history); a snapshot at or below it is stale. */
     snapshotVersion: text("snapshot_version").notNull(),
@@ -154,6 +152,8 @@ export const fulfillments = sqliteTable(
     status: text("status", { enum: FULFILLMENT_STATUSES }).notNull(),
     attempts: integer("attempts").notNull().default(0),
     lastError: text("last_error"),
+    /** While set in the future, one consumer owns the delivery attempt; others back off. */
+    leaseUntil: text("lease_until"),
     requestedAt: text("requested_at").notNull(),
     deliveredAt: text("delivered_at"),
   },

@@ -1,10 +1,17 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import type { AppContext } from "../app";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "../lib/body";
 import { findMerchant, issueApiKey, presentMerchant, registerMerchant, revokeApiKey, updateMerchant } from "../merchants/merchants";
 import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "../merchants/schemas";
 import { requireAdmin } from "../middleware/admin-auth";
+import { listDeadLetters, redriveDeadLetters } from "../queue/redrive";
+
+const redriveSchema = z.union([
+  z.strictObject({ ids: z.array(z.string().min(1).max(200)).min(1).max(100) }),
+  z.strictObject({ merchant: merchantIdSchema }),
+]);
 
 const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 
@@ -40,4 +47,15 @@ export const adminRoutes = new Hono<AppContext>()
   .delete("/merchants/:id/api-keys/:keyId", async (c) => {
     const revoked = await revokeApiKey({ db: c.var.db, merchantId: merchantIdParam(c.req.param("id")), keyId: c.req.param("keyId") });
     return c.json(revoked);
+  })
+  .get("/dead-letters", async (c) => {
+    const merchant = c.req.query("merchant");
+    if (merchant !== undefined && !merchantIdSchema.safeParse(merchant).success) {
+      throw new ApiError("invalid_query", "merchant must be a merchant id");
+    }
+    return c.json({ dead_letters: await listDeadLetters(c.var.db, merchant) });
+  })
+  .post("/dead-letters/redrive", async (c) => {
+    const selection = await parseJsonBody(c.req.raw, redriveSchema, MAX_ADMIN_BODY_BYTES);
+    return c.json(await redriveDeadLetters(c.var.db, c.env, selection));
   });

@@ -5,10 +5,7 @@ import { eventIdSchema, eventTypeSchema } from "../queue/messages";
 export const deliveryBodySchema = z.object({
   event_id: eventIdSchema,
   // A malformed optional name is not worth refusing a delivery over: the fetched event names itself.
-  event_type: z.unknown().transform((value) => {
-    const parsed = eventTypeSchema.safeParse(value);
-    return parsed.success ? parsed.data : null;
-  }),
+  event_type: eventTypeSchema.nullable().catch(null),
 });
 
 export type DeliveryBody = z.infer<typeof deliveryBodySchema>;

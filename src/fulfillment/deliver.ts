@@ -1,0 +1,97 @@
+import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { fulfillments, merchants, transactions } from "../db/schema";
+import type { AppConfig } from "../env";
+import { secretContext } from "../merchants/merchants";
+import { openSecret } from "../security/vault";
+import { presentTransaction } from "../transactions/present";
+import { standardWebhookHeaders } from "./signature";
+
+const LEASE_MS = 60_000;
+const TIMEOUT_MS = 10_000;
+
+export type DeliveryOutcome = { kind: "delivered" } | { kind: "settled" } | { kind: "busy" } | { kind: "failed"; error: string };
+
+/**
+ * Delivers one fulfilment notification. A lease taken with compare-and-set makes one consumer the sender at a time;
+ * the notification's `webhook-id` is the same on every attempt so the merchant can deduplicate a retried one.
+ */
+export async function deliverFulfillment(
+  db: Database,
+  config: AppConfig,
+  target: { merchantId: string; transactionId: string },
+  fetcher: typeof fetch = fetch,
+): Promise<DeliveryOutcome> {
+  const now = new Date();
+  const claimed = await db
+    .update(fulfillments)
+    .set({ attempts: sql`${fulfillments.attempts} + 1`, leaseUntil: new Date(now.getTime() + LEASE_MS).toISOString() })
+    .where(
+      and(
+        eq(fulfillments.merchantId, target.merchantId),
+        eq(fulfillments.transactionId, target.transactionId),
+        eq(fulfillments.status, "pending"),
+        or(isNull(fulfillments.leaseUntil), lt(fulfillments.leaseUntil, now.toISOString())),
+      ),
+    )
+    .returning()
+    .get();
+  if (!claimed) {
+    const row = await db
+      .select({ status: fulfillments.status })
+      .from(fulfillments)
+      .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId)))
+      .get();
+    return row?.status === "pending" ? { kind: "busy" } : { kind: "settled" };
+  }
+
+  const merchant = await db.select().from(merchants).where(eq(merchants.id, target.merchantId)).get();
+  const transaction = await db
+    .select()
+    .from(transactions)
+    .where(and(eq(transactions.merchantId, target.merchantId), eq(transactions.id, target.transactionId)))
+    .get();
+  const release = (error: string) =>
+    db
+      .update(fulfillments)
+      .set({ leaseUntil: null, lastError: error })
+      .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId)));
+  if (!merchant?.fulfillmentUrl || !transaction) {
+    const error = merchant?.fulfillmentUrl ? "transaction record missing" : "no fulfillment_url configured";
+    await release(error);
+    return { kind: "failed", error };
+  }
+
+  const secret = await openSecret(
+    config,
+    { ciphertext: merchant.fulfillmentSecretCiphertext, keyId: merchant.fulfillmentSecretKeyId },
+    secretContext.fulfillment(merchant.id),
+  );
+  const payload = JSON.stringify({
+    type: "transaction.captured",
+    timestamp: now.toISOString(),
+    data: { merchant_id: merchant.id, transaction: presentTransaction(transaction, claimed, true) },
+  });
+  let error: string;
+  try {
+    const response = await fetcher(merchant.fulfillmentUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(await standardWebhookHeaders(secret, claimed.messageId, payload, now.getTime())) },
+      body: payload,
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+    await response.body?.cancel();
+    if (response.ok) {
+      await db
+        .update(fulfillments)
+        .set({ status: "delivered", deliveredAt: new Date().toISOString(), leaseUntil: null, lastError: null })
+        .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId)));
+      return { kind: "delivered" };
+    }
+    error = `merchant answered ${response.status}`;
+  } catch (cause) {
+    error = cause instanceof Error && cause.name === "TimeoutError" ? "timed out" : "network error";
+  }
+  await release(error);
+  return { kind: "failed", error };
+}

@@ -1,0 +1,50 @@
+import { and, eq } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { events, fulfillments } from "../db/schema";
+import { log } from "../lib/log";
+import { storeDeadLetter } from "./dead-letters";
+
+/** Which queue a dead-letter queue belongs to. */
+export const DEAD_LETTER_SOURCES: Record<string, string> = {
+  "smart-router-webhooks-dlq": "smart-router-webhooks",
+  "smart-router-fulfillments-dlq": "smart-router-fulfillments",
+};
+
+function field(body: unknown, name: string): string | null {
+  if (typeof body !== "object" || body === null || !(name in body)) return null;
+  const value = (body as Record<string, unknown>)[name];
+  return typeof value === "string" ? value : null;
+}
+
+/** Stores each message the queue gave up on, with the last error we recorded for it, and marks a fulfilment failed. */
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, db: Database): Promise<void> {
+  const source = DEAD_LETTER_SOURCES[batch.queue] ?? batch.queue;
+  for (const message of batch.messages) {
+    const merchantId = field(message.body, "merchant_id");
+    const eventId = field(message.body, "event_id");
+    const transactionId = field(message.body, "transaction_id");
+    let error = "retries exhausted";
+    if (merchantId && eventId) {
+      const row = await db
+        .select({ detail: events.detail })
+        .from(events)
+        .where(and(eq(events.merchantId, merchantId), eq(events.id, eventId)))
+        .get();
+      if (row?.detail) error = row.detail;
+    }
+    if (merchantId && transactionId) {
+      const row = await db
+        .update(fulfillments)
+        .set({ status: "failed", leaseUntil: null })
+        .where(
+          and(eq(fulfillments.merchantId, merchantId), eq(fulfillments.transactionId, transactionId), eq(fulfillments.status, "pending")),
+        )
+        .returning({ lastError: fulfillments.lastError })
+        .get();
+      if (row?.lastError) error = row.lastError;
+    }
+    await storeDeadLetter(db, { id: message.id, queue: source, body: message.body, error, attempts: message.attempts, merchantId });
+    log("error", "dead_letter.stored", { queue: source, merchant_id: merchantId, event_id: eventId, transaction_id: transactionId, error });
+    message.ack();
+  }
+}

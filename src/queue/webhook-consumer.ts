@@ -1,0 +1,234 @@
+import { inArray } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { merchants } from "../db/schema";
+import type { AppConfig, AppEnv } from "../env";
+import { recordEvent, settledEvents } from "../events/inbox";
+import { log } from "../lib/log";
+import { SmartRouterError } from "../smart-router/errors";
+import { smartRouterFor } from "../smart-router/for-merchant";
+import type { SmartRouterEvent } from "../smart-router/schemas";
+import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
+import { retryDelaySeconds } from "./backoff";
+import { storeDeadLetter } from "./dead-letters";
+import { type WebhookMessage, webhookMessageV1 } from "./messages";
+
+type Verification =
+  | { kind: "verified"; event: SmartRouterEvent }
+  | { kind: "rejected"; detail: string }
+  | { kind: "retry"; error: SmartRouterError };
+
+const FETCH_CONCURRENCY = 6;
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
+
+/**
+ * Consumes a batch of webhook deliveries: verifies each event by fetching it back from Smart Router, then applies
+ * every verified snapshot and inbox outcome in one D1 batch, and acks only after that batch committed.
+ */
+export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+  const now = new Date().toISOString();
+  const valid: { message: Message<unknown>; body: WebhookMessage }[] = [];
+  for (const message of batch.messages) {
+    const parsed = webhookMessageV1.safeParse(message.body);
+    if (parsed.success) {
+      valid.push({ message, body: parsed.data });
+    } else {
+      // An unknown version or a corrupt body will not get better with retries: straight to dead letters.
+      await storeDeadLetter(db, {
+        id: message.id,
+        queue: batch.queue,
+        body: message.body,
+        error: "unrecognised message",
+        attempts: message.attempts,
+      });
+      message.ack();
+    }
+  }
+  if (valid.length === 0) return;
+
+  const merchantIds = [...new Set(valid.map((v) => v.body.merchant_id))];
+  const merchantRows = new Map((await db.select().from(merchants).where(inArray(merchants.id, merchantIds))).map((row) => [row.id, row]));
+  const settled = await settledEvents(
+    db,
+    valid.map((v) => ({ merchantId: v.body.merchant_id, eventId: v.body.event_id })),
+  );
+
+  // One fetch per distinct (merchant, event); duplicates inside the batch share it.
+  const pending = new Map<
+    string,
+    { merchantId: string; eventId: string; deliveries: { message: Message<unknown>; body: WebhookMessage }[] }
+  >();
+  const statements: Parameters<typeof applySnapshots>[1]["extra"] = [];
+  const toAck: Message<unknown>[] = [];
+  for (const item of valid) {
+    const { merchant_id: merchantId, event_id: eventId } = item.body;
+    if (!merchantRows.has(merchantId)) {
+      await storeDeadLetter(db, {
+        id: item.message.id,
+        queue: batch.queue,
+        body: item.body,
+        error: "merchant no longer exists",
+        attempts: item.message.attempts,
+      });
+      item.message.ack();
+      continue;
+    }
+    if (settled.has(merchantId, eventId)) {
+      statements.push(
+        recordEvent(db, {
+          merchantId,
+          eventId,
+          name: null,
+          transactionId: null,
+          firedAt: null,
+          outcome: "pending",
+          detail: null,
+          deliveries: 1,
+          receivedAt: item.body.received_at,
+          now,
+        }),
+      );
+      toAck.push(item.message);
+      continue;
+    }
+    const key = `${merchantId}\u0000${eventId}`;
+    const entry = pending.get(key) ?? { merchantId, eventId, deliveries: [] };
+    entry.deliveries.push(item);
+    pending.set(key, entry);
+  }
+
+  const clients = new Map<string, Promise<Awaited<ReturnType<typeof smartRouterFor>>>>();
+  const clientFor = (merchantId: string) => {
+    let client = clients.get(merchantId);
+    if (!client) {
+      const row = merchantRows.get(merchantId);
+      if (!row) throw new Error(`merchant ${merchantId} vanished`);
+      client = smartRouterFor(env, config, row, "interactive");
+      clients.set(merchantId, client);
+    }
+    return client;
+  };
+
+  const entries = [...pending.values()];
+  const verifications = await mapConcurrent(entries, FETCH_CONCURRENCY, async (entry): Promise<Verification> => {
+    try {
+      const event = await (await clientFor(entry.merchantId)).fetchEvent(entry.eventId);
+      const merchant = merchantRows.get(entry.merchantId);
+      if (event.id !== entry.eventId || (event.project_id && merchant && event.project_id !== merchant.smartRouterProjectId)) {
+        return { kind: "rejected", detail: "event belongs to another project" };
+      }
+      return { kind: "verified", event };
+    } catch (error) {
+      if (error instanceof SmartRouterError && error.kind === "not_found")
+        return { kind: "rejected", detail: "event not found at Smart Router (forged or foreign delivery)" };
+      if (error instanceof SmartRouterError) return { kind: "retry", error };
+      return { kind: "retry", error: new SmartRouterError("network", error instanceof Error ? error.message : String(error)) };
+    }
+  });
+
+  const snapshots: VerifiedSnapshot[] = [];
+  const toRetry: { message: Message<unknown>; error: SmartRouterError }[] = [];
+  entries.forEach((entry, index) => {
+    const verification = verifications[index] as Verification;
+    const first = entry.deliveries[0];
+    if (!first) return;
+    const base = {
+      merchantId: entry.merchantId,
+      eventId: entry.eventId,
+      deliveries: entry.deliveries.length,
+      receivedAt: first.body.received_at,
+      now,
+    };
+    if (verification.kind === "retry") {
+      for (const delivery of entry.deliveries) toRetry.push({ message: delivery.message, error: verification.error });
+      statements.push(
+        recordEvent(db, {
+          ...base,
+          deliveries: 0,
+          name: first.body.event_type,
+          transactionId: null,
+          firedAt: null,
+          outcome: "pending",
+          detail: verification.error.message,
+        }),
+      );
+      return;
+    }
+    for (const delivery of entry.deliveries) toAck.push(delivery.message);
+    if (verification.kind === "rejected") {
+      statements.push(
+        recordEvent(db, {
+          ...base,
+          name: first.body.event_type,
+          transactionId: null,
+          firedAt: null,
+          outcome: "rejected",
+          detail: verification.detail,
+        }),
+      );
+      return;
+    }
+    const { event } = verification;
+    const transaction = event.data?.transaction;
+    if (!transaction) {
+      statements.push(
+        recordEvent(db, {
+          ...base,
+          name: event.name,
+          transactionId: null,
+          firedAt: event.fired_at,
+          outcome: "ignored",
+          detail: "not a transaction event",
+        }),
+      );
+      return;
+    }
+    snapshots.push({
+      merchantId: entry.merchantId,
+      snapshot: transaction,
+      source: { eventId: event.id, eventName: event.name, firedAt: event.fired_at },
+      inbox: base,
+    });
+  });
+
+  const fulfillmentConfigured = (merchantId: string) => Boolean(merchantRows.get(merchantId)?.fulfillmentUrl);
+  try {
+    const applied = await applySnapshots(db, { snapshots, extra: statements, fulfillmentConfigured, now });
+    await env.FULFILLMENTS.sendBatch(applied.newFulfillments.map((body) => ({ body, contentType: "json" as const }))).catch(
+      (error: unknown) => {
+        // The outbox row is committed; the scheduled sweep re-sends the nudge.
+        log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });
+      },
+    );
+  } catch (error) {
+    log("error", "webhooks.batch_failed", { messages: valid.length, error: error instanceof Error ? error.message : String(error) });
+    for (const item of [...toAck, ...toRetry.map((r) => r.message)]) item.retry({ delaySeconds: retryDelaySeconds(item.attempts) });
+    return;
+  }
+
+  for (const message of toAck) message.ack();
+  for (const { message, error } of toRetry) {
+    const delaySeconds = retryDelaySeconds(message.attempts, error.retryAfterMs);
+    log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
+      merchant_id: (message.body as WebhookMessage).merchant_id,
+      event_id: (message.body as WebhookMessage).event_id,
+      kind: error.kind,
+      status: error.status,
+      attempts: message.attempts,
+      retry_in_s: delaySeconds,
+    });
+    message.retry({ delaySeconds });
+  }
+}

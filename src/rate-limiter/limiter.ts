@@ -1,0 +1,36 @@
+/** Smart Router's three independent rate-limit buckets (smart-router.md §6). */
+export const BUCKETS = ["primary", "events", "sandbox"] as const;
+export type Bucket = (typeof BUCKETS)[number];
+
+/** Business traffic is interactive; backfills, reconciliation and reports are batch and must never starve it. */
+export const LANES = ["interactive", "batch"] as const;
+export type Lane = (typeof LANES)[number];
+
+export type Permit = { granted: true } | { granted: false; retryAfterMs: number };
+
+/** What Smart Router's answer said about its bucket, so the limiter can learn. */
+export interface RateObservation {
+  bucket: Bucket;
+  status: number;
+  limitPerMinute?: number;
+  remaining?: number;
+  retryAfterMs?: number;
+}
+
+/** Paces outbound Smart Router calls for one project. */
+export interface RateLimiter {
+  acquire(bucket: Bucket, lane: Lane): Promise<Permit>;
+  observe(observation: RateObservation): Promise<void>;
+}
+
+/** Grants everything: for contexts where no limiter is configured. */
+export const unlimited: RateLimiter = {
+  acquire: async () => ({ granted: true }),
+  observe: async () => {},
+};
+
+/** The bucket a call counts against: sandbox projects have their own; otherwise event reads are the secondary bucket. */
+export function bucketFor(projectId: string, path: string): Bucket {
+  if (projectId.startsWith("test-")) return "sandbox";
+  return path === "/events" || path.startsWith("/events/") ? "events" : "primary";
+}

@@ -1,0 +1,40 @@
+import { and, eq, lt } from "drizzle-orm";
+import { openDatabase } from "./db/client";
+import { fulfillments } from "./db/schema";
+import type { AppEnv } from "./env";
+import { log } from "./lib/log";
+
+const NUDGE_GRACE_MS = 2 * 60_000;
+
+/** Re-sends fulfilment nudges for outbox rows never attempted well after they were requested (a nudge lost after commit). */
+export async function resendStalledFulfillments(env: AppEnv, now: number): Promise<number> {
+  const db = openDatabase(env.DB);
+  const cutoff = new Date(now - NUDGE_GRACE_MS).toISOString();
+  const stalled = await db
+    .select({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId })
+    .from(fulfillments)
+    .where(
+      and(
+        eq(fulfillments.status, "pending"),
+        // Never attempted: its nudge was lost. Attempted rows have a queue message retrying them already.
+        eq(fulfillments.attempts, 0),
+        lt(fulfillments.requestedAt, cutoff),
+      ),
+    )
+    .limit(100);
+  if (stalled.length > 0) {
+    await env.FULFILLMENTS.sendBatch(
+      stalled.map((row) => ({
+        body: { v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId },
+        contentType: "json" as const,
+      })),
+    );
+  }
+  return stalled.length;
+}
+
+/** The Cron Trigger's work. */
+export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
+  const resent = await resendStalledFulfillments(env, scheduledTime);
+  log("info", "scheduled.run", { fulfillments_resent: resent });
+}

@@ -1,0 +1,153 @@
+import type { z } from "zod";
+import { type Bucket, bucketFor, type Lane, type RateLimiter } from "../rate-limiter/limiter";
+import { kindForStatus, SmartRouterError } from "./errors";
+import {
+  errorEnvelope,
+  eventEnvelope,
+  eventListEnvelope,
+  type SmartRouterEvent,
+  type TransactionSnapshot,
+  transactionEnvelope,
+  transactionListEnvelope,
+} from "./schemas";
+
+export const API_VERSION = "1.4.0.0";
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+export interface SmartRouterCredentials {
+  projectId: string;
+  secretKey: string;
+}
+
+export interface SmartRouterClientOptions {
+  baseUrl: string;
+  credentials: SmartRouterCredentials;
+  limiter: RateLimiter;
+  lane: Lane;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+  /** Called after every answered call, e.g. to count a batch's API calls. */
+  onCall?: (call: { bucket: Bucket; status: number }) => void;
+}
+
+/** Cursor pagination of Smart Router lists (smart-router.md §5). */
+export interface PageQuery {
+  limit?: number;
+  order?: "asc" | "desc";
+  startAfter?: string;
+  endBefore?: string;
+}
+
+function parseRetryAfter(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function numberHeader(headers: Headers, name: string): number | undefined {
+  const value = headers.get(name);
+  if (value === null || value.trim() === "") return undefined;
+  const parsed = Number(value);
+  return Number.isFinite(parsed) ? parsed : undefined;
+}
+
+/** A typed Smart Router API client: Basic auth, API-Version, timeout, envelope parsing, every call paced by the limiter. */
+export class SmartRouterClient {
+  readonly #options: SmartRouterClientOptions;
+  readonly #authorization: string;
+
+  constructor(options: SmartRouterClientOptions) {
+    this.#options = options;
+    this.#authorization = `Basic ${btoa(`${options.credentials.projectId}:${options.credentials.secretKey}`)}`;
+  }
+
+  /** `GET /events/{id}`. */
+  async fetchEvent(eventId: string): Promise<SmartRouterEvent> {
+    const body = await this.#get(`/events/${encodeURIComponent(eventId)}`, new URLSearchParams(), eventEnvelope);
+    return body.event;
+  }
+
+  /** `GET /events`, one page. */
+  async listEvents(query: PageQuery = {}): Promise<{ events: SmartRouterEvent[]; hasMore: boolean }> {
+    const body = await this.#get("/events", pageParams(query), eventListEnvelope);
+    return { events: body.events, hasMore: body.has_more };
+  }
+
+  /** `GET /transactions/{id}` with its operations expanded. */
+  async fetchTransaction(transactionId: string): Promise<TransactionSnapshot> {
+    const params = new URLSearchParams([["expand[]", "operations"]]);
+    const body = await this.#get(`/transactions/${encodeURIComponent(transactionId)}`, params, transactionEnvelope);
+    return body.transaction;
+  }
+
+  /** `GET /transactions`, one page. */
+  async listTransactions(query: PageQuery = {}): Promise<{ transactions: TransactionSnapshot[]; hasMore: boolean }> {
+    const body = await this.#get("/transactions", pageParams(query), transactionListEnvelope);
+    return { transactions: body.transactions, hasMore: body.has_more };
+  }
+
+  async #get<S extends z.ZodType>(path: string, params: URLSearchParams, schema: S): Promise<z.infer<S>> {
+    const { baseUrl, credentials, limiter, lane } = this.#options;
+    const bucket = bucketFor(credentials.projectId, path);
+    const permit = await limiter.acquire(bucket, lane);
+    if (!permit.granted) {
+      throw new SmartRouterError("rate_limited", `local ${bucket} budget exhausted`, { retryAfterMs: permit.retryAfterMs });
+    }
+
+    const url = new URL(`${baseUrl.replace(/\/+$/, "")}${path}`);
+    url.search = params.toString();
+    let response: Response;
+    try {
+      response = await (this.#options.fetch ?? fetch)(url, {
+        headers: { authorization: this.#authorization, "api-version": API_VERSION, accept: "application/json" },
+        signal: AbortSignal.timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.name : "error";
+      throw new SmartRouterError("network", `GET ${path}: ${reason === "TimeoutError" ? "timed out" : "network error"}`);
+    }
+
+    const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+    await limiter.observe({
+      bucket,
+      status: response.status,
+      limitPerMinute: numberHeader(response.headers, "x-ratelimit"),
+      remaining: numberHeader(response.headers, "x-ratelimit-remaining"),
+      retryAfterMs,
+    });
+    this.#options.onCall?.({ bucket, status: response.status });
+
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!response.ok) {
+      const envelope = errorEnvelope.safeParse(json);
+      const errorType = envelope.success ? envelope.data.error_type : undefined;
+      throw new SmartRouterError(kindForStatus(response.status), `GET ${path}: ${response.status} ${errorType ?? "error"}`, {
+        status: response.status,
+        errorType,
+        retryAfterMs,
+      });
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new SmartRouterError("invalid_response", `GET ${path}: unexpected response shape`, { status: response.status });
+    }
+    return parsed.data;
+  }
+}
+
+function pageParams(query: PageQuery): URLSearchParams {
+  const params = new URLSearchParams();
+  if (query.limit !== undefined) params.set("limit", String(query.limit));
+  if (query.order) params.set("order", query.order);
+  if (query.startAfter) params.set("start_after", query.startAfter);
+  if (query.endBefore) params.set("end_before", query.endBefore);
+  return params;
+}
