@@ -5,6 +5,8 @@ import { runScheduledWork } from "./scheduled";
 
 const app = createApp();
 
+export { ProjectRateLimiter } from "./rate-limiter/durable-object";
+
 export default {
   fetch: app.fetch,
   queue: handleQueue,

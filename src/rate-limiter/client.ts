@@ -1,8 +1,23 @@
 import type { RateLimitSettings } from "../db/schema";
 import type { AppEnv } from "../env";
-import { type RateLimiter, unlimited } from "./limiter";
+import type { RateLimiter } from "./limiter";
 
-/** The limiter for one Smart Router project. Until the pacing Durable Object lands this grants every call. */
-export function limiterFor(_env: AppEnv, _projectId: string, _settings: RateLimitSettings | null): RateLimiter {
-  return unlimited;
+/** Waits this short are taken in place; longer ones go back to the caller, which requeues its work with the delay. */
+const INLINE_WAIT_LIMIT_MS = 200;
+
+/** The pacing Durable Object of one Smart Router project, behind the RateLimiter interface. */
+export function limiterFor(env: AppEnv, projectId: string, settings: RateLimitSettings | null): RateLimiter {
+  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(projectId));
+  return {
+    async acquire(bucket, lane) {
+      for (let attempt = 0; ; attempt++) {
+        const permit = await stub.acquire(bucket, lane, settings);
+        if (permit.granted || permit.retryAfterMs > INLINE_WAIT_LIMIT_MS || attempt >= 2) return permit;
+        await new Promise((resolve) => setTimeout(resolve, permit.retryAfterMs));
+      }
+    },
+    async observe(observation) {
+      await stub.observe(observation, settings);
+    },
+  };
 }
