@@ -6,32 +6,11 @@ import { recordEvent, settledEvents } from "../events/inbox";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
-import type { SmartRouterEvent } from "../smart-router/schemas";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
+import { type Verification, verifyEvents } from "../verification/fetch-back";
 import { retryDelaySeconds } from "./backoff";
 import { storeDeadLetter } from "./dead-letters";
 import { type WebhookMessage, webhookMessageV1 } from "./messages";
-
-type Verification =
-  | { kind: "verified"; event: SmartRouterEvent }
-  | { kind: "rejected"; detail: string }
-  | { kind: "retry"; error: SmartRouterError };
-
-const FETCH_CONCURRENCY = 6;
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index] as T);
-    }
-  });
-  await Promise.all(lanes);
-  return results;
-}
 
 /**
  * Consumes a batch of webhook deliveries: verifies each event by fetching it back from Smart Router, then applies
@@ -109,41 +88,32 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
     pending.set(key, entry);
   }
 
-  const clients = new Map<string, Promise<Awaited<ReturnType<typeof smartRouterFor>>>>();
-  const clientFor = (merchantId: string) => {
-    let client = clients.get(merchantId);
-    if (!client) {
-      const row = merchantRows.get(merchantId);
-      if (!row) throw new Error(`merchant ${merchantId} vanished`);
-      client = smartRouterFor(env, config, row, "interactive");
-      clients.set(merchantId, client);
-    }
-    return client;
-  };
-
   const entries = [...pending.values()];
-  const verifications = await mapConcurrent(entries, FETCH_CONCURRENCY, async (entry): Promise<Verification> => {
-    try {
-      const event = await (await clientFor(entry.merchantId)).fetchEvent(entry.eventId);
-      const merchant = merchantRows.get(entry.merchantId);
-      if (event.id !== entry.eventId || (event.project_id && merchant && event.project_id !== merchant.smartRouterProjectId)) {
-        return { kind: "rejected", detail: "event belongs to another project" };
-      }
-      return { kind: "verified", event };
-    } catch (error) {
-      if (error instanceof SmartRouterError && error.kind === "not_found")
-        return { kind: "rejected", detail: "event not found at Smart Router (forged or foreign delivery)" };
-      if (error instanceof SmartRouterError) return { kind: "retry", error };
-      return { kind: "retry", error: new SmartRouterError("network", error instanceof Error ? error.message : String(error)) };
-    }
-  });
+  const verifications = new Map<string, Verification>();
+  const byMerchant = Map.groupBy(entries, (entry) => entry.merchantId);
+  await Promise.all(
+    [...byMerchant].map(async ([merchantId, group]) => {
+      const merchant = merchantRows.get(merchantId);
+      if (!merchant) return;
+      const client = await smartRouterFor(env, config, merchant, "interactive");
+      const verified = await verifyEvents(
+        client,
+        merchant.smartRouterProjectId,
+        group.map((entry) => entry.eventId),
+      );
+      for (const [eventId, verification] of verified) verifications.set(`${merchantId}\u0000${eventId}`, verification);
+    }),
+  );
 
   const snapshots: VerifiedSnapshot[] = [];
   const toRetry: { message: Message<unknown>; error: SmartRouterError }[] = [];
-  entries.forEach((entry, index) => {
-    const verification = verifications[index] as Verification;
+  for (const entry of entries) {
+    const verification = verifications.get(`${entry.merchantId}\u0000${entry.eventId}`) ?? {
+      kind: "retry",
+      error: new SmartRouterError("network", "not verified"),
+    };
     const first = entry.deliveries[0];
-    if (!first) return;
+    if (!first) continue;
     const base = {
       merchantId: entry.merchantId,
       eventId: entry.eventId,
@@ -164,7 +134,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
           detail: verification.error.message,
         }),
       );
-      return;
+      continue;
     }
     for (const delivery of entry.deliveries) toAck.push(delivery.message);
     if (verification.kind === "rejected") {
@@ -201,7 +171,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
       source: { eventId: event.id, eventName: event.name, firedAt: event.fired_at },
       inbox: base,
     });
-  });
+  }
 
   const fulfillmentConfigured = (merchantId: string) => Boolean(merchantRows.get(merchantId)?.fulfillmentUrl);
   try {

@@ -1,0 +1,87 @@
+import type { SmartRouterClient } from "../smart-router/client";
+import { SmartRouterError } from "../smart-router/errors";
+import type { SmartRouterEvent } from "../smart-router/schemas";
+
+export type Verification =
+  | { kind: "verified"; event: SmartRouterEvent }
+  | { kind: "rejected"; detail: string }
+  | { kind: "retry"; error: SmartRouterError };
+
+/** From this many events waiting for one project, reading the newest events list first saves calls. */
+export const COALESCE_THRESHOLD = 5;
+const LIST_PAGE = 100;
+const MAX_LIST_PAGES = 3;
+const FETCH_CONCURRENCY = 6;
+
+const FORGED = "event not found at Smart Router (forged or foreign delivery)";
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+export async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+function asRetry(error: unknown): Verification {
+  if (error instanceof SmartRouterError) return { kind: "retry", error };
+  return { kind: "retry", error: new SmartRouterError("network", error instanceof Error ? error.message : String(error)) };
+}
+
+function checkProject(event: SmartRouterEvent, projectId: string): Verification {
+  if (event.project_id && event.project_id !== projectId) return { kind: "rejected", detail: "event belongs to another project" };
+  return { kind: "verified", event };
+}
+
+/**
+ * Verifies events by fetching them back from Smart Router with the merchant's own credentials: the only proof a
+ * webhook has. With many ids waiting, one `GET /events` page (100 events, newest first) verifies most of a burst in
+ * one call; whatever it does not cover is fetched one by one. A 404 on the single fetch means forged or foreign.
+ */
+export async function verifyEvents(
+  client: SmartRouterClient,
+  projectId: string,
+  eventIds: readonly string[],
+): Promise<Map<string, Verification>> {
+  const results = new Map<string, Verification>();
+  const wanted = new Set(eventIds);
+
+  if (wanted.size >= COALESCE_THRESHOLD) {
+    let startAfter: string | undefined;
+    try {
+      for (let page = 0; page < MAX_LIST_PAGES && wanted.size > 0; page++) {
+        const { events, hasMore } = await client.listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
+        for (const event of events) {
+          if (wanted.delete(event.id)) results.set(event.id, checkProject(event, projectId));
+        }
+        const last = events.at(-1);
+        if (!hasMore || !last) break;
+        startAfter = last.id;
+      }
+    } catch {
+      // The list is an optimisation only: whatever it did not cover is fetched one by one below.
+    }
+  }
+
+  const remaining = [...wanted];
+  const single = await mapConcurrent(remaining, FETCH_CONCURRENCY, async (eventId): Promise<Verification> => {
+    try {
+      const event = await client.fetchEvent(eventId);
+      if (event.id !== eventId) return { kind: "rejected", detail: "Smart Router answered another event" };
+      return checkProject(event, projectId);
+    } catch (error) {
+      if (error instanceof SmartRouterError && error.kind === "not_found") return { kind: "rejected", detail: FORGED };
+      return asRetry(error);
+    }
+  });
+  remaining.forEach((eventId, index) => {
+    results.set(eventId, single[index] as Verification);
+  });
+  return results;
+}
