@@ -1,4 +1,5 @@
 import { and, eq, lt } from "drizzle-orm";
+import { startReconciliation } from "./batches/reconciliation";
 import { openDatabase } from "./db/client";
 import { fulfillments } from "./db/schema";
 import type { AppEnv } from "./env";
@@ -33,8 +34,11 @@ export async function resendStalledFulfillments(env: AppEnv, now: number): Promi
   return stalled.length;
 }
 
-/** The Cron Trigger's work. */
+/** The Cron Trigger's work: lost fulfilment nudges, then reconciliation of records no webhook has moved for a while. */
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
   const resent = await resendStalledFulfillments(env, scheduledTime);
-  log("info", "scheduled.run", { fulfillments_resent: resent });
+  const minutes = Number(env.RECONCILE_AFTER_MINUTES);
+  const staleAfterMs = (Number.isFinite(minutes) && minutes > 0 ? minutes : 30) * 60_000;
+  const run = await startReconciliation(openDatabase(env.DB), env.BATCHES, scheduledTime, staleAfterMs);
+  log("info", "scheduled.run", { fulfillments_resent: resent, reconciliation_run: run.runId, reconciliation_found: run.found });
 }

@@ -84,6 +84,8 @@ export const transactions = sqliteTable(
     lastEventId: text("last_event_id"),
     lastEventName: text("last_event_name"),
     lastEventFiredAt: text("last_event_fired_at"),
+    /** When reconciliation last refreshed the record from the API, changed or not. */
+    reconciledAt: text("reconciled_at"),
     /** When our record last changed (ISO 8601 UTC), the status API's `updated_at`. */
     updatedAt: text("updated_at").notNull(),
   },
@@ -91,6 +93,8 @@ export const transactions = sqliteTable(
     primaryKey({ columns: [t.merchantId, t.id] }),
     index("transactions_merchant_updated").on(t.merchantId, t.updatedAt, t.id),
     index("transactions_merchant_status_updated").on(t.merchantId, t.status, t.updatedAt, t.id),
+    // Reconciliation looks across merchants for records stuck in a non-final status.
+    index("transactions_status_updated").on(t.status, t.updatedAt),
   ],
 );
 
@@ -175,3 +179,50 @@ export const deadLetters = sqliteTable(
   },
   (t) => [index("dead_letters_merchant").on(t.merchantId, t.createdAt)],
 );
+
+export const BATCH_KINDS = ["sync", "refresh"] as const;
+export const BATCH_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+/** A merchant's batch operation: pull and reconcile many transactions through the batch lane. */
+export const batches = sqliteTable(
+  "batches",
+  {
+    id: text("id").primaryKey(),
+    merchantId: text("merchant_id")
+      .notNull()
+      .references(() => merchants.id),
+    kind: text("kind", { enum: BATCH_KINDS }).notNull(),
+    status: text("status", { enum: BATCH_STATUSES }).notNull(),
+    /** `{created_after, created_before}` for sync, `{transaction_ids}` for refresh. */
+    params: text("params", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    total: integer("total").notNull().default(0),
+    done: integer("done").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    apiCalls: integer("api_calls").notNull().default(0),
+    /** Units of work (pages or id chunks) queued but not finished; the batch completes when it reaches 0. */
+    outstanding: integer("outstanding").notNull().default(0),
+    error: text("error"),
+    createdAt: text("created_at").notNull().default(nowIso),
+    startedAt: text("started_at"),
+    finishedAt: text("finished_at"),
+  },
+  (t) => [index("batches_merchant").on(t.merchantId, t.createdAt)],
+);
+
+/** One pass of the reconciliation cron: what it found stale and how many records the refresh corrected. */
+export const reconciliationRuns = sqliteTable("reconciliation_runs", {
+  id: text("id").primaryKey(),
+  startedAt: text("started_at").notNull(),
+  found: integer("found").notNull().default(0),
+  refreshed: integer("refreshed").notNull().default(0),
+  fixed: integer("fixed").notNull().default(0),
+  lastUpdateAt: text("last_update_at"),
+});
+
+/** Units of batch work already done, so a redelivered or duplicated queue message is applied once. */
+export const batchUnits = sqliteTable("batch_units", {
+  unitId: text("unit_id").primaryKey(),
+  batchId: text("batch_id"),
+  finishedAt: text("finished_at").notNull(),
+});

@@ -8,6 +8,7 @@ import { storeDeadLetter } from "./dead-letters";
 export const DEAD_LETTER_SOURCES: Record<string, string> = {
   "smart-router-webhooks-dlq": "smart-router-webhooks",
   "smart-router-fulfillments-dlq": "smart-router-fulfillments",
+  "smart-router-batches-dlq": "smart-router-batches",
 };
 
 function field(body: unknown, name: string): string | null {

@@ -35,7 +35,11 @@ export async function redriveDeadLetters(db: Database, env: AppEnv, selection: {
     .from(deadLetters)
     .where(and(...conditions))
     .limit(100);
-  const queues: Record<string, Queue> = { "smart-router-webhooks": env.WEBHOOKS, "smart-router-fulfillments": env.FULFILLMENTS };
+  const queues: Record<string, Queue> = {
+    "smart-router-webhooks": env.WEBHOOKS,
+    "smart-router-fulfillments": env.FULFILLMENTS,
+    "smart-router-batches": env.BATCHES,
+  };
   const redriven: string[] = [];
   const skipped: { id: string; reason: string }[] = [];
   for (const row of rows) {

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppContext } from "../app";
+import { recentReconciliationRuns } from "../batches/reconciliation";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "../lib/body";
 import { findMerchant, issueApiKey, presentMerchant, registerMerchant, revokeApiKey, updateMerchant } from "../merchants/merchants";
@@ -48,6 +49,7 @@ export const adminRoutes = new Hono<AppContext>()
     const revoked = await revokeApiKey({ db: c.var.db, merchantId: merchantIdParam(c.req.param("id")), keyId: c.req.param("keyId") });
     return c.json(revoked);
   })
+  .get("/reconciliation/runs", async (c) => c.json({ runs: await recentReconciliationRuns(c.var.db) }))
   .get("/dead-letters", async (c) => {
     const merchant = c.req.query("merchant");
     if (merchant !== undefined && !merchantIdSchema.safeParse(merchant).success) {

@@ -82,9 +82,11 @@ export class SmartRouterClient {
     return body.transaction;
   }
 
-  /** `GET /transactions`, one page. */
+  /** `GET /transactions`, one page, asking for operations to be expanded (a snapshot without them is refreshed on its own). */
   async listTransactions(query: PageQuery = {}): Promise<{ transactions: TransactionSnapshot[]; hasMore: boolean }> {
-    const body = await this.#get("/transactions", pageParams(query), transactionListEnvelope);
+    const params = pageParams(query);
+    params.append("expand[]", "operations");
+    const body = await this.#get("/transactions", params, transactionListEnvelope);
     return { transactions: body.transactions, hasMore: body.has_more };
   }
 

@@ -19,6 +19,8 @@ export interface FulfillmentNudge {
 }
 
 export interface ApplyResult {
+  /** Transactions whose record changed. */
+  changedTransactions: number;
   applied: number;
   stale: number;
   newFulfillments: FulfillmentNudge[];
@@ -48,6 +50,7 @@ export async function applySnapshots(
   const outboxIndexes: number[] = [];
   let applied = 0;
   let stale = 0;
+  let changedTransactions = 0;
   for (const group of groups.values()) {
     const newest = newestSnapshot(group);
     if (!newest) continue;
@@ -59,6 +62,7 @@ export async function applySnapshots(
       for (const op of fresh) seenOperations.add(op.id);
       statements.push(...insertOperations(db, merchantId, { ...item.snapshot, operations: fresh }));
     }
+    if (decision.kind === "apply") changedTransactions += 1;
     if (decision.kind === "apply") statements.push(upsertTransaction(db, merchantId, snapshot, decision.version, newest.source, now));
     if (group.some((item) => decide(null, item.snapshot).captured)) {
       outboxIndexes.push(statements.length);
@@ -82,7 +86,7 @@ export async function applySnapshots(
     }
   }
 
-  if (statements.length === 0) return { applied, stale, newFulfillments: [] };
+  if (statements.length === 0) return { changedTransactions, applied, stale, newFulfillments: [] };
   const [first, ...rest] = statements;
   const results = (await db.batch([first as Statement, ...rest])) as unknown[];
   const newFulfillments: FulfillmentNudge[] = [];
@@ -92,5 +96,5 @@ export async function applySnapshots(
       if (row.status === "pending") newFulfillments.push({ v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId });
     }
   }
-  return { applied, stale, newFulfillments };
+  return { changedTransactions, applied, stale, newFulfillments };
 }

@@ -1,0 +1,118 @@
+import { and, eq, inArray } from "drizzle-orm";
+import { z } from "zod";
+import type { Database } from "../db/client";
+import { batches } from "../db/schema";
+import { ApiError } from "../errors";
+import { type BatchMessage, chunk } from "./messages";
+
+const isoDate = z.iso.datetime({ offset: true });
+
+/** Body of `POST /v1/batches`. */
+export const createBatchSchema = z.discriminatedUnion("kind", [
+  z
+    .strictObject({ kind: z.literal("sync"), created_after: isoDate, created_before: isoDate })
+    .refine((b) => Date.parse(b.created_after) < Date.parse(b.created_before), "created_after must be before created_before"),
+  z.strictObject({
+    kind: z.literal("refresh"),
+    transaction_ids: z
+      .array(z.string().regex(/^tr_[A-Za-z0-9]{1,64}$/, "must be a Smart Router transaction id (tr_…)"))
+      .min(1)
+      .max(1000),
+  }),
+]);
+export type CreateBatchInput = z.infer<typeof createBatchSchema>;
+
+type BatchRow = typeof batches.$inferSelect;
+
+/** The batch as merchants see it. */
+export function presentBatch(row: BatchRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    status: row.status,
+    total: row.total,
+    done: row.done,
+    failed: row.failed,
+    api_calls: row.apiCalls,
+    created_at: row.createdAt,
+    started_at: row.startedAt,
+    finished_at: row.finishedAt,
+    ...(row.error ? { error: row.error } : {}),
+  };
+}
+
+/** Creates a batch and queues its first units of work in the batch lane. */
+export async function createBatch({
+  db,
+  queue,
+  merchantId,
+  input,
+}: {
+  db: Database;
+  queue: Queue;
+  merchantId: string;
+  input: CreateBatchInput;
+}) {
+  const id = `bat_${crypto.randomUUID().replaceAll("-", "")}`;
+  const ids = input.kind === "refresh" ? [...new Set(input.transaction_ids)] : [];
+  const messages: BatchMessage[] =
+    input.kind === "sync"
+      ? [{ v: 1 as const, kind: "sync_page" as const, unit_id: `${id}/0`, batch_id: id, merchant_id: merchantId, start_after: null }]
+      : chunk(ids).map((transactionIds, index) => ({
+          v: 1 as const,
+          kind: "refresh" as const,
+          unit_id: `${id}/${index}`,
+          batch_id: id,
+          run_id: null,
+          merchant_id: merchantId,
+          transaction_ids: transactionIds,
+        }));
+  const row = await db
+    .insert(batches)
+    .values({
+      id,
+      merchantId,
+      kind: input.kind,
+      status: "queued",
+      params:
+        input.kind === "sync" ? { created_after: input.created_after, created_before: input.created_before } : { transaction_ids: ids },
+      total: ids.length,
+      outstanding: messages.length,
+    })
+    .returning()
+    .get();
+  try {
+    for (const part of chunk(messages, 100)) await queue.sendBatch(part.map((body) => ({ body, contentType: "json" as const })));
+  } catch {
+    await db
+      .update(batches)
+      .set({ status: "failed", error: "could not queue the work", finishedAt: new Date().toISOString() })
+      .where(eq(batches.id, id));
+    throw new ApiError("service_unavailable", "the batch could not be queued; retry later", { "Retry-After": "30" });
+  }
+  return presentBatch(row);
+}
+
+/** One of the merchant's batches; another merchant's is a 404. */
+export async function findBatch(db: Database, merchantId: string, batchId: string) {
+  const row = await db
+    .select()
+    .from(batches)
+    .where(and(eq(batches.id, batchId), eq(batches.merchantId, merchantId)))
+    .get();
+  if (!row) throw new ApiError("not_found", `batch ${batchId} not found`);
+  return presentBatch(row);
+}
+
+/** Cancels a batch that has not finished; queued work for it is dropped as it comes up. */
+export async function cancelBatch(db: Database, merchantId: string, batchId: string) {
+  const row = await db
+    .update(batches)
+    .set({ status: "cancelled", finishedAt: new Date().toISOString() })
+    .where(and(eq(batches.id, batchId), eq(batches.merchantId, merchantId), inArray(batches.status, ["queued", "running"])))
+    .returning()
+    .get();
+  if (row) return presentBatch(row);
+  const existing = await findBatch(db, merchantId, batchId);
+  throw new ApiError("conflict", `batch ${batchId} is already ${existing.status}`);
+}

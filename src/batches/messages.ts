@@ -1,0 +1,36 @@
+import { z } from "zod";
+
+/** One page of a `sync` walk over `GET /transactions`, newest first. */
+export const syncPageMessage = z.object({
+  v: z.literal(1),
+  kind: z.literal("sync_page"),
+  /** Deterministic per unit of work, so a duplicated message is done once. */
+  unit_id: z.string(),
+  batch_id: z.string(),
+  merchant_id: z.string(),
+  start_after: z.string().nullable(),
+});
+
+/** Refresh of up to REFRESH_CHUNK transactions, for a batch or a reconciliation run. */
+export const refreshMessage = z.object({
+  v: z.literal(1),
+  kind: z.literal("refresh"),
+  unit_id: z.string(),
+  batch_id: z.string().nullable(),
+  run_id: z.string().nullable(),
+  merchant_id: z.string(),
+  transaction_ids: z.array(z.string()).min(1),
+});
+
+export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage]);
+export type BatchMessage = z.infer<typeof batchMessage>;
+export type RefreshMessage = z.infer<typeof refreshMessage>;
+
+export const REFRESH_CHUNK = 20;
+
+/** Splits ids into refresh-sized chunks. */
+export function chunk<T>(items: readonly T[], size = REFRESH_CHUNK): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
