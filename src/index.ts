@@ -7,8 +7,10 @@ const app = createApp();
 
 export { ProjectRateLimiter } from "./rate-limiter/durable-object";
 
-export default {
+const worker: ExportedHandler<AppEnv> = {
   fetch: app.fetch,
-  queue: handleQueue,
+  queue: (batch, env) => handleQueue(batch, env),
   scheduled: (controller, env, ctx) => ctx.waitUntil(runScheduledWork(env, controller.scheduledTime)),
-} satisfies ExportedHandler<AppEnv>;
+};
+
+export default worker;

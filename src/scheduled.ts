@@ -4,6 +4,7 @@ import { openDatabase } from "./db/client";
 import { fulfillments } from "./db/schema";
 import type { AppEnv } from "./env";
 import { log } from "./lib/log";
+import { sendAll } from "./queue/send";
 
 const NUDGE_GRACE_MS = 2 * 60_000;
 
@@ -23,14 +24,10 @@ export async function resendStalledFulfillments(env: AppEnv, now: number): Promi
       ),
     )
     .limit(100);
-  if (stalled.length > 0) {
-    await env.FULFILLMENTS.sendBatch(
-      stalled.map((row) => ({
-        body: { v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId },
-        contentType: "json" as const,
-      })),
-    );
-  }
+  await sendAll(
+    env.FULFILLMENTS,
+    stalled.map((row) => ({ v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId })),
+  );
   return stalled.length;
 }
 

@@ -3,6 +3,7 @@ import { z } from "zod";
 import type { Database } from "../db/client";
 import { batches } from "../db/schema";
 import { ApiError } from "../errors";
+import { sendAll } from "../queue/send";
 import { type BatchMessage, chunk } from "./messages";
 
 const isoDate = z.iso.datetime({ offset: true });
@@ -82,7 +83,7 @@ export async function createBatch({
     .returning()
     .get();
   try {
-    for (const part of chunk(messages, 100)) await queue.sendBatch(part.map((body) => ({ body, contentType: "json" as const })));
+    await sendAll(queue, messages);
   } catch {
     await db
       .update(batches)

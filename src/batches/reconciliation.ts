@@ -1,6 +1,7 @@
 import { and, desc, isNull, lt, notInArray, or } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { reconciliationRuns, transactions } from "../db/schema";
+import { sendAll } from "../queue/send";
 import { SETTLED_STATUSES } from "../transactions/status";
 import { type BatchMessage, chunk } from "./messages";
 
@@ -41,7 +42,7 @@ export async function startReconciliation(db: Database, queue: Queue, now: numbe
       });
     });
   }
-  for (const part of chunk(messages, 100)) await queue.sendBatch(part.map((body) => ({ body, contentType: "json" as const })));
+  await sendAll(queue, messages);
   return { runId, found: stale.length };
 }
 

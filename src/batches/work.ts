@@ -5,6 +5,7 @@ import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";
 import { retryDelaySeconds } from "../queue/backoff";
 import { storeDeadLetter } from "../queue/dead-letters";
+import { sendAll } from "../queue/send";
 import type { SmartRouterClient } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
@@ -112,7 +113,7 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
 
   if (result.followUps.length > 0) {
     const delaySeconds = result.retryAfterMs === null ? 0 : Math.max(1, Math.ceil(result.retryAfterMs / 1000));
-    await env.BATCHES.sendBatch(result.followUps.map((body) => ({ body, contentType: "json" as const, delaySeconds })));
+    await sendAll(env.BATCHES, result.followUps, delaySeconds);
   }
 
   const extra: Statement[] = [];
@@ -148,7 +149,7 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
   });
 
   if (applied.newFulfillments.length > 0) {
-    await env.FULFILLMENTS.sendBatch(applied.newFulfillments.map((body) => ({ body, contentType: "json" as const })));
+    await sendAll(env.FULFILLMENTS, applied.newFulfillments);
   }
   if (work.kind === "refresh" && work.run_id) {
     await db

@@ -11,6 +11,7 @@ import { type Verification, verifyEvents } from "../verification/fetch-back";
 import { retryDelaySeconds } from "./backoff";
 import { storeDeadLetter } from "./dead-letters";
 import { type WebhookMessage, webhookMessageV1 } from "./messages";
+import { sendAll } from "./send";
 
 /**
  * Consumes a batch of webhook deliveries: verifies each event by fetching it back from Smart Router, then applies
@@ -176,12 +177,10 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
   const fulfillmentConfigured = (merchantId: string) => Boolean(merchantRows.get(merchantId)?.fulfillmentUrl);
   try {
     const applied = await applySnapshots(db, { snapshots, extra: statements, fulfillmentConfigured, now });
-    await env.FULFILLMENTS.sendBatch(applied.newFulfillments.map((body) => ({ body, contentType: "json" as const }))).catch(
-      (error: unknown) => {
-        // The outbox row is committed; the scheduled sweep re-sends the nudge.
-        log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });
-      },
-    );
+    await sendAll(env.FULFILLMENTS, applied.newFulfillments).catch((error: unknown) => {
+      // The outbox row is committed; the scheduled sweep re-sends the nudge.
+      log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });
+    });
   } catch (error) {
     log("error", "webhooks.batch_failed", { messages: valid.length, error: error instanceof Error ? error.message : String(error) });
     for (const item of [...toAck, ...toRetry.map((r) => r.message)]) item.retry({ delaySeconds: retryDelaySeconds(item.attempts) });
