@@ -1,12 +1,18 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { createSandbox } from "./sandbox/index.ts";
 
 // Fixed test-only secrets; real deployments set them with `wrangler secret put`.
 const TEST_SECRETS = {
   ADMIN_TOKEN: "test-admin-token-0123456789abcdef",
   SECRETS_KEY: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 };
+
+/** Every outbound fetch of the worker and the tests lands on this Smart Router emulator (one per run; tests use their own projects). */
+export const SANDBOX_ORIGIN = "http://smart-router.sandbox";
+// Emulated delays run 1000× faster; deliveries are relayed by the tests, since this Node process cannot reach the worker.
+const sandbox = createSandbox({ timeScale: 0.001, transport: "relay" });
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
@@ -15,7 +21,23 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
-          bindings: { ...TEST_SECRETS, TEST_MIGRATIONS: migrations },
+          bindings: {
+            ...TEST_SECRETS,
+            SMART_ROUTER_API_URL: SANDBOX_ORIGIN,
+            TEST_MIGRATIONS: migrations,
+            PROPERTY_RUNS: process.env.PROPERTY_RUNS ?? "500",
+          },
+          outboundService: (request: Request) => sandbox.fetch(request),
+          // Replaces wrangler.toml's consumer settings in tests: restated here, with fewer retries so that
+          // dead-lettering is reached within a test.
+          queueConsumers: {
+            "smart-router-webhooks": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 2, deadLetterQueue: "smart-router-webhooks-dlq" },
+            "smart-router-webhooks-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },
+            "smart-router-fulfillments": { maxBatchSize: 10, maxBatchTimeout: 0.2, maxRetries: 2, deadLetterQueue: "smart-router-fulfillments-dlq" },
+            "smart-router-fulfillments-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },
+            "smart-router-batches": { maxBatchSize: 10, maxBatchTimeout: 0.2, maxRetries: 5, deadLetterQueue: "smart-router-batches-dlq" },
+            "smart-router-batches-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },
+          },
         },
       }),
     ],
@@ -23,6 +45,8 @@ export default defineConfig(async () => {
       include: ["test/**/*.test.ts"],
       setupFiles: ["./test/support/apply-migrations.ts"],
       testTimeout: 30_000,
+      // Structured logs are part of behaviour under test, but only worth reading when a test fails.
+      silent: "passed-only" as const,
     },
   };
 });

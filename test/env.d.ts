@@ -5,6 +5,7 @@ declare global {
   namespace Cloudflare {
     interface Env extends Omit<AppEnv, keyof Env> {
       TEST_MIGRATIONS: D1Migration[];
+      PROPERTY_RUNS?: string;
       ADMIN_TOKEN: string;
       SECRETS_KEY: string;
     }

@@ -149,7 +149,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
           detail: verification.detail,
         }),
       );
-      return;
+      continue;
     }
     const { event } = verification;
     const transaction = event.data?.transaction;
@@ -164,7 +164,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
           detail: "not a transaction event",
         }),
       );
-      return;
+      continue;
     }
     snapshots.push({
       merchantId: entry.merchantId,

@@ -1,0 +1,140 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import worker from "../../../src/index";
+import type { WebhookMessage } from "../../../src/queue/messages";
+import { openShop, type Shop } from "../../support/sandbox";
+
+// 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
+const RUNS = Number(env.PROPERTY_RUNS ?? 500);
+
+/** A payment's life as a merchant's systems would drive it in Smart Router. */
+const lifecycle = fc.record({
+  method: fc.oneof(
+    fc.record({
+      card: fc.constantFrom(
+        "4242424242424242",
+        "4000000000000002",
+        "4000000000000010",
+        "4000000000000069",
+        "4000000000000200",
+        "4000000000000309",
+        "4000000000004004",
+        "4000000000000077",
+        "4000000000000101",
+      ),
+    }),
+    fc.record({ apm: fc.constantFrom("sandbox-apm", "ideal", "paypal"), flow: fc.constantFrom("one-step", "two-step"), outcome: fc.constantFrom("success", "failure") }),
+  ),
+  capture: fc.constantFrom("auto", "manual"),
+  afterAuthorization: fc.constantFrom("capture", "partial-capture", "void", "nothing"),
+  refunds: fc.array(fc.constantFrom("partial", "full"), { maxLength: 2 }),
+});
+
+type Lifecycle = typeof lifecycle extends fc.Arbitrary<infer T> ? T : never;
+
+async function settle(shop: Shop) {
+  for (let i = 0; i < 200; i++) {
+    const counters = (await (await fetch(`http://smart-router.sandbox/_sandbox/projects/${shop.projectId}/counters`)).json()) as {
+      backlog: { timers: number };
+    };
+    if (counters.backlog.timers === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error("the emulator did not settle");
+}
+
+/** Drives one payment through the emulator; actions Smart Router refuses (refund before capture, …) are simply refused. */
+async function play(shop: Shop, life: Lifecycle): Promise<string> {
+  // A one-step APM captures at once, so Smart Router only accepts automatic capture for it.
+  const capture = "flow" in life.method && life.method.flow === "one-step" ? "auto" : life.capture;
+  const payment = await shop.pay({ ...life.method, capture, amount: "40.00", currency: "EUR" });
+  await settle(shop);
+  const attempt = (action: Parameters<Shop["act"]>[1], body?: unknown) => shop.act(payment.id, action, body).catch(() => undefined);
+  if (capture === "manual") {
+    if (life.afterAuthorization === "capture") await attempt("capture");
+    if (life.afterAuthorization === "partial-capture") await attempt("capture", { amount: "25.50" });
+    if (life.afterAuthorization === "void") await attempt("void");
+    await settle(shop);
+  }
+  for (const refund of life.refunds) {
+    await attempt("refund", refund === "partial" ? { amount: "10.25" } : {});
+    await settle(shop);
+  }
+  return payment.id;
+}
+
+async function consume(messages: WebhookMessage[]) {
+  const batch = createMessageBatch<WebhookMessage>(
+    "smart-router-webhooks",
+    messages.map((body, index) => ({ id: `msg-${crypto.randomUUID()}-${index}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue?.(batch as MessageBatch<unknown>, env, ctx);
+  return getQueueResult(batch, ctx);
+}
+
+describe("consumer: any order, any duplicates, same result", () => {
+  it(`ends equal to Smart Router's truth and fulfils once iff captured (${RUNS} lifecycles)`, async () => {
+    const shop = await openShop({ unlimited: true });
+    const merchantId = shop.merchant.merchant.id;
+    await fc.assert(
+      fc.asyncProperty(lifecycle, fc.array(fc.nat(), { minLength: 64, maxLength: 64 }), fc.integer({ min: 1, max: 4 }), async (life, keys, batchCount) => {
+        const transactionId = await play(shop, life);
+        const truth = await shop.truth();
+        const final = truth.transactions.find((t) => t.id === transactionId);
+        const events = truth.events.filter((e) => e.transaction_id === transactionId);
+        expect(final).toBeDefined();
+
+        // Every event delivered at least once, some twice, in an order and batching fast-check chooses (and shrinks).
+        const key = (i: number) => keys[i % keys.length] ?? 0;
+        const deliveries = events
+          .flatMap((e, i) => (key(i) % 3 === 0 ? [e, e] : [e]))
+          .map((e, i) => ({ e, order: key(i + 17) }))
+          .sort((a, b) => a.order - b.order)
+          .map(({ e }) => e);
+        const messages = deliveries.map(
+          (e): WebhookMessage => ({
+            v: 1,
+            merchant_id: merchantId,
+            event_id: e.id,
+            event_type: e.name,
+            received_at: new Date().toISOString(),
+            delivery_id: crypto.randomUUID(),
+          }),
+        );
+        const size = Math.ceil(messages.length / batchCount);
+        for (let i = 0; i < messages.length; i += size) {
+          const result = await consume(messages.slice(i, i + size));
+          expect(result.retryMessages).toEqual([]);
+          expect(result.explicitAcks.length).toBe(messages.slice(i, i + size).length);
+        }
+
+        const row = await env.DB.prepare(
+          "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount FROM transactions WHERE merchant_id = ? AND id = ?",
+        )
+          .bind(merchantId, transactionId)
+          .first();
+        expect(row).toEqual({
+          status: final?.status,
+          amount: final?.amount,
+          authorized_amount: final?.authorized_amount,
+          captured_amount: final?.captured_amount,
+          refunded_amount: final?.refunded_amount,
+          available_amount: final?.available_amount,
+        });
+        const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+          .bind(merchantId, transactionId)
+          .first<{ n: number }>();
+        const everCaptured = events.some((e) => e.name === "transaction.captured");
+        expect(fulfilments?.n).toBe(everCaptured ? 1 : 0);
+        const applied = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome IN ('applied', 'stale')")
+          .bind(merchantId, transactionId)
+          .first<{ n: number }>();
+        expect(applied?.n).toBe(events.length);
+      }),
+      { numRuns: RUNS },
+    );
+  }, 600_000);
+});

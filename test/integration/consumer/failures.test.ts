@@ -1,0 +1,88 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ADMIN, call } from "../../support/fixtures";
+import { eventually, openShop } from "../../support/sandbox";
+
+const row = (merchantId: string, id: string) =>
+  env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?").bind(merchantId, id).first<{ status: string }>();
+const inbox = (merchantId: string, eventId: string) =>
+  env.DB.prepare("SELECT outcome, detail, deliveries FROM events WHERE merchant_id = ? AND id = ?")
+    .bind(merchantId, eventId)
+    .first<{ outcome: string; detail: string | null; deliveries: number }>();
+
+describe("consumer: failures lose nothing and change nothing they should not", () => {
+  it("records a forged event id as rejected and changes no transaction", async () => {
+    const shop = await openShop();
+    const before = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(shop.merchant.merchant.id).first<{ n: number }>();
+    const response = await call(shop.merchant.webhook.path, {
+      method: "POST",
+      headers: { authorization: `Basic ${btoa(`${shop.merchant.webhook.username}:${shop.merchant.webhook.password}`)}` },
+      body: JSON.stringify({ event_id: "ev_forgedbyanattacker", event_type: "transaction.captured" }),
+    });
+    expect(response.status).toBe(200);
+    const recorded = await eventually(async () => {
+      const entry = await inbox(shop.merchant.merchant.id, "ev_forgedbyanattacker");
+      expect(entry?.outcome).toBe("rejected");
+      return entry;
+    });
+    expect(recorded?.detail).toMatch(/not found/);
+    const after = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(shop.merchant.merchant.id).first<{ n: number }>();
+    expect(after?.n).toBe(before?.n);
+    const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ?").bind(shop.merchant.merchant.id).first<{ n: number }>();
+    expect(fulfilments?.n).toBe(0);
+  });
+
+  it("ends in the true state when the API answers 5xx and 429 (retried with backoff)", async () => {
+    const shop = await openShop({ unlimited: true });
+    await shop.settings({ chaos: { api_5xx_rate: 0.5, api_429_rate: 0.3 } });
+    const payment = await shop.pay({ card: "4242424242424242", amount: "12.00", currency: "USD" });
+    await shop.relay({ rounds: 5 });
+    await eventually(
+      async () => {
+        expect((await row(shop.merchant.merchant.id, payment.id))?.status).toBe("completed");
+      },
+      { timeoutMs: 25_000 },
+    );
+    // The chaos really hit our calls (otherwise this test would prove nothing).
+    const counters = (await shop.counters()) as { api: { sandbox: { injected_429: number; injected_5xx: number; succeeded: number } } };
+    expect(counters.api.sandbox.injected_429 + counters.api.sandbox.injected_5xx).toBeGreaterThan(0);
+    expect(counters.api.sandbox.succeeded).toBeGreaterThan(0);
+  }, 40_000);
+
+  it("dead-letters an event that keeps failing, and a redrive after the fix applies it once", async () => {
+    const shop = await openShop({ unlimited: true });
+    // The merchant's stored Smart Router key is wrong: every fetch-back answers 401.
+    await call(`/admin/merchants/${shop.merchant.merchant.id}`, {
+      method: "PATCH",
+      headers: ADMIN,
+      body: JSON.stringify({ smart_router: { secret_key: "sk_wrong_key" } }),
+    });
+    const payment = await shop.pay({ card: "4242424242424242", amount: "5.00", currency: "EUR" });
+    await shop.relay({ rounds: 5 });
+    const letters = await eventually(
+      async () => {
+        const response = await call(`/admin/dead-letters?merchant=${shop.merchant.merchant.id}`, { headers: ADMIN });
+        const body = (await response.json()) as { dead_letters: { id: string; error: string; attempts: number }[] };
+        expect(body.dead_letters.length).toBe((await shop.truth()).events.length);
+        return body.dead_letters;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(letters[0]?.error).toMatch(/401/);
+    expect(await row(shop.merchant.merchant.id, payment.id)).toBeNull();
+
+    const truth = await shop.truth();
+    await call(`/admin/merchants/${shop.merchant.merchant.id}`, {
+      method: "PATCH",
+      headers: ADMIN,
+      body: JSON.stringify({ smart_router: { secret_key: shop.secretKey } }),
+    });
+    const redrive = await call("/admin/dead-letters/redrive", { method: "POST", headers: ADMIN, body: JSON.stringify({ merchant: shop.merchant.merchant.id }) });
+    expect(((await redrive.json()) as { redriven: string[] }).redriven).toHaveLength(letters.length);
+    await eventually(async () => {
+      expect((await row(shop.merchant.merchant.id, payment.id))?.status).toBe(truth.transactions.find((t) => t.id === payment.id)?.status);
+    });
+    const again = await call(`/admin/dead-letters?merchant=${shop.merchant.merchant.id}`, { headers: ADMIN });
+    expect(((await again.json()) as { dead_letters: unknown[] }).dead_letters).toHaveLength(0);
+  }, 60_000);
+});
