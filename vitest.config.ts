@@ -31,9 +31,19 @@ export default defineConfig(async () => {
           // Replaces wrangler.toml's consumer settings in tests: restated here, with fewer retries so that
           // dead-lettering is reached within a test.
           queueConsumers: {
-            "smart-router-webhooks": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 2, deadLetterQueue: "smart-router-webhooks-dlq" },
+            "smart-router-webhooks": {
+              maxBatchSize: 100,
+              maxBatchTimeout: 0.2,
+              maxRetries: 2,
+              deadLetterQueue: "smart-router-webhooks-dlq",
+            },
             "smart-router-webhooks-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },
-            "smart-router-fulfillments": { maxBatchSize: 10, maxBatchTimeout: 0.2, maxRetries: 2, deadLetterQueue: "smart-router-fulfillments-dlq" },
+            "smart-router-fulfillments": {
+              maxBatchSize: 10,
+              maxBatchTimeout: 0.2,
+              maxRetries: 2,
+              deadLetterQueue: "smart-router-fulfillments-dlq",
+            },
             "smart-router-fulfillments-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },
             "smart-router-batches": { maxBatchSize: 10, maxBatchTimeout: 0.2, maxRetries: 5, deadLetterQueue: "smart-router-batches-dlq" },
             "smart-router-batches-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },

@@ -1,3 +1,4 @@
+import { Scalar } from "@scalar/hono-api-reference";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
@@ -6,14 +7,18 @@ import { type Database, openDatabase } from "./db/client";
 import { type AppConfig, type AppEnv, appConfig } from "./env";
 import { ApiError, type ErrorCode, errorBody } from "./errors";
 import { log } from "./lib/log";
+import type { StatusLimiter } from "./middleware/status-rate-limit";
 import { adminRoutes } from "./routes/admin";
 import { healthRoutes } from "./routes/health";
+import { statusApiRoutes } from "./routes/v1";
 import { webhookRoutes } from "./routes/webhooks";
 import { type DeliveryQueue, queueFromBinding } from "./webhooks/delivery-queue";
 
 /** What the app needs from outside, so tests can swap one part (e.g. a queue that refuses). */
 export interface AppDependencies {
   deliveryQueue: (env: AppEnv) => DeliveryQueue;
+  /** Per-API-key limiter of the status API; defaults to the STATUS_API_LIMITER binding. */
+  statusLimiter?: (env: AppEnv) => StatusLimiter;
 }
 
 export type AppContext = {
@@ -23,6 +28,7 @@ export type AppContext = {
     db: Database;
     config: AppConfig;
     deliveryQueue: DeliveryQueue;
+    statusLimiter: StatusLimiter;
   };
 };
 
@@ -48,6 +54,7 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
       c.set("config", appConfig(c.env));
       c.set("db", openDatabase(c.env.DB));
       c.set("deliveryQueue", dependencies.deliveryQueue(c.env));
+      c.set("statusLimiter", dependencies.statusLimiter?.(c.env) ?? c.env.STATUS_API_LIMITER);
     }
     await next();
   });
@@ -55,6 +62,9 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
   app.route("/health", healthRoutes);
   app.route("/admin", adminRoutes);
   app.route("/webhooks", webhookRoutes);
+  // statusApiRoutes carries its own `/v1` base path, so the OpenAPI document lists full paths.
+  app.route("/", statusApiRoutes);
+  app.get("/docs", Scalar({ url: "/v1/openapi.json", pageTitle: "Smart Router Edge status API" }));
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`, c.var.requestId), 404));
 

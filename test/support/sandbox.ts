@@ -46,11 +46,15 @@ export interface Shop {
 /** Rate limits so high neither Smart Router nor our pacer ever waits: for tests about ordering, not pacing. */
 const UNLIMITED = 1_000_000;
 
-export async function openShop(options: { fulfillment?: boolean; settings?: Record<string, unknown>; unlimited?: boolean } = {}): Promise<Shop> {
+export async function openShop(
+  options: { fulfillment?: boolean; settings?: Record<string, unknown>; unlimited?: boolean } = {},
+): Promise<Shop> {
   const projectId = `test-proj_${uniqueId("p").replaceAll("-", "")}`;
   const secretKey = `sk_${crypto.randomUUID()}`;
   const rates = options.unlimited ? { rates: { primary: UNLIMITED, events: UNLIMITED, sandbox: UNLIMITED, burst: 1000 } } : {};
-  await sandboxCall("/_sandbox/projects", { body: { project_id: projectId, secret_key: secretKey, ...rates, ...(options.settings ?? {}) } });
+  await sandboxCall("/_sandbox/projects", {
+    body: { project_id: projectId, secret_key: secretKey, ...rates, ...(options.settings ?? {}) },
+  });
   const sinkName = projectId;
   const merchant = await createMerchant({
     smart_router: { project_id: projectId, secret_key: secretKey },
@@ -58,7 +62,11 @@ export async function openShop(options: { fulfillment?: boolean; settings?: Reco
   });
   if (options.unlimited) {
     const limits = { primary_rpm: UNLIMITED, events_rpm: UNLIMITED, sandbox_rpm: UNLIMITED };
-    await call(`/admin/merchants/${merchant.merchant.id}`, { method: "PATCH", headers: ADMIN, body: JSON.stringify({ rate_limits: limits }) });
+    await call(`/admin/merchants/${merchant.merchant.id}`, {
+      method: "PATCH",
+      headers: ADMIN,
+      body: JSON.stringify({ rate_limits: limits }),
+    });
   }
   const { username, password, path } = merchant.webhook;
   await sandboxCall(`/_sandbox/projects/${projectId}/webhooks`, { body: { url: `https://${username}:${password}@edge.test${path}` } });
@@ -69,14 +77,17 @@ export async function openShop(options: { fulfillment?: boolean; settings?: Reco
     secretKey,
     pay: async (input) =>
       (await sandboxCall<{ transaction: SandboxTransaction }>(`/_sandbox/projects/${projectId}/transactions`, { body: input })).transaction,
-    act: (transactionId, action, body = {}) => sandboxCall(`/_sandbox/projects/${projectId}/transactions/${transactionId}/${action}`, { body }),
+    act: (transactionId, action, body = {}) =>
+      sandboxCall(`/_sandbox/projects/${projectId}/transactions/${transactionId}/${action}`, { body }),
     truth: () => sandboxCall(`/_sandbox/projects/${projectId}/truth`),
     counters: async () => (await sandboxCall<{ counters: Record<string, unknown> }>(`/_sandbox/projects/${projectId}/counters`)).counters,
     settings: (patch) => sandboxCall(`/_sandbox/projects/${projectId}`, { method: "PATCH", body: patch }),
     async relay({ rounds = 50, shuffle = false } = {}) {
       let carried = 0;
       for (let round = 0; round < rounds; round++) {
-        const { deliveries } = await sandboxCall<{ deliveries: RelayedDelivery[] }>(`/_sandbox/deliveries/claim?project=${projectId}`, { body: {} });
+        const { deliveries } = await sandboxCall<{ deliveries: RelayedDelivery[] }>(`/_sandbox/deliveries/claim?project=${projectId}`, {
+          body: {},
+        });
         if (deliveries.length === 0) {
           // Emulated time runs on timers: give pending deliveries and retries a moment to come due.
           await new Promise((resolve) => setTimeout(resolve, 20));
@@ -84,7 +95,9 @@ export async function openShop(options: { fulfillment?: boolean; settings?: Reco
         }
         const order = shuffle ? [...deliveries].sort(() => Math.random() - 0.5) : deliveries;
         for (const delivery of order) {
-          const response = await exports.default.fetch(new Request(delivery.url, { method: "POST", headers: delivery.headers, body: delivery.body }));
+          const response = await exports.default.fetch(
+            new Request(delivery.url, { method: "POST", headers: delivery.headers, body: delivery.body }),
+          );
           await response.body?.cancel();
           await sandboxCall(`/_sandbox/deliveries/${delivery.id}/result`, { body: { status: response.status } });
           carried += 1;

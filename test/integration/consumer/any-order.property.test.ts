@@ -25,7 +25,11 @@ const lifecycle = fc.record({
         "4000000000000101",
       ),
     }),
-    fc.record({ apm: fc.constantFrom("sandbox-apm", "ideal", "paypal"), flow: fc.constantFrom("one-step", "two-step"), outcome: fc.constantFrom("success", "failure") }),
+    fc.record({
+      apm: fc.constantFrom("sandbox-apm", "ideal", "paypal"),
+      flow: fc.constantFrom("one-step", "two-step"),
+      outcome: fc.constantFrom("success", "failure"),
+    }),
   ),
   capture: fc.constantFrom("auto", "manual"),
   afterAuthorization: fc.constantFrom("capture", "partial-capture", "void", "nothing"),
@@ -80,60 +84,67 @@ describe("consumer: any order, any duplicates, same result", () => {
     const shop = await openShop({ unlimited: true });
     const merchantId = shop.merchant.merchant.id;
     await fc.assert(
-      fc.asyncProperty(lifecycle, fc.array(fc.nat(), { minLength: 64, maxLength: 64 }), fc.integer({ min: 1, max: 4 }), async (life, keys, batchCount) => {
-        const transactionId = await play(shop, life);
-        const truth = await shop.truth();
-        const final = truth.transactions.find((t) => t.id === transactionId);
-        const events = truth.events.filter((e) => e.transaction_id === transactionId);
-        expect(final).toBeDefined();
+      fc.asyncProperty(
+        lifecycle,
+        fc.array(fc.nat(), { minLength: 64, maxLength: 64 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (life, keys, batchCount) => {
+          const transactionId = await play(shop, life);
+          const truth = await shop.truth();
+          const final = truth.transactions.find((t) => t.id === transactionId);
+          const events = truth.events.filter((e) => e.transaction_id === transactionId);
+          expect(final).toBeDefined();
 
-        // Every event delivered at least once, some twice, in an order and batching fast-check chooses (and shrinks).
-        const key = (i: number) => keys[i % keys.length] ?? 0;
-        const deliveries = events
-          .flatMap((e, i) => (key(i) % 3 === 0 ? [e, e] : [e]))
-          .map((e, i) => ({ e, order: key(i + 17) }))
-          .sort((a, b) => a.order - b.order)
-          .map(({ e }) => e);
-        const messages = deliveries.map(
-          (e): WebhookMessage => ({
-            v: 1,
-            merchant_id: merchantId,
-            event_id: e.id,
-            event_type: e.name,
-            received_at: new Date().toISOString(),
-            delivery_id: crypto.randomUUID(),
-          }),
-        );
-        const size = Math.ceil(messages.length / batchCount);
-        for (let i = 0; i < messages.length; i += size) {
-          const result = await consume(messages.slice(i, i + size));
-          expect(result.retryMessages).toEqual([]);
-          expect(result.explicitAcks.length).toBe(messages.slice(i, i + size).length);
-        }
+          // Every event delivered at least once, some twice, in an order and batching fast-check chooses (and shrinks).
+          const key = (i: number) => keys[i % keys.length] ?? 0;
+          const deliveries = events
+            .flatMap((e, i) => (key(i) % 3 === 0 ? [e, e] : [e]))
+            .map((e, i) => ({ e, order: key(i + 17) }))
+            .sort((a, b) => a.order - b.order)
+            .map(({ e }) => e);
+          const messages = deliveries.map(
+            (e): WebhookMessage => ({
+              v: 1,
+              merchant_id: merchantId,
+              event_id: e.id,
+              event_type: e.name,
+              received_at: new Date().toISOString(),
+              delivery_id: crypto.randomUUID(),
+            }),
+          );
+          const size = Math.ceil(messages.length / batchCount);
+          for (let i = 0; i < messages.length; i += size) {
+            const result = await consume(messages.slice(i, i + size));
+            expect(result.retryMessages).toEqual([]);
+            expect(result.explicitAcks.length).toBe(messages.slice(i, i + size).length);
+          }
 
-        const row = await env.DB.prepare(
-          "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount FROM transactions WHERE merchant_id = ? AND id = ?",
-        )
-          .bind(merchantId, transactionId)
-          .first();
-        expect(row).toEqual({
-          status: final?.status,
-          amount: final?.amount,
-          authorized_amount: final?.authorized_amount,
-          captured_amount: final?.captured_amount,
-          refunded_amount: final?.refunded_amount,
-          available_amount: final?.available_amount,
-        });
-        const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
-          .bind(merchantId, transactionId)
-          .first<{ n: number }>();
-        const everCaptured = events.some((e) => e.name === "transaction.captured");
-        expect(fulfilments?.n).toBe(everCaptured ? 1 : 0);
-        const applied = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome IN ('applied', 'stale')")
-          .bind(merchantId, transactionId)
-          .first<{ n: number }>();
-        expect(applied?.n).toBe(events.length);
-      }),
+          const row = await env.DB.prepare(
+            "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount FROM transactions WHERE merchant_id = ? AND id = ?",
+          )
+            .bind(merchantId, transactionId)
+            .first();
+          expect(row).toEqual({
+            status: final?.status,
+            amount: final?.amount,
+            authorized_amount: final?.authorized_amount,
+            captured_amount: final?.captured_amount,
+            refunded_amount: final?.refunded_amount,
+            available_amount: final?.available_amount,
+          });
+          const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+            .bind(merchantId, transactionId)
+            .first<{ n: number }>();
+          const everCaptured = events.some((e) => e.name === "transaction.captured");
+          expect(fulfilments?.n).toBe(everCaptured ? 1 : 0);
+          const applied = await env.DB.prepare(
+            "SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome IN ('applied', 'stale')",
+          )
+            .bind(merchantId, transactionId)
+            .first<{ n: number }>();
+          expect(applied?.n).toBe(events.length);
+        },
+      ),
       { numRuns: RUNS },
     );
   }, 600_000);

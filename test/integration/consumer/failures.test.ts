@@ -13,7 +13,9 @@ const inbox = (merchantId: string, eventId: string) =>
 describe("consumer: failures lose nothing and change nothing they should not", () => {
   it("records a forged event id as rejected and changes no transaction", async () => {
     const shop = await openShop();
-    const before = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(shop.merchant.merchant.id).first<{ n: number }>();
+    const before = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?")
+      .bind(shop.merchant.merchant.id)
+      .first<{ n: number }>();
     const response = await call(shop.merchant.webhook.path, {
       method: "POST",
       headers: { authorization: `Basic ${btoa(`${shop.merchant.webhook.username}:${shop.merchant.webhook.password}`)}` },
@@ -26,9 +28,13 @@ describe("consumer: failures lose nothing and change nothing they should not", (
       return entry;
     });
     expect(recorded?.detail).toMatch(/not found/);
-    const after = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(shop.merchant.merchant.id).first<{ n: number }>();
+    const after = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?")
+      .bind(shop.merchant.merchant.id)
+      .first<{ n: number }>();
     expect(after?.n).toBe(before?.n);
-    const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ?").bind(shop.merchant.merchant.id).first<{ n: number }>();
+    const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ?")
+      .bind(shop.merchant.merchant.id)
+      .first<{ n: number }>();
     expect(fulfilments?.n).toBe(0);
   });
 
@@ -77,7 +83,11 @@ describe("consumer: failures lose nothing and change nothing they should not", (
       headers: ADMIN,
       body: JSON.stringify({ smart_router: { secret_key: shop.secretKey } }),
     });
-    const redrive = await call("/admin/dead-letters/redrive", { method: "POST", headers: ADMIN, body: JSON.stringify({ merchant: shop.merchant.merchant.id }) });
+    const redrive = await call("/admin/dead-letters/redrive", {
+      method: "POST",
+      headers: ADMIN,
+      body: JSON.stringify({ merchant: shop.merchant.merchant.id }),
+    });
     expect(((await redrive.json()) as { redriven: string[] }).redriven).toHaveLength(letters.length);
     await eventually(async () => {
       expect((await row(shop.merchant.merchant.id, payment.id))?.status).toBe(truth.transactions.find((t) => t.id === payment.id)?.status);

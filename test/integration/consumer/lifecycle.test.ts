@@ -3,7 +3,9 @@ import { describe, expect, it } from "vitest";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
 
 async function storedTransaction(merchantId: string, id: string) {
-  const row = await env.DB.prepare("SELECT * FROM transactions WHERE merchant_id = ? AND id = ?").bind(merchantId, id).first<Record<string, unknown>>();
+  const row = await env.DB.prepare("SELECT * FROM transactions WHERE merchant_id = ? AND id = ?")
+    .bind(merchantId, id)
+    .first<Record<string, unknown>>();
   if (!row) throw new Error(`transaction ${id} not stored yet`);
   return row;
 }
@@ -26,7 +28,7 @@ describe("consumer: a card payment end to end", () => {
     const ops = await env.DB.prepare("SELECT id FROM operations WHERE merchant_id = ? AND transaction_id = ?")
       .bind(shop.merchant.merchant.id, payment.id)
       .all();
-    expect(ops.results.length).toBe((truth?.operations as unknown[]).length);
+    expect(ops.results.length).toBe(((truth?.operations ?? []) as unknown[]).length);
 
     const sink = await eventually(async () => {
       const response = await fetch(`${SANDBOX}/_sandbox/sink/${shop.projectId}`);

@@ -1,0 +1,125 @@
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { etag } from "hono/etag";
+import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
+import { limitPerApiKey } from "../middleware/status-rate-limit";
+import {
+  conditionalHeaders,
+  DEFAULT_PAGE_SIZE,
+  errorResponse,
+  eventsResponse,
+  listTransactionsQuery,
+  noQuery,
+  operationsResponse,
+  transactionIdParams,
+  transactionPageResponse,
+  transactionResponse,
+} from "../transactions/api-schemas";
+import { findTransaction, listAppliedEvents, listOperations, listTransactions } from "../transactions/queries";
+
+/** Name of the bearer security scheme in the OpenAPI document. */
+export const MERCHANT_API_KEY_SCHEME = "merchantApiKey";
+
+const security = [{ [MERCHANT_API_KEY_SCHEME]: [] }];
+
+const json = <S>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
+
+const errors = {
+  400: json(
+    errorResponse,
+    "`invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue.",
+  ),
+  401: json(errorResponse, "`unauthorized`: missing, unknown, malformed or revoked API key."),
+  429: {
+    ...json(errorResponse, "`rate_limited`: too many requests for this API key."),
+    headers: { "Retry-After": { description: "Seconds to wait before retrying.", schema: { type: "integer" as const } } },
+  },
+};
+const notFound = {
+  404: json(errorResponse, "`not_found`: no such transaction for this merchant (another merchant's transaction included)."),
+};
+
+const cacheable = {
+  headers: {
+    ETag: {
+      description: "Pass back in If-None-Match to get a 304 while the representation is unchanged.",
+      schema: { type: "string" as const },
+    },
+  },
+};
+const notModified = { 304: { description: "Unchanged since the ETag given in If-None-Match." } };
+
+const getTransaction = createRoute({
+  method: "get",
+  path: "/{id}",
+  summary: "Get one transaction",
+  tags: ["Transactions"],
+  security,
+  middleware: etag(),
+  request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
+  responses: { 200: { ...json(transactionResponse, "The transaction."), ...cacheable }, ...notModified, ...errors, ...notFound },
+});
+
+const listTransactionsRoute = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List transactions",
+  description:
+    "Keyset pagination, most recently updated first (`updated_at` descending, then `id` descending). Rows that arrive or change while " +
+    "paging sort before the cursor, so a walk returns each earlier row exactly once; to follow changes, keep the first page's newest " +
+    "`updated_at` and pass it as `updated_after` next time.",
+  tags: ["Transactions"],
+  security,
+  request: { query: listTransactionsQuery },
+  responses: { 200: json(transactionPageResponse, "One page of transactions."), ...errors },
+});
+
+const listOperationsRoute = createRoute({
+  method: "get",
+  path: "/{id}/operations",
+  summary: "List a transaction's operations",
+  description: "Every operation Smart Router reported for the transaction, oldest first.",
+  tags: ["Transactions"],
+  security,
+  middleware: etag(),
+  request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
+  responses: { 200: { ...json(operationsResponse, "The operation history."), ...cacheable }, ...notModified, ...errors, ...notFound },
+});
+
+const listEventsRoute = createRoute({
+  method: "get",
+  path: "/{id}/events",
+  summary: "List the events applied to a transaction",
+  description:
+    "The verified Smart Router events whose snapshot was applied to the record (or found older than it), oldest first by fired_at.",
+  tags: ["Transactions"],
+  security,
+  middleware: etag(),
+  request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
+  responses: { 200: { ...json(eventsResponse, "The event history."), ...cacheable }, ...notModified, ...errors, ...notFound },
+});
+
+/** `/v1/transactions`: the merchant's own transactions, read-only. */
+export const transactionRoutes = new OpenAPIHono<MerchantContext>();
+
+transactionRoutes.use(requireMerchantKey(), limitPerApiKey(), async (c, next) => {
+  // Per-merchant data: never from a shared cache, always revalidated.
+  c.header("Cache-Control", "private, no-cache");
+  c.header("Vary", "Authorization");
+  await next();
+});
+
+transactionRoutes
+  .openapi(getTransaction, async (c) => {
+    const transaction = await findTransaction({ db: c.var.db, merchant: c.var.merchant, transactionId: c.req.valid("param").id });
+    return c.json({ transaction }, 200);
+  })
+  .openapi(listTransactionsRoute, async (c) => {
+    const { limit = DEFAULT_PAGE_SIZE, ...query } = c.req.valid("query");
+    return c.json(await listTransactions({ db: c.var.db, merchant: c.var.merchant, query: { ...query, limit } }), 200);
+  })
+  .openapi(listOperationsRoute, async (c) => {
+    return c.json(await listOperations({ db: c.var.db, merchant: c.var.merchant, transactionId: c.req.valid("param").id }), 200);
+  })
+  .openapi(listEventsRoute, async (c) => {
+    return c.json(await listAppliedEvents({ db: c.var.db, merchant: c.var.merchant, transactionId: c.req.valid("param").id }), 200);
+  });

@@ -1,0 +1,46 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { AppContext } from "../app";
+import { ApiError } from "../errors";
+import { describeIssues } from "../lib/body";
+import { describeQueryIssues } from "../transactions/api-schemas";
+import { MERCHANT_API_KEY_SCHEME, transactionRoutes } from "./transactions";
+
+/** The status API under `/v1`: one OpenAPIHono sub-app per resource, mounted below, and the OpenAPI document of them all. */
+export const statusApiRoutes = new OpenAPIHono<AppContext>({
+  // Routes declare their params and query with zod; a failure becomes the service's error envelope, never zod's raw output.
+  defaultHook: (result, c) => {
+    if (result.success) return;
+    // A path id of impossible shape names nothing the merchant has.
+    if (result.target === "param") throw new ApiError("not_found", `${c.req.path} not found`);
+    if (result.target === "json" || result.target === "form") throw new ApiError("invalid_body", describeIssues(result.error));
+    if (result.target === "query") throw new ApiError("invalid_query", describeQueryIssues(result.error));
+    throw new ApiError("bad_request", describeQueryIssues(result.error));
+  },
+}).basePath("/v1");
+
+statusApiRoutes.openAPIRegistry.registerComponent("securitySchemes", MERCHANT_API_KEY_SCHEME, {
+  type: "http",
+  scheme: "bearer",
+  bearerFormat: "sre_<16 hex key id>_<43 base64url>",
+  description: "A merchant API key issued by the admin API.",
+});
+
+// Each resource authenticates itself (`requireMerchantKey()` + `limitPerApiKey()`), so the document below stays public.
+statusApiRoutes.route("/transactions", transactionRoutes);
+
+let document: ReturnType<typeof statusApiRoutes.getOpenAPI31Document> | undefined;
+
+statusApiRoutes.get("/openapi.json", (c) => {
+  // The routes are fixed once the module has loaded, so the document is generated once per isolate.
+  document ??= statusApiRoutes.getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: {
+      title: "Smart Router Edge status API",
+      version: "1.0.0",
+      description:
+        "Read the state of your ProcessOut Smart Router transactions as this service recorded them. " +
+        'Authenticate with `Authorization: Bearer <api key>`. Errors are `{"error":{"code","message","request_id"}}`.',
+    },
+  });
+  return c.json(document);
+});

@@ -1,0 +1,69 @@
+import { z } from "zod";
+import { ApiError } from "../errors";
+import { base64ToBytes, bytesToBase64Url } from "../security/encoding";
+import { TRANSACTION_STATUSES, type TransactionStatus } from "./status";
+
+/** The filters of a transaction list; a cursor carries them so every page answers the same question. */
+export interface ListFilters {
+  status?: TransactionStatus;
+  /** Normalised to the stored timestamp format (ISO 8601 UTC with milliseconds). */
+  updatedAfter?: string;
+}
+
+/** Where the previous page stopped: the last row's keyset position. */
+export interface PagePosition {
+  updatedAt: string;
+  id: string;
+}
+
+const cursorSchema = z.strictObject({
+  v: z.literal(1),
+  u: z.string().min(1).max(64),
+  i: z.string().min(1).max(128),
+  s: z.enum(TRANSACTION_STATUSES).optional(),
+  a: z.string().max(64).optional(),
+});
+
+/** An opaque cursor: base64url of `{"v":1,"u":updated_at,"i":id,"s":status?,"a":updated_after?}`. */
+export function encodeCursor(position: PagePosition, filters: ListFilters): string {
+  const payload: z.infer<typeof cursorSchema> = { v: 1, u: position.updatedAt, i: position.id, s: filters.status, a: filters.updatedAfter };
+  return bytesToBase64Url(new TextEncoder().encode(JSON.stringify(payload)));
+}
+
+const invalidCursor = () => new ApiError("invalid_cursor", "cursor is malformed; pass the next_cursor of a previous page unchanged");
+
+/** Decodes a cursor; anything this API did not issue is an `invalid_cursor` 400. */
+export function decodeCursor(cursor: string): { position: PagePosition; filters: ListFilters } {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalidCursor();
+  let json: unknown;
+  try {
+    const base64 = cursor
+      .replaceAll("-", "+")
+      .replaceAll("_", "/")
+      .padEnd(Math.ceil(cursor.length / 4) * 4, "=");
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(base64ToBytes(base64)));
+  } catch {
+    throw invalidCursor();
+  }
+  const parsed = cursorSchema.safeParse(json);
+  if (!parsed.success) throw invalidCursor();
+  const { u, i, s, a } = parsed.data;
+  return { position: { updatedAt: u, id: i }, filters: { status: s, updatedAfter: a } };
+}
+
+/**
+ * The filters of a follow-up page: the cursor's. A filter repeated in the query must equal the cursor's; one that differs
+ * would silently mix two lists, so it is refused.
+ */
+export function continueFilters(fromCursor: ListFilters, fromQuery: ListFilters): ListFilters {
+  const conflicts: string[] = [];
+  if (fromQuery.status !== undefined && fromQuery.status !== fromCursor.status) conflicts.push("status");
+  if (fromQuery.updatedAfter !== undefined && fromQuery.updatedAfter !== fromCursor.updatedAfter) conflicts.push("updated_after");
+  if (conflicts.length > 0) {
+    throw new ApiError(
+      "invalid_cursor",
+      `cursor belongs to a list with a different ${conflicts.join(" and ")}; repeat the first request's filters or leave them out`,
+    );
+  }
+  return fromCursor;
+}

@@ -1,0 +1,193 @@
+import type { z } from "@hono/zod-openapi";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ERROR_CODES } from "../../../src/errors";
+import { statusApiRoutes } from "../../../src/routes/v1";
+import {
+  errorResponse,
+  eventsResponse,
+  operationsResponse,
+  transactionPageResponse,
+  transactionResponse,
+} from "../../../src/transactions/api-schemas";
+import { TRANSACTION_STATUSES } from "../../../src/transactions/status";
+import { call, createMerchant } from "../../support/fixtures";
+import {
+  appWithStatusLimiter,
+  getWithKey,
+  seedEvent,
+  seedFulfillment,
+  seedOperation,
+  seedTransaction,
+  seedTransactions,
+  transactionRow,
+} from "../../support/status-api";
+
+interface Operation {
+  parameters?: { name: string; in: string; required?: boolean; schema?: Record<string, unknown> }[];
+  security?: Record<string, string[]>[];
+  responses: Record<string, { description: string; content?: Record<string, { schema: { $ref?: string } }>; headers?: object }>;
+}
+
+interface OpenApiDocument {
+  openapi: string;
+  info: { title: string; version: string };
+  paths: Record<string, Record<string, Operation>>;
+  components: {
+    schemas: Record<string, { properties?: Record<string, { properties?: Record<string, { enum?: string[] }> }> }>;
+    securitySchemes: Record<string, { type: string; scheme?: string }>;
+  };
+}
+
+/** Every GET the status API serves, in OpenAPI path syntax, read from the router itself (so new routes are checked too). */
+function servedRoutes(): string[] {
+  const served = statusApiRoutes.routes
+    .filter((route) => route.method === "GET" && route.path !== "/v1/openapi.json")
+    .map((route) => `get ${route.path.replaceAll(/:([^/]+)/g, "{$1}")}`);
+  return [...new Set(served)].sort();
+}
+
+describe("OpenAPI document", () => {
+  let doc: OpenApiDocument;
+
+  beforeAll(async () => {
+    const response = await call("/v1/openapi.json");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    doc = (await response.json()) as OpenApiDocument;
+  });
+
+  it("is OpenAPI 3.1 and documents every route the status API serves", () => {
+    expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
+    expect(doc.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
+    const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
+    expect(servedRoutes()).toEqual([
+      "get /v1/transactions",
+      "get /v1/transactions/{id}",
+      "get /v1/transactions/{id}/events",
+      "get /v1/transactions/{id}/operations",
+    ]);
+    for (const route of servedRoutes()) expect(documented).toContain(route);
+  });
+
+  it("declares the bearer scheme on every operation, and the error envelope for 400, 401, 404 and 429", () => {
+    expect(doc.components.securitySchemes.merchantApiKey).toMatchObject({ type: "http", scheme: "bearer" });
+    const codes = doc.components.schemas.Error?.properties?.error?.properties?.code?.enum;
+    expect(new Set(codes)).toEqual(new Set(Object.keys(ERROR_CODES)));
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, operation] of Object.entries(methods)) {
+        const label = `${method} ${path}`;
+        expect(operation.security, label).toEqual([{ merchantApiKey: [] }]);
+        expect(operation.responses["200"]?.content?.["application/json"]?.schema.$ref, label).toMatch(/^#\/components\/schemas\//);
+        const statuses = path.includes("{id}") ? ["400", "401", "404", "429"] : ["400", "401", "429"];
+        for (const status of statuses) {
+          expect(operation.responses[status]?.content?.["application/json"]?.schema.$ref, `${label} ${status}`).toBe(
+            "#/components/schemas/Error",
+          );
+        }
+        expect(operation.responses["429"]?.headers, label).toHaveProperty("Retry-After");
+        if (path.includes("{id}")) {
+          expect(operation.responses["304"], label).toBeDefined();
+          expect(
+            operation.parameters?.find((p) => p.in === "path"),
+            label,
+          ).toMatchObject({ name: "id", required: true });
+          const header = operation.parameters?.find((p) => p.in === "header");
+          expect(header, label).toMatchObject({ name: "if-none-match", required: false });
+        }
+      }
+    }
+  });
+
+  it("documents the list's query parameters with their constraints", () => {
+    const parameters = doc.paths["/v1/transactions"]?.get?.parameters ?? [];
+    const byName = Object.fromEntries(parameters.map((p) => [p.name, p]));
+    expect(Object.keys(byName).sort()).toEqual(["cursor", "limit", "status", "updated_after"]);
+    expect(parameters.every((p) => p.in === "query" && p.required === false)).toBe(true);
+    expect(byName.limit?.schema).toMatchObject({ type: "integer", minimum: 1, maximum: 100, default: 50 });
+    expect(byName.status?.schema).toMatchObject({ type: "string", enum: [...TRANSACTION_STATUSES] });
+    expect(byName.updated_after?.schema).toMatchObject({ type: "string", format: "date-time" });
+  });
+
+  it("resolves every $ref", () => {
+    const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((match) => match[1] ?? "");
+    expect(refs.length).toBeGreaterThan(0);
+    for (const name of refs) expect(doc.components.schemas, name).toHaveProperty(name);
+  });
+
+  it("serves a reference page at /docs that loads the document", async () => {
+    const response = await call("/docs");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/html");
+    expect(await response.text()).toContain("/v1/openapi.json");
+  });
+});
+
+describe("response schemas match real responses", () => {
+  /** Parses with the documented schema; zod drops unknown keys, so equality also proves nothing undocumented was sent. */
+  function expectConforms<S extends z.ZodType>(schema: S, body: unknown) {
+    const parsed = schema.safeParse(body);
+    expect(parsed.success, parsed.success ? "" : parsed.error.message).toBe(true);
+    expect(parsed.data).toEqual(body);
+  }
+
+  it("for every route's 200, with and without optional parts", async () => {
+    const merchant = await createMerchant({ fulfillment_url: "https://shop.example/f" });
+    const id = merchant.merchant.id;
+    const full = await seedTransaction(id, { status: "completed" });
+    const bare = await seedTransaction(id, {
+      invoiceId: null,
+      name: null,
+      paymentType: null,
+      gatewayName: null,
+      metadata: {},
+      lastEventId: null,
+      lastEventName: null,
+      lastEventFiredAt: null,
+    });
+    await seedTransactions([transactionRow(id), transactionRow(id)]);
+    await seedFulfillment({ merchantId: id, transactionId: full.id, status: "delivered", deliveredAt: "2026-01-01T10:06:00.000Z" });
+    await seedOperation({ merchantId: id, transactionId: full.id, metadata: { a: "b" } });
+    await seedOperation({
+      merchantId: id,
+      transactionId: full.id,
+      currency: null,
+      hasFailed: null,
+      isAccountable: null,
+      paymentType: null,
+      errorCode: "card.declined",
+      errorMessage: "declined",
+    });
+    await seedEvent({ merchantId: id, transactionId: full.id });
+    await seedEvent({ merchantId: id, transactionId: full.id, outcome: "stale", name: null, firedAt: null, processedAt: null });
+
+    const cases: [string, z.ZodType][] = [
+      [`/v1/transactions/${full.id}`, transactionResponse],
+      [`/v1/transactions/${bare.id}`, transactionResponse],
+      ["/v1/transactions?limit=2", transactionPageResponse],
+      ["/v1/transactions?status=completed", transactionPageResponse],
+      [`/v1/transactions/${full.id}/operations`, operationsResponse],
+      [`/v1/transactions/${bare.id}/operations`, operationsResponse],
+      [`/v1/transactions/${full.id}/events`, eventsResponse],
+    ];
+    for (const [path, schema] of cases) {
+      const response = await getWithKey(path, merchant.api_key);
+      expect(response.status, path).toBe(200);
+      expectConforms(schema, await response.json());
+    }
+  });
+
+  it("for the error envelope of 400, 401, 404 and 429", async () => {
+    const merchant = await createMerchant();
+    const responses = [
+      await getWithKey("/v1/transactions?limit=0", merchant.api_key),
+      await getWithKey("/v1/transactions?cursor=x", merchant.api_key),
+      await getWithKey("/v1/transactions", "wrong"),
+      await getWithKey("/v1/transactions/tr_nope", merchant.api_key),
+      await appWithStatusLimiter({ limit: async () => ({ success: false }) })("/v1/transactions", {
+        headers: { authorization: `Bearer ${merchant.api_key}` },
+      }),
+    ];
+    expect(responses.map((r) => r.status)).toEqual([400, 400, 401, 404, 429]);
+    for (const response of responses) expectConforms(errorResponse, await response.json());
+  });
+});

@@ -1,0 +1,59 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { ListFilters, PagePosition } from "../../../src/transactions/cursor";
+import { transactionPageQuery } from "../../../src/transactions/queries";
+import { createMerchant } from "../../support/fixtures";
+import { db, seedTransactions, transactionRow } from "../../support/status-api";
+
+/** The plan SQLite picks for exactly the SQL (and parameters) the list endpoint issues. */
+async function planOf(merchantId: string, filters: ListFilters, position?: PagePosition): Promise<string[]> {
+  const { sql, params } = transactionPageQuery(db, { merchantId, filters, position, limit: 51 }).toSQL();
+  const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    .bind(...params)
+    .all<{ detail: string }>();
+  return plan.results.map((row) => row.detail);
+}
+
+describe("list queries are served by the transactions indexes", () => {
+  let merchantId: string;
+
+  beforeAll(async () => {
+    // Some rows for this merchant and another, so the planner has a table to choose over.
+    const [a, b] = [await createMerchant(), await createMerchant()];
+    merchantId = a.merchant.id;
+    await seedTransactions([
+      ...Array.from({ length: 40 }, (_, i) => transactionRow(a.merchant.id, { status: i % 2 ? "completed" : "failed" })),
+      ...Array.from({ length: 40 }, () => transactionRow(b.merchant.id)),
+    ]);
+  });
+
+  const position = { updatedAt: "2026-05-01T00:00:00.000Z", id: "tr_m" };
+  const after = "2026-01-01T00:00:00.000Z";
+
+  it.each<[string, ListFilters, PagePosition | undefined, string]>([
+    ["first page", {}, undefined, "transactions_merchant_updated"],
+    ["next page", {}, position, "transactions_merchant_updated"],
+    ["updated_after", { updatedAfter: after }, undefined, "transactions_merchant_updated"],
+    ["updated_after, next page", { updatedAfter: after }, position, "transactions_merchant_updated"],
+    ["status", { status: "completed" }, undefined, "transactions_merchant_status_updated"],
+    ["status, next page", { status: "completed" }, position, "transactions_merchant_status_updated"],
+    ["status and updated_after, next page", { status: "completed", updatedAfter: after }, position, "transactions_merchant_status_updated"],
+  ])("%s: searches %s, no sort, no scan", async (_name, filters, at, index) => {
+    const plan = await planOf(merchantId, filters, at);
+    const access = plan.find((detail) => / transactions /.test(` ${detail} `) && !detail.includes("fulfillments"));
+    expect(access, plan.join("\n")).toMatch(new RegExp(`^SEARCH transactions USING (COVERING )?INDEX ${index} \\(merchant_id=\\?`));
+    expect(plan.join("\n")).not.toMatch(/TEMP B-TREE/);
+    expect(plan.join("\n")).not.toMatch(/^SCAN/m);
+    // The fulfilment comes by primary key, one lookup per row.
+    expect(
+      plan.some((detail) =>
+        /^SEARCH fulfillments USING INDEX sqlite_autoindex_fulfillments_1 \(merchant_id=\? AND transaction_id=\?\)/.test(detail),
+      ),
+    ).toBe(true);
+  });
+
+  it("bounds the keyset position in the index, not after reading rows", async () => {
+    const plan = await planOf(merchantId, {}, position);
+    expect(plan.join("\n")).toMatch(/\(merchant_id=\? AND \(updated_at,id\)<\(\?,\?\)\)/);
+  });
+});
