@@ -3,6 +3,7 @@ import type { AppContext } from "../app";
 import { ApiError } from "../errors";
 import { describeIssues } from "../lib/body";
 import { describeQueryIssues } from "../transactions/api-schemas";
+import { batchRoutes } from "./batches";
 import { MERCHANT_API_KEY_SCHEME, transactionRoutes } from "./transactions";
 
 /** The status API under `/v1`: one OpenAPIHono sub-app per resource, mounted below, and the OpenAPI document of them all. */
@@ -27,6 +28,7 @@ statusApiRoutes.openAPIRegistry.registerComponent("securitySchemes", MERCHANT_AP
 
 // Each resource authenticates itself (`requireMerchantKey()` + `limitPerApiKey()`), so the document below stays public.
 statusApiRoutes.route("/transactions", transactionRoutes);
+statusApiRoutes.route("/batches", batchRoutes);
 
 let document: ReturnType<typeof statusApiRoutes.getOpenAPI31Document> | undefined;
 

@@ -69,7 +69,9 @@ export async function openShop(
     });
   }
   const { username, password, path } = merchant.webhook;
-  await sandboxCall(`/_sandbox/projects/${projectId}/webhooks`, { body: { url: `https://${username}:${password}@edge.test${path}` } });
+  if (options.webhooks !== false) {
+    await sandboxCall(`/_sandbox/projects/${projectId}/webhooks`, { body: { url: `https://${username}:${password}@edge.test${path}` } });
+  }
 
   const shop: Shop = {
     merchant,

@@ -1,0 +1,76 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { batchSchema, cancelBatch, createBatch, createBatchSchema, findBatch } from "../batches/batches";
+import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
+import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { errorResponse, noQuery } from "../transactions/api-schemas";
+import { MERCHANT_API_KEY_SCHEME } from "./transactions";
+
+const security = [{ [MERCHANT_API_KEY_SCHEME]: [] }];
+const json = <S>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
+const batchResponse = z.object({ batch: batchSchema }).openapi("BatchResponse");
+const batchIdParams = z.object({
+  id: z
+    .string()
+    .regex(/^bat_[0-9a-f]{32}$/)
+    .openapi({ param: { name: "id", in: "path" } }),
+});
+const errors = {
+  401: json(errorResponse, "`unauthorized`: missing, unknown, malformed or revoked API key."),
+  429: json(errorResponse, "`rate_limited`: too many requests for this API key."),
+};
+const notFound = { 404: json(errorResponse, "`not_found`: no such batch for this merchant.") };
+
+const createBatchRoute = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Start a batch operation",
+  description:
+    "Runs in the batch lane: it starts slowly, takes at most its share of the Smart Router rate limit, and never delays webhooks.",
+  tags: ["Batches"],
+  security,
+  request: { query: noQuery, body: { required: true, content: { "application/json": { schema: createBatchSchema } } } },
+  responses: {
+    202: json(batchResponse, "The batch, queued."),
+    400: json(errorResponse, "`invalid_body`: the body is not a valid batch request."),
+    503: json(errorResponse, "`service_unavailable`: the work could not be queued; retry later."),
+    ...errors,
+  },
+});
+
+const getBatchRoute = createRoute({
+  method: "get",
+  path: "/{id}",
+  summary: "Get a batch's progress",
+  tags: ["Batches"],
+  security,
+  request: { params: batchIdParams, query: noQuery },
+  responses: { 200: json(batchResponse, "The batch."), ...errors, ...notFound },
+});
+
+const cancelBatchRoute = createRoute({
+  method: "delete",
+  path: "/{id}",
+  summary: "Cancel a batch",
+  tags: ["Batches"],
+  security,
+  request: { params: batchIdParams, query: noQuery },
+  responses: {
+    200: json(batchResponse, "The batch, cancelled; queued work for it is dropped."),
+    409: json(errorResponse, "`conflict`: the batch has already finished."),
+    ...errors,
+    ...notFound,
+  },
+});
+
+/** `/v1/batches`: the merchant's batch operations. */
+export const batchRoutes = new OpenAPIHono<MerchantContext>();
+
+batchRoutes.use(requireMerchantKey(), limitPerApiKey());
+
+batchRoutes
+  .openapi(createBatchRoute, async (c) => {
+    const batch = await createBatch({ db: c.var.db, queue: c.env.BATCHES, merchantId: c.var.merchant.id, input: c.req.valid("json") });
+    return c.json({ batch }, 202);
+  })
+  .openapi(getBatchRoute, async (c) => c.json({ batch: await findBatch(c.var.db, c.var.merchant.id, c.req.valid("param").id) }, 200))
+  .openapi(cancelBatchRoute, async (c) => c.json({ batch: await cancelBatch(c.var.db, c.var.merchant.id, c.req.valid("param").id) }, 200));
