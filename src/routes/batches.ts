@@ -3,10 +3,8 @@ import { batchSchema, cancelBatch, createBatch, createBatchSchema, findBatch } f
 import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
 import { limitPerApiKey } from "../middleware/status-rate-limit";
 import { errorResponse, noQuery } from "../transactions/api-schemas";
-import { MERCHANT_API_KEY_SCHEME } from "./transactions";
+import { errors, json, security } from "./transactions";
 
-const security = [{ [MERCHANT_API_KEY_SCHEME]: [] }];
-const json = <S>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
 const batchResponse = z.object({ batch: batchSchema }).openapi("BatchResponse");
 const batchIdParams = z.object({
   id: z
@@ -14,10 +12,6 @@ const batchIdParams = z.object({
     .regex(/^bat_[0-9a-f]{32}$/)
     .openapi({ param: { name: "id", in: "path" } }),
 });
-const errors = {
-  401: json(errorResponse, "`unauthorized`: missing, unknown, malformed or revoked API key."),
-  429: json(errorResponse, "`rate_limited`: too many requests for this API key."),
-};
 const notFound = { 404: json(errorResponse, "`not_found`: no such batch for this merchant.") };
 
 const createBatchRoute = createRoute({
@@ -31,9 +25,9 @@ const createBatchRoute = createRoute({
   request: { query: noQuery, body: { required: true, content: { "application/json": { schema: createBatchSchema } } } },
   responses: {
     202: json(batchResponse, "The batch, queued."),
-    400: json(errorResponse, "`invalid_body`: the body is not a valid batch request."),
-    503: json(errorResponse, "`service_unavailable`: the work could not be queued; retry later."),
     ...errors,
+    400: json(errorResponse, "`invalid_body`: the body is not a valid batch request; `invalid_query`: this endpoint takes no query."),
+    503: json(errorResponse, "`service_unavailable`: the work could not be queued; retry later."),
   },
 });
 

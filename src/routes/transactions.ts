@@ -19,11 +19,12 @@ import { findTransaction, listAppliedEvents, listOperations, listTransactions } 
 /** Name of the bearer security scheme in the OpenAPI document. */
 export const MERCHANT_API_KEY_SCHEME = "merchantApiKey";
 
-const security = [{ [MERCHANT_API_KEY_SCHEME]: [] }];
+/** Shared by every status API route: the bearer scheme, and the error answers every authenticated route can give. */
+export const security = [{ [MERCHANT_API_KEY_SCHEME]: [] }];
 
-const json = <S>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
+export const json = <S>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
 
-const errors = {
+export const errors = {
   400: json(
     errorResponse,
     "`invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue.",

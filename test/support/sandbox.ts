@@ -47,7 +47,7 @@ export interface Shop {
 const UNLIMITED = 1_000_000;
 
 export async function openShop(
-  options: { fulfillment?: boolean; settings?: Record<string, unknown>; unlimited?: boolean } = {},
+  options: { fulfillment?: boolean; settings?: Record<string, unknown>; unlimited?: boolean; webhooks?: boolean } = {},
 ): Promise<Shop> {
   const projectId = `test-proj_${uniqueId("p").replaceAll("-", "")}`;
   const secretKey = `sk_${crypto.randomUUID()}`;

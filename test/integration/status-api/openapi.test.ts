@@ -38,11 +38,11 @@ interface OpenApiDocument {
   };
 }
 
-/** Every GET the status API serves, in OpenAPI path syntax, read from the router itself (so new routes are checked too). */
+/** Every route the status API serves, in OpenAPI path syntax, read from the router itself (so new routes are checked too). */
 function servedRoutes(): string[] {
   const served = statusApiRoutes.routes
-    .filter((route) => route.method === "GET" && route.path !== "/v1/openapi.json")
-    .map((route) => `get ${route.path.replaceAll(/:([^/]+)/g, "{$1}")}`);
+    .filter((route) => route.method !== "ALL" && route.path !== "/v1/openapi.json")
+    .map((route) => `${route.method.toLowerCase()} ${route.path.replace(/\/$/, "").replaceAll(/:([^/]+)/g, "{$1}")}`);
   return [...new Set(served)].sort();
 }
 
@@ -61,10 +61,13 @@ describe("OpenAPI document", () => {
     expect(doc.info).toMatchObject({ title: expect.any(String), version: expect.any(String) });
     const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
     expect(servedRoutes()).toEqual([
+      "delete /v1/batches/{id}",
+      "get /v1/batches/{id}",
       "get /v1/transactions",
       "get /v1/transactions/{id}",
       "get /v1/transactions/{id}/events",
       "get /v1/transactions/{id}/operations",
+      "post /v1/batches",
     ]);
     for (const route of servedRoutes()) expect(documented).toContain(route);
   });
@@ -77,7 +80,8 @@ describe("OpenAPI document", () => {
       for (const [method, operation] of Object.entries(methods)) {
         const label = `${method} ${path}`;
         expect(operation.security, label).toEqual([{ merchantApiKey: [] }]);
-        expect(operation.responses["200"]?.content?.["application/json"]?.schema.$ref, label).toMatch(/^#\/components\/schemas\//);
+        const success = operation.responses["200"] ?? operation.responses["202"];
+        expect(success?.content?.["application/json"]?.schema.$ref, label).toMatch(/^#\/components\/schemas\//);
         const statuses = path.includes("{id}") ? ["400", "401", "404", "429"] : ["400", "401", "429"];
         for (const status of statuses) {
           expect(operation.responses[status]?.content?.["application/json"]?.schema.$ref, `${label} ${status}`).toBe(
@@ -85,7 +89,7 @@ describe("OpenAPI document", () => {
           );
         }
         expect(operation.responses["429"]?.headers, label).toHaveProperty("Retry-After");
-        if (path.includes("{id}")) {
+        if (path.startsWith("/v1/transactions/{id}")) {
           expect(operation.responses["304"], label).toBeDefined();
           expect(
             operation.parameters?.find((p) => p.in === "path"),
