@@ -18,6 +18,8 @@ export const refreshMessage = z.object({
   unit_id: z.string(),
   batch_id: z.string().nullable(),
   run_id: z.string().nullable(),
+  /** For reconciliation: the run's clock, recorded as the records' `reconciled_at`. */
+  as_of: z.iso.datetime().optional(),
   merchant_id: z.string(),
   transaction_ids: z.array(z.string()).min(1),
 });

@@ -1,8 +1,8 @@
-import { and, desc, isNull, lt, notInArray, or } from "drizzle-orm";
+import { and, desc, inArray, isNull, lt, or } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { reconciliationRuns, transactions } from "../db/schema";
 import { sendAll } from "../queue/send";
-import { SETTLED_STATUSES } from "../transactions/status";
+import { IN_FLIGHT_STATUSES } from "../transactions/status";
 import { type BatchMessage, chunk } from "./messages";
 
 const MAX_PER_RUN = 500;
@@ -18,7 +18,7 @@ export async function startReconciliation(db: Database, queue: Queue, now: numbe
     .from(transactions)
     .where(
       and(
-        notInArray(transactions.status, [...SETTLED_STATUSES]),
+        inArray(transactions.status, [...IN_FLIGHT_STATUSES]),
         lt(transactions.updatedAt, cutoff),
         // Refreshed recently and found unchanged (e.g. authorized, awaiting a manual capture): leave it for a while.
         or(isNull(transactions.reconciledAt), lt(transactions.reconciledAt, cutoff)),
@@ -34,6 +34,7 @@ export async function startReconciliation(db: Database, queue: Queue, now: numbe
       messages.push({
         v: 1,
         kind: "refresh",
+        as_of: new Date(now).toISOString(),
         unit_id: `${runId}/${merchantId}/${index}`,
         batch_id: null,
         run_id: runId,

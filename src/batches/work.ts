@@ -136,7 +136,7 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
     extra.push(
       db
         .update(transactions)
-        .set({ reconciledAt: now })
+        .set({ reconciledAt: work.as_of ?? now })
         .where(and(eq(transactions.merchantId, merchant.id), inArray(transactions.id, ids))),
     );
   }

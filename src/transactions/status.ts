@@ -31,5 +31,17 @@ export const CAPTURED_STATUSES: ReadonlySet<string> = new Set([
   "reversed",
 ]);
 
-/** Statuses after which nothing is expected to change without a webhook we may have missed; reconciliation leaves them alone. */
-export const SETTLED_STATUSES: ReadonlySet<string> = new Set(["failed", "voided", "refunded", "blocked", "solved", "reversed"]);
+/**
+ * Statuses that wait on Smart Router to move on (an APM completing, a manual capture, a dispute's outcome): the ones a lost
+ * webhook would leave stuck, so reconciliation refreshes them. Settled payments are left to webhooks and `sync` batches.
+ */
+export const IN_FLIGHT_STATUSES = [
+  "waiting",
+  "pending",
+  "authorized",
+  "pending-capture",
+  "in-review",
+  "chargeback-initiated",
+  "retrieval-request",
+  "fraud-notification",
+] as const satisfies readonly TransactionStatus[];
