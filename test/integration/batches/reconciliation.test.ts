@@ -6,8 +6,11 @@ import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
 
 const statusOf = async (merchantId: string, id: string) =>
-  (await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?").bind(merchantId, id).first<{ status: string }>())
-    ?.status;
+  (
+    await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+      .bind(merchantId, id)
+      .first<{ status: string }>()
+  )?.status;
 
 async function runCron(at: number) {
   const ctx = createExecutionContext();
