@@ -4,7 +4,7 @@ import { batches, batchUnits, merchants, reconciliationRuns, transactions } from
 import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";
 import { retryDelaySeconds } from "../queue/backoff";
-import { storeDeadLetter } from "../queue/dead-letters";
+import { parseOrDeadLetter } from "../queue/dead-letters";
 import { sendAll } from "../queue/send";
 import type { SmartRouterClient } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
@@ -175,26 +175,16 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
  */
 export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
   for (const message of batch.messages) {
-    const parsed = batchMessage.safeParse(message.body);
-    if (!parsed.success) {
-      await storeDeadLetter(db, {
-        id: message.id,
-        queue: batch.queue,
-        body: message.body,
-        error: "unrecognised message",
-        attempts: message.attempts,
-      });
-      message.ack();
-      continue;
-    }
+    const work = await parseOrDeadLetter(db, batch.queue, message, batchMessage);
+    if (!work) continue;
     try {
-      await runUnit(parsed.data, env, db, config);
+      await runUnit(work, env, db, config);
       message.ack();
     } catch (error) {
       const delaySeconds = retryDelaySeconds(message.attempts, error instanceof SmartRouterError ? error.retryAfterMs : null);
       log("warn", "batch.unit_failed", {
-        unit_id: parsed.data.unit_id,
-        merchant_id: parsed.data.merchant_id,
+        unit_id: work.unit_id,
+        merchant_id: work.merchant_id,
         error: String(error),
         retry_in_s: delaySeconds,
       });

@@ -9,7 +9,7 @@ import { smartRouterFor } from "../smart-router/for-merchant";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type Verification, verifyEvents } from "../verification/fetch-back";
 import { retryDelaySeconds } from "./backoff";
-import { storeDeadLetter } from "./dead-letters";
+import { parseOrDeadLetter, storeDeadLetter } from "./dead-letters";
 import { type WebhookMessage, webhookMessageV1 } from "./messages";
 import { sendAll } from "./send";
 
@@ -21,20 +21,8 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
   const now = new Date().toISOString();
   const valid: { message: Message<unknown>; body: WebhookMessage }[] = [];
   for (const message of batch.messages) {
-    const parsed = webhookMessageV1.safeParse(message.body);
-    if (parsed.success) {
-      valid.push({ message, body: parsed.data });
-    } else {
-      // An unknown version or a corrupt body will not get better with retries: straight to dead letters.
-      await storeDeadLetter(db, {
-        id: message.id,
-        queue: batch.queue,
-        body: message.body,
-        error: "unrecognised message",
-        attempts: message.attempts,
-      });
-      message.ack();
-    }
+    const body = await parseOrDeadLetter(db, batch.queue, message, webhookMessageV1);
+    if (body) valid.push({ message, body });
   }
   if (valid.length === 0) return;
 

@@ -38,6 +38,19 @@ describe("consumer: failures lose nothing and change nothing they should not", (
     expect(fulfilments?.n).toBe(0);
   });
 
+  it("dead-letters a message of an unknown version at once, without retrying it", async () => {
+    const deliveryId = crypto.randomUUID();
+    await env.WEBHOOKS.send({ v: 2, merchant_id: "someone", event_id: "ev_future", delivery_id: deliveryId });
+    const letter = await eventually(async () => {
+      const row = await env.DB.prepare("SELECT error, attempts, body FROM dead_letters WHERE body LIKE ?")
+        .bind(`%${deliveryId}%`)
+        .first<{ error: string; attempts: number }>();
+      expect(row).not.toBeNull();
+      return row;
+    });
+    expect(letter).toMatchObject({ error: "unrecognised message", attempts: 1 });
+  });
+
   it("ends in the true state when the API answers 5xx and 429 (retried with backoff)", async () => {
     const shop = await openShop({ unlimited: true });
     await shop.settings({ chaos: { api_5xx_rate: 0.5, api_429_rate: 0.3 } });
