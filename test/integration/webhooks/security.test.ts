@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { basic, call, createMerchant } from "../../support/fixtures";
 
 type Envelope = { error: { code: string; message: string } };
@@ -12,6 +12,9 @@ async function post(path: string, authorization?: string, extra: HeadersInit = {
 }
 
 describe("webhook edge: credentials", async () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
   const merchant = await createMerchant();
   const other = await createMerchant();
   const good = basic(merchant.webhook.username, merchant.webhook.password);
@@ -45,6 +48,28 @@ describe("webhook edge: credentials", async () => {
     const strip = (envelope: Envelope & { error: { request_id?: string } }) => ({ ...envelope.error, request_id: undefined });
     expect(strip((await unknown.json()) as Envelope)).toEqual(strip((await wrong.json()) as Envelope));
     expect([...unknown.headers.keys()].sort()).toEqual([...wrong.headers.keys()].sort());
+  });
+
+  it("does the same cryptographic work for every refusal (no timing oracle on merchants or usernames)", async () => {
+    const work: Record<string, { digests: number; comparisons: number }> = {};
+    const cases: [string, string, string | undefined][] = [
+      ["wrong password", merchant.webhook.path, basic(merchant.webhook.username, "wrong")],
+      ["unknown merchant", "/webhooks/smart-router/ghost-merchant", good],
+      ["malformed merchant id", `/webhooks/smart-router/${"a".repeat(500)}`, good],
+      ["no header", merchant.webhook.path, undefined],
+      ["not base64", merchant.webhook.path, "Basic %%%"],
+    ];
+    for (const [name, path, authorization] of cases) {
+      const digest = vi.spyOn(crypto.subtle, "digest");
+      const compare = vi.spyOn(crypto.subtle, "timingSafeEqual");
+      const response = await post(path, authorization);
+      expect(response.status).toBe(401);
+      work[name] = { digests: digest.mock.calls.length, comparisons: compare.mock.calls.length };
+      vi.restoreAllMocks();
+    }
+    const reference = work["wrong password"];
+    expect(reference?.digests).toBeGreaterThan(0);
+    for (const [name, counts] of Object.entries(work)) expect(counts, name).toEqual(reference);
   });
 
   it("checks credentials before the body (an unauthenticated caller learns nothing about body validation)", async () => {
