@@ -10,7 +10,9 @@ export type Verification =
 /** From this many events waiting for one project, reading the newest events list first saves calls. */
 export const COALESCE_THRESHOLD = 5;
 const LIST_PAGE = 100;
-const MAX_LIST_PAGES = 3;
+/** A list page costs one call: read at most one page per this many waiting events (≤ 0.1 calls per event), and at least 3. */
+const EVENTS_PER_LIST_PAGE_BUDGET = 10;
+const MIN_LIST_PAGES = 3;
 const FETCH_CONCURRENCY = 6;
 
 const FORGED = "event not found at Smart Router (forged or foreign delivery)";
@@ -42,7 +44,8 @@ function checkProject(event: SmartRouterEvent, projectId: string): Verification 
 /**
  * Verifies events by fetching them back from Smart Router with the merchant's own credentials: the only proof a
  * webhook has. With many ids waiting, one `GET /events` page (100 events, newest first) verifies most of a burst in
- * one call; whatever it does not cover is fetched one by one. A 404 on the single fetch means forged or foreign.
+ * one call, and a backlog is walked further back while that stays under 0.1 calls per waiting event; whatever the pages
+ * do not cover is fetched one by one. A 404 on the single fetch means forged or foreign.
  */
 export async function verifyEvents(
   client: SmartRouterClient,
@@ -55,7 +58,8 @@ export async function verifyEvents(
   if (wanted.size >= COALESCE_THRESHOLD) {
     let startAfter: string | undefined;
     try {
-      for (let page = 0; page < MAX_LIST_PAGES && wanted.size > 0; page++) {
+      const maxPages = Math.max(MIN_LIST_PAGES, Math.ceil(wanted.size / EVENTS_PER_LIST_PAGE_BUDGET));
+      for (let page = 0; page < maxPages && wanted.size > 0; page++) {
         const { events, hasMore } = await client.listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
         for (const event of events) {
           if (wanted.delete(event.id)) results.set(event.id, checkProject(event, projectId));
