@@ -1,5 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import type { BatchStatement } from "../db/json-rows";
 import { batches, batchUnits, merchants, reconciliationRuns, transactions } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";
@@ -11,7 +12,6 @@ import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
 import type { TransactionSnapshot } from "../smart-router/schemas";
 import { applySnapshots } from "../transactions/apply";
-import type { Statement } from "../transactions/records";
 import { type BatchMessage, batchMessage, chunk, type RefreshMessage } from "./messages";
 
 const API_SOURCE = { eventId: null, eventName: null, firedAt: null };
@@ -116,7 +116,7 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
     await sendAll(env.BATCHES, result.followUps, delaySeconds);
   }
 
-  const extra: Statement[] = [];
+  const extra: BatchStatement[] = [];
   if (work.batch_id) {
     extra.push(
       db

@@ -1,5 +1,6 @@
-import { and, eq, inArray, ne, sql } from "drizzle-orm";
+import { and, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { insertJsonRows } from "../db/json-rows";
 import { type EventOutcome, events } from "../db/schema";
 
 const key = (merchantId: string, eventId: string) => `${merchantId}\u0000${eventId}`;
@@ -35,35 +36,33 @@ export interface EventRecord {
 }
 
 /**
- * Records an event in the inbox. The first final outcome sticks; later deliveries only add to the delivery count,
- * so replays and duplicates can never rewrite what happened.
+ * Records events in the inbox, all in one statement. The first final outcome sticks; later deliveries only add to the
+ * delivery count, so replays and duplicates can never rewrite what happened.
  */
-export function recordEvent(db: Database, record: EventRecord) {
-  const settled = record.outcome !== "pending";
-  return db
-    .insert(events)
-    .values({
-      merchantId: record.merchantId,
-      id: record.eventId,
-      name: record.name,
-      transactionId: record.transactionId,
-      firedAt: record.firedAt,
-      outcome: record.outcome,
-      deliveries: record.deliveries,
-      firstReceivedAt: record.receivedAt,
-      processedAt: settled ? record.now : null,
-      detail: record.detail,
-    })
-    .onConflictDoUpdate({
-      target: [events.merchantId, events.id],
-      set: {
-        deliveries: sql`${events.deliveries} + ${record.deliveries}`,
-        name: sql`coalesce(${events.name}, excluded.name)`,
-        transactionId: sql`coalesce(${events.transactionId}, excluded.transaction_id)`,
-        firedAt: sql`coalesce(${events.firedAt}, excluded.fired_at)`,
-        outcome: sql`CASE WHEN ${events.outcome} = 'pending' THEN excluded.outcome ELSE ${events.outcome} END`,
-        processedAt: sql`CASE WHEN ${events.outcome} = 'pending' THEN excluded.processed_at ELSE ${events.processedAt} END`,
-        detail: sql`CASE WHEN ${events.outcome} = 'pending' THEN excluded.detail ELSE ${events.detail} END`,
-      },
-    });
+export function recordEvents(records: readonly EventRecord[]): SQL[] {
+  const rows = records.map((record) => ({
+    merchant_id: record.merchantId,
+    id: record.eventId,
+    name: record.name,
+    transaction_id: record.transactionId,
+    fired_at: record.firedAt,
+    outcome: record.outcome,
+    deliveries: record.deliveries,
+    first_received_at: record.receivedAt,
+    processed_at: record.outcome === "pending" ? null : record.now,
+    detail: record.detail,
+  }));
+  const keep = (column: string) => sql.raw(`CASE WHEN events.outcome = 'pending' THEN excluded.${column} ELSE events.${column} END`);
+  return insertJsonRows(
+    events,
+    rows,
+    sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
+      deliveries = events.deliveries + excluded.deliveries,
+      name = coalesce(events.name, excluded.name),
+      transaction_id = coalesce(events.transaction_id, excluded.transaction_id),
+      fired_at = coalesce(events.fired_at, excluded.fired_at),
+      processed_at = ${keep("processed_at")},
+      detail = ${keep("detail")},
+      outcome = ${keep("outcome")}`,
+  );
 }

@@ -2,7 +2,7 @@ import { inArray } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { merchants } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
-import { recordEvent, settledEvents } from "../events/inbox";
+import { type EventRecord, settledEvents } from "../events/inbox";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
@@ -38,7 +38,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
     string,
     { merchantId: string; eventId: string; deliveries: { message: Message<unknown>; body: WebhookMessage }[] }
   >();
-  const statements: Parameters<typeof applySnapshots>[1]["extra"] = [];
+  const inbox: EventRecord[] = [];
   const toAck: Message<unknown>[] = [];
   for (const item of valid) {
     const { merchant_id: merchantId, event_id: eventId } = item.body;
@@ -54,20 +54,18 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
       continue;
     }
     if (settled.has(merchantId, eventId)) {
-      statements.push(
-        recordEvent(db, {
-          merchantId,
-          eventId,
-          name: null,
-          transactionId: null,
-          firedAt: null,
-          outcome: "pending",
-          detail: null,
-          deliveries: 1,
-          receivedAt: item.body.received_at,
-          now,
-        }),
-      );
+      inbox.push({
+        merchantId,
+        eventId,
+        name: null,
+        transactionId: null,
+        firedAt: null,
+        outcome: "pending",
+        detail: null,
+        deliveries: 1,
+        receivedAt: item.body.received_at,
+        now,
+      });
       toAck.push(item.message);
       continue;
     }
@@ -112,46 +110,40 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
     };
     if (verification.kind === "retry") {
       for (const delivery of entry.deliveries) toRetry.push({ message: delivery.message, error: verification.error });
-      statements.push(
-        recordEvent(db, {
-          ...base,
-          deliveries: 0,
-          name: first.body.event_type,
-          transactionId: null,
-          firedAt: null,
-          outcome: "pending",
-          detail: verification.error.message,
-        }),
-      );
+      inbox.push({
+        ...base,
+        deliveries: 0,
+        name: first.body.event_type,
+        transactionId: null,
+        firedAt: null,
+        outcome: "pending",
+        detail: verification.error.message,
+      });
       continue;
     }
     for (const delivery of entry.deliveries) toAck.push(delivery.message);
     if (verification.kind === "rejected") {
-      statements.push(
-        recordEvent(db, {
-          ...base,
-          name: first.body.event_type,
-          transactionId: null,
-          firedAt: null,
-          outcome: "rejected",
-          detail: verification.detail,
-        }),
-      );
+      inbox.push({
+        ...base,
+        name: first.body.event_type,
+        transactionId: null,
+        firedAt: null,
+        outcome: "rejected",
+        detail: verification.detail,
+      });
       continue;
     }
     const { event } = verification;
     const transaction = event.data?.transaction;
     if (!transaction) {
-      statements.push(
-        recordEvent(db, {
-          ...base,
-          name: event.name,
-          transactionId: null,
-          firedAt: event.fired_at,
-          outcome: "ignored",
-          detail: "not a transaction event",
-        }),
-      );
+      inbox.push({
+        ...base,
+        name: event.name,
+        transactionId: null,
+        firedAt: event.fired_at,
+        outcome: "ignored",
+        detail: "not a transaction event",
+      });
       continue;
     }
     snapshots.push({
@@ -164,7 +156,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
 
   const fulfillmentConfigured = (merchantId: string) => Boolean(merchantRows.get(merchantId)?.fulfillmentUrl);
   try {
-    const applied = await applySnapshots(db, { snapshots, extra: statements, fulfillmentConfigured, now });
+    const applied = await applySnapshots(db, { snapshots, inbox, fulfillmentConfigured, now });
     await sendAll(env.FULFILLMENTS, applied.newFulfillments).catch((error: unknown) => {
       // The outbox row is committed; the scheduled sweep re-sends the nudge.
       log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });

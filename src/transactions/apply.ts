@@ -1,7 +1,15 @@
 import type { Database } from "../db/client";
-import { type EventRecord, recordEvent } from "../events/inbox";
+import { type BatchStatement, type JsonRow, runBatch } from "../db/json-rows";
+import { type EventRecord, recordEvents } from "../events/inbox";
 import type { TransactionSnapshot } from "../smart-router/schemas";
-import { insertOperations, loadStoredStates, requestFulfillment, type Statement, upsertTransaction } from "./records";
+import {
+  loadStoredStates,
+  operationRows,
+  requestFulfillments,
+  storeOperations,
+  type TransactionWrite,
+  upsertTransactions,
+} from "./records";
 import { decide, newestSnapshot, type SnapshotSource } from "./state-machine";
 
 /** A transaction snapshot proven authentic (fetched back from Smart Router), with the inbox entry it came from, if any. */
@@ -33,7 +41,15 @@ export interface ApplyResult {
  */
 export async function applySnapshots(
   db: Database,
-  input: { snapshots: VerifiedSnapshot[]; extra?: Statement[]; fulfillmentConfigured: (merchantId: string) => boolean; now: string },
+  input: {
+    snapshots: VerifiedSnapshot[];
+    /** Inbox records decided before this call (rejected, ignored, retried, duplicates). */
+    inbox?: EventRecord[];
+    /** Other statements that must commit with these writes (batch progress). */
+    extra?: BatchStatement[];
+    fulfillmentConfigured: (merchantId: string) => boolean;
+    now: string;
+  },
 ): Promise<ApplyResult> {
   const { snapshots, now } = input;
   const groups = new Map<string, VerifiedSnapshot[]>();
@@ -46,11 +62,12 @@ export async function applySnapshots(
     snapshots.map((s) => ({ merchantId: s.merchantId, transactionId: s.snapshot.id })),
   );
 
-  const statements: Statement[] = [...(input.extra ?? [])];
-  const outboxIndexes: number[] = [];
+  const inbox: EventRecord[] = [...(input.inbox ?? [])];
+  const operationRowsToStore: JsonRow[] = [];
+  const transactionWrites: TransactionWrite[] = [];
+  const fulfillmentRequests: { merchantId: string; transactionId: string; configured: boolean }[] = [];
   let applied = 0;
   let stale = 0;
-  let changedTransactions = 0;
   for (const group of groups.values()) {
     const newest = newestSnapshot(group);
     if (!newest) continue;
@@ -58,42 +75,49 @@ export async function applySnapshots(
     const decision = decide(stored.get(merchantId, snapshot.id), snapshot);
     const seenOperations = new Set<string>();
     for (const item of group) {
-      const fresh = (item.snapshot.operations ?? []).filter((op) => !seenOperations.has(op.id));
-      for (const op of fresh) seenOperations.add(op.id);
-      statements.push(...insertOperations(db, merchantId, { ...item.snapshot, operations: fresh }));
+      for (const row of operationRows(merchantId, item.snapshot)) {
+        if (seenOperations.has(String(row.id))) continue;
+        seenOperations.add(String(row.id));
+        operationRowsToStore.push(row);
+      }
     }
-    if (decision.kind === "apply") changedTransactions += 1;
-    if (decision.kind === "apply") statements.push(upsertTransaction(db, merchantId, snapshot, decision.version, newest.source, now));
+    if (decision.kind === "apply") transactionWrites.push({ merchantId, snapshot, version: decision.version, source: newest.source });
     if (group.some((item) => decide(null, item.snapshot).captured)) {
-      outboxIndexes.push(statements.length);
-      statements.push(requestFulfillment(db, merchantId, snapshot.id, input.fulfillmentConfigured(merchantId), now));
+      fulfillmentRequests.push({ merchantId, transactionId: snapshot.id, configured: input.fulfillmentConfigured(merchantId) });
     }
     for (const item of group) {
       if (!item.inbox) continue;
       const isApplied = item === newest && decision.kind === "apply";
       if (isApplied) applied += 1;
       else stale += 1;
-      statements.push(
-        recordEvent(db, {
-          ...item.inbox,
-          name: item.source.eventName,
-          transactionId: item.snapshot.id,
-          firedAt: item.source.firedAt,
-          outcome: isApplied ? "applied" : "stale",
-          detail: isApplied ? null : decision.kind === "stale" ? decision.reason : "superseded in batch",
-        }),
-      );
+      inbox.push({
+        ...item.inbox,
+        name: item.source.eventName,
+        transactionId: item.snapshot.id,
+        firedAt: item.source.firedAt,
+        outcome: isApplied ? "applied" : "stale",
+        detail: isApplied ? null : decision.kind === "stale" ? decision.reason : "superseded in batch",
+      });
     }
   }
 
+  // One statement per table (per 500 rows), whatever the number of events: the batch is a handful of statements.
+  const statements: BatchStatement[] = [
+    ...(input.extra ?? []),
+    ...recordEvents(inbox),
+    ...storeOperations(operationRowsToStore),
+    ...upsertTransactions(transactionWrites, now),
+  ];
+  const outboxFrom = statements.length;
+  statements.push(...requestFulfillments(fulfillmentRequests, now));
+  const changedTransactions = transactionWrites.length;
+
   if (statements.length === 0) return { changedTransactions, applied, stale, newFulfillments: [] };
-  const [first, ...rest] = statements;
-  const results = (await db.batch([first as Statement, ...rest])) as unknown[];
+  const results = await runBatch(db.$client, statements);
   const newFulfillments: FulfillmentNudge[] = [];
-  for (const index of outboxIndexes) {
-    const rows = results[index] as { merchantId: string; transactionId: string; status: string }[];
-    for (const row of rows) {
-      if (row.status === "pending") newFulfillments.push({ v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId });
+  for (const result of results.slice(outboxFrom)) {
+    for (const row of result.results as { merchant_id: string; transaction_id: string; status: string }[]) {
+      if (row.status === "pending") newFulfillments.push({ v: 1, merchant_id: row.merchant_id, transaction_id: row.transaction_id });
     }
   }
   return { changedTransactions, applied, stale, newFulfillments };

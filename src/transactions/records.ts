@@ -1,12 +1,10 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
+import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { insertJsonRows, type JsonRow } from "../db/json-rows";
 import { fulfillments, operations, transactions } from "../db/schema";
 import type { TransactionSnapshot } from "../smart-router/schemas";
 import type { SnapshotSource, StoredState } from "./state-machine";
 import { CAPTURED_STATUSES } from "./status";
-
-export type Statement = BatchItem<"sqlite">;
 
 /** D1 binds at most 100 parameters per statement. */
 const MAX_PARAMS = 100;
@@ -35,115 +33,114 @@ export async function loadStoredStates(db: Database, wanted: readonly { merchant
   return { get: (merchantId: string, transactionId: string) => states.get(key(merchantId, transactionId)) ?? null };
 }
 
-function transactionRow(merchantId: string, snapshot: TransactionSnapshot, version: string, source: SnapshotSource, now: string) {
+/** The transaction row (SQL column names) a snapshot stands for. */
+function transactionRow(merchantId: string, snapshot: TransactionSnapshot, version: string, source: SnapshotSource, now: string): JsonRow {
   return {
-    merchantId,
+    merchant_id: merchantId,
     id: snapshot.id,
-    projectId: snapshot.project_id,
-    invoiceId: snapshot.invoice_id ?? null,
-    customerId: snapshot.customer_id ?? null,
+    project_id: snapshot.project_id,
+    invoice_id: snapshot.invoice_id ?? null,
+    customer_id: snapshot.customer_id ?? null,
     name: snapshot.name ?? null,
-    paymentType: snapshot.payment_type ?? null,
-    gatewayName: snapshot.gateway_name ?? null,
+    payment_type: snapshot.payment_type ?? null,
+    gateway_name: snapshot.gateway_name ?? null,
     status: snapshot.status,
     currency: snapshot.currency,
     amount: snapshot.amount,
-    authorizedAmount: snapshot.authorized_amount ?? "0",
-    capturedAmount: snapshot.captured_amount ?? "0",
-    refundedAmount: snapshot.refunded_amount ?? "0",
-    availableAmount: snapshot.available_amount ?? "0",
-    voidedAmount: snapshot.voided_amount ?? "0",
-    metadata: snapshot.metadata ?? {},
+    authorized_amount: snapshot.authorized_amount ?? "0",
+    captured_amount: snapshot.captured_amount ?? "0",
+    refunded_amount: snapshot.refunded_amount ?? "0",
+    available_amount: snapshot.available_amount ?? "0",
+    voided_amount: snapshot.voided_amount ?? "0",
+    metadata: JSON.stringify(snapshot.metadata ?? {}),
     sandbox: snapshot.sandbox ?? false,
-    errorCode: snapshot.error_code ?? null,
-    errorMessage: snapshot.error_message ?? null,
-    threeDSStatus: snapshot.three_d_s_status ?? null,
+    error_code: snapshot.error_code ?? null,
+    error_message: snapshot.error_message ?? null,
+    three_d_s_status: snapshot.three_d_s_status ?? null,
     chargedback: snapshot.chargedback ?? false,
-    createdAt: snapshot.created_at,
-    snapshotVersion: version,
-    lastEventId: source.eventId,
-    lastEventName: source.eventName,
-    lastEventFiredAt: source.firedAt,
-    updatedAt: now,
+    created_at: snapshot.created_at,
+    snapshot_version: version,
+    last_event_id: source.eventId,
+    last_event_name: source.eventName,
+    last_event_fired_at: source.firedAt,
+    updated_at: now,
   };
+}
+
+export interface TransactionWrite {
+  merchantId: string;
+  snapshot: TransactionSnapshot;
+  version: string;
+  source: SnapshotSource;
 }
 
 const capturedList = sql.raw([...CAPTURED_STATUSES].map((status) => `'${status}'`).join(", "));
 
 /**
- * Upserts the transaction as compare-and-set: the row changes only if the snapshot is newer than what is stored and does
- * not move a captured payment back, so concurrent consumers cannot overwrite a newer record with an older one.
+ * Upserts transactions as compare-and-set: a row changes only if the snapshot is newer than what is stored and does not
+ * move a captured payment back, so concurrent consumers cannot overwrite a newer record with an older one.
  */
-export function upsertTransaction(
-  db: Database,
-  merchantId: string,
-  snapshot: TransactionSnapshot,
-  version: string,
-  source: SnapshotSource,
-  now: string,
-) {
-  const row = transactionRow(merchantId, snapshot, version, source, now);
-  const { merchantId: _m, id: _i, ...changes } = row;
-  const set = Object.fromEntries(
-    Object.keys(changes).map((field) => {
-      const column = transactions[field as keyof typeof changes];
-      return [field, sql.raw(`excluded.${column.name}`)];
-    }),
+export function upsertTransactions(writes: readonly TransactionWrite[], now: string): SQL[] {
+  const rows = writes.map((w) => transactionRow(w.merchantId, w.snapshot, w.version, w.source, now));
+  const first = rows[0];
+  if (!first) return [];
+  const assignments = sql.raw(
+    Object.keys(first)
+      .filter((column) => column !== "merchant_id" && column !== "id")
+      .map((column) => `"${column}" = excluded."${column}"`)
+      .join(", "),
   );
-  return db
-    .insert(transactions)
-    .values(row)
-    .onConflictDoUpdate({
-      target: [transactions.merchantId, transactions.id],
-      set,
-      setWhere: sql`excluded.snapshot_version > ${transactions.snapshotVersion}
-        AND NOT (${transactions.status} IN (${capturedList}) AND excluded.status NOT IN (${capturedList}))`,
-    });
+  return insertJsonRows(
+    transactions,
+    rows,
+    sql`ON CONFLICT (merchant_id, id) DO UPDATE SET ${assignments}
+      WHERE excluded.snapshot_version > transactions.snapshot_version
+        AND NOT (transactions.status IN (${capturedList}) AND excluded.status NOT IN (${capturedList}))`,
+  );
 }
 
-/** Inserts operations not stored yet; an operation id is stored once whatever number of snapshots repeat it. */
-export function insertOperations(db: Database, merchantId: string, snapshot: TransactionSnapshot): Statement[] {
-  const rows = (snapshot.operations ?? []).map((op) => ({
-    merchantId,
+/** The operation rows of a snapshot. */
+export function operationRows(merchantId: string, snapshot: TransactionSnapshot): JsonRow[] {
+  return (snapshot.operations ?? []).map((op) => ({
+    merchant_id: merchantId,
     id: op.id,
-    transactionId: snapshot.id,
+    transaction_id: snapshot.id,
     type: op.type,
     amount: op.amount ?? "0",
     currency: op.currency ?? null,
-    isAttempt: op.is_attempt ?? false,
-    hasFailed: op.has_failed ?? null,
-    isAccountable: op.is_accountable ?? null,
-    gatewayOperationId: op.gateway_operation_id ?? null,
-    errorCode: op.error_code ?? null,
-    errorMessage: op.error_message ?? null,
-    paymentType: op.payment_type ?? null,
-    metadata: op.metadata ?? null,
-    createdAt: op.created_at,
+    is_attempt: op.is_attempt ?? false,
+    has_failed: op.has_failed ?? null,
+    is_accountable: op.is_accountable ?? null,
+    gateway_operation_id: op.gateway_operation_id ?? null,
+    error_code: op.error_code ?? null,
+    error_message: op.error_message ?? null,
+    payment_type: op.payment_type ?? null,
+    metadata: op.metadata ? JSON.stringify(op.metadata) : null,
+    created_at: op.created_at,
   }));
-  const perStatement = Math.floor(MAX_PARAMS / 15);
-  const statements: Statement[] = [];
-  for (let i = 0; i < rows.length; i += perStatement) {
-    statements.push(
-      db
-        .insert(operations)
-        .values(rows.slice(i, i + perStatement))
-        .onConflictDoNothing(),
-    );
-  }
-  return statements;
 }
 
-/** Adds the fulfilment outbox row the first time a transaction is seen captured; returns the row only when it is new. */
-export function requestFulfillment(db: Database, merchantId: string, transactionId: string, configured: boolean, now: string) {
-  return db
-    .insert(fulfillments)
-    .values({
-      merchantId,
-      transactionId,
-      messageId: `msg_${crypto.randomUUID().replaceAll("-", "")}`,
-      status: configured ? "pending" : "not_configured",
-      requestedAt: now,
-    })
-    .onConflictDoNothing()
-    .returning({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId, status: fulfillments.status });
+/** Inserts operations not stored yet: an operation id is stored once whatever number of snapshots repeat it. */
+export function storeOperations(rows: readonly JsonRow[]): SQL[] {
+  return insertJsonRows(operations, rows, sql`ON CONFLICT (merchant_id, id) DO NOTHING`);
+}
+
+/** Adds fulfilment outbox rows the first time transactions are seen captured; each statement returns only the new rows. */
+export function requestFulfillments(
+  requests: readonly { merchantId: string; transactionId: string; configured: boolean }[],
+  now: string,
+): SQL[] {
+  const rows = requests.map((request) => ({
+    merchant_id: request.merchantId,
+    transaction_id: request.transactionId,
+    message_id: `msg_${crypto.randomUUID().replaceAll("-", "")}`,
+    status: request.configured ? "pending" : "not_configured",
+    attempts: 0,
+    requested_at: now,
+  }));
+  return insertJsonRows(
+    fulfillments,
+    rows,
+    sql`ON CONFLICT (merchant_id, transaction_id) DO NOTHING RETURNING merchant_id, transaction_id, status`,
+  );
 }

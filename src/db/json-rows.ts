@@ -1,0 +1,45 @@
+import { SQL, sql } from "drizzle-orm";
+import { SQLiteAsyncDialect, type SQLiteTable } from "drizzle-orm/sqlite-core";
+
+/** Rows per statement: one JSON parameter carries them all, far under D1's 2 MB value limit. */
+const ROWS_PER_STATEMENT = 500;
+
+/** A row keyed by SQL column name; JSON booleans arrive in SQLite as 1/0, objects must be passed as JSON text. */
+export type JsonRow = Record<string, string | number | boolean | null>;
+
+/**
+ * `INSERT INTO table (cols) SELECT … FROM json_each(?)` — many rows in one statement with one bound parameter, where
+ * multi-row VALUES would hit D1's 100-parameter limit every few rows. `tail` is the ON CONFLICT / RETURNING clause.
+ * Column names come from our own code, never from input.
+ */
+export function insertJsonRows(table: SQLiteTable, rows: readonly JsonRow[], tail: SQL = sql``): SQL[] {
+  const first = rows[0];
+  if (!first) return [];
+  const columns = Object.keys(first);
+  const names = sql.raw(columns.map((column) => `"${column}"`).join(", "));
+  const values = sql.raw(columns.map((column) => `value ->> '$.${column}'`).join(", "));
+  const statements: SQL[] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+    const chunk = JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT));
+    // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+    statements.push(sql`INSERT INTO ${table} (${names}) SELECT ${values} FROM json_each(${chunk}) WHERE true ${tail}`);
+  }
+  return statements;
+}
+
+const dialect = new SQLiteAsyncDialect();
+
+/** Anything the D1 batch can run: raw SQL, or a drizzle query builder. */
+export type BatchStatement = SQL | { toSQL(): { sql: string; params: unknown[] } };
+
+/**
+ * Runs statements as one D1 batch (one transaction). Goes to the D1 binding directly because drizzle's D1 batch cannot
+ * carry raw SQL with parameters; results are D1's own, rows keyed by column name.
+ */
+export function runBatch(d1: D1Database, statements: readonly BatchStatement[]): Promise<D1Result<Record<string, unknown>>[]> {
+  const prepared = statements.map((statement) => {
+    const query = statement instanceof SQL ? dialect.sqlToQuery(statement) : statement.toSQL();
+    return d1.prepare(query.sql).bind(...query.params);
+  });
+  return d1.batch(prepared);
+}
