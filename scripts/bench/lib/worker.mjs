@@ -1,0 +1,234 @@
+// The real worker, bundled exactly as `wrangler deploy` would upload it, served by workerd through Miniflare's API
+// (no `wrangler dev` proxy in front). Bindings come from wrangler.toml; secrets are fresh random values per run
+// (.dev.vars is never read).
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { unstable_readConfig } from "wrangler";
+
+export const ROOT = path.resolve(import.meta.dirname, "../../..");
+/** Host name the worker's outbound Smart Router calls go to; Miniflare's outboundService catches them. */
+export const SANDBOX_ORIGIN = "http://smart-router.sandbox";
+
+/**
+ * Entry module of the instrumented build: the unchanged bundle, with `env.DB` wrapped in a counting proxy, and
+ * `/__bench/d1` to read (GET) or reset (POST) the counters. Used only by the consumer section.
+ */
+const COUNTING_ENTRY = `
+import worker from "./index.js";
+export * from "./index.js";
+
+const counters = { queries: 0, batches: 0, batchStatements: 0 };
+const realStatement = new WeakMap();
+
+function countStatement(statement) {
+  const proxy = new Proxy(statement, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target);
+      if (typeof value !== "function") return value;
+      if (key === "bind") return (...args) => countStatement(value.apply(target, args));
+      if (key === "first" || key === "all" || key === "run" || key === "raw") {
+        return (...args) => {
+          counters.queries += 1;
+          return value.apply(target, args);
+        };
+      }
+      return value.bind(target);
+    },
+  });
+  realStatement.set(proxy, statement);
+  return proxy;
+}
+
+function countDatabase(db) {
+  return new Proxy(db, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target);
+      if (typeof value !== "function") return value;
+      if (key === "prepare") return (...args) => countStatement(value.apply(target, args));
+      if (key === "batch") {
+        return (statements) => {
+          counters.batches += 1;
+          counters.batchStatements += statements.length;
+          return value.call(target, statements.map((s) => realStatement.get(s) ?? s));
+        };
+      }
+      if (key === "exec" || key === "withSession") throw new Error("bench: D1 " + String(key) + " is not counted");
+      return value.bind(target);
+    },
+  });
+}
+
+const wrapped = new WeakMap();
+function benchEnv(env) {
+  let result = wrapped.get(env);
+  if (!result) {
+    result = { ...env, DB: countDatabase(env.DB) };
+    wrapped.set(env, result);
+  }
+  return result;
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    if (new URL(request.url).pathname === "/__bench/d1") {
+      const snapshot = { ...counters };
+      if (request.method === "POST") Object.assign(counters, { queries: 0, batches: 0, batchStatements: 0 });
+      return Response.json(snapshot);
+    }
+    return worker.fetch(request, benchEnv(env), ctx);
+  },
+  queue: (batch, env, ctx) => worker.queue(batch, benchEnv(env), ctx),
+  scheduled: (controller, env, ctx) => worker.scheduled(controller, benchEnv(env), ctx),
+};
+`;
+
+/** Bundles src/ with `wrangler deploy --dry-run` into a temporary directory. */
+export function buildWorker() {
+  const outdir = mkdtempSync(path.join(tmpdir(), "sre-bench-"));
+  const started = performance.now();
+  const result = spawnSync(
+    path.join(ROOT, "node_modules/.bin/wrangler"),
+    ["deploy", "--dry-run", "--outdir", outdir, "--config", path.join(ROOT, "wrangler.toml")],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        PATH: `${path.join(ROOT, "node_modules/.bin")}${path.delimiter}${process.env.PATH}`,
+        CLOUDFLARE_CF_FETCH_ENABLED: "false",
+        WRANGLER_SEND_METRICS: "false",
+      },
+      timeout: 120_000,
+    },
+  );
+  if (result.status !== 0) {
+    throw new Error(`wrangler deploy --dry-run failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
+  }
+  const upload = /Total Upload: ([^\n]+)/.exec(result.stdout)?.[1]?.trim() ?? "?";
+  writeFileSync(path.join(outdir, "bench-counting.mjs"), COUNTING_ENTRY);
+  return {
+    outdir,
+    upload,
+    buildMs: performance.now() - started,
+    cleanup: () => rmSync(outdir, { recursive: true, force: true }),
+  };
+}
+
+/** Miniflare (v4-style) binding options derived from wrangler.toml. */
+function bindingsFromWranglerToml() {
+  const config = unstable_readConfig({ config: path.join(ROOT, "wrangler.toml") }, { hideWarnings: true });
+  const sqliteClasses = new Set(config.migrations.flatMap((m) => m.new_sqlite_classes ?? []));
+  return {
+    compatibilityDate: config.compatibility_date,
+    compatibilityFlags: config.compatibility_flags,
+    vars: Object.fromEntries(Object.entries(config.vars ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
+    d1Databases: Object.fromEntries(config.d1_databases.map((d) => [d.binding, d.database_id ?? d.database_name])),
+    queueProducers: Object.fromEntries((config.queues.producers ?? []).map((p) => [p.binding, { queueName: p.queue }])),
+    durableObjects: Object.fromEntries(
+      config.durable_objects.bindings.map((b) => [b.name, { className: b.class_name, useSQLite: sqliteClasses.has(b.class_name) }]),
+    ),
+    ratelimits: Object.fromEntries(config.ratelimits.map((r) => [r.name, { namespace_id: r.namespace_id, simple: r.simple }])),
+  };
+}
+
+/** Drizzle migrations split at their statement breakpoints, in file order. */
+function migrationStatements() {
+  const dir = path.join(ROOT, "migrations");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()
+    .flatMap((f) =>
+      readFileSync(path.join(dir, f), "utf8")
+        .split("--> statement-breakpoint")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
+}
+
+/**
+ * Starts workerd with the bundled worker on 127.0.0.1 (a free port), applies the migrations and returns helpers.
+ * `counting` loads the instrumented entry (D1 counters); `outbound` receives every outbound fetch of the worker.
+ */
+export async function startWorker(build, { counting = false, outbound } = {}) {
+  const fromToml = bindingsFromWranglerToml();
+  const secrets = {
+    ADMIN_TOKEN: randomBytes(24).toString("base64url"),
+    SECRETS_KEY: randomBytes(32).toString("base64"),
+  };
+  const logs = { lines: 0, warnings: 0, errors: [] };
+  // Local D1, queues and Durable Objects are SQLite files; on tmpfs their per-commit syncs don't measure the disk.
+  const persist = mkdtempSync(path.join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "sre-bench-state-"));
+  const entry = counting ? "bench-counting.mjs" : "index.js";
+  const modules = [{ type: "ESModule", path: path.join(build.outdir, entry) }];
+  if (counting) modules.push({ type: "ESModule", path: path.join(build.outdir, "index.js") });
+  const options = {
+    host: "127.0.0.1",
+    port: 0,
+    resourcePersistencePath: persist,
+    modulesRoot: build.outdir,
+    modules,
+    compatibilityDate: fromToml.compatibilityDate,
+    compatibilityFlags: fromToml.compatibilityFlags,
+    bindings: { ...fromToml.vars, ...secrets, SMART_ROUTER_API_URL: SANDBOX_ORIGIN },
+    d1Databases: fromToml.d1Databases,
+    queueProducers: fromToml.queueProducers,
+    // No queue consumers: sections drive the queue handler themselves (or, for ingest, keep it idle).
+    durableObjects: fromToml.durableObjects,
+    ratelimits: fromToml.ratelimits,
+    // workerd's own HTTP socket straight into the worker, without Miniflare's entry worker in front.
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+    outboundService: outbound ?? (async (request) => new Response(`bench: unexpected outbound ${request.url}`, { status: 502 })),
+    // Keep the worker's structured log lines off the bench's output; count them (and warnings), keep the first few errors.
+    handleStructuredLogs: (log) => {
+      logs.lines += 1;
+      if (log.level === "warn") logs.warnings += 1;
+      if (log.level === "error" && logs.errors.length < 5) logs.errors.push(String(log.message).slice(0, 300));
+    },
+  };
+  const mf = new Miniflare(convertV4MiniflareOptions(options));
+  await mf.ready;
+  const url = await mf.unsafeGetDirectURL();
+  const d1 = await mf.getD1Database("DB");
+  const statements = migrationStatements();
+  await d1.batch(statements.map((sql) => d1.prepare(sql)));
+
+  const call = async (pathname, { method = "GET", body, headers = {} } = {}) => {
+    const response = await fetch(new URL(pathname, url), {
+      method,
+      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, json: text ? JSON.parse(text) : null, text };
+  };
+  const admin = async (pathname, init = {}) => {
+    const result = await call(pathname, { ...init, headers: { authorization: `Bearer ${secrets.ADMIN_TOKEN}` } });
+    if (result.status >= 300) throw new Error(`admin ${init.method ?? "GET"} ${pathname}: ${result.status} ${result.text}`);
+    return result.json;
+  };
+
+  return {
+    mf,
+    url,
+    d1,
+    logs,
+    migrations: statements.length,
+    call,
+    admin,
+    /** Registers a merchant through the admin API; answers its credentials (shown once). */
+    createMerchant: (id, projectId, secretKey) =>
+      admin("/admin/merchants", {
+        method: "POST",
+        body: { id, name: `Bench ${id}`, smart_router: { project_id: projectId, secret_key: secretKey } },
+      }),
+    worker: () => mf.getWorker(),
+    dispose: async () => {
+      await mf.dispose();
+      rmSync(persist, { recursive: true, force: true });
+    },
+  };
+}
