@@ -35,7 +35,7 @@ export async function resendStalledFulfillments(env: AppEnv, now: number): Promi
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
   const resent = await resendStalledFulfillments(env, scheduledTime);
   const minutes = Number(env.RECONCILE_AFTER_MINUTES);
-  const staleAfterMs = (Number.isFinite(minutes) && minutes > 0 ? minutes : 30) * 60_000;
+  const staleAfterMs = (Number.isFinite(minutes) && minutes >= 0 ? minutes : 30) * 60_000;
   const run = await startReconciliation(openDatabase(env.DB), env.BATCHES, scheduledTime, staleAfterMs);
   log("info", "scheduled.run", { fulfillments_resent: resent, reconciliation_run: run.runId, reconciliation_found: run.found });
 }

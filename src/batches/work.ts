@@ -4,8 +4,8 @@ import type { BatchStatement } from "../db/json-rows";
 import { batches, batchUnits, merchants, reconciliationRuns, transactions } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";
-import { retryDelaySeconds } from "../queue/backoff";
 import { parseOrDeadLetter } from "../queue/dead-letters";
+import { tryLater } from "../queue/retry";
 import { sendAll } from "../queue/send";
 import type { SmartRouterClient } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
@@ -181,14 +181,13 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
       await runUnit(work, env, db, config);
       message.ack();
     } catch (error) {
-      const delaySeconds = retryDelaySeconds(message.attempts, error instanceof SmartRouterError ? error.retryAfterMs : null);
       log("warn", "batch.unit_failed", {
         unit_id: work.unit_id,
         merchant_id: work.merchant_id,
         error: String(error),
-        retry_in_s: delaySeconds,
+        attempts: message.attempts,
       });
-      message.retry({ delaySeconds });
+      await tryLater(env.BATCHES, [{ message, error }]);
     }
   }
 }

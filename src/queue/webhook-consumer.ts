@@ -11,6 +11,7 @@ import { type Verification, verifyEvents } from "../verification/fetch-back";
 import { retryDelaySeconds } from "./backoff";
 import { parseOrDeadLetter, storeDeadLetter } from "./dead-letters";
 import { type WebhookMessage, webhookMessageV1 } from "./messages";
+import { tryLater } from "./retry";
 import { sendAll } from "./send";
 
 /**
@@ -169,15 +170,13 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
 
   for (const message of toAck) message.ack();
   for (const { message, error } of toRetry) {
-    const delaySeconds = retryDelaySeconds(message.attempts, error.retryAfterMs);
     log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
       merchant_id: (message.body as WebhookMessage).merchant_id,
       event_id: (message.body as WebhookMessage).event_id,
       kind: error.kind,
       status: error.status,
       attempts: message.attempts,
-      retry_in_s: delaySeconds,
     });
-    message.retry({ delaySeconds });
   }
+  await tryLater(env.WEBHOOKS, toRetry);
 }

@@ -25,6 +25,11 @@ export class SmartRouterError extends Error {
     this.retryAfterMs = details.retryAfterMs ?? null;
   }
 
+  /** Our own pacer said "not yet": nothing failed, so it must not spend the message's retries. */
+  get isLocalBackpressure(): boolean {
+    return this.kind === "rate_limited" && this.status === null;
+  }
+
   /** Whether trying again later can succeed. */
   get retryable(): boolean {
     return this.kind === "rate_limited" || this.kind === "server" || this.kind === "network" || this.kind === "authentication";
