@@ -6,7 +6,7 @@ import { errorEnvelope, SandboxError } from "./errors.ts";
 import type { DeliveryTransport } from "./webhooks.ts";
 import { createWorld } from "./world.ts";
 
-export type { EventObject, TransactionOperation, TransactionStatus, TransactionView } from "./model.ts";
+export type { Counters, EventObject, TransactionOperation, TransactionStatus, TransactionView } from "./model.ts";
 export { TEST_CARDS, TRANSACTION_STATUSES } from "./model.ts";
 export { DEFAULT_SETTINGS } from "./settings.ts";
 export type { DeliveryTransport, RelayedDelivery } from "./webhooks.ts";

@@ -143,7 +143,6 @@ export const events = sqliteTable(
 );
 
 export const FULFILLMENT_STATUSES = ["not_configured", "pending", "delivered", "failed"] as const;
-export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
 
 /** The fulfilment outbox: at most one row per transaction, written in the same D1 batch as its first capture. */
 export const fulfillments = sqliteTable(
@@ -182,7 +181,6 @@ export const deadLetters = sqliteTable(
 
 export const BATCH_KINDS = ["sync", "refresh"] as const;
 export const BATCH_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
-export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
 /** A merchant's batch operation: pull and reconcile many transactions through the batch lane. */
 export const batches = sqliteTable(

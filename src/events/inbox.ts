@@ -1,25 +1,17 @@
 import { and, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { insertJsonRows } from "../db/json-rows";
+import { insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import { type EventOutcome, events } from "../db/schema";
 
-const key = (merchantId: string, eventId: string) => `${merchantId}\u0000${eventId}`;
-
 /** Which of these events already have a final outcome, so a duplicate delivery costs no API call. */
-export async function settledEvents(db: Database, wanted: readonly { merchantId: string; eventId: string }[]) {
-  const byMerchant = new Map<string, string[]>();
-  for (const { merchantId, eventId } of wanted) byMerchant.set(merchantId, [...(byMerchant.get(merchantId) ?? []), eventId]);
-  const settled = new Set<string>();
-  for (const [merchantId, ids] of byMerchant) {
-    for (let i = 0; i < ids.length; i += 98) {
-      const rows = await db
-        .select({ id: events.id })
-        .from(events)
-        .where(and(eq(events.merchantId, merchantId), inArray(events.id, ids.slice(i, i + 98)), ne(events.outcome, "pending")));
-      for (const row of rows) settled.add(key(merchantId, row.id));
-    }
-  }
-  return { has: (merchantId: string, eventId: string) => settled.has(key(merchantId, eventId)) };
+export async function settledEvents(db: Database, wanted: readonly MerchantKey[]) {
+  const found = await lookUpByMerchant(wanted, (merchantId, ids) =>
+    db
+      .select({ id: events.id })
+      .from(events)
+      .where(and(eq(events.merchantId, merchantId), inArray(events.id, ids), ne(events.outcome, "pending"))),
+  );
+  return { has: (merchantId: string, eventId: string) => found.get({ merchantId, id: eventId }) !== undefined };
 }
 
 export interface EventRecord {

@@ -31,7 +31,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
   const merchantRows = new Map((await db.select().from(merchants).where(inArray(merchants.id, merchantIds))).map((row) => [row.id, row]));
   const settled = await settledEvents(
     db,
-    valid.map((v) => ({ merchantId: v.body.merchant_id, eventId: v.body.event_id })),
+    valid.map((v) => ({ merchantId: v.body.merchant_id, id: v.body.event_id })),
   );
 
   // One fetch per distinct (merchant, event); duplicates inside the batch share it.

@@ -60,8 +60,3 @@ export async function openSecret(config: AppConfig, sealed: SealedSecret, contex
   }
   throw new Error(`no configured SECRETS_KEY has id ${sealed.keyId}`);
 }
-
-/** Whether a sealed secret was sealed with an older key and should be re-sealed. */
-export async function needsResealing(config: AppConfig, sealed: SealedSecret): Promise<boolean> {
-  return (await importKey(config.SECRETS_KEY)).id !== sealed.keyId;
-}

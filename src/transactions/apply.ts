@@ -1,5 +1,5 @@
 import type { Database } from "../db/client";
-import { type BatchStatement, type JsonRow, runBatch } from "../db/json-rows";
+import { type BatchStatement, type JsonRow, runBatch } from "../db/bulk";
 import { type EventRecord, recordEvents } from "../events/inbox";
 import type { TransactionSnapshot } from "../smart-router/schemas";
 import {
@@ -59,7 +59,7 @@ export async function applySnapshots(
   }
   const stored = await loadStoredStates(
     db,
-    snapshots.map((s) => ({ merchantId: s.merchantId, transactionId: s.snapshot.id })),
+    snapshots.map((s) => ({ merchantId: s.merchantId, id: s.snapshot.id })),
   );
 
   const inbox: EventRecord[] = [...(input.inbox ?? [])];

@@ -28,5 +28,3 @@ export function presentTransaction(row: TransactionRow, fulfillment: Fulfillment
       : { status: fulfillmentConfigured ? "awaiting_capture" : "not_configured", requested_at: null, delivered_at: null },
   };
 }
-
-export type PresentedTransaction = ReturnType<typeof presentTransaction>;

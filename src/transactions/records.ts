@@ -1,36 +1,22 @@
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { insertJsonRows, type JsonRow } from "../db/json-rows";
+import { insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import { fulfillments, operations, transactions } from "../db/schema";
 import type { TransactionSnapshot } from "../smart-router/schemas";
 import type { SnapshotSource, StoredState } from "./state-machine";
 import { CAPTURED_STATUSES } from "./status";
 
-/** D1 binds at most 100 parameters per statement. */
-const MAX_PARAMS = 100;
-
-const key = (merchantId: string, transactionId: string) => `${merchantId}\u0000${transactionId}`;
-
-/** Loads the stored state of many transactions in a few queries, keyed by merchant and transaction id. */
-export async function loadStoredStates(db: Database, wanted: readonly { merchantId: string; transactionId: string }[]) {
-  const byMerchant = new Map<string, Set<string>>();
-  for (const { merchantId, transactionId } of wanted) {
-    const ids = byMerchant.get(merchantId) ?? new Set<string>();
-    ids.add(transactionId);
-    byMerchant.set(merchantId, ids);
-  }
-  const states = new Map<string, StoredState>();
-  for (const [merchantId, idSet] of byMerchant) {
-    const ids = [...idSet];
-    for (let i = 0; i < ids.length; i += MAX_PARAMS - 1) {
-      const rows = await db
-        .select({ id: transactions.id, status: transactions.status, snapshotVersion: transactions.snapshotVersion })
-        .from(transactions)
-        .where(and(eq(transactions.merchantId, merchantId), inArray(transactions.id, ids.slice(i, i + MAX_PARAMS - 1))));
-      for (const row of rows) states.set(key(merchantId, row.id), { status: row.status, snapshotVersion: row.snapshotVersion });
-    }
-  }
-  return { get: (merchantId: string, transactionId: string) => states.get(key(merchantId, transactionId)) ?? null };
+/** Loads the stored state of many transactions in a few queries. */
+export async function loadStoredStates(db: Database, wanted: readonly MerchantKey[]) {
+  const found = await lookUpByMerchant(wanted, (merchantId, ids) =>
+    db
+      .select({ id: transactions.id, status: transactions.status, snapshotVersion: transactions.snapshotVersion })
+      .from(transactions)
+      .where(and(eq(transactions.merchantId, merchantId), inArray(transactions.id, ids))),
+  );
+  return {
+    get: (merchantId: string, transactionId: string): StoredState | null => found.get({ merchantId, id: transactionId }) ?? null,
+  };
 }
 
 /** The transaction row (SQL column names) a snapshot stands for. */

@@ -18,7 +18,7 @@ const FETCH_CONCURRENCY = 6;
 const FORGED = "event not found at Smart Router (forged or foreign delivery)";
 
 /** Runs `work` over `items` with at most `limit` in flight. */
-export async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {

@@ -8,7 +8,5 @@ export const deliveryBodySchema = z.object({
   event_type: eventTypeSchema.nullable().catch(null),
 });
 
-export type DeliveryBody = z.infer<typeof deliveryBodySchema>;
-
 /** Webhook bodies are tiny; anything over this is refused with 413. */
 export const MAX_DELIVERY_BYTES = 64 * 1024;

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { createSandbox, type Sandbox } from "../../sandbox/index.ts";
+import { type Counters, createSandbox, type Sandbox } from "../../sandbox/index.ts";
 import { api, BASE, basic, control, createProject, type EventObject, pay, type TransactionView, uniqueProject } from "./helpers.ts";
 
 const sandbox = createSandbox({ timeScale: 0.001 });
@@ -16,24 +16,8 @@ function own(options: Parameters<typeof createSandbox>[0]): Sandbox {
   return created;
 }
 
-interface BucketCounters {
-  requests: number;
-  succeeded: number;
-  client_errors: number;
-  rate_limited: number;
-  injected_429: number;
-  injected_5xx: number;
-}
-
-interface Counters {
-  counters: {
-    api: Record<"primary" | "events" | "sandbox", BucketCounters>;
-    auth_failures: number;
-  };
-}
-
 async function counters(target: Sandbox, project: string) {
-  return (await control<Counters>(target, "GET", `/projects/${project}/counters`)).body.counters;
+  return (await control<{ counters: Counters }>(target, "GET", `/projects/${project}/counters`)).body.counters;
 }
 
 describe("authentication", () => {

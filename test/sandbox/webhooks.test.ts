@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { createSandbox, type DeliveryTransport, type RelayedDelivery, type Sandbox } from "../../sandbox/index.ts";
+import { type Counters, createSandbox, type DeliveryTransport, type RelayedDelivery, type Sandbox } from "../../sandbox/index.ts";
 import { api, control, createProject, type EventObject, pay, waitFor } from "./helpers.ts";
 
 interface Received {
@@ -50,25 +50,8 @@ async function deliveries(sandbox: Sandbox, project: string): Promise<LogEntry[]
   return (await control<{ deliveries: LogEntry[] }>(sandbox, "GET", `/projects/${project}/deliveries`)).body.deliveries;
 }
 
-interface DeliveryCounters {
-  scheduled: number;
-  attempts: number;
-  succeeded: number;
-  failed: number;
-  network_errors: number;
-  retries: number;
-  gave_up: number;
-  dropped: number;
-  duplicated: number;
-  forged: number;
-}
-
 async function deliveryCounters(sandbox: Sandbox, project: string) {
-  const { body } = await control<{ counters: { deliveries: DeliveryCounters }; backlog: Record<string, number> }>(
-    sandbox,
-    "GET",
-    `/projects/${project}/counters`,
-  );
+  const { body } = await control<{ counters: Counters; backlog: Record<string, number> }>(sandbox, "GET", `/projects/${project}/counters`);
   return { ...body.counters.deliveries, backlog: body.backlog };
 }
 

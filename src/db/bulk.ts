@@ -43,3 +43,31 @@ export function runBatch(d1: D1Database, statements: readonly BatchStatement[]):
   });
   return d1.batch(prepared);
 }
+
+/** A merchant's record id, the key of every per-merchant table. */
+export interface MerchantKey {
+  merchantId: string;
+  id: string;
+}
+
+/** D1 binds at most 100 parameters per statement; one goes to the merchant id. */
+const IDS_PER_LOOKUP = 99;
+
+/**
+ * Looks up many per-merchant rows in a few `merchant_id = ? AND id IN (…)` queries, and returns the found rows keyed by
+ * merchant and id. `select` runs one query for one merchant and at most 99 distinct ids.
+ */
+export async function lookUpByMerchant<R extends { id: string }>(
+  wanted: readonly MerchantKey[],
+  select: (merchantId: string, ids: string[]) => Promise<R[]>,
+): Promise<{ get(key: MerchantKey): R | undefined }> {
+  const key = (merchantId: string, id: string) => `${merchantId}\u0000${id}`;
+  const found = new Map<string, R>();
+  for (const [merchantId, group] of Map.groupBy(wanted, (item) => item.merchantId)) {
+    const ids = [...new Set(group.map((item) => item.id))];
+    for (let i = 0; i < ids.length; i += IDS_PER_LOOKUP) {
+      for (const row of await select(merchantId, ids.slice(i, i + IDS_PER_LOOKUP))) found.set(key(merchantId, row.id), row);
+    }
+  }
+  return { get: ({ merchantId, id }) => found.get(key(merchantId, id)) };
+}
