@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Database } from "../db/client";
 import type { BatchStatement } from "../db/bulk";
+import type { Database } from "../db/client";
 import { batches, batchUnits, merchants, reconciliationRuns, transactions } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";

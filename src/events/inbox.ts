@@ -1,6 +1,6 @@
 import { and, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
-import type { Database } from "../db/client";
 import { insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
+import type { Database } from "../db/client";
 import { type EventOutcome, events } from "../db/schema";
 
 /** Which of these events already have a final outcome, so a duplicate delivery costs no API call. */

@@ -1,5 +1,5 @@
-import type { Database } from "../db/client";
 import { type BatchStatement, type JsonRow, runBatch } from "../db/bulk";
+import type { Database } from "../db/client";
 import { type EventRecord, recordEvents } from "../events/inbox";
 import type { TransactionSnapshot } from "../smart-router/schemas";
 import {

@@ -1,6 +1,6 @@
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
-import type { Database } from "../db/client";
 import { insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey } from "../db/bulk";
+import type { Database } from "../db/client";
 import { fulfillments, operations, transactions } from "../db/schema";
 import type { TransactionSnapshot } from "../smart-router/schemas";
 import type { SnapshotSource, StoredState } from "./state-machine";
