@@ -55,6 +55,10 @@ export default defineConfig(async () => {
       include: ["test/**/*.test.ts"],
       setupFiles: ["./test/support/apply-migrations.ts"],
       testTimeout: 30_000,
+      // One workerd runtime for every file, so storage is shared by the whole run (tests use their own merchants and ids).
+      // Restarting Miniflare per file stalled CI runs for good between two files (README, "Tests").
+      isolate: false,
+      fileParallelism: false,
       // Structured logs are part of behaviour under test, but only worth reading when a test fails.
       silent: "passed-only" as const,
     },

@@ -1,5 +1,5 @@
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 
-// Storage is per test file; applying is idempotent, so every file starts from the real schema.
+// Runs before every test file; applying is idempotent (all files share one database, see vitest.config.ts).
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);

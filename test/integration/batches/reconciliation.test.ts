@@ -12,10 +12,26 @@ const statusOf = async (merchantId: string, id: string) =>
       .first<{ status: string }>()
   )?.status;
 
-async function runCron(at: number) {
+async function runCron(at: string) {
   const ctx = createExecutionContext();
-  await worker.scheduled?.(createScheduledController({ scheduledTime: at, cron: "*/5 * * * *" }), env, ctx);
+  await worker.scheduled?.(createScheduledController({ scheduledTime: Date.parse(at), cron: "*/5 * * * *" }), env, ctx);
   await waitOnExecutionContext(ctx);
+}
+
+/**
+ * Ages a record as if nothing had touched it since `at`. The test files share one D1 database, and reconciliation looks at
+ * every merchant's records, so each test runs its cron on its own date long before anything else stored: records of
+ * other tests are all newer and never stale for it, and its run is found by its start time.
+ */
+async function lastTouchedAt(merchantId: string, id: string, at: string) {
+  await env.DB.prepare("UPDATE transactions SET updated_at = ? WHERE merchant_id = ? AND id = ?").bind(at, merchantId, id).run();
+}
+
+type Run = { started_at: string; found: number; refreshed: number; fixed: number };
+async function runStartedAt(at: string): Promise<Run | undefined> {
+  const response = await call("/admin/reconciliation/runs", { headers: ADMIN });
+  const { runs } = (await response.json()) as { runs: Run[] };
+  return runs.find((run) => run.started_at === at);
 }
 
 describe("reconciliation", () => {
@@ -34,13 +50,14 @@ describe("reconciliation", () => {
     expect(truth?.status).toBe("completed");
     expect(await statusOf(merchantId, payment.id)).toBe("pending");
 
-    // Half an hour later the cron finds the record stuck in a non-final status and refreshes it in the batch lane.
-    await runCron(Date.now() + 31 * 60_000);
+    // Half an hour after the last update, the cron finds the record stuck in a non-final status and refreshes it in the
+    // batch lane.
+    await lastTouchedAt(merchantId, payment.id, "2001-01-01T00:00:00.000Z");
+    await runCron("2001-01-01T00:31:00.000Z");
     await eventually(async () => expect(await statusOf(merchantId, payment.id)).toBe("completed"), { timeoutMs: 15_000 });
-
-    const runs = await call("/admin/reconciliation/runs", { headers: ADMIN });
-    const { runs: list } = (await runs.json()) as { runs: { found: number; refreshed: number; fixed: number }[] };
-    expect(list[0]).toMatchObject({ found: 1, refreshed: 1, fixed: 1 });
+    await eventually(async () =>
+      expect(await runStartedAt("2001-01-01T00:31:00.000Z")).toMatchObject({ found: 1, refreshed: 1, fixed: 1 }),
+    );
     // The capture seen through reconciliation triggers the fulfilment like any other.
     await eventually(async () => {
       const row = await env.DB.prepare("SELECT status FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
@@ -60,19 +77,19 @@ describe("reconciliation", () => {
       expect(await statusOf(merchantId, declined.id)).toBe("failed");
       expect(await statusOf(merchantId, held.id)).toBe("authorized");
     });
-    const at = Date.now() + 31 * 60_000;
-    await runCron(at);
-    const first = (await (await call("/admin/reconciliation/runs", { headers: ADMIN })).json()) as { runs: { found: number }[] };
+    await lastTouchedAt(merchantId, declined.id, "2001-02-01T00:00:00.000Z");
+    await lastTouchedAt(merchantId, held.id, "2001-02-01T00:00:00.000Z");
+    await runCron("2001-02-01T00:31:00.000Z");
     await eventually(async () => {
       const row = await env.DB.prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? AND id = ?")
         .bind(merchantId, held.id)
         .first<{ reconciled_at: string | null }>();
       expect(row?.reconciled_at).not.toBeNull();
     });
-    await runCron(at + 60_000);
-    const second = (await (await call("/admin/reconciliation/runs", { headers: ADMIN })).json()) as { runs: { found: number }[] };
-    // Only the authorized one (awaiting a manual capture) was stale; right after its refresh it is not picked again.
-    expect(first.runs[0]?.found).toBeGreaterThanOrEqual(1);
-    expect(second.runs[0]?.found).toBe(0);
+    await runCron("2001-02-01T00:32:00.000Z");
+    // Only the authorized one (awaiting a manual capture) was stale, not the declined one; right after its refresh it is
+    // not picked again.
+    expect((await runStartedAt("2001-02-01T00:31:00.000Z"))?.found).toBe(1);
+    expect((await runStartedAt("2001-02-01T00:32:00.000Z"))?.found).toBe(0);
   }, 30_000);
 });
