@@ -53,13 +53,12 @@ export default defineConfig(async () => {
     ],
     test: {
       include: ["test/**/*.test.ts"],
-      setupFiles: ["./test/support/apply-migrations.ts"],
+      setupFiles: ["./test/support/apply-migrations.ts", "./test/support/quiet-logs.ts"],
       testTimeout: 30_000,
       // One workerd runtime for every file, so storage is shared by the whole run (tests use their own merchants and ids).
-      // Restarting Miniflare per file stalled CI runs for good between two files (README, "Tests").
       isolate: false,
       fileParallelism: false,
-      // Structured logs are part of behaviour under test, but only worth reading when a test fails.
+      // Worker log lines are printed only under a failing test, by test/support/quiet-logs.ts (README, "Tests").
       silent: "passed-only" as const,
     },
   };

@@ -37,6 +37,7 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
   const password = randomBytes(24).toString("base64url");
   const passwordHash = createHash("sha256").update(password).digest("hex");
   let ceiling;
+  let memoryWorker;
   const rounds = { worker: [], ceiling: [] };
   const breakdown = {};
   try {
@@ -56,12 +57,23 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
       );
     }
     // Where the worker's time goes: the runtime and Hono alone (GET /health touches no binding), then the credential
-    // check alone (a wrong password: one D1 query and the hash, no enqueue).
+    // check alone (a wrong password: the credential cached per isolate, the hash, a 401; no enqueue).
     breakdown.health = await load(worker.url.origin, "/health", "", { method: "GET", ...short });
     breakdown.wrongPassword = await load(worker.url.origin, webhook.path, `Basic ${btoa(`${webhook.username}:wrong`)}`, short);
+    // Then the whole path with the ceiling's in-memory enqueue in place of the local Queues emulation.
+    memoryWorker = await startWorker(build, { memoryQueue: true });
+    const memoryWebhook = (await memoryWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`))
+      .webhook;
+    breakdown.memoryQueue = await load(
+      memoryWorker.url.origin,
+      memoryWebhook.path,
+      `Basic ${btoa(`${memoryWebhook.username}:${memoryWebhook.password}`)}`,
+      short,
+    );
   } finally {
     await ceiling?.stop();
     await worker.dispose();
+    await memoryWorker?.dispose();
   }
 
   // Per side: throughput over all rounds; latency percentiles averaged over rounds.
@@ -89,6 +101,7 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
     worker: workerResult,
     ceiling: ceilingResult,
     ratio: workerResult.rps / ceilingResult.rps,
+    memoryQueueRatio: breakdown.memoryQueue.answersPerSecond / ceilingResult.rps,
     ratioPerRound: rounds.worker.map((w, i) => w.rps / rounds.ceiling[i].rps),
     perRound: rounds,
     workerBreakdown: breakdown,

@@ -86,6 +86,42 @@ export default {
 };
 `;
 
+/**
+ * Entry module for the ingest breakdown: the unchanged bundle with `env.WEBHOOKS` replaced by an in-memory queue, the
+ * ceiling's enqueue, so the difference to the real worker is the local Queues emulation alone.
+ */
+const MEMORY_QUEUE_ENTRY = `
+import worker from "./index.js";
+export * from "./index.js";
+
+const held = [];
+const memoryQueue = {
+  async send(body) {
+    if (held.length >= 100000) held.length = 0;
+    held.push(body);
+    return {};
+  },
+  async sendBatch(messages) {
+    for (const message of messages) await memoryQueue.send(message.body);
+    return {};
+  },
+};
+
+const wrapped = new WeakMap();
+function benchEnv(env) {
+  let result = wrapped.get(env);
+  if (!result) {
+    result = { ...env, WEBHOOKS: memoryQueue };
+    wrapped.set(env, result);
+  }
+  return result;
+}
+
+export default {
+  fetch: (request, env, ctx) => worker.fetch(request, benchEnv(env), ctx),
+};
+`;
+
 /** Bundles src/ with `wrangler deploy --dry-run` into a temporary directory. */
 export function buildWorker() {
   const outdir = mkdtempSync(path.join(tmpdir(), "sre-bench-"));
@@ -110,6 +146,7 @@ export function buildWorker() {
   }
   const upload = /Total Upload: ([^\n]+)/.exec(result.stdout)?.[1]?.trim() ?? "?";
   writeFileSync(path.join(outdir, "bench-counting.mjs"), COUNTING_ENTRY);
+  writeFileSync(path.join(outdir, "bench-memory-queue.mjs"), MEMORY_QUEUE_ENTRY);
   return {
     outdir,
     upload,
@@ -151,9 +188,10 @@ function migrationStatements() {
 
 /**
  * Starts workerd with the bundled worker on 127.0.0.1 (a free port), applies the migrations and returns helpers.
- * `counting` loads the instrumented entry (D1 counters); `outbound` receives every outbound fetch of the worker.
+ * `counting` loads the instrumented entry (D1 counters), `memoryQueue` the one with an in-memory WEBHOOKS queue;
+ * `outbound` receives every outbound fetch of the worker.
  */
-export async function startWorker(build, { counting = false, outbound } = {}) {
+export async function startWorker(build, { counting = false, memoryQueue = false, outbound } = {}) {
   const fromToml = bindingsFromWranglerToml();
   const secrets = {
     ADMIN_TOKEN: randomBytes(24).toString("base64url"),
@@ -162,9 +200,9 @@ export async function startWorker(build, { counting = false, outbound } = {}) {
   const logs = { lines: 0, warnings: 0, errors: [] };
   // Local D1, queues and Durable Objects are SQLite files; on tmpfs their per-commit syncs don't measure the disk.
   const persist = mkdtempSync(path.join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "sre-bench-state-"));
-  const entry = counting ? "bench-counting.mjs" : "index.js";
+  const entry = counting ? "bench-counting.mjs" : memoryQueue ? "bench-memory-queue.mjs" : "index.js";
   const modules = [{ type: "ESModule", path: path.join(build.outdir, entry) }];
-  if (counting) modules.push({ type: "ESModule", path: path.join(build.outdir, "index.js") });
+  if (entry !== "index.js") modules.push({ type: "ESModule", path: path.join(build.outdir, "index.js") });
   const options = {
     host: "127.0.0.1",
     port: 0,

@@ -63,8 +63,12 @@ describe("batches: sync", () => {
   it("only takes transactions created inside the range", async () => {
     const shop = await openShop({ webhooks: false, unlimited: true });
     await shop.pay({ card: "4242424242424242", amount: "1.00", currency: "EUR" });
+    // The emulator stamps created_at with Node's clock and the range is taken from workerd's, which may read the same
+    // millisecond: keep a few milliseconds on both sides of `from`.
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+    await pause();
     const from = new Date().toISOString();
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await pause();
     const inside = await shop.pay({ card: "4242424242424242", amount: "2.00", currency: "EUR" });
     const to = new Date(Date.now() + 1).toISOString();
     const { body } = await startBatch(shop, { kind: "sync", created_after: from, created_before: to });
