@@ -58,7 +58,11 @@ export async function benchConsumer(build, { oneByOneEvents, batchedEvents, batc
         const result = await handler.queue(QUEUE, messages);
         busyMs += performance.now() - started;
         invocations += 1;
-        if (result.outcome !== "ok") throw new Error(`consumer ${label}: queue handler outcome ${result.outcome}`);
+        if (result.outcome !== "ok") {
+          throw new Error(
+            `consumer ${label}: queue handler outcome ${result.outcome}; last worker log lines:\n${worker.logs.recent.join("\n")}`,
+          );
+        }
         acked += result.ackAll ? messages.length : result.explicitAcks.length;
         retried += result.retryBatch?.retry ? messages.length : result.retryMessages.length;
         processed += events.length;

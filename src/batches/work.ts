@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { BatchStatement } from "../db/bulk";
+import { type BatchStatement, inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { batches, batchUnits, merchants, reconciliationRuns, transactions } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
@@ -137,7 +137,7 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
       db
         .update(transactions)
         .set({ reconciledAt: work.as_of ?? now })
-        .where(and(eq(transactions.merchantId, merchant.id), inArray(transactions.id, ids))),
+        .where(and(eq(transactions.merchantId, merchant.id), inList(transactions.id, ids))),
     );
   }
   extra.push(db.insert(batchUnits).values({ unitId: work.unit_id, batchId: work.batch_id, finishedAt: now }).onConflictDoNothing());

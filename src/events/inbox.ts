@@ -1,5 +1,5 @@
-import { and, eq, inArray, ne, type SQL, sql } from "drizzle-orm";
-import { insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
+import { and, eq, ne, type SQL, sql } from "drizzle-orm";
+import { inList, insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import { type EventOutcome, events } from "../db/schema";
 
@@ -9,7 +9,7 @@ export async function settledEvents(db: Database, wanted: readonly MerchantKey[]
     db
       .select({ id: events.id })
       .from(events)
-      .where(and(eq(events.merchantId, merchantId), inArray(events.id, ids), ne(events.outcome, "pending"))),
+      .where(and(eq(events.merchantId, merchantId), inList(events.id, ids), ne(events.outcome, "pending"))),
   );
   return { has: (merchantId: string, eventId: string) => found.get({ merchantId, id: eventId }) !== undefined };
 }

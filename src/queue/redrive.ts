@@ -1,4 +1,5 @@
-import { and, desc, eq, inArray, isNull, type SQL } from "drizzle-orm";
+import { and, desc, eq, isNull, type SQL } from "drizzle-orm";
+import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { deadLetters, fulfillments } from "../db/schema";
 import type { AppEnv } from "../env";
@@ -28,7 +29,7 @@ export async function listDeadLetters(db: Database, merchantId: string | undefin
 /** Sends dead letters back through their queue and marks them redriven; a fulfilment goes back to pending first. */
 export async function redriveDeadLetters(db: Database, env: AppEnv, selection: { ids?: string[]; merchant?: string }) {
   const conditions: SQL[] = [isNull(deadLetters.redrivenAt)];
-  if (selection.ids) conditions.push(inArray(deadLetters.id, selection.ids));
+  if (selection.ids) conditions.push(inList(deadLetters.id, selection.ids));
   if (selection.merchant) conditions.push(eq(deadLetters.merchantId, selection.merchant));
   const rows = await db
     .select()

@@ -1,4 +1,4 @@
-import { inArray } from "drizzle-orm";
+import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { merchants } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
@@ -28,7 +28,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
   if (valid.length === 0) return;
 
   const merchantIds = [...new Set(valid.map((v) => v.body.merchant_id))];
-  const merchantRows = new Map((await db.select().from(merchants).where(inArray(merchants.id, merchantIds))).map((row) => [row.id, row]));
+  const merchantRows = new Map((await db.select().from(merchants).where(inList(merchants.id, merchantIds))).map((row) => [row.id, row]));
   const settled = await settledEvents(
     db,
     valid.map((v) => ({ merchantId: v.body.merchant_id, id: v.body.event_id })),

@@ -1,5 +1,5 @@
-import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
-import { insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey } from "../db/bulk";
+import { and, eq, type SQL, sql } from "drizzle-orm";
+import { inList, insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import { fulfillments, operations, transactions } from "../db/schema";
 import type { TransactionSnapshot } from "../smart-router/schemas";
@@ -12,7 +12,7 @@ export async function loadStoredStates(db: Database, wanted: readonly MerchantKe
     db
       .select({ id: transactions.id, status: transactions.status, snapshotVersion: transactions.snapshotVersion })
       .from(transactions)
-      .where(and(eq(transactions.merchantId, merchantId), inArray(transactions.id, ids))),
+      .where(and(eq(transactions.merchantId, merchantId), inList(transactions.id, ids))),
   );
   return {
     get: (merchantId: string, transactionId: string): StoredState | null => found.get({ merchantId, id: transactionId }) ?? null,

@@ -81,7 +81,14 @@ export default {
     }
     return worker.fetch(request, benchEnv(env), ctx);
   },
-  queue: (batch, env, ctx) => worker.queue(batch, benchEnv(env), ctx),
+  async queue(batch, env, ctx) {
+    try {
+      return await worker.queue(batch, benchEnv(env), ctx);
+    } catch (error) {
+      console.error("bench: the queue handler threw: " + (error && error.stack ? error.stack : String(error)));
+      throw error;
+    }
+  },
   scheduled: (controller, env, ctx) => worker.scheduled(controller, benchEnv(env), ctx),
 };
 `;
@@ -197,7 +204,7 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     ADMIN_TOKEN: randomBytes(24).toString("base64url"),
     SECRETS_KEY: randomBytes(32).toString("base64"),
   };
-  const logs = { lines: 0, warnings: 0, errors: [] };
+  const logs = { lines: 0, warnings: 0, errors: [], recent: [] };
   // Local D1, queues and Durable Objects are SQLite files; on tmpfs their per-commit syncs don't measure the disk.
   const persist = mkdtempSync(path.join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "sre-bench-state-"));
   const entry = counting ? "bench-counting.mjs" : memoryQueue ? "bench-memory-queue.mjs" : "index.js";
@@ -225,6 +232,8 @@ export async function startWorker(build, { counting = false, memoryQueue = false
       logs.lines += 1;
       if (log.level === "warn") logs.warnings += 1;
       if (log.level === "error" && logs.errors.length < 5) logs.errors.push(String(log.message).slice(0, 300));
+      logs.recent.push(`${log.level}: ${String(log.message).slice(0, 300)}`);
+      if (logs.recent.length > 10) logs.recent.shift();
     },
   };
   const mf = new Miniflare(convertV4MiniflareOptions(options));
