@@ -3,11 +3,12 @@
 // emulator itself (GET /_sandbox/projects/{p}/counters). Queue batches hold 100 messages (wrangler.toml).
 import "./lib/ts-resolve.mjs";
 import { randomBytes } from "node:crypto";
+import { mapConcurrent } from "../stack.mjs";
 import { startEmulator } from "./lib/emulator.mjs";
 
 const { SmartRouterClient } = await import("../../src/smart-router/client.ts");
 const { unlimited } = await import("../../src/rate-limiter/limiter.ts");
-const { mapConcurrent, verifyEvents, COALESCE_THRESHOLD } = await import("../../src/verification/fetch-back.ts");
+const { verifyEvents, COALESCE_THRESHOLD } = await import("../../src/verification/fetch-back.ts");
 
 const BURST = 1000;
 const QUEUE_BATCH = 100;

@@ -148,22 +148,29 @@ const rows = [
   ["Ingest", "worker / ceiling", `${ingest.ratio.toFixed(2)}×`, "≥ 0.5×", verdict(ingest.ratio >= 0.5)],
   [
     "Ingest",
+    "CPU per answered request, worker (workerd + Miniflare in Node) vs ceiling",
+    `${num(ingest.worker.cpuUsPerRequest)} µs (workerd ${num(ingest.worker.cpuSplitUs.workerd)}) vs ${num(ingest.ceiling.cpuUsPerRequest)} µs · ${ingest.cpuRatio.toFixed(2)}×`,
+    "",
+    "",
+  ],
+  [
+    "Ingest",
     "  worker, GET /health (runtime + Hono, no binding)",
-    `${num(ingest.workerBreakdown.health.answersPerSecond)} req/s · p50 ${ms(ingest.workerBreakdown.health.p50)}`,
+    `${num(ingest.workerBreakdown.health.answersPerSecond)} req/s · p50 ${ms(ingest.workerBreakdown.health.p50)} · ${num(ingest.workerBreakdown.health.cpuUsPerRequest)} µs CPU (workerd ${num(ingest.workerBreakdown.health.cpuSplitUs.workerd)})`,
     "",
     "",
   ],
   [
     "Ingest",
     "  worker, wrong password (cached credential, hash, 401; no enqueue)",
-    `${num(ingest.workerBreakdown.wrongPassword.answersPerSecond)} req/s · p50 ${ms(ingest.workerBreakdown.wrongPassword.p50)}`,
+    `${num(ingest.workerBreakdown.wrongPassword.answersPerSecond)} req/s · p50 ${ms(ingest.workerBreakdown.wrongPassword.p50)} · ${num(ingest.workerBreakdown.wrongPassword.cpuUsPerRequest)} µs CPU (workerd ${num(ingest.workerBreakdown.wrongPassword.cpuSplitUs.workerd)})`,
     "",
     "",
   ],
   [
     "Ingest",
     "  worker, valid delivery, in-memory queue (the ceiling's enqueue)",
-    `${num(ingest.workerBreakdown.memoryQueue.answersPerSecond)} req/s · p50 ${ms(ingest.workerBreakdown.memoryQueue.p50)} · ${ingest.memoryQueueRatio.toFixed(2)}× the ceiling`,
+    `${num(ingest.workerBreakdown.memoryQueue.answersPerSecond)} req/s · p50 ${ms(ingest.workerBreakdown.memoryQueue.p50)} · ${num(ingest.workerBreakdown.memoryQueue.cpuUsPerRequest)} µs CPU (workerd ${num(ingest.workerBreakdown.memoryQueue.cpuSplitUs.workerd)}) · ${ingest.memoryQueueRatio.toFixed(2)}× the ceiling`,
     "",
     "",
   ],
@@ -280,7 +287,7 @@ process.stdout.write(`${printed.join("\n")}\n`);
 
 const method = {
   ingest:
-    "Worker: bundle from `wrangler deploy --dry-run`, served by workerd via Miniflare's API on its direct socket (no Miniflare entry worker, no wrangler dev proxy), wrangler.toml bindings, no queue consumer attached. Ceiling: Node + Hono (@hono/node-server) in its own process, same credential check (SHA-256 + constant-time compares, merchant in a Map), body capped at 64 KiB and validated with src's zod schema, in-memory enqueue; no log line. Both loaded by scripts/bench/lib/loadgen.mjs (own process, undici Pool, N keep-alive connections, 1 request in flight each, warm-up then fixed duration), worker and ceiling alternating over 2 rounds with both servers up; req/s = 200 answers over all rounds, p50/p99 averaged over rounds. Breakdown rows: same generator, GET /health and a wrong password on the worker, then valid deliveries to a second workerd whose entry module swaps env.WEBHOOKS for an in-memory queue (the ceiling's enqueue) around the unchanged bundle.",
+    "Worker: bundle from `wrangler deploy --dry-run`, served by workerd via Miniflare's API on its direct socket (no Miniflare entry worker, no wrangler dev proxy), wrangler.toml bindings, no queue consumer attached. Ceiling: Node + Hono (@hono/node-server) in its own process, same credential check (SHA-256 + constant-time compares, merchant in a Map), body capped at 64 KiB and validated with src's zod schema, in-memory enqueue; no log line. Both loaded by scripts/bench/lib/loadgen.mjs (own process, undici Pool, N keep-alive connections, 1 request in flight each, warm-up then fixed duration), worker and ceiling alternating over 2 rounds with both servers up; req/s = 200 answers over all rounds, p50/p99 averaged over rounds. Breakdown rows: same generator, GET /health and a wrong password on the worker, then valid deliveries to a second workerd whose entry module swaps env.WEBHOOKS for an in-memory queue (the ceiling's enqueue) around the unchanged bundle. CPU per answered request: user+system time from /proc of the serving processes (worker: its workerd plus the bench process, where Miniflare reads workerd's log lines; ceiling: its Node process) over warm-up and measurement, divided by the answers in both; unlike req/s it does not count time other tenants of the machine take.",
   consumer:
     "The bundle's queue handler invoked with getWorker().queue() (Miniflare), outbound calls to the emulator (Node, unlimited rates, merchant rate_limits 1e6) through the real rate-limiting Durable Object. Events are those of 4242 card payments (3 events per payment) created just before each batch, so a batch holds the newest events. events/s = events / time inside queue() calls. D1 counted by an instrumented entry module wrapping env.DB around the unchanged bundle: stmts = single queries + statements inside db.batch; D1 calls = single queries + db.batch calls (round trips).",
   limiter:

@@ -2,6 +2,7 @@
 // loaded over loopback by the same bounded load generator running in its own process.
 import { createHash, randomBytes } from "node:crypto";
 import path from "node:path";
+import { childPids, cpuMs } from "./lib/cpu.mjs";
 import { runNode, startNode } from "./lib/proc.mjs";
 import { startWorker } from "./lib/worker.mjs";
 
@@ -9,7 +10,19 @@ const LOADGEN = path.join(import.meta.dirname, "lib/loadgen.mjs");
 const CEILING = path.join(import.meta.dirname, "lib/ceiling-server.mjs");
 
 export async function benchIngest(build, { concurrency, warmupMs, durationMs, maxRequests, breakdownMs, rounds: roundCount = 2 }) {
-  const load = (origin, pathname, authorization, { method = "POST", measureMs = durationMs, warmMs = warmupMs } = {}) =>
+  // Each load also reports the CPU the serving side spent per answered request (`cpu` measures it, in ms): unlike
+  // requests per second, CPU time does not count what other tenants of a shared machine take.
+  const load = async (origin, pathname, authorization, { method = "POST", measureMs = durationMs, warmMs = warmupMs, cpu } = {}) => {
+    const before = cpu ? Object.fromEntries(Object.entries(cpu).map(([name, read]) => [name, read()])) : {};
+    const result = await loadOnly(origin, pathname, authorization, { method, measureMs, warmMs });
+    if (cpu) {
+      const perRequest = (name) => ((cpu[name]() - before[name]) * 1000) / Math.max(1, result.answeredInAll);
+      result.cpuSplitUs = Object.fromEntries(Object.keys(cpu).map((name) => [name, perRequest(name)]));
+      result.cpuUsPerRequest = Object.values(result.cpuSplitUs).reduce((sum, us) => sum + us, 0);
+    }
+    return result;
+  };
+  const loadOnly = (origin, pathname, authorization, { method, measureMs, warmMs }) =>
     runNode(
       LOADGEN,
       [
@@ -33,6 +46,9 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
   // The worker: wrangler.toml's bindings, no queue consumer attached (deliveries pile up in the local queue, so no
   // fetch-back work competes with ingest for the two cores).
   const worker = await startWorker(build);
+  // The worker's serving side: its workerd process, and this process, where Miniflare reads workerd's log lines.
+  const workerdPids = childPids(process.pid, "workerd");
+  const workerCpu = { workerd: () => cpuMs(workerdPids), node: () => cpuMs([], { self: true }) };
   const username = `sr_${randomBytes(6).toString("hex")}`;
   const password = randomBytes(24).toString("base64url");
   const passwordHash = createHash("sha256").update(password).digest("hex");
@@ -42,33 +58,44 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
   const breakdown = {};
   try {
     ceiling = await startNode(CEILING, [JSON.stringify({ merchantId: "bench-ingest", username, passwordHash })]);
+    const ceilingCpu = { node: () => cpuMs([ceiling.child.pid]) };
     const created = await worker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`);
     const webhook = created.webhook;
     const perRound = { measureMs: Math.round(durationMs / roundCount), warmMs: warmupMs };
     for (let round = 0; round < roundCount; round++) {
-      rounds.worker.push(await load(worker.url.origin, webhook.path, `Basic ${btoa(`${webhook.username}:${webhook.password}`)}`, perRound));
+      rounds.worker.push(
+        await load(worker.url.origin, webhook.path, `Basic ${btoa(`${webhook.username}:${webhook.password}`)}`, {
+          ...perRound,
+          cpu: workerCpu,
+        }),
+      );
       rounds.ceiling.push(
         await load(
           `http://127.0.0.1:${ceiling.value.port}`,
           "/webhooks/smart-router/bench-ingest",
           `Basic ${btoa(`${username}:${password}`)}`,
-          perRound,
+          { ...perRound, cpu: ceilingCpu },
         ),
       );
     }
     // Where the worker's time goes: the runtime and Hono alone (GET /health touches no binding), then the credential
     // check alone (a wrong password: the credential cached per isolate, the hash, a 401; no enqueue).
-    breakdown.health = await load(worker.url.origin, "/health", "", { method: "GET", ...short });
-    breakdown.wrongPassword = await load(worker.url.origin, webhook.path, `Basic ${btoa(`${webhook.username}:wrong`)}`, short);
+    breakdown.health = await load(worker.url.origin, "/health", "", { method: "GET", ...short, cpu: workerCpu });
+    breakdown.wrongPassword = await load(worker.url.origin, webhook.path, `Basic ${btoa(`${webhook.username}:wrong`)}`, {
+      ...short,
+      cpu: workerCpu,
+    });
     // Then the whole path with the ceiling's in-memory enqueue in place of the local Queues emulation.
     memoryWorker = await startWorker(build, { memoryQueue: true });
+    const memoryPids = childPids(process.pid, "workerd").filter((pid) => !workerdPids.includes(pid));
+    const memoryCpu = { workerd: () => cpuMs(memoryPids), node: () => cpuMs([], { self: true }) };
     const memoryWebhook = (await memoryWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`))
       .webhook;
     breakdown.memoryQueue = await load(
       memoryWorker.url.origin,
       memoryWebhook.path,
       `Basic ${btoa(`${memoryWebhook.username}:${memoryWebhook.password}`)}`,
-      short,
+      { ...short, cpu: memoryCpu },
     );
   } finally {
     await ceiling?.stop();
@@ -86,6 +113,10 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
       errors: results.reduce((sum, r) => sum + r.errors, 0),
       durationS: seconds,
       rps: results.reduce((sum, r) => sum + r.ok, 0) / seconds,
+      cpuUsPerRequest: mean("cpuUsPerRequest"),
+      cpuSplitUs: Object.fromEntries(
+        Object.keys(results[0].cpuSplitUs).map((name) => [name, results.reduce((sum, r) => sum + r.cpuSplitUs[name], 0) / results.length]),
+      ),
       p50: mean("p50"),
       p99: mean("p99"),
       max: Math.max(...results.map((r) => r.max)),
@@ -102,6 +133,8 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
     ceiling: ceilingResult,
     ratio: workerResult.rps / ceilingResult.rps,
     memoryQueueRatio: breakdown.memoryQueue.answersPerSecond / ceilingResult.rps,
+    cpuRatio: ceilingResult.cpuUsPerRequest / workerResult.cpuUsPerRequest,
+    workerdPids: workerdPids.length,
     ratioPerRound: rounds.worker.map((w, i) => w.rps / rounds.ceiling[i].rps),
     perRound: rounds,
     workerBreakdown: breakdown,

@@ -46,7 +46,7 @@ async function phase(ms, cap, record) {
   return { elapsed, done, errors, statuses, latencies: latencies?.subarray(0, done) };
 }
 
-await phase(warmupMs, maxRequests, false);
+const warmup = await phase(warmupMs, maxRequests, false);
 const measured = await phase(durationMs, maxRequests, true);
 await pool.close();
 
@@ -58,6 +58,8 @@ process.stdout.write(
     concurrency,
     durationS: measured.elapsed / 1000,
     requests: measured.done,
+    // Answers in warm-up and measurement together: what a CPU reading taken around the whole run divides by.
+    answeredInAll: warmup.done + measured.done,
     ok,
     errors: measured.errors,
     statuses: measured.statuses,
