@@ -1,9 +1,7 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import worker from "../../../src/index";
-import type { WebhookMessage } from "../../../src/queue/messages";
+import { consume, deliveryOf } from "../../support/consumer";
 import { openShop, type Shop } from "../../support/sandbox";
 
 // 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
@@ -69,16 +67,6 @@ async function play(shop: Shop, life: Lifecycle): Promise<string> {
   return payment.id;
 }
 
-async function consume(messages: WebhookMessage[]) {
-  const batch = createMessageBatch<WebhookMessage>(
-    "smart-router-webhooks",
-    messages.map((body, index) => ({ id: `msg-${crypto.randomUUID()}-${index}`, timestamp: new Date(), attempts: 1, body })),
-  );
-  const ctx = createExecutionContext();
-  await worker.queue?.(batch as MessageBatch<unknown>, env, ctx);
-  return getQueueResult(batch, ctx);
-}
-
 describe("consumer: any order, any duplicates, same result", () => {
   it(`ends equal to Smart Router's truth and fulfils once iff captured (${RUNS} lifecycles)`, async () => {
     const shop = await openShop({ unlimited: true });
@@ -102,16 +90,7 @@ describe("consumer: any order, any duplicates, same result", () => {
             .map((e, i) => ({ e, order: key(i + 17) }))
             .sort((a, b) => a.order - b.order)
             .map(({ e }) => e);
-          const messages = deliveries.map(
-            (e): WebhookMessage => ({
-              v: 1,
-              merchant_id: merchantId,
-              event_id: e.id,
-              event_type: e.name,
-              received_at: new Date().toISOString(),
-              delivery_id: crypto.randomUUID(),
-            }),
-          );
+          const messages = deliveries.map((e) => deliveryOf(merchantId, e));
           const size = Math.ceil(messages.length / batchCount);
           for (let i = 0; i < messages.length; i += size) {
             const result = await consume(messages.slice(i, i + size));

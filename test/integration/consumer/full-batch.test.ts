@@ -1,23 +1,11 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../../../src/index";
-import type { WebhookMessage } from "../../../src/queue/messages";
+import { consume, deliveryOf } from "../../support/consumer";
 import { ADMIN, call } from "../../support/fixtures";
 import { openShop } from "../../support/sandbox";
 
 /** The largest batch the webhooks queue hands over (wrangler.toml: max_batch_size 100). */
 const FULL_BATCH = 100;
-
-async function consume(messages: WebhookMessage[]) {
-  const batch = createMessageBatch<WebhookMessage>(
-    "smart-router-webhooks",
-    messages.map((body, index) => ({ id: `full-${index}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body })),
-  );
-  const ctx = createExecutionContext();
-  await worker.queue?.(batch as MessageBatch<unknown>, env, ctx);
-  return getQueueResult(batch, ctx);
-}
 
 describe("a full queue batch of one merchant", () => {
   // D1 binds at most 100 parameters per statement: a lookup of 100 event ids beside the merchant id once failed here,
@@ -28,16 +16,7 @@ describe("a full queue batch of one merchant", () => {
     for (let i = 0; i < 34; i++) await shop.pay({ card: "4242424242424242", amount: `${i + 1}.00`, currency: "EUR" });
     const events = (await shop.truth()).events.slice(0, FULL_BATCH);
     expect(events).toHaveLength(FULL_BATCH);
-    const messages = events.map(
-      (event): WebhookMessage => ({
-        v: 1,
-        merchant_id: merchantId,
-        event_id: event.id,
-        event_type: event.name,
-        received_at: new Date().toISOString(),
-        delivery_id: crypto.randomUUID(),
-      }),
-    );
+    const messages = events.map((event) => deliveryOf(merchantId, event));
 
     const first = await consume(messages);
     expect(first.retryMessages).toEqual([]);
