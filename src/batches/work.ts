@@ -25,6 +25,8 @@ interface Progress {
 
 interface UnitResult {
   snapshots: TransactionSnapshot[];
+  /** Ids Smart Router refused for good (unknown, or the merchant's key refused): no use asking again right away. */
+  refused: string[];
   followUps: BatchMessage[];
   /** Set when Smart Router or our limiter asked us to wait: the follow-ups go out with this delay. */
   retryAfterMs: number | null;
@@ -62,12 +64,13 @@ async function syncPage(
   }
   progress.total += inRange.length;
   progress.done += complete.length;
-  return { snapshots: complete, followUps, retryAfterMs: null };
+  return { snapshots: complete, refused: [], followUps, retryAfterMs: null };
 }
 
 /** Refreshes transactions one by one; at the first rate limit or outage the rest goes back to the queue with a delay. */
 async function refresh(client: SmartRouterClient, work: RefreshMessage, progress: Progress): Promise<UnitResult> {
   const snapshots: TransactionSnapshot[] = [];
+  const refused: string[] = [];
   for (const [index, transactionId] of work.transaction_ids.entries()) {
     try {
       snapshots.push(await client.fetchTransaction(transactionId));
@@ -75,13 +78,14 @@ async function refresh(client: SmartRouterClient, work: RefreshMessage, progress
     } catch (error) {
       if (error instanceof SmartRouterError && error.retryable) {
         const rest = { ...work, unit_id: `${work.unit_id}/+${index}`, transaction_ids: work.transaction_ids.slice(index) };
-        return { snapshots, followUps: [rest], retryAfterMs: error.retryAfterMs ?? 1_000 };
+        return { snapshots, refused, followUps: [rest], retryAfterMs: error.retryAfterMs ?? 1_000 };
       }
       progress.failed += 1;
+      refused.push(transactionId);
       log("warn", "batch.refresh_failed", { merchant_id: work.merchant_id, transaction_id: transactionId, error: String(error) });
     }
   }
-  return { snapshots, followUps: [], retryAfterMs: null };
+  return { snapshots, refused, followUps: [], retryAfterMs: null };
 }
 
 /** Runs one unit of batch work exactly once in effect: follow-ups are queued before the commit, counters move with it. */
@@ -131,13 +135,15 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
         .where(and(eq(batches.id, work.batch_id), unitIsNew(work.unit_id))),
     );
   }
-  if (work.kind === "refresh" && work.run_id && result.snapshots.length > 0) {
-    const ids = result.snapshots.map((snapshot) => snapshot.id);
+  // Reconciliation leaves what it looked at alone for a while, found or refused, so a record Smart Router does not know
+  // is asked about once per window, not on every cron run.
+  const looked = [...result.snapshots.map((snapshot) => snapshot.id), ...result.refused];
+  if (work.kind === "refresh" && work.run_id && looked.length > 0) {
     extra.push(
       db
         .update(transactions)
         .set({ reconciledAt: work.as_of ?? now })
-        .where(and(eq(transactions.merchantId, merchant.id), inList(transactions.id, ids))),
+        .where(and(eq(transactions.merchantId, merchant.id), inList(transactions.id, looked))),
     );
   }
   extra.push(db.insert(batchUnits).values({ unitId: work.unit_id, batchId: work.batch_id, finishedAt: now }).onConflictDoNothing());

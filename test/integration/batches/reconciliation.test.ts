@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
+import { seedTransaction } from "../../support/status-api";
 
 const statusOf = async (merchantId: string, id: string) =>
   (
@@ -20,8 +21,9 @@ async function runCron(at: string) {
 
 /**
  * Ages a record as if nothing had touched it since `at`. The test files share one D1 database, and reconciliation looks at
- * every merchant's records, so each test runs its cron on its own date long before anything else stored: records of
- * other tests are all newer and never stale for it, and its run is found by its start time.
+ * every merchant's records, so each test runs its cron on its own date long before anything else stored, and earlier
+ * than the dates of the tests above it (2001-03, 2001-02, 2001-01): records left by other tests are all newer and never
+ * stale for it, and its run is found by its start time.
  */
 async function lastTouchedAt(merchantId: string, id: string, at: string) {
   await env.DB.prepare("UPDATE transactions SET updated_at = ? WHERE merchant_id = ? AND id = ?").bind(at, merchantId, id).run();
@@ -52,11 +54,11 @@ describe("reconciliation", () => {
 
     // Half an hour after the last update, the cron finds the record stuck in a non-final status and refreshes it in the
     // batch lane.
-    await lastTouchedAt(merchantId, payment.id, "2001-01-01T00:00:00.000Z");
-    await runCron("2001-01-01T00:31:00.000Z");
+    await lastTouchedAt(merchantId, payment.id, "2001-03-01T00:00:00.000Z");
+    await runCron("2001-03-01T00:31:00.000Z");
     await eventually(async () => expect(await statusOf(merchantId, payment.id)).toBe("completed"), { timeoutMs: 15_000 });
     await eventually(async () =>
-      expect(await runStartedAt("2001-01-01T00:31:00.000Z")).toMatchObject({ found: 1, refreshed: 1, fixed: 1 }),
+      expect(await runStartedAt("2001-03-01T00:31:00.000Z")).toMatchObject({ found: 1, refreshed: 1, fixed: 1 }),
     );
     // The capture seen through reconciliation triggers the fulfilment like any other.
     await eventually(async () => {
@@ -91,5 +93,27 @@ describe("reconciliation", () => {
     // not picked again.
     expect((await runStartedAt("2001-02-01T00:31:00.000Z"))?.found).toBe(1);
     expect((await runStartedAt("2001-02-01T00:32:00.000Z"))?.found).toBe(0);
+  }, 30_000);
+
+  it("asks Smart Router about a record it does not know once per window, not on every run", async () => {
+    const shop = await openShop({ unlimited: true });
+    const merchantId = shop.merchant.merchant.id;
+    const unknown = await seedTransaction(merchantId, {
+      id: `tr_unknown${crypto.randomUUID().replaceAll("-", "")}`,
+      projectId: shop.projectId,
+      status: "pending",
+      updatedAt: "2001-01-01T00:00:00.000Z",
+    });
+    await runCron("2001-01-01T00:31:00.000Z");
+    await eventually(async () => {
+      const row = await env.DB.prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? AND id = ?")
+        .bind(merchantId, unknown.id)
+        .first<{ reconciled_at: string | null }>();
+      expect(row?.reconciled_at).toBe("2001-01-01T00:31:00.000Z");
+    });
+    await runCron("2001-01-01T00:32:00.000Z");
+    expect(await runStartedAt("2001-01-01T00:31:00.000Z")).toMatchObject({ found: 1, refreshed: 0, fixed: 0 });
+    expect((await runStartedAt("2001-01-01T00:32:00.000Z"))?.found).toBe(0);
+    expect(await statusOf(merchantId, unknown.id)).toBe("pending");
   }, 30_000);
 });
