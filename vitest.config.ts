@@ -26,6 +26,7 @@ export default defineConfig(async () => {
             SMART_ROUTER_API_URL: SANDBOX_ORIGIN,
             TEST_MIGRATIONS: migrations,
             PROPERTY_RUNS: process.env.PROPERTY_RUNS ?? "500",
+            FETCH_BACK_RECHECK_SECONDS: "1",
           },
           outboundService: (request: Request) => sandbox.fetch(request),
           // Replaces wrangler.toml's consumer settings in tests: restated here, with fewer retries so that

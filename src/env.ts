@@ -21,6 +21,11 @@ const configSchema = z.object({
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters"),
   SECRETS_KEY: base64Key,
   SECRETS_KEY_PREVIOUS: base64Key.optional(),
+  /**
+   * A fetch-back 404 is asked once more after this many seconds before the event is called forged: Smart Router may
+   * send a webhook a moment before its event can be read (read-after-write lag). Tests set it low.
+   */
+  FETCH_BACK_RECHECK_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
 });
 
 export type AppConfig = z.infer<typeof configSchema>;

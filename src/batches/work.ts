@@ -3,18 +3,16 @@ import { type BatchStatement, inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { batches, batchUnits, merchants, reconciliationRuns, transactions } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
+import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { parseOrDeadLetter } from "../queue/dead-letters";
 import { tryLater } from "../queue/retry";
 import { sendAll } from "../queue/send";
-import type { SmartRouterClient } from "../smart-router/client";
+import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
-import type { TransactionSnapshot } from "../smart-router/schemas";
 import { applySnapshots } from "../transactions/apply";
 import { type BatchMessage, batchMessage, chunk, type RefreshMessage } from "./messages";
-
-const API_SOURCE = { eventId: null, eventName: null, firedAt: null };
 
 interface Progress {
   total: number;
@@ -24,7 +22,7 @@ interface Progress {
 }
 
 interface UnitResult {
-  snapshots: TransactionSnapshot[];
+  snapshots: TransactionRead[];
   /** Ids Smart Router refused for good (unknown, or the merchant's key refused): no use asking again right away. */
   refused: string[];
   followUps: BatchMessage[];
@@ -42,7 +40,11 @@ async function syncPage(
   range: { after: number; before: number },
   progress: Progress,
 ): Promise<UnitResult> {
-  const { transactions, hasMore } = await client.listTransactions({ limit: 100, order: "desc", startAfter: work.start_after ?? undefined });
+  const { transactions, hasMore, readAt } = await client.listTransactions({
+    limit: 100,
+    order: "desc",
+    startAfter: work.start_after ?? undefined,
+  });
   const inRange = transactions.filter((t) => {
     const created = Date.parse(t.created_at);
     return created >= range.after && created < range.before;
@@ -64,12 +66,12 @@ async function syncPage(
   }
   progress.total += inRange.length;
   progress.done += complete.length;
-  return { snapshots: complete, refused: [], followUps, retryAfterMs: null };
+  return { snapshots: complete.map((transaction) => ({ transaction, readAt })), refused: [], followUps, retryAfterMs: null };
 }
 
 /** Refreshes transactions one by one; at the first rate limit or outage the rest goes back to the queue with a delay. */
 async function refresh(client: SmartRouterClient, work: RefreshMessage, progress: Progress): Promise<UnitResult> {
-  const snapshots: TransactionSnapshot[] = [];
+  const snapshots: TransactionRead[] = [];
   const refused: string[] = [];
   for (const [index, transactionId] of work.transaction_ids.entries()) {
     try {
@@ -137,7 +139,7 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
   }
   // Reconciliation leaves what it looked at alone for a while, found or refused, so a record Smart Router does not know
   // is asked about once per window, not on every cron run.
-  const looked = [...result.snapshots.map((snapshot) => snapshot.id), ...result.refused];
+  const looked = [...result.snapshots.map((read) => read.transaction.id), ...result.refused];
   if (work.kind === "refresh" && work.run_id && looked.length > 0) {
     extra.push(
       db
@@ -148,9 +150,13 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
   }
   extra.push(db.insert(batchUnits).values({ unitId: work.unit_id, batchId: work.batch_id, finishedAt: now }).onConflictDoNothing());
   const applied = await applySnapshots(db, {
-    snapshots: result.snapshots.map((snapshot) => ({ merchantId: merchant.id, snapshot, source: API_SOURCE })),
+    snapshots: result.snapshots.map((read) => ({
+      merchantId: merchant.id,
+      snapshot: read.transaction,
+      source: { kind: "read", readAt: read.readAt },
+    })),
     extra,
-    fulfillmentConfigured: () => Boolean(merchant.fulfillmentUrl),
+    fulfillment: (_merchantId, captured) => fulfillmentStatusFor(merchant, captured),
     now,
   });
 

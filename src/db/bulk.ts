@@ -12,12 +12,18 @@ export type JsonRow = Record<string, string | number | boolean | null>;
  * multi-row VALUES would hit D1's 100-parameter limit every few rows. `tail` is the ON CONFLICT / RETURNING clause.
  * Column names come from our own code, never from input.
  */
-export function insertJsonRows(table: SQLiteTable, rows: readonly JsonRow[], tail: SQL = sql``): SQL[] {
+export function insertJsonRows(
+  table: SQLiteTable,
+  rows: readonly JsonRow[],
+  tail: SQL = sql``,
+  /** Columns computed by SQL for every row (e.g. a timestamp taken when the statement runs). */
+  computed: Record<string, SQL> = {},
+): SQL[] {
   const first = rows[0];
   if (!first) return [];
   const columns = Object.keys(first);
-  const names = sql.raw(columns.map((column) => `"${column}"`).join(", "));
-  const values = sql.raw(columns.map((column) => `value ->> '$.${column}'`).join(", "));
+  const names = sql.raw([...columns, ...Object.keys(computed)].map((column) => `"${column}"`).join(", "));
+  const values = sql.join([...columns.map((column) => sql.raw(`value ->> '$.${column}'`)), ...Object.values(computed)], sql.raw(", "));
   const statements: SQL[] = [];
   for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
     const chunk = JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT));

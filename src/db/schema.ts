@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
-/** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored. */
-const nowIso = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
+/** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored; taken when the statement runs. */
+export const nowIso = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
 
 export const merchants = sqliteTable("merchants", {
   id: text("id").primaryKey(),
@@ -15,6 +15,8 @@ export const merchants = sqliteTable("merchants", {
   /** SHA-256 of the webhook Basic password; the password itself is shown once. */
   webhookPasswordHash: text("webhook_password_hash").notNull(),
   fulfillmentUrl: text("fulfillment_url"),
+  /** When `fulfillment_url` went from unset to set: a batch never notifies for a capture before it (no old orders shipped). */
+  fulfillmentUrlSetAt: text("fulfillment_url_set_at"),
   fulfillmentSecretCiphertext: text("fulfillment_secret_ciphertext").notNull(),
   fulfillmentSecretKeyId: text("fulfillment_secret_key_id").notNull(),
   /** JSON of the merchant's Smart Router rate limits, null for defaults. */
@@ -142,7 +144,9 @@ export const events = sqliteTable(
   (t) => [primaryKey({ columns: [t.merchantId, t.id] }), index("events_transaction").on(t.merchantId, t.transactionId, t.firedAt, t.id)],
 );
 
-export const FULFILLMENT_STATUSES = ["not_configured", "pending", "delivered", "failed"] as const;
+/** `backfilled`: captured before the merchant set its fulfillment URL and found by a batch read; never notified. */
+export const FULFILLMENT_STATUSES = ["not_configured", "backfilled", "pending", "delivered", "failed"] as const;
+export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
 
 /** The fulfilment outbox: at most one row per transaction, written in the same D1 batch as its first capture. */
 export const fulfillments = sqliteTable(

@@ -1,7 +1,7 @@
 import { and, eq, ne, type SQL, sql } from "drizzle-orm";
 import { inList, insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
-import { type EventOutcome, events } from "../db/schema";
+import { type EventOutcome, events, transactions } from "../db/schema";
 
 /** Which of these events already have a final outcome, so a duplicate delivery costs no API call. */
 export async function settledEvents(db: Database, wanted: readonly MerchantKey[]) {
@@ -44,17 +44,62 @@ export function recordEvents(records: readonly EventRecord[]): SQL[] {
     processed_at: record.outcome === "pending" ? null : record.now,
     detail: record.detail,
   }));
-  const keep = (column: string) => sql.raw(`CASE WHEN events.outcome = 'pending' THEN excluded.${column} ELSE events.${column} END`);
-  return insertJsonRows(
-    events,
-    rows,
-    sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
+  return insertJsonRows(events, rows, settleOnConflict);
+}
+
+/** A later delivery only adds to the count; the first final outcome sticks (see `recordEvents`). */
+const keep = (column: string) => sql.raw(`CASE WHEN events.outcome = 'pending' THEN excluded.${column} ELSE events.${column} END`);
+const settleOnConflict = sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
       deliveries = events.deliveries + excluded.deliveries,
       name = coalesce(events.name, excluded.name),
       transaction_id = coalesce(events.transaction_id, excluded.transaction_id),
       fired_at = coalesce(events.fired_at, excluded.fired_at),
       processed_at = ${keep("processed_at")},
       detail = ${keep("detail")},
-      outcome = ${keep("outcome")}`,
+      outcome = ${keep("outcome")}`;
+
+/** A verified event whose snapshot went to the transactions upsert of the same D1 batch. */
+export interface VerifiedEventRecord extends Omit<EventRecord, "outcome" | "detail" | "transactionId"> {
+  transactionId: string;
+  /** The snapshot version the upsert tried to write. */
+  version: string;
+  /** Why it would be stale, as far as the consumer could tell before the write. */
+  staleDetail: string;
+}
+
+/**
+ * Records verified events with the outcome the compare-and-set actually had: `applied` when, after the upsert that
+ * runs just before this statement in the same D1 batch, the stored record is this event's snapshot; else `stale`. So a
+ * concurrent consumer that wrote a newer snapshot first turns this one stale, whatever was read before. Returns the
+ * recorded outcome of every row.
+ */
+export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): SQL[] {
+  if (records.length === 0) return [];
+  const rows = JSON.stringify(
+    records.map((record) => ({
+      merchant_id: record.merchantId,
+      id: record.eventId,
+      name: record.name,
+      transaction_id: record.transactionId,
+      fired_at: record.firedAt,
+      deliveries: record.deliveries,
+      first_received_at: record.receivedAt,
+      processed_at: record.now,
+      version: record.version,
+      stale_detail: record.staleDetail,
+    })),
   );
+  const applied = sql.raw("t.id IS NOT NULL");
+  return [
+    sql`INSERT INTO ${events} (merchant_id, id, name, transaction_id, fired_at, outcome, deliveries, first_received_at, processed_at, detail)
+      SELECT j.value ->> '$.merchant_id', j.value ->> '$.id', j.value ->> '$.name', j.value ->> '$.transaction_id',
+        j.value ->> '$.fired_at', CASE WHEN ${applied} THEN 'applied' ELSE 'stale' END, j.value ->> '$.deliveries',
+        j.value ->> '$.first_received_at', j.value ->> '$.processed_at',
+        CASE WHEN ${applied} THEN NULL ELSE j.value ->> '$.stale_detail' END
+      FROM json_each(${rows}) AS j
+      LEFT JOIN ${transactions} AS t ON t.merchant_id = j.value ->> '$.merchant_id' AND t.id = j.value ->> '$.transaction_id'
+        AND t.snapshot_version = j.value ->> '$.version' AND t.last_event_id = j.value ->> '$.id'
+      WHERE true ${settleOnConflict}
+      RETURNING outcome`,
+  ];
 }

@@ -63,6 +63,7 @@ export async function registerMerchant({ db, config, input }: { db: Database; co
     webhookUsername,
     webhookPasswordHash: await hashCredential(webhookPassword),
     fulfillmentUrl: input.fulfillment_url ?? null,
+    fulfillmentUrlSetAt: input.fulfillment_url ? new Date().toISOString() : null,
     fulfillmentSecretCiphertext: sealedSigningSecret.ciphertext,
     fulfillmentSecretKeyId: sealedSigningSecret.keyId,
   });
@@ -105,7 +106,12 @@ export async function updateMerchant({
   const current = await findMerchant(db, merchantId);
   const changes: Partial<typeof merchants.$inferInsert> = { updatedAt: new Date().toISOString() };
   if (input.name !== undefined) changes.name = input.name;
-  if (input.fulfillment_url !== undefined) changes.fulfillmentUrl = input.fulfillment_url;
+  if (input.fulfillment_url !== undefined) {
+    changes.fulfillmentUrl = input.fulfillment_url;
+    // Changing one URL for another keeps the moment fulfilment began; clearing it ends it.
+    if (input.fulfillment_url === null) changes.fulfillmentUrlSetAt = null;
+    else if (current.fulfillmentUrl === null) changes.fulfillmentUrlSetAt = changes.updatedAt;
+  }
   if (input.rate_limits !== undefined) {
     changes.rateLimits = input.rate_limits === null ? null : { ...(current.rateLimits ?? {}), ...input.rate_limits };
   }

@@ -17,6 +17,8 @@ export const webhookMessageV1 = z.object({
   event_type: eventTypeSchema.nullable(),
   received_at: z.iso.datetime(),
   delivery_id: z.string(),
+  /** Set on the one re-check of an event Smart Router did not know (404) at first; its delivery was counted then. */
+  not_found_at: z.iso.datetime().optional(),
 });
 
 export type WebhookMessage = z.infer<typeof webhookMessageV1>;

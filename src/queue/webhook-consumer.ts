@@ -3,6 +3,7 @@ import type { Database } from "../db/client";
 import { merchants } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { type EventRecord, settledEvents } from "../events/inbox";
+import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
@@ -14,169 +15,225 @@ import { type WebhookMessage, webhookMessageV1 } from "./messages";
 import { tryLater } from "./retry";
 import { sendAll } from "./send";
 
-/**
- * Consumes a batch of webhook deliveries: verifies each event by fetching it back from Smart Router, then applies
- * every verified snapshot and inbox outcome in one D1 batch, and acks only after that batch committed.
- */
-export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
-  const now = new Date().toISOString();
-  const valid: { message: Message<unknown>; body: WebhookMessage }[] = [];
+type MerchantRow = typeof merchants.$inferSelect;
+
+interface Delivery {
+  message: Message<unknown>;
+  body: WebhookMessage;
+}
+
+/** The deliveries of one (merchant, event) in this batch: they share one fetch-back and one inbox row. */
+interface PendingEvent {
+  merchantId: string;
+  eventId: string;
+  deliveries: Delivery[];
+}
+
+/** What the batch will do, built step by step and committed at once. */
+interface Plan {
+  inbox: EventRecord[];
+  snapshots: VerifiedSnapshot[];
+  toAck: Message<unknown>[];
+  toRetry: { message: Message<unknown>; error: SmartRouterError }[];
+  /** Events Smart Router did not know: asked once more after a delay (one message per event). */
+  toRecheck: WebhookMessage[];
+}
+
+const key = (merchantId: string, eventId: string) => `${merchantId}\u0000${eventId}`;
+
+/** The one constructor of inbox records for this consumer: what is known of the event, and what happened to it. */
+function inboxRecord(
+  event: { merchantId: string; eventId: string; receivedAt: string; deliveries: number },
+  now: string,
+  what: Pick<EventRecord, "outcome" | "detail"> & Partial<Pick<EventRecord, "name" | "transactionId" | "firedAt">>,
+): EventRecord {
+  return { name: null, transactionId: null, firedAt: null, ...event, ...what, now };
+}
+
+/** Deliveries a recheck message stands for were counted when it was sent. */
+const countOf = (deliveries: readonly Delivery[]) => deliveries.filter((d) => d.body.not_found_at === undefined).length;
+
+/** Step 1, classify: parse (bad bodies are dead-lettered), drop deliveries for merchants that are gone, skip settled events. */
+async function classify(db: Database, batch: MessageBatch<unknown>, plan: Plan, now: string) {
+  const valid: Delivery[] = [];
   for (const message of batch.messages) {
     const body = await parseOrDeadLetter(db, batch.queue, message, webhookMessageV1);
     if (body) valid.push({ message, body });
   }
-  if (valid.length === 0) return;
-
   const merchantIds = [...new Set(valid.map((v) => v.body.merchant_id))];
-  const merchantRows = new Map((await db.select().from(merchants).where(inList(merchants.id, merchantIds))).map((row) => [row.id, row]));
+  const merchantRows = new Map<string, MerchantRow>();
+  if (merchantIds.length > 0) {
+    for (const row of await db.select().from(merchants).where(inList(merchants.id, merchantIds))) merchantRows.set(row.id, row);
+  }
   const settled = await settledEvents(
     db,
     valid.map((v) => ({ merchantId: v.body.merchant_id, id: v.body.event_id })),
   );
 
-  // One fetch per distinct (merchant, event); duplicates inside the batch share it.
-  const pending = new Map<
-    string,
-    { merchantId: string; eventId: string; deliveries: { message: Message<unknown>; body: WebhookMessage }[] }
-  >();
-  const inbox: EventRecord[] = [];
-  const toAck: Message<unknown>[] = [];
-  for (const item of valid) {
-    const { merchant_id: merchantId, event_id: eventId } = item.body;
+  const pending = new Map<string, PendingEvent>();
+  for (const delivery of valid) {
+    const { merchant_id: merchantId, event_id: eventId } = delivery.body;
     if (!merchantRows.has(merchantId)) {
+      const { message, body } = delivery;
       await storeDeadLetter(db, {
-        id: item.message.id,
+        id: message.id,
         queue: batch.queue,
-        body: item.body,
+        body,
         error: "merchant no longer exists",
-        attempts: item.message.attempts,
+        attempts: message.attempts,
       });
-      item.message.ack();
+      delivery.message.ack();
       continue;
     }
     if (settled.has(merchantId, eventId)) {
-      inbox.push({
-        merchantId,
-        eventId,
-        name: null,
-        transactionId: null,
-        firedAt: null,
-        outcome: "pending",
-        detail: null,
-        deliveries: 1,
-        receivedAt: item.body.received_at,
-        now,
-      });
-      toAck.push(item.message);
+      // Already settled: the delivery is counted and costs no API call.
+      const event = { merchantId, eventId, receivedAt: delivery.body.received_at, deliveries: countOf([delivery]) };
+      plan.inbox.push(inboxRecord(event, now, { outcome: "pending", detail: null }));
+      plan.toAck.push(delivery.message);
       continue;
     }
-    const key = `${merchantId}\u0000${eventId}`;
-    const entry = pending.get(key) ?? { merchantId, eventId, deliveries: [] };
-    entry.deliveries.push(item);
-    pending.set(key, entry);
+    const entry = pending.get(key(merchantId, eventId)) ?? { merchantId, eventId, deliveries: [] };
+    entry.deliveries.push(delivery);
+    pending.set(key(merchantId, eventId), entry);
   }
+  return { valid, merchantRows, pending: [...pending.values()] };
+}
 
-  const entries = [...pending.values()];
+/**
+ * Step 2, verify: fetch every pending event back with its merchant's own credentials, merchants side by side. One
+ * merchant's failure (a secret that does not decrypt, a network error) becomes a retry of that merchant's events only.
+ */
+async function verify(env: AppEnv, config: AppConfig, merchantRows: Map<string, MerchantRow>, pending: readonly PendingEvent[]) {
   const verifications = new Map<string, Verification>();
-  const byMerchant = Map.groupBy(entries, (entry) => entry.merchantId);
   await Promise.all(
-    [...byMerchant].map(async ([merchantId, group]) => {
+    [...Map.groupBy(pending, (entry) => entry.merchantId)].map(async ([merchantId, group]) => {
       const merchant = merchantRows.get(merchantId);
       if (!merchant) return;
-      const client = await smartRouterFor(env, config, merchant, "interactive");
-      const verified = await verifyEvents(
-        client,
-        merchant.smartRouterProjectId,
-        group.map((entry) => entry.eventId),
-      );
-      for (const [eventId, verification] of verified) verifications.set(`${merchantId}\u0000${eventId}`, verification);
+      try {
+        const client = await smartRouterFor(env, config, merchant, "interactive");
+        const verified = await verifyEvents(
+          client,
+          merchant.smartRouterProjectId,
+          group.map((entry) => entry.eventId),
+        );
+        for (const [eventId, verification] of verified) verifications.set(key(merchantId, eventId), verification);
+      } catch (error) {
+        log("error", "webhooks.merchant_failed", {
+          merchant_id: merchantId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
     }),
   );
+  return verifications;
+}
 
-  const snapshots: VerifiedSnapshot[] = [];
-  const toRetry: { message: Message<unknown>; error: SmartRouterError }[] = [];
-  for (const entry of entries) {
-    const verification = verifications.get(`${entry.merchantId}\u0000${entry.eventId}`) ?? {
+/** Step 3, decide: turn each event's verification into inbox records, snapshots to apply, acks, retries and rechecks. */
+function decideEvents(pending: readonly PendingEvent[], verifications: Map<string, Verification>, plan: Plan, now: string) {
+  for (const entry of pending) {
+    const first = entry.deliveries[0];
+    if (!first) continue;
+    const verification = verifications.get(key(entry.merchantId, entry.eventId)) ?? {
       kind: "retry",
       error: new SmartRouterError("network", "not verified"),
     };
-    const first = entry.deliveries[0];
-    if (!first) continue;
-    const base = {
+    const event = {
       merchantId: entry.merchantId,
       eventId: entry.eventId,
-      deliveries: entry.deliveries.length,
       receivedAt: first.body.received_at,
-      now,
+      deliveries: countOf(entry.deliveries),
     };
+    const hint = { name: first.body.event_type };
     if (verification.kind === "retry") {
-      for (const delivery of entry.deliveries) toRetry.push({ message: delivery.message, error: verification.error });
-      inbox.push({
-        ...base,
-        deliveries: 0,
-        name: first.body.event_type,
-        transactionId: null,
-        firedAt: null,
-        outcome: "pending",
-        detail: verification.error.message,
-      });
+      // Counted when the retried deliveries come back.
+      for (const delivery of entry.deliveries) plan.toRetry.push({ message: delivery.message, error: verification.error });
+      plan.inbox.push(inboxRecord({ ...event, deliveries: 0 }, now, { ...hint, outcome: "pending", detail: verification.error.message }));
       continue;
     }
-    for (const delivery of entry.deliveries) toAck.push(delivery.message);
-    if (verification.kind === "rejected") {
-      inbox.push({
-        ...base,
-        name: first.body.event_type,
-        transactionId: null,
-        firedAt: null,
-        outcome: "rejected",
-        detail: verification.detail,
-      });
+    for (const delivery of entry.deliveries) plan.toAck.push(delivery.message);
+    if (verification.kind === "not_found" && entry.deliveries.every((d) => d.body.not_found_at === undefined)) {
+      // Horizon: one re-check per event, after FETCH_BACK_RECHECK_SECONDS; a second 404 is final (below).
+      plan.toRecheck.push({ ...first.body, not_found_at: now });
+      plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "pending", detail: "not found at Smart Router yet; asked again later" }));
       continue;
     }
-    const { event } = verification;
-    const transaction = event.data?.transaction;
+    if (verification.kind === "not_found" || verification.kind === "rejected") {
+      plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "rejected", detail: verification.detail }));
+      continue;
+    }
+    const { event: verified, read } = verification;
+    const transaction = read?.transaction ?? verified.data?.transaction;
     if (!transaction) {
-      inbox.push({
-        ...base,
-        name: event.name,
-        transactionId: null,
-        firedAt: event.fired_at,
-        outcome: "ignored",
-        detail: "not a transaction event",
-      });
+      const what = { name: verified.name, firedAt: verified.fired_at, outcome: "ignored", detail: "not a transaction event" } as const;
+      plan.inbox.push(inboxRecord(event, now, what));
       continue;
     }
-    snapshots.push({
+    plan.snapshots.push({
       merchantId: entry.merchantId,
       snapshot: transaction,
-      source: { eventId: event.id, eventName: event.name, firedAt: event.fired_at },
-      inbox: base,
+      source: read
+        ? { kind: "read", readAt: read.readAt }
+        : { kind: "event", eventId: verified.id, eventName: verified.name, firedAt: verified.fired_at },
+      inbox: read ? undefined : { eventId: entry.eventId, deliveries: event.deliveries, receivedAt: event.receivedAt, now },
     });
+    if (read) {
+      // The event is settled by the read of its transaction; its own row records that.
+      plan.inbox.push(
+        inboxRecord(event, now, {
+          name: verified.name,
+          transactionId: transaction.id,
+          firedAt: verified.fired_at,
+          outcome: "applied",
+          detail: "event without operations: transaction read instead",
+        }),
+      );
+    }
   }
+}
 
-  const fulfillmentConfigured = (merchantId: string) => Boolean(merchantRows.get(merchantId)?.fulfillmentUrl);
+/**
+ * Consumes a batch of webhook deliveries in steps: classify → verify (fetch-back) → decide → commit (one D1 batch) →
+ * settle (ack, retry, re-check). Nothing is acked before the commit that records it.
+ */
+export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+  const now = new Date().toISOString();
+  const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [] };
+  const { valid, merchantRows, pending } = await classify(db, batch, plan, now);
+  if (valid.length === 0) return;
+  decideEvents(pending, await verify(env, config, merchantRows, pending), plan, now);
+
+  // Step 4, commit. Rechecks are queued first: were the commit to fail, a recheck is only an extra fetch.
   try {
-    const applied = await applySnapshots(db, { snapshots, inbox, fulfillmentConfigured, now });
+    if (plan.toRecheck.length > 0) await sendAll(env.WEBHOOKS, plan.toRecheck, config.FETCH_BACK_RECHECK_SECONDS);
+    const applied = await applySnapshots(db, {
+      snapshots: plan.snapshots,
+      inbox: plan.inbox,
+      fulfillment: (merchantId, captured) =>
+        fulfillmentStatusFor(merchantRows.get(merchantId) ?? { fulfillmentUrl: null, fulfillmentUrlSetAt: null }, captured),
+      now,
+    });
     await sendAll(env.FULFILLMENTS, applied.newFulfillments).catch((error: unknown) => {
       // The outbox row is committed; the scheduled sweep re-sends the nudge.
       log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });
     });
   } catch (error) {
     log("error", "webhooks.batch_failed", { messages: valid.length, error: error instanceof Error ? error.message : String(error) });
-    for (const item of [...toAck, ...toRetry.map((r) => r.message)]) item.retry({ delaySeconds: retryDelaySeconds(item.attempts) });
+    for (const item of [...plan.toAck, ...plan.toRetry.map((r) => r.message)])
+      item.retry({ delaySeconds: retryDelaySeconds(item.attempts) });
     return;
   }
 
-  for (const message of toAck) message.ack();
-  for (const { message, error } of toRetry) {
+  // Step 5, settle.
+  for (const message of plan.toAck) message.ack();
+  for (const { message, error } of plan.toRetry) {
+    const body = message.body as WebhookMessage;
     log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
-      merchant_id: (message.body as WebhookMessage).merchant_id,
-      event_id: (message.body as WebhookMessage).event_id,
+      merchant_id: body.merchant_id,
+      event_id: body.event_id,
       kind: error.kind,
       status: error.status,
       attempts: message.attempts,
     });
   }
-  await tryLater(env.WEBHOOKS, toRetry);
+  await tryLater(env.WEBHOOKS, plan.toRetry);
 }

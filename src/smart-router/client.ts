@@ -53,6 +53,28 @@ function numberHeader(headers: Headers, name: string): number | undefined {
   return Number.isFinite(parsed) ? parsed : undefined;
 }
 
+/** Without a `Date` header, our own clock at the request, less this much for the skew between our clock and theirs. */
+const CLOCK_SKEW_MARGIN_MS = 5_000;
+
+/**
+ * A lower bound, on Smart Router's clock, of when an API read saw the state it answers: the answer's `Date` header less
+ * its one-second resolution. We trust Smart Router's clock over ours because events' `fired_at` (what reads are ordered
+ * against) is on that clock; a lower bound because judging a read too new would let it hide a newer change, while
+ * judging it too old only means the next read or event brings the change (and a read's state is never older than
+ * `Date` − 1 s). Without a usable `Date`, our clock when the request left, less a skew margin.
+ */
+export function readTimeOf(headers: Headers, requestedAt: number): string {
+  const date = Date.parse(headers.get("date") ?? "");
+  const time = Number.isNaN(date) ? requestedAt - CLOCK_SKEW_MARGIN_MS : date - 1_000;
+  return new Date(time).toISOString();
+}
+
+/** A transaction as an API read saw it, with the read's time (see `readTimeOf`). */
+export interface TransactionRead {
+  transaction: TransactionSnapshot;
+  readAt: string;
+}
+
 /** A typed Smart Router API client: Basic auth, API-Version, timeout, envelope parsing, every call paced by the limiter. */
 export class SmartRouterClient {
   readonly #options: SmartRouterClientOptions;
@@ -75,22 +97,26 @@ export class SmartRouterClient {
     return { events: body.events, hasMore: body.has_more };
   }
 
-  /** `GET /transactions/{id}` with its operations expanded. */
-  async fetchTransaction(transactionId: string): Promise<TransactionSnapshot> {
+  /** `GET /transactions/{id}` with its operations expanded, and when the read happened. */
+  async fetchTransaction(transactionId: string): Promise<TransactionRead> {
     const params = new URLSearchParams([["expand[]", "operations"]]);
-    const body = await this.#get(`/transactions/${encodeURIComponent(transactionId)}`, params, transactionEnvelope);
-    return body.transaction;
+    const { body, readAt } = await this.#read(`/transactions/${encodeURIComponent(transactionId)}`, params, transactionEnvelope);
+    return { transaction: body.transaction, readAt };
   }
 
   /** `GET /transactions`, one page, asking for operations to be expanded (a snapshot without them is refreshed on its own). */
-  async listTransactions(query: PageQuery = {}): Promise<{ transactions: TransactionSnapshot[]; hasMore: boolean }> {
+  async listTransactions(query: PageQuery = {}): Promise<{ transactions: TransactionSnapshot[]; hasMore: boolean; readAt: string }> {
     const params = pageParams(query);
     params.append("expand[]", "operations");
-    const body = await this.#get("/transactions", params, transactionListEnvelope);
-    return { transactions: body.transactions, hasMore: body.has_more };
+    const { body, readAt } = await this.#read("/transactions", params, transactionListEnvelope);
+    return { transactions: body.transactions, hasMore: body.has_more, readAt };
   }
 
   async #get<S extends z.ZodType>(path: string, params: URLSearchParams, schema: S): Promise<z.infer<S>> {
+    return (await this.#read(path, params, schema)).body;
+  }
+
+  async #read<S extends z.ZodType>(path: string, params: URLSearchParams, schema: S): Promise<{ body: z.infer<S>; readAt: string }> {
     const { baseUrl, credentials, limiter, lane } = this.#options;
     const bucket = bucketFor(credentials.projectId, path);
     const permit = await limiter.acquire(bucket, lane);
@@ -101,6 +127,7 @@ export class SmartRouterClient {
     const url = new URL(`${baseUrl.replace(/\/+$/, "")}${path}`);
     url.search = params.toString();
     let response: Response;
+    const requestedAt = Date.now();
     try {
       response = await (this.#options.fetch ?? fetch)(url, {
         headers: { authorization: this.#authorization, "api-version": API_VERSION, accept: "application/json" },
@@ -141,7 +168,7 @@ export class SmartRouterClient {
     if (!parsed.success) {
       throw new SmartRouterError("invalid_response", `GET ${path}: unexpected response shape`, { status: response.status });
     }
-    return parsed.data;
+    return { body: parsed.data, readAt: readTimeOf(response.headers, requestedAt) };
   }
 }
 

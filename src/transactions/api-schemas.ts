@@ -39,7 +39,10 @@ export const listTransactionsQuery = strictQuery({
     .datetime({ offset: true, error: givenOnce("updated_after", UPDATED_AFTER_HINT) })
     .optional()
     .openapi({
-      description: "Only transactions whose record changed strictly after this instant (millisecond precision).",
+      description:
+        "Only transactions whose record changed strictly after this instant (millisecond precision). `updated_at` is " +
+        "stamped when a change commits, in commit order, but two commits can share a millisecond: to poll without " +
+        "missing a change, pass the newest `updated_at` seen minus 1 ms and skip records already seen at that `updated_at`.",
       example: "2026-01-31T12:00:00Z",
     }),
   limit: z
@@ -109,6 +112,7 @@ export const transactionSchema = z
       status: z.string().openapi({
         description:
           `One of ${[...FULFILLMENT_STATUSES, "awaiting_capture"].join(", ")}. \`not_configured\`: the merchant has no fulfillment URL; ` +
+          "`backfilled`: captured before the fulfillment URL was set and imported by a batch, so never notified; " +
           "`awaiting_capture`: nothing to deliver until the payment is captured.",
         example: "delivered",
       }),

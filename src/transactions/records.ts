@@ -1,10 +1,10 @@
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { inList, insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
-import { fulfillments, operations, transactions } from "../db/schema";
+import { type FulfillmentStatus, fulfillments, nowIso, operations, transactions } from "../db/schema";
 import type { TransactionSnapshot } from "../smart-router/schemas";
 import type { SnapshotSource, StoredState } from "./state-machine";
-import { CAPTURED_STATUSES } from "./status";
+import { CAPTURED_STATUSES, PRE_CAPTURE_STATUSES } from "./status";
 
 /** Loads the stored state of many transactions in a few queries. */
 export async function loadStoredStates(db: Database, wanted: readonly MerchantKey[]) {
@@ -20,7 +20,8 @@ export async function loadStoredStates(db: Database, wanted: readonly MerchantKe
 }
 
 /** The transaction row (SQL column names) a snapshot stands for. */
-function transactionRow(merchantId: string, snapshot: TransactionSnapshot, version: string, source: SnapshotSource, now: string): JsonRow {
+function transactionRow(merchantId: string, snapshot: TransactionSnapshot, version: string, source: SnapshotSource): JsonRow {
+  const event = source.kind === "event" ? source : null;
   return {
     merchant_id: merchantId,
     id: snapshot.id,
@@ -46,10 +47,9 @@ function transactionRow(merchantId: string, snapshot: TransactionSnapshot, versi
     chargedback: snapshot.chargedback ?? false,
     created_at: snapshot.created_at,
     snapshot_version: version,
-    last_event_id: source.eventId,
-    last_event_name: source.eventName,
-    last_event_fired_at: source.firedAt,
-    updated_at: now,
+    last_event_id: event?.eventId ?? null,
+    last_event_name: event?.eventName ?? null,
+    last_event_fired_at: event?.firedAt ?? null,
   };
 }
 
@@ -60,18 +60,21 @@ export interface TransactionWrite {
   source: SnapshotSource;
 }
 
-const capturedList = sql.raw([...CAPTURED_STATUSES].map((status) => `'${status}'`).join(", "));
+const statusList = (statuses: ReadonlySet<string>) => sql.raw([...statuses].map((status) => `'${status}'`).join(", "));
 
 /**
- * Upserts transactions as compare-and-set: a row changes only if the snapshot is newer than what is stored and does not
- * move a captured payment back, so concurrent consumers cannot overwrite a newer record with an older one.
+ * Upserts transactions as compare-and-set, the same rule as `decide` (state-machine.ts): a row changes only if the
+ * snapshot is newer than what is stored and does not move a captured payment back onto the pre-capture path, so
+ * concurrent consumers cannot overwrite a newer record with an older one. `updated_at` is taken when the statement runs
+ * inside the committing D1 batch (D1 has one writer, so stamps follow commit order), never when the consumer started:
+ * a merchant polling `updated_after` cannot miss a change committed late by a slower consumer. Returns the rows written.
  */
-export function upsertTransactions(writes: readonly TransactionWrite[], now: string): SQL[] {
-  const rows = writes.map((w) => transactionRow(w.merchantId, w.snapshot, w.version, w.source, now));
+export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
+  const rows = writes.map((w) => transactionRow(w.merchantId, w.snapshot, w.version, w.source));
   const first = rows[0];
   if (!first) return [];
   const assignments = sql.raw(
-    Object.keys(first)
+    [...Object.keys(first), "updated_at"]
       .filter((column) => column !== "merchant_id" && column !== "id")
       .map((column) => `"${column}" = excluded."${column}"`)
       .join(", "),
@@ -81,7 +84,9 @@ export function upsertTransactions(writes: readonly TransactionWrite[], now: str
     rows,
     sql`ON CONFLICT (merchant_id, id) DO UPDATE SET ${assignments}
       WHERE excluded.snapshot_version > transactions.snapshot_version
-        AND NOT (transactions.status IN (${capturedList}) AND excluded.status NOT IN (${capturedList}))`,
+        AND NOT (transactions.status IN (${statusList(CAPTURED_STATUSES)}) AND excluded.status IN (${statusList(PRE_CAPTURE_STATUSES)}))
+      RETURNING merchant_id, id, snapshot_version, last_event_id`,
+    { updated_at: nowIso },
   );
 }
 
@@ -113,14 +118,14 @@ export function storeOperations(rows: readonly JsonRow[]): SQL[] {
 
 /** Adds fulfilment outbox rows the first time transactions are seen captured; each statement returns only the new rows. */
 export function requestFulfillments(
-  requests: readonly { merchantId: string; transactionId: string; configured: boolean }[],
+  requests: readonly { merchantId: string; transactionId: string; status: FulfillmentStatus }[],
   now: string,
 ): SQL[] {
   const rows = requests.map((request) => ({
     merchant_id: request.merchantId,
     transaction_id: request.transactionId,
     message_id: `msg_${crypto.randomUUID().replaceAll("-", "")}`,
-    status: request.configured ? "pending" : "not_configured",
+    status: request.status,
     attempts: 0,
     requested_at: now,
   }));

@@ -32,6 +32,12 @@ export const CAPTURED_STATUSES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Statuses of the path before a capture: the only ones a captured record refuses (a late `authorized` never overwrites
+ * `completed`). Every other status, known or added by Smart Router later, is applied when its snapshot is newer.
+ */
+export const PRE_CAPTURE_STATUSES: ReadonlySet<string> = new Set(["waiting", "pending", "authorized", "pending-capture"]);
+
+/**
  * Statuses that wait on Smart Router to move on (an APM completing, a manual capture, a dispute's outcome): the ones a lost
  * webhook would leave stuck, so reconciliation refreshes them. Settled payments are left to webhooks and `sync` batches.
  */

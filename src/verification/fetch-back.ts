@@ -1,9 +1,12 @@
-import type { SmartRouterClient } from "../smart-router/client";
+import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import type { SmartRouterEvent } from "../smart-router/schemas";
 
 export type Verification =
-  | { kind: "verified"; event: SmartRouterEvent }
+  /** `read`: the event's transaction came without its operations, so it was read from the API instead (with its time). */
+  | { kind: "verified"; event: SmartRouterEvent; read?: TransactionRead }
+  /** Smart Router does not know the event (404): forged, foreign, or not readable yet (read-after-write lag). */
+  | { kind: "not_found"; detail: string }
   | { kind: "rejected"; detail: string }
   | { kind: "retry"; error: SmartRouterError };
 
@@ -42,10 +45,34 @@ function checkProject(event: SmartRouterEvent, projectId: string): Verification 
 }
 
 /**
+ * Whether a list item can stand for the event: only with its transaction's whole operation history, since smart-router.md
+ * promises that of `GET /events/{id}` but not of the list (an item may carry `operations: null`, or no `data`).
+ */
+function completeListItem(event: SmartRouterEvent): boolean {
+  return Array.isArray(event.data?.transaction?.operations);
+}
+
+/** Fetches one event; a transaction event without its operations is completed by reading the transaction itself. */
+async function fetchOne(client: SmartRouterClient, eventId: string, projectId: string): Promise<Verification> {
+  try {
+    const event = await client.fetchEvent(eventId);
+    if (event.id !== eventId) return { kind: "rejected", detail: "Smart Router answered another event" };
+    const checked = checkProject(event, projectId);
+    const transaction = event.data?.transaction;
+    if (checked.kind !== "verified" || !transaction || Array.isArray(transaction.operations)) return checked;
+    return { kind: "verified", event, read: await client.fetchTransaction(transaction.id) };
+  } catch (error) {
+    if (error instanceof SmartRouterError && error.kind === "not_found") return { kind: "not_found", detail: FORGED };
+    return asRetry(error);
+  }
+}
+
+/**
  * Verifies events by fetching them back from Smart Router with the merchant's own credentials: the only proof a
  * webhook has. With many ids waiting, one `GET /events` page (100 events, newest first) verifies most of a burst in
  * one call, and a backlog is walked further back while that stays under 0.1 calls per waiting event; whatever the pages
- * do not cover is fetched one by one. A 404 on the single fetch means forged or foreign.
+ * do not cover (or cover without the transaction's operations) is fetched one by one. A 404 on the single fetch means
+ * forged, foreign, or not readable yet: the caller asks once more after a delay before calling it forged.
  */
 export async function verifyEvents(
   client: SmartRouterClient,
@@ -62,7 +89,7 @@ export async function verifyEvents(
       for (let page = 0; page < maxPages && wanted.size > 0; page++) {
         const { events, hasMore } = await client.listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
         for (const event of events) {
-          if (wanted.delete(event.id)) results.set(event.id, checkProject(event, projectId));
+          if (completeListItem(event) && wanted.delete(event.id)) results.set(event.id, checkProject(event, projectId));
         }
         const last = events.at(-1);
         if (!hasMore || !last) break;
@@ -74,16 +101,7 @@ export async function verifyEvents(
   }
 
   const remaining = [...wanted];
-  const single = await mapConcurrent(remaining, FETCH_CONCURRENCY, async (eventId): Promise<Verification> => {
-    try {
-      const event = await client.fetchEvent(eventId);
-      if (event.id !== eventId) return { kind: "rejected", detail: "Smart Router answered another event" };
-      return checkProject(event, projectId);
-    } catch (error) {
-      if (error instanceof SmartRouterError && error.kind === "not_found") return { kind: "rejected", detail: FORGED };
-      return asRetry(error);
-    }
-  });
+  const single = await mapConcurrent(remaining, FETCH_CONCURRENCY, (eventId) => fetchOne(client, eventId, projectId));
   remaining.forEach((eventId, index) => {
     results.set(eventId, single[index] as Verification);
   });
