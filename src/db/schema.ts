@@ -19,6 +19,12 @@ export const merchants = sqliteTable("merchants", {
   fulfillmentUrlSetAt: text("fulfillment_url_set_at"),
   fulfillmentSecretCiphertext: text("fulfillment_secret_ciphertext").notNull(),
   fulfillmentSecretKeyId: text("fulfillment_secret_key_id").notNull(),
+  /**
+   * Set when Smart Router answered 401/403 to the merchant's key: its batch work stops until the key is PATCHed, which
+   * clears it. The reason names the answer, never the key.
+   */
+  smartRouterKeyRefusedAt: text("smart_router_key_refused_at"),
+  smartRouterKeyRefusedReason: text("smart_router_key_refused_reason"),
   /** JSON of the merchant's Smart Router rate limits, null for defaults. */
   rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimitSettings>(),
   createdAt: text("created_at").notNull().default(nowIso),
@@ -227,4 +233,23 @@ export const batchUnits = sqliteTable("batch_units", {
   unitId: text("unit_id").primaryKey(),
   batchId: text("batch_id"),
   finishedAt: text("finished_at").notNull(),
+});
+
+/**
+ * The event-log backstop's place in each merchant's `GET /events`: everything up to the watermark is committed. The walk
+ * goes forward (oldest first) from it; it starts at the newest event when the merchant is registered.
+ */
+export const eventLogCursors = sqliteTable("event_log_cursors", {
+  merchantId: text("merchant_id")
+    .primaryKey()
+    .references(() => merchants.id),
+  /** The newest event id whose effects are committed; null before the first walk has found one. */
+  watermarkEventId: text("watermark_event_id"),
+  watermarkFiredAt: text("watermark_fired_at"),
+  /** Events walked and applied (or found settled) so far, and the Smart Router calls it took. */
+  eventsWalked: integer("events_walked").notNull().default(0),
+  apiCalls: integer("api_calls").notNull().default(0),
+  lastRunAt: text("last_run_at"),
+  lastError: text("last_error"),
+  updatedAt: text("updated_at").notNull().default(nowIso),
 });
