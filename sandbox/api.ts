@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { SandboxError } from "./errors.ts";
 import { type GcraDecision, type GcraLimit, gcraTake } from "./gcra.ts";
-import { type BucketName, type ProjectState, presentTransaction } from "./model.ts";
+import { type BucketName, type ProjectState, presentEvent, presentEventListItem, presentTransaction } from "./model.ts";
 import { paginate, parsePageQuery } from "./pagination.ts";
 import { DEFAULT_SETTINGS } from "./settings.ts";
 import type { World } from "./world.ts";
@@ -115,23 +115,47 @@ export function apiRoutes(world: World) {
         else if (status >= 400 && status < 500) project.counters.api[bucket].client_errors++;
       }
     })
-    .get("/events/:id", (c) => {
+    .get("/events/:id", async (c) => {
       const project = c.var.project;
       const id = c.req.param("id");
       const index = project.eventIndex.get(id);
-      const event = index === undefined ? undefined : project.events[index];
+      // An event still inside the read lag is not found yet, exactly like an unknown one.
+      const event = index === undefined || index >= world.readableEvents(project) ? undefined : project.events[index];
       if (!event) throw new SandboxError(404, "resource.event.not-found", `event ${id} not found`);
-      return c.json({ success: true, event });
+      const { amount_format, event_snapshot } = project.settings.readings;
+      const delay = project.eventReadDelays.get(id);
+      if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
+      const current =
+        event_snapshot === "live" ? project.transactions[project.transactionIndex.get(event.data.transaction.id) ?? -1] : undefined;
+      const shown = current ? { ...event, data: { ...event.data, transaction: presentTransaction(current, true) } } : event;
+      return c.json({ success: true, event: presentEvent(shown, amount_format) });
     })
     .get("/events", (c) => {
       const project = c.var.project;
-      const page = paginate(project.events, (id) => project.eventIndex.get(id), parsePageQuery(new URL(c.req.url).searchParams));
-      return c.json({ success: true, events: page.items, has_more: page.hasMore });
+      const { amount_format, events_list_items } = project.settings.readings;
+      const readable = world.readableEvents(project);
+      const events = readable === project.events.length ? project.events : project.events.slice(0, readable);
+      const page = paginate(
+        events,
+        (id) => {
+          const index = project.eventIndex.get(id);
+          return index !== undefined && index < readable ? index : undefined;
+        },
+        parsePageQuery(new URL(c.req.url).searchParams),
+      );
+      return c.json({
+        success: true,
+        events: page.items.map((event) => presentEventListItem(event, amount_format, events_list_items)),
+        has_more: page.hasMore,
+      });
     })
     .get("/transactions/:id", (c) => {
       const project = c.var.project;
       const tx = world.transaction(project, c.req.param("id"));
-      return c.json({ success: true, transaction: presentTransaction(tx, expandsOperations(c.req.url)) });
+      return c.json({
+        success: true,
+        transaction: presentTransaction(tx, expandsOperations(c.req.url), project.settings.readings.amount_format),
+      });
     })
     .get("/transactions", (c) => {
       const project = c.var.project;
@@ -143,7 +167,7 @@ export function apiRoutes(world: World) {
       const withOperations = expandsOperations(c.req.url);
       return c.json({
         success: true,
-        transactions: page.items.map((tx) => presentTransaction(tx, withOperations)),
+        transactions: page.items.map((tx) => presentTransaction(tx, withOperations, project.settings.readings.amount_format)),
         has_more: page.hasMore,
       });
     })

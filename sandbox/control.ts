@@ -3,10 +3,11 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { SandboxError } from "./errors.ts";
 import { newId } from "./ids.ts";
-import { type ProjectState, presentTransaction, type TransactionRecord, type WebhookEndpoint } from "./model.ts";
+import { type ProjectState, presentTransaction, type TransactionRecord, type TransactionView, type WebhookEndpoint } from "./model.ts";
 import { AmountError, isCurrency, parseAmount } from "./money.ts";
 import type { ActionOutcome, PaymentMethod } from "./payments.ts";
-import { mergeSettings, settingsPatchSchema } from "./settings.ts";
+import { READINGS } from "./readings.ts";
+import { DEFAULT_SETTINGS, mergeSettings, settingsPatchSchema } from "./settings.ts";
 import { parseEndpointUrl } from "./webhooks.ts";
 import type { World } from "./world.ts";
 
@@ -39,12 +40,40 @@ const paymentSchema = z
       .optional(),
     flow: z.enum(["one-step", "two-step"]).optional(),
     outcome: z.enum(["success", "failure"]).optional(),
+    /** Holds the card's authorization in fraud review (`in-review`), to be approved or blocked after `dispute_ms`. */
+    review: z.enum(["approve", "block"]).optional(),
   })
   .refine((input) => (input.card === undefined) !== (input.apm === undefined), "give exactly one of card and apm")
-  .refine(
-    (input) => input.card === undefined || (input.flow === undefined && input.outcome === undefined),
-    "flow and outcome are for APMs",
-  );
+  .refine((input) => input.card === undefined || (input.flow === undefined && input.outcome === undefined), "flow and outcome are for APMs")
+  .refine((input) => input.apm === undefined || input.review === undefined, "review is for cards");
+
+const transactionEditSchema = z
+  .strictObject({
+    metadata: z.record(z.string().max(100), z.string().max(1000)).optional(),
+    error_code: z.string().min(1).max(100).nullable().optional(),
+    error_message: z.string().min(1).max(500).nullable().optional(),
+  })
+  .refine((edit) => Object.keys(edit).length > 0, "give at least one of metadata, error_code, error_message");
+
+/** A scripted event: its transaction is taken as given (an object with an id), so a test can send any snapshot. */
+const scriptedEventSchema = z.strictObject({
+  name: eventNameSchema,
+  transaction: z.looseObject({ id: z.string().regex(/^tr_/) }),
+  fired_at: z.iso.datetime({ offset: true }).optional(),
+  /** `GET /events/{id}` of this event answers this many real ms late. */
+  read_delay_ms: z.number().int().min(0).max(60_000).optional(),
+  /** Also deliver it to the project's webhook endpoints (default false: the test delivers it itself). */
+  send: z.boolean().optional(),
+});
+
+// The clock only moves forward: timestamps already handed out must stay in the past.
+const clockSchema = z.strictObject({
+  advance_ms: z
+    .number()
+    .int()
+    .min(0)
+    .max(365 * 24 * 3600 * 1000),
+});
 
 const amountSchema = z.strictObject({ amount: z.string().min(1).max(40).optional() });
 const failSchema = z.strictObject({
@@ -107,8 +136,13 @@ function presentEndpoint(endpoint: WebhookEndpoint) {
   return { id: endpoint.id, url: endpoint.url, events: endpoint.events, created_at: endpoint.created_at };
 }
 
-function actionResult(outcome: ActionOutcome, tx: TransactionRecord) {
-  return { success: true, outcome, transaction: presentTransaction(tx, true) };
+// The control API shows amounts as the project's API does, so a test compares like with like.
+function present(project: ProjectState, tx: TransactionRecord) {
+  return presentTransaction(tx, true, project.settings.readings.amount_format);
+}
+
+function actionResult(project: ProjectState, outcome: ActionOutcome, tx: TransactionRecord) {
+  return { success: true, outcome, transaction: present(project, tx) };
 }
 
 /** The control API under `/_sandbox/`: no auth, JSON in and out, the error envelope on bad input. */
@@ -127,6 +161,12 @@ export function controlRoutes(world: World) {
         world.reset();
         return c.json({ success: true });
       })
+      .get("/clock", (c) => c.json({ success: true, now: timestamp() }))
+      .post("/clock", async (c) => {
+        const { advance_ms } = await readBody(c, clockSchema);
+        return c.json({ success: true, now: new Date(world.advanceClock(advance_ms)).toISOString() });
+      })
+      .get("/readings", (c) => c.json({ success: true, readings: READINGS, defaults: DEFAULT_SETTINGS.readings }))
 
       // Projects and their settings.
       .post("/projects", async (c) => {
@@ -170,6 +210,20 @@ export function controlRoutes(world: World) {
         return c.json({ success: true });
       })
 
+      .post("/projects/:project/events", async (c) => {
+        const project = projectOf(c);
+        const input = await readBody(c, scriptedEventSchema);
+        const event = world.scriptEvent(project, {
+          name: input.name,
+          // Taken as given: a scripted snapshot is whatever the test says Smart Router could send.
+          transaction: input.transaction as unknown as TransactionView,
+          firedAt: input.fired_at,
+          readDelayMs: input.read_delay_ms,
+          send: input.send ?? false,
+        });
+        return c.json({ success: true, event }, 201);
+      })
+
       // Payments.
       .post("/projects/:project/transactions", async (c) => {
         const project = projectOf(c);
@@ -177,7 +231,7 @@ export function controlRoutes(world: World) {
         const method: PaymentMethod =
           input.apm !== undefined
             ? { kind: "apm", name: input.apm, flow: input.flow ?? "one-step", outcome: input.outcome ?? "success" }
-            : { kind: "card", number: input.card ?? "" };
+            : { kind: "card", number: input.card ?? "", review: input.review ?? null };
         const tx = world.payments.create(project, {
           amount: minorUnits(input.amount, input.currency) ?? 0,
           currency: input.currency,
@@ -186,28 +240,34 @@ export function controlRoutes(world: World) {
           capture: input.capture ?? "auto",
           method,
         });
-        return c.json({ success: true, transaction: presentTransaction(tx, true) }, 201);
+        return c.json({ success: true, transaction: present(project, tx) }, 201);
       })
-      .get("/projects/:project/transactions/:transaction", (c) =>
-        c.json({ success: true, transaction: presentTransaction(transactionOf(c).tx, true) }),
-      )
+      .get("/projects/:project/transactions/:transaction", (c) => {
+        const { project, tx } = transactionOf(c);
+        return c.json({ success: true, transaction: present(project, tx) });
+      })
+      .patch("/projects/:project/transactions/:transaction", async (c) => {
+        const { project, tx } = transactionOf(c);
+        world.payments.update(project, tx, await readBody(c, transactionEditSchema));
+        return c.json({ success: true, transaction: present(project, tx) });
+      })
       .post("/projects/:project/transactions/:transaction/capture", async (c) => {
         const { project, tx } = transactionOf(c);
         const { amount } = await readBody(c, amountSchema);
-        return c.json(actionResult(world.payments.capture(project, tx, minorUnits(amount, tx.currency)), tx));
+        return c.json(actionResult(project, world.payments.capture(project, tx, minorUnits(amount, tx.currency)), tx));
       })
       .post("/projects/:project/transactions/:transaction/void", (c) => {
         const { project, tx } = transactionOf(c);
-        return c.json(actionResult(world.payments.void(project, tx), tx));
+        return c.json(actionResult(project, world.payments.void(project, tx), tx));
       })
       .post("/projects/:project/transactions/:transaction/refund", async (c) => {
         const { project, tx } = transactionOf(c);
         const { amount } = await readBody(c, amountSchema);
-        return c.json(actionResult(world.payments.refund(project, tx, minorUnits(amount, tx.currency)), tx));
+        return c.json(actionResult(project, world.payments.refund(project, tx, minorUnits(amount, tx.currency)), tx));
       })
       .post("/projects/:project/transactions/:transaction/complete", (c) => {
         const { project, tx } = transactionOf(c);
-        return c.json(actionResult(world.payments.complete(project, tx, "success"), tx));
+        return c.json(actionResult(project, world.payments.complete(project, tx, "success"), tx));
       })
       .post("/projects/:project/transactions/:transaction/fail", async (c) => {
         const { project, tx } = transactionOf(c);
@@ -216,11 +276,11 @@ export function controlRoutes(world: World) {
           input.error_code || input.error_message
             ? { code: input.error_code ?? "payment.declined", message: input.error_message ?? "The payment was declined." }
             : undefined;
-        return c.json(actionResult(world.payments.complete(project, tx, "failure", failure), tx));
+        return c.json(actionResult(project, world.payments.complete(project, tx, "failure", failure), tx));
       })
       .post("/projects/:project/transactions/:transaction/advance", (c) => {
         const { project, tx } = transactionOf(c);
-        return c.json(actionResult(world.payments.advance(project, tx), tx));
+        return c.json(actionResult(project, world.payments.advance(project, tx), tx));
       })
 
       // Reading what happened.
@@ -229,7 +289,7 @@ export function controlRoutes(world: World) {
         return c.json({
           success: true,
           project_id: project.id,
-          transactions: project.transactions.map((tx) => presentTransaction(tx, true)),
+          transactions: project.transactions.map((tx) => present(project, tx)),
           events: project.events.map((event) => ({
             id: event.id,
             name: event.name,

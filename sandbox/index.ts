@@ -8,7 +8,8 @@ import { createWorld } from "./world.ts";
 
 export type { Counters, EventObject, TransactionOperation, TransactionStatus, TransactionView } from "./model.ts";
 export { TEST_CARDS, TRANSACTION_STATUSES } from "./model.ts";
-export { DEFAULT_SETTINGS } from "./settings.ts";
+export { READINGS, type ReadingName, readingNames, readingPatch } from "./readings.ts";
+export { DEFAULT_SETTINGS, type Readings } from "./settings.ts";
 export type { DeliveryTransport, RelayedDelivery } from "./webhooks.ts";
 
 export interface SandboxOptions {
@@ -16,7 +17,7 @@ export interface SandboxOptions {
   timeScale?: number;
   /** How deliveries are sent: a fetch-like function (default: global `fetch`), or "relay" to park them for `/_sandbox/deliveries/claim`. */
   transport?: DeliveryTransport | "relay";
-  /** The clock (ms since epoch) for timestamps and rate limits. Default `Date.now`. */
+  /** The clock (ms since epoch) for timestamps and rate limits; `/_sandbox/clock` adds to it. Default `Date.now`. */
   now?: () => number;
   /** Source of chance for chaos switches and delivery jitter, in [0, 1). Default `Math.random`. Ids never use it. */
   random?: () => number;
@@ -44,6 +45,12 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   });
 
   const app = new Hono();
+  // A standard Date header on every answer, errors included, from the emulator's clock (so `/_sandbox/clock` moves
+  // it too): a client that reads server time from it sees the same time as the timestamps in the bodies.
+  app.use(async (c, next) => {
+    await next();
+    c.res.headers.set("date", new Date(world.now()).toUTCString());
+  });
   app.route("/_sandbox", controlRoutes(world));
   app.route("/", apiRoutes(world));
   app.onError((error, c) => {

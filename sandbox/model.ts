@@ -1,5 +1,5 @@
 import type { GcraState } from "./gcra.ts";
-import { formatAmount } from "./money.ts";
+import { type AmountFormat, formatAmount, reformatAmount } from "./money.ts";
 import type { TimerHandle } from "./scheduler.ts";
 import type { ProjectSettings } from "./settings.ts";
 
@@ -73,6 +73,9 @@ export type DisputeStage = "created" | "won" | "lost" | "retrieval-request" | "f
 
 export type CaptureMode = "auto" | "manual";
 
+/** How a fraud review of a card authorization ends: `approve` releases it as authorized, `block` stops it for good. */
+export type ReviewDecision = "approve" | "block";
+
 export type Behaviour =
   | { kind: "card"; scenario: CardScenario; capture: CaptureMode }
   | { kind: "apm"; flow: "one-step" | "two-step"; outcome: "success" | "failure"; capture: CaptureMode };
@@ -81,7 +84,8 @@ export type Behaviour =
 export type NextStep =
   | { kind: "apm-completion" }
   | { kind: "refund-settlement"; amount: number }
-  | { kind: "dispute"; stages: DisputeStage[] };
+  | { kind: "dispute"; stages: DisputeStage[] }
+  | { kind: "review"; decision: ReviewDecision };
 
 /** A transaction as the emulator keeps it: amounts in minor units. */
 export interface TransactionRecord {
@@ -169,9 +173,12 @@ export interface EventObject {
   data: { name: string; sandbox: boolean; transaction: TransactionView };
 }
 
-/** A copy detached from the record, so later changes never reach a stored event snapshot. */
-export function presentTransaction(tx: TransactionRecord, withOperations: boolean): TransactionView {
-  const money = (minor: number) => formatAmount(minor, tx.currency);
+/**
+ * A copy detached from the record, so later changes never reach a stored event snapshot. Amounts are written
+ * `shortest` unless told: stored snapshots keep that form and are rewritten on the way out (`withAmountFormat`).
+ */
+export function presentTransaction(tx: TransactionRecord, withOperations: boolean, format: AmountFormat = "shortest"): TransactionView {
+  const money = (minor: number) => formatAmount(minor, tx.currency, format);
   return {
     id: tx.id,
     project_id: tx.projectId,
@@ -207,8 +214,52 @@ export function presentTransaction(tx: TransactionRecord, withOperations: boolea
     refunded_at: tx.refundedAt,
     voided_at: tx.voidedAt,
     chargedback_at: tx.chargedbackAt,
-    operations: withOperations ? tx.operations.map((operation) => ({ ...operation, metadata: { ...operation.metadata } })) : null,
+    operations: withOperations
+      ? tx.operations.map((operation) => ({
+          ...operation,
+          amount: format === "shortest" ? operation.amount : reformatAmount(operation.amount, operation.currency, format),
+          metadata: { ...operation.metadata },
+        }))
+      : null,
   };
+}
+
+/** A stored snapshot (amounts `shortest`) as a project reading `format` shows it; the snapshot itself is left alone. */
+export function withAmountFormat(view: TransactionView, format: AmountFormat): TransactionView {
+  if (format === "shortest") return view;
+  const money = (text: string) => reformatAmount(text, view.currency, format);
+  return {
+    ...view,
+    amount: money(view.amount),
+    authorized_amount: money(view.authorized_amount),
+    captured_amount: money(view.captured_amount),
+    refunded_amount: money(view.refunded_amount),
+    available_amount: money(view.available_amount),
+    voided_amount: money(view.voided_amount),
+    operations:
+      view.operations?.map((operation) => ({ ...operation, amount: reformatAmount(operation.amount, operation.currency, format) })) ?? null,
+  };
+}
+
+/** An event as `GET /events/{id}` answers it: the stored event, amounts in the project's format. */
+export function presentEvent(event: EventObject, format: AmountFormat): EventObject {
+  if (format === "shortest") return event;
+  return { ...event, data: { ...event.data, transaction: withAmountFormat(event.data.transaction, format) } };
+}
+
+/** One item of `GET /events`: the full event, or less of it, as the project's `events_list_items` reading says. */
+export type EventListItem = Omit<EventObject, "data"> & { data?: EventObject["data"] };
+
+export function presentEventListItem(
+  event: EventObject,
+  format: AmountFormat,
+  items: "full" | "operations-null" | "no-data",
+): EventListItem {
+  const full = presentEvent(event, format);
+  if (items === "full") return full;
+  const { data, ...bare } = full;
+  if (items === "no-data") return bare;
+  return { ...bare, data: { ...data, transaction: { ...data.transaction, operations: null } } };
 }
 
 export const BUCKETS = ["primary", "events", "sandbox"] as const;
@@ -315,6 +366,15 @@ export interface ProjectState {
   transactionIndex: Map<string, number>;
   events: EventObject[];
   eventIndex: Map<string, number>;
+  /**
+   * Per event (same index), the clock time it was fired at, never decreasing: the read lag counts from it. Kept
+   * apart from `fired_at`, which may run a few ms ahead of the clock to stay strictly increasing.
+   */
+  eventClock: number[];
+  /** Scripted events that answer `GET /events/{id}` this many real ms late (a slow read, for race tests). */
+  eventReadDelays: Map<string, number>;
+  /** `fired_at` of the latest event in ms, so the next one can be made strictly later. */
+  lastFiredAt: number;
   endpoints: WebhookEndpoint[];
   deliveryLog: DeliveryLogEntry[];
   counters: Counters;

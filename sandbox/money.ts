@@ -65,13 +65,27 @@ export function parseAmount(text: string, currency: string): number {
   return minor;
 }
 
-/** Formats minor units as Smart Router does: major units, no trailing zeros, "-" for negatives ("10", "22.99", "-0.5"). */
-export function formatAmount(minor: number, currency: string): string {
+/**
+ * How amounts are written. `shortest`: no trailing zeros ("10", "22.5", "-5"), the examples of smart-router.md §3.
+ * `fixed`: every decimal of the currency's minor unit ("10.00", "22.50", "1500" for JPY, "1.500" for KWD).
+ */
+export type AmountFormat = "shortest" | "fixed";
+
+/** Formats minor units in major units, "-" for negatives ("10", "22.99", "-0.5"; "10.00" with `fixed`). */
+export function formatAmount(minor: number, currency: string, format: AmountFormat = "shortest"): string {
   if (!Number.isSafeInteger(minor)) throw new RangeError(`amount ${minor} is not a whole number of minor units`);
   const exponent = currencyExponent(currency);
   const sign = minor < 0 ? "-" : "";
   const digits = String(Math.abs(minor)).padStart(exponent + 1, "0");
   const whole = digits.slice(0, digits.length - exponent);
-  const fraction = digits.slice(digits.length - exponent).replace(/0+$/, "");
+  const decimals = digits.slice(digits.length - exponent);
+  const fraction = format === "fixed" ? decimals : decimals.replace(/0+$/, "");
   return fraction ? `${sign}${whole}.${fraction}` : `${sign}${whole}`;
+}
+
+/** Rewrites an amount the emulator wrote (possibly negative) in another format; "-10.5" EUR fixed is "-10.50". */
+export function reformatAmount(text: string, currency: string, format: AmountFormat): string {
+  const negative = text.startsWith("-");
+  const minor = parseAmount(negative ? text.slice(1) : text, currency);
+  return formatAmount(negative ? -minor : minor, currency, format);
 }

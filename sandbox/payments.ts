@@ -8,6 +8,7 @@ import {
   type NextStep,
   type OperationType,
   type ProjectState,
+  type ReviewDecision,
   TEST_CARDS,
   type TransactionRecord,
   type TransactionStatus,
@@ -17,7 +18,8 @@ import type { Scheduler } from "./scheduler.ts";
 
 /** How a payment is paid: a card number (test cards decide the outcome) or an APM by its payment_type name. */
 export type PaymentMethod =
-  | { kind: "card"; number: string }
+  /** `review`: the authorization is held in fraud review (`in-review`) until approved or blocked; null: no review. */
+  | { kind: "card"; number: string; review: ReviewDecision | null }
   | { kind: "apm"; name: string; flow: "one-step" | "two-step"; outcome: "success" | "failure" };
 
 /** A payment to create; `amount` in minor units of `currency`. */
@@ -32,6 +34,14 @@ export interface PaymentInput {
 
 /** What an action did: the decline or the pending step is visible in the transaction too. */
 export type ActionOutcome = "succeeded" | "declined" | "pending";
+
+/** The fields `update` may change; omitted ones stay as they are. */
+export interface TransactionEdit {
+  /** Replaces the whole metadata map. */
+  metadata?: Record<string, string>;
+  error_code?: string | null;
+  error_message?: string | null;
+}
 
 export interface PaymentEnvironment {
   now(): number;
@@ -172,6 +182,7 @@ export function createPayments(env: PaymentEnvironment) {
     const delays = project.settings.delays;
     if (next.kind === "apm-completion") return delays.apm_ms;
     if (next.kind === "refund-settlement") return delays.refund_ms;
+    // A fraud review is a manual decision like a dispute step: it takes the dispute delay.
     return delays.dispute_ms;
   }
 
@@ -187,7 +198,7 @@ export function createPayments(env: PaymentEnvironment) {
     }
   }
 
-  function authorizeCard(project: ProjectState, tx: TransactionRecord, scenario: CardScenario): void {
+  function authorizeCard(project: ProjectState, tx: TransactionRecord, scenario: CardScenario, review: ReviewDecision | null): void {
     if (scenario === "three-d-s") {
       pair(tx, "three_d_s_check", tx.amount);
       tx.threeDSStatus = "success";
@@ -199,11 +210,20 @@ export function createPayments(env: PaymentEnvironment) {
     }
     pair(tx, "authorization", tx.amount);
     markAuthorized(tx);
+    if (review !== null) {
+      // The gateway authorized, then fraud review holds the payment: the operation and authorized_at are on record,
+      // only the status says "not yet". The review's end is a status change alone (no operation, no timestamp).
+      tx.status = "in-review";
+      env.fire(project, tx, "transaction.in-review");
+      setNext(project, tx, { kind: "review", decision: review });
+      return;
+    }
     env.fire(project, tx, "transaction.authorized");
   }
 
   function capturable(tx: TransactionRecord): boolean {
-    return tx.authorized && !tx.captured && !tx.voided && tx.next === null;
+    // A blocked payment keeps its authorization on record, but nothing may follow the block.
+    return tx.authorized && !tx.captured && !tx.voided && tx.next === null && tx.status !== "blocked";
   }
 
   /** Captures `amount` (default: all of it) of an authorized transaction. */
@@ -286,7 +306,7 @@ export function createPayments(env: PaymentEnvironment) {
       return tx;
     }
     env.fire(project, tx, "transaction.requested");
-    authorizeCard(project, tx, behaviour.scenario);
+    authorizeCard(project, tx, behaviour.scenario, input.method.kind === "card" ? input.method.review : null);
     if (tx.status === "authorized" && behaviour.capture === "auto") capture(project, tx);
     return tx;
   }
@@ -366,22 +386,47 @@ export function createPayments(env: PaymentEnvironment) {
       applyRefund(project, tx, next.amount);
       return "succeeded";
     }
+    if (next.kind === "review") {
+      setNext(project, tx, null);
+      if (next.decision === "block") {
+        tx.status = "blocked";
+        env.fire(project, tx, "transaction.blocked");
+        return "declined";
+      }
+      tx.status = "authorized";
+      env.fire(project, tx, "transaction.authorized");
+      // From here on the payment goes on as if it had never been reviewed.
+      if (tx.behaviour.capture === "auto") return capture(project, tx);
+      return "succeeded";
+    }
     const [stage, ...rest] = next.stages;
     setNext(project, tx, rest.length > 0 ? { kind: "dispute", stages: rest } : null);
     if (stage === undefined) return "succeeded";
-    // The chargeback takes the captured amount back; a won dispute returns it; a loss or a notice moves nothing more.
-    const amount = stage === "created" ? -tx.capturedAmount : stage === "won" ? tx.capturedAmount : 0;
-    pair(tx, "chargeback", amount, undefined, { stage });
+    // readings.dispute_operations "none": the other reading of the docs' silence, a dispute as a status change only.
+    const withOperations = project.settings.readings.dispute_operations === "pair";
+    if (withOperations) {
+      // The chargeback takes the captured amount back; a won dispute returns it; a loss or a notice moves nothing more.
+      const amount = stage === "created" ? -tx.capturedAmount : stage === "won" ? tx.capturedAmount : 0;
+      pair(tx, "chargeback", amount, undefined, { stage });
+    }
     if (stage === "created") {
       tx.chargedback = true;
-      tx.chargedbackAt = timestamp();
+      if (withOperations) tx.chargedbackAt = timestamp();
     }
     tx.status = DISPUTE_STATUS[stage];
     env.fire(project, tx, `transaction.chargeback.${stage}`);
     return "succeeded";
   }
 
-  return { create, capture, void: voidTransaction, refund, complete, advance };
+  /** Edits metadata and error fields in place: `transaction.updated`, no operation, no timestamp moved. */
+  function update(project: ProjectState, tx: TransactionRecord, edit: TransactionEdit): void {
+    if (edit.metadata !== undefined) tx.metadata = { ...edit.metadata };
+    if (edit.error_code !== undefined) tx.errorCode = edit.error_code;
+    if (edit.error_message !== undefined) tx.errorMessage = edit.error_message;
+    env.fire(project, tx, "transaction.updated");
+  }
+
+  return { create, capture, void: voidTransaction, refund, complete, advance, update };
 }
 
 export type Payments = ReturnType<typeof createPayments>;

@@ -58,6 +58,35 @@ export const chaosSchema = z.strictObject({
   api_429_rate: probability,
 });
 
+/**
+ * Where smart-router.md is silent, the emulator can answer each plausible way (README, "Readings"): a service proven
+ * against every reading does not depend on the one the real Smart Router happens to pick.
+ */
+export const readingsSchema = z.strictObject({
+  /**
+   * What a dispute step (chargeback created/won/lost, retrieval request, fraud notification) leaves in the history.
+   * `pair` (default): a chargeback attempt/result pair, `chargedback_at` set on `created`. `none`: no operation and no
+   * timestamp; only the status, the `chargedback` flag and the event's `fired_at` change.
+   */
+  dispute_operations: z.enum(["pair", "none"]),
+  /**
+   * What `GET /events` items carry. `full` (default): the whole event, its transaction with every operation.
+   * `operations-null`: the transaction with `operations: null`. `no-data`: no `data` key. `GET /events/{id}` is always full.
+   */
+  events_list_items: z.enum(["full", "operations-null", "no-data"]),
+  /** For this long after firing (× timeScale) an event is not readable (404, left out of lists); its webhook is already sent. */
+  event_read_lag_ms: milliseconds,
+  /** How every amount of transactions and operations is written: `shortest` (default, "10") or `fixed` ("10.00"). */
+  amount_format: z.enum(["shortest", "fixed"]),
+  /**
+   * What `GET /events/{id}` shows of the transaction. `frozen` (default): the snapshot at firing time. `live`: the
+   * transaction as it is now (its `fired_at` unchanged), so an early event read late shows a later state.
+   */
+  event_snapshot: z.enum(["frozen", "live"]),
+});
+
+export type Readings = z.infer<typeof readingsSchema>;
+
 export const settingsSchema = z.strictObject({
   rates: ratesSchema,
   webhook: webhookPolicySchema,
@@ -65,6 +94,7 @@ export const settingsSchema = z.strictObject({
   chaos: chaosSchema,
   /** false: pending APMs, pending refunds and dispute steps wait for `/advance` (or `/complete`, `/fail`) instead of a timer. */
   auto_advance: z.boolean(),
+  readings: readingsSchema,
 });
 
 export type ProjectSettings = z.infer<typeof settingsSchema>;
@@ -76,6 +106,7 @@ export const settingsPatchSchema = z.strictObject({
   delays: delaysSchema.partial().optional(),
   chaos: chaosSchema.partial().optional(),
   auto_advance: z.boolean().optional(),
+  readings: readingsSchema.partial().optional(),
 });
 
 export type SettingsPatch = z.infer<typeof settingsPatchSchema>;
@@ -96,6 +127,14 @@ export const DEFAULT_SETTINGS: ProjectSettings = {
     api_429_rate: 0,
   },
   auto_advance: true,
+  // The emulator's first reading, unchanged: what every test written before the switches existed expects.
+  readings: {
+    dispute_operations: "pair",
+    events_list_items: "full",
+    event_read_lag_ms: 0,
+    amount_format: "shortest",
+    event_snapshot: "frozen",
+  },
 };
 
 /** Applies a patch section by section, leaving unnamed fields as they were. */
@@ -106,5 +145,6 @@ export function mergeSettings(base: ProjectSettings, patch: SettingsPatch): Proj
     delays: { ...base.delays, ...patch.delays },
     chaos: { ...base.chaos, ...patch.chaos },
     auto_advance: patch.auto_advance ?? base.auto_advance,
+    readings: { ...base.readings, ...patch.readings },
   };
 }

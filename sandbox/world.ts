@@ -1,7 +1,14 @@
 import { SandboxError } from "./errors.ts";
 import type { GcraState } from "./gcra.ts";
 import { newId } from "./ids.ts";
-import { type EventObject, newCounters, type ProjectState, presentTransaction, type TransactionRecord } from "./model.ts";
+import {
+  type EventObject,
+  newCounters,
+  type ProjectState,
+  presentTransaction,
+  type TransactionRecord,
+  type TransactionView,
+} from "./model.ts";
 import { createPayments, type Payments } from "./payments.ts";
 import { createScheduler, type Scheduler } from "./scheduler.ts";
 import { DEFAULT_SETTINGS, mergeSettings, type SettingsPatch } from "./settings.ts";
@@ -35,7 +42,10 @@ export interface WorldOptions {
 /** Everything the emulator knows, shared by the API and the control API. */
 export interface World {
   options: WorldOptions;
+  /** The emulator's clock: `options.now()` plus whatever `/_sandbox/clock` advanced it by. */
   now(): number;
+  /** Moves `now()` forward by `ms` (timers keep running on real time: only what reads the clock sees it). */
+  advanceClock(ms: number): number;
   random(): number;
   scheduler: Scheduler;
   payments: Payments;
@@ -48,6 +58,17 @@ export interface World {
   deleteProject(projectId: string): void;
   project(projectId: string): ProjectState;
   transaction(project: ProjectState, transactionId: string): TransactionRecord;
+  /**
+   * Stores an event written by a test, not by the payment engine: any transaction snapshot Smart Router could send
+   * (status-only changes, odd histories, any fired_at), readable through the API like any other; `send` also
+   * dispatches its webhooks. What the docs leave open can be produced here even where no payment flow leads to it.
+   */
+  scriptEvent(
+    project: ProjectState,
+    input: { name: string; transaction: TransactionView; firedAt?: string; readDelayMs?: number; send: boolean },
+  ): EventObject;
+  /** How many of the project's events can be read now: the read lag hides the newest ones, always a suffix. */
+  readableEvents(project: ProjectState): number;
   reset(): void;
   close(): void;
 }
@@ -55,36 +76,52 @@ export interface World {
 /** Builds the emulator's state, its payment engine and its webhook sender. */
 export function createWorld(options: WorldOptions): World {
   const projects = new Map<string, ProjectState>();
+  let clockOffset = 0;
+  const now = () => options.now() + clockOffset;
   const scheduler = createScheduler(options.timeScale, (error) => {
     console.error("sandbox: scheduled task failed:", error instanceof Error ? error.message : error);
   });
   const webhooks = createWebhookSender({
     scheduler,
     random: options.random,
-    now: options.now,
+    now,
     transport: options.transport,
     project: (id) => projects.get(id),
   });
 
   function fire(project: ProjectState, tx: TransactionRecord, name: string): void {
+    const clock = now();
+    // Our choice (README): fired_at strictly increases per project, 1 ms apart when the clock has not moved, so
+    // ordering by fired_at is never a tie. The read lag counts from the clock, never going back.
+    const firedAt = Math.max(clock, project.lastFiredAt + 1);
+    project.lastFiredAt = firedAt;
     const event: EventObject = {
       id: newId("ev"),
       project_id: project.id,
       name,
       sandbox: project.sandbox,
-      fired_at: new Date(options.now()).toISOString(),
+      fired_at: new Date(firedAt).toISOString(),
       data: { name, sandbox: project.sandbox, transaction: presentTransaction(tx, true) },
     };
-    project.eventIndex.set(event.id, project.events.length);
-    project.events.push(event);
+    store(project, event, clock);
     webhooks.dispatch(project, event);
   }
 
-  const payments = createPayments({ now: options.now, scheduler, fire });
+  const payments = createPayments({ now, scheduler, fire });
+
+  function store(project: ProjectState, event: EventObject, clock: number): void {
+    project.eventIndex.set(event.id, project.events.length);
+    project.events.push(event);
+    project.eventClock.push(Math.max(clock, project.eventClock.at(-1) ?? clock));
+  }
 
   const world: World = {
     options,
-    now: options.now,
+    now,
+    advanceClock(ms) {
+      clockOffset += ms;
+      return now();
+    },
     random: options.random,
     scheduler,
     payments,
@@ -100,7 +137,7 @@ export function createWorld(options: WorldOptions): World {
         secretKey,
         // smart-router.md §4/§7: sandbox projects are the `test-` ones.
         sandbox: projectId.startsWith("test-"),
-        createdAt: new Date(options.now()).toISOString(),
+        createdAt: new Date(now()).toISOString(),
         gatewayConfigurationId: newId("gway_conf"),
         settings: mergeSettings(DEFAULT_SETTINGS, settings),
         buckets: {},
@@ -108,6 +145,9 @@ export function createWorld(options: WorldOptions): World {
         transactionIndex: new Map(),
         events: [],
         eventIndex: new Map(),
+        eventClock: [],
+        eventReadDelays: new Map(),
+        lastFiredAt: Number.NEGATIVE_INFINITY,
         endpoints: [],
         deliveryLog: [],
         counters: newCounters(),
@@ -136,7 +176,35 @@ export function createWorld(options: WorldOptions): World {
       return tx;
     },
 
+    scriptEvent(project, input) {
+      const clock = now();
+      const event: EventObject = {
+        id: newId("ev"),
+        project_id: project.id,
+        name: input.name,
+        sandbox: project.sandbox,
+        fired_at: input.firedAt ?? new Date(clock).toISOString(),
+        data: { name: input.name, sandbox: project.sandbox, transaction: input.transaction },
+      };
+      store(project, event, clock);
+      if (input.readDelayMs) project.eventReadDelays.set(event.id, input.readDelayMs);
+      if (input.send) webhooks.dispatch(project, event);
+      return event;
+    },
+
+    readableEvents(project) {
+      const lag = project.settings.readings.event_read_lag_ms * options.timeScale;
+      let count = project.events.length;
+      if (lag <= 0) return count;
+      // eventClock never decreases, so the events still hidden are the newest: walk back from the end.
+      const cutoff = now() - lag;
+      while (count > 0 && (project.eventClock[count - 1] ?? 0) > cutoff) count--;
+      return count;
+    },
+
     reset() {
+      // A reset is a fresh emulator: the clock goes back to the injected one.
+      clockOffset = 0;
       scheduler.cancelAll();
       webhooks.forget(null);
       projects.clear();
