@@ -39,6 +39,13 @@ export interface Shop {
   truth(): Promise<{ transactions: SandboxTransaction[]; events: { id: string; name: string; transaction_id: string }[] }>;
   counters(): Promise<Record<string, unknown>>;
   settings(patch: Record<string, unknown>): Promise<unknown>;
+  /** Stores a scripted event: any snapshot Smart Router could send, readable by fetch-back (sandbox/README.md). */
+  script(input: {
+    name: string;
+    transaction: Record<string, unknown>;
+    fired_at?: string;
+    read_delay_ms?: number;
+  }): Promise<{ id: string; name: string }>;
   /** Carries every due webhook delivery to the worker and reports the answers back, until none is left. */
   relay(options?: { rounds?: number; shuffle?: boolean }): Promise<number>;
 }
@@ -84,6 +91,8 @@ export async function openShop(
     truth: () => sandboxCall(`/_sandbox/projects/${projectId}/truth`),
     counters: async () => (await sandboxCall<{ counters: Record<string, unknown> }>(`/_sandbox/projects/${projectId}/counters`)).counters,
     settings: (patch) => sandboxCall(`/_sandbox/projects/${projectId}`, { method: "PATCH", body: patch }),
+    script: async (input) =>
+      (await sandboxCall<{ event: { id: string; name: string } }>(`/_sandbox/projects/${projectId}/events`, { body: input })).event,
     async relay({ rounds = 50, shuffle = false } = {}) {
       let carried = 0;
       for (let round = 0; round < rounds; round++) {

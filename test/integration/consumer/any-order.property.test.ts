@@ -1,8 +1,9 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { type ReadingName, readingNames, readingPatch } from "../../../sandbox/readings";
 import { consume, deliveryOf } from "../../support/consumer";
-import { openShop, type Shop } from "../../support/sandbox";
+import { openShop, SANDBOX, type Shop } from "../../support/sandbox";
 
 // 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
 const RUNS = Number(env.PROPERTY_RUNS ?? 500);
@@ -32,6 +33,12 @@ const lifecycle = fc.record({
   capture: fc.constantFrom("auto", "manual"),
   afterAuthorization: fc.constantFrom("capture", "partial-capture", "void", "nothing"),
   refunds: fc.array(fc.constantFrom("partial", "full"), { maxLength: 2 }),
+  /** A fraud review first (cards only): status-only changes in-review → authorized or blocked. */
+  review: fc.constantFrom(undefined, "approve", "block"),
+  /** Metadata edits after the payment's steps: status-only changes that append nothing and move no timestamp. */
+  edits: fc.nat({ max: 2 }),
+  /** Which reading of smart-router.md's silences the emulator plays (sandbox/readings.ts). */
+  reading: fc.constantFrom(...readingNames),
 });
 
 type Lifecycle = typeof lifecycle extends fc.Arbitrary<infer T> ? T : never;
@@ -51,7 +58,8 @@ async function settle(shop: Shop) {
 async function play(shop: Shop, life: Lifecycle): Promise<string> {
   // A one-step APM captures at once, so Smart Router only accepts automatic capture for it.
   const capture = "flow" in life.method && life.method.flow === "one-step" ? "auto" : life.capture;
-  const payment = await shop.pay({ ...life.method, capture, amount: "40.00", currency: "EUR" });
+  const review = "card" in life.method && life.review ? { review: life.review } : {};
+  const payment = await shop.pay({ ...life.method, ...review, capture, amount: "40.00", currency: "EUR" });
   await settle(shop);
   const attempt = (action: Parameters<Shop["act"]>[1], body?: unknown) => shop.act(payment.id, action, body).catch(() => undefined);
   if (capture === "manual") {
@@ -64,19 +72,31 @@ async function play(shop: Shop, life: Lifecycle): Promise<string> {
     await attempt("refund", refund === "partial" ? { amount: "10.25" } : {});
     await settle(shop);
   }
+  for (let edit = 1; edit <= life.edits; edit++) {
+    const response = await fetch(`${SANDBOX}/_sandbox/projects/${shop.projectId}/transactions/${payment.id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ metadata: { note: `edit ${edit}` } }),
+    });
+    expect(response.status).toBe(200);
+  }
   return payment.id;
 }
 
 describe("consumer: any order, any duplicates, same result", () => {
-  it(`ends equal to Smart Router's truth and fulfils once iff captured (${RUNS} lifecycles)`, async () => {
-    const shop = await openShop({ unlimited: true });
-    const merchantId = shop.merchant.merchant.id;
+  it(`ends equal to Smart Router's truth and fulfils once iff captured, under every reading (${RUNS} lifecycles)`, async () => {
+    // One shop per reading, so every run can pick the reading the emulator plays.
+    const shops = new Map<ReadingName, Shop>();
+    for (const name of readingNames) shops.set(name, await openShop({ unlimited: true, settings: { readings: readingPatch(name) } }));
     await fc.assert(
       fc.asyncProperty(
         lifecycle,
         fc.array(fc.nat(), { minLength: 64, maxLength: 64 }),
         fc.integer({ min: 1, max: 4 }),
         async (life, keys, batchCount) => {
+          const shop = shops.get(life.reading);
+          if (!shop) throw new Error(`no shop for ${life.reading}`);
+          const merchantId = shop.merchant.merchant.id;
           const transactionId = await play(shop, life);
           const truth = await shop.truth();
           const final = truth.transactions.find((t) => t.id === transactionId);
@@ -99,7 +119,7 @@ describe("consumer: any order, any duplicates, same result", () => {
           }
 
           const row = await env.DB.prepare(
-            "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount FROM transactions WHERE merchant_id = ? AND id = ?",
+            "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount, metadata FROM transactions WHERE merchant_id = ? AND id = ?",
           )
             .bind(merchantId, transactionId)
             .first();
@@ -110,6 +130,7 @@ describe("consumer: any order, any duplicates, same result", () => {
             captured_amount: final?.captured_amount,
             refunded_amount: final?.refunded_amount,
             available_amount: final?.available_amount,
+            metadata: JSON.stringify(final?.metadata ?? {}),
           });
           const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
             .bind(merchantId, transactionId)

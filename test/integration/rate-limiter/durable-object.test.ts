@@ -1,6 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { breakerSettingsFrom } from "../../../src/rate-limiter/breaker";
 import { PACING } from "../../../src/rate-limiter/pacer";
 import { uniqueId } from "../../support/fixtures";
 
@@ -55,5 +56,62 @@ describe("ProjectRateLimiter Durable Object", () => {
       state.storage.kv.get<{ buckets: { primary: { tat: number } } }>("pacer"),
     );
     expect(stored?.buckets.primary.tat).toBeGreaterThan(0);
+  });
+});
+
+describe("ProjectRateLimiter Durable Object: circuit breaker", () => {
+  const { failureThreshold, probeIntervalMs } = breakerSettingsFrom(env);
+  const failTimes = async (stub: ReturnType<typeof stubFor>, count: number, status = 503) => {
+    for (let i = 0; i < count; i++) await stub.observe({ bucket: "events", status }, null);
+  };
+
+  it("opens for the whole project, every lane and bucket, after failures in a row in one bucket", async () => {
+    const stub = stubFor(uniqueId("proj"));
+    await failTimes(stub, failureThreshold - 1);
+    expect((await stub.acquire("primary", "interactive", null)).granted).toBe(true);
+    await stub.observe({ bucket: "sandbox", status: 0 }, null);
+    for (const [bucket, lane] of [
+      ["events", "interactive"],
+      ["primary", "interactive"],
+      ["sandbox", "batch"],
+    ] as const) {
+      const permit = await stub.acquire(bucket, lane, null);
+      expect(permit.granted).toBe(false);
+      if (!permit.granted) {
+        expect(permit.retryAfterMs).toBeGreaterThan(0);
+        expect(permit.retryAfterMs).toBeLessThanOrEqual(probeIntervalMs);
+      }
+    }
+  });
+
+  it("does not open on 429s", async () => {
+    const stub = stubFor(uniqueId("proj"));
+    for (let i = 0; i < 2 * failureThreshold; i++) await stub.observe({ bucket: "primary", status: 429, retryAfterMs: 0 }, null);
+    expect((await stub.inspectBreaker()).nextProbeAt).toBeNull();
+    expect((await stub.acquire("events", "interactive", null)).granted).toBe(true);
+  });
+
+  it("grants one probe to many concurrent callers once it is due, and closes when the probe succeeds", async () => {
+    const projectId = uniqueId("proj");
+    const stub = stubFor(projectId);
+    await failTimes(stub, failureThreshold);
+    // Make the probe due now rather than wait an interval: the stored state is what a fresh instance reads.
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.kv.put("breaker", { failures: failureThreshold, nextProbeAt: Date.now() - 1 });
+    });
+    await evictDurableObject(stub);
+    const fresh = stubFor(projectId);
+    const permits = await Promise.all(Array.from({ length: 30 }, () => fresh.acquire("events", "interactive", null)));
+    expect(permits.filter((p) => p.granted)).toHaveLength(1);
+    await fresh.observe({ bucket: "events", status: 200 }, null);
+    expect(await fresh.inspectBreaker()).toEqual({ failures: 0, nextProbeAt: null });
+    expect((await fresh.acquire("primary", "batch", null)).granted).toBe(true);
+  });
+
+  it("keeps the breaker open across an eviction (it is in storage, not memory)", async () => {
+    const projectId = uniqueId("proj");
+    await failTimes(stubFor(projectId), failureThreshold, 0);
+    await evictDurableObject(stubFor(projectId));
+    expect((await stubFor(projectId).acquire("primary", "interactive", null)).granted).toBe(false);
   });
 });
