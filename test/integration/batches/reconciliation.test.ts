@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
-import { seedTransaction } from "../../support/status-api";
+import { seedTransaction, seedTransactions, transactionRow } from "../../support/status-api";
 
 const statusOf = async (merchantId: string, id: string) =>
   (
@@ -22,8 +22,8 @@ async function runCron(at: string) {
 /**
  * Ages a record as if nothing had touched it since `at`. The test files share one D1 database, and reconciliation looks at
  * every merchant's records, so each test runs its cron on its own date long before anything else stored, and earlier
- * than the dates of the tests above it (2001-03, 2001-02, 2001-01): records left by other tests are all newer and never
- * stale for it, and its run is found by its start time.
+ * than the dates of the tests above it (2001-03, 2001-02, 2001-01, 2000-12, 2000-11): records left by other tests are all
+ * newer and never stale for it, and its run is found by its start time.
  */
 async function lastTouchedAt(merchantId: string, id: string, at: string) {
   await env.DB.prepare("UPDATE transactions SET updated_at = ? WHERE merchant_id = ? AND id = ?").bind(at, merchantId, id).run();
@@ -115,5 +115,78 @@ describe("reconciliation", () => {
     expect(await runStartedAt("2001-01-01T00:31:00.000Z")).toMatchObject({ found: 1, refreshed: 0, fixed: 0 });
     expect((await runStartedAt("2001-01-01T00:32:00.000Z"))?.found).toBe(0);
     expect(await statusOf(merchantId, unknown.id)).toBe("pending");
+  }, 30_000);
+
+  /** `count` in-flight records Smart Router does not know, last changed a second apart from `from` on. */
+  async function seedStale(merchantId: string, projectId: string, from: string, count: number) {
+    const rows = Array.from({ length: count }, (_, i) =>
+      transactionRow(merchantId, {
+        id: `tr_stale${crypto.randomUUID().replaceAll("-", "")}`,
+        projectId,
+        status: i % 2 ? "authorized" : "pending",
+        updatedAt: new Date(Date.parse(from) + i * 1000).toISOString(),
+      }),
+    );
+    await seedTransactions(rows);
+    return rows.map((row) => row.id);
+  }
+
+  /** Each of the merchant's records and the run time it was last looked at (null: never), oldest change first. */
+  async function lookedAt(merchantId: string) {
+    const { results } = await env.DB.prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? ORDER BY updated_at, id")
+      .bind(merchantId)
+      .all<{ reconciled_at: string | null }>();
+    return results.map((row) => row.reconciled_at);
+  }
+
+  const foundBy = async (at: string) =>
+    (await env.DB.prepare("SELECT found FROM reconciliation_runs WHERE started_at = ?").bind(at).first<{ found: number }>())?.found;
+
+  it("caps each merchant's share of a run, so another merchant's records are looked at in the same run, and cycles through all", async () => {
+    const [busy, other] = [await openShop({ unlimited: true }), await openShop({ unlimited: true })];
+    // 230 long-held authorizations and pending payments at one merchant, all older than the other merchant's 30.
+    await seedStale(busy.merchant.merchant.id, busy.projectId, "2000-12-01T00:00:00.000Z", 230);
+    await seedStale(other.merchant.merchant.id, other.projectId, "2000-12-01T01:00:00.000Z", 30);
+    const [first, second, third, fourth] = [
+      "2000-12-01T02:00:00.000Z",
+      "2000-12-01T02:01:00.000Z",
+      "2000-12-01T02:02:00.000Z",
+      "2000-12-01T02:03:00.000Z",
+    ] as const;
+
+    await runCron(first);
+    // At most 100 of the busy merchant's, its oldest; the other merchant is not left waiting behind them.
+    expect(await foundBy(first)).toBe(130);
+    expect(await lookedAt(busy.merchant.merchant.id)).toEqual([...Array(100).fill(first), ...Array(130).fill(null)]);
+    expect(await lookedAt(other.merchant.merchant.id)).toEqual(Array(30).fill(first));
+
+    // Marked as looked at when queued, not when the refresh is done: the next runs take the next ones at once.
+    await runCron(second);
+    await runCron(third);
+    await runCron(fourth);
+    expect([await foundBy(second), await foundBy(third), await foundBy(fourth)]).toEqual([100, 30, 0]);
+    expect(await lookedAt(busy.merchant.merchant.id)).toEqual([
+      ...Array(100).fill(first),
+      ...Array(100).fill(second),
+      ...Array(30).fill(third),
+    ]);
+    expect(await lookedAt(other.merchant.merchant.id)).toEqual(Array(30).fill(first));
+  }, 30_000);
+
+  it("looks at 500 records a run at most, least recently looked at first", async () => {
+    // Six merchants, each with 90 records (under the per-merchant cap), 540 in all; merchant m's records start at hour m.
+    const merchantIds: string[] = [];
+    for (const m of [0, 1, 2, 3, 4, 5]) {
+      const shop = await openShop({ unlimited: true });
+      await seedStale(shop.merchant.merchant.id, shop.projectId, `2000-11-01T0${m}:00:00.000Z`, 90);
+      merchantIds.push(shop.merchant.merchant.id);
+    }
+    const [first, second] = ["2000-11-01T07:00:00.000Z", "2000-11-01T07:01:00.000Z"] as const;
+    await runCron(first);
+    await runCron(second);
+    expect([await foundBy(first), await foundBy(second)]).toEqual([500, 40]);
+    // The run took the 500 oldest: the newest merchant's last 40 records waited for the next one.
+    const looked = await Promise.all(merchantIds.map(lookedAt));
+    expect(looked).toEqual([...Array(5).fill(Array(90).fill(first)), [...Array(50).fill(first), ...Array(40).fill(second)]]);
   }, 30_000);
 });

@@ -1,18 +1,23 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { reconciliationCandidates } from "../../../src/batches/reconciliation";
 import type { ListFilters, PagePosition } from "../../../src/transactions/cursor";
 import { transactionPageQuery } from "../../../src/transactions/queries";
 import { createMerchant } from "../../support/fixtures";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
 
-/** The plan SQLite picks for exactly the SQL (and parameters) the list endpoint issues. */
-async function planOf(merchantId: string, filters: ListFilters, position?: PagePosition): Promise<string[]> {
-  const { sql, params } = transactionPageQuery(db, { merchantId, filters, position, limit: 51 }).toSQL();
+/** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
+async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } }): Promise<string[]> {
+  const { sql, params } = query.toSQL();
   const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
     .bind(...params)
     .all<{ detail: string }>();
   return plan.results.map((row) => row.detail);
 }
+
+/** The plan of the list endpoint's query. */
+const planOf = (merchantId: string, filters: ListFilters, position?: PagePosition) =>
+  planOfQuery(transactionPageQuery(db, { merchantId, filters, position, limit: 51 }));
 
 describe("list queries are served by the transactions indexes", () => {
   let merchantId: string;
@@ -55,5 +60,27 @@ describe("list queries are served by the transactions indexes", () => {
   it("bounds the keyset position in the index, not after reading rows", async () => {
     const plan = await planOf(merchantId, {}, position);
     expect(plan.join("\n")).toMatch(/\(merchant_id=\? AND \(updated_at,id\)<\(\?,\?\)\)/);
+  });
+});
+
+describe("reconciliation's query is served by the transactions_reconcile index", () => {
+  beforeAll(async () => {
+    // Recent rows only: older in-flight ones would be picked by the reconciliation tests' runs, which share this database.
+    const merchant = await createMerchant();
+    await seedTransactions(
+      Array.from({ length: 40 }, (_, i) => transactionRow(merchant.merchant.id, { status: i % 2 ? "authorized" : "completed" })),
+    );
+  });
+
+  it("seeks each merchant's least recently looked at records in the index, and reads no transaction beyond them", async () => {
+    const plan = await planOfQuery(reconciliationCandidates(db, "2026-01-01T00:00:00.000Z"));
+    const text = plan.join("\n");
+    // Per merchant: the partial index, bounded by the merchant and the cutoff, in the order the run takes them.
+    expect(text).toMatch(/^SEARCH candidate USING (COVERING )?INDEX transactions_reconcile \(merchant_id=\? AND <expr><\?\)$/m);
+    // The records picked are then read by primary key; transactions are never scanned.
+    expect(text).toMatch(/^SEARCH transactions USING (COVERING )?INDEX sqlite_autoindex_transactions_1 \(merchant_id=\? AND id=\?\)$/m);
+    expect(text).not.toMatch(/^SCAN (transactions|candidate)\b/m);
+    // The only sort is of the picked records (at most 100 per merchant), for the run's overall order.
+    expect(plan.filter((detail) => detail.includes("TEMP B-TREE"))).toEqual(["USE TEMP B-TREE FOR ORDER BY"]);
   });
 });
