@@ -10,6 +10,7 @@ export function limiterFor(env: AppEnv, projectId: string, settings: RateLimitSe
   const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(projectId));
   return {
     async acquire(bucket, lane) {
+      // Ends after at most three asks; a longer wait (a 429's pause, an open breaker) goes back to the caller at once.
       for (let attempt = 0; ; attempt++) {
         const permit = await stub.acquire(bucket, lane, settings);
         if (permit.granted || permit.retryAfterMs > INLINE_WAIT_LIMIT_MS || attempt >= 2) return permit;

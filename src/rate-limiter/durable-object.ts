@@ -1,18 +1,38 @@
 import { DurableObject } from "cloudflare:workers";
 import type { RateLimitSettings } from "../db/schema";
+import {
+  type BreakerSettings,
+  type BreakerState,
+  breakerObserve,
+  breakerPermit,
+  breakerSettingsFrom,
+  initialBreakerState,
+  recordGrant,
+} from "./breaker";
 import type { Bucket, Lane, Permit, RateObservation } from "./limiter";
 import { acquire, initialPacerState, observe, type PacerState, reconfigure } from "./pacer";
 
 const STATE_KEY = "pacer";
+const BREAKER_KEY = "breaker";
 
 /**
  * One per Smart Router project (addressed by project id): paces every outbound call of every merchant Worker that uses
- * the project. Each method runs without awaiting, so calls never interleave, and the token is written to storage before
- * the caller learns it was granted (the output gate holds the answer until the write is durable).
+ * the project, and holds the project's circuit breaker. Each method runs without awaiting, so calls never interleave,
+ * and the token (or the probe) is written to storage before the caller learns it was granted (the output gate holds
+ * the answer until the write is durable).
+ *
+ * Env: `BREAKER_PROBE_INTERVAL_MS` (optional, whole ms) overrides the breaker's probe interval, 10 s by default.
  */
 export class ProjectRateLimiter extends DurableObject {
   #state: PacerState | undefined;
   #settingsKey: string | undefined;
+  #breaker: BreakerState | undefined;
+  readonly #breakerSettings: BreakerSettings;
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env);
+    this.#breakerSettings = breakerSettingsFrom(env);
+  }
 
   #load(settings: RateLimitSettings | null): PacerState {
     const now = Date.now();
@@ -29,23 +49,43 @@ export class ProjectRateLimiter extends DurableObject {
     this.ctx.storage.kv.put(STATE_KEY, state);
   }
 
-  /** Reserves one call in `bucket` for `lane`, or says how long to wait. */
+  #loadBreaker(): BreakerState {
+    this.#breaker ??= this.ctx.storage.kv.get<BreakerState>(BREAKER_KEY) ?? initialBreakerState();
+    return this.#breaker;
+  }
+
+  /** Reserves one call in `bucket` for `lane`, or says how long to wait: the breaker first, then the bucket's pace. */
   acquire(bucket: Bucket, lane: Lane, settings: RateLimitSettings | null): Permit {
+    const now = Date.now();
+    const breaker = this.#loadBreaker();
+    const gate = breakerPermit(breaker, now);
+    if (!gate.granted) return gate;
     const state = this.#load(settings);
-    const permit = acquire(state, bucket, lane, Date.now());
-    if (permit.granted) this.#save(state);
+    const permit = acquire(state, bucket, lane, now);
+    if (!permit.granted) return permit;
+    this.#save(state);
+    if (recordGrant(breaker, now, this.#breakerSettings)) this.ctx.storage.kv.put(BREAKER_KEY, breaker);
     return permit;
   }
 
-  /** Learns from Smart Router's rate-limit headers and 429s. */
+  /** Learns from Smart Router's rate-limit headers and 429s, and from its failures (status 0: no answer). */
   observe(observation: RateObservation, settings: RateLimitSettings | null): void {
+    const now = Date.now();
     const state = this.#load(settings);
-    observe(state, observation, Date.now());
+    observe(state, observation, now);
     this.#save(state);
+    const breaker = this.#loadBreaker();
+    breakerObserve(breaker, observation.status, now, this.#breakerSettings);
+    this.ctx.storage.kv.put(BREAKER_KEY, breaker);
   }
 
   /** The current pacing state, for operators and tests. */
   inspect(): PacerState | null {
     return this.#state ?? this.ctx.storage.kv.get<PacerState>(STATE_KEY) ?? null;
+  }
+
+  /** The current breaker state, for operators and tests. */
+  inspectBreaker(): BreakerState {
+    return this.#loadBreaker();
   }
 }

@@ -8,9 +8,10 @@ export type Lane = (typeof LANES)[number];
 
 export type Permit = { granted: true } | { granted: false; retryAfterMs: number };
 
-/** What Smart Router's answer said about its bucket, so the limiter can learn. */
+/** What Smart Router's answer said about its bucket and its health, so the limiter and the breaker can learn. */
 export interface RateObservation {
   bucket: Bucket;
+  /** The HTTP status, or 0 when no answer came (network error, timeout). */
   status: number;
   limitPerMinute?: number;
   remaining?: number;

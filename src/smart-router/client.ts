@@ -134,6 +134,8 @@ export class SmartRouterClient {
         signal: AbortSignal.timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       });
     } catch (error) {
+      // No answer is a failure for the project's circuit breaker, like a 5xx (status 0: network error or timeout).
+      await limiter.observe({ bucket, status: 0 });
       const reason = error instanceof Error ? error.name : "error";
       throw new SmartRouterError("network", `GET ${path}: ${reason === "TimeoutError" ? "timed out" : "network error"}`);
     }

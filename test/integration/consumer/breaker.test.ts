@@ -36,7 +36,6 @@ describe("consumer: circuit breaker against a failing Smart Router API", () => {
     const duringOutage = await apiCounters();
     const elapsed = Date.now() - started;
     const bound = breaker.failureThreshold + IN_FLIGHT_SLACK + Math.ceil(elapsed / breaker.probeIntervalMs);
-    console.log(`breaker: ${duringOutage.requests} API calls in ${elapsed} ms for ${events} events (bound ${bound})`);
     expect(duringOutage.injected_5xx).toBeGreaterThanOrEqual(breaker.failureThreshold);
     expect(duringOutage.requests).toBeLessThanOrEqual(bound);
 
@@ -55,9 +54,5 @@ describe("consumer: circuit breaker against a failing Smart Router API", () => {
     // Waiting behind the open breaker spent no retries: nothing reached the dead-letter queue.
     const letters = await call(`/admin/dead-letters?merchant=${merchantId}`, { headers: ADMIN });
     expect(((await letters.json()) as { dead_letters: unknown[] }).dead_letters).toHaveLength(0);
-    const total = await apiCounters();
-    throw new Error(
-      `MEASURE calls=${duringOutage.requests} elapsed=${elapsed} bound=${bound} events=${events} healed_after=${Date.now() - started - elapsed}ms total_calls=${total.requests} succeeded=${total.succeeded} interval=${breaker.probeIntervalMs}`,
-    );
   }, 60_000);
 });
