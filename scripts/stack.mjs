@@ -4,12 +4,14 @@
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { devVarsPath, ensureDevVars } from "./dev-vars.mjs";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
+/** The worker with the chaos fault switch, for `wrangler dev` only (see startStack). */
+const CHAOS_ENTRY = join(ROOT, "test", "entry", "chaos-worker.ts");
 const HOST = "127.0.0.1";
 const PORT_RANGE = [8700, 8799];
 
@@ -245,14 +247,18 @@ export async function startStack({
   say("applying local D1 migrations…");
   await runToEnd(join(BIN, "wrangler"), ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], wranglerLog);
 
+  // Asked for a consumer failure rate (`npm run chaos`), the stack serves the worker wrapped by the test-only entry module
+  // that injects those failures; the production entry (wrangler.toml's `main`) has no fault switch.
+  const entry = "CHAOS_CONSUMER_FAILURE_RATE" in vars ? CHAOS_ENTRY : null;
   // A frozen run serves the worker as bundled now: wrangler dev would otherwise reload it whenever a file under src/
   // changes mid-run, and the run would no longer test one version of the code.
-  const entryArgs = [];
+  let entryArgs = entry ? [entry] : [];
   if (frozen) {
     const buildDir = join(ROOT, ".wrangler", `${name}-build`);
     say("bundling the worker once (edits to src/ during the run are not picked up)…");
-    await runToEnd(join(BIN, "wrangler"), ["deploy", "--dry-run", "--outdir", buildDir], wranglerLog);
-    entryArgs.push(join(buildDir, "index.js"), "--no-bundle");
+    await runToEnd(join(BIN, "wrangler"), ["deploy", ...entryArgs, "--dry-run", "--outdir", buildDir], wranglerLog);
+    // The bundle is named after its entry module.
+    entryArgs = [join(buildDir, `${basename(entry ?? "src/index.ts", ".ts")}.js`), "--no-bundle"];
   }
 
   const node = existsSync(join(BIN, "node")) ? join(BIN, "node") : process.execPath;
@@ -415,6 +421,8 @@ export const SCENARIOS = [
   { name: "card chargeback won", weight: 2, method: card("4000000000000200") },
   { name: "card retrieval request", weight: 2, method: card("4000000000000309") },
   { name: "card fraud notification", weight: 2, method: card("4000000000004004") },
+  { name: "card fraud review, approved", weight: 2, method: card("4242424242424242", { review: "approve" }) },
+  { name: "card fraud review, blocked", weight: 1, method: card("4242424242424242", { review: "block" }) },
   { name: "card refund declined", weight: 2, method: card("4000000000000077"), steps: [step(["completed"], "refund")] },
   { name: "manual capture", weight: 5, method: card("4242424242424242", { capture: "manual" }), steps: [step(["authorized"], "capture")] },
   {

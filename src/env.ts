@@ -26,6 +26,16 @@ const configSchema = z.object({
    * send a webhook a moment before its event can be read (read-after-write lag). Tests set it low.
    */
   FETCH_BACK_RECHECK_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  /**
+   * Test-only: multiplies every retry delay and horizon (src/queue/backoff.ts), so a test or `npm run chaos --outage`
+   * sees a 3-day horizon in seconds. Never set in production (1).
+   */
+  RETRY_SCHEDULE_SCALE: z.coerce.number().gt(0).max(1).default(1),
+  /**
+   * Reconciliation refreshes an in-flight record nothing has looked at (webhook or refresh) for this many minutes. Not
+   * whole minutes only: `npm run chaos` sets 0.25.
+   */
+  RECONCILE_AFTER_MINUTES: z.coerce.number().min(0).default(30),
 });
 
 export type AppConfig = z.infer<typeof configSchema>;

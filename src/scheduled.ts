@@ -1,18 +1,26 @@
-import { and, eq, lt } from "drizzle-orm";
+import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import { startReconciliation } from "./batches/reconciliation";
 import { openDatabase } from "./db/client";
 import { fulfillments } from "./db/schema";
-import type { AppEnv } from "./env";
+import { type AppEnv, appConfig } from "./env";
 import { log } from "./lib/log";
 import { sendAll } from "./queue/send";
 
 const NUDGE_GRACE_MS = 2 * 60_000;
+/** A resent nudge whose row is still never attempted this long after is taken for lost again and resent. */
+const NUDGE_RESEND_AFTER_MS = 10 * 60_000;
+const NUDGES_PER_RUN = 100;
 
-/** Re-sends fulfilment nudges for outbox rows never attempted well after they were requested (a nudge lost after commit). */
+/**
+ * Re-sends fulfilment nudges for outbox rows never attempted well after they were requested (a nudge lost after commit),
+ * oldest request first. A resent row is marked with `lease_until` = the run's time (a lease already over, so the consumer
+ * still claims it) and left alone for NUDGE_RESEND_AFTER_MS; a resent nudge lost again is resent then, and so on every
+ * NUDGE_RESEND_AFTER_MS until the row's first attempt, after which the fulfilment queue's retries and its dead-letter
+ * queue own it. That first attempt (or the row leaving `pending`) is where the resending ends.
+ */
 export async function resendStalledFulfillments(env: AppEnv, now: number): Promise<number> {
   const db = openDatabase(env.DB);
-  const cutoff = new Date(now - NUDGE_GRACE_MS).toISOString();
-  const stalled = await db
+  const stalled = db
     .select({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId })
     .from(fulfillments)
     .where(
@@ -20,22 +28,58 @@ export async function resendStalledFulfillments(env: AppEnv, now: number): Promi
         eq(fulfillments.status, "pending"),
         // Never attempted: its nudge was lost. Attempted rows have a queue message retrying them already.
         eq(fulfillments.attempts, 0),
-        lt(fulfillments.requestedAt, cutoff),
+        lt(fulfillments.requestedAt, new Date(now - NUDGE_GRACE_MS).toISOString()),
+        or(isNull(fulfillments.leaseUntil), lt(fulfillments.leaseUntil, new Date(now - NUDGE_RESEND_AFTER_MS).toISOString())),
       ),
     )
-    .limit(100);
+    .orderBy(fulfillments.requestedAt)
+    .limit(NUDGES_PER_RUN);
+  // Marked before the send, in one statement: an overlapping run cannot resend the same rows, and a failed send fails the
+  // run while its rows come round again NUDGE_RESEND_AFTER_MS later.
+  const marked = await db
+    .update(fulfillments)
+    .set({ leaseUntil: new Date(now).toISOString() })
+    .where(sql`(${fulfillments.merchantId}, ${fulfillments.transactionId}) IN ${stalled}`)
+    .returning({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId });
   await sendAll(
     env.FULFILLMENTS,
-    stalled.map((row) => ({ v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId })),
+    marked.map((row) => ({ v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId })),
   );
-  return stalled.length;
+  return marked.length;
 }
 
-/** The Cron Trigger's work: lost fulfilment nudges, then reconciliation of records no webhook has moved for a while. */
+/** The Cron Trigger's work, step by step; each step's result is logged with the run. */
+const SCHEDULED_STEPS: Record<string, (env: AppEnv, scheduledTime: number) => Promise<Record<string, unknown>>> = {
+  fulfillment_sweep: async (env, scheduledTime) => ({ fulfillments_resent: await resendStalledFulfillments(env, scheduledTime) }),
+  reconciliation: async (env, scheduledTime) => {
+    const staleAfterMs = appConfig(env).RECONCILE_AFTER_MINUTES * 60_000;
+    const run = await startReconciliation(openDatabase(env.DB), env.BATCHES, scheduledTime, staleAfterMs);
+    return { reconciliation_run: run.runId, reconciliation_found: run.found };
+  },
+};
+
+/**
+ * The Cron Trigger's work: lost fulfilment nudges, and reconciliation of records nothing has looked at for a while. Every
+ * step runs even when another fails; each failure is logged, and the run then fails naming them all.
+ */
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
-  const resent = await resendStalledFulfillments(env, scheduledTime);
-  const minutes = Number(env.RECONCILE_AFTER_MINUTES);
-  const staleAfterMs = (Number.isFinite(minutes) && minutes >= 0 ? minutes : 30) * 60_000;
-  const run = await startReconciliation(openDatabase(env.DB), env.BATCHES, scheduledTime, staleAfterMs);
-  log("info", "scheduled.run", { fulfillments_resent: resent, reconciliation_run: run.runId, reconciliation_found: run.found });
+  const outcomes = await Promise.all(
+    Object.entries(SCHEDULED_STEPS).map(async ([step, run]) => {
+      try {
+        return { step, result: await run(env, scheduledTime) };
+      } catch (error) {
+        log("error", "scheduled.step_failed", { step, error: String(error) });
+        return { step, error };
+      }
+    }),
+  );
+  const failed = outcomes.filter((outcome) => "error" in outcome);
+  const results = Object.assign({}, ...outcomes.map((outcome) => outcome.result));
+  log("info", "scheduled.run", { ...results, failed_steps: failed.map((outcome) => outcome.step) });
+  if (failed.length > 0) {
+    throw new AggregateError(
+      failed.map((outcome) => outcome.error),
+      `scheduled work failed: ${failed.map((outcome) => outcome.step).join(", ")}`,
+    );
+  }
 }

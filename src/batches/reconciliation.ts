@@ -1,40 +1,63 @@
-import { and, desc, inArray, isNull, lt, or } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../db/client";
-import { reconciliationRuns, transactions } from "../db/schema";
+import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
 import { sendAll } from "../queue/send";
-import { IN_FLIGHT_STATUSES } from "../transactions/status";
 import { type BatchMessage, chunk } from "./messages";
 
 const MAX_PER_RUN = 500;
+/** So that one merchant with thousands of in-flight records (manual captures, long disputes) never takes a whole run. */
+const MAX_PER_MERCHANT = 100;
 
 /**
- * Finds records in a non-final status that no webhook has touched for `staleAfterMs` (a delivery Smart Router gave up on,
- * a dropped webhook) and queues their refresh in the batch lane, so they reach their true state anyway.
+ * The records a run looks at: each merchant's in-flight records not looked at since `cutoff`, least recently looked at
+ * first and at most MAX_PER_MERCHANT of them, then the MAX_PER_RUN least recently looked at of those. Served by the
+ * `transactions_reconcile` index: a few index entries per merchant, never the whole table.
+ */
+export function reconciliationCandidates(db: Database, cutoff: string) {
+  const candidate = alias(transactions, "candidate");
+  const merchantsOldest = db
+    .select({ id: candidate.id })
+    .from(candidate)
+    .where(and(eq(candidate.merchantId, merchants.id), isInFlight(candidate.status), lt(lastLookedAt(candidate), cutoff)))
+    .orderBy(lastLookedAt(candidate))
+    .limit(MAX_PER_MERCHANT);
+  // CROSS JOIN keeps merchants the outer loop in SQLite: a plain join lets the planner scan transactions instead.
+  return db
+    .select({ merchantId: transactions.merchantId, id: transactions.id })
+    .from(merchants)
+    .crossJoin(transactions)
+    .where(and(eq(transactions.merchantId, merchants.id), inArray(transactions.id, merchantsOldest)))
+    .orderBy(lastLookedAt(transactions), transactions.merchantId, transactions.id)
+    .limit(MAX_PER_RUN);
+}
+
+/**
+ * Finds records in a non-final status that nothing has looked at for `staleAfterMs` (a delivery Smart Router gave up on,
+ * a dropped webhook) and queues their refresh in the batch lane, so they reach their true state anyway. The records are
+ * stamped as looked at when queued, so the next run takes the next ones even while these refreshes wait for the API.
  */
 export async function startReconciliation(db: Database, queue: Queue, now: number, staleAfterMs: number) {
-  const cutoff = new Date(now - staleAfterMs).toISOString();
-  const stale = await db
-    .select({ merchantId: transactions.merchantId, id: transactions.id })
-    .from(transactions)
-    .where(
-      and(
-        inArray(transactions.status, [...IN_FLIGHT_STATUSES]),
-        lt(transactions.updatedAt, cutoff),
-        // Refreshed recently and found unchanged (e.g. authorized, awaiting a manual capture): leave it for a while.
-        or(isNull(transactions.reconciledAt), lt(transactions.reconciledAt, cutoff)),
-      ),
-    )
-    .orderBy(transactions.updatedAt)
-    .limit(MAX_PER_RUN);
+  const asOf = new Date(now).toISOString();
+  const stale = await reconciliationCandidates(db, new Date(now - staleAfterMs).toISOString());
   const runId = `rec_${crypto.randomUUID().replaceAll("-", "")}`;
-  await db.insert(reconciliationRuns).values({ id: runId, startedAt: new Date(now).toISOString(), found: stale.length });
+  const run = db.insert(reconciliationRuns).values({ id: runId, startedAt: asOf, found: stale.length });
+  const pairs = JSON.stringify(stale.map((row) => [row.merchantId, row.id]));
+  const stamp = db
+    .update(transactions)
+    .set({ reconciledAt: asOf })
+    .where(sql`(${transactions.merchantId}, ${transactions.id}) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${pairs}))`);
+  // Stamped before they are sent: should the send fail, the run fails loudly and these come round again a window later.
+  await db.batch([run, stamp]);
+
   const messages: BatchMessage[] = [];
+  // One pass over the found records, grouped by merchant; ends with the last group.
   for (const [merchantId, rows] of Map.groupBy(stale, (row) => row.merchantId)) {
     chunk(rows.map((row) => row.id)).forEach((ids, index) => {
       messages.push({
         v: 1,
         kind: "refresh",
-        as_of: new Date(now).toISOString(),
+        as_of: asOf,
         unit_id: `${runId}/${merchantId}/${index}`,
         batch_id: null,
         run_id: runId,

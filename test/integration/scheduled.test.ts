@@ -14,6 +14,7 @@ import { seedFulfillment, seedTransaction } from "../support/status-api";
  */
 const merchantsSeeded: string[] = [];
 afterEach(async () => {
+  // Ends with the last merchant the test seeded (the list is emptied as it goes).
   for (const merchantId of merchantsSeeded.splice(0)) {
     await env.DB.prepare("UPDATE fulfillments SET status = 'delivered' WHERE merchant_id = ? AND status = 'pending'")
       .bind(merchantId)
@@ -32,6 +33,7 @@ function recordingQueue() {
       return { metadata: { metrics } };
     },
     sendBatch: async (messages) => {
+      // Ends with the batch's last message.
       for (const message of messages) sent.push(message.body as (typeof sent)[number]);
       return { metadata: { metrics } };
     },
@@ -50,7 +52,7 @@ const refusingQueue: Queue = {
 async function seedStalled(merchantId: string, from: string, count: number) {
   merchantsSeeded.push(merchantId);
   const ids: string[] = [];
-  // Newest first, so that the order they come back in is the query's, not the insertion's.
+  // `count` rows, inserted newest first so that the order they come back in is the query's, not the insertion's.
   for (let i = count - 1; i >= 0; i--) {
     const transactionId = `tr_nudge${crypto.randomUUID().replaceAll("-", "")}`;
     await seedFulfillment({ merchantId, transactionId, requestedAt: new Date(Date.parse(from) + i * 60_000).toISOString() });

@@ -128,10 +128,9 @@ describe("reconciliation", () => {
       }),
     );
     await seedTransactions(rows);
-    return rows.map((row) => row.id);
   }
 
-  /** Each of the merchant's records and the run time it was last looked at (null: never), oldest change first. */
+  /** For each of the merchant's records, oldest change first: the run that last looked at it (null: none yet). */
   async function lookedAt(merchantId: string) {
     const { results } = await env.DB.prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? ORDER BY updated_at, id")
       .bind(merchantId)
@@ -176,6 +175,7 @@ describe("reconciliation", () => {
   it("looks at 500 records a run at most, least recently looked at first", async () => {
     // Six merchants, each with 90 records (under the per-merchant cap), 540 in all; merchant m's records start at hour m.
     const merchantIds: string[] = [];
+    // Ends after the sixth merchant.
     for (const m of [0, 1, 2, 3, 4, 5]) {
       const shop = await openShop({ unlimited: true });
       await seedStale(shop.merchant.merchant.id, shop.projectId, `2000-11-01T0${m}:00:00.000Z`, 90);

@@ -1,0 +1,1 @@
+CREATE INDEX `transactions_reconcile` ON `transactions` (`merchant_id`,(CASE WHEN "reconciled_at" > "updated_at" THEN "reconciled_at" ELSE "updated_at" END),`id`) WHERE "transactions"."status" IN ('waiting', 'pending', 'authorized', 'pending-capture', 'in-review', 'chargeback-initiated', 'retrieval-request', 'fraud-notification');
