@@ -27,6 +27,9 @@ export default defineConfig(async () => {
             TEST_MIGRATIONS: migrations,
             PROPERTY_RUNS: process.env.PROPERTY_RUNS ?? "500",
             FETCH_BACK_RECHECK_SECONDS: "1",
+            // Retry schedules ×0.00002: the 3-day verification and fulfilment horizons last ~5 s, so a test reaches them.
+            RETRY_SCHEDULE_SCALE: "0.00002",
+            BREAKER_PROBE_INTERVAL_MS: "1000",
           },
           outboundService: (request: Request) => sandbox.fetch(request),
           // Replaces wrangler.toml's consumer settings in tests: restated here, with fewer retries so that

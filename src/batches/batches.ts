@@ -139,3 +139,19 @@ export async function cancelBatch(db: Database, merchantId: string, batchId: str
   const existing = await findBatch(db, merchantId, batchId);
   throw new ApiError("conflict", `batch ${batchId} is already ${existing.status}`);
 }
+
+/** Fails a batch that is still queued or running, with the reason merchants see in `error`. */
+export function failBatch(db: Database, batchId: string, reason: string) {
+  return db
+    .update(batches)
+    .set({ status: "failed", error: reason, finishedAt: new Date().toISOString() })
+    .where(and(eq(batches.id, batchId), inArray(batches.status, ["queued", "running"])));
+}
+
+/** Fails every open batch of a merchant (its Smart Router key was refused): batch work stops until the key changes. */
+export function failMerchantBatches(db: Database, merchantId: string, reason: string) {
+  return db
+    .update(batches)
+    .set({ status: "failed", error: reason, finishedAt: new Date().toISOString() })
+    .where(and(eq(batches.merchantId, merchantId), inArray(batches.status, ["queued", "running"])));
+}

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { retryState } from "../queue/retry";
 
 /** One page of a `sync` walk over `GET /transactions`, newest first. */
 export const syncPageMessage = z.object({
@@ -9,6 +10,7 @@ export const syncPageMessage = z.object({
   batch_id: z.string(),
   merchant_id: z.string(),
   start_after: z.string().nullable(),
+  ...retryState,
 });
 
 /** Refresh of up to REFRESH_CHUNK transactions, for a batch or a reconciliation run. */
@@ -22,6 +24,7 @@ export const refreshMessage = z.object({
   as_of: z.iso.datetime().optional(),
   merchant_id: z.string(),
   transaction_ids: z.array(z.string()).min(1),
+  ...retryState,
 });
 
 export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage]);
@@ -35,4 +38,16 @@ export function chunk<T>(items: readonly T[], size = REFRESH_CHUNK): T[][] {
   const chunks: T[][] = [];
   for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
   return chunks;
+}
+
+/**
+ * Where the rest of a refresh unit goes when it stops part-way: `<base>@<absolute offset>`, so a rest split again keeps
+ * a short id (never `…/+0/+0/…`) and the same split point always gives the same id, whichever retry reaches it.
+ */
+export function restOf(work: RefreshMessage, done: number): RefreshMessage {
+  const match = /^(.*?)(?:@(\d+))?$/.exec(work.unit_id);
+  const base = match?.[1] ?? work.unit_id;
+  const offset = Number(match?.[2] ?? 0) + done;
+  const { attempt: _attempt, first_attempt_at: _first, ...rest } = work;
+  return { ...rest, unit_id: `${base}@${offset}`, transaction_ids: work.transaction_ids.slice(done) };
 }

@@ -1,18 +1,20 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { type BatchStatement, inList } from "../db/bulk";
 import type { Database } from "../db/client";
-import { batches, batchUnits, merchants, reconciliationRuns, transactions } from "../db/schema";
+import { batches, batchUnits, merchants, nowIso, reconciliationRuns, transactions } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
-import { parseOrDeadLetter } from "../queue/dead-letters";
-import { tryLater } from "../queue/retry";
+import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
+import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
+import { postpone } from "../queue/retry";
 import { sendAll } from "../queue/send";
 import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
 import { applySnapshots } from "../transactions/apply";
-import { type BatchMessage, batchMessage, chunk, type RefreshMessage } from "./messages";
+import { failBatch, failMerchantBatches } from "./batches";
+import { type BatchMessage, batchMessage, chunk, type RefreshMessage, restOf } from "./messages";
 
 interface Progress {
   total: number;
@@ -26,8 +28,8 @@ interface UnitResult {
   /** Ids Smart Router refused for good (unknown, or the merchant's key refused): no use asking again right away. */
   refused: string[];
   followUps: BatchMessage[];
-  /** Set when Smart Router or our limiter asked us to wait: the follow-ups go out with this delay. */
-  retryAfterMs: number | null;
+  /** The delay the follow-ups go out with: 0, or the wait before the rest of a unit that stopped part-way is tried. */
+  delaySeconds: number;
 }
 
 /** Unit not done before: guards every counter so a redelivered unit moves nothing twice. */
@@ -66,11 +68,15 @@ async function syncPage(
   }
   progress.total += inRange.length;
   progress.done += complete.length;
-  return { snapshots: complete.map((transaction) => ({ transaction, readAt })), refused: [], followUps, retryAfterMs: null };
+  return { snapshots: complete.map((transaction) => ({ transaction, readAt })), refused: [], followUps, delaySeconds: 0 };
 }
 
-/** Refreshes transactions one by one; at the first rate limit or outage the rest goes back to the queue with a delay. */
-async function refresh(client: SmartRouterClient, work: RefreshMessage, progress: Progress): Promise<UnitResult> {
+/**
+ * Refreshes transactions one by one. At the first rate limit or outage: with nothing done yet the error goes up (the
+ * whole unit is postponed under the batch-unit policy); part-way, what was read commits and the rest becomes a unit of
+ * its own at a deterministic split point, carrying the retry state. A refused key (401/403) always goes up.
+ */
+async function refresh(client: SmartRouterClient, work: RefreshMessage, progress: Progress, scale: number): Promise<UnitResult> {
   const snapshots: TransactionRead[] = [];
   const refused: string[] = [];
   for (const [index, transactionId] of work.transaction_ids.entries()) {
@@ -78,16 +84,22 @@ async function refresh(client: SmartRouterClient, work: RefreshMessage, progress
       snapshots.push(await client.fetchTransaction(transactionId));
       progress.done += 1;
     } catch (error) {
-      if (error instanceof SmartRouterError && error.retryable) {
-        const rest = { ...work, unit_id: `${work.unit_id}/+${index}`, transaction_ids: work.transaction_ids.slice(index) };
-        return { snapshots, refused, followUps: [rest], retryAfterMs: error.retryAfterMs ?? 1_000 };
+      if (error instanceof SmartRouterError && (error.retryable || error.kind === "authentication")) {
+        if (index === 0 || error.kind === "authentication") throw error;
+        const waiting = error.isLocalBackpressure;
+        const attempt = (work.attempt ?? 0) + (waiting ? 0 : 1);
+        const rest = { ...restOf(work, index), attempt, first_attempt_at: work.first_attempt_at ?? new Date().toISOString() };
+        const delaySeconds = waiting
+          ? Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1000))
+          : policyDelaySeconds(BATCH_UNIT_RETRY, attempt, { scale, hintMs: error.retryAfterMs });
+        return { snapshots, refused, followUps: [rest], delaySeconds };
       }
       progress.failed += 1;
       refused.push(transactionId);
       log("warn", "batch.refresh_failed", { merchant_id: work.merchant_id, transaction_id: transactionId, error: String(error) });
     }
   }
-  return { snapshots, refused, followUps: [], retryAfterMs: null };
+  return { snapshots, refused, followUps: [], delaySeconds: 0 };
 }
 
 /** Runs one unit of batch work exactly once in effect: follow-ups are queued before the commit, counters move with it. */
@@ -96,6 +108,11 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
   const done = await db.select().from(batchUnits).where(eq(batchUnits.unitId, work.unit_id)).get();
   const merchant = await db.select().from(merchants).where(eq(merchants.id, work.merchant_id)).get();
   if (done || !merchant) return;
+  if (merchant.smartRouterKeyRefusedAt) {
+    // Batch work stops while Smart Router refuses the merchant's key; PATCHing the key clears the mark.
+    if (work.batch_id) await failBatch(db, work.batch_id, keyRefusedReason(merchant.smartRouterKeyRefusedReason));
+    return;
+  }
 
   let range = { after: Number.NaN, before: Number.NaN };
   if (work.batch_id) {
@@ -115,12 +132,12 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
   const client = await smartRouterFor(env, config, merchant, "batch", () => {
     progress.apiCalls += 1;
   });
-  const result = work.kind === "sync_page" ? await syncPage(client, work, range, progress) : await refresh(client, work, progress);
+  const result =
+    work.kind === "sync_page"
+      ? await syncPage(client, work, range, progress)
+      : await refresh(client, work, progress, config.RETRY_SCHEDULE_SCALE);
 
-  if (result.followUps.length > 0) {
-    const delaySeconds = result.retryAfterMs === null ? 0 : Math.max(1, Math.ceil(result.retryAfterMs / 1000));
-    await sendAll(env.BATCHES, result.followUps, delaySeconds);
-  }
+  if (result.followUps.length > 0) await sendAll(env.BATCHES, result.followUps, result.delaySeconds);
 
   const extra: BatchStatement[] = [];
   if (work.batch_id) {
@@ -135,6 +152,11 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
           outstanding: sql`${batches.outstanding} + ${result.followUps.length - 1}`,
         })
         .where(and(eq(batches.id, work.batch_id), unitIsNew(work.unit_id))),
+      // Completion commits with the last unit's counters: never a finished batch still `running`, nor the reverse.
+      db
+        .update(batches)
+        .set({ status: "completed", finishedAt: nowIso })
+        .where(and(eq(batches.id, work.batch_id), eq(batches.outstanding, 0), inArray(batches.status, ["queued", "running"]))),
     );
   }
   // Reconciliation leaves what it looked at alone for a while, found or refused, so a record Smart Router does not know
@@ -173,13 +195,10 @@ async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: Ap
       })
       .where(eq(reconciliationRuns.id, work.run_id));
   }
-  if (work.batch_id) {
-    await db
-      .update(batches)
-      .set({ status: "completed", finishedAt: new Date().toISOString() })
-      .where(and(eq(batches.id, work.batch_id), eq(batches.outstanding, 0), inArray(batches.status, ["queued", "running"])));
-  }
 }
+
+const keyRefusedReason = (detail: string | null) =>
+  `Smart Router refused the merchant's key${detail ? ` (${detail})` : ""}; batch work resumes once the key is updated`;
 
 /**
  * Consumes batch work (sync pages and refreshes) in the batch lane: every Smart Router call is paced so business traffic
@@ -193,13 +212,43 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
       await runUnit(work, env, db, config);
       message.ack();
     } catch (error) {
+      if (error instanceof SmartRouterError && error.kind === "authentication") {
+        // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.
+        await refuseMerchantKey(db, work.merchant_id, `${error.status ?? 401} ${error.errorType ?? "authentication failed"}`);
+        message.ack();
+        continue;
+      }
       log("warn", "batch.unit_failed", {
         unit_id: work.unit_id,
         merchant_id: work.merchant_id,
         error: String(error),
-        attempts: message.attempts,
+        attempt: work.attempt ?? 0,
       });
-      await tryLater(env.BATCHES, [{ message, error }]);
+      await postpone(env.BATCHES, [{ message, body: work, error }], {
+        policy: BATCH_UNIT_RETRY,
+        scale: config.RETRY_SCHEDULE_SCALE,
+        now: Date.now(),
+        // A unit past its horizon fails its batch: the merchant sees why instead of a batch `running` for ever.
+        deadLetter: async ({ message: failed, body }, reason) => {
+          await storeDeadLetter(db, { id: failed.id, queue: "smart-router-batches", body, error: reason, attempts: body.attempt ?? 0 });
+          if (body.batch_id) await failBatch(db, body.batch_id, reason);
+        },
+      });
     }
   }
+}
+
+/**
+ * Records that Smart Router refused the merchant's key (logged at error, shown on `GET /admin/merchants/{id}`) and fails
+ * its open batches with that reason; its batch work, reconciliation and backstop stop until the key is PATCHed.
+ */
+export async function refuseMerchantKey(db: Database, merchantId: string, detail: string): Promise<void> {
+  log("error", "merchant.key_refused", { merchant_id: merchantId, detail });
+  await db.batch([
+    db
+      .update(merchants)
+      .set({ smartRouterKeyRefusedAt: new Date().toISOString(), smartRouterKeyRefusedReason: detail })
+      .where(and(eq(merchants.id, merchantId), isNull(merchants.smartRouterKeyRefusedAt))),
+    failMerchantBatches(db, merchantId, keyRefusedReason(detail)),
+  ]);
 }

@@ -17,6 +17,10 @@ export function presentMerchant(row: MerchantRow) {
     smart_router: { project_id: row.smartRouterProjectId },
     fulfillment_url: row.fulfillmentUrl,
     rate_limits: row.rateLimits ?? null,
+    // Set while Smart Router refuses the merchant's key (401/403): its batch work is stopped until the key is PATCHed.
+    smart_router_key_refused: row.smartRouterKeyRefusedAt
+      ? { at: row.smartRouterKeyRefusedAt, detail: row.smartRouterKeyRefusedReason }
+      : null,
     webhook: { path: webhookPath(row.id), username: row.webhookUsername },
     created_at: row.createdAt,
     updated_at: row.updatedAt,
@@ -116,6 +120,11 @@ export async function updateMerchant({
     changes.rateLimits = input.rate_limits === null ? null : { ...(current.rateLimits ?? {}), ...input.rate_limits };
   }
   if (input.smart_router?.project_id !== undefined) changes.smartRouterProjectId = input.smart_router.project_id;
+  if (input.smart_router !== undefined) {
+    // New credentials: whatever Smart Router refused before is for them to prove again; batch work resumes.
+    changes.smartRouterKeyRefusedAt = null;
+    changes.smartRouterKeyRefusedReason = null;
+  }
   if (input.smart_router?.secret_key !== undefined) {
     const sealed = await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(merchantId));
     changes.smartRouterSecretCiphertext = sealed.ciphertext;

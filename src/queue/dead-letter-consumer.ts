@@ -1,4 +1,5 @@
 import { and, eq } from "drizzle-orm";
+import { failBatch } from "../batches/batches";
 import type { Database } from "../db/client";
 import { events, fulfillments } from "../db/schema";
 import { log } from "../lib/log";
@@ -44,6 +45,9 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, db: Datab
         .get();
       if (row?.lastError) error = row.lastError;
     }
+    const batchId = field(message.body, "batch_id");
+    // A unit of batch work that failed for good fails its batch: it must not stay `running` for ever.
+    if (batchId) await failBatch(db, batchId, `a unit of work failed for good: ${error}`);
     await storeDeadLetter(db, { id: message.id, queue: source, body: message.body, error, attempts: message.attempts, merchantId });
     log("error", "dead_letter.stored", { queue: source, merchant_id: merchantId, event_id: eventId, transaction_id: transactionId, error });
     message.ack();

@@ -13,7 +13,7 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: AppEnv): Pr
     case "smart-router-webhooks":
       return consumeWebhooks(batch, env, db, config);
     case "smart-router-fulfillments":
-      return consumeFulfillments(batch, db, config);
+      return consumeFulfillments(batch, env, db, config);
     case "smart-router-batches":
       return consumeBatchWork(batch, env, db, config);
     case "smart-router-webhooks-dlq":

@@ -1,28 +1,71 @@
+import { and, eq } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client";
-import type { AppConfig } from "../env";
+import { fulfillments } from "../db/schema";
+import type { AppConfig, AppEnv } from "../env";
 import { deliverFulfillment } from "../fulfillment/deliver";
 import { log } from "../lib/log";
-import { retryDelaySeconds } from "./backoff";
-import { parseOrDeadLetter } from "./dead-letters";
+import { FULFILMENT_RETRY } from "./backoff";
+import { parseOrDeadLetter, storeDeadLetter } from "./dead-letters";
+import { type Postponed, postpone, retryState } from "./retry";
 
-const fulfillmentMessageV1 = z.object({ v: z.literal(1), merchant_id: z.string(), transaction_id: z.string() });
+const fulfillmentMessageV1 = z.object({ v: z.literal(1), merchant_id: z.string(), transaction_id: z.string(), ...retryState });
+type FulfillmentMessage = z.infer<typeof fulfillmentMessageV1>;
 
-/** Consumes fulfilment nudges: each delivers the outbox row's notification, retried with backoff until the queue gives up. */
-export async function consumeFulfillments(batch: MessageBatch<unknown>, db: Database, config: AppConfig, fetcher: typeof fetch = fetch) {
+/** Another consumer holds the delivery's lease (deliver.ts, 60 s): look again once it has run out. */
+const BUSY_DELAY_SECONDS = 60;
+
+/**
+ * Consumes fulfilment nudges: each delivers the outbox row's notification. A failed delivery is tried again under the
+ * fulfilment policy (seconds, minutes, then hours, past 3 days); past its horizon the row is `failed` and a dead letter.
+ * One message's failure (a secret that does not decrypt, a D1 error) never fails the others in the batch.
+ */
+export async function consumeFulfillments(
+  batch: MessageBatch<unknown>,
+  env: AppEnv,
+  db: Database,
+  config: AppConfig,
+  fetcher: typeof fetch = fetch,
+) {
+  const failed: Postponed<FulfillmentMessage>[] = [];
   for (const message of batch.messages) {
     const nudge = await parseOrDeadLetter(db, batch.queue, message, fulfillmentMessageV1);
     if (!nudge) continue;
     const target = { merchantId: nudge.merchant_id, transactionId: nudge.transaction_id };
-    const outcome = await deliverFulfillment(db, config, target, fetcher);
+    let outcome: Awaited<ReturnType<typeof deliverFulfillment>>;
+    try {
+      outcome = await deliverFulfillment(db, config, target, fetcher);
+    } catch (error) {
+      outcome = { kind: "failed", error: error instanceof Error ? error.message : String(error) };
+    }
     log(outcome.kind === "failed" ? "warn" : "info", "fulfillment.delivery", {
       merchant_id: target.merchantId,
       transaction_id: target.transactionId,
       outcome: outcome.kind,
-      attempts: message.attempts,
+      attempt: (nudge.attempt ?? 0) + 1,
       ...(outcome.kind === "failed" ? { error: outcome.error } : {}),
     });
     if (outcome.kind === "delivered" || outcome.kind === "settled") message.ack();
-    else message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
+    else if (outcome.kind === "busy") message.retry({ delaySeconds: BUSY_DELAY_SECONDS });
+    else failed.push({ message, body: nudge, error: new Error(outcome.error) });
   }
+  await postpone(env.FULFILLMENTS, failed, {
+    policy: FULFILMENT_RETRY,
+    scale: config.RETRY_SCHEDULE_SCALE,
+    now: Date.now(),
+    deadLetter: async ({ message, body }, reason) => {
+      await db
+        .update(fulfillments)
+        .set({ status: "failed", leaseUntil: null })
+        .where(
+          and(
+            eq(fulfillments.merchantId, body.merchant_id),
+            eq(fulfillments.transactionId, body.transaction_id),
+            eq(fulfillments.status, "pending"),
+          ),
+        );
+      await storeDeadLetter(db, { id: message.id, queue: "smart-router-fulfillments", body, error: reason, attempts: body.attempt ?? 0 });
+      log("error", "fulfillment.gave_up", { merchant_id: body.merchant_id, transaction_id: body.transaction_id, reason });
+    },
+  });
 }

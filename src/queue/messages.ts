@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { retryState } from "./retry";
 
 /** Smart Router event ids: `ev_` and an opaque alphanumeric tail. */
 export const eventIdSchema = z.string().regex(/^ev_[A-Za-z0-9]{1,64}$/, "must look like ev_… (letters and digits, at most 67 characters)");
@@ -19,6 +20,7 @@ export const webhookMessageV1 = z.object({
   delivery_id: z.string(),
   /** Set on the one re-check of an event Smart Router did not know (404) at first; its delivery was counted then. */
   not_found_at: z.iso.datetime().optional(),
+  ...retryState,
 });
 
 export type WebhookMessage = z.infer<typeof webhookMessageV1>;

@@ -1,29 +1,63 @@
-import { and, desc, eq, isNull, type SQL } from "drizzle-orm";
+import { and, desc, eq, isNull, lt, or, type SQL } from "drizzle-orm";
+import { z } from "zod";
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { deadLetters, fulfillments } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { base64UrlToBytes, bytesToBase64Url } from "../security/encoding";
 
-/** Dead letters not yet redriven, newest first, optionally for one merchant. */
-export async function listDeadLetters(db: Database, merchantId: string | undefined, limit = 100) {
+const deadLetterCursor = z.strictObject({ c: z.string().min(1).max(64), i: z.string().min(1).max(200) });
+const invalidCursor = () => new ApiError("invalid_cursor", "cursor is malformed; pass the next_cursor of a previous page unchanged");
+
+function decodeDeadLetterCursor(cursor: string) {
+  try {
+    const parsed = deadLetterCursor.safeParse(
+      JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(base64UrlToBytes(cursor))),
+    );
+    if (parsed.success) return parsed.data;
+  } catch {
+    // Falls through to the same answer as a cursor of the wrong shape.
+  }
+  throw invalidCursor();
+}
+
+/** Dead letters not yet redriven, newest first, optionally for one merchant; keyset pages of `limit` with a cursor. */
+export async function listDeadLetters(db: Database, merchantId: string | undefined, cursor?: string, limit = 100) {
   const conditions: SQL[] = [isNull(deadLetters.redrivenAt)];
   if (merchantId) conditions.push(eq(deadLetters.merchantId, merchantId));
+  if (cursor !== undefined) {
+    const after = decodeDeadLetterCursor(cursor);
+    const before = or(lt(deadLetters.createdAt, after.c), and(eq(deadLetters.createdAt, after.c), lt(deadLetters.id, after.i)));
+    if (before) conditions.push(before);
+  }
   const rows = await db
     .select()
     .from(deadLetters)
     .where(and(...conditions))
     .orderBy(desc(deadLetters.createdAt), desc(deadLetters.id))
-    .limit(limit);
-  return rows.map((row) => ({
-    id: row.id,
-    queue: row.queue,
-    merchant_id: row.merchantId,
-    body: row.body,
-    error: row.error,
-    attempts: row.attempts,
-    created_at: row.createdAt,
-  }));
+    .limit(limit + 1);
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    dead_letters: page.map((row) => ({
+      id: row.id,
+      queue: row.queue,
+      merchant_id: row.merchantId,
+      body: row.body,
+      error: row.error,
+      attempts: row.attempts,
+      created_at: row.createdAt,
+    })),
+    next_cursor:
+      rows.length > limit && last ? bytesToBase64Url(new TextEncoder().encode(JSON.stringify({ c: last.createdAt, i: last.id }))) : null,
+  };
+}
+
+/** A redriven body starts a fresh retry horizon: its retry state is dropped (a webhook's horizon counts from now). */
+function freshBody(queue: string, body: Record<string, unknown>): Record<string, unknown> {
+  const { attempt: _attempt, first_attempt_at: _first, ...rest } = body;
+  return queue === "smart-router-webhooks" ? { ...rest, first_attempt_at: new Date().toISOString() } : rest;
 }
 
 /** Sends dead letters back through their queue and marks them redriven; a fulfilment goes back to pending first. */
@@ -63,7 +97,7 @@ export async function redriveDeadLetters(db: Database, env: AppEnv, selection: {
         );
     }
     try {
-      await queue.send(row.body, { contentType: "json" });
+      await queue.send(freshBody(row.queue, body), { contentType: "json" });
     } catch {
       throw new ApiError("service_unavailable", `queue refused the redrive of ${row.id}; nothing after it was sent`, {
         "Retry-After": "30",

@@ -1,39 +1,82 @@
+import { z } from "zod";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
-import { retryDelaySeconds } from "./backoff";
-import { sendAll } from "./send";
+import { policyDelaySeconds, type RetryPolicy, retryDelaySeconds } from "./backoff";
 
-/** A message to put back for later, and why. */
-export interface Postponed {
+/** Retry state a message body carries, so waiting never spends the queue's own `max_retries`. */
+export const retryState = {
+  /** Failed tries so far (absent: none). */
+  attempt: z.number().int().min(0).optional(),
+  /** When the first try failed: the horizon counts from it. */
+  first_attempt_at: z.iso.datetime().optional(),
+};
+export interface RetryState {
+  attempt?: number;
+  first_attempt_at?: string;
+}
+
+/** A message to try again later, its body, and why. */
+export interface Postponed<B extends RetryState> {
   message: Message<unknown>;
+  body: B;
   error: unknown;
 }
 
+export interface PostponeOptions<B extends RetryState> {
+  policy: RetryPolicy;
+  /** 1 in production; a test-only RETRY_SCHEDULE_SCALE shrinks delays and horizon alike. */
+  scale: number;
+  now: number;
+  /** Called once for work past the policy's horizon, before its message is acked. */
+  deadLetter(item: Postponed<B>, reason: string): Promise<void>;
+}
+
 const hintOf = (error: unknown) => (error instanceof SmartRouterError ? error.retryAfterMs : null);
+const duration = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.round(ms / 1000)} s`);
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
- * Puts messages back for later. When our own pacer asked us to wait, nothing failed: those bodies go back on the queue as
- * fresh messages with the pacer's delay and the originals are acked, so waiting never spends the retries that lead to the
- * dead-letter queue. Real failures use `retry()` with exponential backoff (a server's hint as a floor).
+ * Puts work back for later as a fresh message carrying its retry state, and acks the original: the wait is the
+ * policy's (exponential with jitter, a server's hint as a floor), the end is the policy's horizon from the first failed
+ * try, past which the work becomes a dead letter. Our own pacer's "not yet" (local backpressure: the rate budget or an
+ * open circuit breaker) waits the pacer's hint, does not count as a failed try and is the one wait without a horizon:
+ * it ends when the pacer grants the call (the breaker closes once Smart Router answers a probe), and nothing accepted
+ * is dropped however long Smart Router is down. Should the
+ * queue refuse the new message, the original is retried by the queue instead (spending one of its retries).
  */
-export async function tryLater(queue: Queue, postponed: readonly Postponed[]): Promise<void> {
-  const waiting = postponed.filter((p) => p.error instanceof SmartRouterError && p.error.isLocalBackpressure);
-  let deferred = false;
-  if (waiting.length > 0) {
-    const delaySeconds = Math.min(43_200, Math.max(1, ...waiting.map((p) => Math.ceil((hintOf(p.error) ?? 1_000) / 1000))));
-    try {
-      await sendAll(
-        queue,
-        waiting.map((p) => p.message.body),
-        delaySeconds,
-      );
-      deferred = true;
-    } catch (error) {
-      log("warn", "queue.defer_failed", { messages: waiting.length, error: String(error) });
+export async function postpone<B extends RetryState>(
+  queue: Queue,
+  items: readonly Postponed<B>[],
+  options: PostponeOptions<B>,
+): Promise<void> {
+  const { policy, scale, now } = options;
+  const byDelay = new Map<number, { item: Postponed<B>; body: B }[]>();
+  for (const item of items) {
+    const since = item.body.first_attempt_at ?? new Date(now).toISOString();
+    const attempt = item.body.attempt ?? 0;
+    const waiting = item.error instanceof SmartRouterError && item.error.isLocalBackpressure;
+    if (!waiting && now - Date.parse(since) >= policy.horizonMs * scale) {
+      const over = duration(now - Date.parse(since));
+      await options.deadLetter(item, `${policy.name} gave up after ${attempt + 1} tries over ${over}: ${describe(item.error)}`);
+      item.message.ack();
+      continue;
     }
+    const hintMs = hintOf(item.error);
+    const delay = waiting ? Math.max(1, Math.ceil((hintMs ?? 1_000) / 1000)) : policyDelaySeconds(policy, attempt + 1, { scale, hintMs });
+    const body = { ...item.body, attempt: waiting ? attempt : attempt + 1, first_attempt_at: since };
+    byDelay.set(delay, [...(byDelay.get(delay) ?? []), { item, body }]);
   }
-  for (const { message, error } of postponed) {
-    if (deferred && waiting.some((p) => p.message === message)) message.ack();
-    else message.retry({ delaySeconds: retryDelaySeconds(message.attempts, hintOf(error)) });
+  for (const [delaySeconds, all] of byDelay) {
+    // sendBatch takes at most 100 messages.
+    for (let i = 0; i < all.length; i += 100) {
+      const group = all.slice(i, i + 100);
+      try {
+        await queue.sendBatch(group.map(({ body }) => ({ body, contentType: "json" as const, delaySeconds })));
+        for (const { item } of group) item.message.ack();
+      } catch (error) {
+        log("warn", "queue.postpone_failed", { policy: policy.name, messages: group.length, error: describe(error) });
+        for (const { item } of group) item.message.retry({ delaySeconds: retryDelaySeconds(item.message.attempts, hintOf(item.error)) });
+      }
+    }
   }
 }

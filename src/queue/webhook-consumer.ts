@@ -9,10 +9,10 @@ import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type Verification, verifyEvents } from "../verification/fetch-back";
-import { retryDelaySeconds } from "./backoff";
+import { VERIFICATION_RETRY } from "./backoff";
 import { parseOrDeadLetter, storeDeadLetter } from "./dead-letters";
 import { type WebhookMessage, webhookMessageV1 } from "./messages";
-import { tryLater } from "./retry";
+import { type Postponed, postpone } from "./retry";
 import { sendAll } from "./send";
 
 type MerchantRow = typeof merchants.$inferSelect;
@@ -34,7 +34,7 @@ interface Plan {
   inbox: EventRecord[];
   snapshots: VerifiedSnapshot[];
   toAck: Message<unknown>[];
-  toRetry: { message: Message<unknown>; error: SmartRouterError }[];
+  toRetry: { delivery: Delivery; error: SmartRouterError }[];
   /** Events Smart Router did not know: asked once more after a delay (one message per event). */
   toRecheck: WebhookMessage[];
 }
@@ -146,7 +146,7 @@ function decideEvents(pending: readonly PendingEvent[], verifications: Map<strin
     const hint = { name: first.body.event_type };
     if (verification.kind === "retry") {
       // Counted when the retried deliveries come back.
-      for (const delivery of entry.deliveries) plan.toRetry.push({ message: delivery.message, error: verification.error });
+      for (const delivery of entry.deliveries) plan.toRetry.push({ delivery, error: verification.error });
       plan.inbox.push(inboxRecord({ ...event, deliveries: 0 }, now, { ...hint, outcome: "pending", detail: verification.error.message }));
       continue;
     }
@@ -218,22 +218,48 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
     });
   } catch (error) {
     log("error", "webhooks.batch_failed", { messages: valid.length, error: error instanceof Error ? error.message : String(error) });
-    for (const item of [...plan.toAck, ...plan.toRetry.map((r) => r.message)])
-      item.retry({ delaySeconds: retryDelaySeconds(item.attempts) });
+    const all = [...valid.filter((d) => plan.toAck.includes(d.message)), ...plan.toRetry.map((r) => r.delivery)];
+    await retryVerification(
+      env,
+      db,
+      config,
+      all.map((delivery) => ({ delivery, error })),
+    );
     return;
   }
 
   // Step 5, settle.
   for (const message of plan.toAck) message.ack();
-  for (const { message, error } of plan.toRetry) {
-    const body = message.body as WebhookMessage;
+  for (const { delivery, error } of plan.toRetry) {
     log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
-      merchant_id: body.merchant_id,
-      event_id: body.event_id,
+      merchant_id: delivery.body.merchant_id,
+      event_id: delivery.body.event_id,
       kind: error.kind,
       status: error.status,
-      attempts: message.attempts,
+      attempt: (delivery.body.attempt ?? 0) + 1,
     });
   }
-  await tryLater(env.WEBHOOKS, plan.toRetry);
+  await retryVerification(env, db, config, plan.toRetry);
+}
+
+/**
+ * Tries deliveries again later under the verification policy: its horizon (3 days, Smart Router's own) counts from the
+ * first failed try, or from when the edge received the delivery; past it, the delivery is a dead letter, which the
+ * scheduled work redrives by itself once Smart Router answers the merchant again (scheduled.ts).
+ */
+async function retryVerification(env: AppEnv, db: Database, config: AppConfig, items: readonly { delivery: Delivery; error: unknown }[]) {
+  const postponed: Postponed<WebhookMessage>[] = items.map(({ delivery, error }) => ({
+    message: delivery.message,
+    body: { ...delivery.body, first_attempt_at: delivery.body.first_attempt_at ?? delivery.body.received_at },
+    error,
+  }));
+  await postpone(env.WEBHOOKS, postponed, {
+    policy: VERIFICATION_RETRY,
+    scale: config.RETRY_SCHEDULE_SCALE,
+    now: Date.now(),
+    deadLetter: async ({ message, body }, reason) => {
+      log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, reason });
+      await storeDeadLetter(db, { id: message.id, queue: "smart-router-webhooks", body, error: reason, attempts: body.attempt ?? 0 });
+    },
+  });
 }

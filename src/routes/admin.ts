@@ -55,7 +55,8 @@ export const adminRoutes = new Hono<AppContext>()
     if (merchant !== undefined && !merchantIdSchema.safeParse(merchant).success) {
       throw new ApiError("invalid_query", "merchant must be a merchant id");
     }
-    return c.json({ dead_letters: await listDeadLetters(c.var.db, merchant) });
+    const cursor = c.req.query("cursor");
+    return c.json(await listDeadLetters(c.var.db, merchant, cursor));
   })
   .post("/dead-letters/redrive", async (c) => {
     const selection = await parseJsonBody(c.req.raw, redriveSchema, MAX_ADMIN_BODY_BYTES);

@@ -18,6 +18,13 @@ export function bytesToBase64Url(bytes: Uint8Array): string {
   return bytesToBase64(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
+/** Bytes of URL-safe base64 (padding optional); throws on malformed input. */
+export function base64UrlToBytes(base64Url: string): Uint8Array<ArrayBuffer> {
+  if (!/^[A-Za-z0-9_-]*$/.test(base64Url)) throw new Error("not base64url");
+  const base64 = base64Url.replaceAll("-", "+").replaceAll("_", "/");
+  return base64ToBytes(base64.padEnd(Math.ceil(base64.length / 4) * 4, "="));
+}
+
 /** Lower-case hex SHA-256 of a string or bytes. */
 export async function sha256Hex(input: string | Uint8Array<ArrayBuffer>): Promise<string> {
   const data = typeof input === "string" ? new TextEncoder().encode(input) : input;

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ApiError } from "../errors";
-import { base64ToBytes, bytesToBase64Url } from "../security/encoding";
+import { base64UrlToBytes, bytesToBase64Url } from "../security/encoding";
 import { TRANSACTION_STATUSES, type TransactionStatus } from "./status";
 
 /** The filters of a transaction list; a cursor carries them so every page answers the same question. */
@@ -37,11 +37,7 @@ export function decodeCursor(cursor: string): { position: PagePosition; filters:
   if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalidCursor();
   let json: unknown;
   try {
-    const base64 = cursor
-      .replaceAll("-", "+")
-      .replaceAll("_", "/")
-      .padEnd(Math.ceil(cursor.length / 4) * 4, "=");
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(base64ToBytes(base64)));
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(base64UrlToBytes(cursor)));
   } catch {
     throw invalidCursor();
   }

@@ -11,7 +11,7 @@ describe("backfills do not ship old orders", () => {
     const shop = await openShop({ webhooks: false, unlimited: true });
     const merchantId = shop.merchant.merchant.id;
     const from = new Date(Date.now() - 60_000).toISOString();
-    const old = [];
+    const old: string[] = [];
     for (let i = 0; i < 3; i++) old.push((await shop.pay({ card: "4242424242424242", amount: "5.00", currency: "EUR" })).id);
     // Node's clock (the emulator's captured_at) and workerd's (the URL's set time) may read the same millisecond.
     await pause(10);

@@ -1,26 +1,106 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { tryLater } from "../../../src/queue/retry";
+import { VERIFICATION_RETRY } from "../../../src/queue/backoff";
+import { type Postponed, postpone, type RetryState } from "../../../src/queue/retry";
 import { SmartRouterError } from "../../../src/smart-router/errors";
 
-describe("putting messages back for later", () => {
-  it("re-queues what our own pacer deferred (acked, attempts untouched) and retries real failures with backoff", async () => {
-    const batch = createMessageBatch("smart-router-webhooks", [
-      { id: "paced", timestamp: new Date(), attempts: 7, body: { v: 0, note: "deferred by our pacer" } },
-      { id: "refused", timestamp: new Date(), attempts: 2, body: { v: 0, note: "Smart Router said 429" } },
-      { id: "down", timestamp: new Date(), attempts: 3, body: { v: 0, note: "Smart Router said 503" } },
-    ]);
-    const [paced, refused, down] = batch.messages;
-    if (!paced || !refused || !down) throw new Error("batch incomplete");
-    await tryLater(env.WEBHOOKS, [
-      { message: paced, error: new SmartRouterError("rate_limited", "local events budget exhausted", { retryAfterMs: 4_000 }) },
-      { message: refused, error: new SmartRouterError("rate_limited", "429", { status: 429, retryAfterMs: 30_000 }) },
-      { message: down, error: new SmartRouterError("server", "503", { status: 503 }) },
-    ]);
+type Body = RetryState & { v: 0; note: string };
+
+/** A queue binding that records what is sent, or refuses everything. */
+function recordingQueue(refuse = false) {
+  const sent: { body: Body; delaySeconds?: number }[] = [];
+  const queue = {
+    send: async () => {
+      throw new Error("not used");
+    },
+    sendBatch: async (messages: Iterable<MessageSendRequest<Body>>) => {
+      if (refuse) throw new Error("queue unavailable");
+      for (const m of messages) sent.push({ body: m.body, delaySeconds: m.delaySeconds });
+      return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
+    },
+  } as unknown as Queue;
+  return { queue, sent };
+}
+
+const NOW = Date.parse("2026-12-01T12:00:00.000Z");
+
+function batchOf(bodies: Record<string, Body>) {
+  return createMessageBatch<Body>(
+    "smart-router-webhooks",
+    Object.entries(bodies).map(([id, body]) => ({ id, timestamp: new Date(NOW), attempts: 1, body })),
+  );
+}
+
+describe("putting work back for later", () => {
+  it("re-queues with its retry state and acks: pacer waits keep their attempt and have no horizon, failures back off, past the horizon a dead letter", async () => {
+    const started = new Date(NOW - 60_000).toISOString();
+    const expired = new Date(NOW - VERIFICATION_RETRY.horizonMs - 1).toISOString();
+    const batch = batchOf({
+      paced: { v: 0, note: "our pacer", attempt: 2, first_attempt_at: started },
+      breaker: { v: 0, note: "behind an open breaker for 4 days", attempt: 3, first_attempt_at: expired },
+      refused: { v: 0, note: "429" },
+      down: { v: 0, note: "503", attempt: 5, first_attempt_at: started },
+      old: { v: 0, note: "3 days of 503", attempt: 40, first_attempt_at: expired },
+    });
+    const [paced, breaker, refused, down, old] = batch.messages;
+    if (!paced || !breaker || !refused || !down || !old) throw new Error("batch incomplete");
+    const errors = [
+      new SmartRouterError("rate_limited", "local events budget exhausted", { retryAfterMs: 4_000 }),
+      new SmartRouterError("rate_limited", "circuit open", { retryAfterMs: 10_000 }),
+      new SmartRouterError("rate_limited", "429", { status: 429, retryAfterMs: 30_000 }),
+      new SmartRouterError("server", "503", { status: 503 }),
+      new SmartRouterError("server", "503", { status: 503 }),
+    ];
+    const items: Postponed<Body>[] = [paced, breaker, refused, down, old].map((message, i) => ({
+      message,
+      body: message.body,
+      error: errors[i],
+    }));
+    const { queue, sent } = recordingQueue();
+    const dead: string[] = [];
+    await postpone(queue, items, {
+      policy: VERIFICATION_RETRY,
+      scale: 1,
+      now: NOW,
+      deadLetter: async (item, reason) => {
+        dead.push(`${item.message.id}: ${reason}`);
+      },
+    });
+
     const result = await getQueueResult(batch, createExecutionContext());
-    expect(result.explicitAcks).toEqual(["paced"]);
-    // (The delays themselves are unit-tested in backoff.test.ts; getQueueResult does not report them.)
-    expect(result.retryMessages.map((m) => m.msgId).sort()).toEqual(["down", "refused"]);
+    expect(result.explicitAcks.sort()).toEqual(["breaker", "down", "old", "paced", "refused"]);
+    expect(result.retryMessages).toEqual([]);
+    const byNote = Object.fromEntries(sent.map((s) => [s.body.note, s]));
+    expect(byNote["our pacer"]).toEqual({ body: { v: 0, note: "our pacer", attempt: 2, first_attempt_at: started }, delaySeconds: 4 });
+    // Our own waits have no horizon: they end when the pacer grants the call.
+    expect(byNote["behind an open breaker for 4 days"]).toEqual({
+      body: { v: 0, note: "behind an open breaker for 4 days", attempt: 3, first_attempt_at: expired },
+      delaySeconds: 10,
+    });
+    expect(byNote["429"]?.body).toEqual({ v: 0, note: "429", attempt: 1, first_attempt_at: new Date(NOW).toISOString() });
+    expect(byNote["429"]?.delaySeconds).toBeGreaterThanOrEqual(30);
+    expect(byNote["503"]?.body.attempt).toBe(6);
+    expect(byNote["503"]?.delaySeconds).toBeGreaterThanOrEqual(32);
+    expect(byNote["503"]?.delaySeconds).toBeLessThanOrEqual(64);
+    expect(byNote["3 days of 503"]).toBeUndefined();
+    expect(dead).toEqual([expect.stringMatching(/^old: verification gave up after 41 tries over 72\.0 h: 503$/)]);
+  });
+
+  it("leaves the message to the queue's own retry when the queue refuses the new one", async () => {
+    const batch = batchOf({ down: { v: 0, note: "503" } });
+    const [down] = batch.messages;
+    if (!down) throw new Error("batch incomplete");
+    const { queue } = recordingQueue(true);
+    await postpone(queue, [{ message: down, body: down.body, error: new SmartRouterError("server", "503", { status: 503 }) }], {
+      policy: VERIFICATION_RETRY,
+      scale: 1,
+      now: NOW,
+      deadLetter: async () => {
+        throw new Error("not expected");
+      },
+    });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages.map((m) => m.msgId)).toEqual(["down"]);
   });
 });
