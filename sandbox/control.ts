@@ -177,7 +177,12 @@ export function controlRoutes(world: World) {
       .get("/projects/:project", (c) => c.json({ success: true, project: presentProject(world, projectOf(c)) }))
       .patch("/projects/:project", async (c) => {
         const project = projectOf(c);
-        const patch = await readBody(c, settingsPatchSchema);
+        const { secret_key, ...patch } = await readBody(
+          c,
+          settingsPatchSchema.extend({ secret_key: z.string().min(1).max(200).optional() }),
+        );
+        // A new secret key: the project's key was rotated at Smart Router, and the old one answers 401 from now on.
+        if (secret_key !== undefined) project.secretKey = secret_key;
         project.settings = mergeSettings(project.settings, patch);
         return c.json({ success: true, project: presentProject(world, project) });
       })

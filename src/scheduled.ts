@@ -1,4 +1,5 @@
 import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { startEventLogWalks } from "./batches/event-log";
 import { startReconciliation } from "./batches/reconciliation";
 import { openDatabase } from "./db/client";
 import { fulfillments } from "./db/schema";
@@ -51,6 +52,10 @@ export async function resendStalledFulfillments(env: AppEnv, now: number): Promi
 /** The Cron Trigger's work, step by step; each step's result is logged with the run. */
 const SCHEDULED_STEPS: Record<string, (env: AppEnv, scheduledTime: number) => Promise<Record<string, unknown>>> = {
   fulfillment_sweep: async (env, scheduledTime) => ({ fulfillments_resent: await resendStalledFulfillments(env, scheduledTime) }),
+  // The backstop: every merchant's event log walked forward, so what no webhook brought is applied within a few runs.
+  event_log: async (env, scheduledTime) => ({
+    event_log_walks: await startEventLogWalks(openDatabase(env.DB), env.BATCHES, scheduledTime),
+  }),
   reconciliation: async (env, scheduledTime) => {
     const staleAfterMs = appConfig(env).RECONCILE_AFTER_MINUTES * 60_000;
     const run = await startReconciliation(openDatabase(env.DB), env.BATCHES, scheduledTime, staleAfterMs);
@@ -59,7 +64,8 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, scheduledTime: number) => Pr
 };
 
 /**
- * The Cron Trigger's work: lost fulfilment nudges, and reconciliation of records nothing has looked at for a while. Every
+ * The Cron Trigger's work: lost fulfilment nudges, the event-log backstop, and reconciliation of records nothing has
+ * looked at for a while. Every
  * step runs even when another fails; each failure is logged, and the run then fails naming them all.
  */
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {

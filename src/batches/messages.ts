@@ -27,8 +27,20 @@ export const refreshMessage = z.object({
   ...retryState,
 });
 
-export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage]);
+/** One walk of one merchant's event log (the backstop, batches/event-log.ts), queued by the Cron Trigger. */
+export const eventLogMessage = z.object({
+  v: z.literal(1),
+  kind: z.literal("event_log"),
+  merchant_id: z.string(),
+  run_at: z.iso.datetime(),
+  ...retryState,
+});
+export type EventLogMessage = z.infer<typeof eventLogMessage>;
+
+export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage, eventLogMessage]);
 export type BatchMessage = z.infer<typeof batchMessage>;
+/** The batch-lane work that belongs to a batch or a reconciliation run and is counted as units. */
+export type UnitMessage = Exclude<BatchMessage, EventLogMessage>;
 export type RefreshMessage = z.infer<typeof refreshMessage>;
 
 export const REFRESH_CHUNK = 20;

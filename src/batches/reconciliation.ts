@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Database } from "../db/client";
 import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
@@ -23,13 +23,22 @@ export function reconciliationCandidates(db: Database, cutoff: string) {
     .orderBy(lastLookedAt(candidate))
     .limit(MAX_PER_MERCHANT);
   // CROSS JOIN keeps merchants the outer loop in SQLite: a plain join lets the planner scan transactions instead.
-  return db
-    .select({ merchantId: transactions.merchantId, id: transactions.id })
-    .from(merchants)
-    .crossJoin(transactions)
-    .where(and(eq(transactions.merchantId, merchants.id), inArray(transactions.id, merchantsOldest)))
-    .orderBy(lastLookedAt(transactions), transactions.merchantId, transactions.id)
-    .limit(MAX_PER_RUN);
+  return (
+    db
+      .select({ merchantId: transactions.merchantId, id: transactions.id })
+      .from(merchants)
+      .crossJoin(transactions)
+      // A merchant whose key Smart Router refuses is left alone until the key is PATCHed.
+      .where(
+        and(
+          isNull(merchants.smartRouterKeyRefusedAt),
+          eq(transactions.merchantId, merchants.id),
+          inArray(transactions.id, merchantsOldest),
+        ),
+      )
+      .orderBy(lastLookedAt(transactions), transactions.merchantId, transactions.id)
+      .limit(MAX_PER_RUN)
+  );
 }
 
 /**

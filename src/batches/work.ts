@@ -14,7 +14,8 @@ import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
 import { applySnapshots } from "../transactions/apply";
 import { failBatch, failMerchantBatches } from "./batches";
-import { type BatchMessage, batchMessage, chunk, type RefreshMessage, restOf } from "./messages";
+import { walkEventLog } from "./event-log";
+import { type BatchMessage, batchMessage, chunk, type RefreshMessage, restOf, type UnitMessage } from "./messages";
 
 interface Progress {
   total: number;
@@ -103,7 +104,7 @@ async function refresh(client: SmartRouterClient, work: RefreshMessage, progress
 }
 
 /** Runs one unit of batch work exactly once in effect: follow-ups are queued before the commit, counters move with it. */
-async function runUnit(work: BatchMessage, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+async function runUnit(work: UnitMessage, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
   const now = new Date().toISOString();
   const done = await db.select().from(batchUnits).where(eq(batchUnits.unitId, work.unit_id)).get();
   const merchant = await db.select().from(merchants).where(eq(merchants.id, work.merchant_id)).get();
@@ -209,7 +210,8 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
     const work = await parseOrDeadLetter(db, batch.queue, message, batchMessage);
     if (!work) continue;
     try {
-      await runUnit(work, env, db, config);
+      if (work.kind === "event_log") await walkEventLog(env, db, config, work);
+      else await runUnit(work, env, db, config);
       message.ack();
     } catch (error) {
       if (error instanceof SmartRouterError && error.kind === "authentication") {
@@ -218,13 +220,24 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
         message.ack();
         continue;
       }
+      if (work.kind === "event_log") {
+        // Only our pacer's wait is worth a later message; any other failure is walked again by the next cron run.
+        if (error instanceof SmartRouterError && error.isLocalBackpressure) {
+          await sendAll(env.BATCHES, [work], Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1000)));
+        } else {
+          log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: String(error) });
+        }
+        message.ack();
+        continue;
+      }
+      const unit: UnitMessage = work;
       log("warn", "batch.unit_failed", {
-        unit_id: work.unit_id,
-        merchant_id: work.merchant_id,
+        unit_id: unit.unit_id,
+        merchant_id: unit.merchant_id,
         error: String(error),
-        attempt: work.attempt ?? 0,
+        attempt: unit.attempt ?? 0,
       });
-      await postpone(env.BATCHES, [{ message, body: work, error }], {
+      await postpone(env.BATCHES, [{ message, body: unit, error }], {
         policy: BATCH_UNIT_RETRY,
         scale: config.RETRY_SCHEDULE_SCALE,
         now: Date.now(),

@@ -1,15 +1,19 @@
-import { and, eq, ne, type SQL, sql } from "drizzle-orm";
+import { and, eq, notInArray, type SQL, sql } from "drizzle-orm";
 import { inList, insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import { type EventOutcome, events, transactions } from "../db/schema";
 
-/** Which of these events already have a final outcome, so a duplicate delivery costs no API call. */
-export async function settledEvents(db: Database, wanted: readonly MerchantKey[]) {
+/**
+ * Which of these events already have a final outcome, so a duplicate delivery costs no API call. `rejectedIsOpen`: an
+ * event Smart Router did not know (404) counts as open, for the event log, which proves it real when it lists it.
+ */
+export async function settledEvents(db: Database, wanted: readonly MerchantKey[], { rejectedIsOpen = false } = {}) {
+  const open: EventOutcome[] = rejectedIsOpen ? ["pending", "rejected"] : ["pending"];
   const found = await lookUpByMerchant(wanted, (merchantId, ids) =>
     db
       .select({ id: events.id })
       .from(events)
-      .where(and(eq(events.merchantId, merchantId), inList(events.id, ids), ne(events.outcome, "pending"))),
+      .where(and(eq(events.merchantId, merchantId), inList(events.id, ids), notInArray(events.outcome, open))),
   );
   return { has: (merchantId: string, eventId: string) => found.get({ merchantId, id: eventId }) !== undefined };
 }
@@ -44,12 +48,18 @@ export function recordEvents(records: readonly EventRecord[]): SQL[] {
     processed_at: record.outcome === "pending" ? null : record.now,
     detail: record.detail,
   }));
-  return insertJsonRows(events, rows, settleOnConflict);
+  return insertJsonRows(events, rows, settleOnConflict("pending"));
 }
 
-/** A later delivery only adds to the count; the first final outcome sticks (see `recordEvents`). */
-const keep = (column: string) => sql.raw(`CASE WHEN events.outcome = 'pending' THEN excluded.${column} ELSE events.${column} END`);
-const settleOnConflict = sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
+/**
+ * A later delivery only adds to the count; the first final outcome sticks (see `recordEvents`). Only a verified event
+ * may replace `rejected`: an event Smart Router did not know at first (read-after-write lag) that its event log lists
+ * later is real after all.
+ */
+function settleOnConflict(open: "pending" | "pending_or_rejected") {
+  const condition = open === "pending" ? "events.outcome = 'pending'" : "events.outcome IN ('pending', 'rejected')";
+  const keep = (column: string) => sql.raw(`CASE WHEN ${condition} THEN excluded.${column} ELSE events.${column} END`);
+  return sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
       deliveries = events.deliveries + excluded.deliveries,
       name = coalesce(events.name, excluded.name),
       transaction_id = coalesce(events.transaction_id, excluded.transaction_id),
@@ -57,6 +67,7 @@ const settleOnConflict = sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
       processed_at = ${keep("processed_at")},
       detail = ${keep("detail")},
       outcome = ${keep("outcome")}`;
+}
 
 /** A verified event whose snapshot went to the transactions upsert of the same D1 batch. */
 export interface VerifiedEventRecord extends Omit<EventRecord, "outcome" | "detail" | "transactionId"> {
@@ -99,7 +110,7 @@ export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): S
       FROM json_each(${rows}) AS j
       LEFT JOIN ${transactions} AS t ON t.merchant_id = j.value ->> '$.merchant_id' AND t.id = j.value ->> '$.transaction_id'
         AND t.snapshot_version = j.value ->> '$.version' AND t.last_event_id = j.value ->> '$.id'
-      WHERE true ${settleOnConflict}
+      WHERE true ${settleOnConflict("pending_or_rejected")}
       RETURNING outcome`,
   ];
 }

@@ -1,10 +1,12 @@
 import { and, eq, isNull } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { apiKeys, merchants } from "../db/schema";
+import { apiKeys, eventLogCursors, merchants } from "../db/schema";
 import type { AppConfig } from "../env";
 import { ApiError } from "../errors";
+import { log } from "../lib/log";
 import { generateApiKey, generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
+import type { CredentialCheck } from "../smart-router/probe";
 import type { CreateMerchantInput, UpdateMerchantInput } from "./schemas";
 
 type MerchantRow = typeof merchants.$inferSelect;
@@ -47,9 +49,20 @@ async function insertApiKey(db: Database, merchantId: string) {
 }
 
 /** Registers a merchant; the API key, webhook password and fulfilment signing secret are returned here and never again. */
-export async function registerMerchant({ db, config, input }: { db: Database; config: AppConfig; input: CreateMerchantInput }) {
+export async function registerMerchant({
+  db,
+  config,
+  input,
+  probe,
+}: {
+  db: Database;
+  config: AppConfig;
+  input: CreateMerchantInput;
+  probe: CredentialProbe;
+}) {
   const existing = await db.select({ id: merchants.id }).from(merchants).where(eq(merchants.id, input.id)).get();
   if (existing) throw new ApiError("conflict", `merchant ${input.id} already exists`);
+  const check = await checkCredentials(probe, { projectId: input.smart_router.project_id, secretKey: input.smart_router.secret_key });
 
   const webhookUsername = `sr_${randomHex(6)}`;
   const webhookPassword = randomToken(24);
@@ -71,8 +84,14 @@ export async function registerMerchant({ db, config, input }: { db: Database; co
     fulfillmentSecretCiphertext: sealedSigningSecret.ciphertext,
     fulfillmentSecretKeyId: sealedSigningSecret.keyId,
   });
+  // The event-log backstop starts at the newest event Smart Router had at registration (none: from registration on).
+  const startWalk = db.insert(eventLogCursors).values({
+    merchantId: input.id,
+    watermarkEventId: check.kind === "accepted" ? (check.newestEvent?.id ?? null) : null,
+    watermarkFiredAt: check.kind === "accepted" ? (check.newestEvent?.firedAt ?? null) : null,
+  });
   try {
-    await db.batch([insertMerchant, key.insert]);
+    await db.batch([insertMerchant, key.insert, startWalk]);
   } catch (error) {
     // Two concurrent creations of one id: the loser sees the primary key conflict.
     if (String(error).includes("UNIQUE constraint failed")) throw new ApiError("conflict", `merchant ${input.id} already exists`);
@@ -88,6 +107,22 @@ export async function registerMerchant({ db, config, input }: { db: Database; co
   };
 }
 
+/** One call with a merchant's Smart Router credentials (smart-router/probe.ts), injected by the route. */
+export type CredentialProbe = (credentials: { projectId: string; secretKey: string }) => Promise<CredentialCheck>;
+
+/** Refuses (422, naming the answer) credentials Smart Router refuses; an outage during the probe lets them through. */
+async function checkCredentials(probe: CredentialProbe, credentials: { projectId: string; secretKey: string }) {
+  const check = await probe(credentials);
+  if (check.kind === "refused") {
+    throw new ApiError(
+      "credentials_refused",
+      `smart_router: ${check.detail} for project ${credentials.projectId}; check the project id and secret key`,
+    );
+  }
+  if (check.kind === "unknown") log("warn", "merchant.credentials_unchecked", { project_id: credentials.projectId, detail: check.detail });
+  return check;
+}
+
 /** The merchant row, or a 404 ApiError. */
 export async function findMerchant(db: Database, merchantId: string): Promise<MerchantRow> {
   const row = await db.select().from(merchants).where(eq(merchants.id, merchantId)).get();
@@ -101,13 +136,22 @@ export async function updateMerchant({
   config,
   merchantId,
   input,
+  probe,
 }: {
   db: Database;
   config: AppConfig;
   merchantId: string;
   input: UpdateMerchantInput;
+  probe: CredentialProbe;
 }) {
   const current = await findMerchant(db, merchantId);
+  if (input.smart_router !== undefined) {
+    const credentials = {
+      projectId: input.smart_router.project_id ?? current.smartRouterProjectId,
+      secretKey: input.smart_router.secret_key ?? (await smartRouterCredentials(config, current)).secretKey,
+    };
+    await checkCredentials(probe, credentials);
+  }
   const changes: Partial<typeof merchants.$inferInsert> = { updatedAt: new Date().toISOString() };
   if (input.name !== undefined) changes.name = input.name;
   if (input.fulfillment_url !== undefined) {

@@ -1,4 +1,4 @@
-import { and, desc, eq, isNull, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, isNull, lt, or, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
@@ -61,10 +61,16 @@ function freshBody(queue: string, body: Record<string, unknown>): Record<string,
 }
 
 /** Sends dead letters back through their queue and marks them redriven; a fulfilment goes back to pending first. */
-export async function redriveDeadLetters(db: Database, env: AppEnv, selection: { ids?: string[]; merchant?: string }) {
+export async function redriveDeadLetters(
+  db: Database,
+  env: AppEnv,
+  selection: { ids?: string[]; merchant?: string; queue?: string; since?: string },
+) {
   const conditions: SQL[] = [isNull(deadLetters.redrivenAt)];
   if (selection.ids) conditions.push(inList(deadLetters.id, selection.ids));
   if (selection.merchant) conditions.push(eq(deadLetters.merchantId, selection.merchant));
+  if (selection.queue) conditions.push(eq(deadLetters.queue, selection.queue));
+  if (selection.since) conditions.push(gte(deadLetters.createdAt, selection.since));
   const rows = await db
     .select()
     .from(deadLetters)

@@ -4,10 +4,19 @@ import type { AppContext } from "../app";
 import { recentReconciliationRuns } from "../batches/reconciliation";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "../lib/body";
-import { findMerchant, issueApiKey, presentMerchant, registerMerchant, revokeApiKey, updateMerchant } from "../merchants/merchants";
+import {
+  type CredentialProbe,
+  findMerchant,
+  issueApiKey,
+  presentMerchant,
+  registerMerchant,
+  revokeApiKey,
+  updateMerchant,
+} from "../merchants/merchants";
 import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "../merchants/schemas";
 import { requireAdmin } from "../middleware/admin-auth";
 import { listDeadLetters, redriveDeadLetters } from "../queue/redrive";
+import { probeCredentials } from "../smart-router/probe";
 
 const redriveSchema = z.union([
   z.strictObject({ ids: z.array(z.string().min(1).max(200)).min(1).max(100) }),
@@ -26,7 +35,8 @@ export const adminRoutes = new Hono<AppContext>()
   .use(requireAdmin())
   .post("/merchants", async (c) => {
     const input = await parseJsonBody(c.req.raw, createMerchantSchema, MAX_ADMIN_BODY_BYTES);
-    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input });
+    const probe: CredentialProbe = (credentials) => probeCredentials(c.env, c.var.config, credentials);
+    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input, probe });
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
@@ -37,7 +47,8 @@ export const adminRoutes = new Hono<AppContext>()
   .patch("/merchants/:id", async (c) => {
     const merchantId = merchantIdParam(c.req.param("id"));
     const input = await parseJsonBody(c.req.raw, updateMerchantSchema, MAX_ADMIN_BODY_BYTES);
-    const merchant = await updateMerchant({ db: c.var.db, config: c.var.config, merchantId, input });
+    const probe: CredentialProbe = (credentials) => probeCredentials(c.env, c.var.config, credentials);
+    const merchant = await updateMerchant({ db: c.var.db, config: c.var.config, merchantId, input, probe });
     return c.json({ merchant });
   })
   .post("/merchants/:id/api-keys", async (c) => {

@@ -26,18 +26,34 @@ export interface CreatedMerchant {
   fulfillment: { signing_secret: string };
 }
 
+/**
+ * Creates the Smart Router project in the emulator: registering a merchant makes one call with its credentials, which
+ * Smart Router must accept. A project that exists already (openShop made it) is left as it is.
+ */
+export async function registerSandboxProject(credentials: { project_id: string; secret_key: string }): Promise<void> {
+  const response = await fetch("http://smart-router.sandbox/_sandbox/projects", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(credentials),
+  });
+  if (response.status !== 201 && response.status !== 409) throw new Error(`sandbox project: ${response.status} ${await response.text()}`);
+  await response.body?.cancel();
+}
+
 /** Registers a merchant through the admin API. */
 export async function createMerchant(overrides: Record<string, unknown> = {}): Promise<CreatedMerchant> {
   const id = uniqueId();
+  const body = {
+    id,
+    name: `Merchant ${id}`,
+    smart_router: { project_id: `test-proj_${id.replaceAll("-", "")}`, secret_key: `sk_test_${id}` },
+    ...overrides,
+  };
+  await registerSandboxProject(body.smart_router as { project_id: string; secret_key: string });
   const response = await call("/admin/merchants", {
     method: "POST",
     headers: { ...ADMIN, "content-type": "application/json" },
-    body: JSON.stringify({
-      id,
-      name: `Merchant ${id}`,
-      smart_router: { project_id: `test-proj_${id.replaceAll("-", "")}`, secret_key: `sk_test_${id}` },
-      ...overrides,
-    }),
+    body: JSON.stringify(body),
   });
   if (response.status !== 201) throw new Error(`createMerchant: ${response.status} ${await response.text()}`);
   return response.json();

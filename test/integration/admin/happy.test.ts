@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { ADMIN, call, createMerchant, uniqueId } from "../../support/fixtures";
+import { ADMIN, call, createMerchant, registerSandboxProject, uniqueId } from "../../support/fixtures";
 
 const json = (body: unknown): RequestInit => ({ headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(body) });
 
 describe("admin API: merchants", () => {
   it("creates a merchant and returns every generated secret once", async () => {
     const id = uniqueId();
+    await registerSandboxProject({ project_id: "test-proj_acme1", secret_key: "sk_sandbox_secret" });
     const response = await call("/admin/merchants", {
       method: "POST",
       ...json({
@@ -43,6 +44,7 @@ describe("admin API: merchants", () => {
 
   it("patches name, fulfilment URL, credentials and rate limits", async () => {
     const created = await createMerchant();
+    await registerSandboxProject({ project_id: "test-proj_renamed", secret_key: "sk_rotated" });
     const response = await call(`/admin/merchants/${created.merchant.id}`, {
       method: "PATCH",
       ...json({

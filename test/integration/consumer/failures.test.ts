@@ -71,12 +71,9 @@ describe("consumer: failures lose nothing and change nothing they should not", (
 
   it("dead-letters an event that keeps failing, and a redrive after the fix applies it once", async () => {
     const shop = await openShop({ unlimited: true });
-    // The merchant's stored Smart Router key is wrong: every fetch-back answers 401.
-    await call(`/admin/merchants/${shop.merchant.merchant.id}`, {
-      method: "PATCH",
-      headers: ADMIN,
-      body: JSON.stringify({ smart_router: { secret_key: "sk_wrong_key" } }),
-    });
+    // The project's key is rotated at Smart Router and the merchant's stored one is now wrong: every fetch-back answers 401.
+    const rotated = `sk_${crypto.randomUUID()}`;
+    await shop.settings({ secret_key: rotated });
     const payment = await shop.pay({ card: "4242424242424242", amount: "5.00", currency: "EUR" });
     await shop.relay({ rounds: 5 });
     const letters = await eventually(
@@ -92,11 +89,12 @@ describe("consumer: failures lose nothing and change nothing they should not", (
     expect(await row(shop.merchant.merchant.id, payment.id)).toBeNull();
 
     const truth = await shop.truth();
-    await call(`/admin/merchants/${shop.merchant.merchant.id}`, {
+    const fixed = await call(`/admin/merchants/${shop.merchant.merchant.id}`, {
       method: "PATCH",
       headers: ADMIN,
-      body: JSON.stringify({ smart_router: { secret_key: shop.secretKey } }),
+      body: JSON.stringify({ smart_router: { secret_key: rotated } }),
     });
+    expect(fixed.status).toBe(200);
     const redrive = await call("/admin/dead-letters/redrive", {
       method: "POST",
       headers: ADMIN,
