@@ -1,8 +1,14 @@
-// `npm run chaos [-- --payments 2000] [--seed N]`: the whole local stack under fault injection (issue 7), then a
+// `npm run chaos [-- --payments 2000] [--seed N] [--reading NAME] [--outage SECONDS] [--never-sent RATE]`: the whole local
+// stack under fault injection, with the emulator playing one reading of smart-router.md's silences (sandbox/readings.ts;
+// default "default"). `--outage`: the API answers 503 to everything for that long from the start while webhooks keep
+// arriving (the fulfilment sink down for the first half), with the retry schedule scaled so its horizon is 60× the
+// outage. `--never-sent`: that share of webhooks is never sent and no sync batch runs: the event-log backstop must find
+// them. Then a
 // reconciliation pass and a sync batch, then the proof: every transaction equals the emulator's truth, fulfilments equal
 // captured payments exactly, no forged event applied. Prints the figures; exits 1 on any difference.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { readingNames, readingPatch } from "../sandbox/readings.ts";
 import {
   compareAll,
   drivePayments,
@@ -29,8 +35,18 @@ const { values } = parseArgs({
     rate: { type: "string", default: "8" },
     seed: { type: "string", default: String(Date.now() % 100_000) },
     port: { type: "string", default: "8787" },
+    reading: { type: "string", default: "default" },
+    outage: { type: "string", default: "0" },
+    "never-sent": { type: "string", default: "0" },
   },
 });
+const outageMs = Number(values.outage) * 1000;
+const neverSent = Number(values["never-sent"]);
+if (!readingNames.includes(values.reading)) {
+  console.error(`unknown --reading ${values.reading}; one of: ${readingNames.join(", ")}`);
+  process.exit(2);
+}
+const readings = readingPatch(values.reading);
 const count = Number(values.payments);
 const seed = Number(values.seed);
 
@@ -39,7 +55,7 @@ const TIME_SCALE = 0.05;
 const CHAOS = {
   duplicate_rate: 0.3,
   max_extra_delay_ms: 40_000, // × TIME_SCALE: up to 2 s of reordering
-  drop_rate: 0.05,
+  drop_rate: neverSent > 0 ? neverSent : 0.05,
   forge_rate: 0.02,
   api_5xx_rate: 0.1,
   api_429_rate: 0.05,
@@ -48,7 +64,11 @@ const CONSUMER_FAILURE_RATE = "0.05";
 // Reconciliation refreshes records untouched for 15 s (production: 30 min), so the pass below can run right after the storm.
 const RECONCILE_AFTER_MINUTES = "0.25";
 const RECONCILE_AFTER_MS = 15_000;
-const RECONCILE_PER_RUN = 500;
+// Reconciliation takes at most 100 records per merchant per run (src/batches/reconciliation.ts); chaos has one merchant.
+const RECONCILE_PER_RUN = 100;
+// The production horizon is 3 days; scaled so it is 60× the outage (the issue's bar), never above production.
+const HORIZON_S = 3 * 24 * 3600;
+const RETRY_SCHEDULE_SCALE = outageMs > 0 ? String(Math.min(1, (60 * outageMs) / 1000 / HORIZON_S)) : "1";
 // Time limits of the phases after the storm, so the whole run stays under 10 minutes on a 2-core machine.
 const DRAIN_MS = 90_000;
 const RECONCILE_MS = 120_000;
@@ -67,21 +87,43 @@ try {
     timeScale: TIME_SCALE,
     persistTo: "chaos-state",
     frozen: true,
-    vars: { CHAOS_CONSUMER_FAILURE_RATE: CONSUMER_FAILURE_RATE, RECONCILE_AFTER_MINUTES },
+    // A fetch-back 404 is asked again after 5 s (production: 30 s), within the drain phase below.
+    vars: {
+      CHAOS_CONSUMER_FAILURE_RATE: CONSUMER_FAILURE_RATE,
+      RECONCILE_AFTER_MINUTES,
+      FETCH_BACK_RECHECK_SECONDS: "5",
+      RETRY_SCHEDULE_SCALE,
+    },
     say,
   });
   const runStart = new Date();
-  const shop = await openShop(stack, { merchantId: `chaos-${Date.now().toString(36)}`, fast: true, settings: { chaos: CHAOS } });
+  const shop = await openShop(stack, { merchantId: `chaos-${Date.now().toString(36)}`, fast: true, settings: { chaos: CHAOS, readings } });
   const keys = [shop.creds.api_key];
   for (let i = 0; i < 15; i++)
     keys.push((await stack.admin(`/admin/merchants/${shop.merchantId}/api-keys`, { method: "POST" })).api_key.key);
   const status = statusApi(stack, keys);
   say(
-    `${count} payments (seed ${seed}) for ${shop.merchantId}: 30% duplicate deliveries, up to 2 s reordering, 5% dropped, 2% forged, ` +
+    `${count} payments (seed ${seed}, reading ${values.reading}) for ${shop.merchantId}: 30% duplicate deliveries, up to 2 s reordering, 5% dropped, 2% forged, ` +
       `10% API 5xx, 5% API 429, ${Number(CONSUMER_FAILURE_RATE) * 100}% of consumer batches crash`,
   );
 
-  // 1. The storm.
+  // 1. The storm (and the outage, from its start).
+  let healedAt = null;
+  const cronTimer = outageMs > 0 || neverSent > 0 ? setInterval(() => triggerCron(stack).catch(() => undefined), 30_000) : null;
+  if (outageMs > 0) {
+    await shop.settings({ chaos: { api_5xx_rate: 1 } });
+    await stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 503 } });
+    say(`outage: the API answers 503 to everything for ${values.outage} s, the fulfilment sink for the first half (retry scale ${RETRY_SCHEDULE_SCALE})`);
+    setTimeout(() => {
+      stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 200 } }).catch(() => undefined);
+    }, outageMs / 2);
+    setTimeout(() => {
+      shop.settings({ chaos: { api_5xx_rate: CHAOS.api_5xx_rate } }).then(() => {
+        healedAt = Date.now();
+        say("outage over: the API answers again");
+      });
+    }, outageMs);
+  }
   const run = await drivePayments(shop, {
     count,
     random: seededRandom(seed),
@@ -109,6 +151,8 @@ try {
   };
 
   // 2. Let the queues drain: until the service has not changed for 10 s (messages in backoff may still be waiting).
+  while (outageMs > 0 && healedAt === null) await sleep(1000);
+  let convergedAt = null;
   const drainStart = Date.now();
   let lastChange = Date.now();
   let previous = -1;
@@ -118,10 +162,17 @@ try {
       previous = wrong.length;
       lastChange = Date.now();
     }
-    if (wrong.length === 0) break;
+    if (wrong.length === 0) {
+      convergedAt = Date.now();
+      break;
+    }
     await sleep(1000);
   }
-  await matching("after the webhooks");
+  if (cronTimer) clearInterval(cronTimer);
+  await matching(outageMs > 0 ? "after the webhooks and the heal" : "after the webhooks");
+  if (healedAt !== null) {
+    say(convergedAt ? `converged ${((convergedAt - healedAt) / 1000).toFixed(0)} s after the heal` : "not converged within the drain phase");
+  }
   say(`after the webhooks: ${phases[0].matching}/${truth.transactions.length} match`);
 
   // 3. Reconciliation as the Cron Trigger runs it (500 records a run), once records are older than RECONCILE_AFTER_MINUTES.
@@ -129,8 +180,7 @@ try {
   const reconciliation = { runs: 0, found: 0, refreshed: 0, fixed: 0 };
   const seenRuns = new Set((await stack.admin("/admin/reconciliation/runs")).runs.map((run) => run.id));
   for (const deadline = Date.now() + RECONCILE_MS; Date.now() < deadline; ) {
-    const trigger = await http(`${stack.workerUrl}/cdn-cgi/local/scheduled?cron=${encodeURIComponent("*/5 * * * *")}`);
-    if (trigger.status !== 200) throw new Error(`scheduled trigger → ${trigger.status} ${JSON.stringify(trigger.body)}`);
+    await triggerCron(stack);
     const runRow = await reconciliationDone(stack, deadline, seenRuns);
     reconciliation.runs++;
     reconciliation.found += runRow.found;
@@ -145,11 +195,14 @@ try {
   );
   say(phases.at(-1).phase);
 
-  // 4. A sync batch over the run: payments whose every webhook was dropped are unknown to reconciliation.
-  const sync = await syncBatch(status, runStart);
-  await sleep(2000);
-  await matching(sync.note);
-  say(sync.note);
+  // 4. A sync batch over the run: payments whose every webhook was dropped are unknown to reconciliation, though the
+  // event-log backstop (each cron run above) finds them. The never-sent run proves it: no sync batch there.
+  if (neverSent === 0) {
+    const sync = await syncBatch(status, runStart);
+    await sleep(2000);
+    await matching(sync.note);
+    say(sync.note);
+  }
 
   // 5. Fulfilments: wait until the sink has what it should, then the final verdict.
   const captured = new Set(truth.events.filter((e) => e.name === "transaction.captured").map((e) => e.transaction_id));
@@ -177,16 +230,18 @@ try {
   const deadLetters = (await stack.admin(`/admin/dead-letters?merchant=${shop.merchantId}`)).dead_letters.length;
   const crashes = (readFileSync(stack.wranglerLog, "utf8").match(/chaos: injected consumer failure/g) ?? []).length;
   const { counters } = await shop.counters();
+  const [walk] = await queryLocalD1(stack, `SELECT events_walked, api_calls FROM event_log_cursors WHERE merchant_id = '${shop.merchantId}'`);
 
   // 6. The figures.
   const d = counters.deliveries;
   const api = counters.api.sandbox;
   const scenarios = new Set(run.payments.map((p) => p.scenario.name)).size;
   console.log(`
-chaos run: ${count} payments over ${scenarios} lifecycles, ${truth.events.length} Smart Router events, seed ${seed}
+chaos run: ${count} payments over ${scenarios} lifecycles, ${truth.events.length} Smart Router events, seed ${seed}, reading ${values.reading}${outageMs > 0 ? `, ${values.outage} s API outage` : ""}${neverSent > 0 ? `, ${neverSent * 100}% never sent` : ""}
 faults:    ${d.duplicated} duplicate deliveries · ${d.dropped} dropped · ${d.forged} forged · ${d.retries} webhook retries
            ${api.injected_5xx} API 5xx · ${api.injected_429} API 429 (injected) + ${api.rate_limited} real 429 · ${crashes} consumer batches crashed (log)
 work:      ${d.attempts} deliveries made, ${api.requests} Smart Router API calls by the worker
+backstop:  ${walk?.events_walked ?? 0} events walked in the event log with ${walk?.api_calls ?? 0} API calls (${walk?.events_walked ? (walk.api_calls / walk.events_walked).toFixed(3) : "n/a"} per event)
 
 ${table(
   [
@@ -258,6 +313,12 @@ ${table(
   await shutDown(failed === 0 ? 0 : 1);
 } catch (error) {
   await shutDown(1, `npm run chaos failed: ${error.stack ?? error.message}`);
+}
+
+/** One Cron Trigger run, as wrangler dev starts it. */
+async function triggerCron(stack) {
+  const trigger = await http(`${stack.workerUrl}/cdn-cgi/local/scheduled?cron=${encodeURIComponent("*/5 * * * *")}`);
+  if (trigger.status !== 200) throw new Error(`scheduled trigger → ${trigger.status} ${JSON.stringify(trigger.body)}`);
 }
 
 /** Waits for a run not in `seen` to refresh everything it found (or the deadline); answers its row and adds it to `seen`. */

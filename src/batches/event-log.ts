@@ -51,8 +51,17 @@ async function readForward(client: SmartRouterClient, watermark: string | null, 
   let walked = 0;
   let after = watermark ?? undefined;
   let lastFiredAt: string | null = null;
+  const position = () => (after === undefined || after === watermark ? null : { id: after, firedAt: lastFiredAt });
   for (let page = 0; page < PAGES_PER_WALK; page++) {
-    const { events: batch, hasMore } = await client.listEvents({ limit: PAGE, order: "asc", startAfter: after });
+    let listed: Awaited<ReturnType<SmartRouterClient["listEvents"]>>;
+    try {
+      listed = await client.listEvents({ limit: PAGE, order: "asc", startAfter: after });
+    } catch (error) {
+      // Pages already read are kept (the walk commits them); with none, the error is the walk's.
+      if (page === 0) throw error;
+      return { events, last: position(), walked, stoppedBy: error };
+    }
+    const { events: batch, hasMore } = listed;
     walked += batch.length;
     events.push(...batch.filter((event) => watermark !== null || Date.parse(event.fired_at) >= since));
     const last = batch.at(-1);
@@ -61,7 +70,7 @@ async function readForward(client: SmartRouterClient, watermark: string | null, 
     lastFiredAt = last.fired_at;
     if (!hasMore) break;
   }
-  return { events, last: after === undefined || after === watermark ? null : { id: after, firedAt: lastFiredAt }, walked };
+  return { events, last: position(), walked, stoppedBy: null };
 }
 
 /**
@@ -119,6 +128,8 @@ export async function walkEventLog(env: AppEnv, db: Database, config: AppConfig,
     since: new Date(Date.now() - AUTO_REDRIVE_MS).toISOString(),
   });
   if (redriven.redriven.length > 0) log("info", "event_log.redrove", { merchant_id: merchant.id, dead_letters: redriven.redriven.length });
+  // What was read is committed; the rest of this walk is retried by the caller like a walk that failed at once.
+  if (read.stoppedBy) throw read.stoppedBy;
 }
 
 /**

@@ -198,6 +198,9 @@ async function runUnit(work: UnitMessage, env: AppEnv, db: Database, config: App
   }
 }
 
+/** A walk of the event log that fails is tried again this many times before it waits for the next cron run. */
+const WALK_RETRIES = 5;
+
 const keyRefusedReason = (detail: string | null) =>
   `Smart Router refused the merchant's key${detail ? ` (${detail})` : ""}; batch work resumes once the key is updated`;
 
@@ -221,11 +224,18 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
         continue;
       }
       if (work.kind === "event_log") {
-        // Only our pacer's wait is worth a later message; any other failure is walked again by the next cron run.
-        if (error instanceof SmartRouterError && error.isLocalBackpressure) {
-          await sendAll(env.BATCHES, [work], Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1000)));
+        // Our pacer's wait: go on when it says. A failure: try again soon, at most WALK_RETRIES times; after that the
+        // next cron run walks again from the watermark (nothing is lost by giving up: the watermark did not move).
+        const waiting = error instanceof SmartRouterError && error.isLocalBackpressure;
+        const attempt = work.attempt ?? 0;
+        const hintMs = error instanceof SmartRouterError ? error.retryAfterMs : null;
+        if (waiting) {
+          await sendAll(env.BATCHES, [work], Math.max(1, Math.ceil((hintMs ?? 1_000) / 1000)));
+        } else if (attempt < WALK_RETRIES) {
+          const delay = policyDelaySeconds(BATCH_UNIT_RETRY, attempt + 1, { scale: config.RETRY_SCHEDULE_SCALE, hintMs });
+          await sendAll(env.BATCHES, [{ ...work, attempt: attempt + 1 }], delay);
         } else {
-          log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: String(error) });
+          log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: String(error), attempt });
         }
         message.ack();
         continue;

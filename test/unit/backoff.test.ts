@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { restOf } from "../../src/batches/messages";
 import {
   BATCH_UNIT_RETRY,
   FULFILMENT_RETRY,
@@ -65,5 +66,29 @@ describe("the production retry schedules", () => {
   it("scales delays for tests, never below one second", () => {
     expect(policyDelaySeconds(FULFILMENT_RETRY, 6, { scale: 0.001, random: () => 0.5 })).toBe(27);
     expect(policyDelaySeconds(FULFILMENT_RETRY, 1, { scale: 0.001 })).toBe(1);
+  });
+});
+
+describe("where the rest of a refresh unit goes", () => {
+  it("splits at absolute offsets: the id never grows and the same split point gives the same id", () => {
+    const unit = {
+      v: 1 as const,
+      kind: "refresh" as const,
+      unit_id: "bat_1/0",
+      batch_id: "bat_1",
+      run_id: null,
+      merchant_id: "m",
+      transaction_ids: ["tr_a", "tr_b", "tr_c", "tr_d", "tr_e"],
+      attempt: 3,
+      first_attempt_at: "2026-12-01T00:00:00.000Z",
+    };
+    const rest = restOf(unit, 2);
+    expect(rest).toMatchObject({ unit_id: "bat_1/0@2", transaction_ids: ["tr_c", "tr_d", "tr_e"] });
+    expect(rest).not.toHaveProperty("attempt");
+    const again = restOf(rest, 1);
+    expect(again.unit_id).toBe("bat_1/0@3");
+    expect(restOf(restOf(again, 0), 0).unit_id).toBe("bat_1/0@3");
+    // Reached by another path, the same point has the same id.
+    expect(restOf(unit, 3).unit_id).toBe(again.unit_id);
   });
 });

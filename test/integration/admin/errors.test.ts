@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ADMIN, call, createMerchant, uniqueId } from "../../support/fixtures";
+import { ADMIN, call, createMerchant, registerSandboxProject, uniqueId } from "../../support/fixtures";
 
 const post = (path: string, body: string) =>
   call(path, { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body });
@@ -36,6 +36,17 @@ describe("admin API: bad input", () => {
   it("names the offending field", async () => {
     const message = await expectCode(await post("/admin/merchants", JSON.stringify({ ...valid(), plan: "gold" })), 400, "invalid_body");
     expect(message).toContain("plan");
+  });
+
+  it("422 naming the problem when Smart Router refuses the credentials, and nothing is stored", async () => {
+    await registerSandboxProject({ project_id: "test-proj_probe1", secret_key: "sk_right" });
+    const body = { id: uniqueId(), name: "Wrong key", smart_router: { project_id: "test-proj_probe1", secret_key: "sk_wrong" } };
+    const message = await expectCode(await post("/admin/merchants", JSON.stringify(body)), 422, "credentials_refused");
+    expect(message).toMatch(/401.*test-proj_probe1/);
+    expect(message).not.toContain("sk_wrong");
+    expect((await call(`/admin/merchants/${body.id}`, { headers: ADMIN })).status).toBe(404);
+    const unknown = { ...body, id: uniqueId(), smart_router: { project_id: "test-proj_nobodyknows", secret_key: "sk" } };
+    await expectCode(await post("/admin/merchants", JSON.stringify(unknown)), 422, "credentials_refused");
   });
 
   it("409 for an existing id", async () => {
