@@ -113,7 +113,9 @@ try {
   if (outageMs > 0) {
     await shop.settings({ chaos: { api_5xx_rate: 1 } });
     await stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 503 } });
-    say(`outage: the API answers 503 to everything for ${values.outage} s, the fulfilment sink for the first half (retry scale ${RETRY_SCHEDULE_SCALE})`);
+    say(
+      `outage: the API answers 503 to everything for ${values.outage} s, the fulfilment sink for the first half (retry scale ${RETRY_SCHEDULE_SCALE})`,
+    );
     setTimeout(() => {
       stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 200 } }).catch(() => undefined);
     }, outageMs / 2);
@@ -171,7 +173,9 @@ try {
   if (cronTimer) clearInterval(cronTimer);
   await matching(outageMs > 0 ? "after the webhooks and the heal" : "after the webhooks");
   if (healedAt !== null) {
-    say(convergedAt ? `converged ${((convergedAt - healedAt) / 1000).toFixed(0)} s after the heal` : "not converged within the drain phase");
+    say(
+      convergedAt ? `converged ${((convergedAt - healedAt) / 1000).toFixed(0)} s after the heal` : "not converged within the drain phase",
+    );
   }
   say(`after the webhooks: ${phases[0].matching}/${truth.transactions.length} match`);
 
@@ -230,7 +234,10 @@ try {
   const deadLetters = (await stack.admin(`/admin/dead-letters?merchant=${shop.merchantId}`)).dead_letters.length;
   const crashes = (readFileSync(stack.wranglerLog, "utf8").match(/chaos: injected consumer failure/g) ?? []).length;
   const { counters } = await shop.counters();
-  const [walk] = await queryLocalD1(stack, `SELECT events_walked, api_calls FROM event_log_cursors WHERE merchant_id = '${shop.merchantId}'`);
+  const [walk] = await queryLocalD1(
+    stack,
+    `SELECT events_walked, api_calls FROM event_log_cursors WHERE merchant_id = '${shop.merchantId}'`,
+  );
 
   // 6. The figures.
   const d = counters.deliveries;

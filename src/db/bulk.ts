@@ -33,6 +33,14 @@ export function insertJsonRows(
   return statements;
 }
 
+/**
+ * Our own constant strings (statuses) as SQL literals, `'a', 'b'`: where a partial index or a compare-and-set must see the
+ * values themselves, not bound parameters. Never for input.
+ */
+export function sqlLiterals(values: Iterable<string>): SQL {
+  return sql.raw([...values].map((value) => `'${value.replaceAll("'", "''")}'`).join(", "));
+}
+
 const dialect = new SQLiteAsyncDialect();
 
 /** Anything the D1 batch can run: raw SQL, or a drizzle query builder. */

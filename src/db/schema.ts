@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { IN_FLIGHT_STATUSES } from "../transactions/status";
+import { sqlLiterals } from "./bulk";
 
 /** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored; taken when the statement runs. */
 export const nowIso = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
@@ -62,8 +63,7 @@ export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
  * `status IN (…)` over the in-flight statuses as literals: SQLite uses a partial index only for a query that repeats the
  * index's WHERE term, which a bound parameter cannot. The reconciliation index and its query both take it from here.
  */
-export const isInFlight = (status: SQLiteColumn) =>
-  sql`${status} IN (${sql.raw(IN_FLIGHT_STATUSES.map((value) => `'${value}'`).join(", "))})`;
+export const isInFlight = (status: SQLiteColumn) => sql`${status} IN (${sqlLiterals(IN_FLIGHT_STATUSES)})`;
 
 /**
  * When a record was last looked at: the later of its last refresh by reconciliation and its last change (a webhook, a
@@ -116,8 +116,6 @@ export const transactions = sqliteTable(
     primaryKey({ columns: [t.merchantId, t.id] }),
     index("transactions_merchant_updated").on(t.merchantId, t.updatedAt, t.id),
     index("transactions_merchant_status_updated").on(t.merchantId, t.status, t.updatedAt, t.id),
-    // Reconciliation looks across merchants for records stuck in a non-final status.
-    index("transactions_status_updated").on(t.status, t.updatedAt),
     // Reconciliation walks each merchant's in-flight records least recently looked at first (a few per merchant per run).
     index("transactions_reconcile").on(t.merchantId, lastLookedAt(t), t.id).where(isInFlight(t.status)),
   ],

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppContext } from "../app";
 import { recentReconciliationRuns } from "../batches/reconciliation";
@@ -31,12 +31,17 @@ function merchantIdParam(raw: string): string {
   return parsed.data;
 }
 
+/** The one call registration and credential changes make to Smart Router, with the request's bindings. */
+const probeWith =
+  (c: Context<AppContext>): CredentialProbe =>
+  (credentials) =>
+    probeCredentials(c.env, c.var.config, credentials);
+
 export const adminRoutes = new Hono<AppContext>()
   .use(requireAdmin())
   .post("/merchants", async (c) => {
     const input = await parseJsonBody(c.req.raw, createMerchantSchema, MAX_ADMIN_BODY_BYTES);
-    const probe: CredentialProbe = (credentials) => probeCredentials(c.env, c.var.config, credentials);
-    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input, probe });
+    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input, probe: probeWith(c) });
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
@@ -47,8 +52,7 @@ export const adminRoutes = new Hono<AppContext>()
   .patch("/merchants/:id", async (c) => {
     const merchantId = merchantIdParam(c.req.param("id"));
     const input = await parseJsonBody(c.req.raw, updateMerchantSchema, MAX_ADMIN_BODY_BYTES);
-    const probe: CredentialProbe = (credentials) => probeCredentials(c.env, c.var.config, credentials);
-    const merchant = await updateMerchant({ db: c.var.db, config: c.var.config, merchantId, input, probe });
+    const merchant = await updateMerchant({ db: c.var.db, config: c.var.config, merchantId, input, probe: probeWith(c) });
     return c.json({ merchant });
   })
   .post("/merchants/:id/api-keys", async (c) => {

@@ -1,5 +1,5 @@
 import { and, eq, type SQL, sql } from "drizzle-orm";
-import { inList, insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey } from "../db/bulk";
+import { inList, insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
 import { type FulfillmentStatus, fulfillments, nowIso, operations, transactions } from "../db/schema";
 import type { TransactionSnapshot } from "../smart-router/schemas";
@@ -60,8 +60,6 @@ export interface TransactionWrite {
   source: SnapshotSource;
 }
 
-const statusList = (statuses: ReadonlySet<string>) => sql.raw([...statuses].map((status) => `'${status}'`).join(", "));
-
 /**
  * Upserts transactions as compare-and-set, the same rule as `decide` (state-machine.ts): a row changes only if the
  * snapshot is newer than what is stored and does not move a captured payment back onto the pre-capture path, so
@@ -84,7 +82,7 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
     rows,
     sql`ON CONFLICT (merchant_id, id) DO UPDATE SET ${assignments}
       WHERE excluded.snapshot_version > transactions.snapshot_version
-        AND NOT (transactions.status IN (${statusList(CAPTURED_STATUSES)}) AND excluded.status IN (${statusList(PRE_CAPTURE_STATUSES)}))
+        AND NOT (transactions.status IN (${sqlLiterals(CAPTURED_STATUSES)}) AND excluded.status IN (${sqlLiterals(PRE_CAPTURE_STATUSES)}))
       RETURNING merchant_id, id, snapshot_version, last_event_id`,
     { updated_at: nowIso },
   );

@@ -50,6 +50,19 @@ export interface Shop {
   relay(options?: { rounds?: number; shuffle?: boolean }): Promise<number>;
 }
 
+/** Every test card of smart-router.md §7. */
+export const TEST_CARDS = [
+  "4242424242424242",
+  "4000000000000002",
+  "4000000000000010",
+  "4000000000000069",
+  "4000000000000200",
+  "4000000000000309",
+  "4000000000004004",
+  "4000000000000077",
+  "4000000000000101",
+] as const;
+
 /** Rate limits so high neither Smart Router nor our pacer ever waits: for tests about ordering, not pacing. */
 const UNLIMITED = 1_000_000;
 

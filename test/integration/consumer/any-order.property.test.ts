@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type ReadingName, readingNames, readingPatch } from "../../../sandbox/readings";
 import { consume, deliveryOf } from "../../support/consumer";
-import { openShop, SANDBOX, type Shop } from "../../support/sandbox";
+import { openShop, SANDBOX, type Shop, TEST_CARDS } from "../../support/sandbox";
 
 // 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
 const RUNS = Number(env.PROPERTY_RUNS ?? 500);
@@ -12,17 +12,7 @@ const RUNS = Number(env.PROPERTY_RUNS ?? 500);
 const lifecycle = fc.record({
   method: fc.oneof(
     fc.record({
-      card: fc.constantFrom(
-        "4242424242424242",
-        "4000000000000002",
-        "4000000000000010",
-        "4000000000000069",
-        "4000000000000200",
-        "4000000000000309",
-        "4000000000004004",
-        "4000000000000077",
-        "4000000000000101",
-      ),
+      card: fc.constantFrom(...TEST_CARDS),
     }),
     fc.record({
       apm: fc.constantFrom("sandbox-apm", "ideal", "paypal"),

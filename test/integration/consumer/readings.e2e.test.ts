@@ -1,22 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { READINGS, type ReadingName, readingNames } from "../../../sandbox/readings";
-import { eventually, openShop, SANDBOX, type SandboxTransaction, type Shop } from "../../support/sandbox";
+import { eventually, openShop, SANDBOX, type SandboxTransaction, type Shop, TEST_CARDS } from "../../support/sandbox";
 import { getJson } from "../../support/status-api";
 
 /** Every kind of payment the emulator plays: all test cards, APMs one- and two-step, a fraud review either way. */
 const PAYMENTS: Record<string, unknown>[] = [
-  ...[
-    "4242424242424242",
-    "4000000000000002",
-    "4000000000000010",
-    "4000000000000069",
-    "4000000000000200",
-    "4000000000000309",
-    "4000000000004004",
-    "4000000000000077",
-    "4000000000000101",
-  ].map((card) => ({ card })),
+  ...TEST_CARDS.map((card) => ({ card })),
   { apm: "ideal", flow: "one-step" },
   { apm: "klarna", flow: "two-step" },
   { apm: "paypal", flow: "one-step", outcome: "failure" },
