@@ -1,37 +1,52 @@
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { IN_FLIGHT_STATUSES } from "../transactions/status";
 import { sqlLiterals } from "./bulk";
 
 /** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored; taken when the statement runs. */
 export const nowIso = sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`;
 
-export const merchants = sqliteTable("merchants", {
-  id: text("id").primaryKey(),
-  name: text("name").notNull(),
-  smartRouterProjectId: text("smart_router_project_id").notNull(),
-  /** AES-GCM ciphertext of the project's Smart Router secret key. */
-  smartRouterSecretCiphertext: text("smart_router_secret_ciphertext").notNull(),
-  smartRouterSecretKeyId: text("smart_router_secret_key_id").notNull(),
-  webhookUsername: text("webhook_username").notNull(),
-  /** SHA-256 of the webhook Basic password; the password itself is shown once. */
-  webhookPasswordHash: text("webhook_password_hash").notNull(),
-  fulfillmentUrl: text("fulfillment_url"),
-  /** When `fulfillment_url` went from unset to set: a batch never notifies for a capture before it (no old orders shipped). */
-  fulfillmentUrlSetAt: text("fulfillment_url_set_at"),
-  fulfillmentSecretCiphertext: text("fulfillment_secret_ciphertext").notNull(),
-  fulfillmentSecretKeyId: text("fulfillment_secret_key_id").notNull(),
-  /**
-   * Set when Smart Router answered 401/403 to the merchant's key: its batch work stops until the key is PATCHed, which
-   * clears it. The reason names the answer, never the key.
-   */
-  smartRouterKeyRefusedAt: text("smart_router_key_refused_at"),
-  smartRouterKeyRefusedReason: text("smart_router_key_refused_reason"),
-  /** JSON of the merchant's Smart Router rate limits, null for defaults. */
-  rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimitSettings>(),
-  createdAt: text("created_at").notNull().default(nowIso),
-  updatedAt: text("updated_at").notNull().default(nowIso),
-});
+export const merchants = sqliteTable(
+  "merchants",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    smartRouterProjectId: text("smart_router_project_id").notNull(),
+    /** AES-GCM ciphertext of the project's Smart Router secret key. */
+    smartRouterSecretCiphertext: text("smart_router_secret_ciphertext").notNull(),
+    smartRouterSecretKeyId: text("smart_router_secret_key_id").notNull(),
+    webhookUsername: text("webhook_username").notNull(),
+    /** SHA-256 of the webhook Basic password; the password itself is shown once. */
+    webhookPasswordHash: text("webhook_password_hash").notNull(),
+    /** The password a rotation replaced, still accepted until `webhook_password_previous_valid_until` (the overlap). */
+    webhookPasswordPreviousHash: text("webhook_password_previous_hash"),
+    webhookPasswordPreviousValidUntil: text("webhook_password_previous_valid_until"),
+    /** Deliveries that named an event Smart Router does not know (forged, or sent with a leaked credential): a count, not rows. */
+    forgedDeliveries: integer("forged_deliveries").notNull().default(0),
+    lastForgedAt: text("last_forged_at"),
+    fulfillmentUrl: text("fulfillment_url"),
+    /** When `fulfillment_url` went from unset to set: a batch never notifies for a capture before it (no old orders shipped). */
+    fulfillmentUrlSetAt: text("fulfillment_url_set_at"),
+    fulfillmentSecretCiphertext: text("fulfillment_secret_ciphertext").notNull(),
+    fulfillmentSecretKeyId: text("fulfillment_secret_key_id").notNull(),
+    /** The signing secret a rotation replaced: notifications carry both signatures until `…_previous_valid_until`. */
+    fulfillmentSecretPreviousCiphertext: text("fulfillment_secret_previous_ciphertext"),
+    fulfillmentSecretPreviousKeyId: text("fulfillment_secret_previous_key_id"),
+    fulfillmentSecretPreviousValidUntil: text("fulfillment_secret_previous_valid_until"),
+    /**
+     * Set when Smart Router answered 401/403 to the merchant's key: its batch work stops until the key is PATCHed, which
+     * clears it. The reason names the answer, never the key.
+     */
+    smartRouterKeyRefusedAt: text("smart_router_key_refused_at"),
+    smartRouterKeyRefusedReason: text("smart_router_key_refused_reason"),
+    /** JSON of the merchant's Smart Router rate limits, null for defaults. */
+    rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimitSettings>(),
+    createdAt: text("created_at").notNull().default(nowIso),
+    updatedAt: text("updated_at").notNull().default(nowIso),
+  },
+  // A Smart Router project belongs to one merchant: a second merchant on it would import the first one's payments.
+  (t) => [uniqueIndex("merchants_smart_router_project").on(t.smartRouterProjectId)],
+);
 
 export interface RateLimitSettings {
   primary_rpm?: number;
@@ -267,4 +282,30 @@ export const eventLogCursors = sqliteTable("event_log_cursors", {
   lastRunAt: text("last_run_at"),
   lastError: text("last_error"),
   updatedAt: text("updated_at").notNull().default(nowIso),
+});
+
+/** Every admin action, never a secret: what was done, to what, when, and by which request. */
+export const adminAudit = sqliteTable(
+  "admin_audit",
+  {
+    id: text("id").primaryKey(),
+    at: text("at").notNull().default(nowIso),
+    action: text("action").notNull(),
+    target: text("target").notNull(),
+    requestId: text("request_id").notNull(),
+  },
+  (t) => [index("admin_audit_at").on(t.at, t.id)],
+);
+
+/** An admin-started re-seal of every sealed secret under the current SECRETS_KEY, walked merchant by merchant. */
+export const resealJobs = sqliteTable("reseal_jobs", {
+  id: text("id").primaryKey(),
+  status: text("status", { enum: ["running", "completed", "failed"] }).notNull(),
+  total: integer("total").notNull().default(0),
+  done: integer("done").notNull().default(0),
+  /** The last merchant id re-sealed: the job resumes after it. */
+  cursor: text("cursor"),
+  error: text("error"),
+  startedAt: text("started_at").notNull().default(nowIso),
+  finishedAt: text("finished_at"),
 });
