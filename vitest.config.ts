@@ -30,6 +30,8 @@ export default defineConfig(async () => {
             // Retry schedules ×0.00002: the 3-day verification and fulfilment horizons last ~5 s, so a test reaches them.
             RETRY_SCHEDULE_SCALE: "0.00002",
             BREAKER_PROBE_INTERVAL_MS: "1000",
+            // Tests that need a loopback fulfilment URL have one; the https sink of test/support/sandbox.ts needs none.
+            ALLOW_LOOPBACK_FULFILLMENT_URLS: "true",
           },
           outboundService: (request: Request) => sandbox.fetch(request),
           // Replaces wrangler.toml's consumer settings in tests: restated here, with fewer retries so that

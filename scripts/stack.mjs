@@ -263,8 +263,10 @@ export async function startStack({
 
   const node = existsSync(join(BIN, "node")) ? join(BIN, "node") : process.execPath;
   const emulator = spawnLogged(node, ["sandbox/server.ts", "--port", String(emulatorPort), "--time-scale", String(timeScale)], sandboxLog);
-  // --var wins over .dev.vars: local runs reach the emulator even when .dev.vars names another URL (or none).
-  const varArgs = Object.entries({ SMART_ROUTER_API_URL: sandboxUrl, ...vars }).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  // --var wins over .dev.vars: local runs reach the emulator even when .dev.vars names another URL (or none), and the
+  // merchant's fulfilment URL may be the emulator's sink on the loopback (never allowed in wrangler.toml).
+  const localVars = { SMART_ROUTER_API_URL: sandboxUrl, ALLOW_LOOPBACK_FULFILLMENT_URLS: "true", ...vars };
+  const varArgs = Object.entries(localVars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
   const wrangler = spawnLogged(
     join(BIN, "wrangler"),
     ["dev", ...entryArgs, "--port", String(workerPort), "--ip", HOST, "--show-interactive-dev-session=false", ...varArgs, ...persistArgs],

@@ -3,9 +3,13 @@ import { z } from "zod";
 /** Secrets are not in wrangler.toml, so `wrangler types` cannot see them; they are declared here. */
 export type AppEnv = Env & {
   ADMIN_TOKEN: string;
+  /** The token ADMIN_TOKEN replaced, accepted as well during a rotation; removed once every caller has the new one. */
+  ADMIN_TOKEN_PREVIOUS?: string;
   SECRETS_KEY: string;
   /** The key SECRETS_KEY replaced, kept during a rotation so older ciphertexts still decrypt. */
   SECRETS_KEY_PREVIOUS?: string;
+  /** Local development and tests only (never in wrangler.toml): lets `fulfillment_url` name a loopback http server. */
+  ALLOW_LOOPBACK_FULFILLMENT_URLS?: string;
 };
 
 const base64Key = z.string().refine((value) => {
@@ -19,6 +23,7 @@ const base64Key = z.string().refine((value) => {
 const configSchema = z.object({
   SMART_ROUTER_API_URL: z.url(),
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters"),
+  ADMIN_TOKEN_PREVIOUS: z.string().min(16, "must be at least 16 characters").optional(),
   SECRETS_KEY: base64Key,
   SECRETS_KEY_PREVIOUS: base64Key.optional(),
   /**
@@ -36,6 +41,14 @@ const configSchema = z.object({
    * whole minutes only: `npm run chaos` sets 0.25.
    */
   RECONCILE_AFTER_MINUTES: z.coerce.number().min(0).default(30),
+  /**
+   * `"true"` lets `fulfillment_url` be `http://127.0.0.1:…` or `http://localhost:…`: `npm start`, the demo, chaos and the
+   * tests set it, so the emulator's sink on the loopback can receive notifications. Never set in production.
+   */
+  ALLOW_LOOPBACK_FULFILLMENT_URLS: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((value) => value === "true"),
 });
 
 export type AppConfig = z.infer<typeof configSchema>;

@@ -6,6 +6,7 @@ import { fulfillments } from "./db/schema";
 import { type AppEnv, appConfig } from "./env";
 import { log } from "./lib/log";
 import { sendAll } from "./queue/send";
+import { pruneRejectedEvents } from "./webhooks/forged";
 
 const NUDGE_GRACE_MS = 2 * 60_000;
 /** A resent nudge whose row is still never attempted this long after is taken for lost again and resent. */
@@ -61,12 +62,16 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, scheduledTime: number) => Pr
     const run = await startReconciliation(openDatabase(env.DB), env.BATCHES, scheduledTime, staleAfterMs);
     return { reconciliation_run: run.runId, reconciliation_found: run.found };
   },
+  // Forged ids are counted on their merchant; their inbox rows go after a week, so a flood does not grow D1 for ever.
+  rejected_events_prune: async (env, scheduledTime) => ({
+    rejected_events_pruned: await pruneRejectedEvents(openDatabase(env.DB), scheduledTime),
+  }),
 };
 
 /**
- * The Cron Trigger's work: lost fulfilment nudges, the event-log backstop, and reconciliation of records nothing has
- * looked at for a while. Every
- * step runs even when another fails; each failure is logged, and the run then fails naming them all.
+ * The Cron Trigger's work: lost fulfilment nudges, the event-log backstop, reconciliation of records nothing has looked
+ * at for a while, and pruning of week-old rejected inbox rows. Every step runs even when another fails; each failure is
+ * logged, and the run then fails naming them all.
  */
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
   const outcomes = await Promise.all(

@@ -1,7 +1,9 @@
-import { and, desc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
+import { z } from "zod";
 import type { Database } from "../db/client";
 import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
+import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { sendAll } from "../queue/send";
 import { type BatchMessage, chunk } from "./messages";
 
@@ -79,15 +81,35 @@ export async function startReconciliation(db: Database, queue: Queue, now: numbe
   return { runId, found: stale.length };
 }
 
-/** The latest reconciliation runs, newest first. */
-export async function recentReconciliationRuns(db: Database, limit = 20) {
-  const rows = await db.select().from(reconciliationRuns).orderBy(desc(reconciliationRuns.startedAt)).limit(limit);
-  return rows.map((row) => ({
-    id: row.id,
-    started_at: row.startedAt,
-    found: row.found,
-    refreshed: row.refreshed,
-    fixed: row.fixed,
-    last_update_at: row.lastUpdateAt,
-  }));
+const runCursor = z.strictObject({ s: z.string().min(1).max(64), i: z.string().min(1).max(64) });
+
+/** Reconciliation runs, newest first, in keyset pages of `limit` with a cursor. */
+export async function listReconciliationRuns(db: Database, cursor?: string, limit = 20) {
+  const conditions: SQL[] = [];
+  if (cursor !== undefined) {
+    const after = decodePageCursor(cursor, runCursor);
+    const before = or(
+      lt(reconciliationRuns.startedAt, after.s),
+      and(eq(reconciliationRuns.startedAt, after.s), lt(reconciliationRuns.id, after.i)),
+    );
+    if (before) conditions.push(before);
+  }
+  const rows = await db
+    .select()
+    .from(reconciliationRuns)
+    .where(and(...conditions))
+    .orderBy(desc(reconciliationRuns.startedAt), desc(reconciliationRuns.id))
+    .limit(limit + 1);
+  const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ s: row.startedAt, i: row.id }));
+  return {
+    runs: page.map((row) => ({
+      id: row.id,
+      started_at: row.startedAt,
+      found: row.found,
+      refreshed: row.refreshed,
+      fixed: row.fixed,
+      last_update_at: row.lastUpdateAt,
+    })),
+    next_cursor: nextCursor,
+  };
 }

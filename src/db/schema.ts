@@ -131,6 +131,9 @@ export const transactions = sqliteTable(
     primaryKey({ columns: [t.merchantId, t.id] }),
     index("transactions_merchant_updated").on(t.merchantId, t.updatedAt, t.id),
     index("transactions_merchant_status_updated").on(t.merchantId, t.status, t.updatedAt, t.id),
+    // No query names it, but without it SQLite's planner (no ANALYZE statistics) takes transactions_merchant_updated for
+    // a status + updated_after page and filters every status in the range (query-plan.test.ts caught it when dropped).
+    index("transactions_status_updated").on(t.status, t.updatedAt),
     // Reconciliation walks each merchant's in-flight records least recently looked at first (a few per merchant per run).
     index("transactions_reconcile").on(t.merchantId, lastLookedAt(t), t.id).where(isInFlight(t.status)),
   ],

@@ -2,6 +2,7 @@ import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { fulfillments, merchants, transactions } from "../db/schema";
 import type { AppConfig } from "../env";
+import { fulfillmentUrlAllowed } from "../merchants/fulfillment-url";
 import { secretContext } from "../merchants/merchants";
 import { openSecret } from "../security/vault";
 import { presentTransaction } from "../transactions/present";
@@ -61,6 +62,12 @@ export async function deliverFulfillment(
     await release(error);
     return { kind: "failed", error };
   }
+  // A URL stored before the rules of merchants/fulfillment-url.ts (or a loopback one where they are off) is never called.
+  if (!fulfillmentUrlAllowed(merchant.fulfillmentUrl, config.ALLOW_LOOPBACK_FULFILLMENT_URLS)) {
+    const error = "fulfillment_url is not allowed (https with a DNS host name only); PATCH the merchant, then redrive";
+    await release(error);
+    return { kind: "failed", error };
+  }
 
   const secret = await openSecret(
     config,
@@ -78,8 +85,11 @@ export async function deliverFulfillment(
       method: "POST",
       headers: { "content-type": "application/json", ...(await standardWebhookHeaders(secret, claimed.messageId, payload, now.getTime())) },
       body: payload,
+      // A redirect could lead anywhere, the checks above notwithstanding: a 3xx is a failed attempt.
+      redirect: "manual",
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
+    // Never read: what the merchant's server answers (or a server it should not be) stays out of every record and log.
     await response.body?.cancel();
     if (response.ok) {
       await db
@@ -88,7 +98,10 @@ export async function deliverFulfillment(
         .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId)));
       return { kind: "delivered" };
     }
-    error = `merchant answered ${response.status}`;
+    error =
+      response.status >= 300 && response.status < 400
+        ? `merchant answered ${response.status} (redirects are not followed)`
+        : `merchant answered ${response.status}`;
   } catch (cause) {
     error = cause instanceof Error && cause.name === "TimeoutError" ? "timed out" : "network error";
   }

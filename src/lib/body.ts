@@ -1,3 +1,4 @@
+import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import { ApiError } from "../errors";
 
@@ -34,8 +35,30 @@ export async function readBodyCapped(request: Request, maxBytes: number): Promis
   }
 }
 
+/**
+ * The body limit of every JSON route, ahead of its zod validator (lib/validation.ts): reads at most `maxBytes` (413
+ * past it, without buffering the rest), refuses what is not UTF-8 JSON, and hands the text on as `application/json`
+ * whatever Content-Type said (callers never had to send one), so the validator parses exactly these bytes. With
+ * `optional`, an empty body stands for `{}`.
+ */
+export const jsonBody = (maxBytes: number, { optional = false } = {}) =>
+  createMiddleware(async (c, next) => {
+    const text = (await readBodyCapped(c.req.raw, maxBytes)) || (optional ? "{}" : "");
+    try {
+      JSON.parse(text);
+    } catch {
+      throw new ApiError("invalid_body", text.length === 0 ? "body is empty; expected a JSON object" : "body is not valid JSON");
+    }
+    const headers = new Headers(c.req.raw.headers);
+    headers.set("content-type", "application/json");
+    // The length is the new body's (`{}` for an empty optional one), set by the runtime.
+    headers.delete("content-length");
+    c.req.raw = new Request(c.req.raw, { body: text, headers });
+    await next();
+  });
+
 /** Describes zod issues in one line: `path: message; …`. */
-export function describeIssues(error: z.ZodError): string {
+export function describeIssues(error: z.core.$ZodError): string {
   return error.issues
     .slice(0, 10)
     .map((issue) => `${issue.path.length > 0 ? issue.path.join(".") : "body"}: ${issue.message}`)

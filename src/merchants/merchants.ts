@@ -1,4 +1,4 @@
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, ne } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { apiKeys, eventLogCursors, merchants } from "../db/schema";
 import type { AppConfig } from "../env";
@@ -7,6 +7,9 @@ import { log } from "../lib/log";
 import { generateApiKey, generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
 import type { CredentialCheck } from "../smart-router/probe";
+import { forgetWebhookCredentials } from "../webhooks/credential";
+import { adminActionInsert, auditTarget, recordAdminAction } from "./audit";
+import { FULFILLMENT_URL_RULE, fulfillmentUrlAllowed } from "./fulfillment-url";
 import type { CreateMerchantInput, UpdateMerchantInput } from "./schemas";
 
 type MerchantRow = typeof merchants.$inferSelect;
@@ -23,7 +26,9 @@ export function presentMerchant(row: MerchantRow) {
     smart_router_key_refused: row.smartRouterKeyRefusedAt
       ? { at: row.smartRouterKeyRefusedAt, detail: row.smartRouterKeyRefusedReason }
       : null,
-    webhook: { path: webhookPath(row.id), username: row.webhookUsername },
+    webhook: { path: webhookPath(row.id), username: row.webhookUsername, previous_valid_until: row.webhookPasswordPreviousValidUntil },
+    // Deliveries naming events Smart Router does not know (webhooks/forged.ts): a leaked credential shows here.
+    forged_deliveries: { count: row.forgedDeliveries, last_at: row.lastForgedAt },
     created_at: row.createdAt,
     updated_at: row.updatedAt,
   };
@@ -54,14 +59,18 @@ export async function registerMerchant({
   config,
   input,
   probe,
+  requestId,
 }: {
   db: Database;
   config: AppConfig;
   input: CreateMerchantInput;
   probe: CredentialProbe;
+  requestId: string;
 }) {
+  if (input.fulfillment_url) requireAllowedFulfillmentUrl(config, input.fulfillment_url);
   const existing = await db.select({ id: merchants.id }).from(merchants).where(eq(merchants.id, input.id)).get();
   if (existing) throw new ApiError("conflict", `merchant ${input.id} already exists`);
+  await requireProjectUnclaimed(db, input.smart_router.project_id, input.id);
   const check = await checkCredentials(probe, { projectId: input.smart_router.project_id, secretKey: input.smart_router.secret_key });
 
   const webhookUsername = `sr_${randomHex(6)}`;
@@ -90,13 +99,15 @@ export async function registerMerchant({
     watermarkEventId: check.kind === "accepted" ? (check.newestEvent?.id ?? null) : null,
     watermarkFiredAt: check.kind === "accepted" ? (check.newestEvent?.firedAt ?? null) : null,
   });
+  const audit = adminActionInsert(db, { action: "merchant.create", target: auditTarget.merchant(input.id), requestId });
   try {
-    await db.batch([insertMerchant, key.insert, startWalk]);
+    await db.batch([insertMerchant, key.insert, startWalk, audit]);
   } catch (error) {
-    // Two concurrent creations of one id: the loser sees the primary key conflict.
-    if (String(error).includes("UNIQUE constraint failed")) throw new ApiError("conflict", `merchant ${input.id} already exists`);
-    throw error;
+    // Two concurrent creations of one id, or onto one project: the loser sees the unique constraint of either.
+    throw uniqueConflict(error, input.id, input.smart_router.project_id);
   }
+  // Its first delivery to this isolate is accepted without waiting for the credential directory's refresh.
+  forgetWebhookCredentials();
   const row = await findMerchant(db, input.id);
   return {
     merchant: presentMerchant(row),
@@ -123,6 +134,40 @@ async function checkCredentials(probe: CredentialProbe, credentials: { projectId
   return check;
 }
 
+/** Refuses (400, naming the field) a loopback fulfilment URL unless the configuration allows them (local development). */
+function requireAllowedFulfillmentUrl(config: AppConfig, url: string) {
+  if (!fulfillmentUrlAllowed(url, config.ALLOW_LOOPBACK_FULFILLMENT_URLS)) {
+    throw new ApiError(
+      "invalid_body",
+      `fulfillment_url: a loopback URL is accepted only where ALLOW_LOOPBACK_FULFILLMENT_URLS is "true" (local development); ${FULFILLMENT_URL_RULE}`,
+    );
+  }
+}
+
+const projectTaken = (projectId: string | undefined, owner?: string) =>
+  new ApiError(
+    "conflict",
+    `smart_router.project_id ${projectId} belongs to ${owner ? `merchant ${owner}` : "another merchant"}; a Smart Router project belongs to one merchant`,
+  );
+
+/** A Smart Router project belongs to one merchant (409 naming it): a second one on it would import the first one's payments. */
+async function requireProjectUnclaimed(db: Database, projectId: string, merchantId: string) {
+  const owner = await db
+    .select({ id: merchants.id })
+    .from(merchants)
+    .where(and(eq(merchants.smartRouterProjectId, projectId), ne(merchants.id, merchantId)))
+    .get();
+  if (owner) throw projectTaken(projectId, owner.id);
+}
+
+/** The 409 a unique constraint failure stands for (D1 names the column), or the error itself when it is none of ours. */
+function uniqueConflict(error: unknown, merchantId: string, projectId: string | undefined): unknown {
+  const text = String(error);
+  if (text.includes("UNIQUE constraint failed: merchants.smart_router_project_id")) return projectTaken(projectId);
+  if (text.includes("UNIQUE constraint failed: merchants.id")) return new ApiError("conflict", `merchant ${merchantId} already exists`);
+  return error;
+}
+
 /** The merchant row, or a 404 ApiError. */
 export async function findMerchant(db: Database, merchantId: string): Promise<MerchantRow> {
   const row = await db.select().from(merchants).where(eq(merchants.id, merchantId)).get();
@@ -137,14 +182,19 @@ export async function updateMerchant({
   merchantId,
   input,
   probe,
+  requestId,
 }: {
   db: Database;
   config: AppConfig;
   merchantId: string;
   input: UpdateMerchantInput;
   probe: CredentialProbe;
+  requestId: string;
 }) {
+  if (input.fulfillment_url) requireAllowedFulfillmentUrl(config, input.fulfillment_url);
   const current = await findMerchant(db, merchantId);
+  const projectId = input.smart_router?.project_id;
+  if (projectId !== undefined && projectId !== current.smartRouterProjectId) await requireProjectUnclaimed(db, projectId, merchantId);
   if (input.smart_router !== undefined) {
     const credentials = {
       projectId: input.smart_router.project_id ?? current.smartRouterProjectId,
@@ -174,20 +224,39 @@ export async function updateMerchant({
     changes.smartRouterSecretCiphertext = sealed.ciphertext;
     changes.smartRouterSecretKeyId = sealed.keyId;
   }
-  await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
+  const audit = adminActionInsert(db, { action: "merchant.update", target: auditTarget.merchant(merchantId), requestId });
+  try {
+    await db.batch([db.update(merchants).set(changes).where(eq(merchants.id, merchantId)), audit]);
+  } catch (error) {
+    // Another merchant took the project between the check above and this write.
+    throw uniqueConflict(error, merchantId, projectId);
+  }
   return presentMerchant(await findMerchant(db, merchantId));
 }
 
 /** Issues another API key; existing keys keep working until revoked. */
-export async function issueApiKey({ db, merchantId }: { db: Database; merchantId: string }) {
+export async function issueApiKey({ db, merchantId, requestId }: { db: Database; merchantId: string; requestId: string }) {
   await findMerchant(db, merchantId);
   const key = await insertApiKey(db, merchantId);
-  await key.insert;
+  await db.batch([
+    key.insert,
+    adminActionInsert(db, { action: "api_key.create", target: auditTarget.apiKey(merchantId, key.keyId), requestId }),
+  ]);
   return { api_key: { id: key.keyId, key: key.apiKey } };
 }
 
 /** Revokes one key of the merchant; another merchant's key id is a 404. */
-export async function revokeApiKey({ db, merchantId, keyId }: { db: Database; merchantId: string; keyId: string }) {
+export async function revokeApiKey({
+  db,
+  merchantId,
+  keyId,
+  requestId,
+}: {
+  db: Database;
+  merchantId: string;
+  keyId: string;
+  requestId: string;
+}) {
   const revokedAt = new Date().toISOString();
   const revoked = await db
     .update(apiKeys)
@@ -196,6 +265,7 @@ export async function revokeApiKey({ db, merchantId, keyId }: { db: Database; me
     .returning({ id: apiKeys.id })
     .get();
   if (!revoked) throw new ApiError("not_found", `no active api key ${keyId} for merchant ${merchantId}`);
+  await recordAdminAction(db, { action: "api_key.revoke", target: auditTarget.apiKey(merchantId, keyId), requestId });
   return { api_key: { id: keyId, revoked_at: revokedAt } };
 }
 

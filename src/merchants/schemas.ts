@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { checkFulfillmentUrl } from "./fulfillment-url";
 
 export const merchantIdSchema = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be 1-64 characters of a-z, 0-9, _ and -");
 
@@ -10,7 +11,14 @@ const secretKeySchema = z
   .max(256)
   .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
 
-const fulfillmentUrlSchema = z.url({ protocol: /^https?$/, hostname: z.regexes.hostname }).max(2048);
+// Loopback URLs pass here and are refused by the verbs unless ALLOW_LOOPBACK_FULFILLMENT_URLS allows them (configuration).
+const fulfillmentUrlSchema = z
+  .string()
+  .max(2048)
+  .superRefine((value, ctx) => {
+    const check = checkFulfillmentUrl(value);
+    if (!check.ok) ctx.addIssue({ code: "custom", message: check.problem });
+  });
 
 export const smartRouterCredentialsSchema = z.strictObject({
   project_id: projectIdSchema,

@@ -5,29 +5,16 @@ import type { Database } from "../db/client";
 import { deadLetters, fulfillments } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { base64UrlToBytes, bytesToBase64Url } from "../security/encoding";
+import { decodePageCursor, keysetPage } from "../lib/cursor";
 
 const deadLetterCursor = z.strictObject({ c: z.string().min(1).max(64), i: z.string().min(1).max(200) });
-const invalidCursor = () => new ApiError("invalid_cursor", "cursor is malformed; pass the next_cursor of a previous page unchanged");
-
-function decodeDeadLetterCursor(cursor: string) {
-  try {
-    const parsed = deadLetterCursor.safeParse(
-      JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(base64UrlToBytes(cursor))),
-    );
-    if (parsed.success) return parsed.data;
-  } catch {
-    // Falls through to the same answer as a cursor of the wrong shape.
-  }
-  throw invalidCursor();
-}
 
 /** Dead letters not yet redriven, newest first, optionally for one merchant; keyset pages of `limit` with a cursor. */
 export async function listDeadLetters(db: Database, merchantId: string | undefined, cursor?: string, limit = 100) {
   const conditions: SQL[] = [isNull(deadLetters.redrivenAt)];
   if (merchantId) conditions.push(eq(deadLetters.merchantId, merchantId));
   if (cursor !== undefined) {
-    const after = decodeDeadLetterCursor(cursor);
+    const after = decodePageCursor(cursor, deadLetterCursor);
     const before = or(lt(deadLetters.createdAt, after.c), and(eq(deadLetters.createdAt, after.c), lt(deadLetters.id, after.i)));
     if (before) conditions.push(before);
   }
@@ -37,8 +24,7 @@ export async function listDeadLetters(db: Database, merchantId: string | undefin
     .where(and(...conditions))
     .orderBy(desc(deadLetters.createdAt), desc(deadLetters.id))
     .limit(limit + 1);
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
+  const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ c: row.createdAt, i: row.id }));
   return {
     dead_letters: page.map((row) => ({
       id: row.id,
@@ -49,8 +35,7 @@ export async function listDeadLetters(db: Database, merchantId: string | undefin
       attempts: row.attempts,
       created_at: row.createdAt,
     })),
-    next_cursor:
-      rows.length > limit && last ? bytesToBase64Url(new TextEncoder().encode(JSON.stringify({ c: last.createdAt, i: last.id }))) : null,
+    next_cursor: nextCursor,
   };
 }
 

@@ -9,6 +9,7 @@ import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type Verification, verifyEvents } from "../verification/fetch-back";
+import { countForgedDeliveries } from "../webhooks/forged";
 import { VERIFICATION_RETRY } from "./backoff";
 import { parseOrDeadLetter, storeDeadLetter } from "./dead-letters";
 import { type WebhookMessage, webhookMessageV1 } from "./messages";
@@ -208,6 +209,7 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
     const applied = await applySnapshots(db, {
       snapshots: plan.snapshots,
       inbox: plan.inbox,
+      extra: countForgedDeliveries(plan.inbox.filter((record) => record.outcome === "rejected")),
       fulfillment: (merchantId, captured) =>
         fulfillmentStatusFor(merchantRows.get(merchantId) ?? { fulfillmentUrl: null, fulfillmentUrlSetAt: null }, captured),
       now,

@@ -1,9 +1,11 @@
+import { zValidator } from "@hono/zod-validator";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppContext } from "../app";
-import { recentReconciliationRuns } from "../batches/reconciliation";
-import { ApiError } from "../errors";
-import { parseJsonBody } from "../lib/body";
+import { listReconciliationRuns } from "../batches/reconciliation";
+import { jsonBody } from "../lib/body";
+import { validationHook } from "../lib/validation";
+import { auditTarget, listAdminActions, recordAdminAction, recordAdminActions } from "../merchants/audit";
 import {
   type CredentialProbe,
   findMerchant,
@@ -14,9 +16,11 @@ import {
   updateMerchant,
 } from "../merchants/merchants";
 import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "../merchants/schemas";
+import { rotateWebhookCredential, rotateWebhookCredentialSchema } from "../merchants/webhook-credential";
 import { requireAdmin } from "../middleware/admin-auth";
 import { listDeadLetters, redriveDeadLetters } from "../queue/redrive";
 import { probeCredentials } from "../smart-router/probe";
+import { strictQuery } from "../transactions/api-schemas";
 
 const redriveSchema = z.union([
   z.strictObject({ ids: z.array(z.string().min(1).max(200)).min(1).max(100) }),
@@ -25,11 +29,11 @@ const redriveSchema = z.union([
 
 const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 
-function merchantIdParam(raw: string): string {
-  const parsed = merchantIdSchema.safeParse(raw);
-  if (!parsed.success) throw new ApiError("not_found", "merchant not found");
-  return parsed.data;
-}
+const merchantParams = z.object({ id: merchantIdSchema });
+const apiKeyParams = z.object({ id: merchantIdSchema, keyId: z.string().regex(/^[0-9a-f]{16}$/) });
+const cursor = z.string().min(1).max(512).optional();
+const pageQuery = strictQuery({ cursor });
+const deadLettersQuery = strictQuery({ merchant: merchantIdSchema.optional(), cursor });
 
 /** The one call registration and credential changes make to Smart Router, with the request's bindings. */
 const probeWith =
@@ -39,41 +43,78 @@ const probeWith =
 
 export const adminRoutes = new Hono<AppContext>()
   .use(requireAdmin())
-  .post("/merchants", async (c) => {
-    const input = await parseJsonBody(c.req.raw, createMerchantSchema, MAX_ADMIN_BODY_BYTES);
-    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input, probe: probeWith(c) });
+  .post("/merchants", jsonBody(MAX_ADMIN_BODY_BYTES), zValidator("json", createMerchantSchema, validationHook), async (c) => {
+    const input = c.req.valid("json");
+    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input, probe: probeWith(c), requestId: c.var.requestId });
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
-  .get("/merchants/:id", async (c) => {
-    const row = await findMerchant(c.var.db, merchantIdParam(c.req.param("id")));
+  .get("/merchants/:id", zValidator("param", merchantParams, validationHook), async (c) => {
+    const row = await findMerchant(c.var.db, c.req.valid("param").id);
     return c.json({ merchant: presentMerchant(row) });
   })
-  .patch("/merchants/:id", async (c) => {
-    const merchantId = merchantIdParam(c.req.param("id"));
-    const input = await parseJsonBody(c.req.raw, updateMerchantSchema, MAX_ADMIN_BODY_BYTES);
-    const merchant = await updateMerchant({ db: c.var.db, config: c.var.config, merchantId, input, probe: probeWith(c) });
-    return c.json({ merchant });
-  })
-  .post("/merchants/:id/api-keys", async (c) => {
-    const created = await issueApiKey({ db: c.var.db, merchantId: merchantIdParam(c.req.param("id")) });
+  .patch(
+    "/merchants/:id",
+    zValidator("param", merchantParams, validationHook),
+    jsonBody(MAX_ADMIN_BODY_BYTES),
+    zValidator("json", updateMerchantSchema, validationHook),
+    async (c) => {
+      const merchant = await updateMerchant({
+        db: c.var.db,
+        config: c.var.config,
+        merchantId: c.req.valid("param").id,
+        input: c.req.valid("json"),
+        probe: probeWith(c),
+        requestId: c.var.requestId,
+      });
+      return c.json({ merchant });
+    },
+  )
+  .post("/merchants/:id/api-keys", zValidator("param", merchantParams, validationHook), async (c) => {
+    const created = await issueApiKey({ db: c.var.db, merchantId: c.req.valid("param").id, requestId: c.var.requestId });
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
-  .delete("/merchants/:id/api-keys/:keyId", async (c) => {
-    const revoked = await revokeApiKey({ db: c.var.db, merchantId: merchantIdParam(c.req.param("id")), keyId: c.req.param("keyId") });
-    return c.json(revoked);
+  .delete("/merchants/:id/api-keys/:keyId", zValidator("param", apiKeyParams, validationHook), async (c) => {
+    const { id: merchantId, keyId } = c.req.valid("param");
+    return c.json(await revokeApiKey({ db: c.var.db, merchantId, keyId, requestId: c.var.requestId }));
   })
-  .get("/reconciliation/runs", async (c) => c.json({ runs: await recentReconciliationRuns(c.var.db) }))
-  .get("/dead-letters", async (c) => {
-    const merchant = c.req.query("merchant");
-    if (merchant !== undefined && !merchantIdSchema.safeParse(merchant).success) {
-      throw new ApiError("invalid_query", "merchant must be a merchant id");
-    }
-    const cursor = c.req.query("cursor");
+  .post(
+    "/merchants/:id/webhook-credential",
+    zValidator("param", merchantParams, validationHook),
+    // The body is optional: none at all takes the defaults.
+    jsonBody(MAX_ADMIN_BODY_BYTES, { optional: true }),
+    zValidator("json", rotateWebhookCredentialSchema, validationHook),
+    async (c) => {
+      const merchantId = c.req.valid("param").id;
+      const rotated = await rotateWebhookCredential({ db: c.var.db, merchantId, input: c.req.valid("json") });
+      await recordAdminAction(c.var.db, {
+        action: "webhook_credential.rotate",
+        target: auditTarget.merchant(merchantId),
+        requestId: c.var.requestId,
+      });
+      c.header("Cache-Control", "no-store");
+      return c.json(rotated, 201);
+    },
+  )
+  .get("/reconciliation/runs", zValidator("query", pageQuery, validationHook), async (c) =>
+    c.json(await listReconciliationRuns(c.var.db, c.req.valid("query").cursor)),
+  )
+  .get("/audit", zValidator("query", pageQuery, validationHook), async (c) =>
+    c.json(await listAdminActions(c.var.db, c.req.valid("query").cursor)),
+  )
+  .get("/dead-letters", zValidator("query", deadLettersQuery, validationHook), async (c) => {
+    const { merchant, cursor } = c.req.valid("query");
     return c.json(await listDeadLetters(c.var.db, merchant, cursor));
   })
-  .post("/dead-letters/redrive", async (c) => {
-    const selection = await parseJsonBody(c.req.raw, redriveSchema, MAX_ADMIN_BODY_BYTES);
-    return c.json(await redriveDeadLetters(c.var.db, c.env, selection));
+  .post("/dead-letters/redrive", jsonBody(MAX_ADMIN_BODY_BYTES), zValidator("json", redriveSchema, validationHook), async (c) => {
+    const result = await redriveDeadLetters(c.var.db, c.env, c.req.valid("json"));
+    // One entry per letter sent again: the audit says which letters this request redrove.
+    const entries = result.redriven.map((id) => ({
+      action: "dead_letter.redrive" as const,
+      target: auditTarget.deadLetter(id),
+      requestId: c.var.requestId,
+    }));
+    await recordAdminActions(c.var.db, entries);
+    return c.json(result);
   });

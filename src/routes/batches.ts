@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { batchSchema, cancelBatch, createBatch, createBatchSchema, findBatch } from "../batches/batches";
+import { jsonBody } from "../lib/body";
 import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
 import { limitPerApiKey } from "../middleware/status-rate-limit";
 import { errorResponse, noQuery } from "../transactions/api-schemas";
@@ -14,6 +15,9 @@ const batchIdParams = z.object({
 });
 const notFound = { 404: json(errorResponse, "`not_found`: no such batch for this merchant.") };
 
+/** A refresh of 1,000 ids of the longest shape (`"tr_` + 64 characters + `",`) is about 70 KB. */
+const MAX_BATCH_BODY_BYTES = 96 * 1024;
+
 const createBatchRoute = createRoute({
   method: "post",
   path: "/",
@@ -22,11 +26,14 @@ const createBatchRoute = createRoute({
     "Runs in the batch lane: it starts slowly, takes at most its share of the Smart Router rate limit, and never delays webhooks.",
   tags: ["Batches"],
   security,
+  // Read at most MAX_BATCH_BODY_BYTES before the validator parses it.
+  middleware: jsonBody(MAX_BATCH_BODY_BYTES),
   request: { query: noQuery, body: { required: true, content: { "application/json": { schema: createBatchSchema } } } },
   responses: {
     202: json(batchResponse, "The batch, queued."),
     ...errors,
     400: json(errorResponse, "`invalid_body`: the body is not a valid batch request; `invalid_query`: this endpoint takes no query."),
+    413: json(errorResponse, `\`payload_too_large\`: the body is over ${MAX_BATCH_BODY_BYTES} bytes.`),
     503: json(errorResponse, "`service_unavailable`: the work could not be queued; retry later."),
   },
 });

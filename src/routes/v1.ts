@@ -1,22 +1,13 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppContext } from "../app";
-import { ApiError } from "../errors";
-import { describeIssues } from "../lib/body";
-import { describeQueryIssues } from "../transactions/api-schemas";
+import { validationHook } from "../lib/validation";
 import { batchRoutes } from "./batches";
 import { MERCHANT_API_KEY_SCHEME, transactionRoutes } from "./transactions";
 
 /** The status API under `/v1`: one OpenAPIHono sub-app per resource, mounted below, and the OpenAPI document of them all. */
 export const statusApiRoutes = new OpenAPIHono<AppContext>({
-  // Routes declare their params and query with zod; a failure becomes the service's error envelope, never zod's raw output.
-  defaultHook: (result, c) => {
-    if (result.success) return;
-    // A path id of impossible shape names nothing the merchant has.
-    if (result.target === "param") throw new ApiError("not_found", `${c.req.path} not found`);
-    if (result.target === "json" || result.target === "form") throw new ApiError("invalid_body", describeIssues(result.error));
-    if (result.target === "query") throw new ApiError("invalid_query", describeQueryIssues(result.error));
-    throw new ApiError("bad_request", describeQueryIssues(result.error));
-  },
+  // Routes declare their params, query and body with zod; a failure becomes the service's error envelope (lib/validation.ts).
+  defaultHook: validationHook,
 }).basePath("/v1");
 
 statusApiRoutes.openAPIRegistry.registerComponent("securitySchemes", MERCHANT_API_KEY_SCHEME, {

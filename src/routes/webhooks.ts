@@ -5,6 +5,7 @@ import { parseJsonBody } from "../lib/body";
 import { log } from "../lib/log";
 import { isAuthenticDelivery } from "../webhooks/credential";
 import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../webhooks/delivery";
+import { limitDeliveries } from "../webhooks/delivery-limit";
 
 export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchantId", async (c) => {
   const started = Date.now();
@@ -25,6 +26,8 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
         "WWW-Authenticate": 'Basic realm="smart-router-webhooks"',
       });
     }
+    // After the credential: only the merchant's own (or leaked) credential can spend its limit.
+    await limitDeliveries(c.env.WEBHOOK_LIMITER, merchantId);
     const body = await parseJsonBody(c.req.raw, deliveryBodySchema, MAX_DELIVERY_BYTES);
     try {
       await c.var.deliveryQueue.send({

@@ -1,4 +1,4 @@
-import { bytesToBase64, bytesToBase64Url, sha256Hex } from "./encoding";
+import { bytesToBase64, bytesToBase64Url, bytesToHex, sha256Hex } from "./encoding";
 
 /** `bytes` of CSPRNG output, URL-safe base64. */
 export function randomToken(bytes: number): string {
@@ -7,7 +7,7 @@ export function randomToken(bytes: number): string {
 
 /** Random lower-case hex of `bytes` bytes. */
 export function randomHex(bytes: number): string {
-  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return bytesToHex(crypto.getRandomValues(new Uint8Array(bytes)));
 }
 
 /** Hash of a high-entropy credential (API key, webhook password); such secrets need no slow KDF. */

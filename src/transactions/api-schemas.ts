@@ -17,7 +17,7 @@ const UPDATED_AFTER_HINT = "updated_after must be an ISO 8601 date-time with a t
 const CURSOR_HINT = "cursor must be the next_cursor of a previous page, unchanged";
 
 /** Every query parameter of a route is named in its schema; anything else is a 400 naming the stranger. */
-function strictQuery<Shape extends z.ZodRawShape>(shape: Shape) {
+export function strictQuery<Shape extends z.ZodRawShape>(shape: Shape) {
   const allowed = Object.keys(shape);
   return z.strictObject(shape, {
     error: (issue) =>
@@ -188,7 +188,7 @@ export const errorResponse = z
   .openapi("Error");
 
 /** Describes failed query validation in one line, each message naming its parameter. */
-export function describeQueryIssues(error: z.ZodError): string {
+export function describeQueryIssues(error: z.core.$ZodError): string {
   return error.issues
     .slice(0, 10)
     .map((issue) => {

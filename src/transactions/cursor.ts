@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ApiError } from "../errors";
-import { base64UrlToBytes, bytesToBase64Url } from "../security/encoding";
+import { decodePageCursor, encodePageCursor } from "../lib/cursor";
 import { TRANSACTION_STATUSES, type TransactionStatus } from "./status";
 
 /** The filters of a transaction list; a cursor carries them so every page answers the same question. */
@@ -27,23 +27,12 @@ const cursorSchema = z.strictObject({
 /** An opaque cursor: base64url of `{"v":1,"u":updated_at,"i":id,"s":status?,"a":updated_after?}`. */
 export function encodeCursor(position: PagePosition, filters: ListFilters): string {
   const payload: z.infer<typeof cursorSchema> = { v: 1, u: position.updatedAt, i: position.id, s: filters.status, a: filters.updatedAfter };
-  return bytesToBase64Url(new TextEncoder().encode(JSON.stringify(payload)));
+  return encodePageCursor(payload);
 }
-
-const invalidCursor = () => new ApiError("invalid_cursor", "cursor is malformed; pass the next_cursor of a previous page unchanged");
 
 /** Decodes a cursor; anything this API did not issue is an `invalid_cursor` 400. */
 export function decodeCursor(cursor: string): { position: PagePosition; filters: ListFilters } {
-  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalidCursor();
-  let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(base64UrlToBytes(cursor)));
-  } catch {
-    throw invalidCursor();
-  }
-  const parsed = cursorSchema.safeParse(json);
-  if (!parsed.success) throw invalidCursor();
-  const { u, i, s, a } = parsed.data;
+  const { u, i, s, a } = decodePageCursor(cursor, cursorSchema);
   return { position: { updatedAt: u, id: i }, filters: { status: s, updatedAfter: a } };
 }
 

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ADMIN, basic, call, createMerchant } from "../support/fixtures";
 
-const TABLES = ["merchants", "api_keys", "transactions", "operations", "events", "fulfillments", "dead_letters", "batches"];
+const TABLES = ["merchants", "api_keys", "transactions", "operations", "events", "fulfillments", "dead_letters", "batches", "admin_audit"];
 
 /** Row counts of every table: a request that was refused must leave them all as they were. */
 async function state(): Promise<string> {
@@ -83,10 +83,47 @@ describe("fuzzing the public surface", async () => {
     );
   });
 
-  it("admin API: arbitrary bodies never 5xx; without the token nothing changes", async () => {
+  it("status API: arbitrary batch requests never 5xx; without the key nothing changes", async () => {
+    const batchBody = fc.oneof(
+      anyBody,
+      fc
+        .record({
+          kind: fc.constantFrom("sync", "refresh", "other"),
+          transaction_ids: fc.array(fc.string({ maxLength: 70 }), { maxLength: 5 }),
+        })
+        .map((v) => JSON.stringify(v)),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        batchBody,
+        fc.boolean(),
+        fc.dictionary(headerName, headerValue, { maxKeys: 3 }),
+        async (body, authorised, headers) => {
+          const before = await state();
+          const response = await call("/v1/batches", {
+            method: "POST",
+            headers: { ...headers, authorization: authorised ? `Bearer ${merchant.api_key}` : "Bearer sre_0011223344556677_nope" },
+            body,
+          });
+          await expectCleanRefusal(response, authorised ? [202, 400, 413, 429] : [401]);
+          if (response.status !== 202) expect(await state()).toBe(before);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("admin API: arbitrary bodies and queries never 5xx on any route; without the token nothing changes", async () => {
+    const id = merchant.merchant.id;
     const route = fc.constantFrom(
       ["POST", "/admin/merchants"],
-      ["PATCH", `/admin/merchants/${merchant.merchant.id}`],
+      ["GET", `/admin/merchants/${id}`],
+      ["PATCH", `/admin/merchants/${id}`],
+      ["POST", `/admin/merchants/${id}/api-keys`],
+      ["DELETE", `/admin/merchants/${id}/api-keys/${merchant.api_key_id}`],
+      ["POST", `/admin/merchants/${id}/webhook-credential`],
+      ["GET", "/admin/reconciliation/runs"],
+      ["GET", "/admin/audit"],
       ["POST", "/admin/dead-letters/redrive"],
       ["GET", "/admin/dead-letters"],
     );
@@ -96,9 +133,9 @@ describe("fuzzing the public surface", async () => {
         const response = await call(`${path}?${query}`, {
           method,
           headers: authorised ? { ...ADMIN } : { authorization: "Bearer not-the-token" },
-          body: method === "GET" ? undefined : body,
+          body: method === "GET" || method === "DELETE" ? undefined : body,
         });
-        await expectCleanRefusal(response, authorised ? [200, 201, 400, 404, 409, 413] : [401]);
+        await expectCleanRefusal(response, authorised ? [200, 201, 400, 404, 409, 413, 422] : [401]);
         if (!authorised || response.status >= 400) expect(await state()).toBe(before);
       }),
       { numRuns: RUNS },

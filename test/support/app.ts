@@ -28,3 +28,10 @@ export function appWithRefusingQueue() {
   const app = createApp({ deliveryQueue: () => refusing });
   return { fetch: (path: string, init: RequestInit = {}) => app.fetch(new Request(`https://edge.test${path}`, init), env) };
 }
+
+/** The app under other vars or secrets (e.g. ADMIN_TOKEN_PREVIOUS, ALLOW_LOOPBACK_FULFILLMENT_URLS), with the real bindings. */
+export function appWithVars(vars: Record<string, string | undefined>) {
+  const app = createApp();
+  const bindings = { ...env, ...vars };
+  return (path: string, init: RequestInit = {}) => app.fetch(new Request(`https://edge.test${path}`, init), bindings);
+}

@@ -5,6 +5,12 @@ import { ADMIN, type CreatedMerchant, call, createMerchant, uniqueId } from "./f
 /** The Smart Router emulator every outbound call of the worker reaches in tests (see vitest.config.ts). */
 export const SANDBOX = "http://smart-router.sandbox";
 
+/**
+ * A fulfilment sink of the emulator, as a merchant's `fulfillment_url`: https with a DNS host name, as production
+ * requires (the outbound service answers whatever the scheme and host).
+ */
+export const sinkUrl = (name: string) => `https://smart-router.sandbox/_sandbox/sink/${name}`;
+
 async function sandboxCall<T>(path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
   const response = await fetch(`${SANDBOX}${path}`, {
     method: init.method ?? (init.body === undefined ? "GET" : "POST"),
@@ -78,7 +84,7 @@ export async function openShop(
   const sinkName = projectId;
   const merchant = await createMerchant({
     smart_router: { project_id: projectId, secret_key: secretKey },
-    ...(options.fulfillment ? { fulfillment_url: `${SANDBOX}/_sandbox/sink/${sinkName}` } : {}),
+    ...(options.fulfillment ? { fulfillment_url: sinkUrl(sinkName) } : {}),
   });
   if (options.unlimited) {
     const limits = { primary_rpm: UNLIMITED, events_rpm: UNLIMITED, sandbox_rpm: UNLIMITED };

@@ -6,13 +6,14 @@ const json = (body: unknown): RequestInit => ({ headers: { ...ADMIN, "content-ty
 describe("admin API: merchants", () => {
   it("creates a merchant and returns every generated secret once", async () => {
     const id = uniqueId();
-    await registerSandboxProject({ project_id: "test-proj_acme1", secret_key: "sk_sandbox_secret" });
+    const projectId = `test-proj_${id.replaceAll("-", "")}`;
+    await registerSandboxProject({ project_id: projectId, secret_key: "sk_sandbox_secret" });
     const response = await call("/admin/merchants", {
       method: "POST",
       ...json({
         id,
         name: "Acme Ltd",
-        smart_router: { project_id: "test-proj_acme1", secret_key: "sk_sandbox_secret" },
+        smart_router: { project_id: projectId, secret_key: "sk_sandbox_secret" },
         fulfillment_url: "https://shop.example/fulfil",
       }),
     });
@@ -23,7 +24,7 @@ describe("admin API: merchants", () => {
       merchant: {
         id,
         name: "Acme Ltd",
-        smart_router: { project_id: "test-proj_acme1" },
+        smart_router: { project_id: projectId },
         fulfillment_url: "https://shop.example/fulfil",
         rate_limits: null,
       },
@@ -44,13 +45,14 @@ describe("admin API: merchants", () => {
 
   it("patches name, fulfilment URL, credentials and rate limits", async () => {
     const created = await createMerchant();
-    await registerSandboxProject({ project_id: "test-proj_renamed", secret_key: "sk_rotated" });
+    const projectId = `test-proj_renamed${created.merchant.id.replaceAll("-", "")}`;
+    await registerSandboxProject({ project_id: projectId, secret_key: "sk_rotated" });
     const response = await call(`/admin/merchants/${created.merchant.id}`, {
       method: "PATCH",
       ...json({
         name: "Renamed",
         fulfillment_url: "https://shop.example/hooks",
-        smart_router: { project_id: "test-proj_renamed", secret_key: "sk_rotated" },
+        smart_router: { project_id: projectId, secret_key: "sk_rotated" },
         rate_limits: { primary_rpm: 600, events_rpm: 300, sandbox_rpm: 120, batch_share: 0.5 },
       }),
     });
@@ -59,7 +61,7 @@ describe("admin API: merchants", () => {
     expect(body.merchant).toMatchObject({
       name: "Renamed",
       fulfillment_url: "https://shop.example/hooks",
-      smart_router: { project_id: "test-proj_renamed" },
+      smart_router: { project_id: projectId },
       rate_limits: { primary_rpm: 600, events_rpm: 300, sandbox_rpm: 120, batch_share: 0.5 },
     });
     // A later partial patch keeps the other limits.

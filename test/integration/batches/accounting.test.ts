@@ -53,13 +53,16 @@ describe("batch accounting", () => {
     const created = await call("/v1/batches", { method: "POST", headers, body: JSON.stringify({ kind: "refresh", transaction_ids: ids }) });
     const { batch } = (await created.json()) as { batch: { id: string } };
     // Every reading of the batch sees counters and status agree: never `completed` short of its total, never done and running.
-    await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status, total, done, failed, outstanding FROM batches WHERE id = ?")
-        .bind(batch.id)
-        .first<Record<string, unknown>>();
-      if (row?.status === "completed") expect(row).toMatchObject({ total: 3, done: 3, failed: 0, outstanding: 0 });
-      else expect(row?.outstanding).toBeGreaterThan(0);
-      expect(row?.status).toBe("completed");
-    });
-  });
+    await eventually(
+      async () => {
+        const row = await env.DB.prepare("SELECT status, total, done, failed, outstanding FROM batches WHERE id = ?")
+          .bind(batch.id)
+          .first<Record<string, unknown>>();
+        if (row?.status === "completed") expect(row).toMatchObject({ total: 3, done: 3, failed: 0, outstanding: 0 });
+        else expect(row?.outstanding).toBeGreaterThan(0);
+        expect(row?.status).toBe("completed");
+      },
+      { timeoutMs: 25_000, intervalMs: 50 },
+    );
+  }, 40_000);
 });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call } from "../../support/fixtures";
-import { eventually, openShop, SANDBOX } from "../../support/sandbox";
+import { eventually, openShop, SANDBOX, sinkUrl } from "../../support/sandbox";
 
 const byId = (a: { transaction_id: string }, b: { transaction_id: string }) => (a.transaction_id < b.transaction_id ? -1 : 1);
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -18,7 +18,7 @@ describe("backfills do not ship old orders", () => {
     const patched = await call(`/admin/merchants/${merchantId}`, {
       method: "PATCH",
       headers: { ...ADMIN, "content-type": "application/json" },
-      body: JSON.stringify({ fulfillment_url: `${SANDBOX}/_sandbox/sink/${shop.projectId}` }),
+      body: JSON.stringify({ fulfillment_url: sinkUrl(shop.projectId) }),
     });
     expect(patched.status).toBe(200);
     await pause(10);

@@ -1,0 +1,1 @@
+CREATE INDEX `transactions_status_updated` ON `transactions` (`status`,`updated_at`);

@@ -1,0 +1,37 @@
+import { eq } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { apiKeys, merchants } from "../db/schema";
+import { apiKeyId, matchesHash } from "../security/credentials";
+import type { MerchantScope } from "../transactions/queries";
+
+/** The merchant an API key belongs to, as the status API scopes its reads, and the key's id. */
+export interface ApiKeyHolder extends MerchantScope {
+  apiKeyId: string;
+}
+
+// Compared against when the key id is unknown (or the key malformed), so every rejection costs one hash and one comparison.
+const ABSENT_KEY_HASH = "0".repeat(64);
+
+/**
+ * Authenticates a presented API key: looks it up by its id part, compares the SHA-256 of the whole key in constant
+ * time, refuses revoked keys. Unknown, revoked and malformed keys all answer null.
+ */
+export async function authenticateApiKey(db: Database, presented: string): Promise<ApiKeyHolder | null> {
+  const keyId = apiKeyId(presented);
+  const row = keyId
+    ? await db
+        .select({
+          merchantId: apiKeys.merchantId,
+          keyHash: apiKeys.keyHash,
+          revokedAt: apiKeys.revokedAt,
+          fulfillmentUrl: merchants.fulfillmentUrl,
+        })
+        .from(apiKeys)
+        .innerJoin(merchants, eq(merchants.id, apiKeys.merchantId))
+        .where(eq(apiKeys.id, keyId))
+        .get()
+    : undefined;
+  const matches = await matchesHash(presented, row?.keyHash ?? ABSENT_KEY_HASH);
+  if (!row || !keyId || !matches || row.revokedAt !== null) return null;
+  return { id: row.merchantId, apiKeyId: keyId, fulfillmentConfigured: row.fulfillmentUrl !== null };
+}
