@@ -7,6 +7,8 @@ import { createSandbox } from "./sandbox/index.ts";
 const TEST_SECRETS = {
   ADMIN_TOKEN: "test-admin-token-0123456789abcdef",
   SECRETS_KEY: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+  // The key a rotation replaced: rows sealed with it still open, and the re-seal job moves them to SECRETS_KEY.
+  SECRETS_KEY_PREVIOUS: "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=",
 };
 
 /** Every outbound fetch of the worker and the tests lands on this Smart Router emulator (one per run; tests use their own projects). */

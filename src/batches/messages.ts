@@ -37,10 +37,13 @@ export const eventLogMessage = z.object({
 });
 export type EventLogMessage = z.infer<typeof eventLogMessage>;
 
-export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage, eventLogMessage]);
+/** One page of a re-seal job (security/reseal.ts): the batch queue carries it, it makes no Smart Router call. */
+export const resealMessage = z.object({ v: z.literal(1), kind: z.literal("reseal"), job_id: z.string(), ...retryState });
+
+export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage, eventLogMessage, resealMessage]);
 export type BatchMessage = z.infer<typeof batchMessage>;
 /** The batch-lane work that belongs to a batch or a reconciliation run and is counted as units. */
-export type UnitMessage = Exclude<BatchMessage, EventLogMessage>;
+export type UnitMessage = Exclude<BatchMessage, EventLogMessage | z.infer<typeof resealMessage>>;
 export type RefreshMessage = z.infer<typeof refreshMessage>;
 
 export const REFRESH_CHUNK = 20;

@@ -9,6 +9,7 @@ import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
 import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
 import { postpone } from "../queue/retry";
 import { sendAll } from "../queue/send";
+import { failReseal, resealPage } from "../security/reseal";
 import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
@@ -214,12 +215,19 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
     if (!work) continue;
     try {
       if (work.kind === "event_log") await walkEventLog(env, db, config, work);
+      else if (work.kind === "reseal") await resealPage(db, config, env.BATCHES, work);
       else await runUnit(work, env, db, config);
       message.ack();
     } catch (error) {
-      if (error instanceof SmartRouterError && error.kind === "authentication") {
+      if (work.kind !== "reseal" && error instanceof SmartRouterError && error.kind === "authentication") {
         // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.
         await refuseMerchantKey(db, work.merchant_id, `${error.status ?? 401} ${error.errorType ?? "authentication failed"}`);
+        message.ack();
+        continue;
+      }
+      if (work.kind === "reseal") {
+        // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
+        await failReseal(db, work.job_id, String(error));
         message.ack();
         continue;
       }

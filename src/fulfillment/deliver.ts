@@ -3,10 +3,9 @@ import type { Database } from "../db/client";
 import { fulfillments, merchants, transactions } from "../db/schema";
 import type { AppConfig } from "../env";
 import { fulfillmentUrlAllowed } from "../merchants/fulfillment-url";
-import { secretContext } from "../merchants/merchants";
-import { openSecret } from "../security/vault";
 import { presentTransaction } from "../transactions/present";
 import { standardWebhookHeaders } from "./signature";
+import { signingSecretsOf } from "./signing-secret";
 
 const LEASE_MS = 60_000;
 const TIMEOUT_MS = 10_000;
@@ -69,11 +68,8 @@ export async function deliverFulfillment(
     return { kind: "failed", error };
   }
 
-  const secret = await openSecret(
-    config,
-    { ciphertext: merchant.fulfillmentSecretCiphertext, keyId: merchant.fulfillmentSecretKeyId },
-    secretContext.fulfillment(merchant.id),
-  );
+  // During a signing-secret rotation's overlap, both secrets sign (two `v1,` signatures in one header).
+  const secrets = await signingSecretsOf(config, merchant, now.getTime());
   const payload = JSON.stringify({
     type: "transaction.captured",
     timestamp: now.toISOString(),
@@ -83,7 +79,10 @@ export async function deliverFulfillment(
   try {
     const response = await fetcher(merchant.fulfillmentUrl, {
       method: "POST",
-      headers: { "content-type": "application/json", ...(await standardWebhookHeaders(secret, claimed.messageId, payload, now.getTime())) },
+      headers: {
+        "content-type": "application/json",
+        ...(await standardWebhookHeaders(secrets, claimed.messageId, payload, now.getTime())),
+      },
       body: payload,
       // A redirect could lead anywhere, the checks above notwithstanding: a 3xx is a failed attempt.
       redirect: "manual",

@@ -9,12 +9,17 @@ export async function signStandardWebhook(secret: string, messageId: string, tim
   return `v1,${bytesToBase64(new Uint8Array(mac))}`;
 }
 
-/** The three Standard Webhooks headers for one delivery attempt. */
-export async function standardWebhookHeaders(secret: string, messageId: string, payload: string, now = Date.now()) {
+/**
+ * The three Standard Webhooks headers for one delivery attempt. With several secrets (a rotation's overlap), the
+ * signature header carries one `v1,` signature per secret, space-separated, as Standard Webhooks allows.
+ */
+export async function standardWebhookHeaders(secrets: string | readonly string[], messageId: string, payload: string, now = Date.now()) {
   const timestamp = Math.floor(now / 1000);
+  const all = typeof secrets === "string" ? [secrets] : secrets;
+  const signatures = await Promise.all(all.map((secret) => signStandardWebhook(secret, messageId, timestamp, payload)));
   return {
     "webhook-id": messageId,
     "webhook-timestamp": String(timestamp),
-    "webhook-signature": await signStandardWebhook(secret, messageId, timestamp, payload),
+    "webhook-signature": signatures.join(" "),
   };
 }

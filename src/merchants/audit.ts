@@ -11,6 +11,7 @@ export const ADMIN_ACTIONS = [
   "api_key.create",
   "api_key.revoke",
   "webhook_credential.rotate",
+  "signing_secret.rotate",
   "dead_letter.redrive",
   "secrets.reseal",
 ] as const;

@@ -3,6 +3,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppContext } from "../app";
 import { listReconciliationRuns } from "../batches/reconciliation";
+import { rotateSigningSecret } from "../fulfillment/signing-secret";
 import { jsonBody } from "../lib/body";
 import { validationHook } from "../lib/validation";
 import { auditTarget, listAdminActions, recordAdminAction, recordAdminActions } from "../merchants/audit";
@@ -19,6 +20,7 @@ import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "..
 import { rotateWebhookCredential, rotateWebhookCredentialSchema } from "../merchants/webhook-credential";
 import { requireAdmin } from "../middleware/admin-auth";
 import { listDeadLetters, redriveDeadLetters } from "../queue/redrive";
+import { findReseal, secretsUnderOldKeys, startReseal } from "../security/reseal";
 import { probeCredentials } from "../smart-router/probe";
 import { strictQuery } from "../transactions/api-schemas";
 
@@ -97,6 +99,32 @@ export const adminRoutes = new Hono<AppContext>()
       return c.json(rotated, 201);
     },
   )
+  .post(
+    "/merchants/:id/fulfillment-secret",
+    zValidator("param", merchantParams, validationHook),
+    jsonBody(MAX_ADMIN_BODY_BYTES, { optional: true }),
+    zValidator("json", rotateWebhookCredentialSchema, validationHook),
+    async (c) => {
+      const merchantId = c.req.valid("param").id;
+      const rotated = await rotateSigningSecret(c.var.db, c.var.config, merchantId, c.req.valid("json").overlap_hours);
+      await recordAdminAction(c.var.db, {
+        action: "signing_secret.rotate",
+        target: auditTarget.merchant(merchantId),
+        requestId: c.var.requestId,
+      });
+      c.header("Cache-Control", "no-store");
+      return c.json(rotated, 201);
+    },
+  )
+  .post("/reseal", async (c) => {
+    const job = await startReseal(c.var.db, c.env.BATCHES);
+    await recordAdminAction(c.var.db, { action: "secrets.reseal", target: `reseal:${job.id}`, requestId: c.var.requestId });
+    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.var.db, c.var.config) } }, 202);
+  })
+  .get("/reseal/:jobId", async (c) => {
+    const job = await findReseal(c.var.db, c.req.param("jobId"));
+    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.var.db, c.var.config) } });
+  })
   .get("/reconciliation/runs", zValidator("query", pageQuery, validationHook), async (c) =>
     c.json(await listReconciliationRuns(c.var.db, c.req.valid("query").cursor)),
   )

@@ -29,6 +29,11 @@ function importKey(base64: string): Promise<VaultKey> {
   return cached;
 }
 
+/** The id of the current SECRETS_KEY, as rows sealed by it name it. */
+export async function currentKeyId(config: AppConfig): Promise<string> {
+  return (await importKey(config.SECRETS_KEY)).id;
+}
+
 /** Encrypts `plaintext` under the current SECRETS_KEY, bound to `context` (e.g. "merchant:acme:smart_router") so a ciphertext cannot be moved to another row. */
 export async function sealSecret(config: AppConfig, plaintext: string, context: string): Promise<SealedSecret> {
   const { id, key } = await importKey(config.SECRETS_KEY);

@@ -122,6 +122,8 @@ describe("fuzzing the public surface", async () => {
       ["POST", `/admin/merchants/${id}/api-keys`],
       ["DELETE", `/admin/merchants/${id}/api-keys/${merchant.api_key_id}`],
       ["POST", `/admin/merchants/${id}/webhook-credential`],
+      ["POST", `/admin/merchants/${id}/fulfillment-secret`],
+      ["GET", "/admin/reseal/rsl_0"],
       ["GET", "/admin/reconciliation/runs"],
       ["GET", "/admin/audit"],
       ["POST", "/admin/dead-letters/redrive"],

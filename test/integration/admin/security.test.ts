@@ -10,6 +10,9 @@ const ADMIN_ROUTES = [
   ["POST", "/admin/merchants/acme/api-keys"],
   ["DELETE", "/admin/merchants/acme/api-keys/0011223344556677"],
   ["POST", "/admin/merchants/acme/webhook-credential"],
+  ["POST", "/admin/merchants/acme/fulfillment-secret"],
+  ["POST", "/admin/reseal"],
+  ["GET", "/admin/reseal/rsl_0"],
   ["GET", "/admin/reconciliation/runs"],
   ["GET", "/admin/audit"],
   ["GET", "/admin/dead-letters"],
@@ -58,6 +61,7 @@ describe("admin API: security", () => {
       "/admin/merchants": { id: `${id}-b`, name: "B", smart_router: { project_id: "test-proj_secb", secret_key: "sk" } },
       [`/admin/merchants/${id}`]: { name: "Taken over", fulfillment_url: "https://evil.example/x" },
       [`/admin/merchants/${id}/webhook-credential`]: { overlap_hours: 0 },
+      [`/admin/merchants/${id}/fulfillment-secret`]: { overlap_hours: 0 },
       "/admin/dead-letters/redrive": { merchant: id },
     };
     const before = await adminState(id);
