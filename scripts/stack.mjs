@@ -178,20 +178,8 @@ async function waitFor(what, check, { timeoutMs, intervalMs = 250, abort }) {
   }
 }
 
-/** Runs `work` over `items` with at most `limit` in flight. */
-export async function mapConcurrent(items, limit, work) {
-  const results = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        results[index] = await work(items[index], index);
-      }
-    }),
-  );
-  return results;
-}
+/** The one mapConcurrent (src/lib/concurrency.ts), for the scripts too. */
+export { mapConcurrent } from "../src/lib/concurrency.ts";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // The stack

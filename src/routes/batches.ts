@@ -1,10 +1,49 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { batchSchema, cancelBatch, createBatch, createBatchSchema, findBatch } from "../batches/batches";
+import { cancelBatch, createBatch, findBatch } from "../batches/batches";
+import { BATCH_KINDS, BATCH_STATUSES } from "../db/schema";
 import { jsonBody } from "../lib/body";
 import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
 import { limitPerApiKey } from "../middleware/status-rate-limit";
 import { errorResponse, noQuery } from "../transactions/api-schemas";
 import { errors, json, security } from "./transactions";
+
+const isoDate = z.iso.datetime({ offset: true });
+
+/** Body of `POST /v1/batches`. */
+const createBatchSchema = z
+  .discriminatedUnion("kind", [
+    z
+      .strictObject({ kind: z.literal("sync"), created_after: isoDate, created_before: isoDate })
+      .refine((b) => Date.parse(b.created_after) < Date.parse(b.created_before), "created_after must be before created_before"),
+    z.strictObject({
+      kind: z.literal("refresh"),
+      transaction_ids: z
+        .array(z.string().regex(/^tr_[A-Za-z0-9]{1,64}$/, "must be a Smart Router transaction id (tr_…)"))
+        .min(1)
+        .max(1000),
+    }),
+  ])
+  .openapi("CreateBatch", {
+    description:
+      "`sync` pulls every Smart Router transaction created in [created_after, created_before); `refresh` re-reads the given ids.",
+  });
+
+/** A batch as the API answers it. */
+const batchSchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(BATCH_KINDS),
+    status: z.enum(BATCH_STATUSES),
+    total: z.int(),
+    done: z.int(),
+    failed: z.int(),
+    api_calls: z.int().openapi({ description: "Smart Router API calls made for this batch so far." }),
+    created_at: z.string(),
+    started_at: z.string().nullable(),
+    finished_at: z.string().nullable(),
+    error: z.string().optional(),
+  })
+  .openapi("Batch");
 
 const batchResponse = z.object({ batch: batchSchema }).openapi("BatchResponse");
 const batchIdParams = z.object({

@@ -1,3 +1,4 @@
+import { mapConcurrent } from "../lib/concurrency";
 import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import type { SmartRouterEvent } from "../smart-router/schemas";
@@ -19,20 +20,6 @@ const MIN_LIST_PAGES = 3;
 const FETCH_CONCURRENCY = 6;
 
 const FORGED = "event not found at Smart Router (forged or foreign delivery)";
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function mapConcurrent<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index] as T);
-    }
-  });
-  await Promise.all(workers);
-  return results;
-}
 
 function asRetry(error: unknown): Verification {
   if (error instanceof SmartRouterError) return { kind: "retry", error };
