@@ -206,13 +206,17 @@ const keyRefusedReason = (detail: string | null) =>
   `Smart Router refused the merchant's key${detail ? ` (${detail})` : ""}; batch work resumes once the key is updated`;
 
 /**
- * Consumes batch work (sync pages and refreshes) in the batch lane: every Smart Router call is paced so business traffic
- * keeps its share, results go through the same state machine as webhooks, and waiting is done by the queue, not the Worker.
+ * Consumes batch work (sync pages, refreshes, event-log walks, re-seal pages) in the batch lane: every Smart Router call
+ * is paced so business traffic keeps its share, results go through the same state machine as webhooks, and waiting is
+ * done by the queue, not the Worker.
  */
 export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+  const parsed: { message: Message<unknown>; work: BatchMessage }[] = [];
   for (const message of batch.messages) {
     const work = await parseOrDeadLetter(db, batch.queue, message, batchMessage);
-    if (!work) continue;
+    if (work) parsed.push({ message, work });
+  }
+  const handle = async ({ message, work }: { message: Message<unknown>; work: BatchMessage }): Promise<void> => {
     try {
       if (work.kind === "event_log") await walkEventLog(env, db, config, work);
       else if (work.kind === "reseal") await resealPage(db, config, env.BATCHES, work);
@@ -223,13 +227,13 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
         // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.
         await refuseMerchantKey(db, work.merchant_id, `${error.status ?? 401} ${error.errorType ?? "authentication failed"}`);
         message.ack();
-        continue;
+        return;
       }
       if (work.kind === "reseal") {
         // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
         await failReseal(db, work.job_id, String(error));
         message.ack();
-        continue;
+        return;
       }
       if (work.kind === "event_log") {
         // Our pacer's wait: go on when it says. A failure: try again soon, at most WALK_RETRIES times; after that the
@@ -246,7 +250,7 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
           log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: String(error), attempt });
         }
         message.ack();
-        continue;
+        return;
       }
       const unit: UnitMessage = work;
       log("warn", "batch.unit_failed", {
@@ -266,7 +270,11 @@ export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv
         },
       });
     }
-  }
+  };
+  // Walks of different merchants' event logs are independent (each project has its own pacer): side by side, so one
+  // merchant's slow walk never holds up another's in the batch. Units of batch work run one after another.
+  await Promise.all(parsed.filter((item) => item.work.kind === "event_log").map(handle));
+  for (const item of parsed.filter((entry) => entry.work.kind !== "event_log")) await handle(item);
 }
 
 /**

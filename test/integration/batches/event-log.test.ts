@@ -3,7 +3,14 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { ADMIN, call } from "../../support/fixtures";
-import { eventually, openShop, type Shop } from "../../support/sandbox";
+import { eventually as eventuallyWithin, openShop, type Shop } from "../../support/sandbox";
+
+/**
+ * A cron run walks every merchant of the shared test database, not only this file's: what a walk brings can take a
+ * while under the whole suite, so checks wait up to 30 s.
+ */
+const eventually = <T>(check: () => Promise<T>, options: { timeoutMs?: number; intervalMs?: number } = {}) =>
+  eventuallyWithin(check, { intervalMs: 200, ...options, timeoutMs: Math.max(30_000, options.timeoutMs ?? 0) });
 
 /** One Cron Trigger run, as Cloudflare would start it; its walks then run on the batch queue. */
 async function runCron() {
@@ -65,7 +72,7 @@ describe("the event-log backstop", () => {
     await runCron();
     await eventually(async () => expect((await cursorOf(merchantId))?.api_calls).toBe((cursor?.api_calls ?? 0) + 1));
     expect((await cursorOf(merchantId))?.watermark_event_id).toBe(cursor?.watermark_event_id);
-  }, 40_000);
+  }, 90_000);
 
   it("walks on from its watermark: a refund on a completed record that no webhook brought is applied by a later run", async () => {
     const shop = await openShop({ unlimited: true });
@@ -85,7 +92,7 @@ describe("the event-log backstop", () => {
     await shop.relay({ rounds: 3 });
     await runCron();
     await eventually(() => matchesTruth(shop), { timeoutMs: 15_000, intervalMs: 200 });
-  }, 30_000);
+  }, 90_000);
 
   it("is fair: one merchant's backlog does not hold up another's walk", async () => {
     const busy = await openShop({ unlimited: true, webhooks: false });
@@ -107,22 +114,32 @@ describe("the event-log backstop", () => {
     }
     const payment = await quiet.pay({ card: "4242424242424242", amount: "8.00", currency: "EUR" });
     await runCron();
-    await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
-        .bind(quiet.merchant.merchant.id, payment.id)
-        .first<{ status: string }>();
-      expect(row?.status).toBe("completed");
-    });
+    // The shared test database holds every other test's merchants too: each gets its walk in the same run.
+    await eventually(
+      async () => {
+        const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+          .bind(quiet.merchant.merchant.id, payment.id)
+          .first<{ status: string }>();
+        expect(row?.status).toBe("completed");
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     // The busy one walked one run's share and goes on next run.
-    const after = await eventually(async () => {
-      const row = await cursorOf(busy.merchant.merchant.id);
-      expect(row?.events_walked).toBe(1_000);
-      return row;
-    });
+    const after = await eventually(
+      async () => {
+        const row = await cursorOf(busy.merchant.merchant.id);
+        expect(row?.events_walked).toBe(1_000);
+        return row;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     await runCron();
-    await eventually(async () => expect((await cursorOf(busy.merchant.merchant.id))?.events_walked).toBe(1_100));
+    await eventually(async () => expect((await cursorOf(busy.merchant.merchant.id))?.events_walked).toBe(1_100), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
     expect(after?.api_calls).toBeLessThanOrEqual(11);
-  }, 60_000);
+  }, 120_000);
 
   it("stops a merchant whose key Smart Router refuses, fails its batches, and resumes when the key is PATCHed", async () => {
     const shop = await openShop({ unlimited: true, webhooks: false });
@@ -177,7 +194,7 @@ describe("the event-log backstop", () => {
         .first<{ status: string }>();
       expect(row?.status).toBe("completed");
     });
-  }, 40_000);
+  }, 90_000);
 });
 
 describe("webhook dead letters after an outage", () => {
@@ -215,5 +232,5 @@ describe("webhook dead letters after an outage", () => {
       .bind(merchantId, payment.id)
       .first<{ status: string }>();
     expect(row?.status).toBe("completed");
-  }, 60_000);
+  }, 120_000);
 });
