@@ -41,6 +41,8 @@ export interface Shop {
   secretKey: string;
   /** Creates a payment in the emulator (card number or APM); Smart Router then fires its events. */
   pay(input: Record<string, unknown>): Promise<SandboxTransaction>;
+  /** A status-only change at Smart Router: metadata or error fields edited, no operation appended. */
+  edit(transactionId: string, body: Record<string, unknown>): Promise<unknown>;
   act(transactionId: string, action: "capture" | "void" | "refund" | "complete" | "fail" | "advance", body?: unknown): Promise<unknown>;
   truth(): Promise<{ transactions: SandboxTransaction[]; events: { id: string; name: string; transaction_id: string }[] }>;
   counters(): Promise<Record<string, unknown>>;
@@ -105,6 +107,7 @@ export async function openShop(
     secretKey,
     pay: async (input) =>
       (await sandboxCall<{ transaction: SandboxTransaction }>(`/_sandbox/projects/${projectId}/transactions`, { body: input })).transaction,
+    edit: (transactionId, body) => sandboxCall(`/_sandbox/projects/${projectId}/transactions/${transactionId}`, { method: "PATCH", body }),
     act: (transactionId, action, body = {}) =>
       sandboxCall(`/_sandbox/projects/${projectId}/transactions/${transactionId}/${action}`, { body }),
     truth: () => sandboxCall(`/_sandbox/projects/${projectId}/truth`),

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type ReadingName, readingNames, readingPatch } from "../../../sandbox/readings";
 import { consume, deliveryOf } from "../../support/consumer";
-import { openShop, SANDBOX, type Shop, TEST_CARDS } from "../../support/sandbox";
+import { openShop, type Shop, TEST_CARDS } from "../../support/sandbox";
 
 // 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
 const RUNS = Number(env.PROPERTY_RUNS ?? 500);
@@ -63,12 +63,7 @@ async function play(shop: Shop, life: Lifecycle): Promise<string> {
     await settle(shop);
   }
   for (let edit = 1; edit <= life.edits; edit++) {
-    const response = await fetch(`${SANDBOX}/_sandbox/projects/${shop.projectId}/transactions/${payment.id}`, {
-      method: "PATCH",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ metadata: { note: `edit ${edit}` } }),
-    });
-    expect(response.status).toBe(200);
+    await shop.edit(payment.id, { metadata: { note: `edit ${edit}` } });
   }
   return payment.id;
 }
