@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
@@ -17,6 +19,11 @@ export const SANDBOX_ORIGIN = "http://smart-router.sandbox";
 const sandbox = createSandbox({ timeScale: 0.001, transport: "relay" });
 
 export default defineConfig(async () => {
+  // wrangler.toml's `[assets]` directory must exist before the plugin reads it; `npm test` builds it first (pretest),
+  // a bare `npx vitest run` in a fresh clone builds it here.
+  if (!existsSync(path.join(import.meta.dirname, "dist", "assets"))) {
+    execFileSync(process.execPath, [path.join(import.meta.dirname, "scripts", "build-console.mjs")], { stdio: "inherit" });
+  }
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
   return {
     plugins: [

@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from
 import { createServer } from "node:net";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildConsole } from "./build-console.mjs";
 import { devVarsPath, ensureDevVars } from "./dev-vars.mjs";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -124,6 +125,12 @@ export function stopOnSignals(cleanup = () => {}) {
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
+/** Stops everything without exiting (a test runner's teardown): no child's exit then reads as a crash. */
+export async function stopStack() {
+  stopping = true;
+  await stopChildren();
+}
+
 /** Stops everything and exits with `code`, after saying why. */
 export async function shutDown(code, message) {
   if (stopping) return;
@@ -231,6 +238,10 @@ export async function startStack({
     rmSync(dir, { recursive: true, force: true });
     persistArgs.push("--persist-to", dir);
   }
+
+  // wrangler dev serves /console and /docs from the assets directory (wrangler.toml `[assets]`), which must exist first.
+  say("building the console and /docs into dist/assets…");
+  await buildConsole();
 
   say("applying local D1 migrations…");
   await runToEnd(join(BIN, "wrangler"), ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], wranglerLog);

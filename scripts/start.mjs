@@ -53,6 +53,7 @@ function printBanner(stack, shop) {
   console.log(`
 Smart Router Edge is running locally.
 
+  console   ${stack.workerUrl}/console   (sign in with the API key below, or the admin token)
   worker    ${stack.workerUrl}   (status API /v1, admin API /admin, docs ${stack.workerUrl}/docs)
   emulator  ${stack.sandboxUrl}   (Smart Router API, and its control API under /_sandbox/)
   merchant  ${shop.merchantId}, Smart Router project ${shop.projectId}, credentials in ${rel(SAVED)}

@@ -1,4 +1,3 @@
-import { Scalar } from "@scalar/hono-api-reference";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
@@ -64,7 +63,7 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
   app.route("/webhooks", webhookRoutes);
   // statusApiRoutes carries its own `/v1` base path, so the OpenAPI document lists full paths.
   app.route("/", statusApiRoutes);
-  app.get("/docs", Scalar({ url: "/v1/openapi.json", pageTitle: "Smart Router Edge status API" }));
+  // `/docs` and `/console` are static assets (wrangler.toml `[assets]`, built from console/): they never reach this app.
 
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`, c.var.requestId), 404));
 

@@ -10,6 +10,8 @@ export type AppEnv = Env & {
   SECRETS_KEY_PREVIOUS?: string;
   /** Local development and tests only (never in wrangler.toml): lets `fulfillment_url` name a loopback http server. */
   ALLOW_LOOPBACK_FULFILLMENT_URLS?: string;
+  /** Optional at run time (wrangler.toml sets it); src/retention reads it through `retentionDays`. */
+  RETENTION_DAYS?: string;
 };
 
 const base64Key = z.string().refine((value) => {
@@ -42,6 +44,12 @@ const configSchema = z.object({
    */
   RECONCILE_AFTER_MINUTES: z.coerce.number().min(0).default(30),
   /**
+   * A transaction's history (settled inbox rows, operations) moves to R2 once the transaction has been out of flight and
+   * unchanged this many days; bookkeeping rows are pruned on the same window (src/retention). At least 7: Smart Router
+   * retries a webhook for ~3 days and webhook dead letters are redriven for 7, so nothing younger can still arrive.
+   */
+  RETENTION_DAYS: z.coerce.number().int().min(7).max(3650).default(30),
+  /**
    * `"true"` lets `fulfillment_url` be `http://127.0.0.1:…` or `http://localhost:…`: `npm start`, the demo, chaos and the
    * tests set it, so the emulator's sink on the loopback can receive notifications. Never set in production.
    */
@@ -52,6 +60,18 @@ const configSchema = z.object({
 });
 
 export type AppConfig = z.infer<typeof configSchema>;
+
+/**
+ * RETENTION_DAYS alone, by its entry of the same schema: the retention step needs nothing else, so another variable's
+ * misconfiguration (which `appConfig` reports everywhere else) does not stop it.
+ */
+export function retentionDays(env: AppEnv): number {
+  const parsed = configSchema.shape.RETENTION_DAYS.safeParse(env.RETENTION_DAYS);
+  if (!parsed.success) {
+    throw new Error(`invalid configuration: RETENTION_DAYS: ${parsed.error.issues.map((issue) => issue.message).join("; ")}`);
+  }
+  return parsed.data;
+}
 
 const checked = new WeakMap<object, AppConfig>();
 

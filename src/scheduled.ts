@@ -1,11 +1,13 @@
 import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { runAlertChecks } from "./alerts/scheduled";
 import { startEventLogWalks } from "./batches/event-log";
 import { startReconciliation } from "./batches/reconciliation";
 import { openDatabase } from "./db/client";
 import { fulfillments } from "./db/schema";
-import { type AppEnv, appConfig } from "./env";
+import { type AppEnv, appConfig, retentionDays } from "./env";
 import { log } from "./lib/log";
 import { sendAll } from "./queue/send";
+import { runRetention } from "./retention/retention";
 import { pruneRejectedEvents } from "./webhooks/forged";
 
 const NUDGE_GRACE_MS = 2 * 60_000;
@@ -66,12 +68,17 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, scheduledTime: number) => Pr
   rejected_events_prune: async (env, scheduledTime) => ({
     rejected_events_pruned: await pruneRejectedEvents(openDatabase(env.DB), scheduledTime),
   }),
+  // Business alerts (issue 13): every rule for every merchant, bounded per run, then the alert URL notifications due.
+  alerts: (env, scheduledTime) => runAlertChecks(env, scheduledTime),
+  // Issue 14: histories settled for RETENTION_DAYS move to R2; bookkeeping rows past their windows are pruned.
+  retention: (env, scheduledTime) =>
+    runRetention({ db: openDatabase(env.DB), bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
 };
 
 /**
  * The Cron Trigger's work: lost fulfilment nudges, the event-log backstop, reconciliation of records nothing has looked
- * at for a while, and pruning of week-old rejected inbox rows. Every step runs even when another fails; each failure is
- * logged, and the run then fails naming them all.
+ * at for a while, pruning of week-old rejected inbox rows, business alerts, and retention (archive to R2, pruning). Every step runs even when another fails;
+ * each failure is logged, and the run then fails naming them all.
  */
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
   const outcomes = await Promise.all(

@@ -14,6 +14,7 @@ import { round } from "./lib/stats.mjs";
 import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
 import { benchLimiter, benchLimiterDurableObject } from "./limiter.mjs";
 import { benchStatusApi } from "./status-api.mjs";
+import { benchStorage, storageRows } from "./storage.mjs";
 
 const quick = process.env.BENCH_QUICK === "1";
 const settings = {
@@ -33,6 +34,7 @@ const settings = {
     walkRequests: quick ? 100 : 300,
     keys: 12,
   },
+  storage: { payments: quick ? 2000 : 10_000, seed: 14, retentionDays: 30 },
 };
 const outFile = path.resolve(ROOT, process.env.BENCH_OUT ?? "bench/results/latest.json");
 
@@ -96,7 +98,7 @@ const results = { build: { upload: build.upload, ms: round(build.buildMs, 0) } }
 try {
   background.ingest = await beforeSection();
   log(
-    `ingest: worker vs Node ceiling, ${settings.ingest.concurrency} connections, ${settings.ingest.durationMs / 1000} s each in ${settings.ingest.rounds} alternating rounds`,
+    `ingest: worker vs framework-free Worker vs Node ceiling, ${settings.ingest.concurrency} connections, ${settings.ingest.durationMs / 1000} s each in ${settings.ingest.rounds} alternating rounds`,
   );
   results.ingest = await benchIngest(build, settings.ingest);
 
@@ -121,6 +123,10 @@ try {
   background.status = await beforeSection();
   log(`status API: ${settings.status.transactions} transactions, get and list`);
   results.status = await benchStatusApi(build, settings.status);
+
+  background.storage = await beforeSection();
+  log(`storage: ${settings.storage.payments} payments of the demo mix through the consumer, D1 bytes per table, then retention`);
+  results.storage = await benchStorage(build, settings.storage);
 } finally {
   build.cleanup();
 }
@@ -145,7 +151,22 @@ const rows = [
     "",
     "",
   ],
-  ["Ingest", "worker / ceiling", `${ingest.ratio.toFixed(2)}×`, "≥ 0.5×", verdict(ingest.ratio >= 0.5)],
+  [
+    "Ingest",
+    `framework-free Worker, same work, same workerd (${ingest.concurrency} conns)`,
+    `${num(ingest.plain.rps)} req/s · p50 ${ms(ingest.plain.p50)} · p99 ${ms(ingest.plain.p99)} · ${num(ingest.plain.cpuUsPerRequest)} µs CPU`,
+    "",
+    "",
+  ],
+  ["Ingest", "edge / framework-free Worker, throughput", `${ingest.plainRatio.toFixed(2)}×`, "≥ 0.9×", verdict(ingest.plainRatio >= 0.9)],
+  [
+    "Ingest",
+    "edge / framework-free Worker, CPU per delivery (theirs / ours)",
+    `${ingest.plainCpuRatio.toFixed(2)}×`,
+    "≥ 0.9×",
+    verdict(ingest.plainCpuRatio >= 0.9),
+  ],
+  ["Ingest", "worker / Node ceiling (information)", `${ingest.ratio.toFixed(2)}×`, "", ""],
   [
     "Ingest",
     "CPU per answered request, worker (workerd + Miniflare in Node) vs ceiling",
@@ -256,6 +277,7 @@ const rows = [
   ["Status API", `get by id (${num(status.transactions)} stored)`, `p50 ${ms(status.get.p50)} · p99 ${ms(status.get.p99)}`, "", ""],
   ["Status API", "list, first page (50)", `p50 ${ms(status.list.p50)} · p99 ${ms(status.list.p99)}`, "", ""],
   ["Status API", "list, status filter + cursor walk (100/page)", `p50 ${ms(status.walk.p50)} · p99 ${ms(status.walk.p99)}`, "", ""],
+  ...storageRows(results.storage),
 ];
 
 const date = new Date().toISOString();
@@ -287,13 +309,15 @@ process.stdout.write(`${printed.join("\n")}\n`);
 
 const method = {
   ingest:
-    "Worker: bundle from `wrangler deploy --dry-run`, served by workerd via Miniflare's API on its direct socket (no Miniflare entry worker, no wrangler dev proxy), wrangler.toml bindings, no queue consumer attached. Ceiling: Node + Hono (@hono/node-server) in its own process, same credential check (SHA-256 + constant-time compares, merchant in a Map), body capped at 64 KiB and validated with src's zod schema, in-memory enqueue; no log line. Both loaded by scripts/bench/lib/loadgen.mjs (own process, undici Pool, N keep-alive connections, 1 request in flight each, warm-up then fixed duration), worker and ceiling alternating over 2 rounds with both servers up; req/s = 200 answers over all rounds, p50/p99 averaged over rounds. Breakdown rows: same generator, GET /health and a wrong password on the worker, then valid deliveries to a second workerd whose entry module swaps env.WEBHOOKS for an in-memory queue (the ceiling's enqueue) around the unchanged bundle. CPU per answered request: user+system time from /proc of the serving processes (worker: its workerd plus the bench process, where Miniflare reads workerd's log lines; ceiling: its Node process) over warm-up and measurement, divided by the answers in both; unlike req/s it does not count time other tenants of the machine take.",
+    "Worker: bundle from `wrangler deploy --dry-run`, served by workerd via Miniflare's API on its direct socket (no Miniflare entry worker, no wrangler dev proxy), wrangler.toml bindings, no queue consumer attached. Ceiling: Node + Hono (@hono/node-server) in its own process, same credential check (SHA-256 + constant-time compares, merchant in a Map), body capped at 64 KiB and validated with src's zod schema, in-memory enqueue; no log line. Framework-free Worker (the ingest target's baseline): scripts/bench/lib/plain-edge.mjs, a plain fetch handler (no Hono, no drizzle) doing the edge's work (credential directory in memory from one raw D1 query, SHA-256 + constant-time compares, WEBHOOK_LIMITER, 64 KiB cap, src's zod schema, one JSON log line, WEBHOOKS.send), in a second workerd with the same bindings; loaded in the same rounds. All loaded by scripts/bench/lib/loadgen.mjs (own process, undici Pool, N keep-alive connections, 1 request in flight each, warm-up then fixed duration), worker, framework-free Worker and ceiling alternating over 2 rounds with all servers up; req/s = 200 answers over all rounds, p50/p99 averaged over rounds. Breakdown rows: same generator, GET /health and a wrong password on the worker, then valid deliveries to a second workerd whose entry module swaps env.WEBHOOKS for an in-memory queue (the ceiling's enqueue) around the unchanged bundle. CPU per answered request: user+system time from /proc of the serving processes (worker: its workerd plus the bench process, where Miniflare reads workerd's log lines; ceiling: its Node process) over warm-up and measurement, divided by the answers in both; unlike req/s it does not count time other tenants of the machine take.",
   consumer:
     "The bundle's queue handler invoked with getWorker().queue() (Miniflare), outbound calls to the emulator (Node, unlimited rates, merchant rate_limits 1e6) through the real rate-limiting Durable Object. Events are those of 4242 card payments (3 events per payment) created just before each batch, so a batch holds the newest events. events/s = events / time inside queue() calls. D1 counted by an instrumented entry module wrapping env.DB around the unchanged bundle: stmts = single queries + statements inside db.batch; D1 calls = single queries + db.batch calls (round trips).",
   limiter:
     "Pure pacer (src/rate-limiter/pacer.ts) in 1 ms simulated steps against sandbox/gcra.ts as the server (3000 rpm, burst 20); 5–60 ms one-way latency; answers fed back through observe(). Overshoot = requests the server refuses. Utilisation = accepted / (rpm × minutes + burst) with 50 interactive + 50 batch greedy callers. Interactive wait: 200 greedy batch callers + Poisson interactive calls at 30% of the rate, wait = grant time − wanted time. DO run: 8+8 greedy callers via RPC to the real Durable Object; grant times replayed against gcraTake.",
   fetchBack:
     "Real SmartRouterClient + verifyEvents in Node against the emulator; calls counted by the emulator's /counters. 1,000 events (332 card payments × 3 events + 2 declined cards × 2), verified in queue batches of 100; naive = one GET /events/{id} per event (6 in flight, as verifyEvents does).",
+  storage:
+    "scripts/bench/storage.mjs (alone: `node scripts/bench/storage.mjs --payments N`). Payments of scripts/stack.mjs's demo mix (SCENARIOS by weight, every lifecycle once first, seeded) made in the emulator in this process (time scale 0.001, 32 lifecycles at once); each webhook it sends becomes a queue message handed to the bundle's queue handler in workerd, 100 a batch, as they arrive (fetch-back through the rate-limiting Durable Object, unlimited rates). Bytes: SQLite dbstat (node:sqlite) over a copy of Miniflare's D1 file with its WAL, SUM(pgsize) per table and per index, indexes counted with their table; divided by the payments. After: the worker's scheduled handler run RETENTION_DAYS + 1 days later, every 5 minutes of that clock, until no new archive object is stored; the copy is VACUUMed before dbstat (freed pages are reused by later rows). R2: the sizes Miniflare lists for the ARCHIVE bucket. events/s = events / time inside queue() calls over the whole run (the database growing to all the payments). Payments per 10 GB = 10^10 / bytes per payment.",
   status:
     "10,000 transactions for one merchant (+2,000 for another) seeded with one SQL statement shaped like consumer-written rows, fulfilment rows for captured ones, ANALYZE; sequential requests over one keep-alive connection to workerd's direct socket with real Bearer API keys (12 live keys of the merchant, round robin, so the 600/min per-key limiter never refuses).",
 };

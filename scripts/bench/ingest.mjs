@@ -54,19 +54,32 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
   const passwordHash = createHash("sha256").update(password).digest("hex");
   let ceiling;
   let memoryWorker;
-  const rounds = { worker: [], ceiling: [] };
+  let plainWorker;
+  const rounds = { worker: [], plain: [], ceiling: [] };
   const breakdown = {};
   try {
     ceiling = await startNode(CEILING, [JSON.stringify({ merchantId: "bench-ingest", username, passwordHash })]);
     const ceilingCpu = { node: () => cpuMs([ceiling.child.pid]) };
     const created = await worker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`);
     const webhook = created.webhook;
+    // The framework-free Worker (lib/plain-edge.mjs), in its own workerd beside the edge's, loaded in the same rounds.
+    plainWorker = await startWorker(build, { plain: true });
+    const plainPids = childPids(process.pid, "workerd").filter((pid) => !workerdPids.includes(pid));
+    const plainCpu = { workerd: () => cpuMs(plainPids), node: () => cpuMs([], { self: true }) };
+    const plainWebhook = (await plainWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`))
+      .webhook;
     const perRound = { measureMs: Math.round(durationMs / roundCount), warmMs: warmupMs };
     for (let round = 0; round < roundCount; round++) {
       rounds.worker.push(
         await load(worker.url.origin, webhook.path, `Basic ${btoa(`${webhook.username}:${webhook.password}`)}`, {
           ...perRound,
           cpu: workerCpu,
+        }),
+      );
+      rounds.plain.push(
+        await load(plainWorker.url.origin, plainWebhook.path, `Basic ${btoa(`${plainWebhook.username}:${plainWebhook.password}`)}`, {
+          ...perRound,
+          cpu: plainCpu,
         }),
       );
       rounds.ceiling.push(
@@ -85,9 +98,11 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
       ...short,
       cpu: workerCpu,
     });
+    await plainWorker.dispose();
+    plainWorker = undefined;
     // Then the whole path with the ceiling's in-memory enqueue in place of the local Queues emulation.
     memoryWorker = await startWorker(build, { memoryQueue: true });
-    const memoryPids = childPids(process.pid, "workerd").filter((pid) => !workerdPids.includes(pid));
+    const memoryPids = childPids(process.pid, "workerd").filter((pid) => !workerdPids.includes(pid) && !plainPids.includes(pid));
     const memoryCpu = { workerd: () => cpuMs(memoryPids), node: () => cpuMs([], { self: true }) };
     const memoryWebhook = (await memoryWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`))
       .webhook;
@@ -101,6 +116,7 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
     await ceiling?.stop();
     await worker.dispose();
     await memoryWorker?.dispose();
+    await plainWorker?.dispose();
   }
 
   // Per side: throughput over all rounds; latency percentiles averaged over rounds.
@@ -124,6 +140,7 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
   };
   const workerResult = combine(rounds.worker);
   const ceilingResult = combine(rounds.ceiling);
+  const plainResult = combine(rounds.plain);
   return {
     concurrency,
     warmupMs,
@@ -131,7 +148,12 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
     rounds: roundCount,
     worker: workerResult,
     ceiling: ceilingResult,
+    plain: plainResult,
     ratio: workerResult.rps / ceilingResult.rps,
+    // The ingest target: the edge as a share of the framework-free Worker, in throughput and in CPU per delivery.
+    plainRatio: workerResult.rps / plainResult.rps,
+    plainCpuRatio: plainResult.cpuUsPerRequest / workerResult.cpuUsPerRequest,
+    plainRatioPerRound: rounds.worker.map((w, i) => w.rps / rounds.plain[i].rps),
     memoryQueueRatio: breakdown.memoryQueue.answersPerSecond / ceilingResult.rps,
     cpuRatio: ceilingResult.cpuUsPerRequest / workerResult.cpuUsPerRequest,
     workerdPids: workerdPids.length,

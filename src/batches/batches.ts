@@ -1,7 +1,9 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { z } from "zod";
 import type { Database } from "../db/client";
 import { batches } from "../db/schema";
 import { ApiError } from "../errors";
+import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { sendAll } from "../queue/send";
 import { type BatchMessage, chunk } from "./messages";
 
@@ -90,6 +92,26 @@ export async function findBatch(db: Database, merchantId: string, batchId: strin
     .get();
   if (!row) throw new ApiError("not_found", `batch ${batchId} not found`);
   return presentBatch(row);
+}
+
+const batchCursor = z.strictObject({ c: z.string().min(1).max(64), i: z.string().min(1).max(64) });
+
+/** The merchant's batches, newest first (`created_at`, then id, descending), in keyset pages of `limit`. */
+export async function listBatches(db: Database, merchantId: string, { cursor, limit }: { cursor?: string; limit: number }) {
+  const after = cursor === undefined ? undefined : decodePageCursor(cursor, batchCursor);
+  const rows = await db
+    .select()
+    .from(batches)
+    .where(
+      and(
+        eq(batches.merchantId, merchantId),
+        after === undefined ? undefined : sql`(${batches.createdAt}, ${batches.id}) < (${after.c}, ${after.i})`,
+      ),
+    )
+    .orderBy(desc(batches.createdAt), desc(batches.id))
+    .limit(limit + 1);
+  const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ c: row.createdAt, i: row.id }));
+  return { batches: page.map(presentBatch), next_cursor: nextCursor };
 }
 
 /** Cancels a batch that has not finished; queued work for it is dropped as it comes up. */

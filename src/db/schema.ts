@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { IN_FLIGHT_STATUSES } from "../transactions/status";
+import { FETCH_BACK_VIAS } from "../verification/fetch-back";
 import { sqlLiterals } from "./bulk";
 
 /** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored; taken when the statement runs. */
@@ -41,6 +42,8 @@ export const merchants = sqliteTable(
     smartRouterKeyRefusedReason: text("smart_router_key_refused_reason"),
     /** JSON of the merchant's Smart Router rate limits, null for defaults. */
     rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimitSettings>(),
+    /** JSON of the merchant's alert thresholds and alert URL, null for defaults (alerts/rules.ts). */
+    alertSettings: text("alert_settings", { mode: "json" }).$type<AlertSettings>(),
     createdAt: text("created_at").notNull().default(nowIso),
     updatedAt: text("updated_at").notNull().default(nowIso),
   },
@@ -53,6 +56,18 @@ export interface RateLimitSettings {
   events_rpm?: number;
   sandbox_rpm?: number;
   batch_share?: number;
+  /** The webhook edge's limit for this merchant, deliveries per minute (webhooks/delivery-limit.ts). */
+  webhooks_rpm?: number;
+}
+
+/** Per-merchant alert thresholds (`PATCH /admin/merchants/{id}` `alerts`); an absent field takes its default. */
+export interface AlertSettings {
+  authorized_uncaptured_hours?: number;
+  apm_pending_minutes?: number;
+  forged_per_hour?: number;
+  fulfillment_failing_minutes?: number;
+  /** Where alert notifications are POSTed (the rules of `fulfillment_url`); null or absent: none are sent. */
+  url?: string | null;
 }
 
 export const apiKeys = sqliteTable(
@@ -131,11 +146,16 @@ export const transactions = sqliteTable(
     primaryKey({ columns: [t.merchantId, t.id] }),
     index("transactions_merchant_updated").on(t.merchantId, t.updatedAt, t.id),
     index("transactions_merchant_status_updated").on(t.merchantId, t.status, t.updatedAt, t.id),
+    // The list's `payment_type` filter (0010): without it a rare payment type would walk every row of the merchant.
+    index("transactions_merchant_payment_type_updated").on(t.merchantId, t.paymentType, t.updatedAt, t.id),
     // No query names it, but without it SQLite's planner (no ANALYZE statistics) takes transactions_merchant_updated for
     // a status + updated_after page and filters every status in the range (query-plan.test.ts caught it when dropped).
     index("transactions_status_updated").on(t.status, t.updatedAt),
     // Reconciliation walks each merchant's in-flight records least recently looked at first (a few per merchant per run).
     index("transactions_reconcile").on(t.merchantId, lastLookedAt(t), t.id).where(isInFlight(t.status)),
+    // The export's keyset walk by creation time (0011): julianday() puts Smart Router's RFC 3339 times, whatever their
+    // offset or fractional digits, on one UTC scale.
+    index("transactions_merchant_created").on(t.merchantId, sql`julianday(${t.createdAt})`, t.id),
   ],
 );
 
@@ -180,7 +200,14 @@ export const events = sqliteTable(
     processedAt: text("processed_at"),
     detail: text("detail"),
   },
-  (t) => [primaryKey({ columns: [t.merchantId, t.id] }), index("events_transaction").on(t.merchantId, t.transactionId, t.firedAt, t.id)],
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.id] }),
+    index("events_transaction").on(t.merchantId, t.transactionId, t.firedAt, t.id),
+    // What is waiting, for `GET /v1/pipeline` (0010): few rows are pending at a time, so the partial index stays small.
+    index("events_pending").on(t.merchantId).where(sql`${t.outcome} = 'pending'`),
+    // Forged deliveries of the last hour per merchant, for the forged-delivery-spike alert (alerts/evaluate.ts).
+    index("events_rejected_processed").on(t.merchantId, t.processedAt).where(sql`${t.outcome} = 'rejected'`),
+  ],
 );
 
 /** `backfilled`: captured before the merchant set its fulfillment URL and found by a batch read; never notified. */
@@ -219,7 +246,8 @@ export const deadLetters = sqliteTable(
     createdAt: text("created_at").notNull().default(nowIso),
     redrivenAt: text("redriven_at"),
   },
-  (t) => [index("dead_letters_merchant").on(t.merchantId, t.createdAt)],
+  // dead_letters_created: pruning past RETENTION_DAYS (0011; src/retention/prune.ts), merchant or not.
+  (t) => [index("dead_letters_merchant").on(t.merchantId, t.createdAt), index("dead_letters_created").on(t.createdAt)],
 );
 
 export const BATCH_KINDS = ["sync", "refresh"] as const;
@@ -252,21 +280,31 @@ export const batches = sqliteTable(
 );
 
 /** One pass of the reconciliation cron: what it found stale and how many records the refresh corrected. */
-export const reconciliationRuns = sqliteTable("reconciliation_runs", {
-  id: text("id").primaryKey(),
-  startedAt: text("started_at").notNull(),
-  found: integer("found").notNull().default(0),
-  refreshed: integer("refreshed").notNull().default(0),
-  fixed: integer("fixed").notNull().default(0),
-  lastUpdateAt: text("last_update_at"),
-});
+export const reconciliationRuns = sqliteTable(
+  "reconciliation_runs",
+  {
+    id: text("id").primaryKey(),
+    startedAt: text("started_at").notNull(),
+    found: integer("found").notNull().default(0),
+    refreshed: integer("refreshed").notNull().default(0),
+    fixed: integer("fixed").notNull().default(0),
+    lastUpdateAt: text("last_update_at"),
+  },
+  // Pruning past RETENTION_DAYS (0011; src/retention/prune.ts).
+  (t) => [index("reconciliation_runs_started").on(t.startedAt)],
+);
 
 /** Units of batch work already done, so a redelivered or duplicated queue message is applied once. */
-export const batchUnits = sqliteTable("batch_units", {
-  unitId: text("unit_id").primaryKey(),
-  batchId: text("batch_id"),
-  finishedAt: text("finished_at").notNull(),
-});
+export const batchUnits = sqliteTable(
+  "batch_units",
+  {
+    unitId: text("unit_id").primaryKey(),
+    batchId: text("batch_id"),
+    finishedAt: text("finished_at").notNull(),
+  },
+  // Pruning once no queue message can name the unit again (0011; src/retention/prune.ts).
+  (t) => [index("batch_units_finished").on(t.finishedAt)],
+);
 
 /**
  * The event-log backstop's place in each merchant's `GET /events`: everything up to the watermark is committed. The walk
@@ -312,3 +350,237 @@ export const resealJobs = sqliteTable("reseal_jobs", {
   startedAt: text("started_at").notNull().default(nowIso),
   finishedAt: text("finished_at"),
 });
+
+/*
+ * The timeline of a payment (GET /v1/transactions/{id}/timeline) and the pipeline's figures (GET /v1/pipeline), written
+ * in the D1 batch that commits the work they describe (migrations/0010_timeline.sql). Growth is bounded by the
+ * retention step (issue 14, src/retention): each table is pruned by its time column past RETENTION_DAYS, through the
+ * `(merchant_id, <time>)` index walked per merchant (`merchants CROSS JOIN <table> ON merchant_id = m.id AND <time> < ?`,
+ * as webhooks/forged.ts prunes the inbox); nothing else deletes these rows.
+ */
+
+/** One row per webhook delivery the edge accepted (its request id), once the consumer committed the batch that carried it. */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    merchantId: text("merchant_id").notNull(),
+    eventId: text("event_id").notNull(),
+    /** The edge's request id: a message retried or redelivered by the queue is recorded once. */
+    deliveryId: text("delivery_id").notNull(),
+    /** When the edge accepted it. */
+    receivedAt: text("received_at").notNull(),
+    /** The event was already in the inbox (or an earlier delivery of it came in the same queue batch). */
+    duplicate: integer("duplicate", { mode: "boolean" }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.eventId, t.deliveryId] }),
+    index("webhook_deliveries_received").on(t.merchantId, t.receivedAt),
+  ],
+);
+
+export const FETCH_BACK_OUTCOMES = ["verified", "not_found", "rejected", "retry"] as const;
+export type FetchBackOutcome = (typeof FETCH_BACK_OUTCOMES)[number];
+
+/** One row per fetch-back of a delivered event (verification/fetch-back.ts), whatever it answered. */
+export const fetchBacks = sqliteTable(
+  "fetch_backs",
+  {
+    id: integer("id").primaryKey(),
+    merchantId: text("merchant_id").notNull(),
+    eventId: text("event_id").notNull(),
+    /** When Smart Router answered (or the call was given up). */
+    at: text("at").notNull(),
+    outcome: text("outcome", { enum: FETCH_BACK_OUTCOMES }).notNull(),
+    /** One of verification/fetch-back.ts's FETCH_BACK_VIAS: which calls stood for the event. */
+    via: text("via", { enum: FETCH_BACK_VIAS }).notNull(),
+    apiCalls: integer("api_calls").notNull(),
+    /** How long our own pacer held its calls back: waited in place, or the wait it asked for when it postponed the call. */
+    paceWaitMs: integer("pace_wait_ms").notNull(),
+    /** Why it did not verify: the error's kind and message, or the rejection; never a body. */
+    detail: text("detail"),
+  },
+  (t) => [index("fetch_backs_event").on(t.merchantId, t.eventId, t.at), index("fetch_backs_at").on(t.merchantId, t.at)],
+);
+
+/**
+ * Every change of a record's status, in commit order: written after the compare-and-set upsert of the same D1 batch
+ * (transactions/apply.ts), from what it actually stored. `from_status` is the previous row's `to_status`: null for the
+ * first status seen (or when earlier rows were pruned).
+ */
+export const transactionStatusChanges = sqliteTable(
+  "transaction_status_changes",
+  {
+    id: integer("id").primaryKey(),
+    merchantId: text("merchant_id").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    at: text("at").notNull().default(nowIso),
+    fromStatus: text("from_status"),
+    toStatus: text("to_status").notNull(),
+    /** The event whose snapshot made the change; null when an API read did (batch, reconciliation, an event without operations). */
+    eventId: text("event_id"),
+    eventName: text("event_name"),
+    /** For a read: the lower bound of its time on Smart Router's clock (state-machine.ts). */
+    readAt: text("read_at"),
+  },
+  (t) => [
+    index("transaction_status_changes_transaction").on(t.merchantId, t.transactionId, t.id),
+    index("transaction_status_changes_at").on(t.merchantId, t.at),
+  ],
+);
+
+export const FULFILLMENT_ATTEMPT_OUTCOMES = ["delivered", "failed"] as const;
+/** Why an attempt failed, as the timeline names it; never the merchant's answer body. */
+export const FULFILLMENT_ATTEMPT_ERRORS = [
+  "http_status",
+  "redirect",
+  "timeout",
+  "network",
+  "not_configured",
+  "url_not_allowed",
+  "record_missing",
+] as const;
+export type FulfillmentAttemptError = (typeof FULFILLMENT_ATTEMPT_ERRORS)[number];
+
+/** One row per fulfilment notification attempt (fulfillment/deliver.ts): the merchant's HTTP status or an error class, never a body. */
+export const fulfillmentAttempts = sqliteTable(
+  "fulfillment_attempts",
+  {
+    id: integer("id").primaryKey(),
+    merchantId: text("merchant_id").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    /** The outbox row's attempt counter when this attempt took the lease. */
+    attempt: integer("attempt").notNull(),
+    at: text("at").notNull(),
+    outcome: text("outcome", { enum: FULFILLMENT_ATTEMPT_OUTCOMES }).notNull(),
+    httpStatus: integer("http_status"),
+    /** One of FULFILLMENT_ATTEMPT_ERRORS; null when delivered. */
+    errorClass: text("error_class", { enum: FULFILLMENT_ATTEMPT_ERRORS }),
+  },
+  (t) => [
+    index("fulfillment_attempts_transaction").on(t.merchantId, t.transactionId, t.id),
+    index("fulfillment_attempts_at").on(t.merchantId, t.at),
+  ],
+);
+
+export const ALERT_STATES = ["open", "resolved"] as const;
+export const ALERT_NOTIFICATION_TYPES = ["alert.opened", "alert.resolved"] as const;
+export const ALERT_NOTIFICATION_STATUSES = ["pending", "delivered", "failed"] as const;
+
+/**
+ * Business alerts (alerts/): at most one open alert per merchant, kind and transaction (or none), so evaluating again
+ * changes nothing; an alert resolves when its condition no longer holds. The notification columns track the one
+ * notification owed to the merchant's alert URL (its opening, or its resolution, which supersedes an undelivered opening).
+ */
+export const alerts = sqliteTable(
+  "alerts",
+  {
+    id: text("id").primaryKey(),
+    merchantId: text("merchant_id")
+      .notNull()
+      .references(() => merchants.id),
+    kind: text("kind").notNull(),
+    transactionId: text("transaction_id"),
+    state: text("state", { enum: ALERT_STATES }).notNull(),
+    detail: text("detail").notNull(),
+    openedAt: text("opened_at").notNull(),
+    resolvedAt: text("resolved_at"),
+    /** When a run last re-evaluated the open alert: runs recheck the least recently checked first. */
+    checkedAt: text("checked_at").notNull(),
+    notificationType: text("notification_type", { enum: ALERT_NOTIFICATION_TYPES }),
+    /** Null when the merchant had no alert URL as the notification came due. */
+    notificationStatus: text("notification_status", { enum: ALERT_NOTIFICATION_STATUSES }),
+    notificationAttempts: integer("notification_attempts").notNull().default(0),
+    /** When the owed notification came due: its retry horizon counts from here. */
+    notificationSince: text("notification_since"),
+    notificationDueAt: text("notification_due_at"),
+    notificationError: text("notification_error"),
+  },
+  (t) => [
+    uniqueIndex("alerts_open_once").on(t.merchantId, t.kind, sql`coalesce(${t.transactionId}, '')`).where(sql`${t.state} = 'open'`),
+    index("alerts_merchant_opened").on(t.merchantId, t.openedAt, t.id),
+    index("alerts_merchant_state_opened").on(t.merchantId, t.state, t.openedAt, t.id),
+    index("alerts_open_checked").on(t.checkedAt).where(sql`${t.state} = 'open'`),
+    index("alerts_notification_due").on(t.notificationDueAt).where(sql`${t.notificationStatus} = 'pending'`),
+  ],
+);
+
+/** Where a watermark scan of the alert rules stopped: the last row's keyset position, so the next run goes on after it. */
+export const alertScans = sqliteTable("alert_scans", {
+  name: text("name").primaryKey(),
+  updatedAt: text("updated_at").notNull(),
+  merchantId: text("merchant_id").notNull(),
+  transactionId: text("transaction_id").notNull(),
+});
+
+/*
+ * Retention (issue 14, src/retention, migrations/0011_retention.sql). A transaction's history (its settled inbox rows
+ * and its operations) moves to R2 once the transaction has been out of flight and unchanged for RETENTION_DAYS; the
+ * transaction row itself and its outbox row stay in D1, so lists, the export and every compare-and-set keep working.
+ */
+
+/** Where each merchant's archive walk stands: every transaction up to (updated_at, id) has had its history moved. */
+export const retentionCursors = sqliteTable("retention_cursors", {
+  merchantId: text("merchant_id")
+    .primaryKey()
+    .references(() => merchants.id),
+  /** The last transaction the walk passed, in `transactions_merchant_updated` order; null before the first object. */
+  archivedThroughUpdatedAt: text("archived_through_updated_at"),
+  archivedThroughId: text("archived_through_id"),
+  /** When a run last gave this merchant its turn: runs serve the least recently served first. */
+  lastRunAt: text("last_run_at"),
+});
+
+export const ARCHIVE_OBJECT_STATUSES = ["writing", "stored"] as const;
+
+/**
+ * One R2 object of archived history (NDJSON, gzip), one merchant's and one UTC day's (of the transactions' last
+ * change). `writing` from its claim, with the manifest of the exact rows it holds, until those rows left D1; then
+ * `stored`. At most one `writing` object per merchant: claims are exclusive.
+ */
+export const archiveObjects = sqliteTable(
+  "archive_objects",
+  {
+    id: integer("id").primaryKey(),
+    key: text("key").notNull(),
+    merchantId: text("merchant_id").notNull(),
+    day: text("day").notNull(),
+    status: text("status", { enum: ARCHIVE_OBJECT_STATUSES }).notNull(),
+    /** The merchant's cursor when the object was claimed, and where the object moves it once stored. */
+    fromUpdatedAt: text("from_updated_at"),
+    fromId: text("from_id"),
+    throughUpdatedAt: text("through_updated_at").notNull(),
+    throughId: text("through_id").notNull(),
+    /** While `writing`: `{"transactions":[…],"events":[…],"operations":[…]}`, the ids the object holds; null once stored. */
+    manifest: text("manifest", { mode: "json" }).$type<ArchiveManifest>(),
+    transactions: integer("transactions").notNull(),
+    events: integer("events").notNull(),
+    operations: integer("operations").notNull(),
+    bytes: integer("bytes"),
+    createdAt: text("created_at").notNull(),
+    storedAt: text("stored_at"),
+  },
+  (t) => [
+    uniqueIndex("archive_objects_key").on(t.key),
+    uniqueIndex("archive_objects_one_writing").on(t.merchantId).where(sql`${t.status} = 'writing'`),
+  ],
+);
+
+export interface ArchiveManifest {
+  transactions: string[];
+  events: string[];
+  operations: string[];
+}
+
+/**
+ * Which archive objects hold part of a transaction's history, read by `/events` and `/operations`. WITHOUT ROWID in
+ * 0011 (drizzle cannot say so): the primary key is the whole row, stored once.
+ */
+export const archivedHistories = sqliteTable(
+  "archived_histories",
+  {
+    merchantId: text("merchant_id").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    archiveId: integer("archive_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.merchantId, t.transactionId, t.archiveId] })],
+);

@@ -1,8 +1,9 @@
 import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { fulfillments, merchants, transactions } from "../db/schema";
+import { type FulfillmentAttemptError, fulfillments, merchants, transactions } from "../db/schema";
 import type { AppConfig } from "../env";
 import { fulfillmentUrlAllowed } from "../merchants/fulfillment-url";
+import { fulfillmentAttemptInsert } from "../timeline/record";
 import { presentTransaction } from "../transactions/present";
 import { standardWebhookHeaders } from "./signature";
 import { signingSecretsOf } from "./signing-secret";
@@ -51,20 +52,34 @@ export async function deliverFulfillment(
     .from(transactions)
     .where(and(eq(transactions.merchantId, target.merchantId), eq(transactions.id, target.transactionId)))
     .get();
-  const release = (error: string) =>
-    db
-      .update(fulfillments)
-      .set({ leaseUntil: null, lastError: error })
-      .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId)));
+  // Every attempt is recorded for the payment's timeline, in the same D1 batch as the outbox row's update.
+  const attempt = (outcome: "delivered" | "failed", answer: { httpStatus?: number; errorClass?: FulfillmentAttemptError }) =>
+    fulfillmentAttemptInsert(db, {
+      ...target,
+      attempt: claimed.attempts,
+      at: now.toISOString(),
+      outcome,
+      httpStatus: answer.httpStatus ?? null,
+      errorClass: answer.errorClass ?? null,
+    });
+  const release = async (error: string, answer: { httpStatus?: number; errorClass: FulfillmentAttemptError }) => {
+    await db.batch([
+      db
+        .update(fulfillments)
+        .set({ leaseUntil: null, lastError: error })
+        .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId))),
+      attempt("failed", answer),
+    ]);
+  };
   if (!merchant?.fulfillmentUrl || !transaction) {
     const error = merchant?.fulfillmentUrl ? "transaction record missing" : "no fulfillment_url configured";
-    await release(error);
+    await release(error, { errorClass: merchant?.fulfillmentUrl ? "record_missing" : "not_configured" });
     return { kind: "failed", error };
   }
   // A URL stored before the rules of merchants/fulfillment-url.ts (or a loopback one where they are off) is never called.
   if (!fulfillmentUrlAllowed(merchant.fulfillmentUrl, config.ALLOW_LOOPBACK_FULFILLMENT_URLS)) {
     const error = "fulfillment_url is not allowed (https with a DNS host name only); PATCH the merchant, then redrive";
-    await release(error);
+    await release(error, { errorClass: "url_not_allowed" });
     return { kind: "failed", error };
   }
 
@@ -76,6 +91,7 @@ export async function deliverFulfillment(
     data: { merchant_id: merchant.id, transaction: presentTransaction(transaction, claimed, true) },
   });
   let error: string;
+  let answer: { httpStatus?: number; errorClass: FulfillmentAttemptError };
   try {
     const response = await fetcher(merchant.fulfillmentUrl, {
       method: "POST",
@@ -91,19 +107,23 @@ export async function deliverFulfillment(
     // Never read: what the merchant's server answers (or a server it should not be) stays out of every record and log.
     await response.body?.cancel();
     if (response.ok) {
-      await db
-        .update(fulfillments)
-        .set({ status: "delivered", deliveredAt: new Date().toISOString(), leaseUntil: null, lastError: null })
-        .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId)));
+      await db.batch([
+        db
+          .update(fulfillments)
+          .set({ status: "delivered", deliveredAt: new Date().toISOString(), leaseUntil: null, lastError: null })
+          .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId))),
+        attempt("delivered", { httpStatus: response.status }),
+      ]);
       return { kind: "delivered" };
     }
-    error =
-      response.status >= 300 && response.status < 400
-        ? `merchant answered ${response.status} (redirects are not followed)`
-        : `merchant answered ${response.status}`;
+    const redirect = response.status >= 300 && response.status < 400;
+    error = redirect ? `merchant answered ${response.status} (redirects are not followed)` : `merchant answered ${response.status}`;
+    answer = { httpStatus: response.status, errorClass: redirect ? "redirect" : "http_status" };
   } catch (cause) {
-    error = cause instanceof Error && cause.name === "TimeoutError" ? "timed out" : "network error";
+    const timedOut = cause instanceof Error && cause.name === "TimeoutError";
+    error = timedOut ? "timed out" : "network error";
+    answer = { errorClass: timedOut ? "timeout" : "network" };
   }
-  await release(error);
+  await release(error, answer);
   return { kind: "failed", error };
 }

@@ -1,6 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { apiKeys, merchants } from "../db/schema";
+import { ApiError } from "../errors";
 import { apiKeyId, matchesHash } from "../security/credentials";
 import type { MerchantScope } from "../transactions/queries";
 
@@ -34,4 +35,18 @@ export async function authenticateApiKey(db: Database, presented: string): Promi
   const matches = await matchesHash(presented, row?.keyHash ?? ABSENT_KEY_HASH);
   if (!row || !keyId || !matches || row.revokedAt !== null) return null;
   return { id: row.merchantId, apiKeyId: keyId, fulfillmentConfigured: row.fulfillmentUrl !== null };
+}
+
+/** The key the admin token is counted under when it acts as a merchant (the status API limits per key). */
+export const ADMIN_ACTOR_KEY = "admin";
+
+/** The merchant the admin token acts as (`X-Merchant-Id` on the status API); an unknown merchant is a 404. */
+export async function merchantForAdmin(db: Database, merchantId: string): Promise<ApiKeyHolder> {
+  const row = await db
+    .select({ id: merchants.id, fulfillmentUrl: merchants.fulfillmentUrl })
+    .from(merchants)
+    .where(eq(merchants.id, merchantId))
+    .get();
+  if (!row) throw new ApiError("not_found", `merchant ${merchantId} not found`);
+  return { id: row.id, apiKeyId: ADMIN_ACTOR_KEY, fulfillmentConfigured: row.fulfillmentUrl !== null };
 }

@@ -14,6 +14,7 @@ export const ADMIN_ACTIONS = [
   "signing_secret.rotate",
   "dead_letter.redrive",
   "secrets.reseal",
+  "status_api.write",
 ] as const;
 export type AdminAction = (typeof ADMIN_ACTIONS)[number];
 
@@ -29,6 +30,8 @@ export const auditTarget = {
   merchant: (merchantId: string) => `merchant:${merchantId}`,
   apiKey: (merchantId: string, keyId: string) => `merchant:${merchantId}/api_key:${keyId}`,
   deadLetter: (id: string) => `dead_letter:${id}`,
+  /** A status API write the admin token made as the merchant, e.g. `merchant:acme/POST /v1/batches`. */
+  statusApi: (merchantId: string, method: string, path: string) => `merchant:${merchantId}/${method} ${path}`,
 };
 
 /** The insert that records an admin action, to run in the same D1 batch as the action itself. */

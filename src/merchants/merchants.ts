@@ -1,8 +1,11 @@
-import { and, eq, isNull, ne } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, ne } from "drizzle-orm";
+import { z } from "zod";
+import { alertThresholds } from "../alerts/rules";
 import type { Database } from "../db/client";
 import { apiKeys, eventLogCursors, merchants } from "../db/schema";
 import type { AppConfig } from "../env";
 import { ApiError } from "../errors";
+import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { log } from "../lib/log";
 import { generateApiKey, generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
@@ -10,7 +13,7 @@ import type { CredentialCheck } from "../smart-router/probe";
 import { forgetWebhookCredentials } from "../webhooks/credential";
 import { adminActionInsert, auditTarget, recordAdminAction } from "./audit";
 import { FULFILLMENT_URL_RULE, fulfillmentUrlAllowed } from "./fulfillment-url";
-import type { CreateMerchantInput, UpdateMerchantInput } from "./schemas";
+import { type CreateMerchantInput, merchantIdSchema, type UpdateMerchantInput } from "./schemas";
 
 type MerchantRow = typeof merchants.$inferSelect;
 
@@ -22,6 +25,8 @@ export function presentMerchant(row: MerchantRow) {
     smart_router: { project_id: row.smartRouterProjectId },
     fulfillment_url: row.fulfillmentUrl,
     rate_limits: row.rateLimits ?? null,
+    // Not a secret: the thresholds in force (each set one or its default) and where alert notifications go.
+    alerts: { ...alertThresholds(row.alertSettings), url: row.alertSettings?.url ?? null },
     // Set while Smart Router refuses the merchant's key (401/403): its batch work is stopped until the key is PATCHed.
     smart_router_key_refused: row.smartRouterKeyRefusedAt
       ? { at: row.smartRouterKeyRefusedAt, detail: row.smartRouterKeyRefusedReason }
@@ -135,11 +140,11 @@ async function checkCredentials(probe: CredentialProbe, credentials: { projectId
 }
 
 /** Refuses (400, naming the field) a loopback fulfilment URL unless the configuration allows them (local development). */
-function requireAllowedFulfillmentUrl(config: AppConfig, url: string) {
+function requireAllowedFulfillmentUrl(config: AppConfig, url: string, field = "fulfillment_url") {
   if (!fulfillmentUrlAllowed(url, config.ALLOW_LOOPBACK_FULFILLMENT_URLS)) {
     throw new ApiError(
       "invalid_body",
-      `fulfillment_url: a loopback URL is accepted only where ALLOW_LOOPBACK_FULFILLMENT_URLS is "true" (local development); ${FULFILLMENT_URL_RULE}`,
+      `${field}: a loopback URL is accepted only where ALLOW_LOOPBACK_FULFILLMENT_URLS is "true" (local development); ${FULFILLMENT_URL_RULE}`,
     );
   }
 }
@@ -168,6 +173,21 @@ function uniqueConflict(error: unknown, merchantId: string, projectId: string | 
   return error;
 }
 
+const merchantCursor = z.strictObject({ i: merchantIdSchema });
+
+/** Every merchant, by id, in keyset pages of `limit` (the admin's list: no secrets, as `presentMerchant`). */
+export async function listMerchants(db: Database, { cursor, limit }: { cursor?: string; limit: number }) {
+  const after = cursor === undefined ? undefined : decodePageCursor(cursor, merchantCursor).i;
+  const rows = await db
+    .select()
+    .from(merchants)
+    .where(after === undefined ? undefined : gt(merchants.id, after))
+    .orderBy(asc(merchants.id))
+    .limit(limit + 1);
+  const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ i: row.id }));
+  return { merchants: page.map(presentMerchant), next_cursor: nextCursor };
+}
+
 /** The merchant row, or a 404 ApiError. */
 export async function findMerchant(db: Database, merchantId: string): Promise<MerchantRow> {
   const row = await db.select().from(merchants).where(eq(merchants.id, merchantId)).get();
@@ -192,6 +212,7 @@ export async function updateMerchant({
   requestId: string;
 }) {
   if (input.fulfillment_url) requireAllowedFulfillmentUrl(config, input.fulfillment_url);
+  if (input.alerts?.url) requireAllowedFulfillmentUrl(config, input.alerts.url, "alerts.url");
   const current = await findMerchant(db, merchantId);
   const projectId = input.smart_router?.project_id;
   if (projectId !== undefined && projectId !== current.smartRouterProjectId) await requireProjectUnclaimed(db, projectId, merchantId);
@@ -213,6 +234,9 @@ export async function updateMerchant({
   if (input.rate_limits !== undefined) {
     changes.rateLimits = input.rate_limits === null ? null : { ...(current.rateLimits ?? {}), ...input.rate_limits };
   }
+  if (input.alerts !== undefined) {
+    changes.alertSettings = input.alerts === null ? null : { ...(current.alertSettings ?? {}), ...input.alerts };
+  }
   if (input.smart_router?.project_id !== undefined) changes.smartRouterProjectId = input.smart_router.project_id;
   if (input.smart_router !== undefined) {
     // New credentials: whatever Smart Router refused before is for them to prove again; batch work resumes.
@@ -231,6 +255,8 @@ export async function updateMerchant({
     // Another merchant took the project between the check above and this write.
     throw uniqueConflict(error, merchantId, projectId);
   }
+  // The edge limit lives in the credential directory: this isolate sees a new one at once, others within its refresh.
+  if (input.rate_limits !== undefined) forgetWebhookCredentials();
   return presentMerchant(await findMerchant(db, merchantId));
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DELIVERY_LIMIT_UNIT, MAX_DELIVERIES_PER_MINUTE } from "../webhooks/delivery-limit";
 import { checkFulfillmentUrl } from "./fulfillment-url";
 
 export const merchantIdSchema = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be 1-64 characters of a-z, 0-9, _ and -");
@@ -30,6 +31,18 @@ export const rateLimitsSchema = z.strictObject({
   events_rpm: z.int().min(1).max(1_000_000).optional(),
   sandbox_rpm: z.int().min(1).max(1_000_000).optional(),
   batch_share: z.number().gt(0).lte(1).optional(),
+  // In steps of the WEBHOOK_LIMITER binding's limit: a value between two steps is rounded up (webhooks/delivery-limit.ts).
+  webhooks_rpm: z.int().min(DELIVERY_LIMIT_UNIT).max(MAX_DELIVERIES_PER_MINUTE).optional(),
+});
+
+/** `alerts` of `PATCH /admin/merchants/{id}`: any subset of the thresholds (defaults in alerts/rules.ts) and the alert URL. */
+export const alertSettingsSchema = z.strictObject({
+  authorized_uncaptured_hours: z.int().min(1).max(720).optional(),
+  apm_pending_minutes: z.int().min(1).max(10_080).optional(),
+  forged_per_hour: z.int().min(1).max(1_000_000).optional(),
+  fulfillment_failing_minutes: z.int().min(1).max(10_080).optional(),
+  // The rules of fulfillment_url: notifications go out the same way, signed with the same secret.
+  url: fulfillmentUrlSchema.nullable().optional(),
 });
 
 /** Body of `POST /admin/merchants`. */
@@ -47,6 +60,7 @@ export const updateMerchantSchema = z
     smart_router: smartRouterCredentialsSchema.partial().optional(),
     fulfillment_url: fulfillmentUrlSchema.nullable().optional(),
     rate_limits: rateLimitsSchema.nullable().optional(),
+    alerts: alertSettingsSchema.nullable().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "body must change at least one field");
 

@@ -1,7 +1,10 @@
 import { createMiddleware } from "hono/factory";
 import type { AppContext } from "../app";
 import { ApiError } from "../errors";
-import { type ApiKeyHolder, authenticateApiKey } from "../merchants/api-keys";
+import { type ApiKeyHolder, authenticateApiKey, merchantForAdmin } from "../merchants/api-keys";
+import { auditTarget, recordAdminAction } from "../merchants/audit";
+import { merchantIdSchema } from "../merchants/schemas";
+import { bearerToken, matchAdminToken, notePreviousAdminToken } from "./admin-auth";
 
 /** Context of routes behind `requireMerchantKey()`. */
 export type MerchantContext = {
@@ -10,14 +13,47 @@ export type MerchantContext = {
   Variables: AppContext["Variables"] & { merchant: ApiKeyHolder };
 };
 
-/** Requires `Authorization: Bearer sre_…` (merchants/api-keys.ts); unknown, revoked and malformed keys get the same 401. */
+/** The header naming the merchant the admin token acts as. */
+export const MERCHANT_ID_HEADER = "x-merchant-id";
+
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Requires `Authorization: Bearer sre_…` (merchants/api-keys.ts): unknown, revoked and malformed keys get the same 401.
+ * The admin token (ADMIN_TOKEN or ADMIN_TOKEN_PREVIOUS, compared as `requireAdmin` does) acts as the merchant named by
+ * `X-Merchant-Id` (400 without it, 404 for an unknown merchant), which only the admin token may name: with an API key
+ * the key alone decides. The admin token's writes are recorded in the admin audit; its reads are not.
+ */
 export const requireMerchantKey = () =>
   createMiddleware<MerchantContext>(async (c, next) => {
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-    const merchant = await authenticateApiKey(c.var.db, presented);
-    if (!merchant) {
-      throw new ApiError("unauthorized", "missing, invalid or revoked API key", { "WWW-Authenticate": 'Bearer realm="status-api"' });
+    const presented = bearerToken(c.req.header("authorization"));
+    const admin = await matchAdminToken(c.var.config, presented);
+    if (admin === null) {
+      const merchant = await authenticateApiKey(c.var.db, presented);
+      if (!merchant) {
+        throw new ApiError("unauthorized", "missing, invalid or revoked API key", { "WWW-Authenticate": 'Bearer realm="status-api"' });
+      }
+      c.set("merchant", merchant);
+      await next();
+      return;
     }
+
+    if (admin === "previous") notePreviousAdminToken(c.var.requestId, c.req.path);
+    const named = c.req.header(MERCHANT_ID_HEADER);
+    if (named === undefined || named === "") {
+      throw new ApiError("bad_request", "X-Merchant-Id is required with the admin token: name the merchant to act as");
+    }
+    const merchantId = merchantIdSchema.safeParse(named);
+    if (!merchantId.success) throw new ApiError("bad_request", `X-Merchant-Id ${merchantId.error.issues[0]?.message ?? "is malformed"}`);
+    const merchant = await merchantForAdmin(c.var.db, merchantId.data);
     c.set("merchant", merchant);
     await next();
+    // Only a write that succeeded changed anything.
+    if (!READS.has(c.req.method) && c.res.status < 400) {
+      await recordAdminAction(c.var.db, {
+        action: "status_api.write",
+        target: auditTarget.statusApi(merchant.id, c.req.method, c.req.path),
+        requestId: c.var.requestId,
+      });
+    }
   });

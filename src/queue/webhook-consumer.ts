@@ -7,6 +7,7 @@ import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
 import { smartRouterFor } from "../smart-router/for-merchant";
+import { type FetchBackRecord, fetchBackRecord, recordDeliveries, recordFetchBacks } from "../timeline/record";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type Verification, verifyEvents } from "../verification/fetch-back";
 import { countForgedDeliveries } from "../webhooks/forged";
@@ -38,6 +39,8 @@ interface Plan {
   toRetry: { delivery: Delivery; error: SmartRouterError }[];
   /** Events Smart Router did not know: asked once more after a delay (one message per event). */
   toRecheck: WebhookMessage[];
+  /** What each fetch-back answered, for the payment's timeline. */
+  fetchBacks: FetchBackRecord[];
 }
 
 const key = (merchantId: string, eventId: string) => `${merchantId}\u0000${eventId}`;
@@ -138,6 +141,8 @@ function decideEvents(pending: readonly PendingEvent[], verifications: Map<strin
       kind: "retry",
       error: new SmartRouterError("network", "not verified"),
     };
+    const fetchBack = fetchBackRecord(entry.merchantId, entry.eventId, verification);
+    if (fetchBack) plan.fetchBacks.push(fetchBack);
     const event = {
       merchantId: entry.merchantId,
       eventId: entry.eventId,
@@ -198,7 +203,7 @@ function decideEvents(pending: readonly PendingEvent[], verifications: Map<strin
  */
 export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
   const now = new Date().toISOString();
-  const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [] };
+  const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [], fetchBacks: [] };
   const { valid, merchantRows, pending } = await classify(db, batch, plan, now);
   if (valid.length === 0) return;
   decideEvents(pending, await verify(env, config, merchantRows, pending), plan, now);
@@ -209,7 +214,21 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
     const applied = await applySnapshots(db, {
       snapshots: plan.snapshots,
       inbox: plan.inbox,
-      extra: countForgedDeliveries(plan.inbox.filter((record) => record.outcome === "rejected")),
+      extra: [
+        ...countForgedDeliveries(plan.inbox.filter((record) => record.outcome === "rejected")),
+        // The payment's timeline, in the same commit: deliveries (before the inbox write, which decides duplicates) and fetch-backs.
+        ...recordDeliveries(
+          valid
+            .filter((d) => merchantRows.has(d.body.merchant_id))
+            .map(({ body }) => ({
+              merchantId: body.merchant_id,
+              eventId: body.event_id,
+              deliveryId: body.delivery_id,
+              receivedAt: body.received_at,
+            })),
+        ),
+        ...recordFetchBacks(plan.fetchBacks),
+      ],
       fulfillment: (merchantId, captured) =>
         fulfillmentStatusFor(merchantRows.get(merchantId) ?? { fulfillmentUrl: null, fulfillmentUrlSetAt: null }, captured),
       now,

@@ -25,6 +25,16 @@ export interface BreakerState {
   failures: number;
   /** Null while closed. Open: no call before this time, then one probe, which moves it one interval on. */
   nextProbeAt: number | null;
+  /** When it last opened (epoch ms); unset while closed, and in state stored before it was kept. */
+  openedAt?: number;
+}
+
+export type BreakerPosition = "closed" | "open" | "half_open";
+
+/** Where the breaker stands for an operator: `half_open` when a probe is due (the next call goes out and decides). */
+export function breakerPosition(state: BreakerState, now: number): { position: BreakerPosition; since: number | null } {
+  if (state.nextProbeAt === null) return { position: "closed", since: null };
+  return { position: now >= state.nextProbeAt ? "half_open" : "open", since: state.openedAt ?? null };
 }
 
 /** A closed breaker: nothing has failed yet. */
@@ -79,9 +89,13 @@ export function breakerObserve(state: BreakerState, status: number, now: number,
   if (!isFailure(status)) {
     state.failures = 0;
     state.nextProbeAt = null;
+    state.openedAt = undefined;
     return;
   }
   state.failures += 1;
   if (state.nextProbeAt !== null) state.nextProbeAt = Math.max(state.nextProbeAt, now + settings.probeIntervalMs);
-  else if (state.failures >= settings.failureThreshold) state.nextProbeAt = now + settings.probeIntervalMs;
+  else if (state.failures >= settings.failureThreshold) {
+    state.nextProbeAt = now + settings.probeIntervalMs;
+    state.openedAt = now;
+  }
 }

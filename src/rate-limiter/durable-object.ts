@@ -1,16 +1,18 @@
 import { DurableObject } from "cloudflare:workers";
 import type { RateLimitSettings } from "../db/schema";
 import {
+  type BreakerPosition,
   type BreakerSettings,
   type BreakerState,
   breakerObserve,
   breakerPermit,
+  breakerPosition,
   breakerSettingsFrom,
   initialBreakerState,
   recordGrant,
 } from "./breaker";
-import type { Bucket, Lane, Permit, RateObservation } from "./limiter";
-import { acquire, initialPacerState, observe, type PacerState, reconfigure } from "./pacer";
+import { type Bucket, bucketsOf, type Lane, type Permit, type RateObservation } from "./limiter";
+import { acquire, bucketBudget, initialPacerState, observe, type PacerState, reconfigure } from "./pacer";
 
 const STATE_KEY = "pacer";
 const BREAKER_KEY = "breaker";
@@ -88,4 +90,30 @@ export class ProjectRateLimiter extends DurableObject {
   inspectBreaker(): BreakerState {
     return this.#loadBreaker();
   }
+
+  /**
+   * What the project can spend now, read-only: nothing is stored, so looking never moves the pacer (a project never
+   * called yet answers its starting state). Sandbox projects use only the sandbox bucket, others primary and events.
+   */
+  budget(settings: RateLimitSettings | null, projectId: string): ProjectBudget {
+    const now = Date.now();
+    const stored = this.#state ?? this.ctx.storage.kv.get<PacerState>(STATE_KEY);
+    // A copy under the merchant's current settings, as the next call would see it; the stored state stays as it is.
+    const state = stored ? structuredClone(stored) : initialPacerState(settings, now);
+    if (stored) reconfigure(state, settings);
+    const breaker = breakerPosition(this.#loadBreaker(), now);
+    return {
+      buckets: bucketsOf(projectId).map((bucket) => {
+        const budget = bucketBudget(state, bucket, now);
+        return { ...budget, bucket, recent429s: budget.recent429s.map((at) => new Date(at).toISOString()) };
+      }),
+      breaker: { state: breaker.position, since: breaker.since === null ? null : new Date(breaker.since).toISOString() },
+    };
+  }
+}
+
+/** One project's budget as its Durable Object sees it (times ISO 8601 UTC). */
+export interface ProjectBudget {
+  buckets: (Omit<ReturnType<typeof bucketBudget>, "recent429s"> & { bucket: Bucket; recent429s: string[] })[];
+  breaker: { state: BreakerPosition; since: string | null };
 }

@@ -6,7 +6,8 @@ export type Bucket = (typeof BUCKETS)[number];
 export const LANES = ["interactive", "batch"] as const;
 export type Lane = (typeof LANES)[number];
 
-export type Permit = { granted: true } | { granted: false; retryAfterMs: number };
+/** `waitedMs`: how long the caller's side waited in place before the grant (rate-limiter/client.ts), absent when at once. */
+export type Permit = { granted: true; waitedMs?: number } | { granted: false; retryAfterMs: number };
 
 /** What Smart Router's answer said about its bucket and its health, so the limiter and the breaker can learn. */
 export interface RateObservation {
@@ -30,8 +31,15 @@ export const unlimited: RateLimiter = {
   observe: async () => {},
 };
 
+const isSandboxProject = (projectId: string) => projectId.startsWith("test-");
+
+/** The buckets a project's calls count against: a sandbox project's own one, otherwise primary and events. */
+export function bucketsOf(projectId: string): readonly Bucket[] {
+  return isSandboxProject(projectId) ? ["sandbox"] : ["primary", "events"];
+}
+
 /** The bucket a call counts against: sandbox projects have their own; otherwise event reads are the secondary bucket. */
 export function bucketFor(projectId: string, path: string): Bucket {
-  if (projectId.startsWith("test-")) return "sandbox";
+  if (isSandboxProject(projectId)) return "sandbox";
   return path === "/events" || path.startsWith("/events/") ? "events" : "primary";
 }

@@ -28,7 +28,12 @@ interface BucketState {
   lastGrowth: number;
   /** After a 429 nothing is granted before this time. */
   pausedUntil: number;
+  /** When Smart Router last answered 429 (epoch ms, oldest first, at most RECENT_429S_KEPT); absent in state stored before. */
+  recent429s?: number[];
 }
+
+/** 429s remembered per bucket for `GET /v1/budget`: the last few are what an operator needs to see a pattern. */
+export const RECENT_429S_KEPT = 20;
 
 export interface PacerState {
   batchShare: number;
@@ -123,5 +128,22 @@ export function observe(state: PacerState, observation: RateObservation, now: nu
     bucket.tat = Math.max(bucket.tat, now + pause) + tolerance(bucket);
     bucket.batchRpm = Math.max(batchFloor(state, bucket), bucket.batchRpm / 2);
     bucket.lastGrowth = now;
+    bucket.recent429s = [...(bucket.recent429s ?? []), now].slice(-RECENT_429S_KEPT);
   }
+}
+
+/** What one bucket can grant now, without granting anything: the rate, interactive tokens left, the batch lane's pace. */
+export function bucketBudget(state: PacerState, bucketName: Bucket, now: number) {
+  const bucket = state.buckets[bucketName];
+  const step = interval(effectiveRpm(bucket));
+  // GCRA: calls allowed back to back now are those whose arrival time stays within the tolerance (at most the burst).
+  const ahead = Math.max(bucket.tat, now) - now;
+  const tokens = now < bucket.pausedUntil ? 0 : Math.floor((tolerance(bucket) - ahead) / step) + 1;
+  return {
+    ratePerMinute: bucket.rpm,
+    tokensLeft: Math.min(PACING.burst, Math.max(0, tokens)),
+    batchRatePerMinute: bucket.batchRpm,
+    batchShare: state.batchShare,
+    recent429s: bucket.recent429s ?? [],
+  };
 }

@@ -11,6 +11,7 @@ import {
   type CredentialProbe,
   findMerchant,
   issueApiKey,
+  listMerchants,
   presentMerchant,
   registerMerchant,
   revokeApiKey,
@@ -22,7 +23,7 @@ import { requireAdmin } from "../middleware/admin-auth";
 import { listDeadLetters, redriveDeadLetters } from "../queue/redrive";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../security/reseal";
 import { probeCredentials } from "../smart-router/probe";
-import { strictQuery } from "../transactions/api-schemas";
+import { DEFAULT_PAGE_SIZE, pageQuery, strictQuery } from "../transactions/api-schemas";
 
 const redriveSchema = z.union([
   z.strictObject({ ids: z.array(z.string().min(1).max(200)).min(1).max(100) }),
@@ -34,7 +35,7 @@ const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 const merchantParams = z.object({ id: merchantIdSchema });
 const apiKeyParams = z.object({ id: merchantIdSchema, keyId: z.string().regex(/^[0-9a-f]{16}$/) });
 const cursor = z.string().min(1).max(512).optional();
-const pageQuery = strictQuery({ cursor });
+const cursorQuery = strictQuery({ cursor });
 const deadLettersQuery = strictQuery({ merchant: merchantIdSchema.optional(), cursor });
 
 /** The one call registration and credential changes make to Smart Router, with the request's bindings. */
@@ -50,6 +51,10 @@ export const adminRoutes = new Hono<AppContext>()
     const created = await registerMerchant({ db: c.var.db, config: c.var.config, input, probe: probeWith(c), requestId: c.var.requestId });
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
+  })
+  .get("/merchants", zValidator("query", pageQuery, validationHook), async (c) => {
+    const { cursor, limit = DEFAULT_PAGE_SIZE } = c.req.valid("query");
+    return c.json(await listMerchants(c.var.db, { cursor, limit }));
   })
   .get("/merchants/:id", zValidator("param", merchantParams, validationHook), async (c) => {
     const row = await findMerchant(c.var.db, c.req.valid("param").id);
@@ -125,10 +130,10 @@ export const adminRoutes = new Hono<AppContext>()
     const job = await findReseal(c.var.db, c.req.param("jobId"));
     return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.var.db, c.var.config) } });
   })
-  .get("/reconciliation/runs", zValidator("query", pageQuery, validationHook), async (c) =>
+  .get("/reconciliation/runs", zValidator("query", cursorQuery, validationHook), async (c) =>
     c.json(await listReconciliationRuns(c.var.db, c.req.valid("query").cursor)),
   )
-  .get("/audit", zValidator("query", pageQuery, validationHook), async (c) =>
+  .get("/audit", zValidator("query", cursorQuery, validationHook), async (c) =>
     c.json(await listAdminActions(c.var.db, c.req.valid("query").cursor)),
   )
   .get("/dead-letters", zValidator("query", deadLettersQuery, validationHook), async (c) => {

@@ -1,10 +1,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { cancelBatch, createBatch, findBatch } from "../batches/batches";
+import { cancelBatch, createBatch, findBatch, listBatches } from "../batches/batches";
 import { BATCH_KINDS, BATCH_STATUSES } from "../db/schema";
 import { jsonBody } from "../lib/body";
 import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
 import { limitPerApiKey } from "../middleware/status-rate-limit";
-import { errorResponse, noQuery } from "../transactions/api-schemas";
+import { DEFAULT_PAGE_SIZE, errorResponse, noQuery, pageQuery } from "../transactions/api-schemas";
 import { errors, json, security } from "./transactions";
 
 const isoDate = z.iso.datetime({ offset: true });
@@ -46,6 +46,13 @@ const batchSchema = z
   .openapi("Batch");
 
 const batchResponse = z.object({ batch: batchSchema }).openapi("BatchResponse");
+/** `GET /v1/batches`. */
+export const batchPageResponse = z
+  .object({
+    batches: z.array(batchSchema).openapi({ description: "Newest first (by created_at, then id)." }),
+    next_cursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next page; null on the last page." }),
+  })
+  .openapi("BatchPage");
 const batchIdParams = z.object({
   id: z
     .string()
@@ -75,6 +82,17 @@ const createBatchRoute = createRoute({
     413: json(errorResponse, `\`payload_too_large\`: the body is over ${MAX_BATCH_BODY_BYTES} bytes.`),
     503: json(errorResponse, "`service_unavailable`: the work could not be queued; retry later."),
   },
+});
+
+const listBatchesRoute = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List batches",
+  description: "The merchant's batch operations with their progress, newest first, in keyset pages.",
+  tags: ["Batches"],
+  security,
+  request: { query: pageQuery },
+  responses: { 200: json(batchPageResponse, "One page of batches."), ...errors },
 });
 
 const getBatchRoute = createRoute({
@@ -111,6 +129,10 @@ batchRoutes
   .openapi(createBatchRoute, async (c) => {
     const batch = await createBatch({ db: c.var.db, queue: c.env.BATCHES, merchantId: c.var.merchant.id, input: c.req.valid("json") });
     return c.json({ batch }, 202);
+  })
+  .openapi(listBatchesRoute, async (c) => {
+    const { cursor, limit = DEFAULT_PAGE_SIZE } = c.req.valid("query");
+    return c.json(await listBatches(c.var.db, c.var.merchant.id, { cursor, limit }), 200);
   })
   .openapi(getBatchRoute, async (c) => c.json({ batch: await findBatch(c.var.db, c.var.merchant.id, c.req.valid("param").id) }, 200))
   .openapi(cancelBatchRoute, async (c) => c.json({ batch: await cancelBatch(c.var.db, c.var.merchant.id, c.req.valid("param").id) }, 200));

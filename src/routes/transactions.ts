@@ -2,6 +2,8 @@ import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { etag } from "hono/etag";
 import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
 import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { timelineResponse } from "../timeline/api-schemas";
+import { transactionTimeline } from "../timeline/timeline";
 import {
   conditionalHeaders,
   DEFAULT_PAGE_SIZE,
@@ -27,7 +29,8 @@ export const json = <S>(schema: S, description: string) => ({ description, conte
 export const errors = {
   400: json(
     errorResponse,
-    "`invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue.",
+    "`invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; " +
+      "`bad_request`: the admin token without a well-formed `X-Merchant-Id`.",
   ),
   401: json(errorResponse, "`unauthorized`: missing, unknown, malformed or revoked API key."),
   429: {
@@ -99,13 +102,28 @@ const listEventsRoute = createRoute({
   responses: { 200: { ...json(eventsResponse, "The event history."), ...cacheable }, ...notModified, ...errors, ...notFound },
 });
 
+const timelineRoute = createRoute({
+  method: "get",
+  path: "/{id}/timeline",
+  summary: "A transaction's timeline",
+  description:
+    "Oldest first: every webhook delivery of its events (duplicates marked), each fetch-back with its outcome and any wait at our " +
+    "pacer, each status change with the event or API read that caused it, and each fulfilment attempt with the merchant's HTTP " +
+    "status or an error class (never a response body).",
+  tags: ["Transactions"],
+  security,
+  middleware: etag(),
+  request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
+  responses: { 200: { ...json(timelineResponse, "The timeline."), ...cacheable }, ...notModified, ...errors, ...notFound },
+});
+
 /** `/v1/transactions`: the merchant's own transactions, read-only. */
 export const transactionRoutes = new OpenAPIHono<MerchantContext>();
 
 transactionRoutes.use(requireMerchantKey(), limitPerApiKey(), async (c, next) => {
   // Per-merchant data: never from a shared cache, always revalidated.
   c.header("Cache-Control", "private, no-cache");
-  c.header("Vary", "Authorization");
+  c.header("Vary", "Authorization, X-Merchant-Id");
   await next();
 });
 
@@ -119,8 +137,13 @@ transactionRoutes
     return c.json(await listTransactions({ db: c.var.db, merchant: c.var.merchant, query: { ...query, limit } }), 200);
   })
   .openapi(listOperationsRoute, async (c) => {
-    return c.json(await listOperations({ db: c.var.db, merchant: c.var.merchant, transactionId: c.req.valid("param").id }), 200);
+    const history = { db: c.var.db, archive: c.env.ARCHIVE, merchant: c.var.merchant, transactionId: c.req.valid("param").id };
+    return c.json(await listOperations(history), 200);
   })
   .openapi(listEventsRoute, async (c) => {
-    return c.json(await listAppliedEvents({ db: c.var.db, merchant: c.var.merchant, transactionId: c.req.valid("param").id }), 200);
+    const history = { db: c.var.db, archive: c.env.ARCHIVE, merchant: c.var.merchant, transactionId: c.req.valid("param").id };
+    return c.json(await listAppliedEvents(history), 200);
+  })
+  .openapi(timelineRoute, async (c) => {
+    return c.json(await transactionTimeline({ db: c.var.db, merchant: c.var.merchant, transactionId: c.req.valid("param").id }), 200);
   });

@@ -1,7 +1,10 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppContext } from "../app";
 import { validationHook } from "../lib/validation";
+import { alertRoutes } from "./alerts";
 import { batchRoutes } from "./batches";
+import { exportRoutes } from "./export";
+import { budgetRoutes, pipelineRoutes } from "./operations";
 import { MERCHANT_API_KEY_SCHEME, transactionRoutes } from "./transactions";
 
 /** The status API under `/v1`: one OpenAPIHono sub-app per resource, mounted below, and the OpenAPI document of them all. */
@@ -14,12 +17,19 @@ statusApiRoutes.openAPIRegistry.registerComponent("securitySchemes", MERCHANT_AP
   type: "http",
   scheme: "bearer",
   bearerFormat: "sre_<16 hex key id>_<43 base64url>",
-  description: "A merchant API key issued by the admin API.",
+  description:
+    "A merchant API key issued by the admin API. The admin token (ADMIN_TOKEN) is accepted too, with header " +
+    "`X-Merchant-Id: <merchant id>` naming the merchant it acts as (400 `bad_request` without it, 404 for an unknown merchant).",
 });
 
 // Each resource authenticates itself (`requireMerchantKey()` + `limitPerApiKey()`), so the document below stays public.
+// Before /transactions, whose `/{id}` would otherwise take `export` for a transaction id.
+statusApiRoutes.route("/transactions/export", exportRoutes);
 statusApiRoutes.route("/transactions", transactionRoutes);
 statusApiRoutes.route("/batches", batchRoutes);
+statusApiRoutes.route("/pipeline", pipelineRoutes);
+statusApiRoutes.route("/budget", budgetRoutes);
+statusApiRoutes.route("/alerts", alertRoutes);
 
 let document: ReturnType<typeof statusApiRoutes.getOpenAPI31Document> | undefined;
 

@@ -3,7 +3,7 @@ import type { AppContext } from "../app";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "../lib/body";
 import { log } from "../lib/log";
-import { isAuthenticDelivery } from "../webhooks/credential";
+import { authenticateDelivery } from "../webhooks/credential";
 import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../webhooks/delivery";
 import { limitDeliveries } from "../webhooks/delivery-limit";
 
@@ -21,13 +21,14 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
     });
 
   try {
-    if (!(await isAuthenticDelivery(c.var.db, merchantId, c.req.header("authorization")))) {
+    const sender = await authenticateDelivery(c.var.db, merchantId, c.req.header("authorization"));
+    if (!sender) {
       throw new ApiError("unauthorized", "missing or invalid webhook credential", {
         "WWW-Authenticate": 'Basic realm="smart-router-webhooks"',
       });
     }
     // After the credential: only the merchant's own (or leaked) credential can spend its limit.
-    await limitDeliveries(c.env.WEBHOOK_LIMITER, merchantId);
+    await limitDeliveries(c.env.WEBHOOK_LIMITER, merchantId, sender.deliveriesPerMinute);
     const body = await parseJsonBody(c.req.raw, deliveryBodySchema, MAX_DELIVERY_BYTES);
     try {
       await c.var.deliveryQueue.send({

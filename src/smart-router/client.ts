@@ -28,6 +28,14 @@ export interface SmartRouterClientOptions {
   timeoutMs?: number;
   /** Called after every answered call, e.g. to count a batch's API calls. */
   onCall?: (call: { bucket: Bucket; status: number }) => void;
+  /** Counts this client's calls and our pacer's waits for them (see `metered`). */
+  meter?: PaceMeter;
+}
+
+/** The calls one client sent and how long our own pacer held them back: waited in place, or the wait it asked for when it refused. */
+export interface PaceMeter {
+  calls: number;
+  waitedMs: number;
 }
 
 /** Cursor pagination of Smart Router lists (smart-router.md §5). */
@@ -85,6 +93,11 @@ export class SmartRouterClient {
     this.#authorization = `Basic ${btoa(`${options.credentials.projectId}:${options.credentials.secretKey}`)}`;
   }
 
+  /** The same client, also counting into `meter`: fetch-backs run side by side, and each records its own calls and waits. */
+  metered(meter: PaceMeter): SmartRouterClient {
+    return new SmartRouterClient({ ...this.#options, meter });
+  }
+
   /** `GET /events/{id}`. */
   async fetchEvent(eventId: string): Promise<SmartRouterEvent> {
     const body = await this.#get(`/events/${encodeURIComponent(eventId)}`, new URLSearchParams(), eventEnvelope);
@@ -120,6 +133,11 @@ export class SmartRouterClient {
     const { baseUrl, credentials, limiter, lane } = this.#options;
     const bucket = bucketFor(credentials.projectId, path);
     const permit = await limiter.acquire(bucket, lane);
+    const meter = this.#options.meter;
+    if (meter) {
+      meter.waitedMs += permit.granted ? (permit.waitedMs ?? 0) : permit.retryAfterMs;
+      if (permit.granted) meter.calls += 1;
+    }
     if (!permit.granted) {
       throw new SmartRouterError("rate_limited", `local ${bucket} budget exhausted`, { retryAfterMs: permit.retryAfterMs });
     }

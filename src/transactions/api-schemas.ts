@@ -12,6 +12,7 @@ const givenOnce = (name: string, hint: string) => (issue: { input?: unknown }) =
   Array.isArray(issue.input) ? `${name} must be given once` : hint;
 
 const LIMIT_HINT = `limit must be an integer from 1 to ${MAX_PAGE_SIZE}`;
+const PAYMENT_TYPE_HINT = "payment_type must be 1-64 characters of letters, digits, _ . : and -, e.g. card";
 const STATUS_HINT = `status must be one of: ${TRANSACTION_STATUSES.join(", ")}`;
 const UPDATED_AFTER_HINT = "updated_after must be an ISO 8601 date-time with a time zone, e.g. 2026-01-31T12:00:00Z";
 const CURSOR_HINT = "cursor must be the next_cursor of a previous page, unchanged";
@@ -45,6 +46,11 @@ export const listTransactionsQuery = strictQuery({
         "missing a change, pass the newest `updated_at` seen minus 1 ms and skip records already seen at that `updated_at`.",
       example: "2026-01-31T12:00:00Z",
     }),
+  payment_type: z
+    .string({ error: givenOnce("payment_type", PAYMENT_TYPE_HINT) })
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, PAYMENT_TYPE_HINT)
+    .optional()
+    .openapi({ description: "Only transactions of this Smart Router payment type (`card`, or an APM's name).", example: "card" }),
   limit: z
     .string({ error: givenOnce("limit", LIMIT_HINT) })
     .regex(/^[0-9]{1,3}$/, LIMIT_HINT)
@@ -62,6 +68,9 @@ export const listTransactionsQuery = strictQuery({
         "The `next_cursor` of the previous page. It carries the filters of the first request: repeat them unchanged or leave them out.",
     }),
 });
+
+/** `limit` and `cursor` of a plain keyset list (`GET /v1/batches`, `GET /admin/merchants`): the same rules as the transactions list. */
+export const pageQuery = strictQuery({ limit: listTransactionsQuery.shape.limit, cursor: listTransactionsQuery.shape.cursor });
 
 /** Single reads take no query parameters. */
 export const noQuery = strictQuery({});

@@ -4,6 +4,7 @@ import type { FulfillmentStatus } from "../db/schema";
 import { type EventRecord, recordEvents, recordVerifiedEvents, type VerifiedEventRecord } from "../events/inbox";
 import { log } from "../lib/log";
 import type { TransactionSnapshot } from "../smart-router/schemas";
+import { recordStatusChanges } from "../timeline/record";
 import {
   loadStoredStates,
   operationRows,
@@ -131,13 +132,16 @@ export async function applySnapshots(
   statements.push(...recordVerifiedEvents(verifiedEvents));
   const outboxFrom = statements.length;
   statements.push(...requestFulfillments(fulfillmentRequests, now));
+  const historyFrom = statements.length;
+  // After the upsert: the status changes it actually made, for the payment's timeline.
+  statements.push(...recordStatusChanges(transactionWrites));
 
   if (statements.length === 0) return { changedTransactions: 0, applied: 0, stale: 0, newFulfillments: [] };
   const results = await runBatch(db.$client, statements);
   const rowsOf = (from: number, to: number) => results.slice(from, to).flatMap((result) => result.results);
   const outcomes = rowsOf(eventsFrom, outboxFrom) as { outcome: string }[];
   const newFulfillments: FulfillmentNudge[] = (
-    rowsOf(outboxFrom, results.length) as { merchant_id: string; transaction_id: string; status: string }[]
+    rowsOf(outboxFrom, historyFrom) as { merchant_id: string; transaction_id: string; status: string }[]
   )
     .filter((row) => row.status === "pending")
     .map((row) => ({ v: 1, merchant_id: row.merchant_id, transaction_id: row.transaction_id }));

@@ -8,6 +8,7 @@ export interface ListFilters {
   status?: TransactionStatus;
   /** Normalised to the stored timestamp format (ISO 8601 UTC with milliseconds). */
   updatedAfter?: string;
+  paymentType?: string;
 }
 
 /** Where the previous page stopped: the last row's keyset position. */
@@ -22,18 +23,26 @@ const cursorSchema = z.strictObject({
   i: z.string().min(1).max(128),
   s: z.enum(TRANSACTION_STATUSES).optional(),
   a: z.string().max(64).optional(),
+  p: z.string().max(64).optional(),
 });
 
-/** An opaque cursor: base64url of `{"v":1,"u":updated_at,"i":id,"s":status?,"a":updated_after?}`. */
+/** An opaque cursor: base64url of `{"v":1,"u":updated_at,"i":id,"s":status?,"a":updated_after?,"p":payment_type?}`. */
 export function encodeCursor(position: PagePosition, filters: ListFilters): string {
-  const payload: z.infer<typeof cursorSchema> = { v: 1, u: position.updatedAt, i: position.id, s: filters.status, a: filters.updatedAfter };
+  const payload: z.infer<typeof cursorSchema> = {
+    v: 1,
+    u: position.updatedAt,
+    i: position.id,
+    s: filters.status,
+    a: filters.updatedAfter,
+    p: filters.paymentType,
+  };
   return encodePageCursor(payload);
 }
 
 /** Decodes a cursor; anything this API did not issue is an `invalid_cursor` 400. */
 export function decodeCursor(cursor: string): { position: PagePosition; filters: ListFilters } {
-  const { u, i, s, a } = decodePageCursor(cursor, cursorSchema);
-  return { position: { updatedAt: u, id: i }, filters: { status: s, updatedAfter: a } };
+  const { u, i, s, a, p } = decodePageCursor(cursor, cursorSchema);
+  return { position: { updatedAt: u, id: i }, filters: { status: s, updatedAfter: a, paymentType: p } };
 }
 
 /**
@@ -44,10 +53,11 @@ export function continueFilters(fromCursor: ListFilters, fromQuery: ListFilters)
   const conflicts: string[] = [];
   if (fromQuery.status !== undefined && fromQuery.status !== fromCursor.status) conflicts.push("status");
   if (fromQuery.updatedAfter !== undefined && fromQuery.updatedAfter !== fromCursor.updatedAfter) conflicts.push("updated_after");
+  if (fromQuery.paymentType !== undefined && fromQuery.paymentType !== fromCursor.paymentType) conflicts.push("payment_type");
   if (conflicts.length > 0) {
     throw new ApiError(
       "invalid_cursor",
-      `cursor belongs to a list with a different ${conflicts.join(" and ")}; repeat the first request's filters or leave them out`,
+      `cursor belongs to a list with a different ${conflicts.join(", ")}; repeat the first request's filters or leave them out`,
     );
   }
   return fromCursor;

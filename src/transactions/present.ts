@@ -1,6 +1,8 @@
-import type { fulfillments, transactions } from "../db/schema";
+import type { events, fulfillments, operations, transactions } from "../db/schema";
 
 type TransactionRow = typeof transactions.$inferSelect;
+type OperationRow = typeof operations.$inferSelect;
+type EventRow = typeof events.$inferSelect;
 type FulfillmentRow = Pick<typeof fulfillments.$inferSelect, "status" | "requestedAt" | "deliveredAt">;
 
 /** The transaction as merchants see it (contract.md, Status API); amounts stay the decimal strings Smart Router sent. */
@@ -26,5 +28,38 @@ export function presentTransaction(row: TransactionRow, fulfillment: Fulfillment
     fulfillment: fulfillment
       ? { status: fulfillment.status, requested_at: fulfillment.requestedAt, delivered_at: fulfillment.deliveredAt }
       : { status: fulfillmentConfigured ? "awaiting_capture" : "not_configured", requested_at: null, delivered_at: null },
+  };
+}
+
+/** One operation as `GET /v1/transactions/{id}/operations` lists it, from D1 or from the archive alike. */
+export function presentOperation(op: OperationRow) {
+  return {
+    id: op.id,
+    type: op.type,
+    amount: op.amount,
+    currency: op.currency,
+    is_attempt: op.isAttempt,
+    has_failed: op.hasFailed,
+    is_accountable: op.isAccountable,
+    gateway_operation_id: op.gatewayOperationId,
+    error_code: op.errorCode,
+    error_message: op.errorMessage,
+    payment_type: op.paymentType,
+    metadata: op.metadata,
+    created_at: op.createdAt,
+  };
+}
+
+/** One event of `GET /v1/transactions/{id}/events`; null for inbox rows outside the history (pending, rejected, ignored). */
+export function presentAppliedEvent(event: EventRow) {
+  if (event.outcome !== "applied" && event.outcome !== "stale") return null;
+  return {
+    id: event.id,
+    name: event.name,
+    fired_at: event.firedAt,
+    outcome: event.outcome,
+    deliveries: event.deliveries,
+    first_received_at: event.firstReceivedAt,
+    processed_at: event.processedAt,
   };
 }

@@ -2,8 +2,10 @@ import { and, asc, desc, eq, gt, inArray, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { events, fulfillments, operations, transactions } from "../db/schema";
 import { ApiError } from "../errors";
+import type { ArchiveBucket } from "../retention/archive-format";
+import { archivedObjectsOf, byCreatedAt, byFiredAt, mergeHistory, readArchivedHistory } from "../retention/history";
 import { continueFilters, decodeCursor, encodeCursor, type ListFilters, type PagePosition } from "./cursor";
-import { presentTransaction } from "./present";
+import { presentAppliedEvent, presentOperation, presentTransaction } from "./present";
 import type { TransactionStatus } from "./status";
 
 /** The merchant a status API request acts for, as the auth middleware established it. */
@@ -12,14 +14,17 @@ export interface MerchantScope {
   fulfillmentConfigured: boolean;
 }
 
-const transactionWithFulfillment = {
+/** A transaction row with its outbox row's fulfilment columns: what `presentTransaction` takes. */
+export const transactionWithFulfillment = {
   transaction: transactions,
   fulfillment: { status: fulfillments.status, requestedAt: fulfillments.requestedAt, deliveredAt: fulfillments.deliveredAt },
 };
 
-const joinFulfillment = and(eq(fulfillments.merchantId, transactions.merchantId), eq(fulfillments.transactionId, transactions.id));
+/** The join of a transaction to its outbox row (at most one). */
+export const joinFulfillment = and(eq(fulfillments.merchantId, transactions.merchantId), eq(fulfillments.transactionId, transactions.id));
 
-const notFound = (transactionId: string) => new ApiError("not_found", `transaction ${transactionId} not found`);
+/** The 404 of a transaction the merchant does not have. */
+export const transactionNotFound = (transactionId: string) => new ApiError("not_found", `transaction ${transactionId} not found`);
 
 /** One transaction of the merchant, as the status API shows it; another merchant's is a 404 like a missing one. */
 export async function findTransaction({ db, merchant, transactionId }: { db: Database; merchant: MerchantScope; transactionId: string }) {
@@ -29,13 +34,14 @@ export async function findTransaction({ db, merchant, transactionId }: { db: Dat
     .leftJoin(fulfillments, joinFulfillment)
     .where(and(eq(transactions.merchantId, merchant.id), eq(transactions.id, transactionId)))
     .get();
-  if (!row) throw notFound(transactionId);
+  if (!row) throw transactionNotFound(transactionId);
   return presentTransaction(row.transaction, row.fulfillment, merchant.fulfillmentConfigured);
 }
 
 /**
  * The list query: newest `updated_at` first, ties by id descending, resuming strictly after `position`.
- * Served by `transactions_merchant_updated` (or `…_status_updated` with a status), read backwards: no sort step.
+ * Served by `transactions_merchant_updated` (or `…_status_updated` with a status, `…_payment_type_updated` with a payment
+ * type), read backwards: no sort step.
  */
 export function transactionPageQuery(
   db: Database,
@@ -50,6 +56,7 @@ export function transactionPageQuery(
         eq(transactions.merchantId, merchantId),
         filters.status === undefined ? undefined : eq(transactions.status, filters.status),
         filters.updatedAfter === undefined ? undefined : gt(transactions.updatedAt, filters.updatedAfter),
+        filters.paymentType === undefined ? undefined : eq(transactions.paymentType, filters.paymentType),
         position === undefined ? undefined : sql`(${transactions.updatedAt}, ${transactions.id}) < (${position.updatedAt}, ${position.id})`,
       ),
     )
@@ -65,10 +72,11 @@ export async function listTransactions({
 }: {
   db: Database;
   merchant: MerchantScope;
-  query: { status?: TransactionStatus; updated_after?: string; limit: number; cursor?: string };
+  query: { status?: TransactionStatus; updated_after?: string; payment_type?: string; limit: number; cursor?: string };
 }) {
   const requested: ListFilters = {
     status: query.status,
+    paymentType: query.payment_type,
     // Stored timestamps are UTC with milliseconds; comparing strings needs the same shape.
     updatedAfter: query.updated_after === undefined ? undefined : new Date(query.updated_after).toISOString(),
   };
@@ -85,50 +93,65 @@ export async function listTransactions({
   };
 }
 
-const exists = (db: Database, merchantId: string, transactionId: string) =>
+/** The query that finds the merchant's transaction (no row: a 404, another merchant's included), to batch with its reads. */
+export const transactionOfMerchant = (db: Database, merchantId: string, transactionId: string) =>
   db
     .select({ id: transactions.id })
     .from(transactions)
     .where(and(eq(transactions.merchantId, merchantId), eq(transactions.id, transactionId)));
 
-/** The transaction's operations, oldest first; a transaction the merchant does not have is a 404. */
-export async function listOperations({ db, merchant, transactionId }: { db: Database; merchant: MerchantScope; transactionId: string }) {
-  const [found, rows] = await db.batch([
-    exists(db, merchant.id, transactionId),
+/** The transaction's operations, oldest first, from D1 and the archive; a transaction the merchant does not have is a 404. */
+export async function listOperations({
+  db,
+  archive,
+  merchant,
+  transactionId,
+}: {
+  db: Database;
+  archive: ArchiveBucket;
+  merchant: MerchantScope;
+  transactionId: string;
+}) {
+  const [found, rows, archived] = await db.batch([
+    transactionOfMerchant(db, merchant.id, transactionId),
     db
       .select()
       .from(operations)
       .where(and(eq(operations.merchantId, merchant.id), eq(operations.transactionId, transactionId)))
       .orderBy(asc(operations.createdAt), asc(operations.id)),
+    archivedObjectsOf(db, merchant.id, transactionId),
   ]);
-  if (found.length === 0) throw notFound(transactionId);
+  if (found.length === 0) throw transactionNotFound(transactionId);
+  const history = await readArchivedHistory(
+    archive,
+    archived.map((object) => object.key),
+    merchant.id,
+    transactionId,
+  );
   return {
     transaction_id: transactionId,
-    operations: rows.map((op) => ({
-      id: op.id,
-      type: op.type,
-      amount: op.amount,
-      currency: op.currency,
-      is_attempt: op.isAttempt,
-      has_failed: op.hasFailed,
-      is_accountable: op.isAccountable,
-      gateway_operation_id: op.gatewayOperationId,
-      error_code: op.errorCode,
-      error_message: op.errorMessage,
-      payment_type: op.paymentType,
-      metadata: op.metadata,
-      created_at: op.createdAt,
-    })),
+    operations: mergeHistory(history.operations, rows, byCreatedAt).map(presentOperation),
   };
 }
 
 /**
  * The Smart Router events applied to the transaction (outcome `applied`, or `stale` when a newer snapshot was already
- * stored), oldest first by fired_at; pending, rejected and ignored deliveries are not part of its history.
+ * stored), oldest first by fired_at, from D1 and the archive; pending, rejected and ignored deliveries are not part of
+ * its history.
  */
-export async function listAppliedEvents({ db, merchant, transactionId }: { db: Database; merchant: MerchantScope; transactionId: string }) {
-  const [found, rows] = await db.batch([
-    exists(db, merchant.id, transactionId),
+export async function listAppliedEvents({
+  db,
+  archive,
+  merchant,
+  transactionId,
+}: {
+  db: Database;
+  archive: ArchiveBucket;
+  merchant: MerchantScope;
+  transactionId: string;
+}) {
+  const [found, rows, archived] = await db.batch([
+    transactionOfMerchant(db, merchant.id, transactionId),
     db
       .select()
       .from(events)
@@ -136,24 +159,17 @@ export async function listAppliedEvents({ db, merchant, transactionId }: { db: D
         and(eq(events.merchantId, merchant.id), eq(events.transactionId, transactionId), inArray(events.outcome, ["applied", "stale"])),
       )
       .orderBy(asc(events.firedAt), asc(events.id)),
+    archivedObjectsOf(db, merchant.id, transactionId),
   ]);
-  if (found.length === 0) throw notFound(transactionId);
+  if (found.length === 0) throw transactionNotFound(transactionId);
+  const history = await readArchivedHistory(
+    archive,
+    archived.map((object) => object.key),
+    merchant.id,
+    transactionId,
+  );
   return {
     transaction_id: transactionId,
-    events: rows.flatMap((event) =>
-      event.outcome === "applied" || event.outcome === "stale"
-        ? [
-            {
-              id: event.id,
-              name: event.name,
-              fired_at: event.firedAt,
-              outcome: event.outcome,
-              deliveries: event.deliveries,
-              first_received_at: event.firstReceivedAt,
-              processed_at: event.processedAt,
-            },
-          ]
-        : [],
-    ),
+    events: mergeHistory(history.events, rows, byFiredAt).flatMap((event) => presentAppliedEvent(event) ?? []),
   };
 }

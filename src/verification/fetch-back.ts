@@ -1,15 +1,39 @@
 import { mapConcurrent } from "../lib/concurrency";
-import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
+import type { PaceMeter, SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import type { SmartRouterEvent } from "../smart-router/schemas";
 
-export type Verification =
+type VerificationOutcome =
   /** `read`: the event's transaction came without its operations, so it was read from the API instead (with its time). */
   | { kind: "verified"; event: SmartRouterEvent; read?: TransactionRead }
   /** Smart Router does not know the event (404): forged, foreign, or not readable yet (read-after-write lag). */
   | { kind: "not_found"; detail: string }
   | { kind: "rejected"; detail: string }
   | { kind: "retry"; error: SmartRouterError };
+
+/** What fetching an event back showed, and how its calls went (`trace`, set on every answer of `verifyEvents`). */
+export type Verification = VerificationOutcome & { trace?: FetchBackTrace };
+
+/** `events_list`: a `GET /events` page stood for the event; `event`: `GET /events/{id}`; then the transaction read too. */
+export const FETCH_BACK_VIAS = ["events_list", "event", "event_and_transaction"] as const;
+export type FetchBackVia = (typeof FETCH_BACK_VIAS)[number];
+
+/** How one event's fetch-back went, for its payment's timeline. */
+export interface FetchBackTrace {
+  via: FetchBackVia;
+  /** When the last of its calls answered (ISO 8601 UTC). */
+  at: string;
+  apiCalls: number;
+  /** How long our own pacer held its calls back (client.ts `PaceMeter`). */
+  paceWaitMs: number;
+}
+
+const traceOf = (via: FetchBackVia, meter: PaceMeter): FetchBackTrace => ({
+  via,
+  at: new Date().toISOString(),
+  apiCalls: meter.calls,
+  paceWaitMs: meter.waitedMs,
+});
 
 /** From this many events waiting for one project, reading the newest events list first saves calls. */
 export const COALESCE_THRESHOLD = 5;
@@ -41,17 +65,24 @@ function completeListItem(event: SmartRouterEvent): boolean {
 
 /** Fetches one event; a transaction event without its operations is completed by reading the transaction itself. */
 async function fetchOne(client: SmartRouterClient, eventId: string, projectId: string): Promise<Verification> {
+  const meter: PaceMeter = { calls: 0, waitedMs: 0 };
+  const metered = client.metered(meter);
+  let via: FetchBackVia = "event";
+  let verification: Verification;
   try {
-    const event = await client.fetchEvent(eventId);
-    if (event.id !== eventId) return { kind: "rejected", detail: "Smart Router answered another event" };
-    const checked = checkProject(event, projectId);
+    const event = await metered.fetchEvent(eventId);
+    const checked: Verification =
+      event.id === eventId ? checkProject(event, projectId) : { kind: "rejected", detail: "Smart Router answered another event" };
     const transaction = event.data?.transaction;
-    if (checked.kind !== "verified" || !transaction || Array.isArray(transaction.operations)) return checked;
-    return { kind: "verified", event, read: await client.fetchTransaction(transaction.id) };
+    if (checked.kind !== "verified" || !transaction || Array.isArray(transaction.operations)) verification = checked;
+    else {
+      via = "event_and_transaction";
+      verification = { kind: "verified", event, read: await metered.fetchTransaction(transaction.id) };
+    }
   } catch (error) {
-    if (error instanceof SmartRouterError && error.kind === "not_found") return { kind: "not_found", detail: FORGED };
-    return asRetry(error);
+    verification = error instanceof SmartRouterError && error.kind === "not_found" ? { kind: "not_found", detail: FORGED } : asRetry(error);
   }
+  return { ...verification, trace: traceOf(via, meter) };
 }
 
 /**
@@ -74,9 +105,12 @@ export async function verifyEvents(
     try {
       const maxPages = Math.max(MIN_LIST_PAGES, Math.ceil(wanted.size / EVENTS_PER_LIST_PAGE_BUDGET));
       for (let page = 0; page < maxPages && wanted.size > 0; page++) {
-        const { events, hasMore } = await client.listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
+        // Each event a page verifies is charged that page: one call, and whatever the pacer made it wait.
+        const meter: PaceMeter = { calls: 0, waitedMs: 0 };
+        const { events, hasMore } = await client.metered(meter).listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
+        const trace = traceOf("events_list", meter);
         for (const event of events) {
-          if (completeListItem(event) && wanted.delete(event.id)) results.set(event.id, checkProject(event, projectId));
+          if (completeListItem(event) && wanted.delete(event.id)) results.set(event.id, { ...checkProject(event, projectId), trace });
         }
         const last = events.at(-1);
         if (!hasMore || !last) break;

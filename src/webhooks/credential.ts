@@ -10,6 +10,8 @@ interface WebhookCredential {
   /** The password a rotation replaced, accepted until `previousValidUntil` (epoch ms). */
   previousHash: string | null;
   previousValidUntil: number;
+  /** The merchant's edge limit (`rate_limits.webhooks_rpm`), held here so that limiting reads no D1 either. */
+  deliveriesPerMinute: number | undefined;
 }
 
 interface Directory {
@@ -41,11 +43,16 @@ async function loadDirectory(db: Database, now: number): Promise<Directory> {
       passwordHash: merchants.webhookPasswordHash,
       previousHash: merchants.webhookPasswordPreviousHash,
       previousValidUntil: merchants.webhookPasswordPreviousValidUntil,
+      rateLimits: merchants.rateLimits,
     })
     .from(merchants);
   const credentials = new Map<string, WebhookCredential>();
-  for (const { id, previousValidUntil, ...credential } of rows) {
-    credentials.set(id, { ...credential, previousValidUntil: previousValidUntil ? Date.parse(previousValidUntil) : 0 });
+  for (const { id, previousValidUntil, rateLimits, ...credential } of rows) {
+    credentials.set(id, {
+      ...credential,
+      previousValidUntil: previousValidUntil ? Date.parse(previousValidUntil) : 0,
+      deliveriesPerMinute: rateLimits?.webhooks_rpm,
+    });
   }
   return { credentials, loadedAt: now };
 }
@@ -98,12 +105,22 @@ function parseBasic(authorization: string | undefined): { username: string; pass
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
+/** The merchant an authentic delivery came for, and its edge limit (undefined: the default). */
+export interface DeliverySender {
+  merchantId: string;
+  deliveriesPerMinute: number | undefined;
+}
+
 /**
  * Checks a delivery's Basic credential against the merchant's current webhook password, or the previous one during its
- * overlap. Unknown merchant, malformed header and wrong password all do one lookup in memory, one hash and three
- * comparisons, so the answer reveals nothing.
+ * overlap; null when it does not match. Unknown merchant, malformed header and wrong password all do one lookup in
+ * memory, one hash and three comparisons, so the answer reveals nothing.
  */
-export async function isAuthenticDelivery(db: Database, merchantId: string, authorization: string | undefined): Promise<boolean> {
+export async function authenticateDelivery(
+  db: Database,
+  merchantId: string,
+  authorization: string | undefined,
+): Promise<DeliverySender | null> {
   const now = Date.now();
   const found = (await currentDirectory(db, now)).credentials.get(merchantId);
   const expected = found ?? { ...ABSENT, previousHash: null, previousValidUntil: 0 };
@@ -112,5 +129,7 @@ export async function isAuthenticDelivery(db: Database, merchantId: string, auth
   const usernameOk = constantTimeEqual(presented.username, expected.username);
   const currentOk = constantTimeEqual(presentedHash, expected.passwordHash);
   const previousOk = constantTimeEqual(presentedHash, expected.previousHash ?? ABSENT.passwordHash) && now < expected.previousValidUntil;
-  return found !== undefined && usernameOk && (currentOk || previousOk);
+  return found !== undefined && usernameOk && (currentOk || previousOk)
+    ? { merchantId, deliveriesPerMinute: found.deliveriesPerMinute }
+    : null;
 }

@@ -6,15 +6,32 @@ export type DeliveryLimiter = Pick<RateLimit, "limit">;
 
 /** The WEBHOOK_LIMITER window in wrangler.toml (`simple.period`); a refused sender is told to wait one window. */
 export const DELIVERY_WINDOW_SECONDS = 60;
+/** WEBHOOK_LIMITER's `simple.limit` in wrangler.toml: one unit of a merchant's edge limit, per key and window. */
+export const DELIVERY_LIMIT_UNIT = 100;
+/** A merchant's edge limit unless `rate_limits.webhooks_rpm` says otherwise: far above any real Smart Router traffic. */
+export const DEFAULT_DELIVERIES_PER_MINUTE = 6_000;
+/** The highest configurable edge limit (6,000 keys of the binding). */
+export const MAX_DELIVERIES_PER_MINUTE = 600_000;
+
+// Round robin over a merchant's keys, per isolate: each isolate spreads its deliveries evenly, so all of them together do too.
+let turn = 0;
 
 /**
- * Counts an authenticated delivery against its merchant; 429 past the limit, so a leaked credential cannot spend the
- * merchant's Smart Router quota on fetch-backs of forged ids. Smart Router retries a 429 later, so nothing genuine is lost.
+ * Counts an authenticated delivery against its merchant's edge limit; 429 past it, so a leaked credential cannot spend
+ * the merchant's Smart Router quota on fetch-backs of forged ids. Smart Router retries a 429 later, so nothing genuine is
+ * lost. The binding's limit is fixed per deployment, so a merchant's limit of N per minute is N / DELIVERY_LIMIT_UNIT
+ * keys of it (`acme`, `acme#1`, …), taken in turn: configurable per merchant in steps of one unit, one call per delivery.
  */
-export async function limitDeliveries(limiter: DeliveryLimiter, merchantId: string): Promise<void> {
+export async function limitDeliveries(
+  limiter: DeliveryLimiter,
+  merchantId: string,
+  perMinute = DEFAULT_DELIVERIES_PER_MINUTE,
+): Promise<void> {
+  const keys = Math.max(1, Math.ceil(perMinute / DELIVERY_LIMIT_UNIT));
+  turn = (turn + 1) % keys;
   let allowed = true;
   try {
-    ({ success: allowed } = await limiter.limit({ key: merchantId }));
+    ({ success: allowed } = await limiter.limit({ key: turn === 0 ? merchantId : `${merchantId}#${turn}` }));
   } catch (error) {
     // The limiter only shields the merchant's quota; when it fails, taking the delivery beats refusing it.
     log("warn", "webhook.rate_limiter_failed", { error: error instanceof Error ? error.message : String(error) });

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { buildSync } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { unstable_readConfig } from "wrangler";
 
@@ -154,6 +155,17 @@ export function buildWorker() {
   const upload = /Total Upload: ([^\n]+)/.exec(result.stdout)?.[1]?.trim() ?? "?";
   writeFileSync(path.join(outdir, "bench-counting.mjs"), COUNTING_ENTRY);
   writeFileSync(path.join(outdir, "bench-memory-queue.mjs"), MEMORY_QUEUE_ENTRY);
+  // The framework-free baseline (plain-edge.mjs) around the same bundle: it imports ./index.js for the admin API only.
+  buildSync({
+    entryPoints: [path.join(import.meta.dirname, "plain-edge.mjs")],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    conditions: ["workerd", "worker"],
+    external: ["./index.js"],
+    outfile: path.join(outdir, "bench-plain.mjs"),
+    logLevel: "error",
+  });
   return {
     outdir,
     upload,
@@ -171,6 +183,7 @@ function bindingsFromWranglerToml() {
     compatibilityFlags: config.compatibility_flags,
     vars: Object.fromEntries(Object.entries(config.vars ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
     d1Databases: Object.fromEntries(config.d1_databases.map((d) => [d.binding, d.database_id ?? d.database_name])),
+    r2Buckets: Object.fromEntries((config.r2_buckets ?? []).map((b) => [b.binding, b.bucket_name])),
     queueProducers: Object.fromEntries((config.queues.producers ?? []).map((p) => [p.binding, { queueName: p.queue }])),
     durableObjects: Object.fromEntries(
       config.durable_objects.bindings.map((b) => [b.name, { className: b.class_name, useSQLite: sqliteClasses.has(b.class_name) }]),
@@ -198,7 +211,7 @@ function migrationStatements() {
  * `counting` loads the instrumented entry (D1 counters), `memoryQueue` the one with an in-memory WEBHOOKS queue;
  * `outbound` receives every outbound fetch of the worker.
  */
-export async function startWorker(build, { counting = false, memoryQueue = false, outbound } = {}) {
+export async function startWorker(build, { counting = false, memoryQueue = false, plain = false, outbound } = {}) {
   const fromToml = bindingsFromWranglerToml();
   const secrets = {
     ADMIN_TOKEN: randomBytes(24).toString("base64url"),
@@ -207,7 +220,7 @@ export async function startWorker(build, { counting = false, memoryQueue = false
   const logs = { lines: 0, warnings: 0, errors: [], recent: [] };
   // Local D1, queues and Durable Objects are SQLite files; on tmpfs their per-commit syncs don't measure the disk.
   const persist = mkdtempSync(path.join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "sre-bench-state-"));
-  const entry = counting ? "bench-counting.mjs" : memoryQueue ? "bench-memory-queue.mjs" : "index.js";
+  const entry = counting ? "bench-counting.mjs" : memoryQueue ? "bench-memory-queue.mjs" : plain ? "bench-plain.mjs" : "index.js";
   const modules = [{ type: "ESModule", path: path.join(build.outdir, entry) }];
   if (entry !== "index.js") modules.push({ type: "ESModule", path: path.join(build.outdir, "index.js") });
   const options = {
@@ -220,6 +233,7 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     compatibilityFlags: fromToml.compatibilityFlags,
     bindings: { ...fromToml.vars, ...secrets, SMART_ROUTER_API_URL: SANDBOX_ORIGIN },
     d1Databases: fromToml.d1Databases,
+    r2Buckets: fromToml.r2Buckets,
     queueProducers: fromToml.queueProducers,
     // No queue consumers: sections drive the queue handler themselves (or, for ingest, keep it idle).
     durableObjects: fromToml.durableObjects,
@@ -269,6 +283,8 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     d1,
     logs,
     migrations: statements.length,
+    /** Where Miniflare keeps D1, queues, R2 and Durable Objects (SQLite files), removed by dispose(). */
+    persist,
     call,
     admin,
     /** Registers a merchant through the admin API; answers its credentials (shown once). */

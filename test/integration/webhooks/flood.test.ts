@@ -48,6 +48,17 @@ function appWithLimiter(limiter: RateLimit) {
   return { sent, post };
 }
 
+/** Sets the merchant's edge limit (PATCH rate_limits.webhooks_rpm); 100 is one key of the binding, the merchant's id. */
+async function setEdgeLimit(merchant: CreatedMerchant, webhooksRpm: number) {
+  const patched = await call(`/admin/merchants/${merchant.merchant.id}`, {
+    method: "PATCH",
+    headers: { ...ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({ rate_limits: { webhooks_rpm: webhooksRpm } }),
+  });
+  expect(patched.status).toBe(200);
+  expect(await patched.json()).toMatchObject({ merchant: { rate_limits: { webhooks_rpm: webhooksRpm } } });
+}
+
 const merchantRow = (merchantId: string) =>
   env.DB.prepare("SELECT forged_deliveries AS count, last_forged_at AS last_at FROM merchants WHERE id = ?")
     .bind(merchantId)
@@ -76,6 +87,7 @@ describe("webhook edge: per-merchant limit", () => {
 
   it("answers 429 with Retry-After and the error envelope past the limit, and enqueues nothing for it", async () => {
     const merchant = await createMerchant();
+    await setEdgeLimit(merchant, 100);
     const { limiter, calls } = tightLimiter(2);
     const app = appWithLimiter(limiter);
     expect((await app.post(merchant, "ev_flood1")).status).toBe(200);
@@ -87,12 +99,48 @@ describe("webhook edge: per-merchant limit", () => {
     expect(envelope.error).toMatchObject({ code: "rate_limited", request_id: expect.any(String) });
     expect(envelope.error.message).toMatch(/retry after 60 seconds/);
     expect(app.sent.map((message) => message.event_id)).toEqual(["ev_flood1", "ev_flood2"]);
-    // Keyed by merchant id.
+    // Keyed by merchant id (one unit of the binding: its key is the id itself).
     expect(new Set(calls)).toEqual(new Set([merchant.merchant.id]));
+  });
+
+  it("a merchant's configured limit holds with the real binding: 100 a minute refuses the 101st, 150 rounds up to 200", async () => {
+    const strict = await createMerchant();
+    const roomier = await createMerchant();
+    const spare = await createMerchant();
+    await setEdgeLimit(strict, 100);
+    await setEdgeLimit(roomier, 150);
+    const app = appWithLimiter(env.WEBHOOK_LIMITER);
+    const accepted = async (merchant: CreatedMerchant, deliveries: number) => {
+      let ok = 0;
+      for (let i = 0; i < deliveries; i++) {
+        const status = (await app.post(merchant, `ev_unit${i}`)).status;
+        expect([200, 429]).toContain(status);
+        if (status === 200) ok += 1;
+      }
+      return ok;
+    };
+    expect(await accepted(strict, 110)).toBe(100);
+    expect(await accepted(roomier, 230)).toBe(200);
+    // The default (6,000 a minute) is many units: 250 in a row pass, well past one unit.
+    expect(await accepted(spare, 250)).toBe(250);
+  });
+
+  it("refuses an edge limit below one unit or above the ceiling with a 400 naming the field", async () => {
+    const merchant = await createMerchant();
+    for (const webhooks_rpm of [50, 600_001, 1.5, "6000"]) {
+      const response = await call(`/admin/merchants/${merchant.merchant.id}`, {
+        method: "PATCH",
+        headers: { ...ADMIN, "content-type": "application/json" },
+        body: JSON.stringify({ rate_limits: { webhooks_rpm } }),
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as Envelope).error.message).toContain("rate_limits.webhooks_rpm");
+    }
   });
 
   it("limits each merchant on its own: one merchant's flood leaves another's deliveries alone", async () => {
     const [flooded, neighbour] = [await createMerchant(), await createMerchant()];
+    await setEdgeLimit(flooded, 100);
     const app = appWithLimiter(tightLimiter(1).limiter);
     expect((await app.post(flooded, "ev_a1")).status).toBe(200);
     expect((await app.post(flooded, "ev_a2")).status).toBe(429);
@@ -123,6 +171,7 @@ describe("webhook edge: per-merchant limit, security", () => {
 
   it("an unknown merchant is a 401, never a 429, even with the limiter refusing everything (no existence oracle)", async () => {
     const merchant = await createMerchant();
+    await setEdgeLimit(merchant, 100);
     const app = appWithLimiter(tightLimiter(0).limiter);
     const ghost = { ...merchant, webhook: { ...merchant.webhook, path: "/webhooks/smart-router/ghost-of-a-merchant" } };
     expect((await app.post(ghost, "ev_ghost")).status).toBe(401);
@@ -241,13 +290,15 @@ describe("forged deliveries: rejected inbox rows are pruned after 7 days", () =>
     expect(await ids(merchant.id)).toEqual([]);
   });
 
-  it("searches the events_transaction index per merchant, never scanning the inbox", async () => {
+  it("searches an index per merchant (the rejected rows' own, or events_transaction), never scanning the inbox", async () => {
     const { sql, params } = new SQLiteAsyncDialect().sqlToQuery(rejectedEventsPrune(Date.now()));
     const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
       .bind(...params)
       .all<{ detail: string }>();
     const details = plan.results.map((row) => row.detail);
-    expect(details.join("\n")).toMatch(/SEARCH e USING INDEX events_transaction \(merchant_id=\? AND transaction_id=\?\)/);
+    expect(details.join("\n")).toMatch(
+      /SEARCH e USING INDEX (events_rejected_processed \(merchant_id=\? AND processed_at<\?\)|events_transaction \(merchant_id=\? AND transaction_id=\?\))/,
+    );
     expect(details.join("\n")).not.toMatch(/SCAN e\b/);
   });
 

@@ -1,0 +1,154 @@
+// The merchant's payments (`GET /v1/transactions`, most recently updated first) with the list's filters: status,
+// updated after, payment type. The filters live in the location hash, so back and forward keep them.
+import { useState } from "preact/hooks";
+import { query } from "../api";
+import type { OpenApiDocument, TransactionPage } from "../api-types";
+import { fromLocalInput, toLocalInput } from "../format";
+import { href, type Route } from "../route";
+import { Badge, MoreButton, ResourceNotice, Section, When } from "../ui";
+import { usePagedList, useResource } from "../use-resource";
+
+const PAGE_SIZE = 50;
+const REFRESH_MS = 10_000;
+
+/** The payments page. */
+export function PaymentsPanel({ route }: { route: Route }) {
+  const filters = {
+    status: route.params.get("status") ?? "",
+    payment_type: route.params.get("payment_type") ?? "",
+    updated_after: route.params.get("updated_after") ?? "",
+  };
+  const path = `/v1/transactions${query({ limit: PAGE_SIZE, ...filters })}`;
+  return (
+    <div class="panel" data-panel="payments">
+      <Section title="Payments">
+        <FilterForm key={path} filters={filters} />
+        <PaymentList key={path} path={path} />
+      </Section>
+    </div>
+  );
+}
+
+type Filters = { status: string; payment_type: string; updated_after: string };
+
+function FilterForm({ filters }: { filters: Filters }) {
+  const [openapi] = useResource<OpenApiDocument>("/v1/openapi.json");
+  const statuses = openapi.state === "ready" ? listStatuses(openapi.data) : [];
+  const [status, setStatus] = useState(filters.status);
+  const [paymentType, setPaymentType] = useState(filters.payment_type);
+  const [updatedAfter, setUpdatedAfter] = useState(toLocalInput(filters.updated_after));
+  const apply = (event: Event) => {
+    event.preventDefault();
+    location.hash = href("payments", null, {
+      status,
+      payment_type: paymentType.trim(),
+      updated_after: fromLocalInput(updatedAfter),
+    });
+  };
+  const clear = () => {
+    setStatus("");
+    setPaymentType("");
+    setUpdatedAfter("");
+    location.hash = href("payments");
+  };
+  return (
+    <form class="filters" onSubmit={apply} aria-label="Filter payments">
+      <label htmlFor="filter-status">
+        Status
+        {statuses.length > 0 ? (
+          <select id="filter-status" name="status" value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
+            <option value="">any</option>
+            {statuses.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        ) : (
+          <input id="filter-status" name="status" value={status} placeholder="any" onInput={(e) => setStatus(e.currentTarget.value)} />
+        )}
+      </label>
+      <label>
+        Updated after <span class="muted">(your local time)</span>
+        <input
+          name="updated_after"
+          type="datetime-local"
+          step={1}
+          value={updatedAfter}
+          onInput={(e) => setUpdatedAfter(e.currentTarget.value)}
+        />
+      </label>
+      <label>
+        Payment type
+        <input
+          name="payment_type"
+          value={paymentType}
+          placeholder="e.g. card"
+          spellcheck={false}
+          onInput={(e) => setPaymentType(e.currentTarget.value)}
+        />
+      </label>
+      <div class="filter-actions">
+        <button type="submit">Apply</button>
+        <button type="button" class="button-secondary" onClick={clear}>
+          Clear
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/** The statuses `GET /v1/transactions` documents for its `status` filter. */
+function listStatuses(document: OpenApiDocument): string[] {
+  const parameters = document.paths?.["/v1/transactions"]?.get?.parameters ?? [];
+  return parameters.find((p) => p.name === "status" && p.in === "query")?.schema?.enum ?? [];
+}
+
+function PaymentList({ path }: { path: string }) {
+  const list = usePagedList(path, REFRESH_MS, (page: TransactionPage) => page.transactions);
+  const transactions = list.items;
+  return (
+    <>
+      <ResourceNotice resource={list.first} what="the payment list" />
+      {list.first.state === "ready" && transactions.length === 0 && <p class="notice">No payment matches these filters.</p>}
+      {transactions.length > 0 && (
+        <table class="table table-rows">
+          <thead>
+            <tr>
+              <th>Payment</th>
+              <th>Status</th>
+              <th class="num">Amount</th>
+              <th>Type</th>
+              <th>Fulfilment</th>
+              <th>Updated</th>
+            </tr>
+          </thead>
+          <tbody>
+            {transactions.map((t) => (
+              <tr key={t.id} data-transaction={t.id}>
+                <td>
+                  <a class="mono" href={href("payments", t.id)}>
+                    {t.id}
+                  </a>
+                  {t.name && <div class="muted small">{t.name}</div>}
+                </td>
+                <td>
+                  <Badge label={t.status} />
+                </td>
+                <td class="num mono">
+                  {t.amount} {t.currency}
+                </td>
+                <td>{t.payment_type ?? <span class="muted">—</span>}</td>
+                <td>{t.fulfillment.status}</td>
+                <td>
+                  <When iso={t.updated_at} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <MoreButton list={list} label="More payments" />
+    </>
+  );
+}

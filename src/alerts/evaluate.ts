@@ -1,0 +1,332 @@
+import { eq, type SQL, sql } from "drizzle-orm";
+import { runBatch, sqlLiterals } from "../db/bulk";
+import type { Database } from "../db/client";
+import { type AlertSettings, alertScans, alerts, events, fulfillments, merchants, operations, transactions } from "../db/schema";
+import { CAPTURED_STATUSES } from "../transactions/status";
+import {
+  ALERT_DEFAULTS,
+  AUTHORIZED_STATUSES,
+  alertThresholds,
+  CARD_PAYMENT_TYPE,
+  FORGED_WINDOW_MS,
+  MERCHANT_ALERT_KINDS,
+  MERCHANT_RULES,
+  type MerchantAlertKind,
+  type MerchantFacts,
+  OPEN_DISPUTE_STATUSES,
+  PENDING_STATUSES,
+  TRANSACTION_ALERT_KINDS,
+  TRANSACTION_RULES,
+  type TransactionAlertKind,
+  type TransactionFacts,
+} from "./rules";
+import { type AlertOpening, type AlertResolution, alertsToRecheck, confirmAlerts, openAlerts, resolveAlerts } from "./store";
+
+/** A finder returns at most this many conditions per kind and run: a larger backlog opens over the next runs. */
+export const FOUND_PER_KIND = 200;
+/** …and at most this many of one merchant's, so one merchant's backlog never holds up another's alerts. */
+export const FOUND_PER_MERCHANT = 20;
+/** Open alerts rechecked per run, least recently checked first: more are rechecked over the next runs. */
+export const RECHECKED_PER_RUN = 500;
+/**
+ * Changed records the refund scan reads per run, in the order they changed: about 6 changes a second at one run every
+ * 5 minutes; a larger backlog is read over the next runs.
+ */
+export const SCANNED_PER_RUN = 2_000;
+
+/** The merchant's threshold in SQL (`m` is its row): its setting, else the default of rules.ts (both our own numbers). */
+const threshold = (key: keyof typeof ALERT_DEFAULTS) => sql`coalesce(m.alert_settings ->> ${`$.${key}`}, ${ALERT_DEFAULTS[key]})`;
+
+/** Our own constant statuses as an SQL list. */
+const statusList = (statuses: Iterable<string>) => sql`(${sqlLiterals(statuses)})`;
+
+/** When the money was authorized (`t` is the transaction), as Smart Router recorded it: the last successful authorization result. */
+const authorizedAt = sql`(SELECT max(o.created_at) FROM ${operations} AS o
+  WHERE o.merchant_id = t.merchant_id AND o.transaction_id = t.id AND o.type = 'authorization' AND o.is_attempt = 0 AND o.has_failed = 0)`;
+
+/**
+ * No alert of `kind` is open for transaction `t`, from the `alerts_open_once` unique index. `+t.id` drops the column's
+ * affinity, without which SQLite does not match the index's `coalesce(…)` expression and reads every open alert of the
+ * merchant instead.
+ */
+const noOpenTransactionAlert = (kind: TransactionAlertKind) => sql`NOT EXISTS (SELECT 1 FROM ${alerts} AS a
+  WHERE a.merchant_id = t.merchant_id AND a.kind = ${kind} AND coalesce(a.transaction_id, '') = +t.id AND a.state = 'open')`;
+
+/** No alert of `kind` is open for merchant `m` (the same index). */
+const noOpenMerchantAlert = (kind: MerchantAlertKind) => sql`NOT EXISTS (SELECT 1 FROM ${alerts} AS a
+  WHERE a.merchant_id = m.id AND a.kind = ${kind} AND coalesce(a.transaction_id, '') = '' AND a.state = 'open')`;
+
+/** What rules.ts reads of transaction `t`, its fulfilment `f` and its merchant's settings (`m`), as SQL columns… */
+const FACTS_COLUMNS = sql`t.merchant_id, t.id, t.status, t.payment_type, t.currency, t.authorized_amount, t.captured_amount,
+  t.refunded_amount, t.created_at, t.updated_at, ${authorizedAt} AS authorized_at, f.status AS fulfillment_status,
+  f.delivered_at AS fulfillment_delivered_at, m.alert_settings`;
+/** …and the tables they come from. */
+const FACTS_FROM = sql`FROM ${transactions} AS t JOIN ${merchants} AS m ON m.id = t.merchant_id
+  LEFT JOIN ${fulfillments} AS f ON f.merchant_id = t.merchant_id AND f.transaction_id = t.id`;
+
+interface FactsColumns {
+  merchant_id: string;
+  id: string;
+  status: string;
+  payment_type: string | null;
+  currency: string;
+  authorized_amount: string;
+  captured_amount: string;
+  refunded_amount: string;
+  created_at: string;
+  updated_at: string;
+  authorized_at: string | null;
+  fulfillment_status: string | null;
+  fulfillment_delivered_at: string | null;
+  alert_settings: string | null;
+}
+
+type FactsRow = TransactionFacts & { settings: AlertSettings | null; updatedAt: string };
+
+const settingsOf = (json: string | null): AlertSettings | null => (json === null ? null : (JSON.parse(json) as AlertSettings));
+
+function factsRow(row: FactsColumns): FactsRow {
+  return {
+    merchantId: row.merchant_id,
+    id: row.id,
+    status: row.status,
+    paymentType: row.payment_type,
+    currency: row.currency,
+    authorizedAmount: row.authorized_amount,
+    capturedAmount: row.captured_amount,
+    refundedAmount: row.refunded_amount,
+    createdAt: row.created_at,
+    authorizedAt: row.authorized_at,
+    fulfillmentStatus: row.fulfillment_status,
+    fulfillmentDeliveredAt: row.fulfillment_delivered_at,
+    settings: settingsOf(row.alert_settings),
+    updatedAt: row.updated_at,
+  };
+}
+
+/** The narrowing of each time- or state-based kind, in SQL over `t`, `f` and `m`, with the rule's own thresholds. */
+function candidateCondition(kind: Exclude<TransactionAlertKind, "refunded_more_than_captured">, nowSeconds: number): SQL {
+  switch (kind) {
+    case "authorized_not_captured":
+      // `unixepoch` reads Smart Router's RFC 3339 times whatever their fraction and offset.
+      return sql`t.status IN ${statusList(AUTHORIZED_STATUSES)}
+        AND unixepoch(coalesce(${authorizedAt}, t.created_at)) <= ${nowSeconds} - ${threshold("authorized_uncaptured_hours")} * 3600`;
+    case "apm_pending":
+      return sql`t.status IN ${statusList(PENDING_STATUSES)} AND t.payment_type IS NOT NULL AND t.payment_type != ${CARD_PAYMENT_TYPE}
+        AND unixepoch(t.created_at) <= ${nowSeconds} - ${threshold("apm_pending_minutes")} * 60`;
+    case "chargeback_after_fulfillment":
+      return sql`t.status IN ${statusList(OPEN_DISPUTE_STATUSES)} AND f.status = 'delivered'`;
+  }
+}
+
+/**
+ * Transactions whose condition may hold and that have no open alert of the kind: each merchant's oldest first, at most
+ * FOUND_PER_MERCHANT of each, so one merchant's backlog never fills a run. The SQL narrows with the rule's own
+ * thresholds so that the FOUND_PER_KIND a run takes are conditions that hold, not young records; the rule in rules.ts
+ * still decides, and words the detail.
+ */
+async function findTransactionCandidates(
+  db: Database,
+  kind: Exclude<TransactionAlertKind, "refunded_more_than_captured">,
+  nowSeconds: number,
+): Promise<FactsRow[]> {
+  const rows = await db.all<FactsColumns>(sql`SELECT * FROM (
+      SELECT ${FACTS_COLUMNS}, row_number() OVER (PARTITION BY t.merchant_id ORDER BY t.created_at, t.id) AS place
+      ${FACTS_FROM} WHERE ${candidateCondition(kind, nowSeconds)} AND ${noOpenTransactionAlert(kind)}
+    ) WHERE place <= ${FOUND_PER_MERCHANT} ORDER BY place, created_at, merchant_id, id LIMIT ${FOUND_PER_KIND}`);
+  return rows.map(factsRow);
+}
+
+const REFUND_SCAN = "refunded_more_than_captured";
+
+/**
+ * Records of captured payments changed since the refund scan's watermark, in the order they changed (at most
+ * SCANNED_PER_RUN), and the statement moving the watermark past them. A refund only ever arrives as a change of the
+ * record, so the scan reads each change once instead of every refunded payment on every run. The first run starts at
+ * the newest record: what was refunded before alerts existed is not looked for.
+ */
+async function scanChangedCaptures(db: Database): Promise<{ rows: FactsRow[]; watermark: SQL | null }> {
+  const [mark] = await db.select().from(alertScans).where(eq(alertScans.name, REFUND_SCAN));
+  const captured = sql`t.status IN ${statusList(CAPTURED_STATUSES)}`;
+  if (!mark) {
+    const [newest] = await db.all<{ updated_at: string; merchant_id: string; id: string }>(
+      sql`SELECT t.updated_at, t.merchant_id, t.id FROM ${transactions} AS t WHERE ${captured}
+        ORDER BY t.updated_at DESC, t.merchant_id DESC, t.id DESC LIMIT 1`,
+    );
+    return { rows: [], watermark: moveScanWatermark(newest ?? { updated_at: "", merchant_id: "", id: "" }) };
+  }
+  const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} ${FACTS_FROM}
+    WHERE ${captured} AND (t.updated_at, t.merchant_id, t.id) > (${mark.updatedAt}, ${mark.merchantId}, ${mark.transactionId})
+    ORDER BY t.updated_at, t.merchant_id, t.id LIMIT ${SCANNED_PER_RUN}`);
+  const last = rows.at(-1);
+  return { rows: rows.map(factsRow), watermark: last ? moveScanWatermark(last) : null };
+}
+
+/** Moves the refund scan's watermark forward to `at` (never back, should two runs overlap). */
+const moveScanWatermark = (at: { updated_at: string; merchant_id: string; id: string }) =>
+  sql`INSERT INTO ${alertScans} (name, updated_at, merchant_id, transaction_id) VALUES (${REFUND_SCAN}, ${at.updated_at}, ${at.merchant_id}, ${at.id})
+    ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, merchant_id = excluded.merchant_id, transaction_id = excluded.transaction_id
+    WHERE (excluded.updated_at, excluded.merchant_id, excluded.transaction_id) > (alert_scans.updated_at, alert_scans.merchant_id, alert_scans.transaction_id)`;
+
+/** Merchants whose per-merchant condition may hold and that have no open alert of the kind (at most FOUND_PER_KIND). */
+async function findMerchantCandidates(db: Database, kind: MerchantAlertKind, now: number): Promise<string[]> {
+  const nowSeconds = Math.floor(now / 1000);
+  let query: SQL;
+  switch (kind) {
+    case "smart_router_key_refused":
+      query = sql`SELECT m.id FROM ${merchants} AS m WHERE m.smart_router_key_refused_at IS NOT NULL AND ${noOpenMerchantAlert(kind)}`;
+      break;
+    case "forged_delivery_spike":
+      // Merchants first, each one's rejected rows of the window from `events_rejected_processed`.
+      query = sql`SELECT m.id FROM ${merchants} AS m CROSS JOIN ${events} AS e ON e.merchant_id = m.id
+        WHERE e.outcome = 'rejected' AND e.processed_at > ${new Date(now - FORGED_WINDOW_MS).toISOString()} AND ${noOpenMerchantAlert(kind)}
+        GROUP BY m.id HAVING sum(e.deliveries) >= ${threshold("forged_per_hour")}`;
+      break;
+    case "fulfillment_failing":
+      // Pending rows come from `fulfillments_status`: few at a time, whatever the number of delivered ones.
+      query = sql`SELECT m.id FROM ${fulfillments} AS f JOIN ${merchants} AS m ON m.id = f.merchant_id
+        WHERE f.status = 'pending' AND f.attempts > 0 AND f.last_error IS NOT NULL AND ${noOpenMerchantAlert(kind)}
+        GROUP BY m.id HAVING unixepoch(min(f.requested_at)) <= ${nowSeconds} - ${threshold("fulfillment_failing_minutes")} * 60`;
+      break;
+  }
+  const rows = await db.all<{ id: string }>(sql`${query} LIMIT ${FOUND_PER_KIND}`);
+  return rows.map((row) => row.id);
+}
+
+type MerchantFactsRow = MerchantFacts & { settings: AlertSettings | null };
+
+/** The facts rules.ts reads of these merchants: key refusal, forged deliveries of the window, failing fulfilments. */
+async function merchantFacts(db: Database, merchantIds: readonly string[], now: number): Promise<Map<string, MerchantFactsRow>> {
+  if (merchantIds.length === 0) return new Map();
+  const failing = sql`FROM ${fulfillments} AS f WHERE f.merchant_id = m.id AND f.status = 'pending' AND f.attempts > 0 AND f.last_error IS NOT NULL`;
+  const rows = await db.all<{
+    id: string;
+    alert_settings: string | null;
+    refused_at: string | null;
+    refused_reason: string | null;
+    forged: number;
+    failing: number;
+    failing_since: string | null;
+    failing_error: string | null;
+  }>(sql`SELECT m.id, m.alert_settings, m.smart_router_key_refused_at AS refused_at, m.smart_router_key_refused_reason AS refused_reason,
+      (SELECT coalesce(sum(e.deliveries), 0) FROM ${events} AS e
+        WHERE e.merchant_id = m.id AND e.outcome = 'rejected' AND e.processed_at > ${new Date(now - FORGED_WINDOW_MS).toISOString()}) AS forged,
+      (SELECT count(*) ${failing}) AS failing,
+      (SELECT f.requested_at ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_since,
+      (SELECT f.last_error ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_error
+    FROM ${merchants} AS m WHERE m.id IN (SELECT value FROM json_each(${JSON.stringify(merchantIds)}))`);
+  return new Map(
+    rows.map((row) => [
+      row.id,
+      {
+        merchantId: row.id,
+        settings: settingsOf(row.alert_settings),
+        keyRefusedAt: row.refused_at,
+        keyRefusedReason: row.refused_reason,
+        forgedLastHour: row.forged,
+        failingFulfillments: row.failing,
+        failingSince: row.failing_since,
+        failingError: row.failing_error,
+      },
+    ]),
+  );
+}
+
+const isTransactionKind = (kind: string): kind is TransactionAlertKind => (TRANSACTION_ALERT_KINDS as readonly string[]).includes(kind);
+const isMerchantKind = (kind: string): kind is MerchantAlertKind => (MERCHANT_ALERT_KINDS as readonly string[]).includes(kind);
+const transactionKey = (merchantId: string, transactionId: string) => JSON.stringify([merchantId, transactionId]);
+
+/** Whether an open alert's condition still holds, and its detail of now; an alert of a kind no rule knows holds no more. */
+function recheck(
+  alert: { kind: string; merchantId: string; transactionId: string | null },
+  facts: { transactions: Map<string, FactsRow>; merchants: Map<string, MerchantFactsRow> },
+  now: number,
+): { detail: string | null; settings: AlertSettings | null } {
+  if (isTransactionKind(alert.kind) && alert.transactionId !== null) {
+    const t = facts.transactions.get(transactionKey(alert.merchantId, alert.transactionId));
+    // A record no longer stored (archived, removed) holds no condition.
+    if (!t) return { detail: null, settings: null };
+    return { detail: TRANSACTION_RULES[alert.kind](t, alertThresholds(t.settings), now), settings: t.settings };
+  }
+  const m = facts.merchants.get(alert.merchantId);
+  if (!isMerchantKind(alert.kind) || !m) return { detail: null, settings: m?.settings ?? null };
+  return { detail: MERCHANT_RULES[alert.kind](m, alertThresholds(m.settings), now), settings: m.settings };
+}
+
+/**
+ * One evaluation of every rule for every merchant, bounded: each finder takes at most FOUND_PER_KIND new conditions,
+ * the refund scan SCANNED_PER_RUN changed records, and RECHECKED_PER_RUN open alerts are rechecked. Conditions found
+ * open alerts (one per merchant, kind and transaction, whatever number of runs find them); open alerts whose condition
+ * no longer holds resolve. Everything is written in one D1 batch.
+ */
+export async function evaluateAlerts(db: Database, now: number) {
+  const nowIso = new Date(now).toISOString();
+  const nowSeconds = Math.floor(now / 1000);
+  const openings: AlertOpening[] = [];
+
+  const scan = await scanChangedCaptures(db);
+  const found: [TransactionAlertKind, FactsRow[]][] = [
+    ["refunded_more_than_captured", scan.rows],
+    ["authorized_not_captured", await findTransactionCandidates(db, "authorized_not_captured", nowSeconds)],
+    ["apm_pending", await findTransactionCandidates(db, "apm_pending", nowSeconds)],
+    ["chargeback_after_fulfillment", await findTransactionCandidates(db, "chargeback_after_fulfillment", nowSeconds)],
+  ];
+  // Each kind's candidates, in order; ends with the last kind's last record.
+  for (const [kind, rows] of found) {
+    for (const t of rows) {
+      const detail = TRANSACTION_RULES[kind](t, alertThresholds(t.settings), now);
+      if (detail !== null) openings.push({ merchantId: t.merchantId, kind, transactionId: t.id, detail, settings: t.settings });
+    }
+  }
+
+  const recheckable = await alertsToRecheck(db, RECHECKED_PER_RUN);
+  const merchantCandidates = new Map<MerchantAlertKind, string[]>();
+  for (const kind of MERCHANT_ALERT_KINDS) merchantCandidates.set(kind, await findMerchantCandidates(db, kind, now));
+  const merchantIds = new Set([
+    ...[...merchantCandidates.values()].flat(),
+    ...recheckable.filter((a) => a.transactionId === null).map((a) => a.merchantId),
+  ]);
+  const facts = {
+    merchants: await merchantFacts(db, [...merchantIds], now),
+    transactions: await transactionFactsOf(
+      db,
+      recheckable.flatMap((a) => (a.transactionId === null ? [] : [[a.merchantId, a.transactionId] as const])),
+    ),
+  };
+  for (const [kind, ids] of merchantCandidates) {
+    for (const merchantId of ids) {
+      const m = facts.merchants.get(merchantId);
+      const detail = m ? MERCHANT_RULES[kind](m, alertThresholds(m.settings), now) : null;
+      if (m && detail !== null) openings.push({ merchantId, kind, transactionId: null, detail, settings: m.settings });
+    }
+  }
+
+  const resolutions: AlertResolution[] = [];
+  const confirmations: { id: string; detail: string }[] = [];
+  for (const alert of recheckable) {
+    const { detail, settings } = recheck(alert, facts, now);
+    if (detail === null) resolutions.push({ id: alert.id, settings });
+    else confirmations.push({ id: alert.id, detail });
+  }
+
+  const opening = openAlerts(openings, nowIso);
+  const resolving = resolveAlerts(resolutions, nowIso);
+  const statements = [...opening, ...resolving, ...confirmAlerts(confirmations, nowIso), ...(scan.watermark ? [scan.watermark] : [])];
+  const results = statements.length > 0 ? await runBatch(db.$client, statements) : [];
+  // The statements' RETURNING rows: what was actually opened and resolved, another run's work left out.
+  const returned = (from: number, count: number) =>
+    results.slice(from, from + count).reduce((sum, result) => sum + result.results.length, 0);
+  return {
+    alerts_opened: returned(0, opening.length),
+    alerts_resolved: returned(opening.length, resolving.length),
+    alerts_rechecked: recheckable.length,
+  };
+}
+
+/** The facts of these transactions (the open alerts being rechecked), keyed by merchant and id. */
+async function transactionFactsOf(db: Database, keys: readonly (readonly [string, string])[]): Promise<Map<string, FactsRow>> {
+  if (keys.length === 0) return new Map();
+  const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} ${FACTS_FROM}
+    WHERE (t.merchant_id, t.id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${JSON.stringify(keys)}))`);
+  return new Map(rows.map((row) => [transactionKey(row.merchant_id, row.id), factsRow(row)]));
+}

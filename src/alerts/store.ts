@@ -1,0 +1,157 @@
+import { and, desc, eq, type SQL, sql } from "drizzle-orm";
+import { z } from "zod";
+import { insertJsonRows, type JsonRow } from "../db/bulk";
+import type { Database } from "../db/client";
+import { type AlertSettings, alerts } from "../db/schema";
+import { ApiError } from "../errors";
+import { decodePageCursor, keysetPage } from "../lib/cursor";
+import type { AlertKind } from "./rules";
+
+export type AlertRow = typeof alerts.$inferSelect;
+
+/** The alert as `GET /v1/alerts` and the alert URL's notifications show it (contract.md). */
+export function presentAlert(row: AlertRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    state: row.state,
+    transaction_id: row.transactionId,
+    opened_at: row.openedAt,
+    resolved_at: row.resolvedAt,
+    detail: row.detail,
+  };
+}
+
+/** `?state=` of `GET /v1/alerts`: the open alerts, or every alert ever raised. */
+export const ALERT_LIST_STATES = ["open", "all"] as const;
+export type AlertListState = (typeof ALERT_LIST_STATES)[number];
+
+const alertCursor = z.strictObject({
+  v: z.literal(1),
+  s: z.enum(ALERT_LIST_STATES),
+  o: z.string().min(1).max(64),
+  i: z.string().min(1).max(64),
+});
+
+/**
+ * One page of the merchant's alerts, most recently opened first (ties by id, descending), and the cursor of the next.
+ * The cursor carries the `state` of the first request; a different one with it is an `invalid_cursor` 400, since it
+ * would mix two lists. Served by `alerts_merchant_state_opened` (open) or `alerts_merchant_opened` (all), read backwards.
+ */
+export async function listAlerts({
+  db,
+  merchantId,
+  query,
+}: {
+  db: Database;
+  merchantId: string;
+  query: { state?: AlertListState; cursor?: string; limit: number };
+}) {
+  const after = query.cursor === undefined ? undefined : decodePageCursor(query.cursor, alertCursor);
+  if (after && query.state !== undefined && query.state !== after.s) {
+    throw new ApiError(
+      "invalid_cursor",
+      "cursor belongs to a list with a different state; repeat the first request's state or leave it out",
+    );
+  }
+  const state = after?.s ?? query.state ?? "open";
+  const conditions: (SQL | undefined)[] = [eq(alerts.merchantId, merchantId)];
+  if (state === "open") conditions.push(eq(alerts.state, "open"));
+  if (after) conditions.push(sql`(${alerts.openedAt}, ${alerts.id}) < (${after.o}, ${after.i})`);
+  const rows = await db
+    .select()
+    .from(alerts)
+    .where(and(...conditions))
+    .orderBy(desc(alerts.openedAt), desc(alerts.id))
+    .limit(query.limit + 1);
+  const { page, nextCursor } = keysetPage(rows, query.limit, (row) => ({ v: 1, s: state, o: row.openedAt, i: row.id }));
+  return { alerts: page.map(presentAlert), next_cursor: nextCursor };
+}
+
+/** A condition found holding, for which no alert is open yet. */
+export interface AlertOpening {
+  merchantId: string;
+  kind: AlertKind;
+  transactionId: string | null;
+  detail: string;
+  settings: AlertSettings | null;
+}
+
+/** The notification columns of an alert that owes `type` now: pending when the merchant has an alert URL, else none. */
+function owedNotification(settings: AlertSettings | null, type: "alert.opened" | "alert.resolved", now: string) {
+  const url = settings?.url ?? null;
+  return {
+    notification_type: url ? type : null,
+    notification_status: url ? "pending" : null,
+    notification_attempts: 0,
+    notification_since: url ? now : null,
+    notification_due_at: url ? now : null,
+    notification_error: null,
+  } satisfies JsonRow;
+}
+
+/**
+ * Opens alerts, all in one statement. A condition that already has an open alert (another run got there first) is
+ * skipped by the `alerts_open_once` unique index, so opening twice opens once. Returns the ids actually opened.
+ */
+export function openAlerts(openings: readonly AlertOpening[], now: string): SQL[] {
+  const rows = openings.map((opening) => ({
+    id: `al_${crypto.randomUUID().replaceAll("-", "")}`,
+    merchant_id: opening.merchantId,
+    kind: opening.kind,
+    transaction_id: opening.transactionId,
+    state: "open",
+    detail: opening.detail,
+    opened_at: now,
+    resolved_at: null,
+    checked_at: now,
+    ...owedNotification(opening.settings, "alert.opened", now),
+  }));
+  return insertJsonRows(alerts, rows, sql`ON CONFLICT DO NOTHING RETURNING id`);
+}
+
+/** An open alert whose condition no longer holds. */
+export interface AlertResolution {
+  id: string;
+  settings: AlertSettings | null;
+}
+
+/**
+ * Resolves open alerts (an alert resolved meanwhile is left as it is). The resolution is the notification now owed: it
+ * replaces an opening not delivered yet, since it carries the whole alert, `opened_at` included.
+ */
+export function resolveAlerts(resolutions: readonly AlertResolution[], now: string): SQL[] {
+  if (resolutions.length === 0) return [];
+  const rows = JSON.stringify(
+    resolutions.map((resolution) => ({ id: resolution.id, ...owedNotification(resolution.settings, "alert.resolved", now) })),
+  );
+  return [
+    sql`UPDATE ${alerts} SET state = 'resolved', resolved_at = ${now}, checked_at = ${now},
+        notification_type = j.value ->> '$.notification_type', notification_status = j.value ->> '$.notification_status',
+        notification_attempts = 0, notification_since = j.value ->> '$.notification_since',
+        notification_due_at = j.value ->> '$.notification_due_at', notification_error = NULL
+      FROM json_each(${rows}) AS j
+      WHERE ${alerts.id} = j.value ->> '$.id' AND ${alerts.state} = 'open'
+      RETURNING ${alerts.id}`,
+  ];
+}
+
+/** Open alerts whose condition still holds: checked now, with the detail of now (counts and ages move). */
+export function confirmAlerts(confirmations: readonly { id: string; detail: string }[], now: string): SQL[] {
+  if (confirmations.length === 0) return [];
+  return [
+    sql`UPDATE ${alerts} SET detail = j.value ->> '$.detail', checked_at = ${now}
+      FROM json_each(${JSON.stringify(confirmations)}) AS j
+      WHERE ${alerts.id} = j.value ->> '$.id' AND ${alerts.state} = 'open'`,
+  ];
+}
+
+/** The open alerts a run rechecks: the `limit` least recently checked (served by `alerts_open_checked`). */
+export function alertsToRecheck(db: Database, limit: number) {
+  return db
+    .select({ id: alerts.id, merchantId: alerts.merchantId, kind: alerts.kind, transactionId: alerts.transactionId })
+    .from(alerts)
+    .where(eq(alerts.state, "open"))
+    .orderBy(alerts.checkedAt)
+    .limit(limit);
+}

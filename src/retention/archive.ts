@@ -1,0 +1,386 @@
+import { and, asc, eq, exists, inArray, lt, or, type SQL, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
+import { inList, runBatch, sqlLiterals } from "../db/bulk";
+import type { Database } from "../db/client";
+import {
+  type ArchiveManifest,
+  archivedHistories,
+  archiveObjects,
+  events,
+  merchants,
+  operations,
+  retentionCursors,
+  transactions,
+} from "../db/schema";
+import { log } from "../lib/log";
+import { sha256Hex } from "../security/encoding";
+import { IN_FLIGHT_STATUSES } from "../transactions/status";
+import { type ArchiveBucket, type ArchiveRecord, type EventRow, encodeArchive, type OperationRow } from "./archive-format";
+import { byCreatedAt, byFiredAt } from "./history";
+
+/** Transactions one object holds at most, and the records (events + operations) past which it takes no further one. */
+export const TRANSACTIONS_PER_OBJECT = 100;
+export const RECORDS_PER_OBJECT = 1_000;
+/** The cap of one cron run: objects stored, merchants given a turn (least recently served first), steps per merchant. */
+export const OBJECTS_PER_RUN = 10;
+export const MERCHANTS_PER_RUN = 50;
+
+/** The inbox rows that are a transaction's history (`GET …/events`); pending, rejected and ignored ones are not. */
+const HISTORY_OUTCOMES = ["applied", "stale"] as const;
+/** Records in flight are refreshed by reconciliation, whose reads would put their operations back at once: left in D1. */
+const IN_FLIGHT: ReadonlySet<string> = new Set(IN_FLIGHT_STATUSES);
+
+interface Position {
+  updatedAt: string;
+  id: string;
+}
+
+/** What one step did for a merchant. */
+export type ArchiveStep =
+  | { kind: "stored"; key: string; transactions: number; records: number }
+  /** The cursor moved past transactions with nothing to archive (in flight, or history archived already). */
+  | { kind: "passed"; transactions: number }
+  /** Nothing older than the cutoff after the cursor. */
+  | { kind: "idle" }
+  /** Another run holds the merchant's claim. */
+  | { kind: "busy" };
+
+type ArchiveObjectRow = typeof archiveObjects.$inferSelect;
+
+/**
+ * One step of a merchant's archive walk: finishes the merchant's object left `writing` by a run that stopped, else
+ * claims the next one and writes it. The walk goes through the merchant's transactions last changed before `cutoff`, in
+ * `transactions_merchant_updated` order from the merchant's cursor; an object takes one UTC day's of them (at most
+ * TRANSACTIONS_PER_OBJECT, and no further one once RECORDS_PER_OBJECT records are in), skipping records in flight.
+ *
+ * Why nothing is lost or doubled, whenever a run dies or two overlap:
+ * 1. claim: the object's row, with the manifest of the exact event and operation ids it will hold, is inserted only if
+ *    the cursor still stands where the ids were read and the merchant has no other `writing` object (a partial unique
+ *    index), so one object at a time covers a range;
+ * 2. write: the rows named by the manifest are read back (one D1 batch: all or none of them, since only step 4 deletes
+ *    them, all at once), put to R2 under the object's key, and read back with `head` (size and SHA-256);
+ * 3. a run that stops between 1 and 4 leaves the object `writing`; the next run (or an overlapping one) starts over at 2
+ *    with the same manifest and key, so it rewrites the same records: a second put replaces identical content;
+ * 4. finish, one D1 batch: the transactions' index rows, the deletion of exactly the manifest's ids, the cursor moved
+ *    (compare-and-set on where it stood) and the object marked `stored`, each only while it is still `writing`, so a late
+ *    second finish changes nothing. Rows that arrived after the claim are not in the manifest and stay in D1.
+ */
+export async function archiveMerchantHistory({
+  db,
+  bucket,
+  merchantId,
+  cutoff,
+  now,
+}: {
+  db: Database;
+  bucket: ArchiveBucket;
+  merchantId: string;
+  /** ISO 8601: transactions last changed before it are archived. */
+  cutoff: string;
+  now: string;
+}): Promise<ArchiveStep> {
+  const open = await db
+    .select()
+    .from(archiveObjects)
+    .where(and(eq(archiveObjects.merchantId, merchantId), eq(archiveObjects.status, "writing")))
+    .get();
+  if (open) return writeObject(db, bucket, open, now);
+
+  await db.insert(retentionCursors).values({ merchantId }).onConflictDoNothing();
+  const cursor = await db.select().from(retentionCursors).where(eq(retentionCursors.merchantId, merchantId)).get();
+  const from: Position | null =
+    cursor?.archivedThroughUpdatedAt && cursor.archivedThroughId
+      ? { updatedAt: cursor.archivedThroughUpdatedAt, id: cursor.archivedThroughId }
+      : null;
+  const candidates = await archiveCandidates(db, { merchantId, cutoff, from });
+  const first = candidates[0];
+  if (!first) return { kind: "idle" };
+  const day = first.updatedAt.slice(0, 10);
+  const sameDay = candidates.filter((candidate) => candidate.updatedAt.startsWith(day));
+  const history = await historyIds(
+    db,
+    merchantId,
+    sameDay.filter((candidate) => !IN_FLIGHT.has(candidate.status)).map((candidate) => candidate.id),
+  );
+
+  // A transaction's history goes whole into one object; the object stops taking transactions once full.
+  let taken = 0;
+  let records = 0;
+  for (const candidate of sameDay) {
+    const count = history.recordsOf(candidate.id);
+    if (taken > 0 && records + count > RECORDS_PER_OBJECT) break;
+    taken += 1;
+    records += count;
+  }
+  const included = sameDay.slice(0, taken);
+  const through = included.at(-1) ?? first;
+  if (records === 0) {
+    await db.run(moveCursor(merchantId, from, through));
+    return { kind: "passed", transactions: taken };
+  }
+  const manifest = history.manifest(included.map((candidate) => candidate.id));
+  const [claimed] = await db.all<{ id: number }>(claimObject({ merchantId, day, from, through, first, manifest, now }));
+  const object = claimed && (await db.select().from(archiveObjects).where(eq(archiveObjects.id, claimed.id)).get());
+  if (!object) return { kind: "busy" };
+  return writeObject(db, bucket, object, now);
+}
+
+/**
+ * The next transactions of the merchant's walk: last changed before `cutoff`, after the cursor, in the order of
+ * `transactions_merchant_updated`, which serves the whole query (no sort, no scan).
+ */
+export function archiveCandidates(
+  db: Database,
+  { merchantId, cutoff, from }: { merchantId: string; cutoff: string; from: Position | null },
+) {
+  return db
+    .select({ id: transactions.id, updatedAt: transactions.updatedAt, status: transactions.status })
+    .from(transactions)
+    .where(
+      and(
+        eq(transactions.merchantId, merchantId),
+        lt(transactions.updatedAt, cutoff),
+        from ? sql`(${transactions.updatedAt}, ${transactions.id}) > (${from.updatedAt}, ${from.id})` : undefined,
+      ),
+    )
+    .orderBy(asc(transactions.updatedAt), asc(transactions.id))
+    .limit(TRANSACTIONS_PER_OBJECT);
+}
+
+/** The R2 key: one prefix per merchant and UTC day, then where the object's range starts. */
+export function objectKey(merchantId: string, day: string, first: Position): string {
+  return `history/${merchantId}/${day}/${first.updatedAt.slice(11).replace(/[:.]/g, "")}-${first.id}.ndjson.gz`;
+}
+
+/** The ids of the transactions' history rows now in D1, by transaction. */
+async function historyIds(db: Database, merchantId: string, transactionIds: string[]) {
+  const [eventIds, operationIds] =
+    transactionIds.length === 0
+      ? [[], []]
+      : await db.batch([
+          db
+            .select({ id: events.id, transactionId: events.transactionId })
+            .from(events)
+            .where(
+              and(
+                eq(events.merchantId, merchantId),
+                inList(events.transactionId, transactionIds),
+                inArray(events.outcome, HISTORY_OUTCOMES),
+              ),
+            ),
+          db
+            .select({ id: operations.id, transactionId: operations.transactionId })
+            .from(operations)
+            .where(and(eq(operations.merchantId, merchantId), inList(operations.transactionId, transactionIds))),
+        ]);
+  const eventsOf = Map.groupBy(eventIds, (row) => row.transactionId ?? "");
+  const operationsOf = Map.groupBy(operationIds, (row) => row.transactionId);
+  const idsOf = (rows: { id: string }[] | undefined) => (rows ?? []).map((row) => row.id);
+  return {
+    recordsOf: (transactionId: string) => (eventsOf.get(transactionId)?.length ?? 0) + (operationsOf.get(transactionId)?.length ?? 0),
+    manifest: (included: string[]): ArchiveManifest => ({
+      transactions: included.filter((id) => eventsOf.has(id) || operationsOf.has(id)),
+      events: included.flatMap((id) => idsOf(eventsOf.get(id))),
+      operations: included.flatMap((id) => idsOf(operationsOf.get(id))),
+    }),
+  };
+}
+
+/** `column IS value` on the cursor where it stood when the walk read it: the compare-and-set of claims and moves. */
+const cursorStandsAt = (from: Position | null) =>
+  sql`${retentionCursors.archivedThroughUpdatedAt} IS ${from?.updatedAt ?? null} AND ${retentionCursors.archivedThroughId} IS ${from?.id ?? null}`;
+
+/** Moves the merchant's cursor from `from` to `through`, unless another run moved it first. */
+function moveCursor(merchantId: string, from: Position | null, through: Position): SQL {
+  return sql`UPDATE ${retentionCursors}
+    SET archived_through_updated_at = ${through.updatedAt}, archived_through_id = ${through.id}
+    WHERE ${retentionCursors.merchantId} = ${merchantId} AND ${cursorStandsAt(from)}`;
+}
+
+/**
+ * Inserts the object's row as `writing`, only while the cursor stands where its manifest was read; the partial unique
+ * index `archive_objects_one_writing` refuses a second open object of the merchant. Returns its id, or nothing.
+ */
+function claimObject(claim: {
+  merchantId: string;
+  day: string;
+  from: Position | null;
+  through: Position;
+  first: Position;
+  manifest: ArchiveManifest;
+  now: string;
+}): SQL {
+  const { merchantId, day, from, through, manifest } = claim;
+  return sql`INSERT INTO ${archiveObjects} (key, merchant_id, day, status, from_updated_at, from_id, through_updated_at,
+      through_id, manifest, transactions, events, operations, created_at)
+    SELECT ${objectKey(merchantId, day, claim.first)}, ${merchantId}, ${day}, 'writing', ${from?.updatedAt ?? null}, ${from?.id ?? null},
+      ${through.updatedAt}, ${through.id}, ${JSON.stringify(manifest)}, ${manifest.transactions.length}, ${manifest.events.length},
+      ${manifest.operations.length}, ${claim.now}
+    WHERE EXISTS (SELECT 1 FROM ${retentionCursors} WHERE ${retentionCursors.merchantId} = ${merchantId} AND ${cursorStandsAt(from)})
+    ON CONFLICT DO NOTHING
+    RETURNING id`;
+}
+
+/** Steps 2 to 4 of `archiveMerchantHistory` for a claimed object. */
+async function writeObject(db: Database, bucket: ArchiveBucket, object: ArchiveObjectRow, now: string): Promise<ArchiveStep> {
+  const manifest = object.manifest;
+  if (!manifest) throw new Error(`archive object ${object.key} is writing without a manifest`);
+  const [eventRows, operationRows] = await db.batch([
+    db
+      .select()
+      .from(events)
+      .where(and(eq(events.merchantId, object.merchantId), inList(events.id, manifest.events))),
+    db
+      .select()
+      .from(operations)
+      .where(and(eq(operations.merchantId, object.merchantId), inList(operations.id, manifest.operations))),
+  ]);
+  const expected = manifest.events.length + manifest.operations.length;
+  const found = eventRows.length + operationRows.length;
+  if (found !== expected) {
+    const current = await db.select({ status: archiveObjects.status }).from(archiveObjects).where(eq(archiveObjects.id, object.id)).get();
+    // An overlapping run finished it between our reads: its rows left D1 in the same batch that marked it stored.
+    if (found === 0 && current?.status === "stored") return { kind: "busy" };
+    throw new Error(`archive object ${object.key}: ${found} of its ${expected} rows are in D1; left writing for an operator`);
+  }
+
+  const records = archiveRecords(eventRows, operationRows);
+  const body = await encodeArchive(records);
+  const sha256 = await sha256Hex(body);
+  await bucket.put(object.key, body, {
+    sha256,
+    httpMetadata: { contentType: "application/gzip" },
+    customMetadata: { merchant_id: object.merchantId, day: object.day, records: String(records.length), sha256 },
+  });
+  // Verified before anything leaves D1: an object that does not read back as written keeps its rows where they are.
+  const stored = await bucket.head(object.key);
+  if (!stored || stored.size !== body.byteLength || stored.customMetadata?.sha256 !== sha256) {
+    throw new Error(`archive object ${object.key} did not read back as written; its rows stay in D1`);
+  }
+  await runBatch(db.$client, finishObject(object, body.byteLength, now));
+  log("info", "retention.object_stored", {
+    merchant_id: object.merchantId,
+    key: object.key,
+    transactions: object.transactions,
+    records: records.length,
+    bytes: body.byteLength,
+  });
+  return { kind: "stored", key: object.key, transactions: object.transactions, records: records.length };
+}
+
+/** The object's lines in a fixed order (by transaction, its events oldest first, then its operations), so a rewrite is identical. */
+function archiveRecords(eventRows: EventRow[], operationRows: OperationRow[]): ArchiveRecord[] {
+  const eventsOf = Map.groupBy(eventRows, (row) => row.transactionId ?? "");
+  const operationsOf = Map.groupBy(operationRows, (row) => row.transactionId);
+  const transactionIds = [...new Set([...eventsOf.keys(), ...operationsOf.keys()])].sort();
+  return transactionIds.flatMap((id): ArchiveRecord[] => [
+    ...(eventsOf.get(id) ?? []).sort(byFiredAt).map((row) => ({ record: "event" as const, ...row })),
+    ...(operationsOf.get(id) ?? []).sort(byCreatedAt).map((row) => ({ record: "operation" as const, ...row })),
+  ]);
+}
+
+/** Step 4 as one D1 batch; every statement reads the manifest from the object's row and acts only while it is `writing`. */
+function finishObject(object: ArchiveObjectRow, bytes: number, now: string): SQL[] {
+  const writing = sql`${archiveObjects.id} = ${object.id} AND ${archiveObjects.status} = 'writing'`;
+  const manifestIds = (list: keyof ArchiveManifest) =>
+    sql`(SELECT j.value FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, ${`$.${list}`}) AS j WHERE ${writing})`;
+  const from = object.fromUpdatedAt && object.fromId ? { updatedAt: object.fromUpdatedAt, id: object.fromId } : null;
+  return [
+    sql`INSERT INTO ${archivedHistories} (merchant_id, transaction_id, archive_id)
+      SELECT ${object.merchantId}, j.value, ${object.id} FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, '$.transactions') AS j
+      WHERE ${writing}
+      ON CONFLICT DO NOTHING`,
+    sql`DELETE FROM ${events} WHERE ${events.merchantId} = ${object.merchantId}
+      AND ${events.outcome} IN (${sqlLiterals(HISTORY_OUTCOMES)}) AND ${events.id} IN ${manifestIds("events")}`,
+    sql`DELETE FROM ${operations} WHERE ${operations.merchantId} = ${object.merchantId} AND ${operations.id} IN ${manifestIds("operations")}`,
+    sql`${moveCursor(object.merchantId, from, { updatedAt: object.throughUpdatedAt, id: object.throughId })}
+      AND EXISTS (SELECT 1 FROM ${archiveObjects} WHERE ${writing})`,
+    sql`UPDATE ${archiveObjects} SET status = 'stored', manifest = NULL, bytes = ${bytes}, stored_at = ${now} WHERE ${writing}`,
+  ];
+}
+
+/**
+ * The merchants with something to archive, least recently served first: an object left `writing`, or a transaction last
+ * changed before `cutoff` past the cursor. One probe of `transactions_merchant_updated` per merchant, starting at the
+ * cursor's `updated_at`, so what was archived before is never walked again.
+ */
+export function merchantsWithWork(db: Database, cutoff: string) {
+  const t = alias(transactions, "t");
+  const c = retentionCursors;
+  const pastCursor = sql`${t.updatedAt} >= coalesce(${c.archivedThroughUpdatedAt}, '') AND (${c.archivedThroughUpdatedAt} IS NULL
+    OR (${t.updatedAt}, ${t.id}) > (${c.archivedThroughUpdatedAt}, ${c.archivedThroughId}))`;
+  const due = db
+    .select({ id: t.id })
+    .from(t)
+    .where(and(eq(t.merchantId, c.merchantId), lt(t.updatedAt, cutoff), pastCursor));
+  const open = db
+    .select({ id: archiveObjects.id })
+    .from(archiveObjects)
+    .where(and(eq(archiveObjects.merchantId, c.merchantId), eq(archiveObjects.status, "writing")));
+  return db
+    .select({ merchantId: c.merchantId })
+    .from(c)
+    .where(or(exists(due), exists(open)))
+    .orderBy(asc(c.lastRunAt), asc(c.merchantId))
+    .limit(MERCHANTS_PER_RUN);
+}
+
+/** What one run archived. */
+export interface ArchiveRun {
+  objectsStored: number;
+  transactionsArchived: number;
+  recordsArchived: number;
+  merchantsServed: number;
+  failures: { merchantId: string; error: unknown }[];
+}
+
+/**
+ * One cron run of the archive: every merchant gets a cursor, then up to MERCHANTS_PER_RUN merchants with work take
+ * their turn, least recently served first, each stepping until it has nothing more older than the cutoff, another run
+ * holds it, or the run has stored OBJECTS_PER_RUN objects (the run's cap; a merchant's turn is also at most
+ * OBJECTS_PER_RUN steps). One merchant's failure (R2 refusing a put) is logged and leaves its object for the next run;
+ * the others go on.
+ */
+export async function archiveHistories({
+  db,
+  bucket,
+  now,
+  cutoff,
+}: {
+  db: Database;
+  bucket: ArchiveBucket;
+  now: number;
+  /** ISO 8601: transactions last changed before it are archived. */
+  cutoff: string;
+}): Promise<ArchiveRun> {
+  const asOf = new Date(now).toISOString();
+  await db.run(
+    sql`INSERT INTO ${retentionCursors} (merchant_id) SELECT ${merchants.id} FROM ${merchants} WHERE true ON CONFLICT DO NOTHING`,
+  );
+  const turns = await merchantsWithWork(db, cutoff);
+  const run: ArchiveRun = { objectsStored: 0, transactionsArchived: 0, recordsArchived: 0, merchantsServed: 0, failures: [] };
+  const served: string[] = [];
+  for (const { merchantId } of turns) {
+    if (run.objectsStored >= OBJECTS_PER_RUN) break;
+    served.push(merchantId);
+    try {
+      for (let steps = 0; steps < OBJECTS_PER_RUN && run.objectsStored < OBJECTS_PER_RUN; steps++) {
+        const step = await archiveMerchantHistory({ db, bucket, merchantId, cutoff, now: asOf });
+        if (step.kind === "idle" || step.kind === "busy") break;
+        if (step.kind === "stored") {
+          run.objectsStored += 1;
+          run.transactionsArchived += step.transactions;
+          run.recordsArchived += step.records;
+        }
+      }
+    } catch (error) {
+      log("error", "retention.archive_failed", { merchant_id: merchantId, error: String(error) });
+      run.failures.push({ merchantId, error });
+    }
+  }
+  if (served.length > 0) {
+    await db.update(retentionCursors).set({ lastRunAt: asOf }).where(inList(retentionCursors.merchantId, served));
+  }
+  run.merchantsServed = served.length;
+  return run;
+}

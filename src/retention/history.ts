@@ -1,0 +1,69 @@
+import { and, eq } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { archivedHistories, archiveObjects } from "../db/schema";
+import { log } from "../lib/log";
+import { type ArchiveBucket, type ArchiveRecord, decodeArchive, type EventRow, type OperationRow } from "./archive-format";
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** SQL's `ORDER BY fired_at, id` (NULLs first), for events from D1 and from the archive alike. */
+export const byFiredAt = (a: EventRow, b: EventRow) =>
+  a.firedAt === b.firedAt ? compare(a.id, b.id) : a.firedAt === null ? -1 : b.firedAt === null ? 1 : compare(a.firedAt, b.firedAt);
+
+/** SQL's `ORDER BY created_at, id`, for operations from D1 and from the archive alike. */
+export const byCreatedAt = (a: OperationRow, b: OperationRow) => compare(a.createdAt, b.createdAt) || compare(a.id, b.id);
+
+/** The keys of the stored archive objects holding part of a transaction's history: a query for the caller's D1 batch. */
+export function archivedObjectsOf(db: Database, merchantId: string, transactionId: string) {
+  return db
+    .select({ key: archiveObjects.key })
+    .from(archivedHistories)
+    .innerJoin(archiveObjects, eq(archiveObjects.id, archivedHistories.archiveId))
+    .where(
+      and(
+        eq(archivedHistories.merchantId, merchantId),
+        eq(archivedHistories.transactionId, transactionId),
+        eq(archiveObjects.status, "stored"),
+      ),
+    );
+}
+
+/** The transaction's rows in the archive objects named by `keys` (read from R2 side by side). */
+export async function readArchivedHistory(
+  bucket: Pick<ArchiveBucket, "get">,
+  keys: readonly string[],
+  merchantId: string,
+  transactionId: string,
+): Promise<{ events: EventRow[]; operations: OperationRow[] }> {
+  const records = await Promise.all(
+    keys.map(async (key) => {
+      const object = await bucket.get(key);
+      if (!object) {
+        // Its rows left D1 only after it was written and read back: a missing object is history lost, never "none".
+        log("error", "retention.archive_object_missing", { merchant_id: merchantId, transaction_id: transactionId, key });
+        throw new Error(`archive object ${key} is missing`);
+      }
+      return decodeArchive(object.body);
+    }),
+  );
+  const mine = records.flat().filter((record) => record.merchantId === merchantId && record.transactionId === transactionId);
+  return {
+    events: mine.filter((record): record is ArchiveRecord & EventRow => record.record === "event"),
+    operations: mine.filter((record): record is ArchiveRecord & OperationRow => record.record === "operation"),
+  };
+}
+
+/**
+ * D1's rows and the archive's as one history in `order`, one row per id: the archived one when both have it (an event
+ * delivered again after its row was archived is verified again, but its first outcome is the one that stuck).
+ */
+export function mergeHistory<Row extends { id: string }>(
+  archived: readonly Row[],
+  live: readonly Row[],
+  order: (a: Row, b: Row) => number,
+): Row[] {
+  if (archived.length === 0) return [...live];
+  const byId = new Map<string, Row>();
+  for (const row of [...archived, ...live]) if (!byId.has(row.id)) byId.set(row.id, row);
+  return [...byId.values()].sort(order);
+}

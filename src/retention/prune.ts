@@ -1,0 +1,83 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
+import { runBatch } from "../db/bulk";
+import type { Database } from "../db/client";
+import {
+  batchUnits,
+  deadLetters,
+  events,
+  fetchBacks,
+  fulfillmentAttempts,
+  merchants,
+  reconciliationRuns,
+  transactionStatusChanges,
+  webhookDeliveries,
+} from "../db/schema";
+
+const DAY_MS = 86_400_000;
+
+/** The instant `days` days before `now`, as stored timestamps are written (ISO 8601 UTC with milliseconds). */
+export const daysBefore = (now: number, days: number) => new Date(now - days * DAY_MS).toISOString();
+
+/** Cloudflare Queues keep a message 14 days at most: past that no redelivery can name a finished unit again. */
+export const BATCH_UNITS_KEPT_DAYS = 14;
+/** Rows deleted per table per run at most, so each statement stays short; a larger backlog goes over the next runs. */
+export const PRUNED_PER_TABLE_PER_RUN = 5_000;
+
+/** `DELETE … WHERE rowid IN (the oldest-first search of `time`'s index, capped)`, for a table not kept per merchant. */
+function pruneBefore(table: SQLiteTable, time: SQLiteColumn, before: string): SQL {
+  return sql`DELETE FROM ${table} WHERE rowid IN (
+    SELECT rowid FROM ${table} WHERE ${time} < ${before} LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/**
+ * The same for a per-merchant table with a `(merchant_id, <time>)` index: CROSS JOIN keeps merchants the outer loop, so
+ * SQLite searches the index once per merchant instead of scanning the table (as webhooks/forged.ts prunes the inbox).
+ */
+function prunePerMerchant(table: SQLiteTable, time: SQLiteColumn, before: string): SQL {
+  return sql`DELETE FROM ${table} WHERE rowid IN (
+    SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${table} AS x
+      ON x.merchant_id = m.id AND x.${sql.identifier(time.name)} < ${before}
+    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/**
+ * Ignored inbox rows (events that are not a transaction's: nothing to archive) processed before `before`. They carry no
+ * transaction, so the search walks `events_transaction` at (merchant, NULL), like the pruning of rejected rows.
+ */
+function ignoredEventsBefore(before: string): SQL {
+  return sql`DELETE FROM ${events} WHERE rowid IN (
+    SELECT e.rowid FROM ${merchants} AS m CROSS JOIN ${events} AS e ON e.merchant_id = m.id AND e.transaction_id IS NULL
+    WHERE e.outcome = 'ignored' AND e.processed_at < ${before}
+    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/**
+ * The pruning statements of a run at `now`, by what they delete. Windows: batch units BATCH_UNITS_KEPT_DAYS after they
+ * finished; reconciliation runs, dead letters (redriven or not: by then the backstop and reconciliation have brought
+ * what they stood for), ignored inbox rows and the timeline's rows (deliveries, fetch-backs, status changes, fulfilment
+ * attempts) `retentionDays` after they were written. Rejected inbox rows have their own step (webhooks/forged.ts, 7 days).
+ */
+export function pruneStatements(now: number, retentionDays: number): Record<string, SQL> {
+  const window = daysBefore(now, retentionDays);
+  return {
+    batch_units: pruneBefore(batchUnits, batchUnits.finishedAt, daysBefore(now, BATCH_UNITS_KEPT_DAYS)),
+    reconciliation_runs: pruneBefore(reconciliationRuns, reconciliationRuns.startedAt, window),
+    dead_letters: pruneBefore(deadLetters, deadLetters.createdAt, window),
+    ignored_events: ignoredEventsBefore(window),
+    webhook_deliveries: prunePerMerchant(webhookDeliveries, webhookDeliveries.receivedAt, window),
+    fetch_backs: prunePerMerchant(fetchBacks, fetchBacks.at, window),
+    transaction_status_changes: prunePerMerchant(transactionStatusChanges, transactionStatusChanges.at, window),
+    fulfillment_attempts: prunePerMerchant(fulfillmentAttempts, fulfillmentAttempts.at, window),
+  };
+}
+
+/** Runs the pruning statements in one D1 batch; answers how many rows each deleted. */
+export async function pruneBookkeeping(db: Database, now: number, retentionDays: number): Promise<Record<string, number>> {
+  const statements = Object.entries(pruneStatements(now, retentionDays));
+  const results = await runBatch(
+    db.$client,
+    statements.map(([, statement]) => statement),
+  );
+  return Object.fromEntries(statements.map(([name], i) => [name, results[i]?.meta.changes ?? 0]));
+}

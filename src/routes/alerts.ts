@@ -1,0 +1,77 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { ALERT_KINDS } from "../alerts/rules";
+import { ALERT_LIST_STATES, listAlerts } from "../alerts/store";
+import { ALERT_STATES } from "../db/schema";
+import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
+import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { DEFAULT_PAGE_SIZE, listTransactionsQuery, strictQuery } from "../transactions/api-schemas";
+import { errors, json, security } from "./transactions";
+
+const STATE_HINT = `state must be one of: ${ALERT_LIST_STATES.join(", ")}`;
+
+/** Query of `GET /v1/alerts`: `limit` and `cursor` follow the rules of the transactions list. */
+const listAlertsQuery = strictQuery({
+  state: z
+    // A repeated key arrives as an array, which gets its own message.
+    .enum(ALERT_LIST_STATES, { error: (issue) => (Array.isArray(issue.input) ? "state must be given once" : STATE_HINT) })
+    .optional()
+    .openapi({ description: "`open` (the default): alerts whose condition still holds; `all`: resolved ones too." }),
+  limit: listTransactionsQuery.shape.limit,
+  cursor: listTransactionsQuery.shape.cursor,
+});
+
+const timestamp = z.string().openapi({ format: "date-time" });
+
+const alertSchema = z
+  .object({
+    id: z.string().openapi({ example: "al_0f8e2b7c4d5a4b8c9e1f2a3b4c5d6e7f" }),
+    kind: z.string().openapi({
+      description:
+        `One of ${ALERT_KINDS.join(", ")}. Per transaction: authorized and not captured for the merchant's hours; an APM ` +
+        "payment pending for its minutes; refunded more than captured; a dispute opened on a payment whose fulfilment was " +
+        "delivered. Per merchant (`transaction_id` null): forged webhook deliveries over its hourly threshold; Smart Router " +
+        "refusing its secret key; fulfilment notifications failing for its minutes.",
+      example: "authorized_not_captured",
+    }),
+    state: z.enum(ALERT_STATES).openapi({ description: "`open` while the condition holds; `resolved` once a check found it cleared." }),
+    transaction_id: z.string().nullable(),
+    opened_at: timestamp,
+    resolved_at: timestamp.nullable(),
+    detail: z.string().openapi({ description: "What was found and what to do, in one sentence; its figures are as of the last check." }),
+  })
+  .openapi("Alert");
+
+const alertPageResponse = z
+  .object({
+    alerts: z.array(alertSchema).openapi({ description: "Most recently opened first; ties broken by id, descending." }),
+    next_cursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next page; null on the last page." }),
+  })
+  .openapi("AlertPage");
+
+const listAlertsRoute = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List business alerts",
+  description:
+    "Alerts the scheduled checks raised for the merchant (every 5 minutes, thresholds set per merchant by the admin API). " +
+    "At most one alert is open per kind and transaction; it resolves when a later check finds the condition cleared.",
+  tags: ["Alerts"],
+  security,
+  request: { query: listAlertsQuery },
+  responses: { 200: json(alertPageResponse, "One page of alerts."), ...errors },
+});
+
+/** `/v1/alerts`: the merchant's own business alerts, read-only. */
+export const alertRoutes = new OpenAPIHono<MerchantContext>();
+
+alertRoutes.use(requireMerchantKey(), limitPerApiKey(), async (c, next) => {
+  // Per-merchant data: never from a shared cache.
+  c.header("Cache-Control", "private, no-cache");
+  c.header("Vary", "Authorization");
+  await next();
+});
+
+alertRoutes.openapi(listAlertsRoute, async (c) => {
+  const { limit = DEFAULT_PAGE_SIZE, ...query } = c.req.valid("query");
+  return c.json(await listAlerts({ db: c.var.db, merchantId: c.var.merchant.id, query: { ...query, limit } }), 200);
+});

@@ -1,0 +1,87 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
+import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { strictQuery } from "../transactions/api-schemas";
+import { EXPORT_FORMATS, EXPORT_PAGE_SIZE, exportTransactions, MAX_EXPORT_RANGE_DAYS } from "../transactions/export";
+import { errors, security } from "./transactions";
+
+const DAY_MS = 86_400_000;
+const instant = (name: string, description: string) =>
+  z.iso
+    .datetime({ offset: true, error: `${name} must be one ISO 8601 date-time with a time zone, e.g. 2026-01-01T00:00:00Z` })
+    .openapi({ description, example: "2026-01-01T00:00:00Z" });
+
+/** Query of `GET /v1/transactions/export`. */
+const exportQuery = strictQuery({
+  created_after: instant("created_after", "Transactions Smart Router created at or after this instant."),
+  created_before: instant("created_before", "Transactions created strictly before this instant."),
+  format: z
+    .enum(EXPORT_FORMATS, { error: "format must be csv or ndjson" })
+    .optional()
+    .openapi({ default: "csv", description: "`csv` (a header row, then one row per transaction) or `ndjson` (one JSON object per line)." }),
+})
+  .refine((query) => Date.parse(query.created_after) < Date.parse(query.created_before), {
+    message: "created_before must be after created_after",
+    path: ["created_before"],
+  })
+  .refine((query) => Date.parse(query.created_before) - Date.parse(query.created_after) <= MAX_EXPORT_RANGE_DAYS * DAY_MS, {
+    message: `created_before may be at most ${MAX_EXPORT_RANGE_DAYS} days after created_after; export a longer period range by range`,
+    path: ["created_before"],
+  });
+
+const exportRoute = createRoute({
+  method: "get",
+  path: "/",
+  summary: "Export transactions",
+  description:
+    `Every transaction created in [created_after, created_before), at most ${MAX_EXPORT_RANGE_DAYS} days, oldest first (ties by id), ` +
+    "streamed: transactions whose history was archived are included, since the record itself always stays. CSV follows " +
+    "RFC 4180 (CRLF, fields quoted when needed) with the status API's fields flattened (`metadata` as JSON, `last_event_*`, " +
+    "`fulfillment_*`); amounts are Smart Router's decimal strings; a free-text cell starting with `=`, `+`, `-`, `@`, tab " +
+    "or carriage return is prefixed with `'` so spreadsheets do not evaluate it. NDJSON lines are the status API's " +
+    `transaction objects, untouched. Read from D1 ${EXPORT_PAGE_SIZE} rows at a time; a failure mid-way cuts the response ` +
+    "off (an incomplete body), never a shorter file that looks whole.",
+  tags: ["Transactions"],
+  security,
+  request: { query: exportQuery },
+  responses: {
+    200: {
+      description: "The transactions of the range.",
+      headers: {
+        "Content-Disposition": {
+          description: "`attachment` with a file name naming the merchant and the range.",
+          schema: { type: "string" as const },
+        },
+      },
+      content: {
+        "text/csv": { schema: z.string().openapi({ example: "id,status,amount,currency,…\r\ntr_2aB3,completed,10.50,EUR,…\r\n" }) },
+        "application/x-ndjson": { schema: z.string().openapi({ example: '{"id":"tr_2aB3","status":"completed",…}\n' }) },
+      },
+    },
+    ...errors,
+  },
+});
+
+/** `20260101T000000Z` of an ISO 8601 instant: what a file name can carry. */
+const compact = (iso: string) => iso.replace(/[-:]|\.\d+/g, "");
+
+/** `/v1/transactions/export`: mounted before `/v1/transactions`, so `export` is never taken for a transaction id. */
+export const exportRoutes = new OpenAPIHono<MerchantContext>();
+
+exportRoutes.use(requireMerchantKey(), limitPerApiKey());
+
+exportRoutes.openapi(exportRoute, (c) => {
+  const query = c.req.valid("query");
+  const format = query.format ?? "csv";
+  const after = new Date(query.created_after).toISOString();
+  const before = new Date(query.created_before).toISOString();
+  const merchant = c.var.merchant;
+  const filename = `transactions-${merchant.id}-${compact(after)}-${compact(before)}.${format}`;
+  return c.body(exportTransactions({ db: c.var.db, merchant, after, before, format }), 200, {
+    "Content-Type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
+    "Content-Disposition": `attachment; filename="${filename}"`,
+    // Per-merchant data, possibly large: never stored by a cache.
+    "Cache-Control": "private, no-store",
+    Vary: "Authorization",
+  });
+});

@@ -1,0 +1,136 @@
+import { and, count, desc, eq, gte, isNull, lte, sql } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { deadLetters, eventLogCursors, events, fulfillments, reconciliationRuns, webhookDeliveries } from "../db/schema";
+
+/** The window `GET /v1/pipeline` may ask for: a minute to a day. */
+export const PIPELINE_WINDOW_MINUTES = { min: 1, max: 1440, default: 60 } as const;
+/** Lags measured per answer: the newest applied deliveries of the window, so a busy day costs one bounded read. */
+export const LAG_SAMPLE = 10_000;
+
+const PIPELINE_OUTCOMES = ["applied", "stale", "duplicate", "rejected", "pending", "ignored"] as const;
+type PipelineOutcome = (typeof PIPELINE_OUTCOMES)[number];
+
+const MINUTE_MS = 60_000;
+
+/** The value at rank `q` (nearest rank) of ascending `sorted`, rounded to whole ms; null without values. */
+function percentile(sorted: readonly number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  const value = sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+  return value === undefined ? null : Math.round(value);
+}
+
+/** An RFC 3339 time as ISO 8601 UTC, or null when there is none or it does not parse. */
+function isoOrNull(value: string | null | undefined): string | null {
+  if (!value) return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+}
+
+/**
+ * The reads of the pipeline, one D1 batch: the window's deliveries per minute and by outcome, their lags, what waits,
+ * dead letters, the backstop's cursor and the reconciliation runs.
+ */
+export function pipelineReads(db: Database, merchantId: string, from: string, to: string) {
+  const inWindow = and(
+    eq(webhookDeliveries.merchantId, merchantId),
+    gte(webhookDeliveries.receivedAt, from),
+    lte(webhookDeliveries.receivedAt, to),
+  );
+  const minute = sql<string>`substr(${webhookDeliveries.receivedAt}, 1, 16)`;
+  const outcome = sql<string>`CASE WHEN ${webhookDeliveries.duplicate} THEN 'duplicate' ELSE coalesce(${events.outcome}, 'pending') END`;
+  const ofEvent = and(eq(events.merchantId, webhookDeliveries.merchantId), eq(events.id, webhookDeliveries.eventId));
+  // The literal repeats the partial index's WHERE term (events_pending), which a bound parameter could not.
+  const pending = and(eq(events.merchantId, merchantId), sql`${events.outcome} = 'pending'`);
+
+  return [
+    db.select({ minute, count: count() }).from(webhookDeliveries).where(inWindow).groupBy(minute),
+    db.select({ outcome, count: count() }).from(webhookDeliveries).leftJoin(events, ofEvent).where(inWindow).groupBy(outcome),
+    db
+      .select({ lagMs: sql<number>`(julianday(${events.processedAt}) - julianday(${webhookDeliveries.receivedAt})) * 86400000` })
+      .from(webhookDeliveries)
+      .innerJoin(events, ofEvent)
+      .where(and(inWindow, eq(webhookDeliveries.duplicate, false), eq(events.outcome, "applied")))
+      .orderBy(desc(webhookDeliveries.receivedAt))
+      .limit(LAG_SAMPLE),
+    // A pending row with a detail failed its last fetch-back and waits for its retry (queue/webhook-consumer.ts).
+    db
+      .select({ pending: count(), retrying: count(events.detail) })
+      .from(events)
+      .where(pending),
+    db
+      .select({ count: count() })
+      .from(fulfillments)
+      .where(and(eq(fulfillments.merchantId, merchantId), eq(fulfillments.status, "pending"), sql`${fulfillments.attempts} > 0`)),
+    db
+      .select({ count: count() })
+      .from(deadLetters)
+      .where(and(eq(deadLetters.merchantId, merchantId), isNull(deadLetters.redrivenAt))),
+    db.select().from(eventLogCursors).where(eq(eventLogCursors.merchantId, merchantId)),
+    db
+      .select({
+        lastRunAt: sql<string | null>`max(${reconciliationRuns.startedAt})`,
+        runs: sql<number>`count(*) FILTER (WHERE ${reconciliationRuns.startedAt} >= ${from})`,
+      })
+      .from(reconciliationRuns),
+  ] as const;
+}
+
+/**
+ * The merchant's webhook pipeline over the last `windowMinutes`: deliveries per minute (every minute of the window,
+ * zeros included), what became of them (a duplicate, else its event's outcome now), the lag from the edge's receipt to
+ * the start of the consumer batch that applied the event (p50/p99 over the newest LAG_SAMPLE), what is waiting now
+ * (pending inbox events; those of them, and fulfilment notifications, that failed once and are scheduled again), dead
+ * letters not redriven, the event-log backstop's watermark, and the reconciliation runs (service-wide: they cover every
+ * merchant). One D1 batch of reads.
+ */
+export async function pipelineSummary({
+  db,
+  merchantId,
+  windowMinutes,
+  now,
+}: {
+  db: Database;
+  merchantId: string;
+  windowMinutes: number;
+  now: number;
+}) {
+  const from = new Date(now - windowMinutes * MINUTE_MS).toISOString();
+  const to = new Date(now).toISOString();
+  const [perMinute, outcomes, lags, waiting, fulfilmentRetries, letters, backstop, reconciliation] = await db.batch(
+    pipelineReads(db, merchantId, from, to),
+  );
+  const minutes = new Map(perMinute.map((row) => [row.minute, row.count]));
+  const deliveriesPerMinute: { minute: string; count: number }[] = [];
+  // Ends after windowMinutes + 1 steps (at most 1,441): every minute the window touches.
+  for (let at = Math.floor((now - windowMinutes * MINUTE_MS) / MINUTE_MS) * MINUTE_MS; at <= now; at += MINUTE_MS) {
+    const iso = new Date(at).toISOString();
+    deliveriesPerMinute.push({ minute: iso, count: minutes.get(iso.slice(0, 16)) ?? 0 });
+  }
+  const counted = Object.fromEntries(PIPELINE_OUTCOMES.map((name) => [name, 0])) as Record<PipelineOutcome, number>;
+  for (const row of outcomes) {
+    if ((PIPELINE_OUTCOMES as readonly string[]).includes(row.outcome)) counted[row.outcome as PipelineOutcome] += row.count;
+  }
+  const sorted = lags.map((row) => row.lagMs).sort((a, b) => a - b);
+  const cursor = backstop[0];
+  const watermark = isoOrNull(cursor?.watermarkFiredAt);
+  return {
+    pipeline: {
+      from,
+      to,
+      deliveries_per_minute: deliveriesPerMinute,
+      outcomes: counted,
+      lag_ms: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },
+      waiting: {
+        pending_events: waiting[0]?.pending ?? 0,
+        retries_scheduled: (waiting[0]?.retrying ?? 0) + (fulfilmentRetries[0]?.count ?? 0),
+      },
+      dead_letters: letters[0]?.count ?? 0,
+      backstop: {
+        watermark,
+        lag_seconds: watermark === null ? null : Math.max(0, Math.round((now - Date.parse(watermark)) / 1000)),
+        last_run_at: isoOrNull(cursor?.lastRunAt),
+      },
+      reconciliation: { last_run_at: isoOrNull(reconciliation[0]?.lastRunAt), runs: reconciliation[0]?.runs ?? 0 },
+    },
+  };
+}

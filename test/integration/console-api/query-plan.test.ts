@@ -1,0 +1,74 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { pipelineReads } from "../../../src/timeline/pipeline";
+import { timelineReads } from "../../../src/timeline/timeline";
+import { transactionPageQuery } from "../../../src/transactions/queries";
+import { createMerchant } from "../../support/fixtures";
+import { db, seedTransactions, transactionRow } from "../../support/status-api";
+
+/** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
+async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } }): Promise<string> {
+  const { sql, params } = query.toSQL();
+  const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    .bind(...params)
+    .all<{ detail: string }>();
+  return plan.results.map((row) => row.detail).join("\n");
+}
+
+describe("the console's reads are served by indexes", () => {
+  let merchantId: string;
+
+  beforeAll(async () => {
+    const merchant = await createMerchant();
+    merchantId = merchant.merchant.id;
+    await seedTransactions(
+      Array.from({ length: 40 }, (_, i) =>
+        transactionRow(merchantId, { paymentType: i % 4 ? "card" : "sandbox-apm", status: "completed" }),
+      ),
+    );
+  });
+
+  it.each([
+    ["payment_type", { paymentType: "sandbox-apm" }, undefined],
+    ["payment_type, next page", { paymentType: "sandbox-apm" }, { updatedAt: "2026-05-01T00:00:00.000Z", id: "tr_m" }],
+    ["payment_type and updated_after", { paymentType: "card", updatedAfter: "2026-01-01T00:00:00.000Z" }, undefined],
+  ])("the list with %s walks transactions_merchant_payment_type_updated, no sort", async (_name, filters, position) => {
+    const plan = await planOfQuery(transactionPageQuery(db, { merchantId, filters, position, limit: 51 }));
+    expect(plan).toMatch(
+      /SEARCH transactions USING (COVERING )?INDEX transactions_merchant_payment_type_updated \(merchant_id=\? AND payment_type=\?/,
+    );
+    expect(plan).not.toMatch(/TEMP B-TREE/);
+  });
+
+  it("the timeline finds the transaction's events by index, then their deliveries and fetch-backs by key", async () => {
+    const [, deliveries, fetches, changes, attempts] = await Promise.all(timelineReads(db, merchantId, "tr_x").map(planOfQuery));
+    expect(deliveries).toMatch(/SEARCH events USING (COVERING )?INDEX events_transaction \(merchant_id=\? AND transaction_id=\?\)/);
+    expect(deliveries).toMatch(
+      /SEARCH webhook_deliveries USING (COVERING )?INDEX sqlite_autoindex_webhook_deliveries_1 \(merchant_id=\? AND event_id=\?\)/,
+    );
+    expect(fetches).toMatch(/SEARCH fetch_backs USING INDEX fetch_backs_event \(merchant_id=\? AND event_id=\?\)/);
+    expect(changes).toMatch(
+      /SEARCH transaction_status_changes USING INDEX transaction_status_changes_transaction \(merchant_id=\? AND transaction_id=\?\)/,
+    );
+    expect(attempts).toMatch(
+      /SEARCH fulfillment_attempts USING INDEX fulfillment_attempts_transaction \(merchant_id=\? AND transaction_id=\?\)/,
+    );
+    for (const plan of [deliveries, fetches, changes, attempts]) expect(plan).not.toMatch(/^SCAN/m);
+  });
+
+  it("the pipeline's reads search their indexes; only the service-wide reconciliation runs are read whole", async () => {
+    const plans = await Promise.all(pipelineReads(db, merchantId, "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z").map(planOfQuery));
+    const [perMinute, outcomes, lags, waiting, fulfilments, letters, backstop, reconciliation] = plans;
+    for (const plan of [perMinute, outcomes, lags]) {
+      expect(plan).toMatch(
+        /SEARCH webhook_deliveries USING (COVERING )?INDEX webhook_deliveries_received \(merchant_id=\? AND received_at>\? AND received_at<\?\)/,
+      );
+    }
+    expect(waiting).toMatch(/SEARCH events USING INDEX events_pending \(merchant_id=\?\)/);
+    expect(fulfilments).toMatch(/^SEARCH fulfillments/m);
+    expect(letters).toMatch(/SEARCH dead_letters USING INDEX dead_letters_merchant \(merchant_id=\?\)/);
+    expect(backstop).toMatch(/^SEARCH event_log_cursors/m);
+    for (const plan of plans.slice(0, -1)) expect(plan).not.toMatch(/^SCAN/m);
+    expect(reconciliation).toMatch(/^SCAN reconciliation_runs/m);
+  });
+});

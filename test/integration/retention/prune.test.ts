@@ -1,0 +1,166 @@
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import {
+  batchUnits,
+  deadLetters,
+  events,
+  fetchBacks,
+  fulfillmentAttempts,
+  reconciliationRuns,
+  transactionStatusChanges,
+  webhookDeliveries,
+} from "../../../src/db/schema";
+import worker from "../../../src/index";
+import { BATCH_UNITS_KEPT_DAYS, PRUNED_PER_TABLE_PER_RUN, pruneBookkeeping } from "../../../src/retention/prune";
+import { runRetention } from "../../../src/retention/retention";
+import { createMerchant } from "../../support/fixtures";
+import { db, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
+import { ledger, rowsInD1 } from "./support";
+
+/**
+ * The test files share one D1 database and every run prunes every merchant's rows, so these runs are dated 1985, before
+ * anything another test stores (the other cron tests date theirs 1990 and 2001): they find only the rows seeded here.
+ */
+const NOW = Date.parse("1985-06-01T00:00:00.000Z");
+const DAY_MS = 86_400_000;
+const daysAgo = (days: number, from = NOW) => new Date(from - days * DAY_MS).toISOString();
+const RETENTION_DAYS = 30;
+
+/** One row of every pruned table for the merchant, written `days` days before NOW; ids carry `tag`. */
+async function seedBookkeeping(merchantId: string, tag: string, days: number) {
+  const at = daysAgo(days);
+  await db.batch([
+    db.insert(batchUnits).values({ unitId: `unit_${tag}`, batchId: null, finishedAt: at }),
+    db.insert(reconciliationRuns).values({ id: `rec_${tag}`, startedAt: at }),
+    db.insert(deadLetters).values({ id: `dl_${tag}`, queue: "smart-router-webhooks", merchantId, body: {}, attempts: 1, createdAt: at }),
+    db.insert(events).values({
+      merchantId,
+      id: `ev_ignored_${tag}`,
+      name: "customer.created",
+      transactionId: null,
+      outcome: "ignored",
+      firstReceivedAt: at,
+      processedAt: at,
+    }),
+    db.insert(webhookDeliveries).values({ merchantId, eventId: `ev_${tag}`, deliveryId: `d_${tag}`, receivedAt: at, duplicate: false }),
+    db.insert(fetchBacks).values({ merchantId, eventId: `ev_${tag}`, at, outcome: "verified", via: "event", apiCalls: 1, paceWaitMs: 0 }),
+    db.insert(transactionStatusChanges).values({ merchantId, transactionId: `tr_${tag}`, at, toStatus: "completed" }),
+    db.insert(fulfillmentAttempts).values({ merchantId, transactionId: `tr_${tag}`, attempt: 1, at, outcome: "delivered" }),
+  ]);
+}
+
+/** Which of `tags` (as seedBookkeeping wrote them) are still there, per table. */
+async function remaining(tags: string[]) {
+  const present = async (table: string, column: string, prefix: string) => {
+    const ids = JSON.stringify(tags.map((tag) => `${prefix}${tag}`));
+    const { results } = await env.DB.prepare(`SELECT ${column} AS id FROM ${table} WHERE ${column} IN (SELECT value FROM json_each(?))`)
+      .bind(ids)
+      .all<{ id: string }>();
+    return tags.filter((tag) => results.some((row) => row.id === `${prefix}${tag}`));
+  };
+  return {
+    batch_units: await present("batch_units", "unit_id", "unit_"),
+    reconciliation_runs: await present("reconciliation_runs", "id", "rec_"),
+    dead_letters: await present("dead_letters", "id", "dl_"),
+    ignored_events: await present("events", "id", "ev_ignored_"),
+    webhook_deliveries: await present("webhook_deliveries", "delivery_id", "d_"),
+    fetch_backs: await present("fetch_backs", "event_id", "ev_"),
+    transaction_status_changes: await present("transaction_status_changes", "transaction_id", "tr_"),
+    fulfillment_attempts: await present("fulfillment_attempts", "transaction_id", "tr_"),
+  };
+}
+
+describe("retention: bookkeeping rows are pruned past their windows", () => {
+  it("deletes what is older than its window and keeps what is younger, table by table", async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const [old, young, fresh] = ["old", "young", "fresh"].map((age) => `${age}_${merchantId}`) as [string, string, string];
+    await seedBookkeeping(merchantId, old, RETENTION_DAYS + 1);
+    await seedBookkeeping(merchantId, young, RETENTION_DAYS - 1);
+    // Batch units have their own, shorter window: a unit younger than it stays.
+    await db.insert(batchUnits).values({ unitId: `unit_${fresh}`, batchId: null, finishedAt: daysAgo(BATCH_UNITS_KEPT_DAYS - 1) });
+    // A rejected row is the forged-delivery step's (7 days), and an applied one is a transaction's history: neither goes.
+    await seedEvent({ merchantId, transactionId: "tr_kept", id: "ev_applied_old", processedAt: daysAgo(400) });
+    await db.insert(events).values({
+      merchantId,
+      id: "ev_rejected_old",
+      transactionId: null,
+      outcome: "rejected",
+      firstReceivedAt: daysAgo(400),
+      processedAt: daysAgo(400),
+    });
+
+    const pruned = await pruneBookkeeping(db, NOW, RETENTION_DAYS);
+    for (const count of Object.values(pruned)) expect(count).toBeGreaterThanOrEqual(1);
+    expect(await remaining([old, young, fresh])).toEqual({
+      batch_units: [fresh],
+      reconciliation_runs: [young],
+      dead_letters: [young],
+      ignored_events: [young],
+      webhook_deliveries: [young],
+      fetch_backs: [young],
+      transaction_status_changes: [young],
+      fulfillment_attempts: [young],
+    });
+    const kept = await env.DB.prepare("SELECT id FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'rejected') ORDER BY id")
+      .bind(merchantId)
+      .all<{ id: string }>();
+    expect(kept.results.map((row) => row.id)).toEqual(["ev_applied_old", "ev_rejected_old"]);
+  });
+
+  it(`deletes at most ${PRUNED_PER_TABLE_PER_RUN} rows of a table per run; the rest go on the next`, async () => {
+    const old = daysAgo(BATCH_UNITS_KEPT_DAYS + 100);
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+       INSERT INTO batch_units (unit_id, batch_id, finished_at) SELECT 'unit_flood_' || i, NULL, ? FROM n`,
+    )
+      .bind(PRUNED_PER_TABLE_PER_RUN + 1, old)
+      .run();
+    expect((await pruneBookkeeping(db, NOW, RETENTION_DAYS)).batch_units).toBe(PRUNED_PER_TABLE_PER_RUN);
+    expect((await pruneBookkeeping(db, NOW, RETENTION_DAYS)).batch_units).toBe(1);
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM batch_units WHERE unit_id LIKE 'unit_flood_%'").first<{ n: number }>();
+    expect(left?.n).toBe(0);
+  });
+
+  it("is a step of the Cron Trigger's run: histories archived, bookkeeping pruned, figures logged", async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const transaction = await seedTransaction(merchantId, { status: "completed", updatedAt: daysAgo(RETENTION_DAYS + 2) });
+    await seedEvent({ merchantId, transactionId: transaction.id });
+    await seedOperation({ merchantId, transactionId: transaction.id });
+    await seedBookkeeping(merchantId, `cron_${merchantId}`, RETENTION_DAYS + 5);
+
+    const logs = vi.spyOn(console, "log");
+    await worker.scheduled(createScheduledController({ scheduledTime: NOW, cron: "*/5 * * * *" }), env, createExecutionContext());
+    const run = logs.mock.calls.map(([line]) => JSON.parse(String(line))).find((line) => line.message === "scheduled.run");
+    expect(run?.failed_steps).not.toContain("retention");
+    expect(run).toMatchObject({ archive_objects_stored: 1, archive_transactions: 1, archive_records: 2, pruned_batch_units: 1 });
+    expect(await rowsInD1(merchantId)).toEqual({ events: 0, operations: 0 });
+    expect(await ledger(merchantId)).toMatchObject([{ status: "stored" }]);
+    expect(Object.values(await remaining([`cron_${merchantId}`])).flat()).toEqual([]);
+  });
+
+  it("fails the step, naming the merchant, when its archive fails; pruning still runs and the rows stay", async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const transaction = await seedTransaction(merchantId, { status: "failed", updatedAt: daysAgo(RETENTION_DAYS + 3) });
+    await seedEvent({ merchantId, transactionId: transaction.id });
+    await seedBookkeeping(merchantId, `failing_${merchantId}`, RETENTION_DAYS + 5);
+    const refusing = {
+      get: env.ARCHIVE.get.bind(env.ARCHIVE),
+      head: env.ARCHIVE.head.bind(env.ARCHIVE),
+      put: () => Promise.reject(new Error("R2 put: service unavailable (injected)")),
+    };
+    await expect(runRetention({ db, bucket: refusing, now: NOW, retentionDays: RETENTION_DAYS })).rejects.toThrow(
+      new RegExp(`archive failed for ${merchantId}`),
+    );
+    expect(await rowsInD1(merchantId)).toEqual({ events: 1, operations: 0 });
+    expect(Object.values(await remaining([`failing_${merchantId}`])).flat()).toEqual([]);
+    // The next run, with R2 back, finishes the object the failed one claimed.
+    expect(await runRetention({ db, bucket: env.ARCHIVE, now: NOW, retentionDays: RETENTION_DAYS })).toMatchObject({
+      archive_objects_stored: 1,
+    });
+    expect(await rowsInD1(merchantId)).toEqual({ events: 0, operations: 0 });
+  });
+});
