@@ -13,6 +13,10 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
 /** The worker with the chaos fault switch, for `wrangler dev` only (see startStack). */
 const CHAOS_ENTRY = join(ROOT, "test", "entry", "chaos-worker.ts");
+/** The D1 shards of wrangler.toml (DB, DB_SHARD_1, …; src/db/shards.ts): each gets the migrations, each is read by queryLocalD1. */
+export const D1_SHARDS = [...readFileSync(join(ROOT, "wrangler.toml"), "utf8").matchAll(/^binding = "(DB(?:_SHARD_\d+)?)"$/gm)].map(
+  (match) => match[1],
+);
 const HOST = "127.0.0.1";
 const PORT_RANGE = [8700, 8799];
 
@@ -71,9 +75,18 @@ function tail(logFile, lines = 25) {
   }
 }
 
-/** Runs a query against the stack's local D1 with `wrangler d1 execute` (read-only use: counts for a report). */
+/**
+ * Runs a query against every local D1 shard with `wrangler d1 execute` (read-only use: counts for a report), one after
+ * another; the rows of all shards together (a merchant's rows are on its shard alone).
+ */
 export async function queryLocalD1(stack, sql) {
-  const child = spawn(join(BIN, "wrangler"), ["d1", "execute", "DB", "--local", "--json", "--command", sql, ...stack.persistArgs], {
+  const rows = [];
+  for (const shard of D1_SHARDS) rows.push(...(await queryLocalShard(stack, shard, sql)));
+  return rows;
+}
+
+async function queryLocalShard(stack, shard, sql) {
+  const child = spawn(join(BIN, "wrangler"), ["d1", "execute", shard, "--local", "--json", "--command", sql, ...stack.persistArgs], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, PATH: `${BIN}:${process.env.PATH}`, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
@@ -243,8 +256,10 @@ export async function startStack({
   say("building the console and /docs into dist/assets…");
   await buildConsole();
 
-  say("applying local D1 migrations…");
-  await runToEnd(join(BIN, "wrangler"), ["d1", "migrations", "apply", "DB", "--local", ...persistArgs], wranglerLog);
+  say(`applying local D1 migrations to every shard (${D1_SHARDS.join(", ")})…`);
+  for (const shard of D1_SHARDS) {
+    await runToEnd(join(BIN, "wrangler"), ["d1", "migrations", "apply", shard, "--local", ...persistArgs], wranglerLog);
+  }
 
   // Asked for a consumer failure rate (`npm run chaos`), the stack serves the worker wrapped by the test-only entry module
   // that injects those failures; the production entry (wrangler.toml's `main`) has no fault switch.

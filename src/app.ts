@@ -2,7 +2,8 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type Database, openDatabase } from "./db/client";
+import type { Database } from "./db/client";
+import { directoryDatabase } from "./db/shards";
 import { type AppConfig, type AppEnv, appConfig } from "./env";
 import { ApiError, type ErrorCode, errorBody } from "./errors";
 import { log } from "./lib/log";
@@ -24,7 +25,10 @@ export type AppContext = {
   Bindings: AppEnv;
   Variables: {
     requestId: string;
+    /** DB (shard 0) until merchant authentication, then the merchant's shard (src/db/shards.ts). */
     db: Database;
+    /** DB: the shard directory and what is global (admin audit, reseal jobs' overview). */
+    directoryDb: Database;
     config: AppConfig;
     deliveryQueue: DeliveryQueue;
     statusLimiter: StatusLimiter;
@@ -51,7 +55,8 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
     // /health must answer without touching bindings or configuration.
     if (c.req.path !== "/health") {
       c.set("config", appConfig(c.env));
-      c.set("db", openDatabase(c.env.DB));
+      c.set("db", directoryDatabase(c.env));
+      c.set("directoryDb", directoryDatabase(c.env));
       c.set("deliveryQueue", dependencies.deliveryQueue(c.env));
       c.set("statusLimiter", dependencies.statusLimiter?.(c.env) ?? c.env.STATUS_API_LIMITER);
     }

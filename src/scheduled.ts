@@ -2,8 +2,9 @@ import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import { runAlertChecks } from "./alerts/scheduled";
 import { startEventLogWalks } from "./batches/event-log";
 import { startReconciliation } from "./batches/reconciliation";
-import { openDatabase } from "./db/client";
+import type { Database } from "./db/client";
 import { fulfillments } from "./db/schema";
+import { shardsOf } from "./db/shards";
 import { type AppEnv, appConfig, retentionDays } from "./env";
 import { log } from "./lib/log";
 import { sendAll } from "./queue/send";
@@ -22,8 +23,7 @@ const NUDGES_PER_RUN = 100;
  * NUDGE_RESEND_AFTER_MS until the row's first attempt, after which the fulfilment queue's retries and its dead-letter
  * queue own it. That first attempt (or the row leaving `pending`) is where the resending ends.
  */
-export async function resendStalledFulfillments(env: AppEnv, now: number): Promise<number> {
-  const db = openDatabase(env.DB);
+export async function resendStalledFulfillments(env: AppEnv, db: Database, now: number): Promise<number> {
   const stalled = db
     .select({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId })
     .from(fulfillments)
@@ -52,52 +52,69 @@ export async function resendStalledFulfillments(env: AppEnv, now: number): Promi
   return marked.length;
 }
 
-/** The Cron Trigger's work, step by step; each step's result is logged with the run. */
-const SCHEDULED_STEPS: Record<string, (env: AppEnv, scheduledTime: number) => Promise<Record<string, unknown>>> = {
-  fulfillment_sweep: async (env, scheduledTime) => ({ fulfillments_resent: await resendStalledFulfillments(env, scheduledTime) }),
+type StepResult = Record<string, unknown>;
+
+/** The Cron Trigger's work, step by step, each run on one shard; each step's result is logged with the run. */
+const SCHEDULED_STEPS: Record<string, (env: AppEnv, db: Database, scheduledTime: number) => Promise<StepResult>> = {
+  fulfillment_sweep: async (env, db, scheduledTime) => ({ fulfillments_resent: await resendStalledFulfillments(env, db, scheduledTime) }),
   // The backstop: every merchant's event log walked forward, so what no webhook brought is applied within a few runs.
-  event_log: async (env, scheduledTime) => ({
-    event_log_walks: await startEventLogWalks(openDatabase(env.DB), env.BATCHES, scheduledTime),
+  event_log: async (env, db, scheduledTime) => ({
+    event_log_walks: await startEventLogWalks(db, env.BATCHES, scheduledTime),
   }),
-  reconciliation: async (env, scheduledTime) => {
+  reconciliation: async (env, db, scheduledTime) => {
     const staleAfterMs = appConfig(env).RECONCILE_AFTER_MINUTES * 60_000;
-    const run = await startReconciliation(openDatabase(env.DB), env.BATCHES, scheduledTime, staleAfterMs);
+    const run = await startReconciliation(db, env.BATCHES, scheduledTime, staleAfterMs);
     return { reconciliation_run: run.runId, reconciliation_found: run.found };
   },
   // Forged ids are counted on their merchant; their inbox rows go after a week, so a flood does not grow D1 for ever.
-  rejected_events_prune: async (env, scheduledTime) => ({
-    rejected_events_pruned: await pruneRejectedEvents(openDatabase(env.DB), scheduledTime),
+  rejected_events_prune: async (_env, db, scheduledTime) => ({
+    rejected_events_pruned: await pruneRejectedEvents(db, scheduledTime),
   }),
   // Business alerts (issue 13): every rule for every merchant, bounded per run, then the alert URL notifications due.
-  alerts: (env, scheduledTime) => runAlertChecks(env, scheduledTime),
+  alerts: (env, db, scheduledTime) => runAlertChecks(env, db, scheduledTime),
   // Issue 14: histories settled for RETENTION_DAYS move to R2; bookkeeping rows past their windows are pruned.
-  retention: (env, scheduledTime) =>
-    runRetention({ db: openDatabase(env.DB), bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
+  retention: (env, db, scheduledTime) => runRetention({ db, bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
 };
 
+/** The shards' results of a run as one: counts are added up, anything else (a run id) is listed shard by shard. */
+function combined(results: readonly StepResult[]): StepResult {
+  const all: StepResult = {};
+  for (const result of results) {
+    for (const [name, value] of Object.entries(result)) {
+      const before = all[name];
+      if (typeof value === "number" && (before === undefined || typeof before === "number")) all[name] = (before ?? 0) + value;
+      else all[name] = [...(Array.isArray(before) ? before : before === undefined ? [] : [before]), value];
+    }
+  }
+  return all;
+}
+
 /**
- * The Cron Trigger's work: lost fulfilment nudges, the event-log backstop, reconciliation of records nothing has looked
- * at for a while, pruning of week-old rejected inbox rows, business alerts, and retention (archive to R2, pruning). Every step runs even when another fails;
- * each failure is logged, and the run then fails naming them all.
+ * The Cron Trigger's work, on every shard (src/db/shards.ts): lost fulfilment nudges, the event-log backstop,
+ * reconciliation of records nothing has looked at for a while, pruning of week-old rejected inbox rows, business alerts,
+ * and retention (archive to R2, pruning). Every step runs on every shard even when another fails; each failure is logged
+ * with its shard, and the run then fails naming the steps.
  */
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
+  const runs = Object.entries(SCHEDULED_STEPS).flatMap(([step, run]) => shardsOf(env).map((shard) => ({ step, shard, run })));
   const outcomes = await Promise.all(
-    Object.entries(SCHEDULED_STEPS).map(async ([step, run]) => {
+    runs.map(async ({ step, shard, run }) => {
       try {
-        return { step, result: await run(env, scheduledTime) };
+        return { step, result: await run(env, shard.db, scheduledTime) };
       } catch (error) {
-        log("error", "scheduled.step_failed", { step, error: String(error) });
+        log("error", "scheduled.step_failed", { step, shard: shard.index, error: String(error) });
         return { step, error };
       }
     }),
   );
   const failed = outcomes.filter((outcome) => "error" in outcome);
-  const results = Object.assign({}, ...outcomes.map((outcome) => outcome.result));
-  log("info", "scheduled.run", { ...results, failed_steps: failed.map((outcome) => outcome.step) });
+  const failedSteps = [...new Set(failed.map((outcome) => outcome.step))];
+  const results = combined(outcomes.flatMap((outcome) => ("result" in outcome && outcome.result ? [outcome.result] : [])));
+  log("info", "scheduled.run", { ...results, shards: shardsOf(env).length, failed_steps: failedSteps });
   if (failed.length > 0) {
     throw new AggregateError(
       failed.map((outcome) => outcome.error),
-      `scheduled work failed: ${failed.map((outcome) => outcome.step).join(", ")}`,
+      `scheduled work failed: ${failedSteps.join(", ")}`,
     );
   }
 }

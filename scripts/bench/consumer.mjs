@@ -69,11 +69,12 @@ export async function benchConsumer(build, { oneByOneEvents, batchedEvents, batc
       }
       const d1 = await d1Counters();
       const api = await emulator.apiCalls(projectId);
-      const outcomes = await worker.d1
+      const shard = await worker.d1For(merchantId);
+      const outcomes = await shard
         .prepare("SELECT outcome, count(*) AS n FROM events WHERE merchant_id = ? GROUP BY outcome")
         .bind(merchantId)
         .all();
-      const stored = await worker.d1.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(merchantId).first();
+      const stored = await shard.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(merchantId).first();
       const statements = d1.queries + d1.batchStatements;
       const roundTrips = d1.queries + d1.batches;
       return {

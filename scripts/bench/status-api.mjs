@@ -46,21 +46,24 @@ export async function benchStatusApi(
       apiKeys.push((await worker.admin(`/admin/merchants/${merchantId}/api-keys`, { method: "POST" })).api_key.key);
 
     const seedStarted = performance.now();
-    await worker.d1.prepare(seedSql()).bind(merchantId, "proj_benchstatus", transactions, "bench").run();
-    await worker.d1.prepare(seedSql()).bind("bench-status-other", "proj_benchother", 2000, "other").run();
-    await worker.d1
-      .prepare(
-        `INSERT INTO fulfillments (merchant_id, transaction_id, message_id, status, attempts, requested_at)
+    // Each merchant's rows on its shard (src/db/shards.ts): the two usually sit on different ones.
+    const shard = await worker.d1For(merchantId);
+    const otherShard = await worker.d1For("bench-status-other");
+    await shard.prepare(seedSql()).bind(merchantId, "proj_benchstatus", transactions, "bench").run();
+    await otherShard.prepare(seedSql()).bind("bench-status-other", "proj_benchother", 2000, "other").run();
+    for (const db of new Set([shard, otherShard])) {
+      await db
+        .prepare(
+          `INSERT INTO fulfillments (merchant_id, transaction_id, message_id, status, attempts, requested_at)
          SELECT merchant_id, id, 'msg_' || id, 'not_configured', 0, updated_at FROM transactions WHERE status IN (${CAPTURED.map(() => "?").join(", ")})`,
-      )
-      .bind(...CAPTURED)
-      .run();
-    await worker.d1.prepare("ANALYZE").run();
+        )
+        .bind(...CAPTURED)
+        .run();
+      await db.prepare("ANALYZE").run();
+    }
     const seedMs = performance.now() - seedStarted;
-    const stored = await worker.d1.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(merchantId).first();
-    const ids = (await worker.d1.prepare("SELECT id FROM transactions WHERE merchant_id = ?").bind(merchantId).all()).results.map(
-      (r) => r.id,
-    );
+    const stored = await shard.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(merchantId).first();
+    const ids = (await shard.prepare("SELECT id FROM transactions WHERE merchant_id = ?").bind(merchantId).all()).results.map((r) => r.id);
 
     let sent = 0;
     const statuses = {};

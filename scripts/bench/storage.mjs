@@ -231,12 +231,13 @@ export async function benchStorage(build, { payments = 10_000, seed = 14, retent
     const driveMs = performance.now() - driveStarted;
 
     const truth = (await control(`${project}/truth`)).body;
-    const stored = await worker.d1
+    const shard = await worker.d1For(merchantId);
+    const stored = await shard
       .prepare("SELECT status, count(*) AS n FROM transactions WHERE merchant_id = ? GROUP BY status")
       .bind(merchantId)
       .all();
     const storedCount = stored.results.reduce((sum, row) => sum + row.n, 0);
-    const outcomes = await worker.d1
+    const outcomes = await shard
       .prepare("SELECT outcome, count(*) AS n FROM events WHERE merchant_id = ? GROUP BY outcome")
       .bind(merchantId)
       .all();
@@ -249,7 +250,7 @@ export async function benchStorage(build, { payments = 10_000, seed = 14, retent
     let archiveObjects = 0;
     for (; runs < 200; runs++) {
       await handler.scheduled({ scheduledTime: new Date(later + runs * 300_000), cron: "*/5 * * * *" });
-      const { n } = await worker.d1.prepare("SELECT count(*) AS n FROM archive_objects WHERE status = 'stored'").first();
+      const { n } = await shard.prepare("SELECT count(*) AS n FROM archive_objects WHERE status = 'stored'").first();
       if (n === archiveObjects) break;
       archiveObjects = n;
     }

@@ -37,8 +37,17 @@ export const eventLogMessage = z.object({
 });
 export type EventLogMessage = z.infer<typeof eventLogMessage>;
 
-/** One page of a re-seal job (security/reseal.ts): the batch queue carries it, it makes no Smart Router call. */
-export const resealMessage = z.object({ v: z.literal(1), kind: z.literal("reseal"), job_id: z.string(), ...retryState });
+/**
+ * One page of a re-seal job (security/reseal.ts) on one shard: the batch queue carries it, it makes no Smart Router call.
+ * `shard`: the D1 shard whose merchants it re-seals (absent in messages from before shards: DB).
+ */
+export const resealMessage = z.object({
+  v: z.literal(1),
+  kind: z.literal("reseal"),
+  job_id: z.string(),
+  shard: z.number().int().min(0).optional(),
+  ...retryState,
+});
 
 export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage, eventLogMessage, resealMessage]);
 export type BatchMessage = z.infer<typeof batchMessage>;

@@ -3,6 +3,7 @@ import { alias } from "drizzle-orm/sqlite-core";
 import { z } from "zod";
 import type { Database } from "../db/client";
 import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
+import { mergedRows, newestFirst } from "../db/shards";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { sendAll } from "../queue/send";
 import { type BatchMessage, chunk } from "./messages";
@@ -83,8 +84,8 @@ export async function startReconciliation(db: Database, queue: Queue, now: numbe
 
 const runCursor = z.strictObject({ s: z.string().min(1).max(64), i: z.string().min(1).max(64) });
 
-/** Reconciliation runs, newest first, in keyset pages of `limit` with a cursor. */
-export async function listReconciliationRuns(db: Database, cursor?: string, limit = 20) {
+/** Reconciliation runs of every shard (each cron run starts one per shard), newest first, in keyset pages of `limit`. */
+export async function listReconciliationRuns(dbs: readonly Database[], cursor?: string, limit = 20) {
   const conditions: SQL[] = [];
   if (cursor !== undefined) {
     const after = decodePageCursor(cursor, runCursor);
@@ -94,12 +95,17 @@ export async function listReconciliationRuns(db: Database, cursor?: string, limi
     );
     if (before) conditions.push(before);
   }
-  const rows = await db
-    .select()
-    .from(reconciliationRuns)
-    .where(and(...conditions))
-    .orderBy(desc(reconciliationRuns.startedAt), desc(reconciliationRuns.id))
-    .limit(limit + 1);
+  const rows = await mergedRows(
+    dbs,
+    (db) =>
+      db
+        .select()
+        .from(reconciliationRuns)
+        .where(and(...conditions))
+        .orderBy(desc(reconciliationRuns.startedAt), desc(reconciliationRuns.id))
+        .limit(limit + 1),
+    (a, b) => newestFirst([a.startedAt, a.id], [b.startedAt, b.id]),
+  );
   const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ s: row.startedAt, i: row.id }));
   return {
     runs: page.map((row) => ({

@@ -584,3 +584,19 @@ export const archivedHistories = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.merchantId, t.transactionId, t.archiveId] })],
 );
+
+/**
+ * The shard directory (issue 14, src/db/shards.ts): which D1 database holds each merchant, assigned at registration to
+ * the least full. Read and written on `DB` (shard 0) only; every shard carries the table, as it carries the whole schema.
+ * The Smart Router project is claimed here too, so a project belongs to one merchant across every shard.
+ */
+export const merchantShards = sqliteTable(
+  "merchant_shards",
+  {
+    merchantId: text("merchant_id").primaryKey(),
+    shard: integer("shard").notNull(),
+    smartRouterProjectId: text("smart_router_project_id").notNull(),
+    createdAt: text("created_at").notNull().default(nowIso),
+  },
+  (t) => [uniqueIndex("merchant_shards_project").on(t.smartRouterProjectId), index("merchant_shards_shard").on(t.shard)],
+);

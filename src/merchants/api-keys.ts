@@ -14,24 +14,30 @@ export interface ApiKeyHolder extends MerchantScope {
 const ABSENT_KEY_HASH = "0".repeat(64);
 
 /**
- * Authenticates a presented API key: looks it up by its id part, compares the SHA-256 of the whole key in constant
- * time, refuses revoked keys. Unknown, revoked and malformed keys all answer null.
+ * Authenticates a presented API key: looks it up by its id part on every shard (a key lives with its merchant; every
+ * presented key costs the same lookups), compares the SHA-256 of the whole key in constant time, refuses revoked keys.
+ * Unknown, revoked and malformed keys all answer null.
  */
-export async function authenticateApiKey(db: Database, presented: string): Promise<ApiKeyHolder | null> {
+export async function authenticateApiKey(shards: readonly Database[], presented: string): Promise<ApiKeyHolder | null> {
   const keyId = apiKeyId(presented);
-  const row = keyId
-    ? await db
-        .select({
-          merchantId: apiKeys.merchantId,
-          keyHash: apiKeys.keyHash,
-          revokedAt: apiKeys.revokedAt,
-          fulfillmentUrl: merchants.fulfillmentUrl,
-        })
-        .from(apiKeys)
-        .innerJoin(merchants, eq(merchants.id, apiKeys.merchantId))
-        .where(eq(apiKeys.id, keyId))
-        .get()
-    : undefined;
+  const found = keyId
+    ? await Promise.all(
+        shards.map((db) =>
+          db
+            .select({
+              merchantId: apiKeys.merchantId,
+              keyHash: apiKeys.keyHash,
+              revokedAt: apiKeys.revokedAt,
+              fulfillmentUrl: merchants.fulfillmentUrl,
+            })
+            .from(apiKeys)
+            .innerJoin(merchants, eq(merchants.id, apiKeys.merchantId))
+            .where(eq(apiKeys.id, keyId))
+            .get(),
+        ),
+      )
+    : [];
+  const row = found.find((candidate) => candidate !== undefined);
   const matches = await matchesHash(presented, row?.keyHash ?? ABSENT_KEY_HASH);
   if (!row || !keyId || !matches || row.revokedAt !== null) return null;
   return { id: row.merchantId, apiKeyId: keyId, fulfillmentConfigured: row.fulfillmentUrl !== null };

@@ -2,8 +2,9 @@ import { and, asc, eq, gt, isNull, ne } from "drizzle-orm";
 import { z } from "zod";
 import { alertThresholds } from "../alerts/rules";
 import type { Database } from "../db/client";
-import { apiKeys, eventLogCursors, merchants } from "../db/schema";
-import type { AppConfig } from "../env";
+import { apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
+import { directoryDatabase, leastFullShard, mergedRows, rememberShard, shardDatabases, shardIndexOf } from "../db/shards";
+import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { log } from "../lib/log";
@@ -11,7 +12,7 @@ import { generateApiKey, generateSigningSecret, hashCredential, randomHex, rando
 import { openSecret, sealSecret } from "../security/vault";
 import type { CredentialCheck } from "../smart-router/probe";
 import { forgetWebhookCredentials } from "../webhooks/credential";
-import { adminActionInsert, auditTarget, recordAdminAction } from "./audit";
+import { auditTarget, recordAdminAction } from "./audit";
 import { FULFILLMENT_URL_RULE, fulfillmentUrlAllowed } from "./fulfillment-url";
 import { type CreateMerchantInput, merchantIdSchema, type UpdateMerchantInput } from "./schemas";
 
@@ -60,22 +61,22 @@ async function insertApiKey(db: Database, merchantId: string) {
 
 /** Registers a merchant; the API key, webhook password and fulfilment signing secret are returned here and never again. */
 export async function registerMerchant({
-  db,
+  env,
   config,
   input,
   probe,
   requestId,
 }: {
-  db: Database;
+  env: AppEnv;
   config: AppConfig;
   input: CreateMerchantInput;
   probe: CredentialProbe;
   requestId: string;
 }) {
   if (input.fulfillment_url) requireAllowedFulfillmentUrl(config, input.fulfillment_url);
-  const existing = await db.select({ id: merchants.id }).from(merchants).where(eq(merchants.id, input.id)).get();
-  if (existing) throw new ApiError("conflict", `merchant ${input.id} already exists`);
-  await requireProjectUnclaimed(db, input.smart_router.project_id, input.id);
+  const directory = directoryDatabase(env);
+  if ((await shardIndexOf(env, input.id)) !== undefined) throw new ApiError("conflict", `merchant ${input.id} already exists`);
+  await requireProjectUnclaimed(directory, input.smart_router.project_id, input.id);
   const check = await checkCredentials(probe, { projectId: input.smart_router.project_id, secretKey: input.smart_router.secret_key });
 
   const webhookUsername = `sr_${randomHex(6)}`;
@@ -83,6 +84,8 @@ export async function registerMerchant({
   const signingSecret = generateSigningSecret();
   const smartRouterSecret = await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(input.id));
   const sealedSigningSecret = await sealSecret(config, signingSecret, secretContext.fulfillment(input.id));
+  const shard = await leastFullShard(env);
+  const db = shard.db;
   const key = await insertApiKey(db, input.id);
 
   const insertMerchant = db.insert(merchants).values({
@@ -104,13 +107,24 @@ export async function registerMerchant({
     watermarkEventId: check.kind === "accepted" ? (check.newestEvent?.id ?? null) : null,
     watermarkFiredAt: check.kind === "accepted" ? (check.newestEvent?.firedAt ?? null) : null,
   });
-  const audit = adminActionInsert(db, { action: "merchant.create", target: auditTarget.merchant(input.id), requestId });
+  // The directory entry claims the id and the project across every shard: two concurrent creations of one id, or onto
+  // one project, meet at its unique constraints, and the loser writes nothing on any shard.
   try {
-    await db.batch([insertMerchant, key.insert, startWalk, audit]);
+    await directory
+      .insert(merchantShards)
+      .values({ merchantId: input.id, shard: shard.index, smartRouterProjectId: input.smart_router.project_id });
   } catch (error) {
-    // Two concurrent creations of one id, or onto one project: the loser sees the unique constraint of either.
     throw uniqueConflict(error, input.id, input.smart_router.project_id);
   }
+  try {
+    await db.batch([insertMerchant, key.insert, startWalk]);
+  } catch (error) {
+    // The merchant does not exist on its shard: its claim is released, so the same registration can be made again.
+    await directory.delete(merchantShards).where(eq(merchantShards.merchantId, input.id));
+    throw uniqueConflict(error, input.id, input.smart_router.project_id);
+  }
+  rememberShard(input.id, shard.index);
+  await recordAdminAction(directory, { action: "merchant.create", target: auditTarget.merchant(input.id), requestId });
   // Its first delivery to this isolate is accepted without waiting for the credential directory's refresh.
   forgetWebhookCredentials();
   const row = await findMerchant(db, input.id);
@@ -155,35 +169,46 @@ const projectTaken = (projectId: string | undefined, owner?: string) =>
     `smart_router.project_id ${projectId} belongs to ${owner ? `merchant ${owner}` : "another merchant"}; a Smart Router project belongs to one merchant`,
   );
 
-/** A Smart Router project belongs to one merchant (409 naming it): a second one on it would import the first one's payments. */
-async function requireProjectUnclaimed(db: Database, projectId: string, merchantId: string) {
-  const owner = await db
-    .select({ id: merchants.id })
-    .from(merchants)
-    .where(and(eq(merchants.smartRouterProjectId, projectId), ne(merchants.id, merchantId)))
+/**
+ * A Smart Router project belongs to one merchant (409 naming it): a second one on it would import the first one's
+ * payments. Checked in the shard directory, which holds every merchant's project (`directory`: DB).
+ */
+async function requireProjectUnclaimed(directory: Database, projectId: string, merchantId: string) {
+  const owner = await directory
+    .select({ id: merchantShards.merchantId })
+    .from(merchantShards)
+    .where(and(eq(merchantShards.smartRouterProjectId, projectId), ne(merchantShards.merchantId, merchantId)))
     .get();
   if (owner) throw projectTaken(projectId, owner.id);
 }
 
 /** The 409 a unique constraint failure stands for (D1 names the column), or the error itself when it is none of ours. */
 function uniqueConflict(error: unknown, merchantId: string, projectId: string | undefined): unknown {
-  const text = String(error);
-  if (text.includes("UNIQUE constraint failed: merchants.smart_router_project_id")) return projectTaken(projectId);
-  if (text.includes("UNIQUE constraint failed: merchants.id")) return new ApiError("conflict", `merchant ${merchantId} already exists`);
+  // drizzle wraps a failed single query; D1's own message is its cause.
+  const text = `${String(error)} ${error instanceof Error ? String(error.cause) : ""}`;
+  if (/UNIQUE constraint failed: merchant(s|_shards)\.smart_router_project_id/.test(text)) return projectTaken(projectId);
+  if (/UNIQUE constraint failed: (merchants\.id|merchant_shards\.merchant_id)/.test(text)) {
+    return new ApiError("conflict", `merchant ${merchantId} already exists`);
+  }
   return error;
 }
 
 const merchantCursor = z.strictObject({ i: merchantIdSchema });
 
-/** Every merchant, by id, in keyset pages of `limit` (the admin's list: no secrets, as `presentMerchant`). */
-export async function listMerchants(db: Database, { cursor, limit }: { cursor?: string; limit: number }) {
+/** Every merchant of every shard, by id, in keyset pages of `limit` (the admin's list: no secrets, as `presentMerchant`). */
+export async function listMerchants(env: AppEnv, { cursor, limit }: { cursor?: string; limit: number }) {
   const after = cursor === undefined ? undefined : decodePageCursor(cursor, merchantCursor).i;
-  const rows = await db
-    .select()
-    .from(merchants)
-    .where(after === undefined ? undefined : gt(merchants.id, after))
-    .orderBy(asc(merchants.id))
-    .limit(limit + 1);
+  const rows = await mergedRows(
+    shardDatabases(env),
+    (db) =>
+      db
+        .select()
+        .from(merchants)
+        .where(after === undefined ? undefined : gt(merchants.id, after))
+        .orderBy(asc(merchants.id))
+        .limit(limit + 1),
+    (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
   const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ i: row.id }));
   return { merchants: page.map(presentMerchant), next_cursor: nextCursor };
 }
@@ -195,9 +220,10 @@ export async function findMerchant(db: Database, merchantId: string): Promise<Me
   return row;
 }
 
-/** Applies a PATCH; a new Smart Router secret key is sealed before it is stored. */
+/** Applies a PATCH on the merchant's shard (`db`); a new Smart Router secret key is sealed before it is stored. */
 export async function updateMerchant({
   db,
+  directory,
   config,
   merchantId,
   input,
@@ -205,6 +231,8 @@ export async function updateMerchant({
   requestId,
 }: {
   db: Database;
+  /** DB: the shard directory (where a new project is claimed) and the audit. */
+  directory: Database;
   config: AppConfig;
   merchantId: string;
   input: UpdateMerchantInput;
@@ -215,7 +243,8 @@ export async function updateMerchant({
   if (input.alerts?.url) requireAllowedFulfillmentUrl(config, input.alerts.url, "alerts.url");
   const current = await findMerchant(db, merchantId);
   const projectId = input.smart_router?.project_id;
-  if (projectId !== undefined && projectId !== current.smartRouterProjectId) await requireProjectUnclaimed(db, projectId, merchantId);
+  const projectMoves = projectId !== undefined && projectId !== current.smartRouterProjectId;
+  if (projectMoves) await requireProjectUnclaimed(directory, projectId, merchantId);
   if (input.smart_router !== undefined) {
     const credentials = {
       projectId: input.smart_router.project_id ?? current.smartRouterProjectId,
@@ -248,37 +277,50 @@ export async function updateMerchant({
     changes.smartRouterSecretCiphertext = sealed.ciphertext;
     changes.smartRouterSecretKeyId = sealed.keyId;
   }
-  const audit = adminActionInsert(db, { action: "merchant.update", target: auditTarget.merchant(merchantId), requestId });
-  try {
-    await db.batch([db.update(merchants).set(changes).where(eq(merchants.id, merchantId)), audit]);
-  } catch (error) {
-    // Another merchant took the project between the check above and this write.
-    throw uniqueConflict(error, merchantId, projectId);
+  if (projectMoves) {
+    try {
+      // Claimed in the directory first: another merchant that took the project since the check above fails this.
+      await directory.update(merchantShards).set({ smartRouterProjectId: projectId }).where(eq(merchantShards.merchantId, merchantId));
+    } catch (error) {
+      throw uniqueConflict(error, merchantId, projectId);
+    }
   }
+  await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
+  await recordAdminAction(directory, { action: "merchant.update", target: auditTarget.merchant(merchantId), requestId });
   // The edge limit lives in the credential directory: this isolate sees a new one at once, others within its refresh.
   if (input.rate_limits !== undefined) forgetWebhookCredentials();
   return presentMerchant(await findMerchant(db, merchantId));
 }
 
-/** Issues another API key; existing keys keep working until revoked. */
-export async function issueApiKey({ db, merchantId, requestId }: { db: Database; merchantId: string; requestId: string }) {
+/** Issues another API key on the merchant's shard (`db`); existing keys keep working until revoked. */
+export async function issueApiKey({
+  db,
+  directory,
+  merchantId,
+  requestId,
+}: {
+  db: Database;
+  directory: Database;
+  merchantId: string;
+  requestId: string;
+}) {
   await findMerchant(db, merchantId);
   const key = await insertApiKey(db, merchantId);
-  await db.batch([
-    key.insert,
-    adminActionInsert(db, { action: "api_key.create", target: auditTarget.apiKey(merchantId, key.keyId), requestId }),
-  ]);
+  await key.insert;
+  await recordAdminAction(directory, { action: "api_key.create", target: auditTarget.apiKey(merchantId, key.keyId), requestId });
   return { api_key: { id: key.keyId, key: key.apiKey } };
 }
 
 /** Revokes one key of the merchant; another merchant's key id is a 404. */
 export async function revokeApiKey({
   db,
+  directory,
   merchantId,
   keyId,
   requestId,
 }: {
   db: Database;
+  directory: Database;
   merchantId: string;
   keyId: string;
   requestId: string;
@@ -291,7 +333,7 @@ export async function revokeApiKey({
     .returning({ id: apiKeys.id })
     .get();
   if (!revoked) throw new ApiError("not_found", `no active api key ${keyId} for merchant ${merchantId}`);
-  await recordAdminAction(db, { action: "api_key.revoke", target: auditTarget.apiKey(merchantId, keyId), requestId });
+  await recordAdminAction(directory, { action: "api_key.revoke", target: auditTarget.apiKey(merchantId, keyId), requestId });
   return { api_key: { id: keyId, revoked_at: revokedAt } };
 }
 

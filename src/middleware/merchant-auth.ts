@@ -1,5 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import type { AppContext } from "../app";
+import { databaseFor, shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 import { type ApiKeyHolder, authenticateApiKey, merchantForAdmin } from "../merchants/api-keys";
 import { auditTarget, recordAdminAction } from "../merchants/audit";
@@ -22,18 +23,20 @@ const READS = new Set(["GET", "HEAD", "OPTIONS"]);
  * Requires `Authorization: Bearer sre_…` (merchants/api-keys.ts): unknown, revoked and malformed keys get the same 401.
  * The admin token (ADMIN_TOKEN or ADMIN_TOKEN_PREVIOUS, compared as `requireAdmin` does) acts as the merchant named by
  * `X-Merchant-Id` (400 without it, 404 for an unknown merchant), which only the admin token may name: with an API key
- * the key alone decides. The admin token's writes are recorded in the admin audit; its reads are not.
+ * the key alone decides. The admin token's writes are recorded in the admin audit; its reads are not. From here on
+ * `c.var.db` is the merchant's shard (src/db/shards.ts); the audit stays on `c.var.directoryDb`.
  */
 export const requireMerchantKey = () =>
   createMiddleware<MerchantContext>(async (c, next) => {
     const presented = bearerToken(c.req.header("authorization"));
     const admin = await matchAdminToken(c.var.config, presented);
     if (admin === null) {
-      const merchant = await authenticateApiKey(c.var.db, presented);
+      const merchant = await authenticateApiKey(shardDatabases(c.env), presented);
       if (!merchant) {
         throw new ApiError("unauthorized", "missing, invalid or revoked API key", { "WWW-Authenticate": 'Bearer realm="status-api"' });
       }
       c.set("merchant", merchant);
+      c.set("db", await databaseFor(c.env, merchant.id));
       await next();
       return;
     }
@@ -45,12 +48,14 @@ export const requireMerchantKey = () =>
     }
     const merchantId = merchantIdSchema.safeParse(named);
     if (!merchantId.success) throw new ApiError("bad_request", `X-Merchant-Id ${merchantId.error.issues[0]?.message ?? "is malformed"}`);
-    const merchant = await merchantForAdmin(c.var.db, merchantId.data);
+    const db = await databaseFor(c.env, merchantId.data);
+    const merchant = await merchantForAdmin(db, merchantId.data);
     c.set("merchant", merchant);
+    c.set("db", db);
     await next();
     // Only a write that succeeded changed anything.
     if (!READS.has(c.req.method) && c.res.status < 400) {
-      await recordAdminAction(c.var.db, {
+      await recordAdminAction(c.var.directoryDb, {
         action: "status_api.write",
         target: auditTarget.statusApi(merchant.id, c.req.method, c.req.path),
         requestId: c.var.requestId,

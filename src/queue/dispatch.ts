@@ -1,26 +1,77 @@
 import { consumeBatchWork } from "../batches/work";
-import { openDatabase } from "../db/client";
-import { type AppEnv, appConfig } from "../env";
+import type { Database } from "../db/client";
+import { groupByShard, type Shard } from "../db/shards";
+import { type AppConfig, type AppEnv, appConfig } from "../env";
+import { log } from "../lib/log";
 import { consumeDeadLetters } from "./dead-letter-consumer";
 import { consumeFulfillments } from "./fulfillment-consumer";
 import { consumeWebhooks } from "./webhook-consumer";
 
-/** Routes a queue batch to its consumer by the queue's exact name (wrangler.toml). */
-export async function handleQueue(batch: MessageBatch<unknown>, env: AppEnv): Promise<void> {
-  const db = openDatabase(env.DB);
-  const config = appConfig(env);
-  switch (batch.queue) {
+type Consumer = (batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig) => Promise<void>;
+
+/** The consumer of a queue by its exact name (wrangler.toml). */
+function consumerOf(queue: string): Consumer {
+  switch (queue) {
     case "smart-router-webhooks":
-      return consumeWebhooks(batch, env, db, config);
+      return consumeWebhooks;
     case "smart-router-fulfillments":
-      return consumeFulfillments(batch, env, db, config);
+      return consumeFulfillments;
     case "smart-router-batches":
-      return consumeBatchWork(batch, env, db, config);
+      return consumeBatchWork;
     case "smart-router-webhooks-dlq":
     case "smart-router-fulfillments-dlq":
     case "smart-router-batches-dlq":
-      return consumeDeadLetters(batch, db);
+      return (batch, _env, db) => consumeDeadLetters(batch, db);
     default:
-      throw new Error(`no consumer for queue ${batch.queue}`);
+      throw new Error(`no consumer for queue ${queue}`);
   }
+}
+
+/** The field of a message body that names its shard: its merchant, or a re-seal page's shard index. */
+function shardKeyOf(body: unknown): { merchantId: string } | { shard: number } | null {
+  if (typeof body !== "object" || body === null) return null;
+  if ("merchant_id" in body && typeof body.merchant_id === "string") return { merchantId: body.merchant_id };
+  if ("shard" in body && typeof body.shard === "number") return { shard: body.shard };
+  return null;
+}
+
+/** The messages of one shard as a batch of their own, so a consumer commits them in that shard's D1 batch. */
+function partOf(batch: MessageBatch<unknown>, messages: readonly Message<unknown>[]): MessageBatch<unknown> {
+  return {
+    queue: batch.queue,
+    metadata: batch.metadata,
+    messages,
+    ackAll: () => {
+      for (const message of messages) message.ack();
+    },
+    retryAll: (options) => {
+      for (const message of messages) message.retry(options);
+    },
+  };
+}
+
+/**
+ * Routes a queue batch to its consumer, one part per shard (src/db/shards.ts): each part runs against its merchants'
+ * database, side by side, and commits its own D1 batch. A part that fails retries its own messages only (those it had
+ * not acked yet: a retry after an ack has no effect); the other shards' parts are acked as their consumer decided.
+ */
+export async function handleQueue(batch: MessageBatch<unknown>, env: AppEnv): Promise<void> {
+  const consume = consumerOf(batch.queue);
+  const config = appConfig(env);
+  const parts = await groupByShard(env, batch.messages, (message) => shardKeyOf(message.body));
+  await Promise.all(
+    [...parts].map(async ([shard, messages]: [Shard, Message<unknown>[]]) => {
+      try {
+        await consume(partOf(batch, messages), env, shard.db, config);
+      } catch (error) {
+        log("error", "queue.shard_part_failed", {
+          queue: batch.queue,
+          shard: shard.index,
+          messages: messages.length,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        });
+        for (const message of messages) message.retry();
+      }
+    }),
+  );
 }

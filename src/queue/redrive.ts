@@ -3,14 +3,18 @@ import { z } from "zod";
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { deadLetters, fulfillments } from "../db/schema";
+import { databaseFor, mergedRows, newestFirst, shardDatabases } from "../db/shards";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 
 const deadLetterCursor = z.strictObject({ c: z.string().min(1).max(64), i: z.string().min(1).max(200) });
 
-/** Dead letters not yet redriven, newest first, optionally for one merchant; keyset pages of `limit` with a cursor. */
-export async function listDeadLetters(db: Database, merchantId: string | undefined, cursor?: string, limit = 100) {
+/**
+ * Dead letters not yet redriven, newest first, of every shard or of one merchant (its shard); keyset pages of `limit`
+ * with a cursor.
+ */
+export async function listDeadLetters(env: AppEnv, merchantId: string | undefined, cursor?: string, limit = 100) {
   const conditions: SQL[] = [isNull(deadLetters.redrivenAt)];
   if (merchantId) conditions.push(eq(deadLetters.merchantId, merchantId));
   if (cursor !== undefined) {
@@ -18,12 +22,17 @@ export async function listDeadLetters(db: Database, merchantId: string | undefin
     const before = or(lt(deadLetters.createdAt, after.c), and(eq(deadLetters.createdAt, after.c), lt(deadLetters.id, after.i)));
     if (before) conditions.push(before);
   }
-  const rows = await db
-    .select()
-    .from(deadLetters)
-    .where(and(...conditions))
-    .orderBy(desc(deadLetters.createdAt), desc(deadLetters.id))
-    .limit(limit + 1);
+  const rows = await mergedRows(
+    merchantId ? [await databaseFor(env, merchantId)] : shardDatabases(env),
+    (db) =>
+      db
+        .select()
+        .from(deadLetters)
+        .where(and(...conditions))
+        .orderBy(desc(deadLetters.createdAt), desc(deadLetters.id))
+        .limit(limit + 1),
+    (a, b) => newestFirst([a.createdAt, a.id], [b.createdAt, b.id]),
+  );
   const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ c: row.createdAt, i: row.id }));
   return {
     dead_letters: page.map((row) => ({
@@ -98,4 +107,13 @@ export async function redriveDeadLetters(
     redriven.push(row.id);
   }
   return { redriven, skipped };
+}
+
+/** The admin's redrive: one merchant's dead letters on its shard, or the given ids wherever they are (every shard). */
+export async function redriveFromShards(env: AppEnv, selection: { ids: string[] } | { merchant: string }) {
+  const dbs = "merchant" in selection ? [await databaseFor(env, selection.merchant)] : shardDatabases(env);
+  const results = [];
+  // One shard after another, so a queue that refuses stops the redrive where it is (as within one shard).
+  for (const db of dbs) results.push(await redriveDeadLetters(db, env, selection));
+  return { redriven: results.flatMap((result) => result.redriven), skipped: results.flatMap((result) => result.skipped) };
 }

@@ -3,6 +3,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { AppContext } from "../app";
 import { listReconciliationRuns } from "../batches/reconciliation";
+import { databaseFor, shardDatabases } from "../db/shards";
 import { rotateSigningSecret } from "../fulfillment/signing-secret";
 import { jsonBody } from "../lib/body";
 import { validationHook } from "../lib/validation";
@@ -20,7 +21,7 @@ import {
 import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "../merchants/schemas";
 import { rotateWebhookCredential, rotateWebhookCredentialSchema } from "../merchants/webhook-credential";
 import { requireAdmin } from "../middleware/admin-auth";
-import { listDeadLetters, redriveDeadLetters } from "../queue/redrive";
+import { listDeadLetters, redriveFromShards } from "../queue/redrive";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../security/reseal";
 import { probeCredentials } from "../smart-router/probe";
 import { DEFAULT_PAGE_SIZE, pageQuery, strictQuery } from "../transactions/api-schemas";
@@ -48,16 +49,17 @@ export const adminRoutes = new Hono<AppContext>()
   .use(requireAdmin())
   .post("/merchants", jsonBody(MAX_ADMIN_BODY_BYTES), zValidator("json", createMerchantSchema, validationHook), async (c) => {
     const input = c.req.valid("json");
-    const created = await registerMerchant({ db: c.var.db, config: c.var.config, input, probe: probeWith(c), requestId: c.var.requestId });
+    const created = await registerMerchant({ env: c.env, config: c.var.config, input, probe: probeWith(c), requestId: c.var.requestId });
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
   .get("/merchants", zValidator("query", pageQuery, validationHook), async (c) => {
     const { cursor, limit = DEFAULT_PAGE_SIZE } = c.req.valid("query");
-    return c.json(await listMerchants(c.var.db, { cursor, limit }));
+    return c.json(await listMerchants(c.env, { cursor, limit }));
   })
   .get("/merchants/:id", zValidator("param", merchantParams, validationHook), async (c) => {
-    const row = await findMerchant(c.var.db, c.req.valid("param").id);
+    const merchantId = c.req.valid("param").id;
+    const row = await findMerchant(await databaseFor(c.env, merchantId), merchantId);
     return c.json({ merchant: presentMerchant(row) });
   })
   .patch(
@@ -66,10 +68,12 @@ export const adminRoutes = new Hono<AppContext>()
     jsonBody(MAX_ADMIN_BODY_BYTES),
     zValidator("json", updateMerchantSchema, validationHook),
     async (c) => {
+      const merchantId = c.req.valid("param").id;
       const merchant = await updateMerchant({
-        db: c.var.db,
+        db: await databaseFor(c.env, merchantId),
+        directory: c.var.directoryDb,
         config: c.var.config,
-        merchantId: c.req.valid("param").id,
+        merchantId,
         input: c.req.valid("json"),
         probe: probeWith(c),
         requestId: c.var.requestId,
@@ -78,13 +82,16 @@ export const adminRoutes = new Hono<AppContext>()
     },
   )
   .post("/merchants/:id/api-keys", zValidator("param", merchantParams, validationHook), async (c) => {
-    const created = await issueApiKey({ db: c.var.db, merchantId: c.req.valid("param").id, requestId: c.var.requestId });
+    const merchantId = c.req.valid("param").id;
+    const db = await databaseFor(c.env, merchantId);
+    const created = await issueApiKey({ db, directory: c.var.directoryDb, merchantId, requestId: c.var.requestId });
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
   .delete("/merchants/:id/api-keys/:keyId", zValidator("param", apiKeyParams, validationHook), async (c) => {
     const { id: merchantId, keyId } = c.req.valid("param");
-    return c.json(await revokeApiKey({ db: c.var.db, merchantId, keyId, requestId: c.var.requestId }));
+    const db = await databaseFor(c.env, merchantId);
+    return c.json(await revokeApiKey({ db, directory: c.var.directoryDb, merchantId, keyId, requestId: c.var.requestId }));
   })
   .post(
     "/merchants/:id/webhook-credential",
@@ -94,8 +101,9 @@ export const adminRoutes = new Hono<AppContext>()
     zValidator("json", rotateWebhookCredentialSchema, validationHook),
     async (c) => {
       const merchantId = c.req.valid("param").id;
-      const rotated = await rotateWebhookCredential({ db: c.var.db, merchantId, input: c.req.valid("json") });
-      await recordAdminAction(c.var.db, {
+      const db = await databaseFor(c.env, merchantId);
+      const rotated = await rotateWebhookCredential({ db, merchantId, input: c.req.valid("json") });
+      await recordAdminAction(c.var.directoryDb, {
         action: "webhook_credential.rotate",
         target: auditTarget.merchant(merchantId),
         requestId: c.var.requestId,
@@ -111,8 +119,9 @@ export const adminRoutes = new Hono<AppContext>()
     zValidator("json", rotateWebhookCredentialSchema, validationHook),
     async (c) => {
       const merchantId = c.req.valid("param").id;
-      const rotated = await rotateSigningSecret(c.var.db, c.var.config, merchantId, c.req.valid("json").overlap_hours);
-      await recordAdminAction(c.var.db, {
+      const db = await databaseFor(c.env, merchantId);
+      const rotated = await rotateSigningSecret(db, c.var.config, merchantId, c.req.valid("json").overlap_hours);
+      await recordAdminAction(c.var.directoryDb, {
         action: "signing_secret.rotate",
         target: auditTarget.merchant(merchantId),
         requestId: c.var.requestId,
@@ -122,32 +131,32 @@ export const adminRoutes = new Hono<AppContext>()
     },
   )
   .post("/reseal", async (c) => {
-    const job = await startReseal(c.var.db, c.env.BATCHES);
-    await recordAdminAction(c.var.db, { action: "secrets.reseal", target: `reseal:${job.id}`, requestId: c.var.requestId });
-    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.var.db, c.var.config) } }, 202);
+    const job = await startReseal(c.env, c.env.BATCHES);
+    await recordAdminAction(c.var.directoryDb, { action: "secrets.reseal", target: `reseal:${job.id}`, requestId: c.var.requestId });
+    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.env, c.var.config) } }, 202);
   })
   .get("/reseal/:jobId", async (c) => {
-    const job = await findReseal(c.var.db, c.req.param("jobId"));
-    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.var.db, c.var.config) } });
+    const job = await findReseal(c.env, c.req.param("jobId"));
+    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.env, c.var.config) } });
   })
   .get("/reconciliation/runs", zValidator("query", cursorQuery, validationHook), async (c) =>
-    c.json(await listReconciliationRuns(c.var.db, c.req.valid("query").cursor)),
+    c.json(await listReconciliationRuns(shardDatabases(c.env), c.req.valid("query").cursor)),
   )
   .get("/audit", zValidator("query", cursorQuery, validationHook), async (c) =>
-    c.json(await listAdminActions(c.var.db, c.req.valid("query").cursor)),
+    c.json(await listAdminActions(c.var.directoryDb, c.req.valid("query").cursor)),
   )
   .get("/dead-letters", zValidator("query", deadLettersQuery, validationHook), async (c) => {
     const { merchant, cursor } = c.req.valid("query");
-    return c.json(await listDeadLetters(c.var.db, merchant, cursor));
+    return c.json(await listDeadLetters(c.env, merchant, cursor));
   })
   .post("/dead-letters/redrive", jsonBody(MAX_ADMIN_BODY_BYTES), zValidator("json", redriveSchema, validationHook), async (c) => {
-    const result = await redriveDeadLetters(c.var.db, c.env, c.req.valid("json"));
+    const result = await redriveFromShards(c.env, c.req.valid("json"));
     // One entry per letter sent again: the audit says which letters this request redrove.
     const entries = result.redriven.map((id) => ({
       action: "dead_letter.redrive" as const,
       target: auditTarget.deadLetter(id),
       requestId: c.var.requestId,
     }));
-    await recordAdminActions(c.var.db, entries);
+    await recordAdminActions(c.var.directoryDb, entries);
     return c.json(result);
   });

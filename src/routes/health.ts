@@ -1,12 +1,15 @@
+import { sql } from "drizzle-orm";
 import { Hono } from "hono";
 import type { AppContext } from "../app";
+import { shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 
 export const healthRoutes = new Hono<AppContext>()
   .get("/", (c) => c.json({ ok: true }))
   .get("/ready", async (c) => {
     try {
-      await c.env.DB.prepare("SELECT 1").first();
+      // Every shard: a merchant whose shard is unreachable is not served.
+      await Promise.all(shardDatabases(c.env).map((db) => db.get(sql`SELECT 1`)));
     } catch {
       throw new ApiError("service_unavailable", "database is not reachable", { "Retry-After": "5" });
     }

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { AppContext } from "../app";
+import { shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "../lib/body";
 import { log } from "../lib/log";
@@ -21,7 +22,7 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
     });
 
   try {
-    const sender = await authenticateDelivery(c.var.db, merchantId, c.req.header("authorization"));
+    const sender = await authenticateDelivery(shardDatabases(c.env), merchantId, c.req.header("authorization"));
     if (!sender) {
       throw new ApiError("unauthorized", "missing or invalid webhook credential", {
         "WWW-Authenticate": 'Basic realm="smart-router-webhooks"',

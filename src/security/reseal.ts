@@ -2,7 +2,8 @@ import { and, asc, count, eq, gt, isNotNull, or, sql } from "drizzle-orm";
 import { type BatchStatement, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import { merchants, resealJobs } from "../db/schema";
-import type { AppConfig } from "../env";
+import { shardsOf } from "../db/shards";
+import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { secretContext } from "../merchants/merchants";
 import { currentKeyId, openSecret, type SealedSecret, sealSecret } from "./vault";
@@ -11,7 +12,7 @@ import { currentKeyId, openSecret, type SealedSecret, sealSecret } from "./vault
 const MERCHANTS_PER_PAGE = 50;
 
 /** The message that carries a re-seal job on the batch queue, one page of merchants at a time (batches/messages.ts). */
-type ResealMessage = { v: 1; kind: "reseal"; job_id: string };
+type ResealMessage = { v: 1; kind: "reseal"; job_id: string; shard?: number };
 
 type MerchantRow = typeof merchants.$inferSelect;
 type SecretColumn =
@@ -46,37 +47,55 @@ function sealedSecretsOf(row: MerchantRow) {
   return secrets;
 }
 
-/** The job as the admin API shows it. */
-function presentJob(row: typeof resealJobs.$inferSelect) {
+type JobRow = typeof resealJobs.$inferSelect;
+
+/**
+ * The job as the admin API shows it, from its row on each shard (one job re-seals every shard's merchants, each part
+ * walked by its own messages): failed if a part failed, running while a part runs, counts summed.
+ */
+function presentJob(parts: readonly JobRow[]) {
+  const status = parts.some((part) => part.status === "failed")
+    ? "failed"
+    : parts.some((part) => part.status === "running")
+      ? "running"
+      : "completed";
+  const finished = parts.map((part) => part.finishedAt);
+  const error = parts.find((part) => part.error)?.error;
   return {
-    id: row.id,
-    status: row.status,
-    total: row.total,
-    done: row.done,
-    started_at: row.startedAt,
-    finished_at: row.finishedAt,
-    ...(row.error ? { error: row.error } : {}),
+    id: parts[0]?.id ?? "",
+    status,
+    total: parts.reduce((sum, part) => sum + part.total, 0),
+    done: parts.reduce((sum, part) => sum + part.done, 0),
+    started_at: parts.map((part) => part.startedAt).sort()[0] ?? null,
+    finished_at: status === "running" || finished.includes(null) ? null : (finished.sort().at(-1) ?? null),
+    ...(error ? { error } : {}),
   };
 }
 
-/** Starts a re-seal of every sealed secret under the current SECRETS_KEY; its pages run on the batch queue. */
-export async function startReseal(db: Database, queue: Queue): Promise<ReturnType<typeof presentJob>> {
-  const [counted] = await db.select({ n: count() }).from(merchants);
+/** Starts a re-seal of every sealed secret under the current SECRETS_KEY: one part per shard, its pages on the batch queue. */
+export async function startReseal(env: AppEnv, queue: Queue): Promise<ReturnType<typeof presentJob>> {
   const id = `rsl_${crypto.randomUUID().replaceAll("-", "")}`;
-  const row = await db
-    .insert(resealJobs)
-    .values({ id, status: "running", total: counted?.n ?? 0 })
-    .returning()
-    .get();
-  await queue.send({ v: 1, kind: "reseal", job_id: id } satisfies ResealMessage, { contentType: "json" });
-  return presentJob(row);
+  const parts = await Promise.all(
+    shardsOf(env).map(async ({ index, db }) => {
+      const [counted] = await db.select({ n: count() }).from(merchants);
+      const row = await db
+        .insert(resealJobs)
+        .values({ id, status: "running", total: counted?.n ?? 0 })
+        .returning()
+        .get();
+      await queue.send({ v: 1, kind: "reseal", job_id: id, shard: index } satisfies ResealMessage, { contentType: "json" });
+      return row;
+    }),
+  );
+  return presentJob(parts);
 }
 
-/** A re-seal job; unknown ids are a 404. */
-export async function findReseal(db: Database, jobId: string) {
-  const row = await db.select().from(resealJobs).where(eq(resealJobs.id, jobId)).get();
-  if (!row) throw new ApiError("not_found", `re-seal job ${jobId} not found`);
-  return presentJob(row);
+/** A re-seal job, its parts on every shard together; unknown ids are a 404. */
+export async function findReseal(env: AppEnv, jobId: string) {
+  const parts = await Promise.all(shardsOf(env).map(({ db }) => db.select().from(resealJobs).where(eq(resealJobs.id, jobId)).get()));
+  const found = parts.filter((part) => part !== undefined);
+  if (found.length === 0) throw new ApiError("not_found", `re-seal job ${jobId} not found`);
+  return presentJob(found);
 }
 
 /**
@@ -123,8 +142,13 @@ export async function resealPage(db: Database, config: AppConfig, queue: Queue, 
   if (!finished) await queue.send(message, { contentType: "json" });
 }
 
-/** Whether any secret is still sealed under a key other than the current one (what must be true before dropping SECRETS_KEY_PREVIOUS). */
-export async function secretsUnderOldKeys(db: Database, config: AppConfig): Promise<number> {
+/** How many merchants of every shard still hold a secret sealed under another key (0 before dropping SECRETS_KEY_PREVIOUS). */
+export async function secretsUnderOldKeys(env: AppEnv, config: AppConfig): Promise<number> {
+  const perShard = await Promise.all(shardsOf(env).map(({ db }) => merchantsUnderOldKeys(db, config)));
+  return perShard.reduce((sum, n) => sum + n, 0);
+}
+
+async function merchantsUnderOldKeys(db: Database, config: AppConfig): Promise<number> {
   const current = await currentKeyId(config);
   const [row] = await db
     .select({ n: count() })

@@ -20,7 +20,7 @@ interface Directory {
 }
 
 /**
- * Every merchant's webhook credential, held per isolate and loaded as one unit (one query), so that checking a delivery
+ * Every merchant's webhook credential, held per isolate and loaded as one unit (one query per shard), so that checking a delivery
  * never reads D1 for its merchant: a known id, an unknown id and a first-seen id are all one in-memory lookup, and the
  * answer's timing cannot tell whether a merchant exists. A merchant registered, or a credential rotated, in another
  * isolate is seen here within REFRESH_MS; in this isolate at once (`forgetWebhookCredentials`). About 200 bytes per
@@ -35,17 +35,22 @@ let loading: Promise<Directory> | undefined;
 /** Bumped by `forgetWebhookCredentials`, so a load that began before a change is not installed after it. */
 let generation = 0;
 
-async function loadDirectory(db: Database, now: number): Promise<Directory> {
-  const rows = await db
-    .select({
-      id: merchants.id,
-      username: merchants.webhookUsername,
-      passwordHash: merchants.webhookPasswordHash,
-      previousHash: merchants.webhookPasswordPreviousHash,
-      previousValidUntil: merchants.webhookPasswordPreviousValidUntil,
-      rateLimits: merchants.rateLimits,
-    })
-    .from(merchants);
+async function loadDirectory(shards: readonly Database[], now: number): Promise<Directory> {
+  const perShard = await Promise.all(
+    shards.map((db) =>
+      db
+        .select({
+          id: merchants.id,
+          username: merchants.webhookUsername,
+          passwordHash: merchants.webhookPasswordHash,
+          previousHash: merchants.webhookPasswordPreviousHash,
+          previousValidUntil: merchants.webhookPasswordPreviousValidUntil,
+          rateLimits: merchants.rateLimits,
+        })
+        .from(merchants),
+    ),
+  );
+  const rows = perShard.flat();
   const credentials = new Map<string, WebhookCredential>();
   for (const { id, previousValidUntil, rateLimits, ...credential } of rows) {
     credentials.set(id, {
@@ -58,11 +63,11 @@ async function loadDirectory(db: Database, now: number): Promise<Directory> {
 }
 
 /** The directory, reloaded when older than REFRESH_MS; concurrent requests share one load. */
-function currentDirectory(db: Database, now: number): Promise<Directory> {
+function currentDirectory(shards: readonly Database[], now: number): Promise<Directory> {
   if (directory && now - directory.loadedAt < REFRESH_MS) return Promise.resolve(directory);
   if (loading) return loading;
   const started = generation;
-  const load = loadDirectory(db, now)
+  const load = loadDirectory(shards, now)
     .then((loaded) => {
       if (started === generation) directory = loaded;
       return loaded;
@@ -117,12 +122,12 @@ export interface DeliverySender {
  * memory, one hash and three comparisons, so the answer reveals nothing.
  */
 export async function authenticateDelivery(
-  db: Database,
+  shards: readonly Database[],
   merchantId: string,
   authorization: string | undefined,
 ): Promise<DeliverySender | null> {
   const now = Date.now();
-  const found = (await currentDirectory(db, now)).credentials.get(merchantId);
+  const found = (await currentDirectory(shards, now)).credentials.get(merchantId);
   const expected = found ?? { ...ABSENT, previousHash: null, previousValidUntil: 0 };
   const presented = parseBasic(authorization) ?? { username: "", password: "" };
   const presentedHash = await hashCredential(presented.password);

@@ -1,6 +1,6 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, createMerchant } from "../support/fixtures";
+import { shardedDb } from "../support/shards";
 
 type Envelope = { error: { code: string; message: string } };
 
@@ -64,7 +64,7 @@ describe("one body limit on every JSON route", async () => {
       });
       expect(batch.status).toBe(202);
     }
-    const row = await env.DB.prepare("SELECT name FROM merchants WHERE id = ?").bind(id).first();
+    const row = await shardedDb.prepare("SELECT name FROM merchants WHERE id = ?").bind(id).first();
     expect(row).toEqual({ name: "Plain" });
   });
 

@@ -1,13 +1,13 @@
-import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ADMIN, basic, call, createMerchant } from "../support/fixtures";
+import { shardedDb } from "../support/shards";
 
 const TABLES = ["merchants", "api_keys", "transactions", "operations", "events", "fulfillments", "dead_letters", "batches", "admin_audit"];
 
 /** Row counts of every table: a request that was refused must leave them all as they were. */
 async function state(): Promise<string> {
-  const counts = await env.DB.batch(TABLES.map((table) => env.DB.prepare(`SELECT '${table}' AS t, count(*) AS n FROM ${table}`)));
+  const counts = await shardedDb.batch(TABLES.map((table) => shardedDb.prepare(`SELECT '${table}' AS t, count(*) AS n FROM ${table}`)));
   return JSON.stringify(counts.map((result) => result.results[0]));
 }
 

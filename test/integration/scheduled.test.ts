@@ -1,10 +1,12 @@
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { openDatabase } from "../../src/db/client";
 import worker from "../../src/index";
 import { resendStalledFulfillments, runScheduledWork } from "../../src/scheduled";
 import { createMerchant } from "../support/fixtures";
 import { eventually, openShop } from "../support/sandbox";
+import { dbFor, shardedDb } from "../support/shards";
 import { seedFulfillment, seedTransaction } from "../support/status-api";
 
 /**
@@ -16,7 +18,8 @@ const merchantsSeeded: string[] = [];
 afterEach(async () => {
   // Ends with the last merchant the test seeded (the list is emptied as it goes).
   for (const merchantId of merchantsSeeded.splice(0)) {
-    await env.DB.prepare("UPDATE fulfillments SET status = 'delivered' WHERE merchant_id = ? AND status = 'pending'")
+    await shardedDb
+      .prepare("UPDATE fulfillments SET status = 'delivered' WHERE merchant_id = ? AND status = 'pending'")
       .bind(merchantId)
       .run();
   }
@@ -63,7 +66,7 @@ async function seedStalled(merchantId: string, from: string, count: number) {
 
 const at = (iso: string) => Date.parse(iso);
 const reconciliationRunAt = (iso: string) =>
-  env.DB.prepare("SELECT found FROM reconciliation_runs WHERE started_at = ?").bind(iso).first<{ found: number }>();
+  shardedDb.prepare("SELECT found FROM reconciliation_runs WHERE started_at = ?").bind(iso).first<{ found: number }>();
 
 describe("fulfilment sweep", () => {
   it("resends the oldest lost nudges first, the next ones on the next run, and a nudge lost again some runs later", async () => {
@@ -81,7 +84,7 @@ describe("fulfilment sweep", () => {
     const { queue, sent } = recordingQueue();
     const sweep = async (iso: string) => {
       sent.length = 0;
-      await resendStalledFulfillments({ ...env, FULFILLMENTS: queue }, at(iso));
+      await resendStalledFulfillments({ ...env, FULFILLMENTS: queue }, openDatabase(await dbFor(merchant.id)), at(iso));
       return sent.map((nudge) => nudge.transaction_id).sort();
     };
 
@@ -101,9 +104,10 @@ describe("fulfilment sweep", () => {
     const transaction = await seedTransaction(merchantId, { status: "completed", capturedAmount: "10.50" });
     merchantsSeeded.push(merchantId);
     await seedFulfillment({ merchantId, transactionId: transaction.id, requestedAt: "1990-02-01T00:00:00.000Z" });
-    expect(await resendStalledFulfillments(env, at("1990-02-01T00:10:00.000Z"))).toBe(1);
+    expect(await resendStalledFulfillments(env, openDatabase(await dbFor(merchantId)), at("1990-02-01T00:10:00.000Z"))).toBe(1);
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status, attempts FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+      const row = await shardedDb
+        .prepare("SELECT status, attempts FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
         .bind(merchantId, transaction.id)
         .first<{ status: string; attempts: number }>();
       expect(row).toEqual({ status: "delivered", attempts: 1 });

@@ -5,8 +5,12 @@ import { events, fulfillments, operations, transactions } from "../../src/db/sch
 import type { StatusLimiter } from "../../src/middleware/status-rate-limit";
 import { queueFromBinding } from "../../src/webhooks/delivery-queue";
 import { ADMIN, type CreatedMerchant, call, createMerchant } from "./fixtures";
+import { dbFor } from "./shards";
 
 export const db = openDatabase(env.DB);
+
+/** The drizzle handle of a merchant's shard, where seeds go. */
+export const dbOfMerchant = async (merchantId: string) => openDatabase(await dbFor(merchantId));
 
 let counter = 0;
 /** A Smart Router-shaped id unique within the run. */
@@ -49,10 +53,14 @@ export function transactionRow(merchantId: string, overrides: Partial<Transactio
   };
 }
 
-/** Inserts transactions in one D1 batch (a row has 28 columns, so one statement per row keeps under 100 parameters). */
+/** Inserts transactions, one D1 batch per merchant on its shard (a row has 28 columns, so one statement per row keeps under 100 parameters). */
 export async function seedTransactions(rows: TransactionRow[]): Promise<TransactionRow[]> {
-  const [first, ...rest] = rows.map((row) => db.insert(transactions).values(row));
-  if (first) await db.batch([first, ...rest]);
+  // One D1 batch per merchant, on its shard.
+  for (const [merchantId, ofMerchant] of Map.groupBy(rows, (row) => row.merchantId)) {
+    const shard = await dbOfMerchant(merchantId);
+    const [first, ...rest] = ofMerchant.map((row) => shard.insert(transactions).values(row));
+    if (first) await shard.batch([first, ...rest]);
+  }
   return rows;
 }
 
@@ -79,7 +87,7 @@ export async function seedOperation(row: { merchantId: string; transactionId: st
     createdAt: "2026-01-01T10:00:00.000Z",
     ...row,
   };
-  await db.insert(operations).values(values);
+  await (await dbOfMerchant(values.merchantId)).insert(operations).values(values);
   return values;
 }
 
@@ -95,7 +103,7 @@ export async function seedEvent(row: { merchantId: string; transactionId: string
     detail: null,
     ...row,
   };
-  await db.insert(events).values(values);
+  await (await dbOfMerchant(values.merchantId)).insert(events).values(values);
   return values;
 }
 
@@ -106,7 +114,7 @@ export async function seedFulfillment(row: { merchantId: string; transactionId: 
     requestedAt: "2026-01-01T10:05:00.000Z",
     ...row,
   };
-  await db.insert(fulfillments).values(values);
+  await (await dbOfMerchant(values.merchantId)).insert(fulfillments).values(values);
   return values;
 }
 

@@ -9,13 +9,14 @@ import path from "node:path";
 import { buildSync } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { unstable_readConfig } from "wrangler";
+import { D1_SHARDS } from "../../stack.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../../..");
 /** Host name the worker's outbound Smart Router calls go to; Miniflare's outboundService catches them. */
 export const SANDBOX_ORIGIN = "http://smart-router.sandbox";
 
 /**
- * Entry module of the instrumented build: the unchanged bundle, with `env.DB` wrapped in a counting proxy, and
+ * Entry module of the instrumented build: the unchanged bundle, with every D1 shard wrapped in a counting proxy, and
  * `/__bench/d1` to read (GET) or reset (POST) the counters. Used only by the consumer section.
  */
 const COUNTING_ENTRY = `
@@ -67,7 +68,9 @@ const wrapped = new WeakMap();
 function benchEnv(env) {
   let result = wrapped.get(env);
   if (!result) {
-    result = { ...env, DB: countDatabase(env.DB) };
+    // Every D1 shard (DB, DB_SHARD_1, …; src/db/shards.ts) is counted.
+    result = { ...env };
+    for (const key of Object.keys(env)) if (/^DB(_SHARD_\\d+)?$/.test(key)) result[key] = countDatabase(env[key]);
     wrapped.set(env, result);
   }
   return result;
@@ -260,7 +263,15 @@ export async function startWorker(build, { counting = false, memoryQueue = false
   const url = await mf.unsafeGetDirectURL();
   const d1 = await mf.getD1Database("DB");
   const statements = migrationStatements();
-  await d1.batch(statements.map((sql) => d1.prepare(sql)));
+  // Every shard carries the whole schema (src/db/shards.ts).
+  const shards = [];
+  for (const binding of D1_SHARDS) shards.push(await mf.getD1Database(binding));
+  for (const shard of shards) await shard.batch(statements.map((sql) => shard.prepare(sql)));
+  /** The D1 shard holding a merchant (DB for one the directory does not know, as the worker does). */
+  const d1For = async (merchantId) => {
+    const row = await d1.prepare("SELECT shard FROM merchant_shards WHERE merchant_id = ?").bind(merchantId).first();
+    return shards[row?.shard ?? 0];
+  };
 
   const call = async (pathname, { method = "GET", body, headers = {} } = {}) => {
     const response = await fetch(new URL(pathname, url), {
@@ -281,6 +292,8 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     mf,
     url,
     d1,
+    shards,
+    d1For,
     logs,
     migrations: statements.length,
     /** Where Miniflare keeps D1, queues, R2 and Durable Objects (SQLite files), removed by dispose(). */

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, createMerchant, registerSandboxProject, uniqueId } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 
 interface Entry {
   at: string;
@@ -28,7 +29,8 @@ async function auditPage(cursor?: string): Promise<Page> {
 
 /** Every entry of the audit naming this target (the audit is shared by the whole run). */
 async function entriesFor(targetPrefix: string): Promise<Entry[]> {
-  const rows = await env.DB.prepare("SELECT at, action, target, request_id FROM admin_audit WHERE target LIKE ? ORDER BY at, id")
+  const rows = await shardedDb
+    .prepare("SELECT at, action, target, request_id FROM admin_audit WHERE target LIKE ? ORDER BY at, id")
     .bind(`${targetPrefix}%`)
     .all<Entry>();
   return rows.results;
@@ -43,9 +45,8 @@ describe("admin API: audit", () => {
     expect((await send(`/admin/merchants/${id}/api-keys/${issued.api_key.id}`, "DELETE")).status).toBe(200);
     expect((await send(`/admin/merchants/${id}/webhook-credential`, "POST", { overlap_hours: 1 })).status).toBe(201);
     const letter = `dl_audit_${id}`;
-    await env.DB.prepare(
-      "INSERT INTO dead_letters (id, queue, merchant_id, body, error, attempts) VALUES (?, 'smart-router-webhooks', ?, ?, 'x', 1)",
-    )
+    await shardedDb
+      .prepare("INSERT INTO dead_letters (id, queue, merchant_id, body, error, attempts) VALUES (?, 'smart-router-webhooks', ?, ?, 'x', 1)")
       .bind(
         letter,
         id,
@@ -92,10 +93,12 @@ describe("admin API: audit", () => {
   });
 
   it("pages with a cursor until next_cursor is null, each entry once", async () => {
-    const insert = env.DB.prepare("INSERT INTO admin_audit (id, at, action, target, request_id) VALUES (?, ?, 'merchant.update', ?, 'r')");
+    const insert = shardedDb.prepare(
+      "INSERT INTO admin_audit (id, at, action, target, request_id) VALUES (?, ?, 'merchant.update', ?, 'r')",
+    );
     const tag = uniqueId("page");
     // 230 entries in the far future (so they come first), three per millisecond: the keyset needs the id as well.
-    await env.DB.batch(
+    await shardedDb.batch(
       Array.from({ length: 230 }, (_, i) =>
         insert.bind(
           `aud_${tag}_${String(i).padStart(3, "0")}`,
@@ -116,7 +119,7 @@ describe("admin API: audit", () => {
     } while (cursor && seen.length < 230 && pages < 10);
     expect(seen).toHaveLength(230);
     expect(pages).toBe(3);
-    await env.DB.prepare("DELETE FROM admin_audit WHERE target = ?").bind(`page:${tag}`).run();
+    await shardedDb.prepare("DELETE FROM admin_audit WHERE target = ?").bind(`page:${tag}`).run();
   });
 
   it("400 for a cursor it did not issue and for an unknown query parameter", async () => {
@@ -151,7 +154,7 @@ describe("admin API: audit", () => {
     expect(after.length - before.length).toBe(3);
     expect(await entriesFor("merchant:nobody-audit")).toEqual([]);
     expect(after.map((entry) => entry.request_id)).not.toContain(refusedId);
-    const everything = JSON.stringify((await env.DB.prepare("SELECT * FROM admin_audit").all()).results);
+    const everything = JSON.stringify((await shardedDb.prepare("SELECT * FROM admin_audit").all()).results);
     for (const secret of [
       secretKey,
       rotated.webhook.password,

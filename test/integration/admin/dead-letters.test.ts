@@ -1,6 +1,6 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, createMerchant } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 
 interface Page {
   dead_letters: { id: string; created_at: string }[];
@@ -10,11 +10,11 @@ interface Page {
 describe("admin API: dead letters", () => {
   it("pages newest first with a cursor until next_cursor is null; a bad cursor is a 400", async () => {
     const { merchant } = await createMerchant();
-    const insert = env.DB.prepare(
+    const insert = shardedDb.prepare(
       "INSERT INTO dead_letters (id, queue, merchant_id, body, error, attempts, created_at) VALUES (?, 'smart-router-webhooks', ?, '{}', 'x', 1, ?)",
     );
     // 130 letters, several sharing a timestamp, so the keyset needs the id as well.
-    await env.DB.batch(
+    await shardedDb.batch(
       Array.from({ length: 130 }, (_, i) =>
         insert.bind(
           `dl_${merchant.id}_${String(i).padStart(3, "0")}`,

@@ -1,7 +1,7 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { appWithVars } from "../../support/app";
 import { ADMIN, call, createMerchant, registerSandboxProject, uniqueId } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 
 type Envelope = { error: { code: string; message: string } };
 
@@ -58,7 +58,7 @@ describe("admin API: fulfillment_url is a public https endpoint", () => {
     const patched = await production(`/admin/merchants/${existing.merchant.id}`, { method: "PATCH", ...json({ fulfillment_url: url }) });
     expect(patched.status).toBe(400);
     expect(((await patched.json()) as Envelope).error.message).toMatch(/^fulfillment_url: /);
-    const row = await env.DB.prepare("SELECT fulfillment_url FROM merchants WHERE id = ?").bind(existing.merchant.id).first();
+    const row = await shardedDb.prepare("SELECT fulfillment_url FROM merchants WHERE id = ?").bind(existing.merchant.id).first();
     expect(row).toEqual({ fulfillment_url: "https://shop.example/kept" });
   });
 

@@ -1,6 +1,6 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, uniqueId } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 
 type Envelope = { error: { code: string; message: string } };
 
@@ -12,9 +12,9 @@ interface RunsPage {
 describe("admin API: every list pages with a cursor and checks its query", () => {
   it("GET /admin/reconciliation/runs: newest first, 20 a page, each run once", async () => {
     const tag = uniqueId("run").replaceAll("-", "");
-    const insert = env.DB.prepare("INSERT INTO reconciliation_runs (id, started_at, found) VALUES (?, ?, 0)");
+    const insert = shardedDb.prepare("INSERT INTO reconciliation_runs (id, started_at, found) VALUES (?, ?, 0)");
     // 45 runs in the far future (so they come first), two per millisecond: the keyset needs the id as well.
-    await env.DB.batch(
+    await shardedDb.batch(
       Array.from({ length: 45 }, (_, i) =>
         insert.bind(`rec_${tag}_${String(i).padStart(2, "0")}`, `2999-06-01T00:00:00.${String(Math.floor(i / 2)).padStart(3, "0")}Z`),
       ),
@@ -33,7 +33,7 @@ describe("admin API: every list pages with a cursor and checks its query", () =>
     } while (cursor && seen.length < 45 && pages < 10);
     expect(seen).toEqual(Array.from({ length: 45 }, (_, i) => `rec_${tag}_${String(44 - i).padStart(2, "0")}`));
     expect(pages).toBe(3);
-    await env.DB.prepare("DELETE FROM reconciliation_runs WHERE id LIKE ?").bind(`rec_${tag}_%`).run();
+    await shardedDb.prepare("DELETE FROM reconciliation_runs WHERE id LIKE ?").bind(`rec_${tag}_%`).run();
   });
 
   it.each([

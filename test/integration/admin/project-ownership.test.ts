@@ -1,13 +1,23 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, createMerchant, registerSandboxProject, uniqueId } from "../../support/fixtures";
+import { SHARDS, shardedDb } from "../../support/shards";
 
 type Envelope = { error: { code: string; message: string } };
 
 const json = (body: unknown): RequestInit => ({ headers: { ...ADMIN, "content-type": "application/json" }, body: JSON.stringify(body) });
 
-const countOn = async (projectId: string) =>
-  (await env.DB.prepare("SELECT count(*) AS n FROM merchants WHERE smart_router_project_id = ?").bind(projectId).first<{ n: number }>())?.n;
+/** Merchants on the project, on every shard together. */
+const countOn = async (projectId: string) => {
+  let n = 0;
+  for (const shard of SHARDS) {
+    const row = await shard
+      .prepare("SELECT count(*) AS n FROM merchants WHERE smart_router_project_id = ?")
+      .bind(projectId)
+      .first<{ n: number }>();
+    n += row?.n ?? 0;
+  }
+  return n;
+};
 
 describe("admin API: a Smart Router project belongs to one merchant", () => {
   it("POST: 409 naming the project and its merchant, and nothing stored", async () => {
@@ -39,7 +49,7 @@ describe("admin API: a Smart Router project belongs to one merchant", () => {
     });
     expect(onto.status).toBe(409);
     expect(((await onto.json()) as Envelope).error.message).toContain(aProject);
-    const row = await env.DB.prepare("SELECT smart_router_project_id AS p FROM merchants WHERE id = ?").bind(b.merchant.id).first();
+    const row = await shardedDb.prepare("SELECT smart_router_project_id AS p FROM merchants WHERE id = ?").bind(b.merchant.id).first();
     expect(row).toEqual({ p: bProject });
 
     const own = await call(`/admin/merchants/${b.merchant.id}`, {

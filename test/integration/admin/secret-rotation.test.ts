@@ -5,6 +5,7 @@ import { secretContext } from "../../../src/merchants/merchants";
 import { openSecret, sealSecret } from "../../../src/security/vault";
 import { ADMIN, call, createMerchant } from "../../support/fixtures";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 interface SinkRequest {
   headers: Record<string, string>;
@@ -66,7 +67,8 @@ describe("fulfilment signing secret rotation", () => {
     expect(await signedWith(fulfillment.signing_secret, during)).toBe(true);
 
     // The overlap is over: only the new secret signs.
-    await env.DB.prepare("UPDATE merchants SET fulfillment_secret_previous_valid_until = ? WHERE id = ?")
+    await shardedDb
+      .prepare("UPDATE merchants SET fulfillment_secret_previous_valid_until = ? WHERE id = ?")
       .bind("2000-01-01T00:00:00.000Z", merchantId)
       .run();
     await shop.pay({ card: "4242424242424242", amount: "4.00", currency: "EUR" });
@@ -105,7 +107,8 @@ describe("SECRETS_KEY rotation: the re-seal job", () => {
     const previous = { ...config, SECRETS_KEY: config.SECRETS_KEY_PREVIOUS ?? "" };
     // This merchant's Smart Router key was sealed before the rotation, under what is now SECRETS_KEY_PREVIOUS.
     const sealedBefore = await sealSecret(previous, "sk_sealed_before_rotation", secretContext.smartRouter(merchant.id));
-    await env.DB.prepare("UPDATE merchants SET smart_router_secret_ciphertext = ?, smart_router_secret_key_id = ? WHERE id = ?")
+    await shardedDb
+      .prepare("UPDATE merchants SET smart_router_secret_ciphertext = ?, smart_router_secret_key_id = ? WHERE id = ?")
       .bind(sealedBefore.ciphertext, sealedBefore.keyId, merchant.id)
       .run();
 
@@ -125,9 +128,8 @@ describe("SECRETS_KEY rotation: the re-seal job", () => {
     );
     expect(done.done).toBeGreaterThanOrEqual(done.total);
     expect(done.secrets_under_old_keys).toBe(0);
-    const row = await env.DB.prepare(
-      "SELECT smart_router_secret_ciphertext AS c, smart_router_secret_key_id AS k FROM merchants WHERE id = ?",
-    )
+    const row = await shardedDb
+      .prepare("SELECT smart_router_secret_ciphertext AS c, smart_router_secret_key_id AS k FROM merchants WHERE id = ?")
       .bind(merchant.id)
       .first<{ c: string; k: string }>();
     expect(row?.k).not.toBe(sealedBefore.keyId);

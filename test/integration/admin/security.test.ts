@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ADMIN, basic, call, createMerchant, deliver } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 
 /** Every admin route, with a path that names something. */
 const ADMIN_ROUTES = [
@@ -21,11 +22,11 @@ const ADMIN_ROUTES = [
 
 /** What an admin request could change: the merchant, its keys, the audit and the dead letters. */
 async function adminState(merchantId: string): Promise<string> {
-  const results = await env.DB.batch([
-    env.DB.prepare("SELECT * FROM merchants WHERE id = ?").bind(merchantId),
-    env.DB.prepare("SELECT * FROM api_keys WHERE merchant_id = ? ORDER BY id").bind(merchantId),
-    env.DB.prepare("SELECT count(*) AS n, max(at) AS last FROM admin_audit"),
-    env.DB.prepare("SELECT id, redriven_at FROM dead_letters WHERE merchant_id = ? ORDER BY id").bind(merchantId),
+  const results = await shardedDb.batch([
+    shardedDb.prepare("SELECT * FROM merchants WHERE id = ?").bind(merchantId),
+    shardedDb.prepare("SELECT * FROM api_keys WHERE merchant_id = ? ORDER BY id").bind(merchantId),
+    shardedDb.prepare("SELECT count(*) AS n, max(at) AS last FROM admin_audit"),
+    shardedDb.prepare("SELECT id, redriven_at FROM dead_letters WHERE merchant_id = ? ORDER BY id").bind(merchantId),
   ]);
   return JSON.stringify(results.map((result) => result.results));
 }
@@ -52,9 +53,10 @@ describe("admin API: security", () => {
   it("a refused request changes nothing, on every route, even with a valid body for a real merchant", async () => {
     const created = await createMerchant();
     const id = created.merchant.id;
-    await env.DB.prepare(
-      "INSERT INTO dead_letters (id, queue, merchant_id, body, error, attempts) VALUES (?, 'smart-router-webhooks', ?, '{}', 'x', 1)",
-    )
+    await shardedDb
+      .prepare(
+        "INSERT INTO dead_letters (id, queue, merchant_id, body, error, attempts) VALUES (?, 'smart-router-webhooks', ?, '{}', 'x', 1)",
+      )
       .bind(`dl_sec_${id}`, id)
       .run();
     const bodies: Record<string, unknown> = {
@@ -98,10 +100,12 @@ describe("admin API: security", () => {
   it("stores the Smart Router secret key encrypted and API keys and webhook password only as hashes", async () => {
     const created = await createMerchant();
     const secretKey = `sk_test_${created.merchant.id}`;
-    const merchantRow = await env.DB.prepare("SELECT * FROM merchants WHERE id = ?")
+    const merchantRow = await shardedDb
+      .prepare("SELECT * FROM merchants WHERE id = ?")
       .bind(created.merchant.id)
       .first<Record<string, string>>();
-    const keyRows = await env.DB.prepare("SELECT * FROM api_keys WHERE merchant_id = ?")
+    const keyRows = await shardedDb
+      .prepare("SELECT * FROM api_keys WHERE merchant_id = ?")
       .bind(created.merchant.id)
       .all<Record<string, string>>();
     const stored = JSON.stringify([merchantRow, keyRows.results]);
@@ -113,11 +117,12 @@ describe("admin API: security", () => {
     const suffix = created.merchant.id.replaceAll("-", "");
     const twin = await createMerchant({ smart_router: { project_id: `test-proj_twin${suffix}`, secret_key: "sk_same" } });
     const triplet = await createMerchant({ smart_router: { project_id: `test-proj_triplet${suffix}`, secret_key: "sk_same" } });
-    const ciphertexts = await env.DB.prepare(
-      "SELECT smart_router_secret_ciphertext AS c, smart_router_secret_key_id AS k FROM merchants WHERE id IN (?, ?)",
-    )
-      .bind(twin.merchant.id, triplet.merchant.id)
-      .all<{ c: string; k: string }>();
+    const sealedOf = (merchantId: string) =>
+      shardedDb
+        .prepare("SELECT smart_router_secret_ciphertext AS c, smart_router_secret_key_id AS k FROM merchants WHERE id = ?")
+        .bind(merchantId)
+        .first<{ c: string; k: string }>();
+    const ciphertexts = { results: [await sealedOf(twin.merchant.id), await sealedOf(triplet.merchant.id)].filter((row) => row !== null) };
     expect(ciphertexts.results).toHaveLength(2);
     expect(ciphertexts.results[0]?.c).not.toBe(ciphertexts.results[1]?.c);
     expect(ciphertexts.results[0]?.k).toMatch(/^[0-9a-f]{12}$/);

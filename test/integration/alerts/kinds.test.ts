@@ -1,9 +1,9 @@
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CAPTURED_STATUSES } from "../../../src/transactions/status";
 import { consume, deliveryOf } from "../../support/consumer";
 import { ADMIN, call, deliver } from "../../support/fixtures";
 import { eventually, openShop, type Shop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 import { checkAlerts, checkUntil, HOUR, MINUTE, only, setAlertSettings, sinkAnswers, storedStatus } from "./support";
 
 /**
@@ -17,10 +17,12 @@ beforeAll(async () => {
   // other test files changed is read before any payment below (a few runs at most).
   await checkAlerts();
   const newest = () =>
-    env.DB.prepare(
-      `SELECT (SELECT max(updated_at) FROM transactions WHERE status IN (${[...CAPTURED_STATUSES].map((s) => `'${s}'`).join(", ")})) AS changed,
+    shardedDb
+      .prepare(
+        `SELECT (SELECT max(updated_at) FROM transactions WHERE status IN (${[...CAPTURED_STATUSES].map((s) => `'${s}'`).join(", ")})) AS changed,
         (SELECT updated_at FROM alert_scans WHERE name = 'refunded_more_than_captured') AS scanned`,
-    ).first<{ changed: string | null; scanned: string | null }>();
+      )
+      .first<{ changed: string | null; scanned: string | null }>();
   // Ends once the scan has caught up, or after 100 runs (200,000 changes): a test below then fails naming its payment.
   for (let run = 0; run < 100; run++) {
     const { changed, scanned } = (await newest()) ?? { changed: null, scanned: null };
@@ -172,7 +174,8 @@ describe("each alert kind, raised and resolved", () => {
     });
     await consume([deliveryOf(merchantId, corrected)]);
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT captured_amount FROM transactions WHERE merchant_id = ? AND id = ?")
+      const row = await shardedDb
+        .prepare("SELECT captured_amount FROM transactions WHERE merchant_id = ? AND id = ?")
         .bind(merchantId, id)
         .first();
       expect(row).toEqual({ captured_amount: "12.50" });
@@ -189,7 +192,8 @@ describe("each alert kind, raised and resolved", () => {
     await shop.relay({ rounds: 5 });
     await storedStatus(merchantId, payment.id, "completed");
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+      const row = await shardedDb
+        .prepare("SELECT status FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
         .bind(merchantId, payment.id)
         .first();
       expect(row).toEqual({ status: "delivered" });
@@ -229,7 +233,8 @@ describe("each alert kind, raised and resolved", () => {
     // Fetch-back answers 404 twice (FETCH_BACK_RECHECK_SECONDS apart): then each delivery is rejected and counted.
     await eventually(
       async () => {
-        const row = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome = 'rejected'")
+        const row = await shardedDb
+          .prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome = 'rejected'")
           .bind(merchantId)
           .first();
         expect(row).toEqual({ n: 3 });
@@ -263,7 +268,7 @@ describe("each alert kind, raised and resolved", () => {
     });
     expect(started.status).toBe(202);
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT smart_router_key_refused_at AS at FROM merchants WHERE id = ?").bind(merchantId).first();
+      const row = await shardedDb.prepare("SELECT smart_router_key_refused_at AS at FROM merchants WHERE id = ?").bind(merchantId).first();
       expect(row?.at).toEqual(expect.any(String));
     });
     const [opened] = await checkUntil(shop.merchant.api_key, (alerts) => {
@@ -291,9 +296,8 @@ describe("each alert kind, raised and resolved", () => {
     const payment = await shop.pay({ card: "4242424242424242", amount: "15.00", currency: "EUR" });
     await shop.relay({ rounds: 5 });
     await eventually(async () => {
-      const row = await env.DB.prepare(
-        "SELECT status, attempts > 0 AS tried, last_error FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?",
-      )
+      const row = await shardedDb
+        .prepare("SELECT status, attempts > 0 AS tried, last_error FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
         .bind(merchantId, payment.id)
         .first();
       expect(row).toEqual({ status: "pending", tried: 1, last_error: "merchant answered 503" });
@@ -312,7 +316,8 @@ describe("each alert kind, raised and resolved", () => {
 
     await sinkAnswers(shop.projectId, 200);
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+      const row = await shardedDb
+        .prepare("SELECT status FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
         .bind(merchantId, payment.id)
         .first();
       expect(row).toEqual({ status: "delivered" });

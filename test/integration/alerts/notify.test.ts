@@ -1,8 +1,8 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { signStandardWebhook } from "../../../src/fulfillment/signature";
 import { createMerchant, uniqueId } from "../../support/fixtures";
 import { sinkUrl } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 import { checkAlerts, checkUntil, only, refuseKey, type ShownAlert, setAlertSettings, sinkAnswers, sinkRequests } from "./support";
 
 /** Checks a delivery's Standard Webhooks signature as a merchant would, with the signing secret it was given once. */
@@ -15,9 +15,10 @@ async function verify(request: { headers: Record<string, string>; body: string }
 }
 
 const notificationOf = (alertId: string) =>
-  env.DB.prepare(
-    "SELECT notification_type AS type, notification_status AS status, notification_attempts AS attempts, notification_error AS error FROM alerts WHERE id = ?",
-  )
+  shardedDb
+    .prepare(
+      "SELECT notification_type AS type, notification_status AS status, notification_attempts AS attempts, notification_error AS error FROM alerts WHERE id = ?",
+    )
     .bind(alertId)
     .first<{ type: string | null; status: string | null; attempts: number; error: string | null }>();
 

@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { runAlertChecks } from "../../../src/alerts/scheduled";
+import { openDatabase } from "../../../src/db/client";
 import { createMerchant } from "../../support/fixtures";
+import { dbFor, shardedDb } from "../../support/shards";
 import { seedFulfillment, seedTransactions, transactionRow } from "../../support/status-api";
 import { HOUR, refuseKey, seedAlert } from "./support";
 
@@ -48,13 +50,15 @@ describe("an alert run is served by indexes", () => {
     await seedFulfillment({ merchantId, transactionId: disputed?.id ?? "", status: "delivered" });
     await seedAlert(merchantId);
     await refuseKey(merchantId, true);
-    await runAlertChecks(env, Date.now());
+    const shard = await dbFor(merchantId);
+    await runAlertChecks(env, openDatabase(shard), Date.now());
 
-    const { d1, statements } = recordingD1(env.DB);
-    await runAlertChecks({ ...env, DB: d1 }, Date.now() + 48 * HOUR);
+    const { d1, statements } = recordingD1(shard);
+    await runAlertChecks(env, openDatabase(d1), Date.now() + 48 * HOUR);
     expect(statements.length).toBeGreaterThan(8);
     for (const { sql, params } of statements) {
-      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+      const plan = await shardedDb
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
         .bind(...params)
         .all<{ detail: string }>();
       const details = plan.results.map((row) => row.detail);

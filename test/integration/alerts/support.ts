@@ -1,10 +1,12 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { runAlertChecks } from "../../../src/alerts/scheduled";
+import { openDatabase } from "../../../src/db/client";
 import { alerts } from "../../../src/db/schema";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, SANDBOX } from "../../support/sandbox";
-import { db, getJson } from "../../support/status-api";
+import { SHARDS, shardedDb } from "../../support/shards";
+import { dbOfMerchant, getJson } from "../../support/status-api";
 
 export interface ShownAlert {
   id: string;
@@ -20,7 +22,9 @@ export const HOUR = 3_600_000;
 export const MINUTE = 60_000;
 
 /** One run of the cron's alert step at `now` (the scheduled handler's own step, as scheduled.test.ts runs its steps). */
-export const checkAlerts = (now = Date.now()) => runAlertChecks(env, now);
+export const checkAlerts = async (now = Date.now()) => {
+  for (const shard of SHARDS) await runAlertChecks(env, openDatabase(shard), now);
+};
 
 /** The merchant's alerts through `GET /v1/alerts` (every page). */
 export async function alertsOf(apiKey: string, state: "open" | "all" = "all"): Promise<ShownAlert[]> {
@@ -64,7 +68,8 @@ export async function setAlertSettings(merchantId: string, alerts: Record<string
 /** Waits until the stored record of the transaction reaches `status` (queue consumers run asynchronously). */
 export function storedStatus(merchantId: string, transactionId: string, status: string) {
   return eventually(async () => {
-    const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+    const row = await shardedDb
+      .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
       .bind(merchantId, transactionId)
       .first<{ status: string }>();
     expect(row?.status).toBe(status);
@@ -104,13 +109,14 @@ export async function seedAlert(merchantId: string, overrides: Partial<typeof al
     checkedAt: openedAt,
     ...overrides,
   };
-  await db.insert(alerts).values(row);
+  await (await dbOfMerchant(merchantId)).insert(alerts).values(row);
   return row;
 }
 
 /** Marks the merchant as refused by Smart Router, as the batch consumer does on a 401 (src/batches/work.ts). */
 export function refuseKey(merchantId: string, refused: boolean) {
-  return env.DB.prepare("UPDATE merchants SET smart_router_key_refused_at = ?, smart_router_key_refused_reason = ? WHERE id = ?")
+  return shardedDb
+    .prepare("UPDATE merchants SET smart_router_key_refused_at = ?, smart_router_key_refused_reason = ? WHERE id = ?")
     .bind(refused ? new Date().toISOString() : null, refused ? "Smart Router answered 401" : null, merchantId)
     .run();
 }

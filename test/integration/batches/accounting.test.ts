@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { call } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 describe("batch accounting", () => {
   it("a unit that failed for good fails its batch instead of leaving it running", async () => {
@@ -55,7 +56,8 @@ describe("batch accounting", () => {
     // Every reading of the batch sees counters and status agree: never `completed` short of its total, never done and running.
     await eventually(
       async () => {
-        const row = await env.DB.prepare("SELECT status, total, done, failed, outstanding FROM batches WHERE id = ?")
+        const row = await shardedDb
+          .prepare("SELECT status, total, done, failed, outstanding FROM batches WHERE id = ?")
           .bind(batch.id)
           .first<Record<string, unknown>>();
         if (row?.status === "completed") expect(row).toMatchObject({ total: 3, done: 3, failed: 0, outstanding: 0 });

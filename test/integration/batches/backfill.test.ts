@@ -1,7 +1,7 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop, SANDBOX, sinkUrl } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 const byId = (a: { transaction_id: string }, b: { transaction_id: string }) => (a.transaction_id < b.transaction_id ? -1 : 1);
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -33,7 +33,8 @@ describe("backfills do not ship old orders", () => {
     expect(started.status).toBe(202);
     await eventually(
       async () => {
-        const rows = await env.DB.prepare("SELECT transaction_id, status FROM fulfillments WHERE merchant_id = ? ORDER BY transaction_id")
+        const rows = await shardedDb
+          .prepare("SELECT transaction_id, status FROM fulfillments WHERE merchant_id = ? ORDER BY transaction_id")
           .bind(merchantId)
           .all<{ transaction_id: string; status: string }>();
         expect(rows.results).toEqual(
@@ -53,7 +54,8 @@ describe("backfills do not ship old orders", () => {
       return body.requests;
     });
     expect(sink[0]?.json.data.transaction.id).toBe(fresh);
-    const stored = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ? AND id = ?")
+    const stored = await shardedDb
+      .prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ? AND id = ?")
       .bind(merchantId, declined)
       .first<{ n: number }>();
     expect(stored?.n).toBe(1);

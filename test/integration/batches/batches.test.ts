@@ -1,7 +1,7 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call } from "../../support/fixtures";
 import { eventually, openShop, type Shop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 type Batch = { id: string; status: string; total: number; done: number; failed: number; api_calls: number; kind: string };
 
@@ -19,7 +19,7 @@ async function batchOf(shop: Shop, id: string) {
 }
 
 const storedCount = async (merchantId: string) =>
-  (await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(merchantId).first<{ n: number }>())?.n ?? 0;
+  (await shardedDb.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?").bind(merchantId).first<{ n: number }>())?.n ?? 0;
 
 describe("batches: sync", () => {
   it("fills D1 from Smart Router with no webhooks at all, reaching completed without one 429", async () => {
@@ -48,7 +48,8 @@ describe("batches: sync", () => {
     expect(await storedCount(shop.merchant.merchant.id)).toBe(130);
 
     const truth = await shop.truth();
-    const rows = await env.DB.prepare("SELECT id, status, captured_amount FROM transactions WHERE merchant_id = ?")
+    const rows = await shardedDb
+      .prepare("SELECT id, status, captured_amount FROM transactions WHERE merchant_id = ?")
       .bind(shop.merchant.merchant.id)
       .all<{ id: string; status: string; captured_amount: string }>();
     for (const row of rows.results) {
@@ -74,7 +75,8 @@ describe("batches: sync", () => {
     const to = new Date(Date.now() + 1).toISOString();
     const { body } = await startBatch(shop, { kind: "sync", created_after: from, created_before: to });
     await eventually(async () => expect((await batchOf(shop, body.batch.id)).status).toBe("completed"), { timeoutMs: 20_000 });
-    const rows = await env.DB.prepare("SELECT id FROM transactions WHERE merchant_id = ?")
+    const rows = await shardedDb
+      .prepare("SELECT id FROM transactions WHERE merchant_id = ?")
       .bind(shop.merchant.merchant.id)
       .all<{ id: string }>();
     expect(rows.results.map((r) => r.id)).toEqual([inside.id]);

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually as eventuallyWithin, openShop, type Shop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 /**
  * A cron run walks every merchant of the shared test database, not only this file's: what a walk brings can take a
@@ -20,13 +21,15 @@ async function runCron() {
 }
 
 const cursorOf = (merchantId: string) =>
-  env.DB.prepare("SELECT watermark_event_id, events_walked, api_calls, last_error FROM event_log_cursors WHERE merchant_id = ?")
+  shardedDb
+    .prepare("SELECT watermark_event_id, events_walked, api_calls, last_error FROM event_log_cursors WHERE merchant_id = ?")
     .bind(merchantId)
     .first<{ watermark_event_id: string | null; events_walked: number; api_calls: number; last_error: string | null }>();
 
 async function matchesTruth(shop: Shop) {
   const truth = await shop.truth();
-  const rows = await env.DB.prepare("SELECT id, status, captured_amount, refunded_amount FROM transactions WHERE merchant_id = ?")
+  const rows = await shardedDb
+    .prepare("SELECT id, status, captured_amount, refunded_amount FROM transactions WHERE merchant_id = ?")
     .bind(shop.merchant.merchant.id)
     .all<{ id: string; status: string; captured_amount: string; refunded_amount: string }>();
   const stored = new Map(rows.results.map((row) => [row.id, row]));
@@ -63,9 +66,8 @@ describe("the event-log backstop", () => {
     // The watermark is the newest event walked; a run with nothing new costs one call and changes nothing.
     expect(cursor?.watermark_event_id).toBe(truth.events.at(-1)?.id);
     // Captures found by the backstop are fulfilled like webhook ones: they happened after the URL was set.
-    const fulfilled = await env.DB.prepare(
-      "SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND status IN ('pending', 'delivered')",
-    )
+    const fulfilled = await shardedDb
+      .prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND status IN ('pending', 'delivered')")
       .bind(merchantId)
       .first<{ n: number }>();
     expect(fulfilled?.n).toBe(truth.transactions.filter((t) => t.status === "completed").length);
@@ -79,7 +81,8 @@ describe("the event-log backstop", () => {
     const payment = await shop.pay({ card: "4242424242424242", amount: "30.00", currency: "EUR" });
     await shop.relay({ rounds: 5 });
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+      const row = await shardedDb
+        .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
         .bind(shop.merchant.merchant.id, payment.id)
         .first<{ status: string }>();
       expect(row?.status).toBe("completed");
@@ -117,7 +120,8 @@ describe("the event-log backstop", () => {
     // The shared test database holds every other test's merchants too: each gets its walk in the same run.
     await eventually(
       async () => {
-        const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+        const row = await shardedDb
+          .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
           .bind(quiet.merchant.merchant.id, payment.id)
           .first<{ status: string }>();
         expect(row?.status).toBe("completed");
@@ -189,7 +193,8 @@ describe("the event-log backstop", () => {
     const payment = await shop.pay({ card: "4242424242424242", amount: "3.00", currency: "EUR" });
     await runCron();
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+      const row = await shardedDb
+        .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
         .bind(merchantId, payment.id)
         .first<{ status: string }>();
       expect(row?.status).toBe("completed");
@@ -228,7 +233,8 @@ describe("webhook dead letters after an outage", () => {
       },
       { timeoutMs: 20_000, intervalMs: 250 },
     );
-    const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+    const row = await shardedDb
+      .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
       .bind(merchantId, payment.id)
       .first<{ status: string }>();
     expect(row?.status).toBe("completed");

@@ -3,12 +3,14 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { ADMIN, call } from "../../support/fixtures";
-import { eventually, openShop } from "../../support/sandbox";
+import { eventually, openShop, type Shop } from "../../support/sandbox";
+import { SHARDS, shardedDb, shardIndexOf } from "../../support/shards";
 import { seedTransaction, seedTransactions, transactionRow } from "../../support/status-api";
 
 const statusOf = async (merchantId: string, id: string) =>
   (
-    await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+    await shardedDb
+      .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
       .bind(merchantId, id)
       .first<{ status: string }>()
   )?.status;
@@ -26,14 +28,27 @@ async function runCron(at: string) {
  * newer and never stale for it, and its run is found by its start time.
  */
 async function lastTouchedAt(merchantId: string, id: string, at: string) {
-  await env.DB.prepare("UPDATE transactions SET updated_at = ? WHERE merchant_id = ? AND id = ?").bind(at, merchantId, id).run();
+  await shardedDb.prepare("UPDATE transactions SET updated_at = ? WHERE merchant_id = ? AND id = ?").bind(at, merchantId, id).run();
 }
 
 type Run = { started_at: string; found: number; refreshed: number; fixed: number };
+/** The cron run at `at`: its reconciliation run on each shard (src/db/shards.ts), figures added up; undefined if none. */
 async function runStartedAt(at: string): Promise<Run | undefined> {
-  const response = await call("/admin/reconciliation/runs", { headers: ADMIN });
-  const { runs } = (await response.json()) as { runs: Run[] };
-  return runs.find((run) => run.started_at === at);
+  const parts: Run[] = [];
+  let cursor: string | null = null;
+  // Newest first: ends at the page that reaches past `at`, or the last page (each cron run adds one run per shard).
+  for (let page = 0; page < 100; page += 1) {
+    const query: string = cursor ? `?cursor=${cursor}` : "";
+    const response = await call(`/admin/reconciliation/runs${query}`, { headers: ADMIN });
+    const body = (await response.json()) as { runs: Run[]; next_cursor: string | null };
+    parts.push(...body.runs.filter((run) => run.started_at === at));
+    cursor = body.next_cursor;
+    const oldest = body.runs.at(-1);
+    if (cursor === null || (oldest !== undefined && oldest.started_at < at)) break;
+  }
+  if (parts.length === 0) return undefined;
+  const sum = (field: "found" | "refreshed" | "fixed") => parts.reduce((total, run) => total + run[field], 0);
+  return { started_at: at, found: sum("found"), refreshed: sum("refreshed"), fixed: sum("fixed") };
 }
 
 describe("reconciliation", () => {
@@ -64,13 +79,15 @@ describe("reconciliation", () => {
     });
     // The same cron run walks the event log too (the backstop): whichever of the two comes first brings the capture.
     const completion = (await shop.truth()).events.find((e) => e.transaction_id === payment.id && e.name === "transaction.captured");
-    const walked = await env.DB.prepare("SELECT outcome FROM events WHERE merchant_id = ? AND id = ?")
+    const walked = await shardedDb
+      .prepare("SELECT outcome FROM events WHERE merchant_id = ? AND id = ?")
       .bind(merchantId, completion?.id ?? "")
       .first<{ outcome: string }>();
     expect(run?.fixed === 1 || walked?.outcome === "applied").toBe(true);
     // The capture seen through reconciliation triggers the fulfilment like any other.
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT status FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+      const row = await shardedDb
+        .prepare("SELECT status FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
         .bind(merchantId, payment.id)
         .first<{ status: string }>();
       expect(row?.status).toBe("delivered");
@@ -91,7 +108,8 @@ describe("reconciliation", () => {
     await lastTouchedAt(merchantId, held.id, "2001-02-01T00:00:00.000Z");
     await runCron("2001-02-01T00:31:00.000Z");
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? AND id = ?")
+      const row = await shardedDb
+        .prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? AND id = ?")
         .bind(merchantId, held.id)
         .first<{ reconciled_at: string | null }>();
       expect(row?.reconciled_at).not.toBeNull();
@@ -114,7 +132,8 @@ describe("reconciliation", () => {
     });
     await runCron("2001-01-01T00:31:00.000Z");
     await eventually(async () => {
-      const row = await env.DB.prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? AND id = ?")
+      const row = await shardedDb
+        .prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? AND id = ?")
         .bind(merchantId, unknown.id)
         .first<{ reconciled_at: string | null }>();
       expect(row?.reconciled_at).toBe("2001-01-01T00:31:00.000Z");
@@ -140,14 +159,25 @@ describe("reconciliation", () => {
 
   /** For each of the merchant's records, oldest change first: the run that last looked at it (null: none yet). */
   async function lookedAt(merchantId: string) {
-    const { results } = await env.DB.prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? ORDER BY updated_at, id")
+    const { results } = await shardedDb
+      .prepare("SELECT reconciled_at FROM transactions WHERE merchant_id = ? ORDER BY updated_at, id")
       .bind(merchantId)
       .all<{ reconciled_at: string | null }>();
     return results.map((row) => row.reconciled_at);
   }
 
-  const foundBy = async (at: string) =>
-    (await env.DB.prepare("SELECT found FROM reconciliation_runs WHERE started_at = ?").bind(at).first<{ found: number }>())?.found;
+  /** What the cron run at `at` found, on every shard together. */
+  const foundBy = async (at: string) => {
+    let found = 0;
+    for (const shard of SHARDS) {
+      const row = await shard
+        .prepare("SELECT sum(found) AS n FROM reconciliation_runs WHERE started_at = ?")
+        .bind(at)
+        .first<{ n: number }>();
+      found += row?.n ?? 0;
+    }
+    return found;
+  };
 
   it("caps each merchant's share of a run, so another merchant's records are looked at in the same run, and cycles through all", async () => {
     const [busy, other] = [await openShop({ unlimited: true }), await openShop({ unlimited: true })];
@@ -180,12 +210,22 @@ describe("reconciliation", () => {
     expect(await lookedAt(other.merchant.merchant.id)).toEqual(Array(30).fill(first));
   }, 30_000);
 
-  it("looks at 500 records a run at most, least recently looked at first", async () => {
-    // Six merchants, each with 90 records (under the per-merchant cap), 540 in all; merchant m's records start at hour m.
-    const merchantIds: string[] = [];
-    // Ends after the sixth merchant.
-    for (const m of [0, 1, 2, 3, 4, 5]) {
+  it("looks at 500 records of a shard a run at most, least recently looked at first", async () => {
+    // Six merchants of one shard (the cap is each shard's), each with 90 records (under the per-merchant cap), 540 in all;
+    // merchant m's records start at hour m.
+    const byShard = new Map<number, Shop[]>();
+    let sameShard: Shop[] = [];
+    // Ends once one shard holds six of them: registrations alternate between the two, so within a dozen.
+    for (let opened = 0; opened < 14 && sameShard.length < 6; opened += 1) {
       const shop = await openShop({ unlimited: true });
+      const shard = (await shardIndexOf(shop.merchant.merchant.id)) ?? 0;
+      const group = [...(byShard.get(shard) ?? []), shop];
+      byShard.set(shard, group);
+      if (group.length === 6) sameShard = group;
+    }
+    expect(sameShard).toHaveLength(6);
+    const merchantIds: string[] = [];
+    for (const [m, shop] of sameShard.entries()) {
       await seedStale(shop.merchant.merchant.id, shop.projectId, `2000-11-01T0${m}:00:00.000Z`, 90);
       merchantIds.push(shop.merchant.merchant.id);
     }

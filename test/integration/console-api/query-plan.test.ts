@@ -1,15 +1,16 @@
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { pipelineReads } from "../../../src/timeline/pipeline";
 import { timelineReads } from "../../../src/timeline/timeline";
 import { transactionPageQuery } from "../../../src/transactions/queries";
 import { createMerchant } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
 
 /** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
 async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } }): Promise<string> {
   const { sql, params } = query.toSQL();
-  const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+  const plan = await shardedDb
+    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
     .bind(...params)
     .all<{ detail: string }>();
   return plan.results.map((row) => row.detail).join("\n");

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { type ReadingName, readingNames, readingPatch } from "../../../sandbox/readings";
 import { consume, deliveryOf } from "../../support/consumer";
 import { openShop, type Shop, TEST_CARDS } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 // 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
 const RUNS = Number(env.PROPERTY_RUNS ?? 500);
@@ -103,9 +104,10 @@ describe("consumer: any order, any duplicates, same result", () => {
             expect(result.explicitAcks.length).toBe(messages.slice(i, i + size).length);
           }
 
-          const row = await env.DB.prepare(
-            "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount, metadata FROM transactions WHERE merchant_id = ? AND id = ?",
-          )
+          const row = await shardedDb
+            .prepare(
+              "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount, metadata FROM transactions WHERE merchant_id = ? AND id = ?",
+            )
             .bind(merchantId, transactionId)
             .first();
           expect(row).toEqual({
@@ -117,14 +119,14 @@ describe("consumer: any order, any duplicates, same result", () => {
             available_amount: final?.available_amount,
             metadata: JSON.stringify(final?.metadata ?? {}),
           });
-          const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+          const fulfilments = await shardedDb
+            .prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
             .bind(merchantId, transactionId)
             .first<{ n: number }>();
           const everCaptured = events.some((e) => e.name === "transaction.captured");
           expect(fulfilments?.n).toBe(everCaptured ? 1 : 0);
-          const applied = await env.DB.prepare(
-            "SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome IN ('applied', 'stale')",
-          )
+          const applied = await shardedDb
+            .prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome IN ('applied', 'stale')")
             .bind(merchantId, transactionId)
             .first<{ n: number }>();
           expect(applied?.n).toBe(events.length);

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { readingPatch } from "../../../sandbox/readings";
 import { consume, deliveryOf } from "../../support/consumer";
 import { openShop, type Shop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 // 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
 const RUNS = Number(env.PROPERTY_RUNS ?? 500);
@@ -160,9 +161,10 @@ describe("consumer: any snapshot Smart Router could send, in any order", () => {
           }
 
           const latest = snapshots.at(-1)?.transaction ?? {};
-          const row = await env.DB.prepare(
-            "SELECT status, amount, captured_amount, refunded_amount, available_amount, metadata, error_code FROM transactions WHERE merchant_id = ? AND id = ?",
-          )
+          const row = await shardedDb
+            .prepare(
+              "SELECT status, amount, captured_amount, refunded_amount, available_amount, metadata, error_code FROM transactions WHERE merchant_id = ? AND id = ?",
+            )
             .bind(merchantId, transactionId)
             .first();
           expect(row).toEqual({
@@ -176,11 +178,13 @@ describe("consumer: any snapshot Smart Router could send, in any order", () => {
           });
           const seen = new Set(delivered.map((event) => event.id));
           const captureSeen = snapshots.some((snapshot, i) => seen.has(events[i]?.id ?? "") && snapshot.transaction.captured === true);
-          const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+          const fulfilments = await shardedDb
+            .prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
             .bind(merchantId, transactionId)
             .first<{ n: number }>();
           expect(fulfilments?.n).toBe(captureSeen ? 1 : 0);
-          const outcome = await env.DB.prepare("SELECT outcome FROM events WHERE merchant_id = ? AND id = ?")
+          const outcome = await shardedDb
+            .prepare("SELECT outcome FROM events WHERE merchant_id = ? AND id = ?")
             .bind(merchantId, events.at(-1)?.id ?? "")
             .first<{ outcome: string }>();
           expect(outcome?.outcome).toBe("applied");

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { breakerSettingsFrom } from "../../../src/rate-limiter/breaker";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 /** How long the consumer faces the failing API, in real time. */
 const OUTAGE_MS = 4_000;
@@ -15,7 +16,8 @@ const IN_FLIGHT_SLACK = 2 * (6 + 1);
 type ApiCounters = { api: { sandbox: { requests: number; injected_5xx: number; succeeded: number } } };
 
 const settledEvents = (merchantId: string) =>
-  env.DB.prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
+  shardedDb
+    .prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
     .bind(merchantId)
     .first<{ n: number }>();
 
@@ -46,7 +48,8 @@ describe("consumer: circuit breaker against a failing Smart Router API", () => {
     });
     const truth = await shop.truth();
     for (const transaction of truth.transactions) {
-      const row = await env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+      const row = await shardedDb
+        .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
         .bind(merchantId, transaction.id)
         .first<{ status: string }>();
       expect(row?.status).toBe(transaction.status);

@@ -1,6 +1,6 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { eventually, openShop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 describe("fetch-back under a burst", () => {
   it("verifies a burst of webhooks with far fewer API calls than events (one events page covers many)", async () => {
@@ -10,7 +10,8 @@ describe("fetch-back under a burst", () => {
     expect(events).toBeGreaterThanOrEqual(50);
     await shop.relay({ rounds: 5 });
     await eventually(async () => {
-      const applied = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
+      const applied = await shardedDb
+        .prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
         .bind(shop.merchant.merchant.id)
         .first<{ n: number }>();
       expect(applied?.n).toBe(events);

@@ -1,9 +1,9 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../../src/db/client";
 import { applySnapshots } from "../../../src/transactions/apply";
 import { consume, deliveryOf } from "../../support/consumer";
 import { openShop, type Shop } from "../../support/sandbox";
+import { dbFor, shardedDb } from "../../support/shards";
 import { getJson } from "../../support/status-api";
 
 const op = (transactionId: string, n: number, type: string) => ({
@@ -93,7 +93,8 @@ describe("two consumers racing on the same transactions", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const fastConsumer = consume(fast.map((event) => deliveryOf(merchantId, event)));
     await fastConsumer;
-    const midRace = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ? AND status = 'authorized'")
+    const midRace = await shardedDb
+      .prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ? AND status = 'authorized'")
       .bind(merchantId)
       .first<{ n: number }>();
     // The race really happened: the fast consumer committed the older snapshots before the slow one committed anything.
@@ -103,7 +104,7 @@ describe("two consumers racing on the same transactions", () => {
     await poller;
     await feed.poll();
 
-    const rows = await env.DB.prepare("SELECT id, status FROM transactions WHERE merchant_id = ? ORDER BY id").bind(merchantId).all();
+    const rows = await shardedDb.prepare("SELECT id, status FROM transactions WHERE merchant_id = ? ORDER BY id").bind(merchantId).all();
     expect(rows.results).toEqual(ids.map((id) => ({ id, status: "completed" })).sort((a, b) => a.id.localeCompare(b.id)));
     // Fails when updated_at is the consumer's start time: the slow commit is stamped before what the feed already saw.
     expect([...feed.latest.values()].map((tx) => tx.status)).toEqual(ids.map(() => "completed"));
@@ -114,7 +115,7 @@ describe("two consumers racing on the same transactions", () => {
     const merchantId = shop.merchant.merchant.id;
     const id = `tr_cas${Date.now().toString(36)}`;
     const { authorized, completed } = snapshots(shop, id);
-    const db = openDatabase(env.DB);
+    const db = openDatabase(await dbFor(merchantId));
     const now = new Date().toISOString();
     const apply = (snapshot: typeof authorized, eventId: string, firedAt: string) =>
       applySnapshots(db, {
@@ -136,7 +137,7 @@ describe("two consumers racing on the same transactions", () => {
     ]);
     expect(newer).toMatchObject({ applied: 1, stale: 0, changedTransactions: 1 });
     expect(older).toMatchObject({ applied: 0, stale: 1, changedTransactions: 0 });
-    const outcomes = await env.DB.prepare("SELECT id, outcome FROM events WHERE merchant_id = ? ORDER BY id").bind(merchantId).all();
+    const outcomes = await shardedDb.prepare("SELECT id, outcome FROM events WHERE merchant_id = ? ORDER BY id").bind(merchantId).all();
     expect(outcomes.results).toEqual([
       { id: `ev_casnew${id.slice(6)}`, outcome: "applied" },
       { id: `ev_casold${id.slice(6)}`, outcome: "stale" },

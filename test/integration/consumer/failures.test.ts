@@ -2,18 +2,21 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 const row = (merchantId: string, id: string) =>
-  env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?").bind(merchantId, id).first<{ status: string }>();
+  shardedDb.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?").bind(merchantId, id).first<{ status: string }>();
 const inbox = (merchantId: string, eventId: string) =>
-  env.DB.prepare("SELECT outcome, detail, deliveries FROM events WHERE merchant_id = ? AND id = ?")
+  shardedDb
+    .prepare("SELECT outcome, detail, deliveries FROM events WHERE merchant_id = ? AND id = ?")
     .bind(merchantId, eventId)
     .first<{ outcome: string; detail: string | null; deliveries: number }>();
 
 describe("consumer: failures lose nothing and change nothing they should not", () => {
   it("records a forged event id as rejected and changes no transaction", async () => {
     const shop = await openShop();
-    const before = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?")
+    const before = await shardedDb
+      .prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?")
       .bind(shop.merchant.merchant.id)
       .first<{ n: number }>();
     const response = await call(shop.merchant.webhook.path, {
@@ -28,11 +31,13 @@ describe("consumer: failures lose nothing and change nothing they should not", (
       return entry;
     });
     expect(recorded?.detail).toMatch(/not found/);
-    const after = await env.DB.prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?")
+    const after = await shardedDb
+      .prepare("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?")
       .bind(shop.merchant.merchant.id)
       .first<{ n: number }>();
     expect(after?.n).toBe(before?.n);
-    const fulfilments = await env.DB.prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ?")
+    const fulfilments = await shardedDb
+      .prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ?")
       .bind(shop.merchant.merchant.id)
       .first<{ n: number }>();
     expect(fulfilments?.n).toBe(0);
@@ -42,7 +47,8 @@ describe("consumer: failures lose nothing and change nothing they should not", (
     const deliveryId = crypto.randomUUID();
     await env.WEBHOOKS.send({ v: 2, merchant_id: "someone", event_id: "ev_future", delivery_id: deliveryId });
     const letter = await eventually(async () => {
-      const row = await env.DB.prepare("SELECT error, attempts, body FROM dead_letters WHERE body LIKE ?")
+      const row = await shardedDb
+        .prepare("SELECT error, attempts, body FROM dead_letters WHERE body LIKE ?")
         .bind(`%${deliveryId}%`)
         .first<{ error: string; attempts: number }>();
       expect(row).not.toBeNull();

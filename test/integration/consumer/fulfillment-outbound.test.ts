@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { appConfig } from "../../../src/env";
 import { deliverFulfillment } from "../../../src/fulfillment/deliver";
 import { createMerchant } from "../../support/fixtures";
-import { db, seedFulfillment, seedTransaction } from "../../support/status-api";
+import { shardedDb } from "../../support/shards";
+import { dbOfMerchant, seedFulfillment, seedTransaction } from "../../support/status-api";
 
 const config = appConfig(env);
 const productionConfig = appConfig({ ...env, ALLOW_LOOPBACK_FULFILLMENT_URLS: undefined });
@@ -18,7 +19,8 @@ async function pendingNotification(fulfillmentUrl = "https://shop.example/hook")
 }
 
 const row = (target: { merchantId: string; transactionId: string }) =>
-  env.DB.prepare("SELECT status, attempts, last_error FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+  shardedDb
+    .prepare("SELECT status, attempts, last_error FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
     .bind(target.merchantId, target.transactionId)
     .first<{ status: string; attempts: number; last_error: string | null }>();
 
@@ -38,7 +40,7 @@ describe("fulfilment: outbound safety", () => {
     const { fetcher, calls } = answering(
       () => new Response(null, { status: 302, headers: { location: "http://169.254.169.254/latest/meta-data" } }),
     );
-    const outcome = await deliverFulfillment(db, config, target, fetcher);
+    const outcome = await deliverFulfillment(await dbOfMerchant(target.merchantId), config, target, fetcher);
     expect(outcome).toEqual({ kind: "failed", error: "merchant answered 302 (redirects are not followed)" });
     expect(calls).toHaveLength(1);
     expect(calls[0]?.url).toBe("https://shop.example/hook");
@@ -50,7 +52,7 @@ describe("fulfilment: outbound safety", () => {
     const target = await pendingNotification();
     const secret = "root:x:0:0 internal stack trace at /srv/app.js";
     const { fetcher } = answering(() => new Response(secret, { status: 500 }));
-    const outcome = await deliverFulfillment(db, config, target, fetcher);
+    const outcome = await deliverFulfillment(await dbOfMerchant(target.merchantId), config, target, fetcher);
     expect(outcome).toEqual({ kind: "failed", error: "merchant answered 500" });
     const stored = await row(target);
     expect(stored?.last_error).toBe("merchant answered 500");
@@ -66,9 +68,9 @@ describe("fulfilment: outbound safety", () => {
     ]) {
       const target = await pendingNotification();
       // As a row written before these rules could hold it.
-      await env.DB.prepare("UPDATE merchants SET fulfillment_url = ? WHERE id = ?").bind(url, target.merchantId).run();
+      await shardedDb.prepare("UPDATE merchants SET fulfillment_url = ? WHERE id = ?").bind(url, target.merchantId).run();
       const { fetcher, calls } = answering(() => new Response("ok"));
-      const outcome = await deliverFulfillment(db, productionConfig, target, fetcher);
+      const outcome = await deliverFulfillment(await dbOfMerchant(target.merchantId), productionConfig, target, fetcher);
       expect(outcome.kind, url).toBe("failed");
       expect(calls, url).toHaveLength(0);
       expect((await row(target))?.last_error).toMatch(/^fulfillment_url is not allowed/);
@@ -78,12 +80,16 @@ describe("fulfilment: outbound safety", () => {
   it("calls a loopback URL where ALLOW_LOOPBACK_FULFILLMENT_URLS is true, and a public https one anywhere", async () => {
     const loopback = await pendingNotification("http://127.0.0.1:8788/_sandbox/sink/x");
     const local = answering(() => new Response("ok"));
-    expect(await deliverFulfillment(db, config, loopback, local.fetcher)).toEqual({ kind: "delivered" });
+    expect(await deliverFulfillment(await dbOfMerchant(loopback.merchantId), config, loopback, local.fetcher)).toEqual({
+      kind: "delivered",
+    });
     expect(local.calls).toHaveLength(1);
 
     const publicUrl = await pendingNotification();
     const remote = answering(() => new Response(null, { status: 204 }));
-    expect(await deliverFulfillment(db, productionConfig, publicUrl, remote.fetcher)).toEqual({ kind: "delivered" });
+    expect(await deliverFulfillment(await dbOfMerchant(publicUrl.merchantId), productionConfig, publicUrl, remote.fetcher)).toEqual({
+      kind: "delivered",
+    });
     expect((await row(publicUrl))?.status).toBe("delivered");
   });
 });

@@ -1,7 +1,7 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 interface SinkRequest {
   headers: Record<string, string>;
@@ -29,7 +29,8 @@ async function verifySignature(secret: string, request: SinkRequest): Promise<bo
 }
 
 const fulfilment = (merchantId: string, transactionId: string) =>
-  env.DB.prepare("SELECT status, attempts, last_error FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+  shardedDb
+    .prepare("SELECT status, attempts, last_error FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
     .bind(merchantId, transactionId)
     .first<{ status: string; attempts: number; last_error: string | null }>();
 

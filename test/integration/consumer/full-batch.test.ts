@@ -1,8 +1,8 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { consume, deliveryOf } from "../../support/consumer";
 import { ADMIN, call } from "../../support/fixtures";
 import { openShop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 /** The largest batch the webhooks queue hands over (wrangler.toml: max_batch_size 100). */
 const FULL_BATCH = 100;
@@ -21,7 +21,8 @@ describe("a full queue batch of one merchant", () => {
     const first = await consume(messages);
     expect(first.retryMessages).toEqual([]);
     expect(first.explicitAcks).toHaveLength(FULL_BATCH);
-    const settled = await env.DB.prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
+    const settled = await shardedDb
+      .prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
       .bind(merchantId)
       .first<{ n: number }>();
     expect(settled?.n).toBe(FULL_BATCH);
@@ -38,10 +39,10 @@ describe("a full queue batch of one merchant", () => {
     const shop = await openShop({ unlimited: true, webhooks: false });
     const merchantId = shop.merchant.merchant.id;
     const ids = Array.from({ length: FULL_BATCH }, (_, i) => `dl_full${i}_${crypto.randomUUID().slice(0, 8)}`);
-    const insert = env.DB.prepare(
+    const insert = shardedDb.prepare(
       "INSERT INTO dead_letters (id, queue, merchant_id, body, error, attempts, created_at) VALUES (?, 'smart-router-webhooks', ?, ?, 'test', 3, ?)",
     );
-    await env.DB.batch(
+    await shardedDb.batch(
       ids.map((id, i) =>
         insert.bind(
           id,
@@ -60,7 +61,8 @@ describe("a full queue batch of one merchant", () => {
     );
     const response = await call("/admin/dead-letters/redrive", { method: "POST", headers: ADMIN, body: JSON.stringify({ ids }) });
     expect(response.status).toBe(200);
-    const left = await env.DB.prepare("SELECT count(*) AS n FROM dead_letters WHERE merchant_id = ? AND redriven_at IS NULL")
+    const left = await shardedDb
+      .prepare("SELECT count(*) AS n FROM dead_letters WHERE merchant_id = ? AND redriven_at IS NULL")
       .bind(merchantId)
       .first<{ n: number }>();
     expect(left?.n).toBe(0);

@@ -4,11 +4,12 @@ import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { consume, deliveryOf } from "../../support/consumer";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 import { seedFulfillment, seedTransaction } from "../../support/status-api";
 
 /** Breaks one merchant's sealed secret in D1, as a bad key rotation or a corrupted row would. */
 const corrupt = (merchantId: string, column: "smart_router_secret_ciphertext" | "fulfillment_secret_ciphertext") =>
-  env.DB.prepare(`UPDATE merchants SET ${column} = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' WHERE id = ?`).bind(merchantId).run();
+  shardedDb.prepare(`UPDATE merchants SET ${column} = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' WHERE id = ?`).bind(merchantId).run();
 
 describe("one merchant's failure never fails another's messages in the same batch", () => {
   it("webhooks: a secret that does not decrypt postpones that merchant's events only", async () => {
@@ -29,10 +30,14 @@ describe("one merchant's failure never fails another's messages in the same batc
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toHaveLength(2);
     const status = (merchantId: string, id: string) =>
-      env.DB.prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?").bind(merchantId, id).first<{ status: string }>();
+      shardedDb
+        .prepare("SELECT status FROM transactions WHERE merchant_id = ? AND id = ?")
+        .bind(merchantId, id)
+        .first<{ status: string }>();
     expect((await status(healthy.merchant.merchant.id, paid.id))?.status).toBe("completed");
     expect(await status(broken.merchant.merchant.id, lost.id)).toBeNull();
-    const inbox = await env.DB.prepare("SELECT outcome FROM events WHERE merchant_id = ? AND id = ?")
+    const inbox = await shardedDb
+      .prepare("SELECT outcome FROM events WHERE merchant_id = ? AND id = ?")
       .bind(broken.merchant.merchant.id, brokenEvent.id)
       .first<{ outcome: string }>();
     expect(inbox?.outcome).toBe("pending");

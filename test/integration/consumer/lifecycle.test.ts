@@ -1,9 +1,10 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 
 async function storedTransaction(merchantId: string, id: string) {
-  const row = await env.DB.prepare("SELECT * FROM transactions WHERE merchant_id = ? AND id = ?")
+  const row = await shardedDb
+    .prepare("SELECT * FROM transactions WHERE merchant_id = ? AND id = ?")
     .bind(merchantId, id)
     .first<Record<string, unknown>>();
   if (!row) throw new Error(`transaction ${id} not stored yet`);
@@ -25,7 +26,8 @@ describe("consumer: a card payment end to end", () => {
     });
     expect(row).toMatchObject({ amount: "22.99", captured_amount: truth?.captured_amount, currency: "EUR" });
 
-    const ops = await env.DB.prepare("SELECT id FROM operations WHERE merchant_id = ? AND transaction_id = ?")
+    const ops = await shardedDb
+      .prepare("SELECT id FROM operations WHERE merchant_id = ? AND transaction_id = ?")
       .bind(shop.merchant.merchant.id, payment.id)
       .all();
     expect(ops.results.length).toBe(((truth?.operations ?? []) as unknown[]).length);

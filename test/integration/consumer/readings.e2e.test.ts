@@ -1,7 +1,7 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { READINGS, type ReadingName, readingNames } from "../../../sandbox/readings";
 import { eventually, openShop, SANDBOX, type SandboxTransaction, type Shop, TEST_CARDS } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 import { getJson } from "../../support/status-api";
 
 /** Every kind of payment the emulator plays: all test cards, APMs one- and two-step, a fraud review either way. */
@@ -65,9 +65,10 @@ describe("end to end under every reading of smart-router.md's silences", () => {
       expect(sink.map((r) => r.json.data.transaction.id).sort()).toEqual([...captured].sort());
       // Nothing forged applied: every transaction stored is a real one, every applied event one Smart Router fired.
       const merchantId = shop.merchant.merchant.id;
-      const stored = await env.DB.prepare("SELECT id FROM transactions WHERE merchant_id = ?").bind(merchantId).all<{ id: string }>();
+      const stored = await shardedDb.prepare("SELECT id FROM transactions WHERE merchant_id = ?").bind(merchantId).all<{ id: string }>();
       expect(stored.results.map((r) => r.id).sort()).toEqual([...ids].sort());
-      const applied = await env.DB.prepare("SELECT id FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
+      const applied = await shardedDb
+        .prepare("SELECT id FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'stale')")
         .bind(merchantId)
         .all<{ id: string }>();
       const fired = new Set(truth.events.map((e) => e.id));

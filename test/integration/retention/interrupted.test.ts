@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { archiveMerchantHistory } from "../../../src/retention/archive";
 import { createMerchant } from "../../support/fixtures";
-import { db, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
+import { dbOfMerchant, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
 import {
   archiveAll,
   archivedRecords,
@@ -35,8 +35,8 @@ async function merchantWithHistories(count: number) {
   return { merchant, merchantId, ids, answers, before: await answers() };
 }
 
-const step = (merchantId: string, bucket = failingBucket("put refused", () => false)) =>
-  archiveMerchantHistory({ db, bucket, merchantId, cutoff: FUTURE_CUTOFF, now: new Date().toISOString() });
+const step = async (merchantId: string, bucket = failingBucket("put refused", () => false)) =>
+  archiveMerchantHistory({ db: await dbOfMerchant(merchantId), bucket, merchantId, cutoff: FUTURE_CUTOFF, now: new Date().toISOString() });
 
 /** After a finished archive: nothing in D1, every record once in R2, every answer as before. */
 async function expectArchivedOnce(shop: Awaited<ReturnType<typeof merchantWithHistories>>) {

@@ -15,7 +15,8 @@ import worker from "../../../src/index";
 import { BATCH_UNITS_KEPT_DAYS, PRUNED_PER_TABLE_PER_RUN, pruneBookkeeping } from "../../../src/retention/prune";
 import { runRetention } from "../../../src/retention/retention";
 import { createMerchant } from "../../support/fixtures";
-import { db, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
+import { shardedDb } from "../../support/shards";
+import { db, dbOfMerchant, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
 import { ledger, rowsInD1 } from "./support";
 
 /**
@@ -30,6 +31,7 @@ const RETENTION_DAYS = 30;
 /** One row of every pruned table for the merchant, written `days` days before NOW; ids carry `tag`. */
 async function seedBookkeeping(merchantId: string, tag: string, days: number) {
   const at = daysAgo(days);
+  const db = await dbOfMerchant(merchantId);
   await db.batch([
     db.insert(batchUnits).values({ unitId: `unit_${tag}`, batchId: null, finishedAt: at }),
     db.insert(reconciliationRuns).values({ id: `rec_${tag}`, startedAt: at }),
@@ -54,7 +56,8 @@ async function seedBookkeeping(merchantId: string, tag: string, days: number) {
 async function remaining(tags: string[]) {
   const present = async (table: string, column: string, prefix: string) => {
     const ids = JSON.stringify(tags.map((tag) => `${prefix}${tag}`));
-    const { results } = await env.DB.prepare(`SELECT ${column} AS id FROM ${table} WHERE ${column} IN (SELECT value FROM json_each(?))`)
+    const { results } = await shardedDb
+      .prepare(`SELECT ${column} AS id FROM ${table} WHERE ${column} IN (SELECT value FROM json_each(?))`)
       .bind(ids)
       .all<{ id: string }>();
     return tags.filter((tag) => results.some((row) => row.id === `${prefix}${tag}`));
@@ -75,6 +78,7 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
   it("deletes what is older than its window and keeps what is younger, table by table", async () => {
     const merchant = await createMerchant();
     const merchantId = merchant.merchant.id;
+    const db = await dbOfMerchant(merchantId);
     const [old, young, fresh] = ["old", "young", "fresh"].map((age) => `${age}_${merchantId}`) as [string, string, string];
     await seedBookkeeping(merchantId, old, RETENTION_DAYS + 1);
     await seedBookkeeping(merchantId, young, RETENTION_DAYS - 1);
@@ -103,7 +107,8 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       transaction_status_changes: [young],
       fulfillment_attempts: [young],
     });
-    const kept = await env.DB.prepare("SELECT id FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'rejected') ORDER BY id")
+    const kept = await shardedDb
+      .prepare("SELECT id FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'rejected') ORDER BY id")
       .bind(merchantId)
       .all<{ id: string }>();
     expect(kept.results.map((row) => row.id)).toEqual(["ev_applied_old", "ev_rejected_old"]);
@@ -144,6 +149,7 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
   it("fails the step, naming the merchant, when its archive fails; pruning still runs and the rows stay", async () => {
     const merchant = await createMerchant();
     const merchantId = merchant.merchant.id;
+    const db = await dbOfMerchant(merchantId);
     const transaction = await seedTransaction(merchantId, { status: "failed", updatedAt: daysAgo(RETENTION_DAYS + 3) });
     await seedEvent({ merchantId, transactionId: transaction.id });
     await seedBookkeeping(merchantId, `failing_${merchantId}`, RETENTION_DAYS + 5);

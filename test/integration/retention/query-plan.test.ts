@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import type { SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -7,12 +6,14 @@ import { archivedObjectsOf } from "../../../src/retention/history";
 import { pruneStatements } from "../../../src/retention/prune";
 import { exportPageQuery } from "../../../src/transactions/export";
 import { createMerchant } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
 
 /** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
 async function planOf(query: SQL | { toSQL(): { sql: string; params: unknown[] } }): Promise<string> {
   const { sql, params } = "toSQL" in query ? query.toSQL() : new SQLiteAsyncDialect().sqlToQuery(query);
-  const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+  const plan = await shardedDb
+    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
     .bind(...params)
     .all<{ detail: string }>();
   return plan.results.map((row) => row.detail).join("\n");

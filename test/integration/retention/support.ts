@@ -2,7 +2,8 @@ import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { type ArchiveStep, archiveMerchantHistory } from "../../../src/retention/archive";
 import { type ArchiveBucket, type ArchiveRecord, decodeArchive } from "../../../src/retention/archive-format";
-import { db, getJson } from "../../support/status-api";
+import { shardedDb } from "../../support/shards";
+import { dbOfMerchant, getJson } from "../../support/status-api";
 
 /** A cutoff after everything a test stored: every settled transaction of the merchant is old enough to archive. */
 export const FUTURE_CUTOFF = "2999-01-01T00:00:00.000Z";
@@ -15,6 +16,7 @@ export async function archiveAll(
   const steps: ArchiveStep[] = [];
   // Ends at `idle` (or `busy`), or after maxSteps steps.
   for (let i = 0; i < maxSteps; i++) {
+    const db = await dbOfMerchant(merchantId);
     const step = await archiveMerchantHistory({ db, bucket, merchantId, cutoff, now: new Date().toISOString() });
     steps.push(step);
     if (step.kind === "idle" || step.kind === "busy") return steps;
@@ -48,13 +50,14 @@ export async function archivedRecords(merchantId: string): Promise<{ key: string
 /** The merchant's history rows still in D1. */
 export async function rowsInD1(merchantId: string) {
   const count = async (table: string) =>
-    (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(merchantId).first<{ n: number }>())?.n ?? 0;
+    (await shardedDb.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(merchantId).first<{ n: number }>())?.n ?? 0;
   return { events: await count("events"), operations: await count("operations") };
 }
 
 /** The merchant's archive objects as the ledger lists them. */
 export async function ledger(merchantId: string) {
-  const { results } = await env.DB.prepare("SELECT key, status, manifest FROM archive_objects WHERE merchant_id = ? ORDER BY id")
+  const { results } = await shardedDb
+    .prepare("SELECT key, status, manifest FROM archive_objects WHERE merchant_id = ? ORDER BY id")
     .bind(merchantId)
     .all<{ key: string; status: string; manifest: string | null }>();
   return results;

@@ -1,15 +1,16 @@
-import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { reconciliationCandidates } from "../../../src/batches/reconciliation";
 import type { ListFilters, PagePosition } from "../../../src/transactions/cursor";
 import { transactionPageQuery } from "../../../src/transactions/queries";
 import { createMerchant } from "../../support/fixtures";
+import { dbFor, shardedDb } from "../../support/shards";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
 
-/** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
-async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } }): Promise<string[]> {
+/** The plan SQLite picks for exactly the SQL (and parameters) a query issues (on `shard`; by default the merchant's it names). */
+async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } }, shard?: D1Database): Promise<string[]> {
   const { sql, params } = query.toSQL();
-  const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+  const plan = await (shard ?? shardedDb)
+    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
     .bind(...params)
     .all<{ detail: string }>();
   return plan.results.map((row) => row.detail);
@@ -64,16 +65,19 @@ describe("list queries are served by the transactions indexes", () => {
 });
 
 describe("reconciliation's query is served by the transactions_reconcile index", () => {
+  // The query runs on each shard: planned on the one holding the rows seeded here.
+  let shard: D1Database;
   beforeAll(async () => {
     // Recent rows only: older in-flight ones would be picked by the reconciliation tests' runs, which share this database.
     const merchant = await createMerchant();
+    shard = await dbFor(merchant.merchant.id);
     await seedTransactions(
       Array.from({ length: 40 }, (_, i) => transactionRow(merchant.merchant.id, { status: i % 2 ? "authorized" : "completed" })),
     );
   });
 
   it("seeks each merchant's least recently looked at records in the index, and reads no transaction beyond them", async () => {
-    const plan = await planOfQuery(reconciliationCandidates(db, "2026-01-01T00:00:00.000Z"));
+    const plan = await planOfQuery(reconciliationCandidates(db, "2026-01-01T00:00:00.000Z"), shard);
     const text = plan.join("\n");
     // Per merchant: the partial index, bounded by the merchant and the cutoff, in the order the run takes them.
     expect(text).toMatch(/^SEARCH candidate USING (COVERING )?INDEX transactions_reconcile \(merchant_id=\? AND <expr><\?\)$/m);

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { basic, type CreatedMerchant, call, createMerchant } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 import {
   getJson,
   getWithKey,
@@ -172,7 +173,7 @@ describe("status API: merchant isolation", () => {
 
   it("never shows the API key, its hash or other merchant secrets in a response", async () => {
     const responses = await Promise.all(routes(bTransaction).map((path) => getWithKey(path, b.api_key)));
-    const keyHash = await env.DB.prepare("SELECT key_hash FROM api_keys WHERE id = ?").bind(b.api_key_id).first<string>("key_hash");
+    const keyHash = await shardedDb.prepare("SELECT key_hash FROM api_keys WHERE id = ?").bind(b.api_key_id).first<string>("key_hash");
     for (const response of responses) {
       const text = await response.text();
       for (const secret of [b.api_key, keyHash ?? "", b.webhook.password, b.fulfillment.signing_secret]) expect(text).not.toContain(secret);

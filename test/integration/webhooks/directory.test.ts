@@ -4,26 +4,29 @@ import { createApp } from "../../../src/app";
 import { hashCredential } from "../../../src/security/credentials";
 import { forgetWebhookCredentials } from "../../../src/webhooks/credential";
 import { basic, createMerchant, uniqueId } from "../../support/fixtures";
+import { SHARDS, shardedDb } from "../../support/shards";
 
 /** The app over a D1 binding that counts the statements it is given (each query prepares one). */
 function countingApp(failing = false) {
   const counted = { statements: 0 };
-  const DB = new Proxy(env.DB, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== "function") return value;
-      if (property === "prepare" || property === "exec") {
-        return (...args: unknown[]) => {
-          counted.statements += 1;
-          if (failing) throw new Error("D1 unavailable");
-          return value.apply(target, args);
-        };
-      }
-      return value.bind(target);
-    },
-  });
+  // Every shard is counted: the directory loads each one's merchants (src/db/shards.ts).
+  const counting = (db: D1Database) =>
+    new Proxy(db, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (typeof value !== "function") return value;
+        if (property === "prepare" || property === "exec") {
+          return (...args: unknown[]) => {
+            counted.statements += 1;
+            if (failing) throw new Error("D1 unavailable");
+            return value.apply(target, args);
+          };
+        }
+        return value.bind(target);
+      },
+    });
   const app = createApp({ deliveryQueue: () => ({ send: async () => {} }) });
-  const bindings = { ...env, DB };
+  const bindings = { ...env, DB: counting(env.DB), DB_SHARD_1: counting(env.DB_SHARD_1) };
   /** Posts one delivery; answers its status and the D1 statements it cost. */
   const post = async (path: string, authorization: string | undefined) => {
     const before = counted.statements;
@@ -75,7 +78,10 @@ describe("webhook edge: equal timing by construction (the credential directory)"
     const merchant = await createMerchant();
     const app = countingApp();
     forgetWebhookCredentials();
-    expect(await app.post(merchant.webhook.path, basic(merchant.webhook.username, "wrong"))).toEqual({ status: 401, statements: 1 });
+    expect(await app.post(merchant.webhook.path, basic(merchant.webhook.username, "wrong"))).toEqual({
+      status: 401,
+      statements: SHARDS.length,
+    });
     let statements = 0;
     for (let i = 0; i < 20; i++) statements += (await app.post(`/webhooks/smart-router/${uniqueId("probe")}`, basic("u", "p"))).statements;
     expect(statements).toBe(0);
@@ -92,7 +98,8 @@ describe("webhook edge: equal timing by construction (the credential directory)"
     expect((await app.post(merchant.webhook.path, good)).status).toBe(200);
     // Another isolate rotated the password (straight in D1: this isolate was not told).
     const replacement = "replaced-by-another-isolate";
-    await env.DB.prepare("UPDATE merchants SET webhook_password_hash = ? WHERE id = ?")
+    await shardedDb
+      .prepare("UPDATE merchants SET webhook_password_hash = ? WHERE id = ?")
       .bind(await hashCredential(replacement), merchant.merchant.id)
       .run();
     const next = basic(merchant.webhook.username, replacement);
@@ -101,7 +108,7 @@ describe("webhook edge: equal timing by construction (the credential directory)"
     const realNow = Date.now.bind(Date);
     vi.spyOn(Date, "now").mockImplementation(() => realNow() + 61_000);
     // The first request after the minute reloads (one query), an unknown id as much as a known one.
-    expect(await app.post(`/webhooks/smart-router/${uniqueId("ghost")}`, next)).toEqual({ status: 401, statements: 1 });
+    expect(await app.post(`/webhooks/smart-router/${uniqueId("ghost")}`, next)).toEqual({ status: 401, statements: SHARDS.length });
     expect(await app.post(merchant.webhook.path, next)).toEqual({ status: 200, statements: 0 });
     expect(await app.post(merchant.webhook.path, good)).toEqual({ status: 401, statements: 0 });
   });
@@ -113,7 +120,7 @@ describe("webhook edge: equal timing by construction (the credential directory)"
     const good = basic(merchant.webhook.username, merchant.webhook.password);
     const answers = await Promise.all(Array.from({ length: 10 }, () => app.post(merchant.webhook.path, good)));
     expect(answers.map((answer) => answer.status)).toEqual(Array(10).fill(200));
-    expect(app.counted.statements).toBe(1);
+    expect(app.counted.statements).toBe(SHARDS.length);
   });
 
   it("keeps serving the last directory when a reload fails, and tries again within seconds", async () => {
@@ -125,11 +132,11 @@ describe("webhook edge: equal timing by construction (the credential directory)"
     vi.spyOn(Date, "now").mockImplementation(() => realNow() + offset);
     const warnings = vi.spyOn(console, "warn");
     const down = countingApp(true);
-    expect(await down.post(merchant.webhook.path, good)).toEqual({ status: 200, statements: 1 });
+    expect(await down.post(merchant.webhook.path, good)).toEqual({ status: 200, statements: SHARDS.length });
     expect(warnings.mock.calls.map(([line]) => String(line)).join("\n")).toContain("webhook.credentials_reload_failed");
     expect(await down.post(merchant.webhook.path, good)).toEqual({ status: 200, statements: 0 });
     offset += 6_000;
-    expect((await countingApp().post(merchant.webhook.path, good)).statements).toBe(1);
+    expect((await countingApp().post(merchant.webhook.path, good)).statements).toBe(SHARDS.length);
   });
 
   it("without any directory yet, a D1 failure is a 5xx (Smart Router retries), never a 2xx or a 401", async () => {

@@ -9,7 +9,8 @@ import { pruneRejectedEvents, REJECTED_EVENTS_PRUNED_PER_RUN, rejectedEventsPrun
 import { consume, deliveryOf } from "../../support/consumer";
 import { ADMIN, basic, type CreatedMerchant, call, createMerchant } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
-import { db } from "../../support/status-api";
+import { dbFor, shardedDb } from "../../support/shards";
+import { dbOfMerchant } from "../../support/status-api";
 
 type Envelope = { error: { code: string; message: string; request_id: string } };
 
@@ -60,11 +61,13 @@ async function setEdgeLimit(merchant: CreatedMerchant, webhooksRpm: number) {
 }
 
 const merchantRow = (merchantId: string) =>
-  env.DB.prepare("SELECT forged_deliveries AS count, last_forged_at AS last_at FROM merchants WHERE id = ?")
+  shardedDb
+    .prepare("SELECT forged_deliveries AS count, last_forged_at AS last_at FROM merchants WHERE id = ?")
     .bind(merchantId)
     .first<{ count: number; last_at: string | null }>();
 const inbox = (merchantId: string, eventId: string) =>
-  env.DB.prepare("SELECT outcome, deliveries FROM events WHERE merchant_id = ? AND id = ?")
+  shardedDb
+    .prepare("SELECT outcome, deliveries FROM events WHERE merchant_id = ? AND id = ?")
     .bind(merchantId, eventId)
     .first<{ outcome: string; deliveries: number }>();
 
@@ -216,9 +219,8 @@ describe("forged deliveries: counted per merchant", () => {
     expect(await inbox(merchantId, "ev_forgedthrice")).toEqual({ outcome: "rejected", deliveries: 3 });
     // The payment's genuine events were applied and not counted.
     await eventually(async () => {
-      const applied = await env.DB.prepare(
-        "SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome = 'applied'",
-      )
+      const applied = await shardedDb
+        .prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome = 'applied'")
         .bind(merchantId, payment.id)
         .first<{ n: number }>();
       expect(applied?.n).toBeGreaterThan(0);
@@ -238,7 +240,7 @@ describe("forged deliveries: counted per merchant", () => {
       ...deliveryOf(merchantId, { id: "ev_forgedfailed", name: "transaction.captured" }),
       not_found_at: new Date().toISOString(),
     };
-    const batch = vi.spyOn(env.DB, "batch").mockRejectedValueOnce(new Error("D1 unavailable"));
+    const batch = vi.spyOn(await dbFor(merchantId), "batch").mockRejectedValueOnce(new Error("D1 unavailable"));
     await consume([recheck]);
     expect(batch).toHaveBeenCalled();
     batch.mockRestore();
@@ -251,13 +253,14 @@ describe("forged deliveries: counted per merchant", () => {
 describe("forged deliveries: rejected inbox rows are pruned after 7 days", () => {
   const day = 24 * 3_600_000;
   const seed = (merchantId: string, id: string, outcome: string, processedAt: string | null, transactionId: string | null = null) =>
-    env.DB.prepare(
-      "INSERT INTO events (merchant_id, id, outcome, transaction_id, deliveries, first_received_at, processed_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-    )
+    shardedDb
+      .prepare(
+        "INSERT INTO events (merchant_id, id, outcome, transaction_id, deliveries, first_received_at, processed_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+      )
       .bind(merchantId, id, outcome, transactionId, processedAt ?? new Date().toISOString(), processedAt)
       .run();
   const ids = async (merchantId: string) =>
-    (await env.DB.prepare("SELECT id FROM events WHERE merchant_id = ? ORDER BY id").bind(merchantId).all<{ id: string }>()).results.map(
+    (await shardedDb.prepare("SELECT id FROM events WHERE merchant_id = ? ORDER BY id").bind(merchantId).all<{ id: string }>()).results.map(
       (row) => row.id,
     );
 
@@ -270,29 +273,31 @@ describe("forged deliveries: rejected inbox rows are pruned after 7 days", () =>
     await seed(merchant.id, "ev_old_applied", "applied", ago(30), "tr_old");
     await seed(merchant.id, "ev_old_ignored", "ignored", ago(30));
     await seed(merchant.id, "ev_old_pending", "pending", null);
-    expect(await pruneRejectedEvents(db, now)).toBeGreaterThanOrEqual(1);
+    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBeGreaterThanOrEqual(1);
     expect(await ids(merchant.id)).toEqual(["ev_old_applied", "ev_old_ignored", "ev_old_pending", "ev_recent_rejected"]);
-    expect(await pruneRejectedEvents(db, now)).toBe(0);
+    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBe(0);
   });
 
   it(`deletes at most ${REJECTED_EVENTS_PRUNED_PER_RUN} rows a run; the next run takes the rest`, async () => {
     const { merchant } = await createMerchant();
     const now = Date.now();
-    await env.DB.prepare(
-      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+    await shardedDb
+      .prepare(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
        INSERT INTO events (merchant_id, id, outcome, deliveries, first_received_at, processed_at)
        SELECT ?, 'ev_flood' || i, 'rejected', 1, ?, ? FROM n`,
-    )
+      )
       .bind(REJECTED_EVENTS_PRUNED_PER_RUN + 1, merchant.id, new Date(now - 9 * day).toISOString(), new Date(now - 9 * day).toISOString())
       .run();
-    expect(await pruneRejectedEvents(db, now)).toBe(REJECTED_EVENTS_PRUNED_PER_RUN);
-    expect(await pruneRejectedEvents(db, now)).toBe(1);
+    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBe(REJECTED_EVENTS_PRUNED_PER_RUN);
+    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBe(1);
     expect(await ids(merchant.id)).toEqual([]);
   });
 
   it("searches an index per merchant (the rejected rows' own, or events_transaction), never scanning the inbox", async () => {
     const { sql, params } = new SQLiteAsyncDialect().sqlToQuery(rejectedEventsPrune(Date.now()));
-    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    const plan = await shardedDb
+      .prepare(`EXPLAIN QUERY PLAN ${sql}`)
       .bind(...params)
       .all<{ detail: string }>();
     const details = plan.results.map((row) => row.detail);

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashCredential } from "../../../src/security/credentials";
 import { ADMIN, basic, type CreatedMerchant, call, createMerchant } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
 
 type Rotated = { webhook: { path: string; username: string; password: string; previous_valid_until: string } };
 type Envelope = { error: { code: string; message: string; request_id: string } };
@@ -172,7 +173,8 @@ describe("webhook credential rotation: security", () => {
       expect(response.status).toBe(401);
       expect(JSON.stringify(await response.json())).not.toMatch(/password/);
     }
-    const row = await env.DB.prepare("SELECT webhook_password_previous_hash AS previous FROM merchants WHERE id = ?")
+    const row = await shardedDb
+      .prepare("SELECT webhook_password_previous_hash AS previous FROM merchants WHERE id = ?")
       .bind(merchant.merchant.id)
       .first<{ previous: string | null }>();
     expect(row?.previous).toBeNull();
@@ -182,14 +184,13 @@ describe("webhook credential rotation: security", () => {
   it("stores both passwords only as hashes and never shows the new one again", async () => {
     const merchant = await createMerchant();
     const { webhook } = await rotated(merchant.merchant.id);
-    const row = await env.DB.prepare(
-      "SELECT webhook_password_hash AS current, webhook_password_previous_hash AS previous FROM merchants WHERE id = ?",
-    )
+    const row = await shardedDb
+      .prepare("SELECT webhook_password_hash AS current, webhook_password_previous_hash AS previous FROM merchants WHERE id = ?")
       .bind(merchant.merchant.id)
       .first<{ current: string; previous: string }>();
     expect(row).toEqual({ current: await hashCredential(webhook.password), previous: await hashCredential(merchant.webhook.password) });
     const stored = JSON.stringify(
-      await env.DB.prepare("SELECT * FROM merchants WHERE id = ?").bind(merchant.merchant.id).first<Record<string, unknown>>(),
+      await shardedDb.prepare("SELECT * FROM merchants WHERE id = ?").bind(merchant.merchant.id).first<Record<string, unknown>>(),
     );
     expect(stored).not.toContain(webhook.password);
     expect(stored).not.toContain(merchant.webhook.password);
