@@ -10,6 +10,7 @@ import path from "node:path";
 import { benchConsumer } from "./consumer.mjs";
 import { benchFetchBack } from "./fetch-back.mjs";
 import { benchIngest } from "./ingest.mjs";
+import { backgroundBusy } from "./lib/cpu.mjs";
 import { round } from "./lib/stats.mjs";
 import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
 import { benchLimiter, benchLimiterDurableObject } from "./limiter.mjs";
@@ -45,24 +46,6 @@ const version = (pkg) => {
     return null;
   }
 };
-
-/** Share of the machine's CPU busy over `ms` before a section starts (other processes: nothing of ours runs then). */
-async function backgroundBusy(ms = 1000) {
-  const sample = () => {
-    try {
-      const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-      const idle = fields[3] + (fields[4] ?? 0);
-      return { idle, total: fields.reduce((a, b) => a + b, 0) };
-    } catch {
-      return null;
-    }
-  };
-  const a = sample();
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  const b = sample();
-  if (!a || !b || b.total === a.total) return null;
-  return round(1 - (b.idle - a.idle) / (b.total - a.total), 2);
-}
 
 const log = (message) => process.stderr.write(`bench: ${message}\n`);
 const quietWaitMs = Number(process.env.BENCH_QUIET_WAIT ?? 0) * 1000;
