@@ -7,7 +7,7 @@
 //   node scripts/soak.mjs [--webhooks 100000] [--shards 1|2|both] [--merchants 20] [--rate 10000] [--seed 14]
 // Prints a table; writes it with the raw figures to bench/results/soak-latest.json (SOAK_OUT overrides).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -15,6 +15,7 @@ import "./bench/lib/ts-resolve.mjs";
 import { backgroundBusy, childPids, cpuMs } from "./bench/lib/cpu.mjs";
 import { perPayment, tableBytes, withD1Copy } from "./bench/lib/d1-bytes.mjs";
 import { demoSandbox, queueBatch } from "./bench/lib/demo-payments.mjs";
+import { describeMachine } from "./bench/lib/machine.mjs";
 import { round, summarize } from "./bench/lib/stats.mjs";
 import { buildWorker, ROOT, startWorker } from "./bench/lib/worker.mjs";
 
@@ -306,23 +307,7 @@ for (const [name, value] of Object.entries({ webhooks: settings.webhooks, mercha
 if (!settings.shardCounts.every((n) => n === 1 || n === 2)) throw new Error(`--shards must be 1, 2 or both, got ${values.shards}`);
 const outFile = path.resolve(ROOT, process.env.SOAK_OUT ?? "bench/results/soak-latest.json");
 
-const version = (pkg) => {
-  try {
-    return JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
-  } catch {
-    return null;
-  }
-};
-const machine = {
-  nproc: os.availableParallelism(),
-  cpu: os.cpus()[0]?.model?.trim() ?? "unknown",
-  memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-  os: `${os.type()} ${os.release()} ${os.arch()}`,
-  node: process.version,
-  workerd: version("workerd"),
-  miniflare: version("miniflare"),
-  loadAverageAtStart: os.loadavg().map((v) => round(v, 2)),
-};
+const machine = describeMachine();
 
 const started = performance.now();
 // The bundle serves the console's built assets (wrangler.toml [assets]): build them first where a fresh clone has none.
