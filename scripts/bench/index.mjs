@@ -4,12 +4,13 @@
 //   BENCH_CONCURRENCY=n  ingest connections (default 16)
 //   BENCH_QUIET_WAIT=s   before each section, wait up to s seconds for other processes to leave the CPU (< 20% busy)
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { benchConsumer } from "./consumer.mjs";
 import { benchFetchBack } from "./fetch-back.mjs";
 import { benchIngest } from "./ingest.mjs";
+import { backgroundBusy } from "./lib/cpu.mjs";
+import { describeMachine } from "./lib/machine.mjs";
 import { round } from "./lib/stats.mjs";
 import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
 import { benchLimiter, benchLimiterDurableObject } from "./limiter.mjs";
@@ -38,32 +39,6 @@ const settings = {
 };
 const outFile = path.resolve(ROOT, process.env.BENCH_OUT ?? "bench/results/latest.json");
 
-const version = (pkg) => {
-  try {
-    return JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
-  } catch {
-    return null;
-  }
-};
-
-/** Share of the machine's CPU busy over `ms` before a section starts (other processes: nothing of ours runs then). */
-async function backgroundBusy(ms = 1000) {
-  const sample = () => {
-    try {
-      const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-      const idle = fields[3] + (fields[4] ?? 0);
-      return { idle, total: fields.reduce((a, b) => a + b, 0) };
-    } catch {
-      return null;
-    }
-  };
-  const a = sample();
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  const b = sample();
-  if (!a || !b || b.total === a.total) return null;
-  return round(1 - (b.idle - a.idle) / (b.total - a.total), 2);
-}
-
 const log = (message) => process.stderr.write(`bench: ${message}\n`);
 const quietWaitMs = Number(process.env.BENCH_QUIET_WAIT ?? 0) * 1000;
 
@@ -79,17 +54,7 @@ async function beforeSection() {
   return busy;
 }
 const started = performance.now();
-const machine = {
-  nproc: os.availableParallelism(),
-  cpu: os.cpus()[0]?.model?.trim() ?? "unknown",
-  memoryGiB: round(os.totalmem() / 2 ** 30, 1),
-  os: `${os.type()} ${os.release()} ${os.arch()}`,
-  node: process.version,
-  workerd: version("workerd"),
-  miniflare: version("miniflare"),
-  wrangler: version("wrangler"),
-  loadAverageAtStart: os.loadavg().map((v) => round(v, 2)),
-};
+const machine = describeMachine();
 const background = {};
 
 log("building the worker (wrangler deploy --dry-run)");

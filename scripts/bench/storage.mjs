@@ -4,22 +4,17 @@
 // them to D1 (a SQLite file Miniflare keeps). The file is then read with SQLite's dbstat (node:sqlite), before and after
 // the retention step (the Cron Trigger, run RETENTION_DAYS + 1 days later) moves the histories to R2.
 //   node scripts/bench/storage.mjs [--payments N]     this section alone (about 2 minutes for 10,000 payments)
-import { randomUUID } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import "./lib/ts-resolve.mjs";
+import { d1Files, perPayment, tableBytes, withD1Copy } from "./lib/d1-bytes.mjs";
+import { demoSandbox, queueBatch } from "./lib/demo-payments.mjs";
 import { round } from "./lib/stats.mjs";
 import { buildWorker, startWorker } from "./lib/worker.mjs";
 
-const { createSandbox } = await import("../../sandbox/index.ts");
 const { makePayment, pickScenario, seededRandom } = await import("../stack.mjs");
 const { mapConcurrent } = await import("../../src/lib/concurrency.ts");
 
-const QUEUE = "smart-router-webhooks";
-const UNLIMITED = 1_000_000;
 /** D1's limit per database (Cloudflare's "10 GB", decimal). */
 const D1_LIMIT_BYTES = 10e9;
 const DAY_MS = 86_400_000;
@@ -30,69 +25,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The D1 database's SQLite file under Miniflare's persistence directory (the largest .sqlite under d1/). */
 function d1File(persist) {
-  const dir = path.join(persist, "d1");
-  const files = [];
-  const walk = (at) => {
-    for (const entry of readdirSync(at, { withFileTypes: true })) {
-      const full = path.join(at, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith(".sqlite")) files.push(full);
-    }
-  };
-  walk(dir);
-  if (files.length === 0) throw new Error(`no D1 SQLite file under ${dir}`);
+  const files = d1Files(persist);
+  if (files.length === 0) throw new Error(`no D1 SQLite file under ${persist}`);
   return files.sort((a, b) => statSync(b).size - statSync(a).size)[0];
-}
-
-/**
- * Bytes per table, its indexes included, from dbstat over a copy of the file (with its WAL, so committed pages count).
- * `vacuum` compacts the copy first: after deletions, the pages the rows left are free and D1 reuses them for new rows,
- * so the compacted size is what the kept rows occupy.
- */
-function tableBytes(persist, { vacuum = false } = {}) {
-  const source = d1File(persist);
-  const dir = mkdtempSync(path.join(tmpdir(), "sre-bench-dbstat-"));
-  try {
-    const copy = path.join(dir, "db.sqlite");
-    for (const suffix of ["", "-wal", "-shm"]) {
-      if (existsSync(`${source}${suffix}`)) copyFileSync(`${source}${suffix}`, `${copy}${suffix}`);
-    }
-    const db = new DatabaseSync(copy);
-    try {
-      if (vacuum) db.exec("VACUUM");
-      const owners = new Map(
-        db
-          .prepare("SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index')")
-          .all()
-          .map((r) => [r.name, r.tbl_name]),
-      );
-      const pageSize = db.prepare("PRAGMA page_size").get().page_size;
-      const pageCount = db.prepare("PRAGMA page_count").get().page_count;
-      const tables = {};
-      for (const { name, bytes, payload } of db
-        .prepare("SELECT name, SUM(pgsize) AS bytes, SUM(payload) AS payload FROM dbstat GROUP BY name")
-        .all()) {
-        const table = owners.get(name) ?? name;
-        tables[table] ??= { rows: 0, bytes: 0, tableBytes: 0, indexBytes: 0, payloadBytes: 0, indexes: {} };
-        tables[table].bytes += bytes;
-        tables[table].payloadBytes += payload;
-        if (name === table) tables[table].tableBytes += bytes;
-        else {
-          tables[table].indexBytes += bytes;
-          tables[table].indexes[name] = bytes;
-        }
-      }
-      for (const [table, entry] of Object.entries(tables)) {
-        if (table.startsWith("sqlite_")) continue;
-        entry.rows = db.prepare(`SELECT count(*) AS n FROM "${table.replaceAll('"', '""')}"`).get().n;
-      }
-      return { fileBytes: pageSize * pageCount, pageSize, tables };
-    } finally {
-      db.close();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** Every object of an R2 bucket: count and bytes (pages of 1,000 until the listing ends). */
@@ -109,66 +44,16 @@ async function bucketSize(bucket) {
   }
 }
 
-/** Our tables (not SQLite's, D1's or Miniflare's own), largest first, with bytes per payment. */
-function perPayment(measure, payments) {
-  const ours = Object.entries(measure.tables)
-    .filter(([table]) => !/^(sqlite_|_cf_|d1_)/.test(table))
-    .map(([table, entry]) => ({ table, ...entry, bytesPerPayment: entry.bytes / payments }))
-    .sort((a, b) => b.bytes - a.bytes);
-  const total = ours.reduce((sum, entry) => sum + entry.bytes, 0);
-  return { tables: ours, bytes: total, bytesPerPayment: total / payments, fileBytes: measure.fileBytes, pageSize: measure.pageSize };
-}
-
 export async function benchStorage(build, { payments = 10_000, seed = 14, retentionDays = 30, batchSize = 100 } = {}) {
   const delivered = [];
-  // Webhooks arrive here: each one becomes a queue message, as the edge would enqueue it.
-  const sandbox = createSandbox({
-    timeScale: 0.001,
-    transport: async (request) => {
-      const body = await request.json();
-      delivered.push({ event_id: body.event_id, event_type: body.event_type });
-      return new Response(null, { status: 204 });
-    },
-  });
-  // While the queue handler runs, the payment driver waits (as in the consumer section), so events/s measures the
-  // consumer and its fetch-backs, not this process's other work.
-  let consuming = Promise.resolve();
-  const control = async (pathname, { method, body } = {}) => {
-    await consuming;
-    const response = await sandbox.fetch(
-      new Request(`http://smart-router.sandbox/_sandbox${pathname}`, {
-        method: method ?? (body === undefined ? "GET" : "POST"),
-        headers: { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      }),
-    );
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : null };
-  };
-  const worker = await startWorker(build, { outbound: (request) => sandbox.fetch(request) });
+  // Webhooks arrive here: each one becomes a queue message, as the edge would enqueue it. While the queue handler runs,
+  // the payment driver waits (as in the consumer section), so events/s measures the consumer and its fetch-backs, not
+  // this process's other work.
+  const emulator = demoSandbox({ onDelivery: (delivery) => delivered.push(delivery) });
+  const worker = await startWorker(build, { outbound: (request) => emulator.fetch(request) });
   try {
     const merchantId = "bench-storage";
-    const projectId = "test-proj_benchstorage";
-    const secretKey = `sk_test_${randomUUID().replaceAll("-", "")}`;
-    await control("/projects", {
-      body: {
-        project_id: projectId,
-        secret_key: secretKey,
-        rates: { primary: UNLIMITED, events: UNLIMITED, sandbox: UNLIMITED, burst: 1000 },
-      },
-    });
-    await worker.createMerchant(merchantId, projectId, secretKey);
-    await worker.admin(`/admin/merchants/${merchantId}`, {
-      method: "PATCH",
-      body: { rate_limits: { primary_rpm: UNLIMITED, events_rpm: UNLIMITED, sandbox_rpm: UNLIMITED } },
-    });
-    await control(`/projects/${projectId}/webhooks`, { body: { url: "https://edge.bench/webhooks/smart-router/bench-storage" } });
-    const project = `/projects/${projectId}`;
-    const shop = {
-      pay: async (input) => (await control(`${project}/transactions`, { body: input })).body.transaction,
-      transaction: async (id) => (await control(`${project}/transactions/${id}`)).body.transaction,
-      act: (id, action, body = {}) => control(`${project}/transactions/${id}/${action}`, { body }),
-    };
+    const { project, shop, quiet } = await emulator.openMerchant(worker, merchantId);
 
     const handler = await worker.worker();
     const consumer = { events: 0, invocations: 0, busyMs: 0, retried: 0 };
@@ -182,24 +67,11 @@ export async function benchStorage(build, { payments = 10_000, seed = 14, retent
         }
         if (delivered.length === 0) return;
         const batch = delivered.splice(0, batchSize);
-        const messages = batch.map((delivery) => ({
-          id: randomUUID().replaceAll("-", ""),
-          timestamp: new Date(),
-          attempts: 1,
-          body: { v: 1, merchant_id: merchantId, ...delivery, received_at: new Date().toISOString(), delivery_id: randomUUID() },
-        }));
-        const started = performance.now();
-        const call = handler.queue(QUEUE, messages);
-        consuming = call.then(
-          () => undefined,
-          () => undefined,
-        );
-        const result = await call;
-        consumer.busyMs += performance.now() - started;
+        const { ms, retried } = await queueBatch(worker, handler, batch, { pauseWhile: emulator.pauseWhile });
+        consumer.busyMs += ms;
         consumer.invocations += 1;
-        consumer.events += messages.length;
-        if (result.outcome !== "ok") throw new Error(`storage: queue handler outcome ${result.outcome}:\n${worker.logs.recent.join("\n")}`);
-        consumer.retried += result.retryBatch?.retry ? messages.length : result.retryMessages.length;
+        consumer.events += batch.length;
+        consumer.retried += retried;
       }
     };
 
@@ -219,19 +91,17 @@ export async function benchStorage(build, { payments = 10_000, seed = 14, retent
         },
       );
       // Asynchronous steps (APM completion, disputes) and deliveries still on a timer: wait for the project to be quiet.
-      for (let i = 0; i < 600; i++) {
-        const { backlog } = (await control(`${project}/counters`)).body;
-        if (backlog.timers === 0 && backlog.parked === 0 && backlog.in_flight === 0) break;
-        await sleep(50);
-      }
+      for (let i = 0; i < 600 && !(await quiet()); i++) await sleep(50);
     } finally {
       driving = false;
       await consumed;
     }
     const driveMs = performance.now() - driveStarted;
 
-    const truth = (await control(`${project}/truth`)).body;
+    const truth = (await emulator.control(`${project}/truth`)).body;
     const shard = await worker.d1For(merchantId);
+    // The SQLite file of the merchant's shard (the other shards hold only the directory or nothing of this merchant).
+    const shardFile = worker.databases.find((database) => database.db === shard)?.file ?? d1File(worker.persist);
     const stored = await shard
       .prepare("SELECT status, count(*) AS n FROM transactions WHERE merchant_id = ? GROUP BY status")
       .bind(merchantId)
@@ -242,7 +112,10 @@ export async function benchStorage(build, { payments = 10_000, seed = 14, retent
       .bind(merchantId)
       .all();
 
-    const before = perPayment(tableBytes(worker.persist), payments);
+    const before = perPayment(
+      withD1Copy(shardFile, (db) => tableBytes(db)),
+      payments,
+    );
 
     // The Cron Trigger RETENTION_DAYS + 1 days later, run after run until the archive has nothing left (at most 200 runs).
     const later = Date.now() + (retentionDays + 1) * DAY_MS;
@@ -254,7 +127,10 @@ export async function benchStorage(build, { payments = 10_000, seed = 14, retent
       if (n === archiveObjects) break;
       archiveObjects = n;
     }
-    const after = perPayment(tableBytes(worker.persist, { vacuum: true }), payments);
+    const after = perPayment(
+      withD1Copy(shardFile, (db) => tableBytes(db, { vacuum: true })),
+      payments,
+    );
     const r2 = await bucketSize(await worker.mf.getR2Bucket("ARCHIVE"));
 
     return {
@@ -280,7 +156,7 @@ export async function benchStorage(build, { payments = 10_000, seed = 14, retent
     };
   } finally {
     await worker.dispose();
-    sandbox.close();
+    emulator.close();
   }
 }
 

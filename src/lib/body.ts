@@ -1,15 +1,32 @@
 import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import { ApiError } from "../errors";
+import { decodeUtf8Strict } from "../security/encoding";
 
-/** Reads a request body as text, refusing (413) once it passes `maxBytes` without buffering the rest, whatever Content-Length claims. */
+/**
+ * Reads a request body as text, refusing (413) once it passes `maxBytes` without buffering the rest, whatever
+ * Content-Length claims. With a Content-Length within the limit the body is read whole: HTTP framing ends the body at
+ * that length, so it cannot grow past it (and the size is checked again). Without one (chunked), it is read chunk by
+ * chunk and the read stops past the limit.
+ */
 export async function readBodyCapped(request: Request, maxBytes: number): Promise<string> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) {
     throw new ApiError("payload_too_large", `body exceeds ${maxBytes} bytes`);
   }
   if (!request.body) return "";
-  const reader = request.body.getReader();
+  const bytes = declared !== null ? new Uint8Array(await request.arrayBuffer()) : await readChunksCapped(request.body, maxBytes);
+  if (bytes.byteLength > maxBytes) throw new ApiError("payload_too_large", `body exceeds ${maxBytes} bytes`);
+  try {
+    return decodeUtf8Strict(bytes);
+  } catch {
+    throw new ApiError("invalid_body", "body is not valid UTF-8");
+  }
+}
+
+/** The bytes of a body of unknown length, read until it ends or passes `maxBytes` (then cancelled: one chunk past, at most). */
+async function readChunksCapped(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<Uint8Array> {
+  const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -28,11 +45,7 @@ export async function readBodyCapped(request: Request, maxBytes: number): Promis
     joined.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(joined);
-  } catch {
-    throw new ApiError("invalid_body", "body is not valid UTF-8");
-  }
+  return joined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { bytesToBase64, bytesToBase64Url, bytesToHex, sha256Hex } from "./encoding";
+import { bytesToBase64, bytesToBase64Url, bytesToHex, sha256Hex, utf8Bytes } from "./encoding";
 
 /** `bytes` of CSPRNG output, URL-safe base64. */
 export function randomToken(bytes: number): string {
@@ -17,9 +17,8 @@ export function hashCredential(secret: string): Promise<string> {
 
 /** Compares two strings in time independent of where they differ (and of their contents when lengths differ). */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const encoder = new TextEncoder();
-  const left = encoder.encode(a);
-  const right = encoder.encode(b);
+  const left = utf8Bytes(a);
+  const right = utf8Bytes(b);
   if (left.byteLength !== right.byteLength) {
     // Still spend a comparison so a length mismatch is not faster.
     crypto.subtle.timingSafeEqual(left, left);

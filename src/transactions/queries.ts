@@ -100,18 +100,16 @@ export const transactionOfMerchant = (db: Database, merchantId: string, transact
     .from(transactions)
     .where(and(eq(transactions.merchantId, merchantId), eq(transactions.id, transactionId)));
 
-/** The transaction's operations, oldest first, from D1 and the archive; a transaction the merchant does not have is a 404. */
-export async function listOperations({
-  db,
-  archive,
-  merchant,
-  transactionId,
-}: {
+/** What a read of one transaction's history (operations, events) takes: D1, the archive, and whose transaction it is. */
+interface TransactionHistoryQuery {
   db: Database;
   archive: ArchiveBucket;
   merchant: MerchantScope;
   transactionId: string;
-}) {
+}
+
+/** The transaction's operations, oldest first, from D1 and the archive; a transaction the merchant does not have is a 404. */
+export async function listOperations({ db, archive, merchant, transactionId }: TransactionHistoryQuery) {
   const [found, rows, archived] = await db.batch([
     transactionOfMerchant(db, merchant.id, transactionId),
     db
@@ -139,17 +137,7 @@ export async function listOperations({
  * stored), oldest first by fired_at, from D1 and the archive; pending, rejected and ignored deliveries are not part of
  * its history.
  */
-export async function listAppliedEvents({
-  db,
-  archive,
-  merchant,
-  transactionId,
-}: {
-  db: Database;
-  archive: ArchiveBucket;
-  merchant: MerchantScope;
-  transactionId: string;
-}) {
+export async function listAppliedEvents({ db, archive, merchant, transactionId }: TransactionHistoryQuery) {
   const [found, rows, archived] = await db.batch([
     transactionOfMerchant(db, merchant.id, transactionId),
     db

@@ -2,6 +2,7 @@ import type { Database } from "../db/client";
 import { merchants } from "../db/schema";
 import { log } from "../lib/log";
 import { constantTimeEqual, hashCredential } from "../security/credentials";
+import { base64ToBytes, decodeUtf8Strict } from "../security/encoding";
 
 /** One merchant's webhook credential as the edge checks it. */
 interface WebhookCredential {
@@ -101,7 +102,7 @@ function parseBasic(authorization: string | undefined): { username: string; pass
   if (!match?.[1]) return null;
   let decoded: string;
   try {
-    decoded = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(atob(match[1]), (c) => c.charCodeAt(0)));
+    decoded = decodeUtf8Strict(base64ToBytes(match[1]));
   } catch {
     return null;
   }

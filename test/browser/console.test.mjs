@@ -45,8 +45,8 @@ async function eventually(what, check, timeoutMs = SETTLE_MS) {
   }
 }
 
-const merchantApi = (path, init = {}) =>
-  http(`${stack.workerUrl}${path}`, { ...init, headers: { authorization: `Bearer ${shop.creds.api_key}`, ...init.headers } });
+const merchantApi = (path, init = {}, apiKey = shop.creds.api_key) =>
+  http(`${stack.workerUrl}${path}`, { ...init, headers: { authorization: `Bearer ${apiKey}`, ...init.headers } });
 
 /** A payment as the status API has it, once `ready` says it has settled. */
 async function settled(id, ready) {
@@ -90,7 +90,16 @@ function assertSameOriginAndClean() {
 before(
   async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    stack = await startStack({ name: "browser", port: 8790, sandboxPort: 8791, timeScale: 0.05, persistTo: "browser-state", frozen: true });
+    stack = await startStack({
+      name: "browser",
+      port: 8790,
+      sandboxPort: 8791,
+      timeScale: 0.05,
+      persistTo: "browser-state",
+      frozen: true,
+      // The test-only retry scale, a tenth of production: a failed fulfilment is retried after 1 s, then ~30 s (not 5 min).
+      vars: { RETRY_SCHEDULE_SCALE: "0.1" },
+    });
     const merchantId = `console-${Date.now().toString(36)}`;
     shop = await openShop(stack, { merchantId, fast: true });
     // An authorization left uncaptured for an hour raises `authorized_not_captured` (the default is 24 hours).
@@ -118,7 +127,7 @@ after(async () => {
   await stopStack();
 });
 
-describe("the console in Chromium", { timeout: 150_000 }, () => {
+describe("the console in Chromium", { timeout: 300_000 }, () => {
   it("renders /docs from bundled assets, reading /v1/openapi.json", async () => {
     requests = [];
     problems = [];
@@ -189,6 +198,48 @@ describe("the console in Chromium", { timeout: 150_000 }, () => {
     await page.close();
   });
 
+  it("shows why a captured payment has not shipped, then its delivery once the merchant's endpoint answers again", async () => {
+    requests = [];
+    problems = [];
+    const sink = `/_sandbox/sink/${shop.merchantId}`; // the merchant's fulfillment_url (openShop)
+    await stack.sandbox(sink, { method: "PUT", body: { status: 500 } });
+    try {
+      const paid = await shop.pay({ amount: "23.00", currency: "EUR", card: "4242424242424242", name: "Not shipped yet" });
+      // The first attempt and its retry 1 s later both get the 500; the next retry is ~30 s away.
+      await eventually("two failed fulfilment attempts", async () => {
+        const answer = await merchantApi(`/v1/transactions/${paid.id}/timeline`);
+        const failed = answer.body.timeline?.filter((e) => e.kind === "fulfillment_attempt" && e.detail.http_status === 500);
+        return failed?.length >= 2;
+      });
+      const page = await newPage();
+      await signInWithKey(page, shop.creds.api_key);
+      await page.getByRole("link", { name: "Payments" }).click();
+      await page.getByRole("link", { name: paid.id }).click();
+      const attempts = page.locator('.timeline-entry[data-kind="fulfillment_attempt"]');
+      const failure = attempts.filter({ hasText: "the merchant answered 500" }).first();
+      await failure.waitFor();
+      assert.match(await failure.innerText(), /outcome\s+failed[\s\S]*http status\s+500/);
+      const fulfilment = page.locator(".facts dt:text-is('Fulfilment') + dd");
+      assert.doesNotMatch(await fulfilment.innerText(), /delivered/);
+      await screenshot(page, "fulfilment-failing");
+
+      await stack.sandbox(sink, { method: "PUT", body: { status: 200 } });
+      await eventually(
+        "the retry delivered",
+        async () => (await merchantApi(`/v1/transactions/${paid.id}`)).body.transaction?.fulfillment.status === "delivered",
+        60_000,
+      );
+      await page.reload();
+      await attempts.filter({ hasText: "delivered (the merchant answered 200)" }).waitFor();
+      assert.match(await fulfilment.innerText(), /^delivered/);
+      await screenshot(page, "fulfilment-delivered");
+      assertSameOriginAndClean();
+      await page.close();
+    } finally {
+      await stack.sandbox(sink, { method: "PUT", body: { status: 200 } });
+    }
+  });
+
   it("shows a batch's progress", async () => {
     requests = [];
     problems = [];
@@ -206,6 +257,47 @@ describe("the console in Chromium", { timeout: 150_000 }, () => {
     assert.match(counts, /of\s+2/);
     assert.equal(await row.getByRole("progressbar").getAttribute("aria-valuenow"), "2");
     await screenshot(page, "batches");
+    assertSameOriginAndClean();
+    await page.close();
+  });
+
+  it("cancels a running batch from the Batches page", async () => {
+    requests = [];
+    problems = [];
+    // A shop whose batch lane crawls (60 rpm, 1% of it, no webhooks sent): a sync of 101 payments reads its first page of
+    // 100 at once, then waits many minutes at our pacer for the second, so the batch stays running.
+    const slow = await openShop(stack, {
+      merchantId: `cancel-${Date.now().toString(36)}`,
+      settings: { rates: { sandbox: 60 }, chaos: { drop_rate: 1 } },
+    });
+    await stack.admin(`/admin/merchants/${slow.merchantId}`, {
+      method: "PATCH",
+      body: { rate_limits: { sandbox_rpm: 60, batch_share: 0.01 } },
+    });
+    for (let i = 0; i < 101; i++) await slow.pay({ amount: "5.00", currency: "EUR", card: "4242424242424242" });
+    const range = {
+      created_after: new Date(Date.now() - 86_400_000).toISOString(),
+      created_before: new Date(Date.now() + 86_400_000).toISOString(),
+    };
+    const created = await merchantApi("/v1/batches", { body: { kind: "sync", ...range } }, slow.creds.api_key);
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const batchId = created.body.batch.id;
+
+    const page = await newPage();
+    await signInWithKey(page, slow.creds.api_key);
+    await page.getByRole("link", { name: "Batches" }).click();
+    const row = page.locator(`[data-batch="${batchId}"]`);
+    await page.locator(`[data-batch="${batchId}"][data-status="running"]`).waitFor({ timeout: SETTLE_MS });
+    await row.locator(".batch-counts", { hasText: /100\s+done/ }).waitFor({ timeout: SETTLE_MS });
+    await row.getByRole("button", { name: "Cancel", exact: true }).click();
+    await screenshot(page, "batch-cancel-confirm");
+    await row.getByRole("button", { name: "Yes, cancel it" }).click();
+    await page.locator(`[data-batch="${batchId}"][data-status="cancelled"]`).waitFor();
+    assert.equal(await row.getByRole("button", { name: "Cancel", exact: true }).count(), 0);
+    assert.match(await row.locator(".batch-counts").innerText(), /of\s+100 found before it stopped/);
+    const answer = await merchantApi(`/v1/batches/${batchId}`, {}, slow.creds.api_key);
+    assert.equal(answer.body.batch.status, "cancelled");
+    await screenshot(page, "batch-cancelled");
     assertSameOriginAndClean();
     await page.close();
   });

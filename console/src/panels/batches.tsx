@@ -35,6 +35,8 @@ function BatchRow({ batch, onChanged }: { batch: Batch; onChanged: () => void })
   const [confirming, setConfirming] = useState(false);
   const [failure, setFailure] = useState<ApiFailure | null>(null);
   const active = BATCH_ACTIVE_STATUSES.includes(batch.status);
+  // A sync counts its total page by page: until it completes, the total is only what it has found so far.
+  const partialTotal = batch.kind === "sync" && batch.status !== "completed";
   const cancel = async () => {
     const result = await api.delete<{ batch: Batch }>(`/v1/batches/${encodeURIComponent(batch.id)}`);
     setConfirming(false);
@@ -82,7 +84,7 @@ function BatchRow({ batch, onChanged }: { batch: Batch; onChanged: () => void })
         </span>
         <span>
           of <strong>{formatCount(batch.total)}</strong>
-          {batch.total === 0 && active && <span class="muted"> (counted as the batch runs)</span>}
+          {partialTotal && <span class="muted">{active ? " so far (counted as the batch runs)" : " found before it stopped"}</span>}
         </span>
         <span>
           <strong>{formatCount(batch.api_calls)}</strong> Smart Router API calls

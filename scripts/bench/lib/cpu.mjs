@@ -1,6 +1,7 @@
 // CPU time spent by processes, read from /proc (Linux): far steadier than throughput on a shared machine, because time
 // the CPU spent on other tenants is not counted.
 import { readdirSync, readFileSync } from "node:fs";
+import { round } from "./stats.mjs";
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux x86_64
 
@@ -35,4 +36,22 @@ export function cpuMs(pids, { self = false } = {}) {
   const usage = process.cpuUsage();
   const own = self ? (usage.user + usage.system) / 1000 : 0;
   return pids.reduce((sum, pid) => sum + processCpuMs(pid), own);
+}
+
+/** Share of the machine's CPU busy over `ms` (other processes, when nothing of ours runs then); null where /proc/stat is unreadable. */
+export async function backgroundBusy(ms = 1000) {
+  const sample = () => {
+    try {
+      const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+      const idle = fields[3] + (fields[4] ?? 0);
+      return { idle, total: fields.reduce((a, b) => a + b, 0) };
+    } catch {
+      return null;
+    }
+  };
+  const a = sample();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = sample();
+  if (!a || !b || b.total === a.total) return null;
+  return round(1 - (b.idle - a.idle) / (b.total - a.total), 2);
 }

@@ -73,14 +73,17 @@ async function deliver(request, env, merchantId) {
   }
   const deliveryId = crypto.randomUUID();
   try {
-    await env.WEBHOOKS.send({
-      v: 1,
-      merchant_id: merchantId,
-      event_id: parsed.data.event_id,
-      event_type: parsed.data.event_type,
-      received_at: new Date().toISOString(),
-      delivery_id: deliveryId,
-    });
+    await env.WEBHOOKS.send(
+      {
+        v: 1,
+        merchant_id: merchantId,
+        event_id: parsed.data.event_id,
+        event_type: parsed.data.event_type,
+        received_at: new Date().toISOString(),
+        delivery_id: deliveryId,
+      },
+      { contentType: "json" },
+    );
   } catch {
     return error(503, "service_unavailable", "delivery could not be queued; retry later", { "Retry-After": "30" });
   }

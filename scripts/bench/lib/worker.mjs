@@ -9,7 +9,7 @@ import path from "node:path";
 import { buildSync } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { unstable_readConfig } from "wrangler";
-import { D1_SHARDS } from "../../stack.mjs";
+import { d1Files } from "./d1-bytes.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../../..");
 /** Host name the worker's outbound Smart Router calls go to; Miniflare's outboundService catches them. */
@@ -195,6 +195,20 @@ function bindingsFromWranglerToml() {
   };
 }
 
+/**
+ * D1 bindings for `count` shards: wrangler.toml's `DB`, then `DB_SHARD_1` … `DB_SHARD_{count-1}` (wrangler.toml's id
+ * where it lists that shard, else a local one), in place of whatever shards wrangler.toml lists.
+ */
+function shardDatabases(fromToml, count) {
+  const shards = { DB: fromToml.DB };
+  for (let i = 1; i < count; i++) shards[`DB_SHARD_${i}`] = fromToml[`DB_SHARD_${i}`] ?? `${fromToml.DB}-shard-${i}`;
+  const others = Object.entries(fromToml).filter(([binding]) => !/^DB(_SHARD_\d+)?$/.test(binding));
+  return { ...shards, ...Object.fromEntries(others) };
+}
+
+/** D1 bindings in shard order: `DB`, `DB_SHARD_1`, `DB_SHARD_2`, …, then any other. */
+const shardOrder = (binding) => (binding === "DB" ? 0 : Number(/^DB_SHARD_(\d+)$/.exec(binding)?.[1] ?? Number.MAX_SAFE_INTEGER));
+
 /** Drizzle migrations split at their statement breakpoints, in file order. */
 function migrationStatements() {
   const dir = path.join(ROOT, "migrations");
@@ -212,9 +226,10 @@ function migrationStatements() {
 /**
  * Starts workerd with the bundled worker on 127.0.0.1 (a free port), applies the migrations and returns helpers.
  * `counting` loads the instrumented entry (D1 counters), `memoryQueue` the one with an in-memory WEBHOOKS queue;
- * `outbound` receives every outbound fetch of the worker.
+ * `outbound` receives every outbound fetch of the worker; `d1Shards` (a count) binds that many D1 databases (`DB`,
+ * `DB_SHARD_1`, …) instead of wrangler.toml's. Every D1 database gets the migrations.
  */
-export async function startWorker(build, { counting = false, memoryQueue = false, plain = false, outbound } = {}) {
+export async function startWorker(build, { counting = false, memoryQueue = false, plain = false, outbound, inspectorPort, d1Shards } = {}) {
   const fromToml = bindingsFromWranglerToml();
   const secrets = {
     ADMIN_TOKEN: randomBytes(24).toString("base64url"),
@@ -235,7 +250,7 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     compatibilityDate: fromToml.compatibilityDate,
     compatibilityFlags: fromToml.compatibilityFlags,
     bindings: { ...fromToml.vars, ...secrets, SMART_ROUTER_API_URL: SANDBOX_ORIGIN },
-    d1Databases: fromToml.d1Databases,
+    d1Databases: d1Shards ? shardDatabases(fromToml.d1Databases, d1Shards) : fromToml.d1Databases,
     r2Buckets: fromToml.r2Buckets,
     queueProducers: fromToml.queueProducers,
     // No queue consumers: sections drive the queue handler themselves (or, for ingest, keep it idle).
@@ -248,6 +263,8 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     },
     // workerd's own HTTP socket straight into the worker, without Miniflare's entry worker in front.
     unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+    // For profiling the isolate over the DevTools protocol (scripts/bench/profile-ingest.mjs).
+    ...(inspectorPort ? { inspectorPort } : {}),
     outboundService: outbound ?? (async (request) => new Response(`bench: unexpected outbound ${request.url}`, { status: 502 })),
     // Keep the worker's structured log lines off the bench's output; count them (and warnings), keep the first few errors.
     handleStructuredLogs: (log) => {
@@ -261,12 +278,18 @@ export async function startWorker(build, { counting = false, memoryQueue = false
   const mf = new Miniflare(convertV4MiniflareOptions(options));
   await mf.ready;
   const url = await mf.unsafeGetDirectURL();
-  const d1 = await mf.getD1Database("DB");
   const statements = migrationStatements();
-  // Every shard carries the whole schema (src/db/shards.ts).
-  const shards = [];
-  for (const binding of D1_SHARDS) shards.push(await mf.getD1Database(binding));
-  for (const shard of shards) await shard.batch(statements.map((sql) => shard.prepare(sql)));
+  // Miniflare creates a database's SQLite file on its first query: the file that appears while one is migrated is its own.
+  const databases = [];
+  for (const binding of Object.keys(options.d1Databases).sort((a, b) => shardOrder(a) - shardOrder(b))) {
+    const before = new Set(d1Files(persist));
+    const db = await mf.getD1Database(binding);
+    await db.batch(statements.map((sql) => db.prepare(sql)));
+    databases.push({ binding, db, file: d1Files(persist).find((file) => !before.has(file)) ?? null });
+  }
+  const d1 = databases.find((database) => database.binding === "DB").db;
+  // Every shard carries the whole schema (src/db/shards.ts); the handles in shard order.
+  const shards = databases.map((database) => database.db);
   /** The D1 shard holding a merchant (DB for one the directory does not know, as the worker does). */
   const d1For = async (merchantId) => {
     const row = await d1.prepare("SELECT shard FROM merchant_shards WHERE merchant_id = ?").bind(merchantId).first();
@@ -294,6 +317,8 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     d1,
     shards,
     d1For,
+    /** Every D1 database in shard order (`DB` first): binding, D1 handle, and its SQLite file under `persist`. */
+    databases,
     logs,
     migrations: statements.length,
     /** Where Miniflare keeps D1, queues, R2 and Durable Objects (SQLite files), removed by dispose(). */

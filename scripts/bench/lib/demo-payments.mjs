@@ -1,0 +1,110 @@
+// Payments of the demo mix (scripts/stack.mjs SCENARIOS) made in the Smart Router emulator in this process, their webhooks
+// turned into queue messages for the bundled worker's queue handler: the real path from a payment to D1, without the
+// edge in front. Used by the storage section and the soak run (scripts/soak.mjs).
+import { randomUUID } from "node:crypto";
+import { UNLIMITED } from "./emulator.mjs";
+import "./ts-resolve.mjs";
+
+const { createSandbox } = await import("../../../sandbox/index.ts");
+
+export const QUEUE = "smart-router-webhooks";
+
+/**
+ * The emulator (time scale 0.001), answering every webhook 204 and handing it to `onDelivery({ merchantId, event_id,
+ * event_type })`, the merchant being the last segment of the endpoint's URL. Control calls wait while the promise given
+ * to `pauseWhile` runs (a queue handler call), so timed consumer work never shares the CPU with driving payments.
+ */
+export function demoSandbox({ onDelivery, timeScale = 0.001 }) {
+  let paused = Promise.resolve();
+  const sandbox = createSandbox({
+    timeScale,
+    transport: async (request) => {
+      const body = await request.json();
+      const merchantId = decodeURIComponent(new URL(request.url).pathname.split("/").pop());
+      onDelivery({ merchantId, event_id: body.event_id, event_type: body.event_type });
+      return new Response(null, { status: 204 });
+    },
+  });
+  const control = async (pathname, { method, body } = {}) => {
+    await paused;
+    const response = await sandbox.fetch(
+      new Request(`http://smart-router.sandbox/_sandbox${pathname}`, {
+        method: method ?? (body === undefined ? "GET" : "POST"),
+        headers: { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }),
+    );
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+  return {
+    sandbox,
+    control,
+    fetch: (request) => sandbox.fetch(request),
+    pauseWhile(promise) {
+      paused = promise.then(
+        () => undefined,
+        () => undefined,
+      );
+    },
+    /**
+     * A merchant in the worker and its project in the emulator, rates unlimited on both sides, its webhooks pointed at
+     * the edge; answers the shop `makePayment` drives and `quiet()` (nothing waiting on a timer, parked or in flight).
+     */
+    async openMerchant(worker, merchantId, projectId = `test-proj_${merchantId.replace(/[^A-Za-z0-9]/g, "")}`) {
+      const secretKey = `sk_test_${randomUUID().replaceAll("-", "")}`;
+      await control("/projects", {
+        body: {
+          project_id: projectId,
+          secret_key: secretKey,
+          rates: { primary: UNLIMITED, events: UNLIMITED, sandbox: UNLIMITED, burst: 1000 },
+        },
+      });
+      await worker.createMerchant(merchantId, projectId, secretKey);
+      await worker.admin(`/admin/merchants/${merchantId}`, {
+        method: "PATCH",
+        body: { rate_limits: { primary_rpm: UNLIMITED, events_rpm: UNLIMITED, sandbox_rpm: UNLIMITED } },
+      });
+      await control(`/projects/${projectId}/webhooks`, { body: { url: `https://edge.bench/webhooks/smart-router/${merchantId}` } });
+      const project = `/projects/${projectId}`;
+      return {
+        merchantId,
+        projectId,
+        project,
+        shop: {
+          pay: async (input) => (await control(`${project}/transactions`, { body: input })).body.transaction,
+          transaction: async (id) => (await control(`${project}/transactions/${id}`)).body.transaction,
+          act: (id, action, body = {}) => control(`${project}/transactions/${id}/${action}`, { body }),
+        },
+        async quiet() {
+          const { backlog } = (await control(`${project}/counters`)).body;
+          return backlog.timers === 0 && backlog.parked === 0 && backlog.in_flight === 0;
+        },
+      };
+    },
+    close: () => sandbox.close(),
+  };
+}
+
+/**
+ * Hands deliveries (at most a queue batch) to the worker's queue handler as one batch of fresh messages; answers the
+ * time inside the call and the deliveries whose messages it asked to retry (`retried` counts them). Any outcome but
+ * "ok" throws, with the worker's last log lines.
+ */
+export async function queueBatch(worker, handler, deliveries, { pauseWhile = () => {} } = {}) {
+  const messages = deliveries.map(({ merchantId, event_id, event_type }) => ({
+    id: randomUUID().replaceAll("-", ""),
+    timestamp: new Date(),
+    attempts: 1,
+    body: { v: 1, merchant_id: merchantId, event_id, event_type, received_at: new Date().toISOString(), delivery_id: randomUUID() },
+  }));
+  const started = performance.now();
+  const call = handler.queue(QUEUE, messages);
+  pauseWhile(call);
+  const result = await call;
+  const ms = performance.now() - started;
+  if (result.outcome !== "ok") throw new Error(`queue handler outcome ${result.outcome}:\n${worker.logs.recent.join("\n")}`);
+  const again = new Set(result.retryBatch?.retry ? messages.map((message) => message.id) : result.retryMessages.map((r) => r.msgId));
+  const retry = deliveries.filter((_, index) => again.has(messages[index].id));
+  return { ms, retried: retry.length, retry };
+}
