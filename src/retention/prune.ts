@@ -3,6 +3,8 @@ import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import {
+  alerts,
+  batches,
   batchUnits,
   deadLetters,
   events,
@@ -53,13 +55,39 @@ function ignoredEventsBefore(before: string): SQL {
 }
 
 /**
+ * Finished batches (completed, failed, cancelled) that finished before `before`. `batches_merchant` is (merchant,
+ * created_at) and a batch is created before it finishes, so the index search on created_at holds every candidate.
+ */
+function finishedBatchesBefore(before: string): SQL {
+  return sql`DELETE FROM ${batches} WHERE rowid IN (
+    SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${batches} AS x ON x.merchant_id = m.id AND x.created_at < ${before}
+    WHERE x.status IN ('completed', 'failed', 'cancelled') AND x.finished_at < ${before}
+    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/**
+ * Resolved alerts resolved before `before` whose notification is not still owed (a pending one is the notifier's until
+ * its own 24 h horizon). Opened before resolved, so `alerts_merchant_state_opened` at (merchant, 'resolved') holds them.
+ */
+function resolvedAlertsBefore(before: string): SQL {
+  return sql`DELETE FROM ${alerts} WHERE rowid IN (
+    SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${alerts} AS x
+      ON x.merchant_id = m.id AND x.state = 'resolved' AND x.opened_at < ${before}
+    WHERE x.resolved_at < ${before} AND (x.notification_status IS NULL OR x.notification_status <> 'pending')
+    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/**
  * The pruning statements of a run at `now`, by what they delete. Windows: batch units BATCH_UNITS_KEPT_DAYS after they
  * finished; reconciliation runs, dead letters (redriven or not: by then the backstop and reconciliation have brought
  * what they stood for), ignored inbox rows and the timeline's rows (deliveries, fetch-backs, status changes, fulfilment
- * attempts) `retentionDays` after they were written. Rejected inbox rows have their own step (webhooks/forged.ts, 7 days).
+ * attempts) `retentionDays` after they were written; resolved alerts `retentionDays` after they were resolved; finished
+ * batches `retentionDays` after they finished, and never before BATCH_UNITS_KEPT_DAYS (a cancelled batch's queued
+ * messages may still arrive until then and must find it). Rejected inbox rows have their own step (webhooks/forged.ts, 7 days).
  */
 export function pruneStatements(now: number, retentionDays: number): Record<string, SQL> {
   const window = daysBefore(now, retentionDays);
+  const batchWindow = daysBefore(now, Math.max(retentionDays, BATCH_UNITS_KEPT_DAYS));
   return {
     batch_units: pruneBefore(batchUnits, batchUnits.finishedAt, daysBefore(now, BATCH_UNITS_KEPT_DAYS)),
     reconciliation_runs: pruneBefore(reconciliationRuns, reconciliationRuns.startedAt, window),
@@ -69,6 +97,8 @@ export function pruneStatements(now: number, retentionDays: number): Record<stri
     fetch_backs: prunePerMerchant(fetchBacks, fetchBacks.at, window),
     transaction_status_changes: prunePerMerchant(transactionStatusChanges, transactionStatusChanges.at, window),
     fulfillment_attempts: prunePerMerchant(fulfillmentAttempts, fulfillmentAttempts.at, window),
+    batches: finishedBatchesBefore(batchWindow),
+    alerts: resolvedAlertsBefore(window),
   };
 }
 

@@ -2,6 +2,8 @@ import { createExecutionContext, createScheduledController } from "cloudflare:te
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import {
+  alerts,
+  batches,
   batchUnits,
   deadLetters,
   events,
@@ -49,7 +51,40 @@ async function seedBookkeeping(merchantId: string, tag: string, days: number) {
     db.insert(fetchBacks).values({ merchantId, eventId: `ev_${tag}`, at, outcome: "verified", via: "event", apiCalls: 1, paceWaitMs: 0 }),
     db.insert(transactionStatusChanges).values({ merchantId, transactionId: `tr_${tag}`, at, toStatus: "completed" }),
     db.insert(fulfillmentAttempts).values({ merchantId, transactionId: `tr_${tag}`, attempt: 1, at, outcome: "delivered" }),
+    db.insert(batches).values(finishedBatch(merchantId, `batch_${tag}`, at)),
+    db.insert(alerts).values(resolvedAlert(merchantId, `alert_${tag}`, at)),
   ]);
+}
+
+/** A sync batch that completed at `at` (created an hour before). */
+function finishedBatch(merchantId: string, id: string, at: string, status: "completed" | "running" = "completed") {
+  const created = new Date(Date.parse(at) - 3_600_000).toISOString();
+  return { id, merchantId, kind: "sync" as const, status, params: {}, createdAt: created, finishedAt: status === "running" ? null : at };
+}
+
+/** An alert opened a day before `at` and resolved at `at` (or still open), its notification as given. */
+function resolvedAlert(
+  merchantId: string,
+  id: string,
+  at: string,
+  {
+    state = "resolved",
+    notificationStatus = "delivered",
+  }: { state?: "open" | "resolved"; notificationStatus?: "pending" | "delivered" | null } = {},
+) {
+  const opened = new Date(Date.parse(at) - DAY_MS).toISOString();
+  return {
+    id,
+    merchantId,
+    kind: "fulfillment_failing",
+    transactionId: `tr_${id}`,
+    state,
+    detail: "{}",
+    openedAt: opened,
+    resolvedAt: state === "resolved" ? at : null,
+    checkedAt: at,
+    notificationStatus,
+  };
 }
 
 /** Which of `tags` (as seedBookkeeping wrote them) are still there, per table. */
@@ -71,6 +106,8 @@ async function remaining(tags: string[]) {
     fetch_backs: await present("fetch_backs", "event_id", "ev_"),
     transaction_status_changes: await present("transaction_status_changes", "transaction_id", "tr_"),
     fulfillment_attempts: await present("fulfillment_attempts", "transaction_id", "tr_"),
+    batches: await present("batches", "id", "batch_"),
+    alerts: await present("alerts", "id", "alert_"),
   };
 }
 
@@ -106,12 +143,40 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       fetch_backs: [young],
       transaction_status_changes: [young],
       fulfillment_attempts: [young],
+      batches: [young],
+      alerts: [young],
     });
     const kept = await shardedDb
       .prepare("SELECT id FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'rejected') ORDER BY id")
       .bind(merchantId)
       .all<{ id: string }>();
     expect(kept.results.map((row) => row.id)).toEqual(["ev_applied_old", "ev_rejected_old"]);
+  });
+
+  it("keeps a batch still running, an alert still open or owing its notification, and any batch for 14 days", async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const db = await dbOfMerchant(merchantId);
+    const long = daysAgo(400);
+    const tag = (name: string) => `${name}_${merchantId}`;
+    await db.batch([
+      db.insert(batches).values(finishedBatch(merchantId, tag("batch_running"), long, "running")),
+      db.insert(batches).values(finishedBatch(merchantId, tag("batch_10d"), daysAgo(10))),
+      db.insert(batches).values(finishedBatch(merchantId, tag("batch_20d"), daysAgo(20))),
+      db.insert(alerts).values(resolvedAlert(merchantId, tag("alert_open"), long, { state: "open", notificationStatus: null })),
+      db.insert(alerts).values(resolvedAlert(merchantId, tag("alert_pending"), long, { notificationStatus: "pending" })),
+      db.insert(alerts).values(resolvedAlert(merchantId, tag("alert_no_url"), long, { notificationStatus: null })),
+    ]);
+    // The shortest window RETENTION_DAYS allows (7): batches still wait BATCH_UNITS_KEPT_DAYS (14).
+    const pruned = await pruneBookkeeping(db, NOW, 7);
+    expect(pruned).toMatchObject({ batches: 1, alerts: 1 });
+    const left = await shardedDb
+      .prepare("SELECT id FROM batches WHERE merchant_id = ? UNION ALL SELECT id FROM alerts WHERE merchant_id = ? ORDER BY id")
+      .bind(merchantId, merchantId)
+      .all<{ id: string }>();
+    expect(left.results.map((row) => row.id)).toEqual(
+      [tag("alert_open"), tag("alert_pending"), tag("batch_10d"), tag("batch_running")].sort(),
+    );
   });
 
   it(`deletes at most ${PRUNED_PER_TABLE_PER_RUN} rows of a table per run; the rest go on the next`, async () => {
