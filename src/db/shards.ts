@@ -100,14 +100,19 @@ export async function groupByShard<T>(
   items: readonly T[],
   keyOf: (item: T) => { merchantId: string } | { shard: number } | null,
 ): Promise<Map<Shard, T[]>> {
+  const keys = items.map(keyOf);
+  // Each merchant's shard is looked up once, all side by side (from memory once this isolate has seen the merchant).
+  const merchantIds = [...new Set(keys.flatMap((key) => (key !== null && "merchantId" in key ? [key.merchantId] : [])))];
+  const shardOfId = new Map(await Promise.all(merchantIds.map(async (id) => [id, await shardFor(env, id)] as const)));
   const groups = new Map<Shard, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
-    const shard = key === null ? shardAt(env, 0) : "shard" in key ? shardAt(env, key.shard) : await shardFor(env, key.merchantId);
+  items.forEach((item, i) => {
+    const key = keys[i] ?? null;
+    const shard =
+      key === null ? shardAt(env, 0) : "shard" in key ? shardAt(env, key.shard) : (shardOfId.get(key.merchantId) ?? shardAt(env, 0));
     const group = groups.get(shard);
     if (group) group.push(item);
     else groups.set(shard, [item]);
-  }
+  });
   return groups;
 }
 
