@@ -2,17 +2,17 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { Database } from "./db/client";
 import { directoryDatabase } from "./db/shards";
-import { type AppConfig, type AppEnv, appConfig } from "./env";
+import { type AppEnv, appConfig } from "./env";
 import { ApiError, type ErrorCode, errorBody } from "./errors";
+import type { AppContext } from "./http/context";
+import type { StatusLimiter } from "./http/status-rate-limit";
+import { type DeliveryQueue, queueFromBinding } from "./ingest/delivery-queue";
 import { log } from "./lib/log";
-import type { StatusLimiter } from "./middleware/status-rate-limit";
 import { adminRoutes } from "./routes/admin";
 import { healthRoutes } from "./routes/health";
 import { statusApiRoutes } from "./routes/v1";
 import { webhookRoutes } from "./routes/webhooks";
-import { type DeliveryQueue, queueFromBinding } from "./webhooks/delivery-queue";
 
 /** What the app needs from outside, so tests can swap one part (e.g. a queue that refuses). */
 export interface AppDependencies {
@@ -20,20 +20,6 @@ export interface AppDependencies {
   /** Per-API-key limiter of the status API; defaults to the STATUS_API_LIMITER binding. */
   statusLimiter?: (env: AppEnv) => StatusLimiter;
 }
-
-export type AppContext = {
-  Bindings: AppEnv;
-  Variables: {
-    requestId: string;
-    /** DB (shard 0) until merchant authentication, then the merchant's shard (src/db/shards.ts). */
-    db: Database;
-    /** DB: the shard directory and what is global (admin audit, reseal jobs' overview). */
-    directoryDb: Database;
-    config: AppConfig;
-    deliveryQueue: DeliveryQueue;
-    statusLimiter: StatusLimiter;
-  };
-};
 
 const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
   400: "bad_request",

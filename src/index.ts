@@ -1,6 +1,6 @@
 import { createApp } from "./app";
+import { handleQueue } from "./consumers/dispatch";
 import type { AppEnv } from "./env";
-import { handleQueue } from "./queue/dispatch";
 import { runScheduledWork } from "./scheduled";
 
 const app = createApp();

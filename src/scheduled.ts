@@ -1,15 +1,15 @@
 import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import { runAlertChecks } from "./alerts/scheduled";
-import { startEventLogWalks } from "./batches/event-log";
-import { startReconciliation } from "./batches/reconciliation";
+import { startEventLogWalks } from "./backstop/event-log";
 import type { Database } from "./db/client";
 import { fulfillments } from "./db/schema";
 import { shardsOf } from "./db/shards";
 import { type AppEnv, appConfig, retentionDays } from "./env";
+import { pruneRejectedEvents } from "./ingest/forged";
 import { log } from "./lib/log";
 import { sendAll } from "./queue/send";
+import { startReconciliation } from "./reconciliation/reconciliation";
 import { runRetention } from "./retention/retention";
-import { pruneRejectedEvents } from "./webhooks/forged";
 
 const NUDGE_GRACE_MS = 2 * 60_000;
 /** A resent nudge whose row is still never attempted this long after is taken for lost again and resent. */

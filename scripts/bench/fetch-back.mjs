@@ -8,7 +8,7 @@ import { startEmulator } from "./lib/emulator.mjs";
 
 const { SmartRouterClient } = await import("../../src/smart-router/client.ts");
 const { unlimited } = await import("../../src/rate-limiter/limiter.ts");
-const { verifyEvents, COALESCE_THRESHOLD } = await import("../../src/verification/fetch-back.ts");
+const { verifyEvents, COALESCE_THRESHOLD } = await import("../../src/smart-router/fetch-back.ts");
 
 const BURST = 1000;
 const QUEUE_BATCH = 100;

@@ -2,11 +2,10 @@ import { eq, type SQL, sql } from "drizzle-orm";
 import { runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
 import { type AlertSettings, alertScans, alerts, events, fulfillments, merchants, operations, transactions } from "../db/schema";
-import { CAPTURED_STATUSES } from "../transactions/status";
+import { ALERT_DEFAULTS, alertThresholds } from "../merchants/alert-thresholds";
+import { CAPTURED_STATUSES } from "../smart-router/status";
 import {
-  ALERT_DEFAULTS,
   AUTHORIZED_STATUSES,
-  alertThresholds,
   CARD_PAYMENT_TYPE,
   FORGED_WINDOW_MS,
   MERCHANT_ALERT_KINDS,

@@ -2,11 +2,11 @@ import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { alerts, merchants } from "../db/schema";
 import { type AppConfig, type AppEnv, appConfig } from "../env";
-import { standardWebhookHeaders } from "../fulfillment/signature";
-import { signingSecretsOf } from "../fulfillment/signing-secret";
 import { mapConcurrent } from "../lib/concurrency";
 import { log } from "../lib/log";
-import { fulfillmentUrlAllowed } from "../merchants/fulfillment-url";
+import { signingSecretsOf } from "../merchants/signing-secret";
+import { standardWebhookHeaders } from "../outbound/signature";
+import { fulfillmentUrlAllowed } from "../outbound/url";
 import { policyDelaySeconds, type RetryPolicy } from "../queue/backoff";
 import { type AlertRow, presentAlert } from "./store";
 

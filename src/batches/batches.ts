@@ -4,8 +4,8 @@ import type { Database } from "../db/client";
 import { batches } from "../db/schema";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
+import { type BatchMessage, chunk } from "../queue/batch-messages";
 import { sendAll } from "../queue/send";
-import { type BatchMessage, chunk } from "./messages";
 
 /** What a merchant asks for (the route validates it: src/routes/batches.ts). */
 export type CreateBatchInput =

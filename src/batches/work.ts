@@ -5,18 +5,16 @@ import { batches, batchUnits, merchants, nowIso, reconciliationRuns, transaction
 import type { AppConfig, AppEnv } from "../env";
 import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
+import { smartRouterFor } from "../merchants/smart-router";
 import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
-import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
+import { type BatchMessage, chunk, type RefreshMessage, restOf, type UnitMessage } from "../queue/batch-messages";
+import { storeDeadLetter } from "../queue/dead-letters";
 import { postpone } from "../queue/retry";
 import { sendAll } from "../queue/send";
-import { failReseal, resealPage } from "../security/reseal";
 import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
-import { smartRouterFor } from "../smart-router/for-merchant";
 import { applySnapshots } from "../transactions/apply";
 import { failBatch, failMerchantBatches } from "./batches";
-import { walkEventLog } from "./event-log";
-import { type BatchMessage, batchMessage, chunk, type RefreshMessage, restOf, type UnitMessage } from "./messages";
 
 interface Progress {
   total: number;
@@ -104,46 +102,82 @@ async function refresh(client: SmartRouterClient, work: RefreshMessage, progress
   return { snapshots, refused, followUps: [], delaySeconds: 0 };
 }
 
+interface UnitScope {
+  merchant: typeof merchants.$inferSelect;
+  /** The batch's created-at range for a sync page (NaN for refreshes). */
+  range: { after: number; before: number };
+}
+
 /** Runs one unit of batch work exactly once in effect: follow-ups are queued before the commit, counters move with it. */
-async function runUnit(work: UnitMessage, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+export async function runUnit(work: UnitMessage, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
   const now = new Date().toISOString();
+  const scope = await openUnit(db, work, now);
+  if (!scope) return;
+  const progress: Progress = { total: 0, done: 0, failed: 0, apiCalls: 0 };
+  const result = await readUnit(env, config, scope, work, progress);
+  if (result.followUps.length > 0) await sendAll(env.BATCHES, result.followUps, result.delaySeconds);
+  const applied = await applySnapshots(db, {
+    snapshots: result.snapshots.map((read) => ({
+      merchantId: scope.merchant.id,
+      snapshot: read.transaction,
+      source: { kind: "read", readAt: read.readAt },
+    })),
+    extra: unitStatements(db, work, scope.merchant.id, progress, result, now),
+    fulfillment: (_merchantId, captured) => fulfillmentStatusFor(scope.merchant, captured),
+    now,
+  });
+  if (applied.newFulfillments.length > 0) await sendAll(env.FULFILLMENTS, applied.newFulfillments);
+  await countReconciliation(db, work, result.snapshots.length, applied.changedTransactions, now);
+}
+
+/**
+ * The merchant and range of a unit still to do, its batch marked running; null when there is nothing to do: the unit
+ * is done, its merchant or batch is gone or finished, or Smart Router refuses the merchant's key (its batch fails).
+ */
+async function openUnit(db: Database, work: UnitMessage, now: string): Promise<UnitScope | null> {
   const done = await db.select().from(batchUnits).where(eq(batchUnits.unitId, work.unit_id)).get();
   const merchant = await db.select().from(merchants).where(eq(merchants.id, work.merchant_id)).get();
-  if (done || !merchant) return;
+  if (done || !merchant) return null;
   if (merchant.smartRouterKeyRefusedAt) {
     // Batch work stops while Smart Router refuses the merchant's key; PATCHing the key clears the mark.
     if (work.batch_id) await failBatch(db, work.batch_id, keyRefusedReason(merchant.smartRouterKeyRefusedReason));
-    return;
+    return null;
   }
-
-  let range = { after: Number.NaN, before: Number.NaN };
-  if (work.batch_id) {
-    const row = await db.select().from(batches).where(eq(batches.id, work.batch_id)).get();
-    if (!row || row.merchantId !== merchant.id || (row.status !== "queued" && row.status !== "running")) return;
-    const params = row.params as { created_after?: string; created_before?: string };
-    range = { after: Date.parse(params.created_after ?? ""), before: Date.parse(params.created_before ?? "") };
-    if (row.status === "queued") {
-      await db
-        .update(batches)
-        .set({ status: "running", startedAt: now })
-        .where(and(eq(batches.id, row.id), eq(batches.status, "queued")));
-    }
+  if (!work.batch_id) return { merchant, range: { after: Number.NaN, before: Number.NaN } };
+  const row = await db.select().from(batches).where(eq(batches.id, work.batch_id)).get();
+  if (!row || row.merchantId !== merchant.id || (row.status !== "queued" && row.status !== "running")) return null;
+  if (row.status === "queued") {
+    await db
+      .update(batches)
+      .set({ status: "running", startedAt: now })
+      .where(and(eq(batches.id, row.id), eq(batches.status, "queued")));
   }
+  const params = row.params as { created_after?: string; created_before?: string };
+  return { merchant, range: { after: Date.parse(params.created_after ?? ""), before: Date.parse(params.created_before ?? "") } };
+}
 
-  const progress: Progress = { total: 0, done: 0, failed: 0, apiCalls: 0 };
-  const client = await smartRouterFor(env, config, merchant, "batch", () => {
+/** Reads the unit's transactions from Smart Router in the batch lane, counting the calls. */
+async function readUnit(env: AppEnv, config: AppConfig, scope: UnitScope, work: UnitMessage, progress: Progress): Promise<UnitResult> {
+  const client = await smartRouterFor(env, config, scope.merchant, "batch", () => {
     progress.apiCalls += 1;
   });
-  const result =
-    work.kind === "sync_page"
-      ? await syncPage(client, work, range, progress)
-      : await refresh(client, work, progress, config.RETRY_SCHEDULE_SCALE);
+  return work.kind === "sync_page"
+    ? await syncPage(client, work, scope.range, progress)
+    : await refresh(client, work, progress, config.RETRY_SCHEDULE_SCALE);
+}
 
-  if (result.followUps.length > 0) await sendAll(env.BATCHES, result.followUps, result.delaySeconds);
-
-  const extra: BatchStatement[] = [];
+/** What commits with the unit's records: its batch's counters and completion, reconciliation stamps, the unit's mark. */
+function unitStatements(
+  db: Database,
+  work: UnitMessage,
+  merchantId: string,
+  progress: Progress,
+  result: UnitResult,
+  now: string,
+): BatchStatement[] {
+  const statements: BatchStatement[] = [];
   if (work.batch_id) {
-    extra.push(
+    statements.push(
       db
         .update(batches)
         .set({
@@ -165,116 +199,60 @@ async function runUnit(work: UnitMessage, env: AppEnv, db: Database, config: App
   // is asked about once per window, not on every cron run.
   const looked = [...result.snapshots.map((read) => read.transaction.id), ...result.refused];
   if (work.kind === "refresh" && work.run_id && looked.length > 0) {
-    extra.push(
+    statements.push(
       db
         .update(transactions)
         .set({ reconciledAt: work.as_of ?? now })
-        .where(and(eq(transactions.merchantId, merchant.id), inList(transactions.id, looked))),
+        .where(and(eq(transactions.merchantId, merchantId), inList(transactions.id, looked))),
     );
   }
-  extra.push(db.insert(batchUnits).values({ unitId: work.unit_id, batchId: work.batch_id, finishedAt: now }).onConflictDoNothing());
-  const applied = await applySnapshots(db, {
-    snapshots: result.snapshots.map((read) => ({
-      merchantId: merchant.id,
-      snapshot: read.transaction,
-      source: { kind: "read", readAt: read.readAt },
-    })),
-    extra,
-    fulfillment: (_merchantId, captured) => fulfillmentStatusFor(merchant, captured),
-    now,
-  });
-
-  if (applied.newFulfillments.length > 0) {
-    await sendAll(env.FULFILLMENTS, applied.newFulfillments);
-  }
-  if (work.kind === "refresh" && work.run_id) {
-    await db
-      .update(reconciliationRuns)
-      .set({
-        refreshed: sql`${reconciliationRuns.refreshed} + ${result.snapshots.length}`,
-        fixed: sql`${reconciliationRuns.fixed} + ${applied.changedTransactions}`,
-        lastUpdateAt: now,
-      })
-      .where(eq(reconciliationRuns.id, work.run_id));
-  }
+  statements.push(db.insert(batchUnits).values({ unitId: work.unit_id, batchId: work.batch_id, finishedAt: now }).onConflictDoNothing());
+  return statements;
 }
 
-/** A walk of the event log that fails is tried again this many times before it waits for the next cron run. */
-const WALK_RETRIES = 5;
+/** A reconciliation refresh counts what it refreshed and fixed on its run. */
+async function countReconciliation(db: Database, work: UnitMessage, refreshed: number, fixed: number, now: string): Promise<void> {
+  if (work.kind !== "refresh" || !work.run_id) return;
+  await db
+    .update(reconciliationRuns)
+    .set({
+      refreshed: sql`${reconciliationRuns.refreshed} + ${refreshed}`,
+      fixed: sql`${reconciliationRuns.fixed} + ${fixed}`,
+      lastUpdateAt: now,
+    })
+    .where(eq(reconciliationRuns.id, work.run_id));
+}
 
 const keyRefusedReason = (detail: string | null) =>
   `Smart Router refused the merchant's key${detail ? ` (${detail})` : ""}; batch work resumes once the key is updated`;
 
 /**
- * Consumes batch work (sync pages, refreshes, event-log walks, re-seal pages) in the batch lane: every Smart Router call
- * is paced so business traffic keeps its share, results go through the same state machine as webhooks, and waiting is
- * done by the queue, not the Worker.
+ * Puts a unit that failed back under the batch-unit policy; past its horizon it becomes a dead letter and fails its
+ * batch, so the merchant sees why instead of a batch `running` for ever.
  */
-export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
-  const parsed: { message: Message<unknown>; work: BatchMessage }[] = [];
-  for (const message of batch.messages) {
-    const work = await parseOrDeadLetter(db, batch.queue, message, batchMessage);
-    if (work) parsed.push({ message, work });
-  }
-  const handle = async ({ message, work }: { message: Message<unknown>; work: BatchMessage }): Promise<void> => {
-    try {
-      if (work.kind === "event_log") await walkEventLog(env, db, config, work);
-      else if (work.kind === "reseal") await resealPage(db, config, env.BATCHES, work);
-      else await runUnit(work, env, db, config);
-      message.ack();
-    } catch (error) {
-      if (work.kind !== "reseal" && error instanceof SmartRouterError && error.kind === "authentication") {
-        // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.
-        await refuseMerchantKey(db, work.merchant_id, `${error.status ?? 401} ${error.errorType ?? "authentication failed"}`);
-        message.ack();
-        return;
-      }
-      if (work.kind === "reseal") {
-        // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
-        await failReseal(db, work.job_id, String(error));
-        message.ack();
-        return;
-      }
-      if (work.kind === "event_log") {
-        // Our pacer's wait: go on when it says. A failure: try again soon, at most WALK_RETRIES times; after that the
-        // next cron run walks again from the watermark (nothing is lost by giving up: the watermark did not move).
-        const waiting = error instanceof SmartRouterError && error.isLocalBackpressure;
-        const attempt = work.attempt ?? 0;
-        const hintMs = error instanceof SmartRouterError ? error.retryAfterMs : null;
-        if (waiting) {
-          await sendAll(env.BATCHES, [work], Math.max(1, Math.ceil((hintMs ?? 1_000) / 1000)));
-        } else if (attempt < WALK_RETRIES) {
-          const delay = policyDelaySeconds(BATCH_UNIT_RETRY, attempt + 1, { scale: config.RETRY_SCHEDULE_SCALE, hintMs });
-          await sendAll(env.BATCHES, [{ ...work, attempt: attempt + 1 }], delay);
-        } else {
-          log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: String(error), attempt });
-        }
-        message.ack();
-        return;
-      }
-      const unit: UnitMessage = work;
-      log("warn", "batch.unit_failed", {
-        unit_id: unit.unit_id,
-        merchant_id: unit.merchant_id,
-        error: String(error),
-        attempt: unit.attempt ?? 0,
-      });
-      await postpone(env.BATCHES, [{ message, body: unit, error }], {
-        policy: BATCH_UNIT_RETRY,
-        scale: config.RETRY_SCHEDULE_SCALE,
-        now: Date.now(),
-        // A unit past its horizon fails its batch: the merchant sees why instead of a batch `running` for ever.
-        deadLetter: async ({ message: failed, body }, reason) => {
-          await storeDeadLetter(db, { id: failed.id, queue: "smart-router-batches", body, error: reason, attempts: body.attempt ?? 0 });
-          if (body.batch_id) await failBatch(db, body.batch_id, reason);
-        },
-      });
-    }
-  };
-  // Walks of different merchants' event logs are independent (each project has its own pacer): side by side, so one
-  // merchant's slow walk never holds up another's in the batch. Units of batch work run one after another.
-  await Promise.all(parsed.filter((item) => item.work.kind === "event_log").map(handle));
-  for (const item of parsed.filter((entry) => entry.work.kind !== "event_log")) await handle(item);
+export async function postponeUnit(
+  env: AppEnv,
+  db: Database,
+  config: AppConfig,
+  message: Message<unknown>,
+  unit: UnitMessage,
+  error: unknown,
+) {
+  log("warn", "batch.unit_failed", {
+    unit_id: unit.unit_id,
+    merchant_id: unit.merchant_id,
+    error: String(error),
+    attempt: unit.attempt ?? 0,
+  });
+  await postpone(env.BATCHES, [{ message, body: unit, error }], {
+    policy: BATCH_UNIT_RETRY,
+    scale: config.RETRY_SCHEDULE_SCALE,
+    now: Date.now(),
+    deadLetter: async ({ message: failed, body }, reason) => {
+      await storeDeadLetter(db, { id: failed.id, queue: "smart-router-batches", body, error: reason, attempts: body.attempt ?? 0 });
+      if (body.batch_id) await failBatch(db, body.batch_id, reason);
+    },
+  });
 }
 
 /**

@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { IN_FLIGHT_STATUSES } from "../transactions/status";
-import { FETCH_BACK_VIAS } from "../verification/fetch-back";
+import type { RateLimitSettings } from "../rate-limiter/limiter";
+import { FETCH_BACK_VIAS } from "../smart-router/fetch-back";
+import { IN_FLIGHT_STATUSES } from "../smart-router/status";
 import { sqlLiterals } from "./bulk";
 
 /** Current time as ISO 8601 UTC with milliseconds, the one timestamp format stored; taken when the statement runs. */
@@ -50,15 +51,6 @@ export const merchants = sqliteTable(
   // A Smart Router project belongs to one merchant: a second merchant on it would import the first one's payments.
   (t) => [uniqueIndex("merchants_smart_router_project").on(t.smartRouterProjectId)],
 );
-
-export interface RateLimitSettings {
-  primary_rpm?: number;
-  events_rpm?: number;
-  sandbox_rpm?: number;
-  batch_share?: number;
-  /** The webhook edge's limit for this merchant, deliveries per minute (webhooks/delivery-limit.ts). */
-  webhooks_rpm?: number;
-}
 
 /** Per-merchant alert thresholds (`PATCH /admin/merchants/{id}` `alerts`); an absent field takes its default. */
 export interface AlertSettings {

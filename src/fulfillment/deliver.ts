@@ -2,11 +2,11 @@ import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { type FulfillmentAttemptError, fulfillments, merchants, transactions } from "../db/schema";
 import type { AppConfig } from "../env";
-import { fulfillmentUrlAllowed } from "../merchants/fulfillment-url";
-import { fulfillmentAttemptInsert } from "../timeline/record";
+import { signingSecretsOf } from "../merchants/signing-secret";
+import { standardWebhookHeaders } from "../outbound/signature";
+import { fulfillmentUrlAllowed } from "../outbound/url";
 import { presentTransaction } from "../transactions/present";
-import { standardWebhookHeaders } from "./signature";
-import { signingSecretsOf } from "./signing-secret";
+import { fulfillmentAttemptInsert } from "../transactions/timeline-record";
 
 const LEASE_MS = 60_000;
 const TIMEOUT_MS = 10_000;

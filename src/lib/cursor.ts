@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { ApiError } from "../errors";
-import { base64UrlToBytes, bytesToBase64Url, decodeUtf8Strict, utf8Bytes } from "../security/encoding";
+import { base64UrlToBytes, bytesToBase64Url, decodeUtf8Strict, utf8Bytes } from "./encoding";
 
 const invalidCursor = () => new ApiError("invalid_cursor", "cursor is malformed; pass the next_cursor of a previous page unchanged");
 

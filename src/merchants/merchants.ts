@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, isNull, ne } from "drizzle-orm";
 import { z } from "zod";
-import { alertThresholds } from "../alerts/rules";
+import { auditTarget, recordAdminAction } from "../audit/audit";
 import type { Database } from "../db/client";
 import { apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
 import { directoryDatabase, leastFullShard, mergedRows, rememberShard, shardDatabases, shardIndexOf } from "../db/shards";
@@ -8,12 +8,12 @@ import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { log } from "../lib/log";
+import { FULFILLMENT_URL_RULE, fulfillmentUrlAllowed } from "../outbound/url";
 import { generateApiKey, generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
 import type { CredentialCheck } from "../smart-router/probe";
-import { forgetWebhookCredentials } from "../webhooks/credential";
-import { auditTarget, recordAdminAction } from "./audit";
-import { FULFILLMENT_URL_RULE, fulfillmentUrlAllowed } from "./fulfillment-url";
+import { alertThresholds } from "./alert-thresholds";
+import { forgetWebhookCredentials } from "./credential-directory";
 import { type CreateMerchantInput, merchantIdSchema, type UpdateMerchantInput } from "./schemas";
 
 type MerchantRow = typeof merchants.$inferSelect;

@@ -1,6 +1,10 @@
 import { z } from "zod";
-import { DELIVERY_LIMIT_UNIT, MAX_DELIVERIES_PER_MINUTE } from "../webhooks/delivery-limit";
-import { checkFulfillmentUrl } from "./fulfillment-url";
+import { checkFulfillmentUrl } from "../outbound/url";
+
+/** WEBHOOK_LIMITER's `simple.limit` in wrangler.toml: one unit of a merchant's edge limit, per key and window. */
+export const DELIVERY_LIMIT_UNIT = 100;
+/** The highest configurable edge limit (6,000 keys of the binding). */
+export const MAX_DELIVERIES_PER_MINUTE = 600_000;
 
 export const merchantIdSchema = z.string().regex(/^[a-z0-9_-]{1,64}$/, "must be 1-64 characters of a-z, 0-9, _ and -");
 

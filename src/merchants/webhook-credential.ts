@@ -4,7 +4,7 @@ import type { Database } from "../db/client";
 import { merchants } from "../db/schema";
 import { ApiError } from "../errors";
 import { hashCredential, randomToken } from "../security/credentials";
-import { forgetWebhookCredentials } from "../webhooks/credential";
+import { forgetWebhookCredentials } from "./credential-directory";
 import { findMerchant, webhookPath } from "./merchants";
 
 /** Body of `POST /admin/merchants/{id}/webhook-credential`; an empty body takes the defaults. */

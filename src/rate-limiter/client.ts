@@ -1,7 +1,6 @@
-import type { RateLimitSettings } from "../db/schema";
 import type { AppEnv } from "../env";
 import type { ProjectBudget } from "./durable-object";
-import type { RateLimiter } from "./limiter";
+import type { RateLimiter, RateLimitSettings } from "./limiter";
 
 /** Waits this short are taken in place; longer ones go back to the caller, which requeues its work with the delay. */
 const INLINE_WAIT_LIMIT_MS = 200;

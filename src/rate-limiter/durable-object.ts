@@ -1,5 +1,4 @@
 import { DurableObject } from "cloudflare:workers";
-import type { RateLimitSettings } from "../db/schema";
 import {
   type BreakerPosition,
   type BreakerSettings,
@@ -11,7 +10,7 @@ import {
   initialBreakerState,
   recordGrant,
 } from "./breaker";
-import { type Bucket, bucketsOf, type Lane, type Permit, type RateObservation } from "./limiter";
+import { type Bucket, bucketsOf, type Lane, type Permit, type RateLimitSettings, type RateObservation } from "./limiter";
 import { acquire, bucketBudget, initialPacerState, observe, type PacerState, reconfigure } from "./pacer";
 
 const STATE_KEY = "pacer";

@@ -43,3 +43,12 @@ export function bucketFor(projectId: string, path: string): Bucket {
   if (isSandboxProject(projectId)) return "sandbox";
   return path === "/events" || path.startsWith("/events/") ? "events" : "primary";
 }
+
+export interface RateLimitSettings {
+  primary_rpm?: number;
+  events_rpm?: number;
+  sandbox_rpm?: number;
+  batch_share?: number;
+  /** The webhook edge's limit for this merchant, deliveries per minute (ingest/delivery-limit.ts). */
+  webhooks_rpm?: number;
+}

@@ -1,5 +1,4 @@
-import type { RateLimitSettings } from "../db/schema";
-import { BUCKETS, type Bucket, type Lane, type Permit, type RateObservation } from "./limiter";
+import { BUCKETS, type Bucket, type Lane, type Permit, type RateLimitSettings, type RateObservation } from "./limiter";
 
 /** Defaults until Smart Router's own `x-ratelimit` header says otherwise (smart-router.md §6 quotes 3000 rpm as an example). */
 export const DEFAULT_RPM: Record<Bucket, number> = { primary: 3000, events: 3000, sandbox: 1200 };

@@ -12,9 +12,9 @@ import {
   retentionCursors,
   transactions,
 } from "../db/schema";
+import { sha256Hex } from "../lib/encoding";
 import { log } from "../lib/log";
-import { sha256Hex } from "../security/encoding";
-import { IN_FLIGHT_STATUSES } from "../transactions/status";
+import { IN_FLIGHT_STATUSES } from "../smart-router/status";
 import { type ArchiveBucket, type ArchiveRecord, type EventRow, encodeArchive, type OperationRow } from "./archive-format";
 import { byCreatedAt, byFiredAt } from "./history";
 

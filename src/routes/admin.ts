@@ -1,13 +1,14 @@
 import { zValidator } from "@hono/zod-validator";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import type { AppContext } from "../app";
-import { listReconciliationRuns } from "../batches/reconciliation";
+import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
+import { auditTarget, listAdminActions, recordAdminAction, recordAdminActions } from "../audit/audit";
 import { databaseFor, shardDatabases } from "../db/shards";
-import { rotateSigningSecret } from "../fulfillment/signing-secret";
-import { jsonBody } from "../lib/body";
-import { validationHook } from "../lib/validation";
-import { auditTarget, listAdminActions, recordAdminAction, recordAdminActions } from "../merchants/audit";
+import { listDeadLetters, redriveFromShards } from "../dead-letters/redrive";
+import { requireAdmin } from "../http/admin-auth";
+import { jsonBody } from "../http/body";
+import type { AppContext } from "../http/context";
+import { validationHook } from "../http/validation";
 import {
   type CredentialProbe,
   findMerchant,
@@ -19,10 +20,9 @@ import {
   updateMerchant,
 } from "../merchants/merchants";
 import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "../merchants/schemas";
+import { rotateSigningSecret } from "../merchants/signing-secret";
 import { rotateWebhookCredential, rotateWebhookCredentialSchema } from "../merchants/webhook-credential";
-import { requireAdmin } from "../middleware/admin-auth";
-import { listDeadLetters, redriveFromShards } from "../queue/redrive";
-import { findReseal, secretsUnderOldKeys, startReseal } from "../security/reseal";
+import { listReconciliationRuns } from "../reconciliation/reconciliation";
 import { probeCredentials } from "../smart-router/probe";
 import { DEFAULT_PAGE_SIZE, pageQuery, strictQuery } from "../transactions/api-schemas";
 

@@ -2,10 +2,10 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ALERT_KINDS } from "../alerts/rules";
 import { ALERT_LIST_STATES, listAlerts } from "../alerts/store";
 import { ALERT_STATES } from "../db/schema";
-import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
-import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
+import { errors, json, security } from "../http/openapi";
+import { limitPerApiKey } from "../http/status-rate-limit";
 import { DEFAULT_PAGE_SIZE, listTransactionsQuery, strictQuery } from "../transactions/api-schemas";
-import { errors, json, security } from "./transactions";
 
 const STATE_HINT = `state must be one of: ${ALERT_LIST_STATES.join(", ")}`;
 

@@ -1,11 +1,11 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { cancelBatch, createBatch, findBatch, listBatches } from "../batches/batches";
 import { BATCH_KINDS, BATCH_STATUSES } from "../db/schema";
-import { jsonBody } from "../lib/body";
-import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
-import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { jsonBody } from "../http/body";
+import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
+import { errors, json, security } from "../http/openapi";
+import { limitPerApiKey } from "../http/status-rate-limit";
 import { DEFAULT_PAGE_SIZE, errorResponse, noQuery, pageQuery } from "../transactions/api-schemas";
-import { errors, json, security } from "./transactions";
 
 const isoDate = z.iso.datetime({ offset: true });
 

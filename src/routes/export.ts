@@ -1,9 +1,9 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
-import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
+import { errors, security } from "../http/openapi";
+import { limitPerApiKey } from "../http/status-rate-limit";
 import { strictQuery } from "../transactions/api-schemas";
 import { EXPORT_FORMATS, EXPORT_PAGE_SIZE, exportTransactions, MAX_EXPORT_RANGE_DAYS } from "../transactions/export";
-import { errors, security } from "./transactions";
 
 const DAY_MS = 86_400_000;
 const instant = (name: string, description: string) =>

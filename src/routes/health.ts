@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { Hono } from "hono";
-import type { AppContext } from "../app";
 import { shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
+import type { AppContext } from "../http/context";
 
 export const healthRoutes = new Hono<AppContext>()
   .get("/", (c) => c.json({ ok: true }))

@@ -1,12 +1,12 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
-import { limitPerApiKey } from "../middleware/status-rate-limit";
-import { merchantBudget } from "../rate-limiter/budget";
+import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
+import { errors, json, security } from "../http/openapi";
+import { limitPerApiKey } from "../http/status-rate-limit";
+import { merchantBudget } from "../operations/budget";
+import { PIPELINE_WINDOW_MINUTES, pipelineSummary } from "../operations/pipeline";
 import { BUCKETS } from "../rate-limiter/limiter";
-import { PIPELINE_WINDOW_MINUTES, pipelineSummary } from "../timeline/pipeline";
 import { noQuery, strictQuery } from "../transactions/api-schemas";
-import { errors, json, security } from "./transactions";
 
 const WINDOW_HINT = `window_minutes must be an integer from ${PIPELINE_WINDOW_MINUTES.min} to ${PIPELINE_WINDOW_MINUTES.max}`;
 

@@ -1,7 +1,8 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { etag } from "hono/etag";
-import { type MerchantContext, requireMerchantKey } from "../middleware/merchant-auth";
-import { limitPerApiKey } from "../middleware/status-rate-limit";
+import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
+import { errors, json, security } from "../http/openapi";
+import { limitPerApiKey } from "../http/status-rate-limit";
 import { timelineResponse } from "../timeline/api-schemas";
 import { transactionTimeline } from "../timeline/timeline";
 import {
@@ -18,26 +19,6 @@ import {
 } from "../transactions/api-schemas";
 import { findTransaction, listAppliedEvents, listOperations, listTransactions } from "../transactions/queries";
 
-/** Name of the bearer security scheme in the OpenAPI document. */
-export const MERCHANT_API_KEY_SCHEME = "merchantApiKey";
-
-/** Shared by every status API route: the bearer scheme, and the error answers every authenticated route can give. */
-export const security = [{ [MERCHANT_API_KEY_SCHEME]: [] }];
-
-export const json = <S>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
-
-export const errors = {
-  400: json(
-    errorResponse,
-    "`invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; " +
-      "`bad_request`: the admin token without a well-formed `X-Merchant-Id`.",
-  ),
-  401: json(errorResponse, "`unauthorized`: missing, unknown, malformed or revoked API key."),
-  429: {
-    ...json(errorResponse, "`rate_limited`: too many requests for this API key."),
-    headers: { "Retry-After": { description: "Seconds to wait before retrying.", schema: { type: "integer" as const } } },
-  },
-};
 const notFound = {
   404: json(errorResponse, "`not_found`: no such transaction for this merchant (another merchant's transaction included)."),
 };

@@ -1,11 +1,12 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppContext } from "../app";
-import { validationHook } from "../lib/validation";
+import type { AppContext } from "../http/context";
+import { MERCHANT_API_KEY_SCHEME } from "../http/openapi";
+import { validationHook } from "../http/validation";
 import { alertRoutes } from "./alerts";
 import { batchRoutes } from "./batches";
 import { exportRoutes } from "./export";
 import { budgetRoutes, pipelineRoutes } from "./operations";
-import { MERCHANT_API_KEY_SCHEME, transactionRoutes } from "./transactions";
+import { transactionRoutes } from "./transactions";
 
 /** The status API under `/v1`: one OpenAPIHono sub-app per resource, mounted below, and the OpenAPI document of them all. */
 export const statusApiRoutes = new OpenAPIHono<AppContext>({

@@ -1,12 +1,12 @@
 import { Hono } from "hono";
-import type { AppContext } from "../app";
 import { shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
-import { parseJsonBody } from "../lib/body";
+import { parseJsonBody } from "../http/body";
+import type { AppContext } from "../http/context";
+import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../ingest/delivery";
+import { limitDeliveries } from "../ingest/delivery-limit";
 import { log } from "../lib/log";
-import { authenticateDelivery } from "../webhooks/credential";
-import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../webhooks/delivery";
-import { limitDeliveries } from "../webhooks/delivery-limit";
+import { authenticateDelivery } from "../merchants/credential-directory";
 
 export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchantId", async (c) => {
   const started = Date.now();

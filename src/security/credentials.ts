@@ -1,4 +1,4 @@
-import { bytesToBase64, bytesToBase64Url, bytesToHex, sha256Hex, utf8Bytes } from "./encoding";
+import { bytesToBase64, bytesToBase64Url, bytesToHex, sha256Hex, utf8Bytes } from "../lib/encoding";
 
 /** `bytes` of CSPRNG output, URL-safe base64. */
 export function randomToken(bytes: number): string {

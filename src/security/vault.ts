@@ -1,5 +1,5 @@
 import type { AppConfig } from "../env";
-import { base64ToBytes, bytesToBase64, sha256Hex } from "./encoding";
+import { base64ToBytes, bytesToBase64, sha256Hex } from "../lib/encoding";
 
 /** A secret as stored in D1: AES-256-GCM ciphertext (IV prepended) and the id of the key that sealed it. */
 export interface SealedSecret {

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { FETCH_BACK_OUTCOMES, FULFILLMENT_ATTEMPT_ERRORS, FULFILLMENT_ATTEMPT_OUTCOMES } from "../db/schema";
-import { FETCH_BACK_VIAS } from "../verification/fetch-back";
+import { FETCH_BACK_VIAS } from "../smart-router/fetch-back";
 
 const at = z.string().openapi({ format: "date-time", description: "ISO 8601 UTC." });
 const summary = z.string().openapi({ description: "One human sentence." });

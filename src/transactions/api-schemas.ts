@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { FULFILLMENT_STATUSES } from "../db/schema";
 import { ERROR_CODES, type ErrorCode } from "../errors";
-import { TRANSACTION_STATUSES } from "./status";
+import { TRANSACTION_STATUSES } from "../smart-router/status";
 
 /** Page size when `limit` is absent, and the most one page may hold (contract.md: `limit` ≤ 100). */
 export const DEFAULT_PAGE_SIZE = 50;

@@ -1,10 +1,9 @@
 import { type BatchStatement, type JsonRow, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import type { FulfillmentStatus } from "../db/schema";
-import { type EventRecord, recordEvents, recordVerifiedEvents, type VerifiedEventRecord } from "../events/inbox";
 import { log } from "../lib/log";
 import type { TransactionSnapshot } from "../smart-router/schemas";
-import { recordStatusChanges } from "../timeline/record";
+import { type EventRecord, recordEvents, recordVerifiedEvents, type VerifiedEventRecord } from "./inbox";
 import {
   loadStoredStates,
   operationRows,
@@ -14,6 +13,7 @@ import {
   upsertTransactions,
 } from "./records";
 import { decide, newestSnapshot, type SnapshotSource, snapshotVersion, wasCaptured } from "./state-machine";
+import { recordStatusChanges } from "./timeline-record";
 
 /** A transaction snapshot proven authentic (fetched back from Smart Router), with the inbox entry it came from, if any. */
 export interface VerifiedSnapshot {

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ApiError } from "../errors";
 import { decodePageCursor, encodePageCursor } from "../lib/cursor";
-import { TRANSACTION_STATUSES, type TransactionStatus } from "./status";
+import { TRANSACTION_STATUSES, type TransactionStatus } from "../smart-router/status";
 
 /** The filters of a transaction list; a cursor carries them so every page answers the same question. */
 export interface ListFilters {

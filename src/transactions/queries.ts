@@ -4,9 +4,9 @@ import { events, fulfillments, operations, transactions } from "../db/schema";
 import { ApiError } from "../errors";
 import type { ArchiveBucket } from "../retention/archive-format";
 import { archivedObjectsOf, byCreatedAt, byFiredAt, mergeHistory, readArchivedHistory } from "../retention/history";
+import type { TransactionStatus } from "../smart-router/status";
 import { continueFilters, decodeCursor, encodeCursor, type ListFilters, type PagePosition } from "./cursor";
 import { presentAppliedEvent, presentOperation, presentTransaction } from "./present";
-import type { TransactionStatus } from "./status";
 
 /** The merchant a status API request acts for, as the auth middleware established it. */
 export interface MerchantScope {

@@ -3,8 +3,8 @@ import { inList, insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKe
 import type { Database } from "../db/client";
 import { type FulfillmentStatus, fulfillments, nowIso, operations, transactions } from "../db/schema";
 import type { TransactionSnapshot } from "../smart-router/schemas";
+import { CAPTURED_STATUSES, PRE_CAPTURE_STATUSES } from "../smart-router/status";
 import type { SnapshotSource, StoredState } from "./state-machine";
-import { CAPTURED_STATUSES, PRE_CAPTURE_STATUSES } from "./status";
 
 /** Loads the stored state of many transactions in a few queries. */
 export async function loadStoredStates(db: Database, wanted: readonly MerchantKey[]) {

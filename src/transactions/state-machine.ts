@@ -1,5 +1,5 @@
 import type { TransactionSnapshot } from "../smart-router/schemas";
-import { CAPTURED_STATUSES, PRE_CAPTURE_STATUSES } from "./status";
+import { CAPTURED_STATUSES, PRE_CAPTURE_STATUSES } from "../smart-router/status";
 
 /** What the state machine needs of the stored record. */
 export interface StoredState {

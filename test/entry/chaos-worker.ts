@@ -3,9 +3,10 @@
  * with one test-only fault switch, CHAOS_CONSUMER_FAILURE_RATE, the probability (0..1) that a queue batch fails before
  * any work, as a crashed consumer would. Never deployed; absent or invalid means 0.
  */
+
+import { DEAD_LETTER_SOURCES } from "../../src/dead-letters/consumer";
 import type { AppEnv } from "../../src/env";
 import worker from "../../src/index";
-import { DEAD_LETTER_SOURCES } from "../../src/queue/dead-letter-consumer";
 
 export { ProjectRateLimiter } from "../../src/rate-limiter/durable-object";
 

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { createApp } from "../../src/app";
+import { type DeliveryQueue, queueFromBinding } from "../../src/ingest/delivery-queue";
 import type { WebhookMessage } from "../../src/queue/messages";
-import { type DeliveryQueue, queueFromBinding } from "../../src/webhooks/delivery-queue";
 
 /** The app wired to the real queue binding, recording every message it sent. */
 export function appRecordingDeliveries() {

@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import { createApp } from "../../src/app";
 import { openDatabase } from "../../src/db/client";
 import { events, fulfillments, operations, transactions } from "../../src/db/schema";
-import type { StatusLimiter } from "../../src/middleware/status-rate-limit";
-import { queueFromBinding } from "../../src/webhooks/delivery-queue";
+import type { StatusLimiter } from "../../src/http/status-rate-limit";
+import { queueFromBinding } from "../../src/ingest/delivery-queue";
 import { ADMIN, type CreatedMerchant, call, createMerchant } from "./fixtures";
 import { dbFor } from "./shards";
 

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { restOf } from "../../src/batches/messages";
 import {
   BATCH_UNIT_RETRY,
   FULFILMENT_RETRY,
@@ -9,6 +8,7 @@ import {
   retryDelaySeconds,
   VERIFICATION_RETRY,
 } from "../../src/queue/backoff";
+import { restOf } from "../../src/queue/batch-messages";
 
 const DAY_S = 24 * 3600;
 

@@ -8,7 +8,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
 
-const { deliveryBodySchema, MAX_DELIVERY_BYTES } = await import("../../../src/webhooks/delivery.ts");
+const { deliveryBodySchema, MAX_DELIVERY_BYTES } = await import("../../../src/ingest/delivery.ts");
 const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
 
 class BodyError extends Error {

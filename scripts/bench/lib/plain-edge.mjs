@@ -4,7 +4,7 @@
 // constant-time compares, the per-merchant WEBHOOK_LIMITER, the 64 KiB body cap, the same zod schema, one JSON log
 // line and the WEBHOOKS queue send. Bundled by esbuild into the bench's build directory and served by the same workerd;
 // anything that is not a delivery (the admin API used to register the merchant) goes to the real worker.
-import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../../../src/webhooks/delivery.ts";
+import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../../../src/ingest/delivery.ts";
 import worker from "./index.js";
 
 export * from "./index.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ALERT_DEFAULTS } from "../../../src/alerts/rules";
+import { ALERT_DEFAULTS } from "../../../src/merchants/alert-thresholds";
 import { ADMIN, call, createMerchant } from "../../support/fixtures";
 import { getJson } from "../../support/status-api";
 import { alertsOf, type ShownAlert, seedAlert, setAlertSettings } from "./support";

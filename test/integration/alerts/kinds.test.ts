@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { CAPTURED_STATUSES } from "../../../src/transactions/status";
+import { CAPTURED_STATUSES } from "../../../src/smart-router/status";
 import { consume, deliveryOf } from "../../support/consumer";
 import { ADMIN, call, deliver } from "../../support/fixtures";
 import { eventually, openShop, type Shop } from "../../support/sandbox";

@@ -1,7 +1,5 @@
 import { describe, expect, it } from "vitest";
 import {
-  ALERT_DEFAULTS,
-  alertThresholds,
   compareDecimals,
   MERCHANT_RULES,
   type MerchantFacts,
@@ -9,6 +7,7 @@ import {
   TRANSACTION_RULES,
   type TransactionFacts,
 } from "../../../src/alerts/rules";
+import { ALERT_DEFAULTS, alertThresholds } from "../../../src/merchants/alert-thresholds";
 
 /** The pure rules of src/alerts/rules.ts, without D1: what each condition says for a record. */
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { signStandardWebhook } from "../../../src/fulfillment/signature";
+import { signStandardWebhook } from "../../../src/outbound/signature";
 import { appWithVars } from "../../support/app";
 import { ADMIN, createMerchant, uniqueId } from "../../support/fixtures";
 import { sinkUrl } from "../../support/sandbox";

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { pipelineReads } from "../../../src/timeline/pipeline";
+import { pipelineReads } from "../../../src/operations/pipeline";
 import { timelineReads } from "../../../src/timeline/timeline";
 import { transactionPageQuery } from "../../../src/transactions/queries";
 import { createMerchant } from "../../support/fixtures";

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
-import { queueFromBinding } from "../../../src/webhooks/delivery-queue";
+import { queueFromBinding } from "../../../src/ingest/delivery-queue";
 import { type CreatedMerchant, createMerchant } from "../../support/fixtures";
 import {
   appWithStatusLimiter,

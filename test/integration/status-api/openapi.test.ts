@@ -2,6 +2,7 @@ import type { z } from "@hono/zod-openapi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../../src/errors";
 import { statusApiRoutes } from "../../../src/routes/v1";
+import { TRANSACTION_STATUSES } from "../../../src/smart-router/status";
 import {
   errorResponse,
   eventsResponse,
@@ -9,7 +10,6 @@ import {
   transactionPageResponse,
   transactionResponse,
 } from "../../../src/transactions/api-schemas";
-import { TRANSACTION_STATUSES } from "../../../src/transactions/status";
 import { call, createMerchant } from "../../support/fixtures";
 import {
   appWithStatusLimiter,

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { reconciliationCandidates } from "../../../src/batches/reconciliation";
+import { reconciliationCandidates } from "../../../src/reconciliation/reconciliation";
 import type { ListFilters, PagePosition } from "../../../src/transactions/cursor";
 import { transactionPageQuery } from "../../../src/transactions/queries";
 import { createMerchant } from "../../support/fixtures";

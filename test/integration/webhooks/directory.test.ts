@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../../src/app";
+import { forgetWebhookCredentials } from "../../../src/merchants/credential-directory";
 import { hashCredential } from "../../../src/security/credentials";
-import { forgetWebhookCredentials } from "../../../src/webhooks/credential";
 import { basic, createMerchant, uniqueId } from "../../support/fixtures";
 import { SHARDS, shardedDb } from "../../support/shards";
 

@@ -1,9 +1,9 @@
 import type { merchants } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
-import { smartRouterCredentials } from "../merchants/merchants";
 import { limiterFor } from "../rate-limiter/client";
 import type { Lane } from "../rate-limiter/limiter";
-import { SmartRouterClient } from "./client";
+import { SmartRouterClient } from "../smart-router/client";
+import { smartRouterCredentials } from "./merchants";
 
 /** A Smart Router client with the merchant's decrypted credentials, paced by its project's limiter in the given lane. */
 export async function smartRouterFor(

@@ -1,11 +1,11 @@
-import { consumeBatchWork } from "../batches/work";
 import type { Database } from "../db/client";
 import { groupByShard, type Shard } from "../db/shards";
+import { consumeDeadLetters } from "../dead-letters/consumer";
 import { type AppConfig, type AppEnv, appConfig } from "../env";
+import { consumeFulfillments } from "../fulfillment/consumer";
+import { consumeWebhooks } from "../ingest/consumer";
 import { log } from "../lib/log";
-import { consumeDeadLetters } from "./dead-letter-consumer";
-import { consumeFulfillments } from "./fulfillment-consumer";
-import { consumeWebhooks } from "./webhook-consumer";
+import { consumeBatchWork } from "./batch";
 
 type Consumer = (batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig) => Promise<void>;
 

@@ -5,8 +5,8 @@ import type { Database } from "../db/client";
 import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
 import { mergedRows, newestFirst } from "../db/shards";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
+import { type BatchMessage, chunk } from "../queue/batch-messages";
 import { sendAll } from "../queue/send";
-import { type BatchMessage, chunk } from "./messages";
 
 const MAX_PER_RUN = 500;
 /** So that one merchant with thousands of in-flight records (manual captures, long disputes) never takes a whole run. */

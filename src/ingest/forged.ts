@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { events, merchants } from "../db/schema";
-import type { EventRecord } from "../events/inbox";
+import type { EventRecord } from "../transactions/inbox";
 
 /**
  * Adds the deliveries of events judged forged (fetch-back refused them for good) to their merchant's counter, one

@@ -1,4 +1,4 @@
-import { base64ToBytes, bytesToBase64 } from "../security/encoding";
+import { base64ToBytes, bytesToBase64 } from "../lib/encoding";
 
 /** Signs a payload per the Standard Webhooks scheme: `v1,` + base64 HMAC-SHA256 of `{id}.{timestamp}.{payload}`. */
 export async function signStandardWebhook(secret: string, messageId: string, timestampSeconds: number, payload: string): Promise<string> {

@@ -3,7 +3,7 @@ import { failBatch } from "../batches/batches";
 import type { Database } from "../db/client";
 import { events, fulfillments } from "../db/schema";
 import { log } from "../lib/log";
-import { storeDeadLetter } from "./dead-letters";
+import { storeDeadLetter } from "../queue/dead-letters";
 
 /** Which queue a dead-letter queue belongs to. */
 export const DEAD_LETTER_SOURCES: Record<string, string> = {

@@ -1,17 +1,14 @@
 import { ApiError } from "../errors";
 import { log } from "../lib/log";
+import { DELIVERY_LIMIT_UNIT } from "../merchants/schemas";
 
 /** What the edge needs of a limiter: the Workers Rate Limiting binding's one method, so tests can pass their own. */
 export type DeliveryLimiter = Pick<RateLimit, "limit">;
 
 /** The WEBHOOK_LIMITER window in wrangler.toml (`simple.period`); a refused sender is told to wait one window. */
 export const DELIVERY_WINDOW_SECONDS = 60;
-/** WEBHOOK_LIMITER's `simple.limit` in wrangler.toml: one unit of a merchant's edge limit, per key and window. */
-export const DELIVERY_LIMIT_UNIT = 100;
 /** A merchant's edge limit unless `rate_limits.webhooks_rpm` says otherwise: far above any real Smart Router traffic. */
 export const DEFAULT_DELIVERIES_PER_MINUTE = 6_000;
-/** The highest configurable edge limit (6,000 keys of the binding). */
-export const MAX_DELIVERIES_PER_MINUTE = 600_000;
 
 // Round robin over a merchant's keys, per isolate: each isolate spreads its deliveries evenly, so all of them together do too.
 let turn = 0;

@@ -6,7 +6,7 @@ import { shardsOf } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { secretContext } from "../merchants/merchants";
-import { currentKeyId, openSecret, type SealedSecret, sealSecret } from "./vault";
+import { currentKeyId, openSecret, type SealedSecret, sealSecret } from "../security/vault";
 
 /** Merchants re-sealed per queue message: one D1 batch each, so a page is all or nothing. */
 const MERCHANTS_PER_PAGE = 50;

@@ -3,11 +3,11 @@ import { z } from "zod";
 import type { Database } from "../db/client";
 import { fulfillments } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
-import { deliverFulfillment } from "../fulfillment/deliver";
 import { log } from "../lib/log";
-import { FULFILMENT_RETRY } from "./backoff";
-import { parseOrDeadLetter, storeDeadLetter } from "./dead-letters";
-import { type Postponed, postpone, retryState } from "./retry";
+import { FULFILMENT_RETRY } from "../queue/backoff";
+import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
+import { type Postponed, postpone, retryState } from "../queue/retry";
+import { deliverFulfillment } from "./deliver";
 
 const fulfillmentMessageV1 = z.object({ v: z.literal(1), merchant_id: z.string(), transaction_id: z.string(), ...retryState });
 type FulfillmentMessage = z.infer<typeof fulfillmentMessageV1>;

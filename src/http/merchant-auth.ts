@@ -1,11 +1,11 @@
 import { createMiddleware } from "hono/factory";
-import type { AppContext } from "../app";
+import { auditTarget, recordAdminAction } from "../audit/audit";
 import { databaseFor, shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 import { type ApiKeyHolder, authenticateApiKey, merchantForAdmin } from "../merchants/api-keys";
-import { auditTarget, recordAdminAction } from "../merchants/audit";
 import { merchantIdSchema } from "../merchants/schemas";
 import { bearerToken, matchAdminToken, notePreviousAdminToken } from "./admin-auth";
+import type { AppContext } from "./context";
 
 /** Context of routes behind `requireMerchantKey()`. */
 export type MerchantContext = {

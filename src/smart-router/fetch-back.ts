@@ -1,7 +1,7 @@
 import { mapConcurrent } from "../lib/concurrency";
-import type { PaceMeter, SmartRouterClient, TransactionRead } from "../smart-router/client";
-import { SmartRouterError } from "../smart-router/errors";
-import type { SmartRouterEvent } from "../smart-router/schemas";
+import type { PaceMeter, SmartRouterClient, TransactionRead } from "./client";
+import { SmartRouterError } from "./errors";
+import type { SmartRouterEvent } from "./schemas";
 
 type VerificationOutcome =
   /** `read`: the event's transaction came without its operations, so it was read from the API instead (with its time). */

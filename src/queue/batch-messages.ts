@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { retryState } from "../queue/retry";
+import { retryState } from "./retry";
 
 /** One page of a `sync` walk over `GET /transactions`, newest first. */
 export const syncPageMessage = z.object({

@@ -1,7 +1,7 @@
 import type { Database } from "../db/client";
 import type { AppEnv } from "../env";
 import { findMerchant } from "../merchants/merchants";
-import { budgetOf } from "./client";
+import { budgetOf } from "../rate-limiter/client";
 
 /** Rates are requests per minute; two decimals are plenty to watch the batch lane ramp. */
 const round = (value: number) => Math.round(value * 100) / 100;

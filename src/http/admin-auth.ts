@@ -1,9 +1,9 @@
 import { createMiddleware } from "hono/factory";
-import type { AppContext } from "../app";
 import type { AppConfig } from "../env";
 import { ApiError } from "../errors";
 import { log } from "../lib/log";
 import { constantTimeEqual, hashCredential } from "../security/credentials";
+import type { AppContext } from "./context";
 
 // Stands in for ADMIN_TOKEN_PREVIOUS when there is none: no presented token hashes to it.
 const NO_PREVIOUS_TOKEN_HASH = "-".repeat(64);

@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import { ApiError } from "../errors";
-import { decodeUtf8Strict } from "../security/encoding";
+import { decodeUtf8Strict } from "../lib/encoding";
 
 /**
  * Reads a request body as text, refusing (413) once it passes `maxBytes` without buffering the rest, whatever

@@ -2,19 +2,20 @@ import { eq, isNull, sql } from "drizzle-orm";
 import type { BatchStatement } from "../db/bulk";
 import type { Database } from "../db/client";
 import { eventLogCursors, merchants } from "../db/schema";
+import { redriveDeadLetters } from "../dead-letters/redrive";
 import type { AppConfig, AppEnv } from "../env";
-import { settledEvents } from "../events/inbox";
 import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
-import { redriveDeadLetters } from "../queue/redrive";
+import { smartRouterFor } from "../merchants/smart-router";
+import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
+import type { EventLogMessage } from "../queue/batch-messages";
 import { sendAll } from "../queue/send";
 import type { SmartRouterClient } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
-import { smartRouterFor } from "../smart-router/for-merchant";
+import { verifyEvents } from "../smart-router/fetch-back";
 import type { SmartRouterEvent } from "../smart-router/schemas";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
-import { verifyEvents } from "../verification/fetch-back";
-import type { EventLogMessage } from "./messages";
+import { settledEvents } from "../transactions/inbox";
 
 const PAGE = 100;
 /**
@@ -222,4 +223,25 @@ async function saveCursor(
         updatedAt: now,
       },
     });
+}
+
+/** A walk of the event log that fails is tried again this many times before it waits for the next cron run. */
+const WALK_RETRIES = 5;
+
+/**
+ * After a walk failed: our pacer's wait goes on when the pacer says; a failure is tried again soon, at most WALK_RETRIES
+ * times, then the next cron run walks again from the watermark (nothing is lost by giving up: the watermark did not move).
+ */
+export async function retryWalk(env: AppEnv, config: AppConfig, work: EventLogMessage, error: unknown): Promise<void> {
+  const waiting = error instanceof SmartRouterError && error.isLocalBackpressure;
+  const attempt = work.attempt ?? 0;
+  const hintMs = error instanceof SmartRouterError ? error.retryAfterMs : null;
+  if (waiting) {
+    await sendAll(env.BATCHES, [work], Math.max(1, Math.ceil((hintMs ?? 1_000) / 1000)));
+  } else if (attempt < WALK_RETRIES) {
+    const delay = policyDelaySeconds(BATCH_UNIT_RETRY, attempt + 1, { scale: config.RETRY_SCHEDULE_SCALE, hintMs });
+    await sendAll(env.BATCHES, [{ ...work, attempt: attempt + 1 }], delay);
+  } else {
+    log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: String(error), attempt });
+  }
 }

@@ -3,9 +3,9 @@ import type { Database } from "../db/client";
 import { merchants } from "../db/schema";
 import type { AppConfig } from "../env";
 import { ApiError } from "../errors";
-import { secretContext } from "../merchants/merchants";
 import { generateSigningSecret } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
+import { secretContext } from "./merchants";
 
 type MerchantRow = typeof merchants.$inferSelect;
 

@@ -1,8 +1,8 @@
 import type { Database } from "../db/client";
 import { merchants } from "../db/schema";
+import { base64ToBytes, decodeUtf8Strict } from "../lib/encoding";
 import { log } from "../lib/log";
 import { constantTimeEqual, hashCredential } from "../security/credentials";
-import { base64ToBytes, decodeUtf8Strict } from "../security/encoding";
 
 /** One merchant's webhook credential as the edge checks it. */
 interface WebhookCredential {

@@ -11,8 +11,8 @@ import {
   transactions,
   webhookDeliveries,
 } from "../db/schema";
-import type { TransactionWrite } from "../transactions/records";
-import type { FetchBackTrace, Verification } from "../verification/fetch-back";
+import type { FetchBackTrace, Verification } from "../smart-router/fetch-back";
+import type { TransactionWrite } from "./records";
 
 /** A delivery as the edge queued it: what the timeline shows of it. */
 export interface DeliveryRecord {

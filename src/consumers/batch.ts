@@ -1,0 +1,72 @@
+import { failReseal, resealPage } from "../admin/reseal";
+import { retryWalk, walkEventLog } from "../backstop/event-log";
+import { postponeUnit, refuseMerchantKey, runUnit } from "../batches/work";
+import type { Database } from "../db/client";
+import type { AppConfig, AppEnv } from "../env";
+import { type BatchMessage, batchMessage } from "../queue/batch-messages";
+import { parseOrDeadLetter } from "../queue/dead-letters";
+import { SmartRouterError } from "../smart-router/errors";
+
+interface BatchContext {
+  env: AppEnv;
+  db: Database;
+  config: AppConfig;
+}
+
+interface Work {
+  message: Message<unknown>;
+  work: BatchMessage;
+}
+
+/**
+ * Consumes batch work (sync pages, refreshes, event-log walks, re-seal pages) in the batch lane: every Smart Router call
+ * is paced so business traffic keeps its share, results go through the same state machine as webhooks, and waiting is
+ * done by the queue, not the Worker.
+ */
+export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+  const context: BatchContext = { env, db, config };
+  const parsed: Work[] = [];
+  for (const message of batch.messages) {
+    const work = await parseOrDeadLetter(db, batch.queue, message, batchMessage);
+    if (work) parsed.push({ message, work });
+  }
+  // Walks of different merchants' event logs are independent (each project has its own pacer): side by side, so one
+  // merchant's slow walk never holds up another's in the batch. Units of batch work run one after another.
+  await Promise.all(parsed.filter((item) => item.work.kind === "event_log").map((item) => handle(item, context)));
+  for (const item of parsed.filter((entry) => entry.work.kind !== "event_log")) await handle(item, context);
+}
+
+/** Runs one piece of work and settles its message: acked when done, or as its kind's failure policy says. */
+async function handle({ message, work }: Work, context: BatchContext): Promise<void> {
+  try {
+    await run(work, context);
+    message.ack();
+  } catch (error) {
+    await settleFailure({ message, work }, error, context);
+  }
+}
+
+/** The work of one message, by its kind. */
+async function run(work: BatchMessage, { env, db, config }: BatchContext): Promise<void> {
+  if (work.kind === "event_log") await walkEventLog(env, db, config, work);
+  else if (work.kind === "reseal") await resealPage(db, config, env.BATCHES, work);
+  else await runUnit(work, env, db, config);
+}
+
+/** The failure policy of each kind of batch work; every branch settles the message. */
+async function settleFailure({ message, work }: Work, error: unknown, { env, db, config }: BatchContext): Promise<void> {
+  if (work.kind === "reseal") {
+    // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
+    await failReseal(db, work.job_id, String(error));
+    message.ack();
+  } else if (error instanceof SmartRouterError && error.kind === "authentication") {
+    // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.
+    await refuseMerchantKey(db, work.merchant_id, `${error.status ?? 401} ${error.errorType ?? "authentication failed"}`);
+    message.ack();
+  } else if (work.kind === "event_log") {
+    await retryWalk(env, config, work, error);
+    message.ack();
+  } else {
+    await postponeUnit(env, db, config, message, work, error);
+  }
+}
