@@ -8,7 +8,7 @@ import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { smartRouterFor } from "../merchants/smart-router";
 import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
-import type { EventLogMessage } from "../queue/batch-messages";
+import { type EventLogMessage, QUEUES } from "../queue/messages";
 import { sendAll } from "../queue/send";
 import type { SmartRouterClient } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
@@ -125,7 +125,7 @@ export async function walkEventLog(env: AppEnv, db: Database, config: AppConfig,
   // Smart Router answers this merchant again: its recent webhook dead letters can go through now.
   const redriven = await redriveDeadLetters(db, env, {
     merchant: merchant.id,
-    queue: "smart-router-webhooks",
+    queue: QUEUES.webhooks,
     since: new Date(Date.now() - AUTO_REDRIVE_MS).toISOString(),
   });
   if (redriven.redriven.length > 0) log("info", "event_log.redrove", { merchant_id: merchant.id, dead_letters: redriven.redriven.length });

@@ -4,7 +4,7 @@ import type { Database } from "../db/client";
 import { batches } from "../db/schema";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
-import { type BatchMessage, chunk } from "../queue/batch-messages";
+import { type BatchMessage, chunk } from "../queue/messages";
 import { sendAll } from "../queue/send";
 
 /** What a merchant asks for (the route validates it: src/routes/batches.ts). */

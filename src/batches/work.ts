@@ -7,8 +7,8 @@ import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { smartRouterFor } from "../merchants/smart-router";
 import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
-import { type BatchMessage, chunk, type RefreshMessage, restOf, type UnitMessage } from "../queue/batch-messages";
 import { storeDeadLetter } from "../queue/dead-letters";
+import { type BatchMessage, chunk, QUEUES, type RefreshMessage, restOf, type UnitMessage } from "../queue/messages";
 import { postpone } from "../queue/retry";
 import { sendAll } from "../queue/send";
 import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
@@ -249,7 +249,7 @@ export async function postponeUnit(
     scale: config.RETRY_SCHEDULE_SCALE,
     now: Date.now(),
     deadLetter: async ({ message: failed, body }, reason) => {
-      await storeDeadLetter(db, { id: failed.id, queue: "smart-router-batches", body, error: reason, attempts: body.attempt ?? 0 });
+      await storeDeadLetter(db, { id: failed.id, queue: QUEUES.batches, body, error: reason, attempts: body.attempt ?? 0 });
       if (body.batch_id) await failBatch(db, body.batch_id, reason);
     },
   });

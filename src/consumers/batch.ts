@@ -3,8 +3,8 @@ import { retryWalk, walkEventLog } from "../backstop/event-log";
 import { postponeUnit, refuseMerchantKey, runUnit } from "../batches/work";
 import type { Database } from "../db/client";
 import type { AppConfig, AppEnv } from "../env";
-import { type BatchMessage, batchMessage } from "../queue/batch-messages";
 import { parseOrDeadLetter } from "../queue/dead-letters";
+import { type BatchMessage, batchMessage } from "../queue/messages";
 import { SmartRouterError } from "../smart-router/errors";
 
 interface BatchContext {

@@ -5,6 +5,7 @@ import { type AppConfig, type AppEnv, appConfig } from "../env";
 import { consumeFulfillments } from "../fulfillment/consumer";
 import { consumeWebhooks } from "../ingest/consumer";
 import { log } from "../lib/log";
+import { DEAD_LETTER_QUEUES, QUEUES } from "../queue/messages";
 import { consumeBatchWork } from "./batch";
 
 type Consumer = (batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig) => Promise<void>;
@@ -12,15 +13,15 @@ type Consumer = (batch: MessageBatch<unknown>, env: AppEnv, db: Database, config
 /** The consumer of a queue by its exact name (wrangler.toml). */
 function consumerOf(queue: string): Consumer {
   switch (queue) {
-    case "smart-router-webhooks":
+    case QUEUES.webhooks:
       return consumeWebhooks;
-    case "smart-router-fulfillments":
+    case QUEUES.fulfillments:
       return consumeFulfillments;
-    case "smart-router-batches":
+    case QUEUES.batches:
       return consumeBatchWork;
-    case "smart-router-webhooks-dlq":
-    case "smart-router-fulfillments-dlq":
-    case "smart-router-batches-dlq":
+    case DEAD_LETTER_QUEUES.webhooks:
+    case DEAD_LETTER_QUEUES.fulfillments:
+    case DEAD_LETTER_QUEUES.batches:
       return (batch, _env, db) => consumeDeadLetters(batch, db);
     default:
       throw new Error(`no consumer for queue ${queue}`);

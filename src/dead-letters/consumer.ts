@@ -4,12 +4,13 @@ import type { Database } from "../db/client";
 import { events, fulfillments } from "../db/schema";
 import { log } from "../lib/log";
 import { storeDeadLetter } from "../queue/dead-letters";
+import { DEAD_LETTER_QUEUES, QUEUES } from "../queue/messages";
 
 /** Which queue a dead-letter queue belongs to. */
 export const DEAD_LETTER_SOURCES: Record<string, string> = {
-  "smart-router-webhooks-dlq": "smart-router-webhooks",
-  "smart-router-fulfillments-dlq": "smart-router-fulfillments",
-  "smart-router-batches-dlq": "smart-router-batches",
+  [DEAD_LETTER_QUEUES.webhooks]: QUEUES.webhooks,
+  [DEAD_LETTER_QUEUES.fulfillments]: QUEUES.fulfillments,
+  [DEAD_LETTER_QUEUES.batches]: QUEUES.batches,
 };
 
 function field(body: unknown, name: string): string | null {

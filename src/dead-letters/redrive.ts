@@ -7,6 +7,7 @@ import { databaseFor, mergedRows, newestFirst, shardDatabases } from "../db/shar
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
+import { QUEUES } from "../queue/messages";
 
 const deadLetterCursor = z.strictObject({ c: z.string().min(1).max(64), i: z.string().min(1).max(200) });
 
@@ -51,7 +52,7 @@ export async function listDeadLetters(env: AppEnv, merchantId: string | undefine
 /** A redriven body starts a fresh retry horizon: its retry state is dropped (a webhook's horizon counts from now). */
 function freshBody(queue: string, body: Record<string, unknown>): Record<string, unknown> {
   const { attempt: _attempt, first_attempt_at: _first, ...rest } = body;
-  return queue === "smart-router-webhooks" ? { ...rest, first_attempt_at: new Date().toISOString() } : rest;
+  return queue === QUEUES.webhooks ? { ...rest, first_attempt_at: new Date().toISOString() } : rest;
 }
 
 /** Sends dead letters back through their queue and marks them redriven; a fulfilment goes back to pending first. */
@@ -71,9 +72,9 @@ export async function redriveDeadLetters(
     .where(and(...conditions))
     .limit(100);
   const queues: Record<string, Queue> = {
-    "smart-router-webhooks": env.WEBHOOKS,
-    "smart-router-fulfillments": env.FULFILLMENTS,
-    "smart-router-batches": env.BATCHES,
+    [QUEUES.webhooks]: env.WEBHOOKS,
+    [QUEUES.fulfillments]: env.FULFILLMENTS,
+    [QUEUES.batches]: env.BATCHES,
   };
   const redriven: string[] = [];
   const skipped: { id: string; reason: string }[] = [];
@@ -84,7 +85,7 @@ export async function redriveDeadLetters(
       continue;
     }
     const body = row.body as Record<string, unknown>;
-    if (row.queue === "smart-router-fulfillments" && typeof body.merchant_id === "string" && typeof body.transaction_id === "string") {
+    if (row.queue === QUEUES.fulfillments && typeof body.merchant_id === "string" && typeof body.transaction_id === "string") {
       await db
         .update(fulfillments)
         .set({ status: "pending", leaseUntil: null })

@@ -1,16 +1,13 @@
 import { and, eq } from "drizzle-orm";
-import { z } from "zod";
 import type { Database } from "../db/client";
 import { fulfillments } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";
 import { FULFILMENT_RETRY } from "../queue/backoff";
 import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
-import { type Postponed, postpone, retryState } from "../queue/retry";
+import { type FulfillmentMessage, fulfillmentMessageV1, QUEUES } from "../queue/messages";
+import { type Postponed, postpone } from "../queue/retry";
 import { deliverFulfillment } from "./deliver";
-
-const fulfillmentMessageV1 = z.object({ v: z.literal(1), merchant_id: z.string(), transaction_id: z.string(), ...retryState });
-type FulfillmentMessage = z.infer<typeof fulfillmentMessageV1>;
 
 /** Another consumer holds the delivery's lease (deliver.ts, 60 s): look again once it has run out. */
 const BUSY_DELAY_SECONDS = 60;
@@ -64,7 +61,7 @@ export async function consumeFulfillments(
             eq(fulfillments.status, "pending"),
           ),
         );
-      await storeDeadLetter(db, { id: message.id, queue: "smart-router-fulfillments", body, error: reason, attempts: body.attempt ?? 0 });
+      await storeDeadLetter(db, { id: message.id, queue: QUEUES.fulfillments, body, error: reason, attempts: body.attempt ?? 0 });
       log("error", "fulfillment.gave_up", { merchant_id: body.merchant_id, transaction_id: body.transaction_id, reason });
     },
   });

@@ -7,7 +7,7 @@ import { log } from "../lib/log";
 import { smartRouterFor } from "../merchants/smart-router";
 import { VERIFICATION_RETRY } from "../queue/backoff";
 import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
-import { type WebhookMessage, webhookMessageV1 } from "../queue/messages";
+import { QUEUES, type WebhookMessage, webhookMessageV1 } from "../queue/messages";
 import { type Postponed, postpone } from "../queue/retry";
 import { sendAll } from "../queue/send";
 import { SmartRouterError } from "../smart-router/errors";
@@ -280,7 +280,7 @@ async function retryVerification(env: AppEnv, db: Database, config: AppConfig, i
     now: Date.now(),
     deadLetter: async ({ message, body }, reason) => {
       log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, reason });
-      await storeDeadLetter(db, { id: message.id, queue: "smart-router-webhooks", body, error: reason, attempts: body.attempt ?? 0 });
+      await storeDeadLetter(db, { id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });
     },
   });
 }

@@ -5,7 +5,7 @@ import type { Database } from "../db/client";
 import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
 import { mergedRows, newestFirst } from "../db/shards";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
-import { type BatchMessage, chunk } from "../queue/batch-messages";
+import { type BatchMessage, chunk } from "../queue/messages";
 import { sendAll } from "../queue/send";
 
 const MAX_PER_RUN = 500;

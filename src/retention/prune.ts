@@ -44,14 +44,15 @@ function prunePerMerchant(table: SQLiteTable, time: SQLiteColumn, before: string
 }
 
 /**
- * Ignored inbox rows (events that are not a transaction's: nothing to archive) processed before `before`. They carry no
- * transaction, so the search walks `events_transaction` at (merchant, NULL), like the pruning of rejected rows.
+ * Inbox rows of one outcome that carry no transaction (ignored: not a transaction's event; rejected: judged forged)
+ * processed before `before`, at most `limit`. The search walks `events_transaction` at (merchant, NULL) per merchant
+ * instead of the whole inbox.
  */
-function ignoredEventsBefore(before: string): SQL {
+function unlinkedEventsBefore(outcome: "ignored" | "rejected", before: string, limit: number): SQL {
   return sql`DELETE FROM ${events} WHERE rowid IN (
     SELECT e.rowid FROM ${merchants} AS m CROSS JOIN ${events} AS e ON e.merchant_id = m.id AND e.transaction_id IS NULL
-    WHERE e.outcome = 'ignored' AND e.processed_at < ${before}
-    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+    WHERE e.outcome = ${outcome} AND e.processed_at < ${before}
+    LIMIT ${limit})`;
 }
 
 /**
@@ -92,7 +93,7 @@ export function pruneStatements(now: number, retentionDays: number): Record<stri
     batch_units: pruneBefore(batchUnits, batchUnits.finishedAt, daysBefore(now, BATCH_UNITS_KEPT_DAYS)),
     reconciliation_runs: pruneBefore(reconciliationRuns, reconciliationRuns.startedAt, window),
     dead_letters: pruneBefore(deadLetters, deadLetters.createdAt, window),
-    ignored_events: ignoredEventsBefore(window),
+    ignored_events: unlinkedEventsBefore("ignored", window, PRUNED_PER_TABLE_PER_RUN),
     webhook_deliveries: prunePerMerchant(webhookDeliveries, webhookDeliveries.receivedAt, window),
     fetch_backs: prunePerMerchant(fetchBacks, fetchBacks.at, window),
     transaction_status_changes: prunePerMerchant(transactionStatusChanges, transactionStatusChanges.at, window),
@@ -110,4 +111,24 @@ export async function pruneBookkeeping(db: Database, now: number, retentionDays:
     statements.map(([, statement]) => statement),
   );
   return Object.fromEntries(statements.map(([name], i) => [name, results[i]?.meta.changes ?? 0]));
+}
+
+/** Rejected inbox rows are kept this long: long enough to explain a flood, short enough that forged ids do not pile up. */
+export const REJECTED_EVENTS_KEPT_MS = 7 * 24 * 3_600_000;
+/** Rows deleted per run at most, so one statement stays short; a larger backlog goes over the next runs. */
+export const REJECTED_EVENTS_PRUNED_PER_RUN = 5_000;
+
+/**
+ * Deletes rejected inbox rows processed more than REJECTED_EVENTS_KEPT_MS before `now`, at most
+ * REJECTED_EVENTS_PRUNED_PER_RUN of them (in no particular order). Rejected rows have no transaction, so the search walks
+ * `events_transaction` at (merchant, NULL) per merchant instead of the whole inbox. A pruned id delivered again is
+ * verified again: the count on the merchant stays, the row does not.
+ */
+export function rejectedEventsPrune(now: number): SQL {
+  return unlinkedEventsBefore("rejected", new Date(now - REJECTED_EVENTS_KEPT_MS).toISOString(), REJECTED_EVENTS_PRUNED_PER_RUN);
+}
+
+/** Runs `rejectedEventsPrune` (one statement); returns how many rows went. */
+export async function pruneRejectedEvents(db: Database, now: number): Promise<number> {
+  return (await db.run(rejectedEventsPrune(now))).meta.changes;
 }

@@ -2,8 +2,9 @@ import { createExecutionContext, createScheduledController } from "cloudflare:te
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { openDatabase } from "../../src/db/client";
+import { resendStalledFulfillments } from "../../src/fulfillment/sweep";
 import worker from "../../src/index";
-import { resendStalledFulfillments, runScheduledWork } from "../../src/scheduled";
+import { runScheduledWork } from "../../src/scheduled";
 import { createMerchant } from "../support/fixtures";
 import { eventually, openShop } from "../support/sandbox";
 import { dbFor, shardedDb } from "../support/shards";

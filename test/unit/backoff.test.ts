@@ -8,7 +8,7 @@ import {
   retryDelaySeconds,
   VERIFICATION_RETRY,
 } from "../../src/queue/backoff";
-import { restOf } from "../../src/queue/batch-messages";
+import { restOf } from "../../src/queue/messages";
 
 const DAY_S = 24 * 3600;
 
