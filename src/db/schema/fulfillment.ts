@@ -1,0 +1,24 @@
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** `backfilled`: captured before the merchant set its fulfillment URL and found by a batch read; never notified. */
+export const FULFILLMENT_STATUSES = ["not_configured", "backfilled", "pending", "delivered", "failed"] as const;
+export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
+
+/** The fulfilment outbox: at most one row per transaction, written in the same D1 batch as its first capture. */
+export const fulfillments = sqliteTable(
+  "fulfillments",
+  {
+    merchantId: text("merchant_id").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    /** Standard Webhooks `webhook-id`: stable across retries so the merchant can deduplicate. */
+    messageId: text("message_id").notNull(),
+    status: text("status", { enum: FULFILLMENT_STATUSES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastError: text("last_error"),
+    /** While set in the future, one consumer owns the delivery attempt; others back off. */
+    leaseUntil: text("lease_until"),
+    requestedAt: text("requested_at").notNull(),
+    deliveredAt: text("delivered_at"),
+  },
+  (t) => [primaryKey({ columns: [t.merchantId, t.transactionId] }), index("fulfillments_status").on(t.status, t.requestedAt)],
+);

@@ -1,0 +1,10 @@
+/** The D1 schema, one module per area; drizzle-kit reads this barrel (drizzle.config.ts). */
+
+export * from "./alerts";
+export * from "./columns";
+export * from "./fulfillment";
+export * from "./jobs";
+export * from "./merchants";
+export * from "./retention";
+export * from "./timeline";
+export * from "./transactions";

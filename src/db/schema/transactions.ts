@@ -1,0 +1,130 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { IN_FLIGHT_STATUSES } from "../../smart-router/status";
+import { sqlLiterals } from "../bulk";
+import { merchants } from "./merchants";
+
+/** Outcome of one Smart Router event in the inbox. */
+export const EVENT_OUTCOMES = ["pending", "applied", "stale", "rejected", "ignored"] as const;
+export type EventOutcome = (typeof EVENT_OUTCOMES)[number];
+
+/**
+ * `status IN (…)` over the in-flight statuses as literals: SQLite uses a partial index only for a query that repeats the
+ * index's WHERE term, which a bound parameter cannot. The reconciliation index and its query both take it from here.
+ */
+export const isInFlight = (status: SQLiteColumn) => sql`${status} IN (${sqlLiterals(IN_FLIGHT_STATUSES)})`;
+
+/**
+ * When a record was last looked at: the later of its last refresh by reconciliation and its last change (a webhook, a
+ * batch). Written as CASE because drizzle-kit 0.31 splits an index expression at its commas (drizzle-orm#6062).
+ */
+export const lastLookedAt = (t: { reconciledAt: SQLiteColumn; updatedAt: SQLiteColumn }) =>
+  sql`(CASE WHEN ${t.reconciledAt} > ${t.updatedAt} THEN ${t.reconciledAt} ELSE ${t.updatedAt} END)`;
+
+/** The merchant's copy of a Smart Router transaction, as of the newest snapshot applied. */
+export const transactions = sqliteTable(
+  "transactions",
+  {
+    merchantId: text("merchant_id")
+      .notNull()
+      .references(() => merchants.id),
+    id: text("id").notNull(),
+    projectId: text("project_id").notNull(),
+    invoiceId: text("invoice_id"),
+    customerId: text("customer_id"),
+    name: text("name"),
+    paymentType: text("payment_type"),
+    gatewayName: text("gateway_name"),
+    status: text("status").notNull(),
+    currency: text("currency").notNull(),
+    /** Decimal strings in major units, exactly as Smart Router sends them. */
+    amount: text("amount").notNull(),
+    authorizedAmount: text("authorized_amount").notNull(),
+    capturedAmount: text("captured_amount").notNull(),
+    refundedAmount: text("refunded_amount").notNull(),
+    availableAmount: text("available_amount").notNull(),
+    voidedAmount: text("voided_amount").notNull(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>().notNull(),
+    sandbox: integer("sandbox", { mode: "boolean" }).notNull(),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    threeDSStatus: text("three_d_s_status"),
+    chargedback: integer("chargedback", { mode: "boolean" }).notNull().default(false),
+    createdAt: text("created_at").notNull(),
+    /** Ordering key of the applied snapshot (from its own history); a snapshot at or below it is stale. */
+    snapshotVersion: text("snapshot_version").notNull(),
+    lastEventId: text("last_event_id"),
+    lastEventName: text("last_event_name"),
+    lastEventFiredAt: text("last_event_fired_at"),
+    /** When reconciliation last refreshed the record from the API, changed or not. */
+    reconciledAt: text("reconciled_at"),
+    /** When our record last changed (ISO 8601 UTC), the status API's `updated_at`. */
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.id] }),
+    index("transactions_merchant_updated").on(t.merchantId, t.updatedAt, t.id),
+    index("transactions_merchant_status_updated").on(t.merchantId, t.status, t.updatedAt, t.id),
+    // The list's `payment_type` filter (0010): without it a rare payment type would walk every row of the merchant.
+    index("transactions_merchant_payment_type_updated").on(t.merchantId, t.paymentType, t.updatedAt, t.id),
+    // No query names it, but without it SQLite's planner (no ANALYZE statistics) takes transactions_merchant_updated for
+    // a status + updated_after page and filters every status in the range (query-plan.test.ts caught it when dropped).
+    index("transactions_status_updated").on(t.status, t.updatedAt),
+    // Reconciliation walks each merchant's in-flight records least recently looked at first (a few per merchant per run).
+    index("transactions_reconcile").on(t.merchantId, lastLookedAt(t), t.id).where(isInFlight(t.status)),
+    // The export's keyset walk by creation time (0011): julianday() puts Smart Router's RFC 3339 times, whatever their
+    // offset or fractional digits, on one UTC scale.
+    index("transactions_merchant_created").on(t.merchantId, sql`julianday(${t.createdAt})`, t.id),
+  ],
+);
+
+/** Every operation Smart Router reported for a transaction, deduplicated by its id. */
+export const operations = sqliteTable(
+  "operations",
+  {
+    merchantId: text("merchant_id").notNull(),
+    id: text("id").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    type: text("type").notNull(),
+    amount: text("amount").notNull(),
+    currency: text("currency"),
+    isAttempt: integer("is_attempt", { mode: "boolean" }).notNull(),
+    hasFailed: integer("has_failed", { mode: "boolean" }),
+    isAccountable: integer("is_accountable", { mode: "boolean" }),
+    gatewayOperationId: text("gateway_operation_id"),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    paymentType: text("payment_type"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string>>(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.id] }),
+    index("operations_transaction").on(t.merchantId, t.transactionId, t.createdAt, t.id),
+  ],
+);
+
+/** The event inbox: one row per Smart Router event per merchant, however often it was delivered. */
+export const events = sqliteTable(
+  "events",
+  {
+    merchantId: text("merchant_id").notNull(),
+    id: text("id").notNull(),
+    name: text("name"),
+    transactionId: text("transaction_id"),
+    firedAt: text("fired_at"),
+    outcome: text("outcome", { enum: EVENT_OUTCOMES }).notNull(),
+    deliveries: integer("deliveries").notNull().default(1),
+    firstReceivedAt: text("first_received_at").notNull(),
+    processedAt: text("processed_at"),
+    detail: text("detail"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.id] }),
+    index("events_transaction").on(t.merchantId, t.transactionId, t.firedAt, t.id),
+    // What is waiting, for `GET /v1/pipeline` (0010): few rows are pending at a time, so the partial index stays small.
+    index("events_pending").on(t.merchantId).where(sql`${t.outcome} = 'pending'`),
+    // Forged deliveries of the last hour per merchant, for the forged-delivery-spike alert (alerts/evaluate.ts).
+    index("events_rejected_processed").on(t.merchantId, t.processedAt).where(sql`${t.outcome} = 'rejected'`),
+  ],
+);
