@@ -64,7 +64,7 @@ const CONSUMER_FAILURE_RATE = "0.05";
 // Reconciliation refreshes records untouched for 15 s (production: 30 min), so the pass below can run right after the storm.
 const RECONCILE_AFTER_MINUTES = "0.25";
 const RECONCILE_AFTER_MS = 15_000;
-// Reconciliation takes at most 100 records per merchant per run (src/batches/reconciliation.ts); chaos has one merchant.
+// Reconciliation takes at most 100 records per merchant per run (src/reconciliation/reconciliation.ts); chaos has one merchant.
 const RECONCILE_PER_RUN = 100;
 // The production horizon is 3 days; scaled so it is 60× the outage (the bar), never above production.
 const HORIZON_S = 3 * 24 * 3600;

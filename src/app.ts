@@ -11,7 +11,7 @@ import { type DeliveryQueue, queueFromBinding } from "./ingest/delivery-queue";
 import { log } from "./lib/log";
 import { adminRoutes } from "./routes/admin";
 import { healthRoutes } from "./routes/health";
-import { statusApiRoutes } from "./routes/v1";
+import { statusApiDocument, statusApiRoutes } from "./routes/v1";
 import { webhookRoutes } from "./routes/webhooks";
 
 /** What the app needs from outside, so tests can swap one part (e.g. a queue that refuses). */
@@ -25,12 +25,36 @@ const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
   400: "bad_request",
   401: "unauthorized",
   404: "not_found",
-  405: "method_not_allowed",
   413: "payload_too_large",
-  415: "unsupported_media_type",
   429: "rate_limited",
   503: "service_unavailable",
 };
+
+type OpenApiDocument = ReturnType<typeof statusApiDocument>;
+let document: OpenApiDocument | undefined;
+
+/**
+ * The OpenAPI document of the status API and the admin API together (`GET /v1/openapi.json`, public). The routes are
+ * fixed once the modules have loaded, so it is generated once per isolate.
+ */
+function apiDocument(): OpenApiDocument {
+  if (document) return document;
+  const status = statusApiDocument();
+  const admin = adminRoutes.getOpenAPI31Document({ openapi: "3.1.0", info: status.info });
+  const adminPaths = Object.fromEntries(
+    Object.entries(admin.paths ?? {}).map(([path, item]) => [`/admin${path === "/" ? "" : path}`, item]),
+  );
+  document = {
+    ...status,
+    paths: { ...status.paths, ...adminPaths },
+    components: {
+      ...status.components,
+      schemas: { ...admin.components?.schemas, ...status.components?.schemas },
+      securitySchemes: { ...status.components?.securitySchemes, ...admin.components?.securitySchemes },
+    },
+  };
+  return document;
+}
 
 /** Builds the Hono app: request id, lazy per-request context, one error handler, one sub-app per resource. */
 export function createApp(dependencies: AppDependencies = { deliveryQueue: (env) => queueFromBinding(env.WEBHOOKS) }) {
@@ -53,6 +77,7 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
   app.route("/admin", adminRoutes);
   app.route("/webhooks", webhookRoutes);
   // statusApiRoutes carries its own `/v1` base path, so the OpenAPI document lists full paths.
+  app.get("/v1/openapi.json", (c) => c.json(apiDocument()));
   app.route("/", statusApiRoutes);
   // `/docs` and `/console` are static assets (wrangler.toml `[assets]`, built from console/): they never reach this app.
 

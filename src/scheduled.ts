@@ -13,7 +13,9 @@ type StepResult = Record<string, unknown>;
 
 /** The Cron Trigger's work, step by step, each run on one shard; each step's result is logged with the run. */
 const SCHEDULED_STEPS: Record<string, (env: AppEnv, db: Database, scheduledTime: number) => Promise<StepResult>> = {
-  fulfillment_sweep: async (env, db, scheduledTime) => ({ fulfillments_resent: await resendStalledFulfillments(env, db, scheduledTime) }),
+  fulfillment_sweep: async (env, db, scheduledTime) => ({
+    fulfillments_resent: await resendStalledFulfillments({ env, db, now: scheduledTime }),
+  }),
   // The backstop: every merchant's event log walked forward, so what no webhook brought is applied within a few runs.
   event_log: async (env, db, scheduledTime) => ({
     event_log_walks: await startEventLogWalks(db, env.BATCHES, scheduledTime),
@@ -25,10 +27,10 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, db: Database, scheduledTime:
   },
   // Forged ids are counted on their merchant; their inbox rows go after a week, so a flood does not grow D1 for ever.
   rejected_events_prune: async (_env, db, scheduledTime) => ({
-    rejected_events_pruned: await pruneRejectedEvents(db, scheduledTime),
+    rejected_events_pruned: await pruneRejectedEvents({ db, now: scheduledTime }),
   }),
   // Business alerts (issue 13): every rule for every merchant, bounded per run, then the alert URL notifications due.
-  alerts: (env, db, scheduledTime) => runAlertChecks(env, db, scheduledTime),
+  alerts: (env, db, scheduledTime) => runAlertChecks({ env, db, now: scheduledTime }),
   // Issue 14: histories settled for RETENTION_DAYS move to R2; bookkeeping rows past their windows are pruned.
   retention: (env, db, scheduledTime) => runRetention({ db, bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
 };

@@ -1,6 +1,6 @@
 // The one way the console talks to the service: same-origin requests to the documented API, each answer turned into a
 // result the panels can show. A 401 and a server failure also go to the shell (sign-in screen, request-id banner).
-import type { ErrorEnvelope } from "./api-types";
+import type { ErrorEnvelope } from "./api-shapes";
 
 /** What went wrong with one request; `status` 0 means the network failed before any answer. */
 export interface ApiFailure {

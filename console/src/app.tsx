@@ -1,7 +1,7 @@
 // The console's shell: sign-in or the signed-in pages, the navigation, and the banner of server failures.
 import { useMemo, useRef, useState } from "preact/hooks";
 import { ApiClient, type ApiFailure, describeFailure } from "./api";
-import type { AlertPage } from "./api-types";
+import type { AlertPage } from "./api-shapes";
 import { AlertsPanel } from "./panels/alerts";
 import { BatchesPanel } from "./panels/batches";
 import { BudgetPanel } from "./panels/budget";

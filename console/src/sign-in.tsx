@@ -2,7 +2,7 @@
 // checked against the API before it is kept, and kept in sessionStorage only.
 import { useEffect, useState } from "preact/hooks";
 import { ApiClient, type ApiFailure, describeFailure, query } from "./api";
-import type { Merchant, MerchantPage } from "./api-types";
+import type { Merchant, MerchantPage } from "./api-shapes";
 import { authHeaders, type Session } from "./session";
 
 interface SignInProps {

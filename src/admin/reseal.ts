@@ -1,6 +1,7 @@
 import { and, asc, count, eq, gt, isNotNull, or, sql } from "drizzle-orm";
 import { type BatchStatement, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
+import type { MerchantRow } from "../db/rows";
 import { merchants, resealJobs } from "../db/schema";
 import { shardsOf } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
@@ -11,10 +12,9 @@ import { currentKeyId, openSecret, type SealedSecret, sealSecret } from "../secu
 /** Merchants re-sealed per queue message: one D1 batch each, so a page is all or nothing. */
 const MERCHANTS_PER_PAGE = 50;
 
-/** The message that carries a re-seal job on the batch queue, one page of merchants at a time (batches/messages.ts). */
+/** The message that carries a re-seal job on the batch queue, one page of merchants at a time (queue/messages.ts). */
 type ResealMessage = { v: 1; kind: "reseal"; job_id: string; shard?: number };
 
-type MerchantRow = typeof merchants.$inferSelect;
 type SecretColumn =
   | "smartRouterSecretCiphertext"
   | "smartRouterSecretKeyId"
@@ -54,7 +54,7 @@ type JobRow = typeof resealJobs.$inferSelect;
  * walked by its own messages): failed if a part failed, running while a part runs, counts summed.
  */
 function presentJob(parts: readonly JobRow[]) {
-  const status = parts.some((part) => part.status === "failed")
+  const status: JobRow["status"] = parts.some((part) => part.status === "failed")
     ? "failed"
     : parts.some((part) => part.status === "running")
       ? "running"
@@ -73,7 +73,7 @@ function presentJob(parts: readonly JobRow[]) {
 }
 
 /** Starts a re-seal of every sealed secret under the current SECRETS_KEY: one part per shard, its pages on the batch queue. */
-export async function startReseal(env: AppEnv, queue: Queue): Promise<ReturnType<typeof presentJob>> {
+export async function startReseal({ env, queue }: { env: AppEnv; queue: Queue }): Promise<ReturnType<typeof presentJob>> {
   const id = `rsl_${crypto.randomUUID().replaceAll("-", "")}`;
   const parts = await Promise.all(
     shardsOf(env).map(async ({ index, db }) => {
@@ -91,7 +91,7 @@ export async function startReseal(env: AppEnv, queue: Queue): Promise<ReturnType
 }
 
 /** A re-seal job, its parts on every shard together; unknown ids are a 404. */
-export async function findReseal(env: AppEnv, jobId: string) {
+export async function findReseal({ env, jobId }: { env: AppEnv; jobId: string }) {
   const parts = await Promise.all(shardsOf(env).map(({ db }) => db.select().from(resealJobs).where(eq(resealJobs.id, jobId)).get()));
   const found = parts.filter((part) => part !== undefined);
   if (found.length === 0) throw new ApiError("not_found", `re-seal job ${jobId} not found`);
@@ -104,7 +104,17 @@ export async function findReseal(env: AppEnv, jobId: string) {
  * D1 batch, so a crash or a redelivered message resumes after the last committed page and re-seals nothing twice
  * (a secret already under the current key is left as it is). Ends when a page comes back short.
  */
-export async function resealPage(db: Database, config: AppConfig, queue: Queue, message: ResealMessage): Promise<void> {
+export async function resealPage({
+  db,
+  config,
+  queue,
+  message,
+}: {
+  db: Database;
+  config: AppConfig;
+  queue: Queue;
+  message: ResealMessage;
+}): Promise<void> {
   const job = await db.select().from(resealJobs).where(eq(resealJobs.id, message.job_id)).get();
   if (job?.status !== "running") return;
   const current = await currentKeyId(config);
@@ -143,7 +153,7 @@ export async function resealPage(db: Database, config: AppConfig, queue: Queue, 
 }
 
 /** How many merchants of every shard still hold a secret sealed under another key (0 before dropping SECRETS_KEY_PREVIOUS). */
-export async function secretsUnderOldKeys(env: AppEnv, config: AppConfig): Promise<number> {
+export async function secretsUnderOldKeys({ env, config }: { env: AppEnv; config: AppConfig }): Promise<number> {
   const perShard = await Promise.all(shardsOf(env).map(({ db }) => merchantsUnderOldKeys(db, config)));
   return perShard.reduce((sum, n) => sum + n, 0);
 }
@@ -164,7 +174,7 @@ async function merchantsUnderOldKeys(db: Database, config: AppConfig): Promise<n
 }
 
 /** Stops a job whose page failed, with the reason; the pages before it stay re-sealed, and a new job resumes nothing. */
-export async function failReseal(db: Database, jobId: string, reason: string): Promise<void> {
+export async function failReseal({ db, jobId, reason }: { db: Database; jobId: string; reason: string }): Promise<void> {
   await db
     .update(resealJobs)
     .set({ status: "failed", error: reason, finishedAt: new Date().toISOString() })

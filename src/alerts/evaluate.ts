@@ -1,6 +1,7 @@
 import { eq, type SQL, sql } from "drizzle-orm";
-import { runBatch, sqlLiterals } from "../db/bulk";
+import { inList, inPairList, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
 import { type AlertSettings, alertScans, alerts, events, fulfillments, merchants, operations, transactions } from "../db/schema";
 import { ALERT_DEFAULTS, alertThresholds } from "../merchants/alert-thresholds";
 import { CAPTURED_STATUSES } from "../smart-router/status";
@@ -19,7 +20,15 @@ import {
   type TransactionAlertKind,
   type TransactionFacts,
 } from "./rules";
-import { type AlertOpening, type AlertResolution, alertsToRecheck, confirmAlerts, openAlerts, resolveAlerts } from "./store";
+import {
+  type AlertConfirmation,
+  type AlertOpening,
+  type AlertResolution,
+  alertsToRecheck,
+  confirmAlerts,
+  openAlerts,
+  resolveAlerts,
+} from "./store";
 
 /** A finder returns at most this many conditions per kind and run: a larger backlog opens over the next runs. */
 export const FOUND_PER_KIND = 200;
@@ -124,11 +133,16 @@ function candidateCondition(kind: Exclude<TransactionAlertKind, "refunded_more_t
  * thresholds so that the FOUND_PER_KIND a run takes are conditions that hold, not young records; the rule in rules.ts
  * still decides, and words the detail.
  */
-async function findTransactionCandidates(
-  db: Database,
-  kind: Exclude<TransactionAlertKind, "refunded_more_than_captured">,
-  nowSeconds: number,
-): Promise<FactsRow[]> {
+async function findTransactionCandidates({
+  db,
+  kind,
+  now,
+}: {
+  db: Database;
+  kind: Exclude<TransactionAlertKind, "refunded_more_than_captured">;
+  now: number;
+}): Promise<FactsRow[]> {
+  const nowSeconds = Math.floor(now / 1000);
   const rows = await db.all<FactsColumns>(sql`SELECT * FROM (
       SELECT ${FACTS_COLUMNS}, row_number() OVER (PARTITION BY t.merchant_id ORDER BY t.created_at, t.id) AS place
       ${FACTS_FROM} WHERE ${candidateCondition(kind, nowSeconds)} AND ${noOpenTransactionAlert(kind)}
@@ -138,37 +152,45 @@ async function findTransactionCandidates(
 
 const REFUND_SCAN = "refunded_more_than_captured";
 
+/** Where the refund scan stands: the last record it read, in the order records change (`SCAN_ORDER`). */
+type ScanPosition = { updated_at: string; merchant_id: string; id: string };
+const SCAN_ORDER = [sql`t.updated_at`, sql`t.merchant_id`, sql`t.id`];
+
 /**
  * Records of captured payments changed since the refund scan's watermark, in the order they changed (at most
  * SCANNED_PER_RUN), and the statement moving the watermark past them. A refund only ever arrives as a change of the
  * record, so the scan reads each change once instead of every refunded payment on every run. The first run starts at
  * the newest record: what was refunded before alerts existed is not looked for.
  */
-async function scanChangedCaptures(db: Database): Promise<{ rows: FactsRow[]; watermark: SQL | null }> {
+async function scanChangedCaptures({ db }: { db: Database }): Promise<{ rows: FactsRow[]; watermark: SQL | null }> {
   const [mark] = await db.select().from(alertScans).where(eq(alertScans.name, REFUND_SCAN));
   const captured = sql`t.status IN ${statusList(CAPTURED_STATUSES)}`;
   if (!mark) {
-    const [newest] = await db.all<{ updated_at: string; merchant_id: string; id: string }>(
+    const [newest] = await db.all<ScanPosition>(
       sql`SELECT t.updated_at, t.merchant_id, t.id FROM ${transactions} AS t WHERE ${captured}
         ORDER BY t.updated_at DESC, t.merchant_id DESC, t.id DESC LIMIT 1`,
     );
     return { rows: [], watermark: moveScanWatermark(newest ?? { updated_at: "", merchant_id: "", id: "" }) };
   }
   const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} ${FACTS_FROM}
-    WHERE ${captured} AND (t.updated_at, t.merchant_id, t.id) > (${mark.updatedAt}, ${mark.merchantId}, ${mark.transactionId})
+    WHERE ${captured} AND ${afterRow("asc", SCAN_ORDER, [mark.updatedAt, mark.merchantId, mark.transactionId])}
     ORDER BY t.updated_at, t.merchant_id, t.id LIMIT ${SCANNED_PER_RUN}`);
   const last = rows.at(-1);
   return { rows: rows.map(factsRow), watermark: last ? moveScanWatermark(last) : null };
 }
 
+/** The watermark's columns as the upsert offers them, and as they are stored. */
+const OFFERED_MARK = [sql`excluded.updated_at`, sql`excluded.merchant_id`, sql`excluded.transaction_id`];
+const STORED_MARK = [sql`alert_scans.updated_at`, sql`alert_scans.merchant_id`, sql`alert_scans.transaction_id`];
+
 /** Moves the refund scan's watermark forward to `at` (never back, should two runs overlap). */
-const moveScanWatermark = (at: { updated_at: string; merchant_id: string; id: string }) =>
+const moveScanWatermark = (at: ScanPosition) =>
   sql`INSERT INTO ${alertScans} (name, updated_at, merchant_id, transaction_id) VALUES (${REFUND_SCAN}, ${at.updated_at}, ${at.merchant_id}, ${at.id})
     ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, merchant_id = excluded.merchant_id, transaction_id = excluded.transaction_id
-    WHERE (excluded.updated_at, excluded.merchant_id, excluded.transaction_id) > (alert_scans.updated_at, alert_scans.merchant_id, alert_scans.transaction_id)`;
+    WHERE ${afterRow("asc", OFFERED_MARK, STORED_MARK)}`;
 
 /** Merchants whose per-merchant condition may hold and that have no open alert of the kind (at most FOUND_PER_KIND). */
-async function findMerchantCandidates(db: Database, kind: MerchantAlertKind, now: number): Promise<string[]> {
+async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: MerchantAlertKind; now: number }): Promise<string[]> {
   const nowSeconds = Math.floor(now / 1000);
   let query: SQL;
   switch (kind) {
@@ -195,7 +217,15 @@ async function findMerchantCandidates(db: Database, kind: MerchantAlertKind, now
 type MerchantFactsRow = MerchantFacts & { settings: AlertSettings | null };
 
 /** The facts rules.ts reads of these merchants: key refusal, forged deliveries of the window, failing fulfilments. */
-async function merchantFacts(db: Database, merchantIds: readonly string[], now: number): Promise<Map<string, MerchantFactsRow>> {
+async function merchantFacts({
+  db,
+  merchantIds,
+  now,
+}: {
+  db: Database;
+  merchantIds: readonly string[];
+  now: number;
+}): Promise<Map<string, MerchantFactsRow>> {
   if (merchantIds.length === 0) return new Map();
   const failing = sql`FROM ${fulfillments} AS f WHERE f.merchant_id = m.id AND f.status = 'pending' AND f.attempts > 0 AND f.last_error IS NOT NULL`;
   const rows = await db.all<{
@@ -213,7 +243,7 @@ async function merchantFacts(db: Database, merchantIds: readonly string[], now: 
       (SELECT count(*) ${failing}) AS failing,
       (SELECT f.requested_at ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_since,
       (SELECT f.last_error ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_error
-    FROM ${merchants} AS m WHERE m.id IN (SELECT value FROM json_each(${JSON.stringify(merchantIds)}))`);
+    FROM ${merchants} AS m WHERE ${inList(sql`m.id`, merchantIds)}`);
   return new Map(
     rows.map((row) => [
       row.id,
@@ -231,6 +261,9 @@ async function merchantFacts(db: Database, merchantIds: readonly string[], now: 
   );
 }
 
+/** What the rules read in a run: transactions keyed by `transactionKey`, merchants by id. */
+type Facts = { transactions: Map<string, FactsRow>; merchants: Map<string, MerchantFactsRow> };
+
 const isTransactionKind = (kind: string): kind is TransactionAlertKind => (TRANSACTION_ALERT_KINDS as readonly string[]).includes(kind);
 const isMerchantKind = (kind: string): kind is MerchantAlertKind => (MERCHANT_ALERT_KINDS as readonly string[]).includes(kind);
 const transactionKey = (merchantId: string, transactionId: string) => JSON.stringify([merchantId, transactionId]);
@@ -238,7 +271,7 @@ const transactionKey = (merchantId: string, transactionId: string) => JSON.strin
 /** Whether an open alert's condition still holds, and its detail of now; an alert of a kind no rule knows holds no more. */
 function recheck(
   alert: { kind: string; merchantId: string; transactionId: string | null },
-  facts: { transactions: Map<string, FactsRow>; merchants: Map<string, MerchantFactsRow> },
+  facts: Facts,
   now: number,
 ): { detail: string | null; settings: AlertSettings | null } {
   if (isTransactionKind(alert.kind) && alert.transactionId !== null) {
@@ -252,80 +285,137 @@ function recheck(
   return { detail: MERCHANT_RULES[alert.kind](m, alertThresholds(m.settings), now), settings: m.settings };
 }
 
-/**
- * One evaluation of every rule for every merchant, bounded: each finder takes at most FOUND_PER_KIND new conditions,
- * the refund scan SCANNED_PER_RUN changed records, and RECHECKED_PER_RUN open alerts are rechecked. Conditions found
- * open alerts (one per merchant, kind and transaction, whatever number of runs find them); open alerts whose condition
- * no longer holds resolve. Everything is written in one D1 batch.
- */
-export async function evaluateAlerts(db: Database, now: number) {
-  const nowIso = new Date(now).toISOString();
-  const nowSeconds = Math.floor(now / 1000);
-  const openings: AlertOpening[] = [];
+type TransactionKey = readonly [merchantId: string, transactionId: string];
 
-  const scan = await scanChangedCaptures(db);
-  const found: [TransactionAlertKind, FactsRow[]][] = [
-    ["refunded_more_than_captured", scan.rows],
-    ["authorized_not_captured", await findTransactionCandidates(db, "authorized_not_captured", nowSeconds)],
-    ["apm_pending", await findTransactionCandidates(db, "apm_pending", nowSeconds)],
-    ["chargeback_after_fulfillment", await findTransactionCandidates(db, "chargeback_after_fulfillment", nowSeconds)],
-  ];
-  // Each kind's candidates, in order; ends with the last kind's last record.
-  for (const [kind, rows] of found) {
+/** The facts of these transactions (the open alerts being rechecked), keyed by merchant and id. */
+async function transactionFactsOf({ db, keys }: { db: Database; keys: readonly TransactionKey[] }): Promise<Map<string, FactsRow>> {
+  if (keys.length === 0) return new Map();
+  const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} ${FACTS_FROM}
+    WHERE ${inPairList([sql`t.merchant_id`, sql`t.id`], keys)}`);
+  return new Map(rows.map((row) => [transactionKey(row.merchant_id, row.id), factsRow(row)]));
+}
+
+type RecheckableAlert = Awaited<ReturnType<typeof alertsToRecheck>>[number];
+
+/** The transactions each per-transaction kind may alert on: the refund scan's changed records, then each finder's. */
+async function findTransactionConditions({ db, scanned, now }: { db: Database; scanned: FactsRow[]; now: number }) {
+  const found: [TransactionAlertKind, FactsRow[]][] = [["refunded_more_than_captured", scanned]];
+  for (const kind of ["authorized_not_captured", "apm_pending", "chargeback_after_fulfillment"] as const) {
+    found.push([kind, await findTransactionCandidates({ db, kind, now })]);
+  }
+  return found;
+}
+
+/** The merchants each per-merchant kind may alert on. */
+async function findMerchantConditions({ db, now }: { db: Database; now: number }): Promise<Map<MerchantAlertKind, string[]>> {
+  const found = new Map<MerchantAlertKind, string[]>();
+  for (const kind of MERCHANT_ALERT_KINDS) found.set(kind, await findMerchantCandidates({ db, kind, now }));
+  return found;
+}
+
+/** The facts the rules read: of every merchant found or rechecked per merchant, and of every transaction rechecked. */
+async function factsOf({
+  db,
+  merchantConditions,
+  recheckable,
+  now,
+}: {
+  db: Database;
+  merchantConditions: Map<MerchantAlertKind, string[]>;
+  recheckable: readonly RecheckableAlert[];
+  now: number;
+}): Promise<Facts> {
+  const merchantIds = new Set([
+    ...[...merchantConditions.values()].flat(),
+    ...recheckable.filter((a) => a.transactionId === null).map((a) => a.merchantId),
+  ]);
+  return {
+    merchants: await merchantFacts({ db, merchantIds: [...merchantIds], now }),
+    transactions: await transactionFactsOf({
+      db,
+      keys: recheckable.flatMap((a) => (a.transactionId === null ? [] : [[a.merchantId, a.transactionId] as const])),
+    }),
+  };
+}
+
+/** The alerts to open: each condition found whose rule holds, per-transaction kinds first, each in the order found. */
+function openingsOf(
+  transactionConditions: readonly [TransactionAlertKind, FactsRow[]][],
+  merchantConditions: Map<MerchantAlertKind, string[]>,
+  facts: Facts,
+  now: number,
+): AlertOpening[] {
+  const openings: AlertOpening[] = [];
+  for (const [kind, rows] of transactionConditions) {
     for (const t of rows) {
       const detail = TRANSACTION_RULES[kind](t, alertThresholds(t.settings), now);
       if (detail !== null) openings.push({ merchantId: t.merchantId, kind, transactionId: t.id, detail, settings: t.settings });
     }
   }
-
-  const recheckable = await alertsToRecheck(db, RECHECKED_PER_RUN);
-  const merchantCandidates = new Map<MerchantAlertKind, string[]>();
-  for (const kind of MERCHANT_ALERT_KINDS) merchantCandidates.set(kind, await findMerchantCandidates(db, kind, now));
-  const merchantIds = new Set([
-    ...[...merchantCandidates.values()].flat(),
-    ...recheckable.filter((a) => a.transactionId === null).map((a) => a.merchantId),
-  ]);
-  const facts = {
-    merchants: await merchantFacts(db, [...merchantIds], now),
-    transactions: await transactionFactsOf(
-      db,
-      recheckable.flatMap((a) => (a.transactionId === null ? [] : [[a.merchantId, a.transactionId] as const])),
-    ),
-  };
-  for (const [kind, ids] of merchantCandidates) {
+  for (const [kind, ids] of merchantConditions) {
     for (const merchantId of ids) {
       const m = facts.merchants.get(merchantId);
       const detail = m ? MERCHANT_RULES[kind](m, alertThresholds(m.settings), now) : null;
       if (m && detail !== null) openings.push({ merchantId, kind, transactionId: null, detail, settings: m.settings });
     }
   }
+  return openings;
+}
 
+/** The open alerts rechecked: resolved where the condition no longer holds, else confirmed with the detail of now. */
+function recheckAll(recheckable: readonly RecheckableAlert[], facts: Facts, now: number) {
   const resolutions: AlertResolution[] = [];
-  const confirmations: { id: string; detail: string }[] = [];
+  const confirmations: AlertConfirmation[] = [];
   for (const alert of recheckable) {
     const { detail, settings } = recheck(alert, facts, now);
     if (detail === null) resolutions.push({ id: alert.id, settings });
     else confirmations.push({ id: alert.id, detail });
   }
-
-  const opening = openAlerts(openings, nowIso);
-  const resolving = resolveAlerts(resolutions, nowIso);
-  const statements = [...opening, ...resolving, ...confirmAlerts(confirmations, nowIso), ...(scan.watermark ? [scan.watermark] : [])];
-  const results = statements.length > 0 ? await runBatch(db.$client, statements) : [];
-  // The statements' RETURNING rows: what was actually opened and resolved, another run's work left out.
-  const returned = (from: number, count: number) =>
-    results.slice(from, from + count).reduce((sum, result) => sum + result.results.length, 0);
-  return {
-    alerts_opened: returned(0, opening.length),
-    alerts_resolved: returned(opening.length, resolving.length),
-    alerts_rechecked: recheckable.length,
-  };
+  return { resolutions, confirmations };
 }
 
-/** The facts of these transactions (the open alerts being rechecked), keyed by merchant and id. */
-async function transactionFactsOf(db: Database, keys: readonly (readonly [string, string])[]): Promise<Map<string, FactsRow>> {
-  if (keys.length === 0) return new Map();
-  const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} ${FACTS_FROM}
-    WHERE (t.merchant_id, t.id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${JSON.stringify(keys)}))`);
-  return new Map(rows.map((row) => [transactionKey(row.merchant_id, row.id), factsRow(row)]));
+/**
+ * Writes a run in one D1 batch: openings, resolutions, confirmations and the refund scan's watermark. Counts what the
+ * statements' RETURNING rows say was actually opened and resolved, another run's work left out.
+ */
+async function commitRun({
+  db,
+  openings,
+  resolutions,
+  confirmations,
+  watermark,
+  now,
+}: {
+  db: Database;
+  openings: readonly AlertOpening[];
+  resolutions: readonly AlertResolution[];
+  confirmations: readonly AlertConfirmation[];
+  watermark: SQL | null;
+  now: number;
+}): Promise<{ opened: number; resolved: number }> {
+  const opening = openAlerts({ openings, now });
+  const resolving = resolveAlerts({ resolutions, now });
+  const statements = [...opening, ...resolving, ...confirmAlerts({ confirmations, now }), ...(watermark ? [watermark] : [])];
+  const results = statements.length > 0 ? await runBatch(db.$client, statements) : [];
+  const returned = (from: number, count: number) =>
+    results.slice(from, from + count).reduce((sum, result) => sum + result.results.length, 0);
+  return { opened: returned(0, opening.length), resolved: returned(opening.length, resolving.length) };
+}
+
+/**
+ * One evaluation of every rule for every merchant, bounded: each finder takes at most FOUND_PER_KIND new conditions,
+ * the refund scan SCANNED_PER_RUN changed records, and RECHECKED_PER_RUN open alerts are rechecked. Conditions found
+ * open alerts (one per merchant, kind and transaction, whatever number of runs find them); open alerts whose condition
+ * no longer holds resolve. Everything is written in one D1 batch.
+ */
+export async function evaluateAlerts({ db, now }: { db: Database; now: number }) {
+  const scan = await scanChangedCaptures({ db });
+  const transactionConditions = await findTransactionConditions({ db, scanned: scan.rows, now });
+  const recheckable = await alertsToRecheck({ db, limit: RECHECKED_PER_RUN });
+  const merchantConditions = await findMerchantConditions({ db, now });
+  const facts = await factsOf({ db, merchantConditions, recheckable, now });
+  const openings = openingsOf(transactionConditions, merchantConditions, facts, now);
+  const { resolutions, confirmations } = recheckAll(recheckable, facts, now);
+  const written = await commitRun({ db, openings, resolutions, confirmations, watermark: scan.watermark, now });
+  return { alerts_opened: written.opened, alerts_resolved: written.resolved, alerts_rechecked: recheckable.length };
 }

@@ -1,11 +1,13 @@
 import { and, eq, sql } from "drizzle-orm";
+import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
+import type { MerchantRow } from "../db/rows";
 import { alerts, merchants } from "../db/schema";
 import { type AppConfig, type AppEnv, appConfig } from "../env";
 import { mapConcurrent } from "../lib/concurrency";
 import { log } from "../lib/log";
 import { signingSecretsOf } from "../merchants/signing-secret";
-import { standardWebhookHeaders } from "../outbound/signature";
+import { postSignedWebhook } from "../outbound/client";
 import { fulfillmentUrlAllowed } from "../outbound/url";
 import { policyDelaySeconds, type RetryPolicy } from "../queue/backoff";
 import { type AlertRow, presentAlert } from "./store";
@@ -26,9 +28,7 @@ export const NOTIFICATIONS_PER_RUN = 50;
 const CONCURRENCY = 4;
 /** A claimed notification is left alone by overlapping runs for this long: one sender at a time. */
 const LEASE_MS = 60_000;
-const TIMEOUT_MS = 10_000;
 
-type MerchantRow = typeof merchants.$inferSelect;
 type Outcome = "delivered" | "retrying" | "given_up";
 
 /**
@@ -38,7 +38,17 @@ type Outcome = "delivered" | "retrying" | "given_up";
  * with a `webhook-id` stable across retries: `{alert id}_opened` or `{alert id}_resolved`. The configuration is read
  * only when something is due, so evaluating alerts never waits on it.
  */
-export async function sendAlertNotifications(env: AppEnv, db: Database, now: number, fetcher: typeof fetch = fetch) {
+export async function sendAlertNotifications({
+  env,
+  db,
+  now,
+  fetcher = fetch,
+}: {
+  env: AppEnv;
+  db: Database;
+  now: number;
+  fetcher?: typeof fetch;
+}) {
   const nowIso = new Date(now).toISOString();
   const isDue = and(eq(alerts.notificationStatus, "pending"), sql`${alerts.notificationDueAt} <= ${nowIso}`);
   const due = await db.select({ id: alerts.id }).from(alerts).where(isDue).orderBy(alerts.notificationDueAt).limit(NOTIFICATIONS_PER_RUN);
@@ -47,15 +57,23 @@ export async function sendAlertNotifications(env: AppEnv, db: Database, now: num
   const claimed = await db
     .update(alerts)
     .set({ notificationDueAt: new Date(now + LEASE_MS).toISOString(), notificationAttempts: sql`${alerts.notificationAttempts} + 1` })
-    .where(and(isDue, sql`${alerts.id} IN (SELECT value FROM json_each(${JSON.stringify(due.map((row) => row.id))}))`))
+    .where(
+      and(
+        isDue,
+        inList(
+          alerts.id,
+          due.map((row) => row.id),
+        ),
+      ),
+    )
     .returning();
   const owners = await db
     .select()
     .from(merchants)
-    .where(sql`${merchants.id} IN (SELECT value FROM json_each(${JSON.stringify([...new Set(claimed.map((row) => row.merchantId))])}))`);
+    .where(inList(merchants.id, [...new Set(claimed.map((row) => row.merchantId))]));
   const byId = new Map(owners.map((row) => [row.id, row]));
   const outcomes = await mapConcurrent(claimed, CONCURRENCY, (row) =>
-    deliverAlertNotification(db, config, row, byId.get(row.merchantId), now, fetcher),
+    deliverAlertNotification({ db, config, row, merchant: byId.get(row.merchantId), now, fetcher }),
   );
   const count = (outcome: Outcome) => outcomes.filter((o) => o === outcome).length;
   return {
@@ -66,14 +84,21 @@ export async function sendAlertNotifications(env: AppEnv, db: Database, now: num
 }
 
 /** One attempt at one claimed notification, and what it leaves in the row. */
-async function deliverAlertNotification(
-  db: Database,
-  config: AppConfig,
-  row: AlertRow,
-  merchant: MerchantRow | undefined,
-  now: number,
-  fetcher: typeof fetch,
-): Promise<Outcome> {
+async function deliverAlertNotification({
+  db,
+  config,
+  row,
+  merchant,
+  now,
+  fetcher,
+}: {
+  db: Database;
+  config: AppConfig;
+  row: AlertRow;
+  merchant: MerchantRow | undefined;
+  now: number;
+  fetcher: typeof fetch;
+}): Promise<Outcome> {
   const type = row.notificationType;
   if (type === null) {
     // Written by no code of ours (a pending notification always has its type), but never left to be claimed for ever.
@@ -95,8 +120,8 @@ async function deliverAlertNotification(
     return "given_up";
   }
   const error = fulfillmentUrlAllowed(url, config.ALLOW_LOOPBACK_FULFILLMENT_URLS)
-    ? await postNotification(config, merchant, row, type, url, now, fetcher)
-    : // A URL stored before the rules of merchants/fulfillment-url.ts (or a loopback one where they are off) is never called.
+    ? await postNotification({ config, merchant, row, type, url, now, fetcher })
+    : // A URL stored before the rules of outbound/url.ts (or a loopback one where they are off) is never called.
       "alert url is not allowed (https with a DNS host name only); PATCH the merchant's alerts.url";
   if (error === null) {
     await settle({ notificationStatus: "delivered", notificationDueAt: null, notificationError: null });
@@ -120,15 +145,23 @@ async function deliverAlertNotification(
 }
 
 /** POSTs one signed notification; null when the merchant answered 2xx, else why the attempt failed (never the answer's body). */
-async function postNotification(
-  config: AppConfig,
-  merchant: MerchantRow,
-  row: AlertRow,
-  type: "alert.opened" | "alert.resolved",
-  url: string,
-  now: number,
-  fetcher: typeof fetch,
-): Promise<string | null> {
+async function postNotification({
+  config,
+  merchant,
+  row,
+  type,
+  url,
+  now,
+  fetcher,
+}: {
+  config: AppConfig;
+  merchant: MerchantRow;
+  row: AlertRow;
+  type: "alert.opened" | "alert.resolved";
+  url: string;
+  now: number;
+  fetcher: typeof fetch;
+}): Promise<string | null> {
   const payload = JSON.stringify({
     type,
     timestamp: new Date(now).toISOString(),
@@ -142,22 +175,6 @@ async function postNotification(
     // A SECRETS_KEY rotation gone wrong fails this merchant's attempt only, never its neighbours'.
     return "the merchant's signing secret could not be opened";
   }
-  try {
-    const response = await fetcher(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(await standardWebhookHeaders(secrets, messageId, payload, now)) },
-      body: payload,
-      // A redirect could lead anywhere, the URL rules notwithstanding: a 3xx is a failed attempt.
-      redirect: "manual",
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
-    // Never read: what the merchant's server answers stays out of every record and log.
-    await response.body?.cancel();
-    if (response.ok) return null;
-    return response.status >= 300 && response.status < 400
-      ? `alert url answered ${response.status} (redirects are not followed)`
-      : `alert url answered ${response.status}`;
-  } catch (cause) {
-    return cause instanceof Error && cause.name === "TimeoutError" ? "timed out" : "network error";
-  }
+  const result = await postSignedWebhook({ url, messageId, payload, secrets, now, receiver: "alert url", fetcher });
+  return result.kind === "delivered" ? null : result.error;
 }

@@ -2,12 +2,14 @@ import { and, desc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { insertJsonRows, type JsonRow } from "../db/bulk";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
+import type { AlertRow } from "../db/rows";
 import { type AlertSettings, alerts } from "../db/schema";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 import type { AlertKind } from "./rules";
 
-export type AlertRow = typeof alerts.$inferSelect;
+export type { AlertRow };
 
 /** The alert as `GET /v1/alerts` and the alert URL's notifications show it (contract.md). */
 export function presentAlert(row: AlertRow) {
@@ -55,13 +57,16 @@ export async function listAlerts({
     );
   }
   const state = after?.s ?? query.state ?? "open";
-  const conditions: (SQL | undefined)[] = [eq(alerts.merchantId, merchantId)];
-  if (state === "open") conditions.push(eq(alerts.state, "open"));
-  if (after) conditions.push(sql`(${alerts.openedAt}, ${alerts.id}) < (${after.o}, ${after.i})`);
   const rows = await db
     .select()
     .from(alerts)
-    .where(and(...conditions))
+    .where(
+      and(
+        eq(alerts.merchantId, merchantId),
+        state === "open" ? eq(alerts.state, "open") : undefined,
+        afterRow("desc", [alerts.openedAt, alerts.id], after && [after.o, after.i]),
+      ),
+    )
     .orderBy(desc(alerts.openedAt), desc(alerts.id))
     .limit(query.limit + 1);
   const { page, nextCursor } = keysetPage(rows, query.limit, (row) => ({ v: 1, s: state, o: row.openedAt, i: row.id }));
@@ -78,14 +83,15 @@ export interface AlertOpening {
 }
 
 /** The notification columns of an alert that owes `type` now: pending when the merchant has an alert URL, else none. */
-function owedNotification(settings: AlertSettings | null, type: "alert.opened" | "alert.resolved", now: string) {
+function owedNotification(settings: AlertSettings | null, type: "alert.opened" | "alert.resolved", now: number) {
   const url = settings?.url ?? null;
+  const at = new Date(now).toISOString();
   return {
     notification_type: url ? type : null,
     notification_status: url ? "pending" : null,
     notification_attempts: 0,
-    notification_since: url ? now : null,
-    notification_due_at: url ? now : null,
+    notification_since: url ? at : null,
+    notification_due_at: url ? at : null,
     notification_error: null,
   } satisfies JsonRow;
 }
@@ -94,7 +100,8 @@ function owedNotification(settings: AlertSettings | null, type: "alert.opened" |
  * Opens alerts, all in one statement. A condition that already has an open alert (another run got there first) is
  * skipped by the `alerts_open_once` unique index, so opening twice opens once. Returns the ids actually opened.
  */
-export function openAlerts(openings: readonly AlertOpening[], now: string): SQL[] {
+export function openAlerts({ openings, now }: { openings: readonly AlertOpening[]; now: number }): SQL[] {
+  const at = new Date(now).toISOString();
   const rows = openings.map((opening) => ({
     id: `al_${crypto.randomUUID().replaceAll("-", "")}`,
     merchant_id: opening.merchantId,
@@ -102,9 +109,9 @@ export function openAlerts(openings: readonly AlertOpening[], now: string): SQL[
     transaction_id: opening.transactionId,
     state: "open",
     detail: opening.detail,
-    opened_at: now,
+    opened_at: at,
     resolved_at: null,
-    checked_at: now,
+    checked_at: at,
     ...owedNotification(opening.settings, "alert.opened", now),
   }));
   return insertJsonRows(alerts, rows, sql`ON CONFLICT DO NOTHING RETURNING id`);
@@ -120,13 +127,15 @@ export interface AlertResolution {
  * Resolves open alerts (an alert resolved meanwhile is left as it is). The resolution is the notification now owed: it
  * replaces an opening not delivered yet, since it carries the whole alert, `opened_at` included.
  */
-export function resolveAlerts(resolutions: readonly AlertResolution[], now: string): SQL[] {
+export function resolveAlerts({ resolutions, now }: { resolutions: readonly AlertResolution[]; now: number }): SQL[] {
   if (resolutions.length === 0) return [];
+  const at = new Date(now).toISOString();
   const rows = JSON.stringify(
     resolutions.map((resolution) => ({ id: resolution.id, ...owedNotification(resolution.settings, "alert.resolved", now) })),
   );
+  // json_each of row values (id and notification columns), joined in an UPDATE: not an id list.
   return [
-    sql`UPDATE ${alerts} SET state = 'resolved', resolved_at = ${now}, checked_at = ${now},
+    sql`UPDATE ${alerts} SET state = 'resolved', resolved_at = ${at}, checked_at = ${at},
         notification_type = j.value ->> '$.notification_type', notification_status = j.value ->> '$.notification_status',
         notification_attempts = 0, notification_since = j.value ->> '$.notification_since',
         notification_due_at = j.value ->> '$.notification_due_at', notification_error = NULL
@@ -136,18 +145,25 @@ export function resolveAlerts(resolutions: readonly AlertResolution[], now: stri
   ];
 }
 
+/** An open alert whose condition still holds, with its detail of now. */
+export interface AlertConfirmation {
+  id: string;
+  detail: string;
+}
+
 /** Open alerts whose condition still holds: checked now, with the detail of now (counts and ages move). */
-export function confirmAlerts(confirmations: readonly { id: string; detail: string }[], now: string): SQL[] {
+export function confirmAlerts({ confirmations, now }: { confirmations: readonly AlertConfirmation[]; now: number }): SQL[] {
   if (confirmations.length === 0) return [];
+  // json_each of row values (id and detail), joined in an UPDATE: not an id list.
   return [
-    sql`UPDATE ${alerts} SET detail = j.value ->> '$.detail', checked_at = ${now}
+    sql`UPDATE ${alerts} SET detail = j.value ->> '$.detail', checked_at = ${new Date(now).toISOString()}
       FROM json_each(${JSON.stringify(confirmations)}) AS j
       WHERE ${alerts.id} = j.value ->> '$.id' AND ${alerts.state} = 'open'`,
   ];
 }
 
 /** The open alerts a run rechecks: the `limit` least recently checked (served by `alerts_open_checked`). */
-export function alertsToRecheck(db: Database, limit: number) {
+export function alertsToRecheck({ db, limit }: { db: Database; limit: number }) {
   return db
     .select({ id: alerts.id, merchantId: alerts.merchantId, kind: alerts.kind, transactionId: alerts.transactionId })
     .from(alerts)

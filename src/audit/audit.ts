@@ -1,6 +1,7 @@
-import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
 import { adminAudit } from "../db/schema";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 
@@ -18,11 +19,10 @@ export const ADMIN_ACTIONS = [
 ] as const;
 export type AdminAction = (typeof ADMIN_ACTIONS)[number];
 
-/** One admin action: what was done, to what (`merchant:acme`, `api_key:…`, `dead_letter:…`; never a secret), by which request. */
+/** One admin action: what was done, and to what (`merchant:acme`, `api_key:…`, `dead_letter:…`; never a secret). */
 export interface AdminActionEntry {
   action: AdminAction;
   target: string;
-  requestId: string;
 }
 
 /** The targets the admin API names in its audit entries. */
@@ -30,40 +30,40 @@ export const auditTarget = {
   merchant: (merchantId: string) => `merchant:${merchantId}`,
   apiKey: (merchantId: string, keyId: string) => `merchant:${merchantId}/api_key:${keyId}`,
   deadLetter: (id: string) => `dead_letter:${id}`,
+  reseal: (jobId: string) => `reseal:${jobId}`,
   /** A status API write the admin token made as the merchant, e.g. `merchant:acme/POST /v1/batches`. */
   statusApi: (merchantId: string, method: string, path: string) => `merchant:${merchantId}/${method} ${path}`,
 };
 
-/** The insert that records an admin action, to run in the same D1 batch as the action itself. */
-export function adminActionInsert(db: Database, entry: AdminActionEntry) {
-  return db.insert(adminAudit).values({
-    id: `aud_${crypto.randomUUID().replaceAll("-", "")}`,
-    action: entry.action,
-    target: entry.target,
-    requestId: entry.requestId,
-  });
-}
-
-/** Records admin actions right after them (one D1 batch), for actions that are not one D1 batch themselves. */
-export async function recordAdminActions(db: Database, entries: AdminActionEntry[]): Promise<void> {
-  const [first, ...rest] = entries.map((entry) => adminActionInsert(db, entry));
+/** Records the admin actions one request made (one D1 batch; none, nothing), after them; called by the admin middleware only. */
+export async function recordAdminActions({
+  db,
+  requestId,
+  actions,
+}: {
+  db: Database;
+  requestId: string;
+  actions: readonly AdminActionEntry[];
+}): Promise<void> {
+  const [first, ...rest] = actions.map((entry) =>
+    db.insert(adminAudit).values({
+      id: `aud_${crypto.randomUUID().replaceAll("-", "")}`,
+      action: entry.action,
+      target: entry.target,
+      requestId,
+    }),
+  );
   if (first) await db.batch([first, ...rest]);
-}
-
-/** Records one admin action right after it, for an action that is not one D1 batch. */
-export function recordAdminAction(db: Database, entry: AdminActionEntry): Promise<void> {
-  return recordAdminActions(db, [entry]);
 }
 
 const auditCursor = z.strictObject({ a: z.string().min(1).max(64), i: z.string().min(1).max(64) });
 
 /** The audit, newest first, in keyset pages of `limit` with a cursor. */
-export async function listAdminActions(db: Database, cursor?: string, limit = 100) {
+export async function listAdminActions({ db, cursor, limit = 100 }: { db: Database; cursor?: string; limit?: number }) {
   const conditions: SQL[] = [];
   if (cursor !== undefined) {
     const after = decodePageCursor(cursor, auditCursor);
-    const before = or(lt(adminAudit.at, after.a), and(eq(adminAudit.at, after.a), lt(adminAudit.id, after.i)));
-    if (before) conditions.push(before);
+    conditions.push(afterRow("desc", [adminAudit.at, adminAudit.id], [after.a, after.i]));
   }
   const rows = await db
     .select()

@@ -1,6 +1,7 @@
 import { eq, isNull, sql } from "drizzle-orm";
 import type { BatchStatement } from "../db/bulk";
 import type { Database } from "../db/client";
+import type { MerchantRow } from "../db/rows";
 import { eventLogCursors, merchants } from "../db/schema";
 import { redriveDeadLetters } from "../dead-letters/redrive";
 import type { AppConfig, AppEnv } from "../env";
@@ -16,6 +17,7 @@ import { verifyEvents } from "../smart-router/fetch-back";
 import type { SmartRouterEvent } from "../smart-router/schemas";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { settledEvents } from "../transactions/inbox";
+import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
 
 const PAGE = 100;
 /**
@@ -27,8 +29,6 @@ const PAGES_PER_WALK = 10;
 const REGISTRATION_MARGIN_MS = 5 * 60_000;
 /** Webhook dead letters younger than this are redriven by themselves once Smart Router answers the merchant again. */
 const AUTO_REDRIVE_MS = 7 * 24 * 3600_000;
-
-type MerchantRow = typeof merchants.$inferSelect;
 
 /** The Cron Trigger's part: one walk message per merchant whose key Smart Router does not refuse. */
 export async function startEventLogWalks(db: Database, queue: Queue, now: number): Promise<number> {
@@ -113,7 +113,8 @@ export async function walkEventLog(env: AppEnv, db: Database, config: AppConfig,
   const to = covered.length === events.length ? read.last : lastCovered ? { id: lastCovered.id, firedAt: lastCovered.fired_at } : null;
   const walked = covered.length === events.length ? read.walked : covered.length;
   const cursorUpdate = to ? cursorStatement(merchant.id, watermark, to, { calls, walked }) : null;
-  const applied = await applySnapshots(db, {
+  const applied = await applySnapshots({
+    db,
     snapshots,
     extra: cursorUpdate ? [cursorUpdate] : [],
     fulfillment: (_merchantId, captured) => fulfillmentStatusFor(merchant, captured),
@@ -123,10 +124,10 @@ export async function walkEventLog(env: AppEnv, db: Database, config: AppConfig,
   await sendAll(env.FULFILLMENTS, applied.newFulfillments);
   log("info", "event_log.walked", { merchant_id: merchant.id, events: walked, applied: applied.applied, api_calls: calls });
   // Smart Router answers this merchant again: its recent webhook dead letters can go through now.
-  const redriven = await redriveDeadLetters(db, env, {
-    merchant: merchant.id,
-    queue: QUEUES.webhooks,
-    since: new Date(Date.now() - AUTO_REDRIVE_MS).toISOString(),
+  const redriven = await redriveDeadLetters({
+    db,
+    env,
+    selection: { merchant: merchant.id, queue: QUEUES.webhooks, since: new Date(Date.now() - AUTO_REDRIVE_MS).toISOString() },
   });
   if (redriven.redriven.length > 0) log("info", "event_log.redrove", { merchant_id: merchant.id, dead_letters: redriven.redriven.length });
   // What was read is committed; the rest of this walk is retried by the caller like a walk that failed at once.
@@ -169,17 +170,11 @@ async function verifiedSnapshots(db: Database, client: SmartRouterClient, mercha
       continue;
     }
     const event = verification?.event ?? listed;
-    const read = verification?.read;
-    const transaction = read?.transaction ?? event.data?.transaction;
-    if (!transaction || (!read && !Array.isArray(transaction.operations))) continue;
-    snapshots.push({
-      merchantId: merchant.id,
-      snapshot: transaction,
-      source: read
-        ? { kind: "read", readAt: read.readAt }
-        : { kind: "event", eventId: event.id, eventName: event.name, firedAt: event.fired_at },
-      inbox: read ? undefined : { eventId: event.id, deliveries: 0, receivedAt: now, now },
-    });
+    const inbox = { eventId: event.id, deliveries: 0, receivedAt: now, now };
+    const verified = snapshotOfVerifiedEvent({ merchantId: merchant.id, event, read: verification?.read, inbox });
+    // An event's own snapshot stands only with its transaction's whole operation history.
+    if (!verified || (verified.source.kind === "event" && !Array.isArray(verified.snapshot.operations))) continue;
+    snapshots.push(verified);
   }
   return { snapshots, covered: events.slice(0, covered) };
 }

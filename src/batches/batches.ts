@@ -1,6 +1,8 @@
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
+import type { BatchRow } from "../db/rows";
 import { batches } from "../db/schema";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
@@ -11,8 +13,6 @@ import { sendAll } from "../queue/send";
 export type CreateBatchInput =
   | { kind: "sync"; created_after: string; created_before: string }
   | { kind: "refresh"; transaction_ids: string[] };
-
-type BatchRow = typeof batches.$inferSelect;
 
 /** The batch as merchants see it. */
 export function presentBatch(row: BatchRow) {
@@ -84,7 +84,7 @@ export async function createBatch({
 }
 
 /** One of the merchant's batches; another merchant's is a 404. */
-export async function findBatch(db: Database, merchantId: string, batchId: string) {
+export async function findBatch({ db, merchantId, batchId }: { db: Database; merchantId: string; batchId: string }) {
   const row = await db
     .select()
     .from(batches)
@@ -97,17 +97,12 @@ export async function findBatch(db: Database, merchantId: string, batchId: strin
 const batchCursor = z.strictObject({ c: z.string().min(1).max(64), i: z.string().min(1).max(64) });
 
 /** The merchant's batches, newest first (`created_at`, then id, descending), in keyset pages of `limit`. */
-export async function listBatches(db: Database, merchantId: string, { cursor, limit }: { cursor?: string; limit: number }) {
+export async function listBatches({ db, merchantId, cursor, limit }: { db: Database; merchantId: string; cursor?: string; limit: number }) {
   const after = cursor === undefined ? undefined : decodePageCursor(cursor, batchCursor);
   const rows = await db
     .select()
     .from(batches)
-    .where(
-      and(
-        eq(batches.merchantId, merchantId),
-        after === undefined ? undefined : sql`(${batches.createdAt}, ${batches.id}) < (${after.c}, ${after.i})`,
-      ),
-    )
+    .where(and(eq(batches.merchantId, merchantId), afterRow("desc", [batches.createdAt, batches.id], after && [after.c, after.i])))
     .orderBy(desc(batches.createdAt), desc(batches.id))
     .limit(limit + 1);
   const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ c: row.createdAt, i: row.id }));
@@ -115,7 +110,7 @@ export async function listBatches(db: Database, merchantId: string, { cursor, li
 }
 
 /** Cancels a batch that has not finished; queued work for it is dropped as it comes up. */
-export async function cancelBatch(db: Database, merchantId: string, batchId: string) {
+export async function cancelBatch({ db, merchantId, batchId }: { db: Database; merchantId: string; batchId: string }) {
   const row = await db
     .update(batches)
     .set({ status: "cancelled", finishedAt: new Date().toISOString() })
@@ -123,12 +118,12 @@ export async function cancelBatch(db: Database, merchantId: string, batchId: str
     .returning()
     .get();
   if (row) return presentBatch(row);
-  const existing = await findBatch(db, merchantId, batchId);
+  const existing = await findBatch({ db, merchantId, batchId });
   throw new ApiError("conflict", `batch ${batchId} is already ${existing.status}`);
 }
 
 /** Fails a batch that is still queued or running, with the reason merchants see in `error`. */
-export function failBatch(db: Database, batchId: string, reason: string) {
+export function failBatch({ db, batchId, reason }: { db: Database; batchId: string; reason: string }) {
   return db
     .update(batches)
     .set({ status: "failed", error: reason, finishedAt: new Date().toISOString() })
@@ -136,7 +131,7 @@ export function failBatch(db: Database, batchId: string, reason: string) {
 }
 
 /** Fails every open batch of a merchant (its Smart Router key was refused): batch work stops until the key changes. */
-export function failMerchantBatches(db: Database, merchantId: string, reason: string) {
+export function failMerchantBatches({ db, merchantId, reason }: { db: Database; merchantId: string; reason: string }) {
   return db
     .update(batches)
     .set({ status: "failed", error: reason, finishedAt: new Date().toISOString() })

@@ -25,7 +25,7 @@ interface Progress {
 
 interface UnitResult {
   snapshots: TransactionRead[];
-  /** Ids Smart Router refused for good (unknown, or the merchant's key refused): no use asking again right away. */
+  /** Ids Smart Router answered with an error not worth retrying (e.g. unknown: 404); a refused key throws instead. */
   refused: string[];
   followUps: BatchMessage[];
   /** The delay the follow-ups go out with: 0, or the wait before the rest of a unit that stopped part-way is tried. */
@@ -116,7 +116,8 @@ export async function runUnit(work: UnitMessage, env: AppEnv, db: Database, conf
   const progress: Progress = { total: 0, done: 0, failed: 0, apiCalls: 0 };
   const result = await readUnit(env, config, scope, work, progress);
   if (result.followUps.length > 0) await sendAll(env.BATCHES, result.followUps, result.delaySeconds);
-  const applied = await applySnapshots(db, {
+  const applied = await applySnapshots({
+    db,
     snapshots: result.snapshots.map((read) => ({
       merchantId: scope.merchant.id,
       snapshot: read.transaction,
@@ -140,7 +141,7 @@ async function openUnit(db: Database, work: UnitMessage, now: string): Promise<U
   if (done || !merchant) return null;
   if (merchant.smartRouterKeyRefusedAt) {
     // Batch work stops while Smart Router refuses the merchant's key; PATCHing the key clears the mark.
-    if (work.batch_id) await failBatch(db, work.batch_id, keyRefusedReason(merchant.smartRouterKeyRefusedReason));
+    if (work.batch_id) await failBatch({ db, batchId: work.batch_id, reason: keyRefusedReason(merchant.smartRouterKeyRefusedReason) });
     return null;
   }
   if (!work.batch_id) return { merchant, range: { after: Number.NaN, before: Number.NaN } };
@@ -250,7 +251,7 @@ export async function postponeUnit(
     now: Date.now(),
     deadLetter: async ({ message: failed, body }, reason) => {
       await storeDeadLetter(db, { id: failed.id, queue: QUEUES.batches, body, error: reason, attempts: body.attempt ?? 0 });
-      if (body.batch_id) await failBatch(db, body.batch_id, reason);
+      if (body.batch_id) await failBatch({ db, batchId: body.batch_id, reason });
     },
   });
 }
@@ -266,6 +267,6 @@ export async function refuseMerchantKey(db: Database, merchantId: string, detail
       .update(merchants)
       .set({ smartRouterKeyRefusedAt: new Date().toISOString(), smartRouterKeyRefusedReason: detail })
       .where(and(eq(merchants.id, merchantId), isNull(merchants.smartRouterKeyRefusedAt))),
-    failMerchantBatches(db, merchantId, keyRefusedReason(detail)),
+    failMerchantBatches({ db, merchantId, reason: keyRefusedReason(detail) }),
   ]);
 }

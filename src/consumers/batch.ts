@@ -49,7 +49,7 @@ async function handle({ message, work }: Work, context: BatchContext): Promise<v
 /** The work of one message, by its kind. */
 async function run(work: BatchMessage, { env, db, config }: BatchContext): Promise<void> {
   if (work.kind === "event_log") await walkEventLog(env, db, config, work);
-  else if (work.kind === "reseal") await resealPage(db, config, env.BATCHES, work);
+  else if (work.kind === "reseal") await resealPage({ db, config, queue: env.BATCHES, message: work });
   else await runUnit(work, env, db, config);
 }
 
@@ -57,7 +57,7 @@ async function run(work: BatchMessage, { env, db, config }: BatchContext): Promi
 async function settleFailure({ message, work }: Work, error: unknown, { env, db, config }: BatchContext): Promise<void> {
   if (work.kind === "reseal") {
     // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
-    await failReseal(db, work.job_id, String(error));
+    await failReseal({ db, jobId: work.job_id, reason: String(error) });
     message.ack();
   } else if (error instanceof SmartRouterError && error.kind === "authentication") {
     // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.

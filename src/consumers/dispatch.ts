@@ -16,7 +16,7 @@ function consumerOf(queue: string): Consumer {
     case QUEUES.webhooks:
       return consumeWebhooks;
     case QUEUES.fulfillments:
-      return consumeFulfillments;
+      return (batch, env, db, config) => consumeFulfillments({ batch, env, db, config });
     case QUEUES.batches:
       return consumeBatchWork;
     case DEAD_LETTER_QUEUES.webhooks:

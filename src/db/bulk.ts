@@ -1,5 +1,5 @@
-import { SQL, sql } from "drizzle-orm";
-import { SQLiteAsyncDialect, type SQLiteColumn, type SQLiteTable } from "drizzle-orm/sqlite-core";
+import { SQL, type SQLWrapper, sql } from "drizzle-orm";
+import { SQLiteAsyncDialect, type SQLiteTable } from "drizzle-orm/sqlite-core";
 
 /** Rows per statement: one JSON parameter carries them all, far under D1's 2 MB value limit. */
 const ROWS_PER_STATEMENT = 500;
@@ -72,8 +72,13 @@ const IDS_PER_LOOKUP = 500;
  * bound parameters per statement (a batch of 100 deliveries once did, with the merchant id and a status beside them).
  * SQLite still searches the index once per value.
  */
-export function inList(column: SQLiteColumn, values: readonly string[]): SQL {
+export function inList(column: SQLWrapper, values: readonly string[]): SQL {
   return sql`${column} IN (SELECT value FROM json_each(${JSON.stringify(values)}))`;
+}
+
+/** `(a, b) IN (…pairs)`, the pairs bound as one JSON parameter of `[a, b]` arrays, as `inList` binds its values. */
+export function inPairList(columns: readonly [SQLWrapper, SQLWrapper], pairs: readonly (readonly [string, string])[]): SQL {
+  return sql`(${columns[0]}, ${columns[1]}) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${JSON.stringify(pairs)}))`;
 }
 
 /**

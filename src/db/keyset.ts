@@ -8,6 +8,8 @@ export type KeyOrder = "asc" | "desc";
  * `(a, b) > (?, ?)`, `<` walking down, which SQLite bounds in the index instead of filtering the rows it reads.
  * `position` holds values or columns, one per key column; none (the first page) is no condition.
  */
+export function afterRow(order: KeyOrder, key: readonly SQLWrapper[], position: readonly unknown[]): SQL;
+export function afterRow(order: KeyOrder, key: readonly SQLWrapper[], position: readonly unknown[] | undefined): SQL | undefined;
 export function afterRow(order: KeyOrder, key: readonly SQLWrapper[], position: readonly unknown[] | undefined): SQL | undefined {
   if (position === undefined) return undefined;
   const values = position.map((value) => sql`${value}`);

@@ -6,12 +6,14 @@ import type {
   fetchBacks,
   fulfillmentAttempts,
   fulfillments,
+  merchants,
   operations,
   transactionStatusChanges,
   transactions,
 } from "./schema";
 
 /** Rows as drizzle reads them, one type per table, inferred from the schema (never written out by hand). */
+export type MerchantRow = typeof merchants.$inferSelect;
 export type TransactionRow = typeof transactions.$inferSelect;
 export type OperationRow = typeof operations.$inferSelect;
 export type EventRow = typeof events.$inferSelect;

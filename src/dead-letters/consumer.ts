@@ -1,7 +1,8 @@
 import { and, eq } from "drizzle-orm";
 import { failBatch } from "../batches/batches";
 import type { Database } from "../db/client";
-import { events, fulfillments } from "../db/schema";
+import { events } from "../db/schema";
+import { failFulfillment } from "../fulfillment/outbox";
 import { log } from "../lib/log";
 import { storeDeadLetter } from "../queue/dead-letters";
 import { DEAD_LETTER_QUEUES, QUEUES } from "../queue/messages";
@@ -36,19 +37,12 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, db: Datab
       if (row?.detail) error = row.detail;
     }
     if (merchantId && transactionId) {
-      const row = await db
-        .update(fulfillments)
-        .set({ status: "failed", leaseUntil: null })
-        .where(
-          and(eq(fulfillments.merchantId, merchantId), eq(fulfillments.transactionId, transactionId), eq(fulfillments.status, "pending")),
-        )
-        .returning({ lastError: fulfillments.lastError })
-        .get();
+      const row = await failFulfillment({ db, merchantId, transactionId });
       if (row?.lastError) error = row.lastError;
     }
     const batchId = field(message.body, "batch_id");
     // A unit of batch work that failed for good fails its batch: it must not stay `running` for ever.
-    if (batchId) await failBatch(db, batchId, `a unit of work failed for good: ${error}`);
+    if (batchId) await failBatch({ db, batchId, reason: `a unit of work failed for good: ${error}` });
     await storeDeadLetter(db, { id: message.id, queue: source, body: message.body, error, attempts: message.attempts, merchantId });
     log("error", "dead_letter.stored", { queue: source, merchant_id: merchantId, event_id: eventId, transaction_id: transactionId, error });
     message.ack();

@@ -1,11 +1,13 @@
-import { and, desc, eq, gte, isNull, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, isNull, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
-import { deadLetters, fulfillments } from "../db/schema";
+import { afterRow } from "../db/keyset";
+import { deadLetters } from "../db/schema";
 import { databaseFor, mergedRows, newestFirst, shardDatabases } from "../db/shards";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { reopenFulfillment } from "../fulfillment/outbox";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { QUEUES } from "../queue/messages";
 
@@ -15,13 +17,22 @@ const deadLetterCursor = z.strictObject({ c: z.string().min(1).max(64), i: z.str
  * Dead letters not yet redriven, newest first, of every shard or of one merchant (its shard); keyset pages of `limit`
  * with a cursor.
  */
-export async function listDeadLetters(env: AppEnv, merchantId: string | undefined, cursor?: string, limit = 100) {
+export async function listDeadLetters({
+  env,
+  merchantId,
+  cursor,
+  limit = 100,
+}: {
+  env: AppEnv;
+  merchantId?: string;
+  cursor?: string;
+  limit?: number;
+}) {
   const conditions: SQL[] = [isNull(deadLetters.redrivenAt)];
   if (merchantId) conditions.push(eq(deadLetters.merchantId, merchantId));
   if (cursor !== undefined) {
     const after = decodePageCursor(cursor, deadLetterCursor);
-    const before = or(lt(deadLetters.createdAt, after.c), and(eq(deadLetters.createdAt, after.c), lt(deadLetters.id, after.i)));
-    if (before) conditions.push(before);
+    conditions.push(afterRow("desc", [deadLetters.createdAt, deadLetters.id], [after.c, after.i]));
   }
   const rows = await mergedRows(
     merchantId ? [await databaseFor(env, merchantId)] : shardDatabases(env),
@@ -56,11 +67,15 @@ function freshBody(queue: string, body: Record<string, unknown>): Record<string,
 }
 
 /** Sends dead letters back through their queue and marks them redriven; a fulfilment goes back to pending first. */
-export async function redriveDeadLetters(
-  db: Database,
-  env: AppEnv,
-  selection: { ids?: string[]; merchant?: string; queue?: string; since?: string },
-) {
+export async function redriveDeadLetters({
+  db,
+  env,
+  selection,
+}: {
+  db: Database;
+  env: AppEnv;
+  selection: { ids?: string[]; merchant?: string; queue?: string; since?: string };
+}) {
   const conditions: SQL[] = [isNull(deadLetters.redrivenAt)];
   if (selection.ids) conditions.push(inList(deadLetters.id, selection.ids));
   if (selection.merchant) conditions.push(eq(deadLetters.merchantId, selection.merchant));
@@ -86,16 +101,7 @@ export async function redriveDeadLetters(
     }
     const body = row.body as Record<string, unknown>;
     if (row.queue === QUEUES.fulfillments && typeof body.merchant_id === "string" && typeof body.transaction_id === "string") {
-      await db
-        .update(fulfillments)
-        .set({ status: "pending", leaseUntil: null })
-        .where(
-          and(
-            eq(fulfillments.merchantId, body.merchant_id),
-            eq(fulfillments.transactionId, body.transaction_id),
-            eq(fulfillments.status, "failed"),
-          ),
-        );
+      await reopenFulfillment({ db, merchantId: body.merchant_id, transactionId: body.transaction_id });
     }
     try {
       await queue.send(freshBody(row.queue, body), { contentType: "json" });
@@ -111,10 +117,10 @@ export async function redriveDeadLetters(
 }
 
 /** The admin's redrive: one merchant's dead letters on its shard, or the given ids wherever they are (every shard). */
-export async function redriveFromShards(env: AppEnv, selection: { ids: string[] } | { merchant: string }) {
+export async function redriveFromShards({ env, selection }: { env: AppEnv; selection: { ids: string[] } | { merchant: string } }) {
   const dbs = "merchant" in selection ? [await databaseFor(env, selection.merchant)] : shardDatabases(env);
   const results = [];
   // One shard after another, so a queue that refuses stops the redrive where it is (as within one shard).
-  for (const db of dbs) results.push(await redriveDeadLetters(db, env, selection));
+  for (const db of dbs) results.push(await redriveDeadLetters({ db, env, selection }));
   return { redriven: results.flatMap((result) => result.redriven), skipped: results.flatMap((result) => result.skipped) };
 }

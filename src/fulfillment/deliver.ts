@@ -1,129 +1,116 @@
-import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { type FulfillmentAttemptError, fulfillments, merchants, transactions } from "../db/schema";
+import { type FulfillmentAttemptError, merchants, transactions } from "../db/schema";
 import type { AppConfig } from "../env";
 import { signingSecretsOf } from "../merchants/signing-secret";
-import { standardWebhookHeaders } from "../outbound/signature";
+import { type OutboundResult, postSignedWebhook } from "../outbound/client";
 import { fulfillmentUrlAllowed } from "../outbound/url";
 import { presentTransaction } from "../transactions/present";
 import { fulfillmentAttemptInsert } from "../transactions/timeline-record";
-
-const LEASE_MS = 60_000;
-const TIMEOUT_MS = 10_000;
+import { claimFulfillment, type FulfillmentKey, type FulfillmentRow, markFulfillmentDelivered, releaseFulfillment } from "./outbox";
 
 export type DeliveryOutcome = { kind: "delivered" } | { kind: "settled" } | { kind: "busy" } | { kind: "failed"; error: string };
+
+/** One attempt as the timeline records it: the merchant's HTTP status or an error class, never a body. */
+type Attempt =
+  | { outcome: "delivered"; httpStatus: number }
+  | { outcome: "failed"; error: string; httpStatus?: number; errorClass: FulfillmentAttemptError };
+
+/** A notification ready to send, or the failed attempt that stands for it when it cannot be sent. */
+type Notification = { url: string; messageId: string; payload: string; secrets: string[] } | { unsendable: Attempt };
 
 /**
  * Delivers one fulfilment notification. A lease taken with compare-and-set makes one consumer the sender at a time;
  * the notification's `webhook-id` is the same on every attempt so the merchant can deduplicate a retried one.
  */
-export async function deliverFulfillment(
-  db: Database,
-  config: AppConfig,
-  target: { merchantId: string; transactionId: string },
-  fetcher: typeof fetch = fetch,
-): Promise<DeliveryOutcome> {
+export async function deliverFulfillment({
+  db,
+  config,
+  merchantId,
+  transactionId,
+  fetcher = fetch,
+}: { db: Database; config: AppConfig; fetcher?: typeof fetch } & FulfillmentKey): Promise<DeliveryOutcome> {
+  const key = { merchantId, transactionId };
   const now = new Date();
-  const claimed = await db
-    .update(fulfillments)
-    .set({ attempts: sql`${fulfillments.attempts} + 1`, leaseUntil: new Date(now.getTime() + LEASE_MS).toISOString() })
-    .where(
-      and(
-        eq(fulfillments.merchantId, target.merchantId),
-        eq(fulfillments.transactionId, target.transactionId),
-        eq(fulfillments.status, "pending"),
-        or(isNull(fulfillments.leaseUntil), lt(fulfillments.leaseUntil, now.toISOString())),
-      ),
-    )
-    .returning()
-    .get();
-  if (!claimed) {
-    const row = await db
-      .select({ status: fulfillments.status })
-      .from(fulfillments)
-      .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId)))
-      .get();
-    return row?.status === "pending" ? { kind: "busy" } : { kind: "settled" };
-  }
+  const claim = await claimFulfillment({ db, now, ...key });
+  if (claim.kind !== "claimed") return claim;
+  const notification = await buildNotification({ db, config, key, row: claim.row, now });
+  const attempt =
+    "unsendable" in notification
+      ? notification.unsendable
+      : attemptOf(await postSignedWebhook({ ...notification, now: now.getTime(), receiver: "merchant", fetcher }));
+  await recordAttempt({ db, key, number: claim.row.attempts, at: now, attempt });
+  return attempt.outcome === "delivered" ? { kind: "delivered" } : { kind: "failed", error: attempt.error };
+}
 
-  const merchant = await db.select().from(merchants).where(eq(merchants.id, target.merchantId)).get();
+/** The signed `transaction.captured` notification of a claimed row, unless its merchant, record or URL rules it out. */
+async function buildNotification({
+  db,
+  config,
+  key,
+  row,
+  now,
+}: {
+  db: Database;
+  config: AppConfig;
+  key: FulfillmentKey;
+  row: FulfillmentRow;
+  now: Date;
+}): Promise<Notification> {
+  const merchant = await db.select().from(merchants).where(eq(merchants.id, key.merchantId)).get();
   const transaction = await db
     .select()
     .from(transactions)
-    .where(and(eq(transactions.merchantId, target.merchantId), eq(transactions.id, target.transactionId)))
+    .where(and(eq(transactions.merchantId, key.merchantId), eq(transactions.id, key.transactionId)))
     .get();
-  // Every attempt is recorded for the payment's timeline, in the same D1 batch as the outbox row's update.
-  const attempt = (outcome: "delivered" | "failed", answer: { httpStatus?: number; errorClass?: FulfillmentAttemptError }) =>
-    fulfillmentAttemptInsert(db, {
-      ...target,
-      attempt: claimed.attempts,
-      at: now.toISOString(),
-      outcome,
-      httpStatus: answer.httpStatus ?? null,
-      errorClass: answer.errorClass ?? null,
-    });
-  const release = async (error: string, answer: { httpStatus?: number; errorClass: FulfillmentAttemptError }) => {
-    await db.batch([
-      db
-        .update(fulfillments)
-        .set({ leaseUntil: null, lastError: error })
-        .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId))),
-      attempt("failed", answer),
-    ]);
-  };
-  if (!merchant?.fulfillmentUrl || !transaction) {
-    const error = merchant?.fulfillmentUrl ? "transaction record missing" : "no fulfillment_url configured";
-    await release(error, { errorClass: merchant?.fulfillmentUrl ? "record_missing" : "not_configured" });
-    return { kind: "failed", error };
-  }
-  // A URL stored before the rules of merchants/fulfillment-url.ts (or a loopback one where they are off) is never called.
+  if (!merchant?.fulfillmentUrl) return { unsendable: failed("no fulfillment_url configured", "not_configured") };
+  if (!transaction) return { unsendable: failed("transaction record missing", "record_missing") };
+  // A URL stored before the rules of outbound/url.ts (or a loopback one where they are off) is never called.
   if (!fulfillmentUrlAllowed(merchant.fulfillmentUrl, config.ALLOW_LOOPBACK_FULFILLMENT_URLS)) {
     const error = "fulfillment_url is not allowed (https with a DNS host name only); PATCH the merchant, then redrive";
-    await release(error, { errorClass: "url_not_allowed" });
-    return { kind: "failed", error };
+    return { unsendable: failed(error, "url_not_allowed") };
   }
-
   // During a signing-secret rotation's overlap, both secrets sign (two `v1,` signatures in one header).
   const secrets = await signingSecretsOf(config, merchant, now.getTime());
   const payload = JSON.stringify({
     type: "transaction.captured",
     timestamp: now.toISOString(),
-    data: { merchant_id: merchant.id, transaction: presentTransaction(transaction, claimed, true) },
+    data: { merchant_id: merchant.id, transaction: presentTransaction(transaction, row, true) },
   });
-  let error: string;
-  let answer: { httpStatus?: number; errorClass: FulfillmentAttemptError };
-  try {
-    const response = await fetcher(merchant.fulfillmentUrl, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        ...(await standardWebhookHeaders(secrets, claimed.messageId, payload, now.getTime())),
-      },
-      body: payload,
-      // A redirect could lead anywhere, the checks above notwithstanding: a 3xx is a failed attempt.
-      redirect: "manual",
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    });
-    // Never read: what the merchant's server answers (or a server it should not be) stays out of every record and log.
-    await response.body?.cancel();
-    if (response.ok) {
-      await db.batch([
-        db
-          .update(fulfillments)
-          .set({ status: "delivered", deliveredAt: new Date().toISOString(), leaseUntil: null, lastError: null })
-          .where(and(eq(fulfillments.merchantId, target.merchantId), eq(fulfillments.transactionId, target.transactionId))),
-        attempt("delivered", { httpStatus: response.status }),
-      ]);
-      return { kind: "delivered" };
-    }
-    const redirect = response.status >= 300 && response.status < 400;
-    error = redirect ? `merchant answered ${response.status} (redirects are not followed)` : `merchant answered ${response.status}`;
-    answer = { httpStatus: response.status, errorClass: redirect ? "redirect" : "http_status" };
-  } catch (cause) {
-    const timedOut = cause instanceof Error && cause.name === "TimeoutError";
-    error = timedOut ? "timed out" : "network error";
-    answer = { errorClass: timedOut ? "timeout" : "network" };
-  }
-  await release(error, answer);
-  return { kind: "failed", error };
+  return { url: merchant.fulfillmentUrl, messageId: row.messageId, payload, secrets };
+}
+
+const failed = (error: string, errorClass: FulfillmentAttemptError): Attempt => ({ outcome: "failed", error, errorClass });
+
+/** The attempt the outbound client's result makes. */
+function attemptOf(result: OutboundResult): Attempt {
+  if (result.kind === "delivered") return { outcome: "delivered", httpStatus: result.status };
+  return { outcome: "failed", error: result.error, httpStatus: "status" in result ? result.status : undefined, errorClass: result.reason };
+}
+
+/** Records the attempt for the payment's timeline and settles the outbox row, in one D1 batch. */
+async function recordAttempt({
+  db,
+  key,
+  number,
+  at,
+  attempt,
+}: {
+  db: Database;
+  key: FulfillmentKey;
+  number: number;
+  at: Date;
+  attempt: Attempt;
+}) {
+  await db.batch([
+    attempt.outcome === "delivered" ? markFulfillmentDelivered({ db, ...key }) : releaseFulfillment({ db, ...key, error: attempt.error }),
+    fulfillmentAttemptInsert(db, {
+      ...key,
+      attempt: number,
+      at: at.toISOString(),
+      outcome: attempt.outcome,
+      httpStatus: attempt.httpStatus ?? null,
+      errorClass: attempt.outcome === "failed" ? attempt.errorClass : null,
+    }),
+  ]);
 }

@@ -1,8 +1,7 @@
-import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { fulfillments } from "../db/schema";
 import type { AppEnv } from "../env";
 import { sendAll } from "../queue/send";
+import { markStalledFulfillments } from "./outbox";
 
 const NUDGE_GRACE_MS = 2 * 60_000;
 /** A resent nudge whose row is still never attempted this long after is taken for lost again and resent. */
@@ -16,28 +15,16 @@ const NUDGES_PER_RUN = 100;
  * NUDGE_RESEND_AFTER_MS until the row's first attempt, after which the fulfilment queue's retries and its dead-letter
  * queue own it. That first attempt (or the row leaving `pending`) is where the resending ends.
  */
-export async function resendStalledFulfillments(env: AppEnv, db: Database, now: number): Promise<number> {
-  const stalled = db
-    .select({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId })
-    .from(fulfillments)
-    .where(
-      and(
-        eq(fulfillments.status, "pending"),
-        // Never attempted: its nudge was lost. Attempted rows have a queue message retrying them already.
-        eq(fulfillments.attempts, 0),
-        lt(fulfillments.requestedAt, new Date(now - NUDGE_GRACE_MS).toISOString()),
-        or(isNull(fulfillments.leaseUntil), lt(fulfillments.leaseUntil, new Date(now - NUDGE_RESEND_AFTER_MS).toISOString())),
-      ),
-    )
-    .orderBy(fulfillments.requestedAt)
-    .limit(NUDGES_PER_RUN);
+export async function resendStalledFulfillments({ env, db, now }: { env: AppEnv; db: Database; now: number }): Promise<number> {
   // Marked before the send, in one statement: an overlapping run cannot resend the same rows, and a failed send fails the
   // run while its rows come round again NUDGE_RESEND_AFTER_MS later.
-  const marked = await db
-    .update(fulfillments)
-    .set({ leaseUntil: new Date(now).toISOString() })
-    .where(sql`(${fulfillments.merchantId}, ${fulfillments.transactionId}) IN ${stalled}`)
-    .returning({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId });
+  const marked = await markStalledFulfillments({
+    db,
+    now,
+    requestedBefore: now - NUDGE_GRACE_MS,
+    markedBefore: now - NUDGE_RESEND_AFTER_MS,
+    limit: NUDGES_PER_RUN,
+  });
   await sendAll(
     env.FULFILLMENTS,
     marked.map((row) => ({ v: 1, merchant_id: row.merchantId, transaction_id: row.transactionId })),

@@ -1,4 +1,6 @@
+import type { Context, Next } from "hono";
 import { createMiddleware } from "hono/factory";
+import { type AdminAction, type AdminActionEntry, recordAdminActions } from "../audit/audit";
 import type { AppConfig } from "../env";
 import { ApiError } from "../errors";
 import { log } from "../lib/log";
@@ -36,13 +38,39 @@ export function notePreviousAdminToken(requestId: string, path: string): void {
   log("warn", "admin.previous_token_used", { request_id: requestId, path });
 }
 
-/** Requires `Authorization: Bearer <ADMIN_TOKEN>` (or ADMIN_TOKEN_PREVIOUS while the token rotates), compared in constant time. */
+/** What a request's handlers note for the admin audit (`noteAdminAction`), written once the request is over (`auditAdminActions`). */
+export type AuditVariables = { adminActions?: AdminActionEntry[] };
+
+/** Context of the admin routes, behind `requireAdmin()`. */
+export type AdminContext = {
+  Bindings: AppContext["Bindings"];
+  Variables: AppContext["Variables"] & AuditVariables;
+};
+
+/** Notes admin actions this request has just made, one entry per target; `auditAdminActions` records them after the request. */
+export function noteAdminAction<E extends AdminContext>(c: Context<E>, action: AdminAction, targets: readonly string[]): void {
+  c.set("adminActions", [...(c.var.adminActions ?? []), ...targets.map((target) => ({ action, target }))]);
+}
+
+/**
+ * Runs the rest of the request, then records in the admin audit what it noted: the one place the audit is written. An
+ * action is noted once its change is made, so its entry follows the change, and a refused request (nothing noted) leaves none.
+ */
+export async function auditAdminActions<E extends AdminContext>(c: Context<E>, next: Next): Promise<void> {
+  await next();
+  await recordAdminActions({ db: c.var.directoryDb, requestId: c.var.requestId, actions: c.var.adminActions ?? [] });
+}
+
+/**
+ * Requires `Authorization: Bearer <ADMIN_TOKEN>` (or ADMIN_TOKEN_PREVIOUS while the token rotates), compared in constant
+ * time; then audits what the request noted.
+ */
 export const requireAdmin = () =>
-  createMiddleware<AppContext>(async (c, next) => {
+  createMiddleware<AdminContext>(async (c, next) => {
     const match = await matchAdminToken(c.var.config, bearerToken(c.req.header("authorization")));
     if (match === null) {
       throw new ApiError("unauthorized", "missing or invalid admin token", { "WWW-Authenticate": 'Bearer realm="admin"' });
     }
     if (match === "previous") notePreviousAdminToken(c.var.requestId, c.req.path);
-    await next();
+    await auditAdminActions(c, next);
   });

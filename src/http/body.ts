@@ -49,7 +49,7 @@ async function readChunksCapped(body: ReadableStream<Uint8Array>, maxBytes: numb
 }
 
 /**
- * The body limit of every JSON route, ahead of its zod validator (lib/validation.ts): reads at most `maxBytes` (413
+ * The body limit of every JSON route, ahead of its zod validator (http/validation.ts): reads at most `maxBytes` (413
  * past it, without buffering the rest), refuses what is not UTF-8 JSON, and hands the text on as `application/json`
  * whatever Content-Type said (callers never had to send one), so the validator parses exactly these bytes. With
  * `optional`, an empty body stands for `{}`.

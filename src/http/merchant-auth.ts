@@ -1,17 +1,24 @@
 import { createMiddleware } from "hono/factory";
-import { auditTarget, recordAdminAction } from "../audit/audit";
+import { auditTarget } from "../audit/audit";
 import { databaseFor, shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 import { type ApiKeyHolder, authenticateApiKey, merchantForAdmin } from "../merchants/api-keys";
 import { merchantIdSchema } from "../merchants/schemas";
-import { bearerToken, matchAdminToken, notePreviousAdminToken } from "./admin-auth";
+import {
+  type AuditVariables,
+  auditAdminActions,
+  bearerToken,
+  matchAdminToken,
+  noteAdminAction,
+  notePreviousAdminToken,
+} from "./admin-auth";
 import type { AppContext } from "./context";
 
 /** Context of routes behind `requireMerchantKey()`. */
 export type MerchantContext = {
   Bindings: AppContext["Bindings"];
   /** `merchant`: the merchant and key the request authenticated as. */
-  Variables: AppContext["Variables"] & { merchant: ApiKeyHolder };
+  Variables: AppContext["Variables"] & AuditVariables & { merchant: ApiKeyHolder };
 };
 
 /** The header naming the merchant the admin token acts as. */
@@ -31,7 +38,7 @@ export const requireMerchantKey = () =>
     const presented = bearerToken(c.req.header("authorization"));
     const admin = await matchAdminToken(c.var.config, presented);
     if (admin === null) {
-      const merchant = await authenticateApiKey(shardDatabases(c.env), presented);
+      const merchant = await authenticateApiKey({ shards: shardDatabases(c.env), presented });
       if (!merchant) {
         throw new ApiError("unauthorized", "missing, invalid or revoked API key", { "WWW-Authenticate": 'Bearer realm="status-api"' });
       }
@@ -49,16 +56,14 @@ export const requireMerchantKey = () =>
     const merchantId = merchantIdSchema.safeParse(named);
     if (!merchantId.success) throw new ApiError("bad_request", `X-Merchant-Id ${merchantId.error.issues[0]?.message ?? "is malformed"}`);
     const db = await databaseFor(c.env, merchantId.data);
-    const merchant = await merchantForAdmin(db, merchantId.data);
+    const merchant = await merchantForAdmin({ db, merchantId: merchantId.data });
     c.set("merchant", merchant);
     c.set("db", db);
-    await next();
-    // Only a write that succeeded changed anything.
-    if (!READS.has(c.req.method) && c.res.status < 400) {
-      await recordAdminAction(c.var.directoryDb, {
-        action: "status_api.write",
-        target: auditTarget.statusApi(merchant.id, c.req.method, c.req.path),
-        requestId: c.var.requestId,
-      });
-    }
+    await auditAdminActions(c, async () => {
+      await next();
+      // Only a write that succeeded changed anything.
+      if (!READS.has(c.req.method) && c.res.status < 400) {
+        noteAdminAction(c, "status_api.write", [auditTarget.statusApi(merchant.id, c.req.method, c.req.path)]);
+      }
+    });
   });

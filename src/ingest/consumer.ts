@@ -1,5 +1,6 @@
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
+import type { MerchantRow } from "../db/rows";
 import { merchants } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { fulfillmentStatusFor } from "../fulfillment/policy";
@@ -15,9 +16,8 @@ import { type Verification, verifyEvents } from "../smart-router/fetch-back";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type EventRecord, settledEvents } from "../transactions/inbox";
 import { type FetchBackRecord, fetchBackRecord, recordDeliveries, recordFetchBacks } from "../transactions/timeline-record";
+import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
 import { countForgedDeliveries } from "./forged";
-
-type MerchantRow = typeof merchants.$inferSelect;
 
 interface Delivery {
   message: Message<unknown>;
@@ -45,9 +45,17 @@ interface Plan {
 
 const key = (merchantId: string, eventId: string) => `${merchantId}\u0000${eventId}`;
 
+/** What this batch knows of one event before its fetch-back: whose it is, when it first came, how many deliveries count. */
+interface EventSeen {
+  merchantId: string;
+  eventId: string;
+  receivedAt: string;
+  deliveries: number;
+}
+
 /** The one constructor of inbox records for this consumer: what is known of the event, and what happened to it. */
 function inboxRecord(
-  event: { merchantId: string; eventId: string; receivedAt: string; deliveries: number },
+  event: EventSeen,
   now: string,
   what: Pick<EventRecord, "outcome" | "detail"> & Partial<Pick<EventRecord, "name" | "transactionId" | "firedAt">>,
 ): EventRecord {
@@ -135,66 +143,143 @@ async function verify(env: AppEnv, config: AppConfig, merchantRows: Map<string, 
 /** Step 3, decide: turn each event's verification into inbox records, snapshots to apply, acks, retries and rechecks. */
 function decideEvents(pending: readonly PendingEvent[], verifications: Map<string, Verification>, plan: Plan, now: string) {
   for (const entry of pending) {
-    const first = entry.deliveries[0];
-    if (!first) continue;
-    const verification = verifications.get(key(entry.merchantId, entry.eventId)) ?? {
+    const verification: Verification = verifications.get(key(entry.merchantId, entry.eventId)) ?? {
       kind: "retry",
       error: new SmartRouterError("network", "not verified"),
     };
-    const fetchBack = fetchBackRecord(entry.merchantId, entry.eventId, verification);
-    if (fetchBack) plan.fetchBacks.push(fetchBack);
-    const event = {
-      merchantId: entry.merchantId,
-      eventId: entry.eventId,
-      receivedAt: first.body.received_at,
-      deliveries: countOf(entry.deliveries),
-    };
-    const hint = { name: first.body.event_type };
-    if (verification.kind === "retry") {
-      // Counted when the retried deliveries come back.
-      for (const delivery of entry.deliveries) plan.toRetry.push({ delivery, error: verification.error });
-      plan.inbox.push(inboxRecord({ ...event, deliveries: 0 }, now, { ...hint, outcome: "pending", detail: verification.error.message }));
-      continue;
-    }
-    for (const delivery of entry.deliveries) plan.toAck.push(delivery.message);
-    if (verification.kind === "not_found" && entry.deliveries.every((d) => d.body.not_found_at === undefined)) {
-      // Horizon: one re-check per event, after FETCH_BACK_RECHECK_SECONDS; a second 404 is final (below).
-      plan.toRecheck.push({ ...first.body, not_found_at: now });
-      plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "pending", detail: "not found at Smart Router yet; asked again later" }));
-      continue;
-    }
-    if (verification.kind === "not_found" || verification.kind === "rejected") {
-      plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "rejected", detail: verification.detail }));
-      continue;
-    }
-    const { event: verified, read } = verification;
-    const transaction = read?.transaction ?? verified.data?.transaction;
-    if (!transaction) {
-      const what = { name: verified.name, firedAt: verified.fired_at, outcome: "ignored", detail: "not a transaction event" } as const;
-      plan.inbox.push(inboxRecord(event, now, what));
-      continue;
-    }
-    plan.snapshots.push({
-      merchantId: entry.merchantId,
-      snapshot: transaction,
-      source: read
-        ? { kind: "read", readAt: read.readAt }
-        : { kind: "event", eventId: verified.id, eventName: verified.name, firedAt: verified.fired_at },
-      inbox: read ? undefined : { eventId: entry.eventId, deliveries: event.deliveries, receivedAt: event.receivedAt, now },
-    });
-    if (read) {
-      // The event is settled by the read of its transaction; its own row records that.
-      plan.inbox.push(
-        inboxRecord(event, now, {
-          name: verified.name,
-          transactionId: transaction.id,
-          firedAt: verified.fired_at,
-          outcome: "applied",
-          detail: "event without operations: transaction read instead",
-        }),
-      );
-    }
+    decideEvent(entry, verification, plan, now);
   }
+}
+
+/** One event's part of step 3: retried, asked again later, rejected, or on to `decideVerified`. */
+function decideEvent(entry: PendingEvent, verification: Verification, plan: Plan, now: string) {
+  const first = entry.deliveries[0];
+  if (!first) return;
+  const fetchBack = fetchBackRecord(entry.merchantId, entry.eventId, verification);
+  if (fetchBack) plan.fetchBacks.push(fetchBack);
+  const event: EventSeen = {
+    merchantId: entry.merchantId,
+    eventId: entry.eventId,
+    receivedAt: first.body.received_at,
+    deliveries: countOf(entry.deliveries),
+  };
+  const hint = { name: first.body.event_type };
+  if (verification.kind === "retry") {
+    // Counted when the retried deliveries come back.
+    for (const delivery of entry.deliveries) plan.toRetry.push({ delivery, error: verification.error });
+    plan.inbox.push(inboxRecord({ ...event, deliveries: 0 }, now, { ...hint, outcome: "pending", detail: verification.error.message }));
+    return;
+  }
+  for (const delivery of entry.deliveries) plan.toAck.push(delivery.message);
+  if (verification.kind === "not_found" && entry.deliveries.every((d) => d.body.not_found_at === undefined)) {
+    // Horizon: one re-check per event, after FETCH_BACK_RECHECK_SECONDS; a second 404 is final (below).
+    plan.toRecheck.push({ ...first.body, not_found_at: now });
+    plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "pending", detail: "not found at Smart Router yet; asked again later" }));
+    return;
+  }
+  if (verification.kind === "not_found" || verification.kind === "rejected") {
+    plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "rejected", detail: verification.detail }));
+    return;
+  }
+  decideVerified(event, verification, plan, now);
+}
+
+/** A verified event: its transaction's snapshot goes to the apply; an event without a transaction is ignored. */
+function decideVerified(event: EventSeen, verification: Extract<Verification, { kind: "verified" }>, plan: Plan, now: string) {
+  const { event: verified, read } = verification;
+  const inbox = { eventId: event.eventId, deliveries: event.deliveries, receivedAt: event.receivedAt, now };
+  const snapshot = snapshotOfVerifiedEvent({ merchantId: event.merchantId, event: verified, read, inbox });
+  if (!snapshot) {
+    const what = { name: verified.name, firedAt: verified.fired_at, outcome: "ignored", detail: "not a transaction event" } as const;
+    plan.inbox.push(inboxRecord(event, now, what));
+    return;
+  }
+  plan.snapshots.push(snapshot);
+  if (read) {
+    // The event is settled by the read of its transaction; its own row records that.
+    plan.inbox.push(
+      inboxRecord(event, now, {
+        name: verified.name,
+        transactionId: snapshot.snapshot.id,
+        firedAt: verified.fired_at,
+        outcome: "applied",
+        detail: "event without operations: transaction read instead",
+      }),
+    );
+  }
+}
+
+/** What steps 4 and 5 work with: the batch's decisions and the deliveries they stand for. */
+interface Decided {
+  env: AppEnv;
+  db: Database;
+  config: AppConfig;
+  plan: Plan;
+  valid: Delivery[];
+  merchantRows: Map<string, MerchantRow>;
+  now: string;
+}
+
+/**
+ * Step 4, commit: the batch's records in one D1 batch, then the fulfilment nudges. Rechecks are queued first: were the
+ * commit to fail, a recheck is only an extra fetch.
+ */
+async function commit({ env, db, config, plan, valid, merchantRows, now }: Decided) {
+  if (plan.toRecheck.length > 0) await sendAll(env.WEBHOOKS, plan.toRecheck, config.FETCH_BACK_RECHECK_SECONDS);
+  const applied = await applySnapshots({
+    db,
+    snapshots: plan.snapshots,
+    inbox: plan.inbox,
+    extra: [
+      ...countForgedDeliveries(plan.inbox.filter((record) => record.outcome === "rejected")),
+      // The payment's timeline, in the same commit: deliveries (before the inbox write, which decides duplicates) and fetch-backs.
+      ...recordDeliveries(
+        valid
+          .filter((d) => merchantRows.has(d.body.merchant_id))
+          .map(({ body }) => ({
+            merchantId: body.merchant_id,
+            eventId: body.event_id,
+            deliveryId: body.delivery_id,
+            receivedAt: body.received_at,
+          })),
+      ),
+      ...recordFetchBacks(plan.fetchBacks),
+    ],
+    fulfillment: (merchantId, captured) =>
+      fulfillmentStatusFor(merchantRows.get(merchantId) ?? { fulfillmentUrl: null, fulfillmentUrlSetAt: null }, captured),
+    now,
+  });
+  await sendAll(env.FULFILLMENTS, applied.newFulfillments).catch((error: unknown) => {
+    // The outbox row is committed; the scheduled sweep re-sends the nudge.
+    log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });
+  });
+}
+
+/** When the commit failed: nothing was recorded, so every delivery it would have acked is retried too. */
+async function retryUncommitted({ env, db, config, plan, valid }: Decided, error: unknown) {
+  log("error", "webhooks.batch_failed", { messages: valid.length, error: error instanceof Error ? error.message : String(error) });
+  const all = [...valid.filter((d) => plan.toAck.includes(d.message)), ...plan.toRetry.map((r) => r.delivery)];
+  await retryVerification(
+    env,
+    db,
+    config,
+    all.map((delivery) => ({ delivery, error })),
+  );
+}
+
+/** Step 5, settle: ack what the commit recorded, put the failed fetch-backs back under the verification policy. */
+async function settle({ env, db, config, plan }: Decided) {
+  for (const message of plan.toAck) message.ack();
+  for (const { delivery, error } of plan.toRetry) {
+    log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
+      merchant_id: delivery.body.merchant_id,
+      event_id: delivery.body.event_id,
+      kind: error.kind,
+      status: error.status,
+      attempt: (delivery.body.attempt ?? 0) + 1,
+    });
+  }
+  await retryVerification(env, db, config, plan.toRetry);
 }
 
 /**
@@ -207,60 +292,14 @@ export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv,
   const { valid, merchantRows, pending } = await classify(db, batch, plan, now);
   if (valid.length === 0) return;
   decideEvents(pending, await verify(env, config, merchantRows, pending), plan, now);
-
-  // Step 4, commit. Rechecks are queued first: were the commit to fail, a recheck is only an extra fetch.
+  const decided: Decided = { env, db, config, plan, valid, merchantRows, now };
   try {
-    if (plan.toRecheck.length > 0) await sendAll(env.WEBHOOKS, plan.toRecheck, config.FETCH_BACK_RECHECK_SECONDS);
-    const applied = await applySnapshots(db, {
-      snapshots: plan.snapshots,
-      inbox: plan.inbox,
-      extra: [
-        ...countForgedDeliveries(plan.inbox.filter((record) => record.outcome === "rejected")),
-        // The payment's timeline, in the same commit: deliveries (before the inbox write, which decides duplicates) and fetch-backs.
-        ...recordDeliveries(
-          valid
-            .filter((d) => merchantRows.has(d.body.merchant_id))
-            .map(({ body }) => ({
-              merchantId: body.merchant_id,
-              eventId: body.event_id,
-              deliveryId: body.delivery_id,
-              receivedAt: body.received_at,
-            })),
-        ),
-        ...recordFetchBacks(plan.fetchBacks),
-      ],
-      fulfillment: (merchantId, captured) =>
-        fulfillmentStatusFor(merchantRows.get(merchantId) ?? { fulfillmentUrl: null, fulfillmentUrlSetAt: null }, captured),
-      now,
-    });
-    await sendAll(env.FULFILLMENTS, applied.newFulfillments).catch((error: unknown) => {
-      // The outbox row is committed; the scheduled sweep re-sends the nudge.
-      log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });
-    });
+    await commit(decided);
   } catch (error) {
-    log("error", "webhooks.batch_failed", { messages: valid.length, error: error instanceof Error ? error.message : String(error) });
-    const all = [...valid.filter((d) => plan.toAck.includes(d.message)), ...plan.toRetry.map((r) => r.delivery)];
-    await retryVerification(
-      env,
-      db,
-      config,
-      all.map((delivery) => ({ delivery, error })),
-    );
+    await retryUncommitted(decided, error);
     return;
   }
-
-  // Step 5, settle.
-  for (const message of plan.toAck) message.ack();
-  for (const { delivery, error } of plan.toRetry) {
-    log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
-      merchant_id: delivery.body.merchant_id,
-      event_id: delivery.body.event_id,
-      kind: error.kind,
-      status: error.status,
-      attempt: (delivery.body.attempt ?? 0) + 1,
-    });
-  }
-  await retryVerification(env, db, config, plan.toRetry);
+  await settle(decided);
 }
 
 /**

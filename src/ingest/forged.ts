@@ -12,6 +12,7 @@ export function countForgedDeliveries(rejected: readonly EventRecord[]): SQL[] {
   return [...Map.groupBy(rejected, (record) => record.merchantId)].map(([merchantId, records]) => {
     const rows = JSON.stringify(records.map((record) => ({ id: record.eventId, deliveries: record.deliveries })));
     const now = records.reduce((latest, record) => (record.now > latest ? record.now : latest), "");
+    // json_each of row values (id and delivery count), summed in an UPDATE: not an id list.
     return sql`UPDATE ${merchants} SET
       forged_deliveries = forged_deliveries + (
         SELECT coalesce(sum(max(1, (j.value ->> '$.deliveries') + coalesce(e.deliveries, 0))), 0)

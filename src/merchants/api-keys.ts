@@ -18,7 +18,13 @@ const ABSENT_KEY_HASH = "0".repeat(64);
  * presented key costs the same lookups), compares the SHA-256 of the whole key in constant time, refuses revoked keys.
  * Unknown, revoked and malformed keys all answer null.
  */
-export async function authenticateApiKey(shards: readonly Database[], presented: string): Promise<ApiKeyHolder | null> {
+export async function authenticateApiKey({
+  shards,
+  presented,
+}: {
+  shards: readonly Database[];
+  presented: string;
+}): Promise<ApiKeyHolder | null> {
   const keyId = apiKeyId(presented);
   const found = keyId
     ? await Promise.all(
@@ -47,7 +53,7 @@ export async function authenticateApiKey(shards: readonly Database[], presented:
 export const ADMIN_ACTOR_KEY = "admin";
 
 /** The merchant the admin token acts as (`X-Merchant-Id` on the status API); an unknown merchant is a 404. */
-export async function merchantForAdmin(db: Database, merchantId: string): Promise<ApiKeyHolder> {
+export async function merchantForAdmin({ db, merchantId }: { db: Database; merchantId: string }): Promise<ApiKeyHolder> {
   const row = await db
     .select({ id: merchants.id, fulfillmentUrl: merchants.fulfillmentUrl })
     .from(merchants)

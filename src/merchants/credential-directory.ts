@@ -122,11 +122,15 @@ export interface DeliverySender {
  * overlap; null when it does not match. Unknown merchant, malformed header and wrong password all do one lookup in
  * memory, one hash and three comparisons, so the answer reveals nothing.
  */
-export async function authenticateDelivery(
-  shards: readonly Database[],
-  merchantId: string,
-  authorization: string | undefined,
-): Promise<DeliverySender | null> {
+export async function authenticateDelivery({
+  shards,
+  merchantId,
+  authorization,
+}: {
+  shards: readonly Database[];
+  merchantId: string;
+  authorization: string | undefined;
+}): Promise<DeliverySender | null> {
   const now = Date.now();
   const found = (await currentDirectory(shards, now)).credentials.get(merchantId);
   const expected = found ?? { ...ABSENT, previousHash: null, previousValidUntil: 0 };

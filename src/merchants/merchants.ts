@@ -1,7 +1,8 @@
 import { and, asc, eq, gt, isNull, ne } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
 import { z } from "zod";
-import { auditTarget, recordAdminAction } from "../audit/audit";
 import type { Database } from "../db/client";
+import type { MerchantRow } from "../db/rows";
 import { apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
 import { directoryDatabase, leastFullShard, mergedRows, rememberShard, shardDatabases, shardIndexOf } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
@@ -15,8 +16,6 @@ import type { CredentialCheck } from "../smart-router/probe";
 import { alertThresholds } from "./alert-thresholds";
 import { forgetWebhookCredentials } from "./credential-directory";
 import { type CreateMerchantInput, merchantIdSchema, type UpdateMerchantInput } from "./schemas";
-
-type MerchantRow = typeof merchants.$inferSelect;
 
 /** The merchant as the admin API shows it: never a secret, not even encrypted. */
 export function presentMerchant(row: MerchantRow) {
@@ -33,7 +32,7 @@ export function presentMerchant(row: MerchantRow) {
       ? { at: row.smartRouterKeyRefusedAt, detail: row.smartRouterKeyRefusedReason }
       : null,
     webhook: { path: webhookPath(row.id), username: row.webhookUsername, previous_valid_until: row.webhookPasswordPreviousValidUntil },
-    // Deliveries naming events Smart Router does not know (webhooks/forged.ts): a leaked credential shows here.
+    // Deliveries naming events Smart Router does not know (ingest/forged.ts): a leaked credential shows here.
     forged_deliveries: { count: row.forgedDeliveries, last_at: row.lastForgedAt },
     created_at: row.createdAt,
     updated_at: row.updatedAt,
@@ -65,76 +64,121 @@ export async function registerMerchant({
   config,
   input,
   probe,
-  requestId,
 }: {
   env: AppEnv;
   config: AppConfig;
   input: CreateMerchantInput;
   probe: CredentialProbe;
-  requestId: string;
+}) {
+  const directory = directoryDatabase(env);
+  const check = await admitRegistration({ env, directory, config, input, probe });
+  const credentials = await issueCredentials(config, input);
+  const shard = await leastFullShard(env);
+  const key = await insertApiKey(shard.db, input.id);
+  const inserts = [merchantInsert(shard.db, input, credentials), key.insert, eventLogStart(shard.db, input.id, check)] as const;
+  await claimInDirectory(directory, input, shard.index);
+  await insertOnShard(directory, shard.db, input, inserts);
+  rememberShard(input.id, shard.index);
+  // Its first delivery to this isolate is accepted without waiting for the credential directory's refresh.
+  forgetWebhookCredentials();
+  const row = await findMerchant({ db: shard.db, merchantId: input.id });
+  return {
+    merchant: presentMerchant(row),
+    api_key: key.apiKey,
+    api_key_id: key.keyId,
+    webhook: { path: webhookPath(input.id), username: credentials.webhookUsername, password: credentials.webhookPassword },
+    fulfillment: { signing_secret: credentials.signingSecret },
+  };
+}
+
+/** Refuses a registration before anything is written: a refused URL, a taken id or project, refused credentials. */
+async function admitRegistration({
+  env,
+  directory,
+  config,
+  input,
+  probe,
+}: {
+  env: AppEnv;
+  directory: Database;
+  config: AppConfig;
+  input: CreateMerchantInput;
+  probe: CredentialProbe;
 }) {
   if (input.fulfillment_url) requireAllowedFulfillmentUrl(config, input.fulfillment_url);
-  const directory = directoryDatabase(env);
   if ((await shardIndexOf(env, input.id)) !== undefined) throw new ApiError("conflict", `merchant ${input.id} already exists`);
   await requireProjectUnclaimed(directory, input.smart_router.project_id, input.id);
-  const check = await checkCredentials(probe, { projectId: input.smart_router.project_id, secretKey: input.smart_router.secret_key });
+  return checkCredentials(probe, { projectId: input.smart_router.project_id, secretKey: input.smart_router.secret_key });
+}
 
-  const webhookUsername = `sr_${randomHex(6)}`;
+type IssuedCredentials = Awaited<ReturnType<typeof issueCredentials>>;
+
+/** The new merchant's webhook credential and fulfilment signing secret, and its secrets sealed for storage. */
+async function issueCredentials(config: AppConfig, input: CreateMerchantInput) {
   const webhookPassword = randomToken(24);
   const signingSecret = generateSigningSecret();
-  const smartRouterSecret = await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(input.id));
-  const sealedSigningSecret = await sealSecret(config, signingSecret, secretContext.fulfillment(input.id));
-  const shard = await leastFullShard(env);
-  const db = shard.db;
-  const key = await insertApiKey(db, input.id);
+  return {
+    webhookUsername: `sr_${randomHex(6)}`,
+    webhookPassword,
+    webhookPasswordHash: await hashCredential(webhookPassword),
+    signingSecret,
+    smartRouterSecret: await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(input.id)),
+    sealedSigningSecret: await sealSecret(config, signingSecret, secretContext.fulfillment(input.id)),
+  };
+}
 
-  const insertMerchant = db.insert(merchants).values({
+/** The merchant's row: its secrets sealed, its webhook password hashed. */
+function merchantInsert(db: Database, input: CreateMerchantInput, credentials: IssuedCredentials) {
+  return db.insert(merchants).values({
     id: input.id,
     name: input.name,
     smartRouterProjectId: input.smart_router.project_id,
-    smartRouterSecretCiphertext: smartRouterSecret.ciphertext,
-    smartRouterSecretKeyId: smartRouterSecret.keyId,
-    webhookUsername,
-    webhookPasswordHash: await hashCredential(webhookPassword),
+    smartRouterSecretCiphertext: credentials.smartRouterSecret.ciphertext,
+    smartRouterSecretKeyId: credentials.smartRouterSecret.keyId,
+    webhookUsername: credentials.webhookUsername,
+    webhookPasswordHash: credentials.webhookPasswordHash,
     fulfillmentUrl: input.fulfillment_url ?? null,
     fulfillmentUrlSetAt: input.fulfillment_url ? new Date().toISOString() : null,
-    fulfillmentSecretCiphertext: sealedSigningSecret.ciphertext,
-    fulfillmentSecretKeyId: sealedSigningSecret.keyId,
+    fulfillmentSecretCiphertext: credentials.sealedSigningSecret.ciphertext,
+    fulfillmentSecretKeyId: credentials.sealedSigningSecret.keyId,
   });
-  // The event-log backstop starts at the newest event Smart Router had at registration (none: from registration on).
-  const startWalk = db.insert(eventLogCursors).values({
-    merchantId: input.id,
+}
+
+/** The event-log backstop starts at the newest event Smart Router had at registration (none: from registration on). */
+function eventLogStart(db: Database, merchantId: string, check: CredentialCheck) {
+  return db.insert(eventLogCursors).values({
+    merchantId,
     watermarkEventId: check.kind === "accepted" ? (check.newestEvent?.id ?? null) : null,
     watermarkFiredAt: check.kind === "accepted" ? (check.newestEvent?.firedAt ?? null) : null,
   });
-  // The directory entry claims the id and the project across every shard: two concurrent creations of one id, or onto
-  // one project, meet at its unique constraints, and the loser writes nothing on any shard.
+}
+
+/**
+ * The directory entry claims the id and the project across every shard: two concurrent creations of one id, or onto
+ * one project, meet at its unique constraints, and the loser writes nothing on any shard.
+ */
+async function claimInDirectory(directory: Database, input: CreateMerchantInput, shard: number) {
   try {
-    await directory
-      .insert(merchantShards)
-      .values({ merchantId: input.id, shard: shard.index, smartRouterProjectId: input.smart_router.project_id });
+    await directory.insert(merchantShards).values({ merchantId: input.id, shard, smartRouterProjectId: input.smart_router.project_id });
   } catch (error) {
     throw uniqueConflict(error, input.id, input.smart_router.project_id);
   }
+}
+
+/** Writes the merchant on its shard in one D1 batch; should that fail, its directory claim is released. */
+async function insertOnShard(
+  directory: Database,
+  db: Database,
+  input: CreateMerchantInput,
+  inserts: readonly [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]],
+) {
   try {
-    await db.batch([insertMerchant, key.insert, startWalk]);
+    await db.batch(inserts);
   } catch (error) {
     // The merchant does not exist on its shard: its claim is released, so the same registration can be made again.
     await directory.delete(merchantShards).where(eq(merchantShards.merchantId, input.id));
     throw uniqueConflict(error, input.id, input.smart_router.project_id);
   }
-  rememberShard(input.id, shard.index);
-  await recordAdminAction(directory, { action: "merchant.create", target: auditTarget.merchant(input.id), requestId });
-  // Its first delivery to this isolate is accepted without waiting for the credential directory's refresh.
-  forgetWebhookCredentials();
-  const row = await findMerchant(db, input.id);
-  return {
-    merchant: presentMerchant(row),
-    api_key: key.apiKey,
-    api_key_id: key.keyId,
-    webhook: { path: webhookPath(input.id), username: webhookUsername, password: webhookPassword },
-    fulfillment: { signing_secret: signingSecret },
-  };
 }
 
 /** One call with a merchant's Smart Router credentials (smart-router/probe.ts), injected by the route. */
@@ -196,7 +240,7 @@ function uniqueConflict(error: unknown, merchantId: string, projectId: string | 
 const merchantCursor = z.strictObject({ i: merchantIdSchema });
 
 /** Every merchant of every shard, by id, in keyset pages of `limit` (the admin's list: no secrets, as `presentMerchant`). */
-export async function listMerchants(env: AppEnv, { cursor, limit }: { cursor?: string; limit: number }) {
+export async function listMerchants({ env, cursor, limit }: { env: AppEnv; cursor?: string; limit: number }) {
   const after = cursor === undefined ? undefined : decodePageCursor(cursor, merchantCursor).i;
   const rows = await mergedRows(
     shardDatabases(env),
@@ -214,7 +258,7 @@ export async function listMerchants(env: AppEnv, { cursor, limit }: { cursor?: s
 }
 
 /** The merchant row, or a 404 ApiError. */
-export async function findMerchant(db: Database, merchantId: string): Promise<MerchantRow> {
+export async function findMerchant({ db, merchantId }: { db: Database; merchantId: string }): Promise<MerchantRow> {
   const row = await db.select().from(merchants).where(eq(merchants.id, merchantId)).get();
   if (!row) throw new ApiError("not_found", `merchant ${merchantId} not found`);
   return row;
@@ -228,30 +272,40 @@ export async function updateMerchant({
   merchantId,
   input,
   probe,
-  requestId,
 }: {
   db: Database;
-  /** DB: the shard directory (where a new project is claimed) and the audit. */
+  /** DB: the shard directory, where a new project is claimed. */
   directory: Database;
   config: AppConfig;
   merchantId: string;
   input: UpdateMerchantInput;
   probe: CredentialProbe;
-  requestId: string;
 }) {
   if (input.fulfillment_url) requireAllowedFulfillmentUrl(config, input.fulfillment_url);
   if (input.alerts?.url) requireAllowedFulfillmentUrl(config, input.alerts.url, "alerts.url");
-  const current = await findMerchant(db, merchantId);
+  const current = await findMerchant({ db, merchantId });
   const projectId = input.smart_router?.project_id;
-  const projectMoves = projectId !== undefined && projectId !== current.smartRouterProjectId;
-  if (projectMoves) await requireProjectUnclaimed(directory, projectId, merchantId);
-  if (input.smart_router !== undefined) {
-    const credentials = {
-      projectId: input.smart_router.project_id ?? current.smartRouterProjectId,
-      secretKey: input.smart_router.secret_key ?? (await smartRouterCredentials(config, current)).secretKey,
-    };
-    await checkCredentials(probe, credentials);
-  }
+  const movesTo = projectId !== undefined && projectId !== current.smartRouterProjectId ? projectId : undefined;
+  if (movesTo !== undefined) await requireProjectUnclaimed(directory, movesTo, merchantId);
+  if (input.smart_router !== undefined) await checkCredentials(probe, await credentialsAfter(config, current, input.smart_router));
+  const changes = await merchantChanges(config, current, input);
+  if (movesTo !== undefined) await claimProject(directory, merchantId, movesTo);
+  await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
+  // The edge limit lives in the credential directory: this isolate sees a new one at once, others within its refresh.
+  if (input.rate_limits !== undefined) forgetWebhookCredentials();
+  return presentMerchant(await findMerchant({ db, merchantId }));
+}
+
+/** The Smart Router credentials a PATCH leaves the merchant with: each part given, or the current one. */
+async function credentialsAfter(config: AppConfig, current: MerchantRow, given: NonNullable<UpdateMerchantInput["smart_router"]>) {
+  return {
+    projectId: given.project_id ?? current.smartRouterProjectId,
+    secretKey: given.secret_key ?? (await smartRouterCredentials({ config, merchant: current })).secretKey,
+  };
+}
+
+/** The columns a PATCH sets, from the fields it names; a new secret key is sealed here. */
+async function merchantChanges(config: AppConfig, current: MerchantRow, input: UpdateMerchantInput) {
   const changes: Partial<typeof merchants.$inferInsert> = { updatedAt: new Date().toISOString() };
   if (input.name !== undefined) changes.name = input.name;
   if (input.fulfillment_url !== undefined) {
@@ -273,58 +327,32 @@ export async function updateMerchant({
     changes.smartRouterKeyRefusedReason = null;
   }
   if (input.smart_router?.secret_key !== undefined) {
-    const sealed = await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(merchantId));
+    const sealed = await sealSecret(config, input.smart_router.secret_key, secretContext.smartRouter(current.id));
     changes.smartRouterSecretCiphertext = sealed.ciphertext;
     changes.smartRouterSecretKeyId = sealed.keyId;
   }
-  if (projectMoves) {
-    try {
-      // Claimed in the directory first: another merchant that took the project since the check above fails this.
-      await directory.update(merchantShards).set({ smartRouterProjectId: projectId }).where(eq(merchantShards.merchantId, merchantId));
-    } catch (error) {
-      throw uniqueConflict(error, merchantId, projectId);
-    }
+  return changes;
+}
+
+/** Moves the merchant's project claim in the directory: another merchant that took the project since the check fails this. */
+async function claimProject(directory: Database, merchantId: string, projectId: string) {
+  try {
+    await directory.update(merchantShards).set({ smartRouterProjectId: projectId }).where(eq(merchantShards.merchantId, merchantId));
+  } catch (error) {
+    throw uniqueConflict(error, merchantId, projectId);
   }
-  await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
-  await recordAdminAction(directory, { action: "merchant.update", target: auditTarget.merchant(merchantId), requestId });
-  // The edge limit lives in the credential directory: this isolate sees a new one at once, others within its refresh.
-  if (input.rate_limits !== undefined) forgetWebhookCredentials();
-  return presentMerchant(await findMerchant(db, merchantId));
 }
 
 /** Issues another API key on the merchant's shard (`db`); existing keys keep working until revoked. */
-export async function issueApiKey({
-  db,
-  directory,
-  merchantId,
-  requestId,
-}: {
-  db: Database;
-  directory: Database;
-  merchantId: string;
-  requestId: string;
-}) {
-  await findMerchant(db, merchantId);
+export async function issueApiKey({ db, merchantId }: { db: Database; merchantId: string }) {
+  await findMerchant({ db, merchantId });
   const key = await insertApiKey(db, merchantId);
   await key.insert;
-  await recordAdminAction(directory, { action: "api_key.create", target: auditTarget.apiKey(merchantId, key.keyId), requestId });
   return { api_key: { id: key.keyId, key: key.apiKey } };
 }
 
 /** Revokes one key of the merchant; another merchant's key id is a 404. */
-export async function revokeApiKey({
-  db,
-  directory,
-  merchantId,
-  keyId,
-  requestId,
-}: {
-  db: Database;
-  directory: Database;
-  merchantId: string;
-  keyId: string;
-  requestId: string;
-}) {
+export async function revokeApiKey({ db, merchantId, keyId }: { db: Database; merchantId: string; keyId: string }) {
   const revokedAt = new Date().toISOString();
   const revoked = await db
     .update(apiKeys)
@@ -333,16 +361,15 @@ export async function revokeApiKey({
     .returning({ id: apiKeys.id })
     .get();
   if (!revoked) throw new ApiError("not_found", `no active api key ${keyId} for merchant ${merchantId}`);
-  await recordAdminAction(directory, { action: "api_key.revoke", target: auditTarget.apiKey(merchantId, keyId), requestId });
   return { api_key: { id: keyId, revoked_at: revokedAt } };
 }
 
 /** The merchant's Smart Router credentials, decrypted for one outbound call. */
-export async function smartRouterCredentials(config: AppConfig, row: MerchantRow) {
+export async function smartRouterCredentials({ config, merchant }: { config: AppConfig; merchant: MerchantRow }) {
   const secretKey = await openSecret(
     config,
-    { ciphertext: row.smartRouterSecretCiphertext, keyId: row.smartRouterSecretKeyId },
-    secretContext.smartRouter(row.id),
+    { ciphertext: merchant.smartRouterSecretCiphertext, keyId: merchant.smartRouterSecretKeyId },
+    secretContext.smartRouter(merchant.id),
   );
-  return { projectId: row.smartRouterProjectId, secretKey };
+  return { projectId: merchant.smartRouterProjectId, secretKey };
 }

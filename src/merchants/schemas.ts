@@ -35,7 +35,7 @@ export const rateLimitsSchema = z.strictObject({
   events_rpm: z.int().min(1).max(1_000_000).optional(),
   sandbox_rpm: z.int().min(1).max(1_000_000).optional(),
   batch_share: z.number().gt(0).lte(1).optional(),
-  // In steps of the WEBHOOK_LIMITER binding's limit: a value between two steps is rounded up (webhooks/delivery-limit.ts).
+  // In steps of the WEBHOOK_LIMITER binding's limit: a value between two steps is rounded up (ingest/delivery-limit.ts).
   webhooks_rpm: z.int().min(DELIVERY_LIMIT_UNIT).max(MAX_DELIVERIES_PER_MINUTE).optional(),
 });
 

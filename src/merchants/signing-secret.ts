@@ -1,13 +1,12 @@
 import { eq } from "drizzle-orm";
 import type { Database } from "../db/client";
+import type { MerchantRow } from "../db/rows";
 import { merchants } from "../db/schema";
 import type { AppConfig } from "../env";
 import { ApiError } from "../errors";
 import { generateSigningSecret } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
 import { secretContext } from "./merchants";
-
-type MerchantRow = typeof merchants.$inferSelect;
 
 /** How long notifications carry the previous signature too, unless the rotation says otherwise. */
 export const DEFAULT_OVERLAP_HOURS = 24;
@@ -16,7 +15,17 @@ export const DEFAULT_OVERLAP_HOURS = 24;
  * Issues a new fulfilment signing secret (shown once). The one it replaces stays valid for `overlapHours`: notifications
  * carry both `v1,` signatures meanwhile, so the merchant can switch its verifier without rejecting a delivery.
  */
-export async function rotateSigningSecret(db: Database, config: AppConfig, merchantId: string, overlapHours = DEFAULT_OVERLAP_HOURS) {
+export async function rotateSigningSecret({
+  db,
+  config,
+  merchantId,
+  overlapHours = DEFAULT_OVERLAP_HOURS,
+}: {
+  db: Database;
+  config: AppConfig;
+  merchantId: string;
+  overlapHours?: number;
+}) {
   const row = await db.select().from(merchants).where(eq(merchants.id, merchantId)).get();
   if (!row) throw new ApiError("not_found", `merchant ${merchantId} not found`);
   const secret = generateSigningSecret();

@@ -13,7 +13,7 @@ export async function smartRouterFor(
   lane: Lane,
   onCall?: ConstructorParameters<typeof SmartRouterClient>[0]["onCall"],
 ) {
-  const credentials = await smartRouterCredentials(config, merchant);
+  const credentials = await smartRouterCredentials({ config, merchant });
   return new SmartRouterClient({
     baseUrl: config.SMART_ROUTER_API_URL,
     credentials,

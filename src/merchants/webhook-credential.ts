@@ -29,7 +29,7 @@ export async function rotateWebhookCredential({
   merchantId: string;
   input: RotateWebhookCredentialInput;
 }) {
-  const current = await findMerchant(db, merchantId);
+  const current = await findMerchant({ db, merchantId });
   const password = randomToken(24);
   const now = Date.now();
   const previousValidUntil = new Date(now + input.overlap_hours * 3_600_000).toISOString();

@@ -12,7 +12,7 @@ const round = (value: number) => Math.round(value * 100) / 100;
  * last 429s; and the project's circuit breaker.
  */
 export async function merchantBudget({ db, env, merchantId }: { db: Database; env: AppEnv; merchantId: string }) {
-  const merchant = await findMerchant(db, merchantId);
+  const merchant = await findMerchant({ db, merchantId });
   const budget = await budgetOf(env, merchant.smartRouterProjectId, merchant.rateLimits ?? null);
   return {
     budget: {

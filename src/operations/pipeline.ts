@@ -30,11 +30,12 @@ function isoOrNull(value: string | null | undefined): string | null {
  * The reads of the pipeline, one D1 batch: the window's deliveries per minute and by outcome, their lags, what waits,
  * dead letters, the backstop's cursor and the reconciliation runs.
  */
-export function pipelineReads(db: Database, merchantId: string, from: string, to: string) {
+export function pipelineReads({ db, merchantId, from, to }: { db: Database; merchantId: string; from: number; to: number }) {
+  const since = new Date(from).toISOString();
   const inWindow = and(
     eq(webhookDeliveries.merchantId, merchantId),
-    gte(webhookDeliveries.receivedAt, from),
-    lte(webhookDeliveries.receivedAt, to),
+    gte(webhookDeliveries.receivedAt, since),
+    lte(webhookDeliveries.receivedAt, new Date(to).toISOString()),
   );
   const minute = sql<string>`substr(${webhookDeliveries.receivedAt}, 1, 16)`;
   const outcome = sql<string>`CASE WHEN ${webhookDeliveries.duplicate} THEN 'duplicate' ELSE coalesce(${events.outcome}, 'pending') END`;
@@ -52,7 +53,7 @@ export function pipelineReads(db: Database, merchantId: string, from: string, to
       .where(and(inWindow, eq(webhookDeliveries.duplicate, false), eq(events.outcome, "applied")))
       .orderBy(desc(webhookDeliveries.receivedAt))
       .limit(LAG_SAMPLE),
-    // A pending row with a detail failed its last fetch-back and waits for its retry (queue/webhook-consumer.ts).
+    // A pending row with a detail failed its last fetch-back and waits for its retry (ingest/consumer.ts).
     db
       .select({ pending: count(), retrying: count(events.detail) })
       .from(events)
@@ -69,7 +70,7 @@ export function pipelineReads(db: Database, merchantId: string, from: string, to
     db
       .select({
         lastRunAt: sql<string | null>`max(${reconciliationRuns.startedAt})`,
-        runs: sql<number>`count(*) FILTER (WHERE ${reconciliationRuns.startedAt} >= ${from})`,
+        runs: sql<number>`count(*) FILTER (WHERE ${reconciliationRuns.startedAt} >= ${since})`,
       })
       .from(reconciliationRuns),
   ] as const;
@@ -94,15 +95,14 @@ export async function pipelineSummary({
   windowMinutes: number;
   now: number;
 }) {
-  const from = new Date(now - windowMinutes * MINUTE_MS).toISOString();
-  const to = new Date(now).toISOString();
+  const from = now - windowMinutes * MINUTE_MS;
   const [perMinute, outcomes, lags, waiting, fulfilmentRetries, letters, backstop, reconciliation] = await db.batch(
-    pipelineReads(db, merchantId, from, to),
+    pipelineReads({ db, merchantId, from, to: now }),
   );
   const minutes = new Map(perMinute.map((row) => [row.minute, row.count]));
   const deliveriesPerMinute: { minute: string; count: number }[] = [];
   // Ends after windowMinutes + 1 steps (at most 1,441): every minute the window touches.
-  for (let at = Math.floor((now - windowMinutes * MINUTE_MS) / MINUTE_MS) * MINUTE_MS; at <= now; at += MINUTE_MS) {
+  for (let at = Math.floor(from / MINUTE_MS) * MINUTE_MS; at <= now; at += MINUTE_MS) {
     const iso = new Date(at).toISOString();
     deliveriesPerMinute.push({ minute: iso, count: minutes.get(iso.slice(0, 16)) ?? 0 });
   }
@@ -115,8 +115,8 @@ export async function pipelineSummary({
   const watermark = isoOrNull(cursor?.watermarkFiredAt);
   return {
     pipeline: {
-      from,
-      to,
+      from: new Date(from).toISOString(),
+      to: new Date(now).toISOString(),
       deliveries_per_minute: deliveriesPerMinute,
       outcomes: counted,
       lag_ms: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },

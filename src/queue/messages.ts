@@ -70,7 +70,7 @@ export const refreshMessage = z.object({
   ...retryState,
 });
 
-/** One walk of one merchant's event log (the backstop, batches/event-log.ts), queued by the Cron Trigger. */
+/** One walk of one merchant's event log (the backstop, backstop/event-log.ts), queued by the Cron Trigger. */
 export const eventLogMessage = z.object({
   v: z.literal(1),
   kind: z.literal("event_log"),
@@ -81,7 +81,7 @@ export const eventLogMessage = z.object({
 export type EventLogMessage = z.infer<typeof eventLogMessage>;
 
 /**
- * One page of a re-seal job (security/reseal.ts) on one shard: the batch queue carries it, it makes no Smart Router call.
+ * One page of a re-seal job (admin/reseal.ts) on one shard: the batch queue carries it, it makes no Smart Router call.
  * `shard`: the D1 shard whose merchants it re-seals (absent in messages from before shards: DB).
  */
 export const resealMessage = z.object({

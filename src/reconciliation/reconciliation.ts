@@ -1,7 +1,9 @@
-import { and, desc, eq, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, type SQL } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import { z } from "zod";
+import { inPairList } from "../db/bulk";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
 import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
 import { mergedRows, newestFirst } from "../db/shards";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
@@ -54,11 +56,15 @@ export async function startReconciliation(db: Database, queue: Queue, now: numbe
   const stale = await reconciliationCandidates(db, new Date(now - staleAfterMs).toISOString());
   const runId = `rec_${crypto.randomUUID().replaceAll("-", "")}`;
   const run = db.insert(reconciliationRuns).values({ id: runId, startedAt: asOf, found: stale.length });
-  const pairs = JSON.stringify(stale.map((row) => [row.merchantId, row.id]));
   const stamp = db
     .update(transactions)
     .set({ reconciledAt: asOf })
-    .where(sql`(${transactions.merchantId}, ${transactions.id}) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${pairs}))`);
+    .where(
+      inPairList(
+        [transactions.merchantId, transactions.id],
+        stale.map((row) => [row.merchantId, row.id] as const),
+      ),
+    );
   // Stamped before they are sent: should the send fail, the run fails loudly and these come round again a window later.
   await db.batch([run, stamp]);
 
@@ -85,15 +91,11 @@ export async function startReconciliation(db: Database, queue: Queue, now: numbe
 const runCursor = z.strictObject({ s: z.string().min(1).max(64), i: z.string().min(1).max(64) });
 
 /** Reconciliation runs of every shard (each cron run starts one per shard), newest first, in keyset pages of `limit`. */
-export async function listReconciliationRuns(dbs: readonly Database[], cursor?: string, limit = 20) {
+export async function listReconciliationRuns({ dbs, cursor, limit = 20 }: { dbs: readonly Database[]; cursor?: string; limit?: number }) {
   const conditions: SQL[] = [];
   if (cursor !== undefined) {
     const after = decodePageCursor(cursor, runCursor);
-    const before = or(
-      lt(reconciliationRuns.startedAt, after.s),
-      and(eq(reconciliationRuns.startedAt, after.s), lt(reconciliationRuns.id, after.i)),
-    );
-    if (before) conditions.push(before);
+    conditions.push(afterRow("desc", [reconciliationRuns.startedAt, reconciliationRuns.id], [after.s, after.i]));
   }
   const rows = await mergedRows(
     dbs,

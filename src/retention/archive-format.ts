@@ -1,11 +1,9 @@
 import { z } from "zod";
-import { EVENT_OUTCOMES, type events, type operations } from "../db/schema";
+import type { EventRow, OperationRow } from "../db/rows";
+import { EVENT_OUTCOMES } from "../db/schema";
 
 /** What the archive needs of an R2 bucket (the `ARCHIVE` binding); tests hand in one that fails where they choose. */
 export type ArchiveBucket = Pick<R2Bucket, "get" | "head" | "put">;
-
-export type EventRow = typeof events.$inferSelect;
-export type OperationRow = typeof operations.$inferSelect;
 
 /** One line of an archive object: an inbox row or an operation row, exactly as drizzle reads it from D1. */
 export type ArchiveRecord = ({ record: "event" } & EventRow) | ({ record: "operation" } & OperationRow);

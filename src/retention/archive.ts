@@ -2,6 +2,8 @@ import { and, asc, eq, exists, inArray, lt, or, type SQL, sql } from "drizzle-or
 import { alias } from "drizzle-orm/sqlite-core";
 import { inList, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
+import type { ArchiveObjectRow, EventRow, OperationRow, TransactionRow } from "../db/rows";
 import {
   type ArchiveManifest,
   archivedHistories,
@@ -15,7 +17,7 @@ import {
 import { sha256Hex } from "../lib/encoding";
 import { log } from "../lib/log";
 import { IN_FLIGHT_STATUSES } from "../smart-router/status";
-import { type ArchiveBucket, type ArchiveRecord, type EventRow, encodeArchive, type OperationRow } from "./archive-format";
+import { type ArchiveBucket, type ArchiveRecord, encodeArchive } from "./archive-format";
 import { byCreatedAt, byFiredAt } from "./history";
 
 /** Transactions one object holds at most, and the records (events + operations) past which it takes no further one. */
@@ -30,10 +32,8 @@ const HISTORY_OUTCOMES = ["applied", "stale"] as const;
 /** Records in flight are refreshed by reconciliation, whose reads would put their operations back at once: left in D1. */
 const IN_FLIGHT: ReadonlySet<string> = new Set(IN_FLIGHT_STATUSES);
 
-interface Position {
-  updatedAt: string;
-  id: string;
-}
+/** Where a merchant's walk stands: a transaction's place in `transactions_merchant_updated`. */
+type Position = Pick<TransactionRow, "updatedAt" | "id">;
 
 /** What one step did for a merchant. */
 export type ArchiveStep =
@@ -44,8 +44,6 @@ export type ArchiveStep =
   | { kind: "idle" }
   /** Another run holds the merchant's claim. */
   | { kind: "busy" };
-
-type ArchiveObjectRow = typeof archiveObjects.$inferSelect;
 
 /**
  * One step of a merchant's archive walk: finishes the merchant's object left `writing` by a run that stopped, else
@@ -77,14 +75,14 @@ export async function archiveMerchantHistory({
   merchantId: string;
   /** ISO 8601: transactions last changed before it are archived. */
   cutoff: string;
-  now: string;
+  now: number;
 }): Promise<ArchiveStep> {
   const open = await db
     .select()
     .from(archiveObjects)
     .where(and(eq(archiveObjects.merchantId, merchantId), eq(archiveObjects.status, "writing")))
     .get();
-  if (open) return writeObject(db, bucket, open, now);
+  if (open) return writeObject({ db, bucket, object: open, now });
 
   await db.insert(retentionCursors).values({ merchantId }).onConflictDoNothing();
   const cursor = await db.select().from(retentionCursors).where(eq(retentionCursors.merchantId, merchantId)).get();
@@ -92,16 +90,13 @@ export async function archiveMerchantHistory({
     cursor?.archivedThroughUpdatedAt && cursor.archivedThroughId
       ? { updatedAt: cursor.archivedThroughUpdatedAt, id: cursor.archivedThroughId }
       : null;
-  const candidates = await archiveCandidates(db, { merchantId, cutoff, from });
+  const candidates = await archiveCandidates({ db, merchantId, cutoff, from });
   const first = candidates[0];
   if (!first) return { kind: "idle" };
   const day = first.updatedAt.slice(0, 10);
   const sameDay = candidates.filter((candidate) => candidate.updatedAt.startsWith(day));
-  const history = await historyIds(
-    db,
-    merchantId,
-    sameDay.filter((candidate) => !IN_FLIGHT.has(candidate.status)).map((candidate) => candidate.id),
-  );
+  const settled = sameDay.filter((candidate) => !IN_FLIGHT.has(candidate.status));
+  const history = await historyIds({ db, merchantId, transactionIds: settled.map((candidate) => candidate.id) });
 
   // A transaction's history goes whole into one object; the object stops taking transactions once full.
   let taken = 0;
@@ -122,17 +117,24 @@ export async function archiveMerchantHistory({
   const [claimed] = await db.all<{ id: number }>(claimObject({ merchantId, day, from, through, first, manifest, now }));
   const object = claimed && (await db.select().from(archiveObjects).where(eq(archiveObjects.id, claimed.id)).get());
   if (!object) return { kind: "busy" };
-  return writeObject(db, bucket, object, now);
+  return writeObject({ db, bucket, object, now });
 }
 
 /**
  * The next transactions of the merchant's walk: last changed before `cutoff`, after the cursor, in the order of
  * `transactions_merchant_updated`, which serves the whole query (no sort, no scan).
  */
-export function archiveCandidates(
-  db: Database,
-  { merchantId, cutoff, from }: { merchantId: string; cutoff: string; from: Position | null },
-) {
+export function archiveCandidates({
+  db,
+  merchantId,
+  cutoff,
+  from,
+}: {
+  db: Database;
+  merchantId: string;
+  cutoff: string;
+  from: Position | null;
+}) {
   return db
     .select({ id: transactions.id, updatedAt: transactions.updatedAt, status: transactions.status })
     .from(transactions)
@@ -140,7 +142,7 @@ export function archiveCandidates(
       and(
         eq(transactions.merchantId, merchantId),
         lt(transactions.updatedAt, cutoff),
-        from ? sql`(${transactions.updatedAt}, ${transactions.id}) > (${from.updatedAt}, ${from.id})` : undefined,
+        afterRow("asc", [transactions.updatedAt, transactions.id], from ? [from.updatedAt, from.id] : undefined),
       ),
     )
     .orderBy(asc(transactions.updatedAt), asc(transactions.id))
@@ -153,7 +155,7 @@ export function objectKey(merchantId: string, day: string, first: Position): str
 }
 
 /** The ids of the transactions' history rows now in D1, by transaction. */
-async function historyIds(db: Database, merchantId: string, transactionIds: string[]) {
+async function historyIds({ db, merchantId, transactionIds }: { db: Database; merchantId: string; transactionIds: string[] }) {
   const [eventIds, operationIds] =
     transactionIds.length === 0
       ? [[], []]
@@ -208,21 +210,31 @@ function claimObject(claim: {
   through: Position;
   first: Position;
   manifest: ArchiveManifest;
-  now: string;
+  now: number;
 }): SQL {
   const { merchantId, day, from, through, manifest } = claim;
   return sql`INSERT INTO ${archiveObjects} (key, merchant_id, day, status, from_updated_at, from_id, through_updated_at,
       through_id, manifest, transactions, events, operations, created_at)
     SELECT ${objectKey(merchantId, day, claim.first)}, ${merchantId}, ${day}, 'writing', ${from?.updatedAt ?? null}, ${from?.id ?? null},
       ${through.updatedAt}, ${through.id}, ${JSON.stringify(manifest)}, ${manifest.transactions.length}, ${manifest.events.length},
-      ${manifest.operations.length}, ${claim.now}
+      ${manifest.operations.length}, ${new Date(claim.now).toISOString()}
     WHERE EXISTS (SELECT 1 FROM ${retentionCursors} WHERE ${retentionCursors.merchantId} = ${merchantId} AND ${cursorStandsAt(from)})
     ON CONFLICT DO NOTHING
     RETURNING id`;
 }
 
 /** Steps 2 to 4 of `archiveMerchantHistory` for a claimed object. */
-async function writeObject(db: Database, bucket: ArchiveBucket, object: ArchiveObjectRow, now: string): Promise<ArchiveStep> {
+async function writeObject({
+  db,
+  bucket,
+  object,
+  now,
+}: {
+  db: Database;
+  bucket: ArchiveBucket;
+  object: ArchiveObjectRow;
+  now: number;
+}): Promise<ArchiveStep> {
   const manifest = object.manifest;
   if (!manifest) throw new Error(`archive object ${object.key} is writing without a manifest`);
   const [eventRows, operationRows] = await db.batch([
@@ -280,11 +292,12 @@ function archiveRecords(eventRows: EventRow[], operationRows: OperationRow[]): A
 }
 
 /** Step 4 as one D1 batch; every statement reads the manifest from the object's row and acts only while it is `writing`. */
-function finishObject(object: ArchiveObjectRow, bytes: number, now: string): SQL[] {
+function finishObject(object: ArchiveObjectRow, bytes: number, now: number): SQL[] {
   const writing = sql`${archiveObjects.id} = ${object.id} AND ${archiveObjects.status} = 'writing'`;
   const manifestIds = (list: keyof ArchiveManifest) =>
     sql`(SELECT j.value FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, ${`$.${list}`}) AS j WHERE ${writing})`;
   const from = object.fromUpdatedAt && object.fromId ? { updatedAt: object.fromUpdatedAt, id: object.fromId } : null;
+  const storedAt = new Date(now).toISOString();
   return [
     sql`INSERT INTO ${archivedHistories} (merchant_id, transaction_id, archive_id)
       SELECT ${object.merchantId}, j.value, ${object.id} FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, '$.transactions') AS j
@@ -295,7 +308,7 @@ function finishObject(object: ArchiveObjectRow, bytes: number, now: string): SQL
     sql`DELETE FROM ${operations} WHERE ${operations.merchantId} = ${object.merchantId} AND ${operations.id} IN ${manifestIds("operations")}`,
     sql`${moveCursor(object.merchantId, from, { updatedAt: object.throughUpdatedAt, id: object.throughId })}
       AND EXISTS (SELECT 1 FROM ${archiveObjects} WHERE ${writing})`,
-    sql`UPDATE ${archiveObjects} SET status = 'stored', manifest = NULL, bytes = ${bytes}, stored_at = ${now} WHERE ${writing}`,
+    sql`UPDATE ${archiveObjects} SET status = 'stored', manifest = NULL, bytes = ${bytes}, stored_at = ${storedAt} WHERE ${writing}`,
   ];
 }
 
@@ -304,11 +317,11 @@ function finishObject(object: ArchiveObjectRow, bytes: number, now: string): SQL
  * changed before `cutoff` past the cursor. One probe of `transactions_merchant_updated` per merchant, starting at the
  * cursor's `updated_at`, so what was archived before is never walked again.
  */
-export function merchantsWithWork(db: Database, cutoff: string) {
+export function merchantsWithWork({ db, cutoff }: { db: Database; cutoff: string }) {
   const t = alias(transactions, "t");
   const c = retentionCursors;
   const pastCursor = sql`${t.updatedAt} >= coalesce(${c.archivedThroughUpdatedAt}, '') AND (${c.archivedThroughUpdatedAt} IS NULL
-    OR (${t.updatedAt}, ${t.id}) > (${c.archivedThroughUpdatedAt}, ${c.archivedThroughId}))`;
+    OR ${afterRow("asc", [t.updatedAt, t.id], [c.archivedThroughUpdatedAt, c.archivedThroughId])})`;
   const due = db
     .select({ id: t.id })
     .from(t)
@@ -353,11 +366,10 @@ export async function archiveHistories({
   /** ISO 8601: transactions last changed before it are archived. */
   cutoff: string;
 }): Promise<ArchiveRun> {
-  const asOf = new Date(now).toISOString();
   await db.run(
     sql`INSERT INTO ${retentionCursors} (merchant_id) SELECT ${merchants.id} FROM ${merchants} WHERE true ON CONFLICT DO NOTHING`,
   );
-  const turns = await merchantsWithWork(db, cutoff);
+  const turns = await merchantsWithWork({ db, cutoff });
   const run: ArchiveRun = { objectsStored: 0, transactionsArchived: 0, recordsArchived: 0, merchantsServed: 0, failures: [] };
   const served: string[] = [];
   for (const { merchantId } of turns) {
@@ -365,7 +377,7 @@ export async function archiveHistories({
     served.push(merchantId);
     try {
       for (let steps = 0; steps < OBJECTS_PER_RUN && run.objectsStored < OBJECTS_PER_RUN; steps++) {
-        const step = await archiveMerchantHistory({ db, bucket, merchantId, cutoff, now: asOf });
+        const step = await archiveMerchantHistory({ db, bucket, merchantId, cutoff, now });
         if (step.kind === "idle" || step.kind === "busy") break;
         if (step.kind === "stored") {
           run.objectsStored += 1;
@@ -379,7 +391,10 @@ export async function archiveHistories({
     }
   }
   if (served.length > 0) {
-    await db.update(retentionCursors).set({ lastRunAt: asOf }).where(inList(retentionCursors.merchantId, served));
+    await db
+      .update(retentionCursors)
+      .set({ lastRunAt: new Date(now).toISOString() })
+      .where(inList(retentionCursors.merchantId, served));
   }
   run.merchantsServed = served.length;
   return run;

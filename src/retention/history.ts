@@ -1,8 +1,9 @@
 import { and, eq } from "drizzle-orm";
 import type { Database } from "../db/client";
+import type { EventRow, OperationRow } from "../db/rows";
 import { archivedHistories, archiveObjects } from "../db/schema";
 import { log } from "../lib/log";
-import { type ArchiveBucket, type ArchiveRecord, decodeArchive, type EventRow, type OperationRow } from "./archive-format";
+import { type ArchiveBucket, type ArchiveRecord, decodeArchive } from "./archive-format";
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -14,7 +15,7 @@ export const byFiredAt = (a: EventRow, b: EventRow) =>
 export const byCreatedAt = (a: OperationRow, b: OperationRow) => compare(a.createdAt, b.createdAt) || compare(a.id, b.id);
 
 /** The keys of the stored archive objects holding part of a transaction's history: a query for the caller's D1 batch. */
-export function archivedObjectsOf(db: Database, merchantId: string, transactionId: string) {
+export function archivedObjectsOf({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) {
   return db
     .select({ key: archiveObjects.key })
     .from(archivedHistories)
@@ -29,12 +30,17 @@ export function archivedObjectsOf(db: Database, merchantId: string, transactionI
 }
 
 /** The transaction's rows in the archive objects named by `keys` (read from R2 side by side). */
-export async function readArchivedHistory(
-  bucket: Pick<ArchiveBucket, "get">,
-  keys: readonly string[],
-  merchantId: string,
-  transactionId: string,
-): Promise<{ events: EventRow[]; operations: OperationRow[] }> {
+export async function readArchivedHistory({
+  bucket,
+  keys,
+  merchantId,
+  transactionId,
+}: {
+  bucket: Pick<ArchiveBucket, "get">;
+  keys: readonly string[];
+  merchantId: string;
+  transactionId: string;
+}): Promise<{ events: EventRow[]; operations: OperationRow[] }> {
   const records = await Promise.all(
     keys.map(async (key) => {
       const object = await bucket.get(key);

@@ -34,7 +34,7 @@ function pruneBefore(table: SQLiteTable, time: SQLiteColumn, before: string): SQ
 
 /**
  * The same for a per-merchant table with a `(merchant_id, <time>)` index: CROSS JOIN keeps merchants the outer loop, so
- * SQLite searches the index once per merchant instead of scanning the table (as webhooks/forged.ts prunes the inbox).
+ * SQLite searches the index once per merchant instead of scanning the table (as `unlinkedEventsBefore` prunes the inbox).
  */
 function prunePerMerchant(table: SQLiteTable, time: SQLiteColumn, before: string): SQL {
   return sql`DELETE FROM ${table} WHERE rowid IN (
@@ -84,9 +84,9 @@ function resolvedAlertsBefore(before: string): SQL {
  * what they stood for), ignored inbox rows and the timeline's rows (deliveries, fetch-backs, status changes, fulfilment
  * attempts) `retentionDays` after they were written; resolved alerts `retentionDays` after they were resolved; finished
  * batches `retentionDays` after they finished, and never before BATCH_UNITS_KEPT_DAYS (a cancelled batch's queued
- * messages may still arrive until then and must find it). Rejected inbox rows have their own step (webhooks/forged.ts, 7 days).
+ * messages may still arrive until then and must find it). Rejected inbox rows have their own step (`rejectedEventsPrune`, 7 days).
  */
-export function pruneStatements(now: number, retentionDays: number): Record<string, SQL> {
+export function pruneStatements({ now, retentionDays }: { now: number; retentionDays: number }): Record<string, SQL> {
   const window = daysBefore(now, retentionDays);
   const batchWindow = daysBefore(now, Math.max(retentionDays, BATCH_UNITS_KEPT_DAYS));
   return {
@@ -104,8 +104,16 @@ export function pruneStatements(now: number, retentionDays: number): Record<stri
 }
 
 /** Runs the pruning statements in one D1 batch; answers how many rows each deleted. */
-export async function pruneBookkeeping(db: Database, now: number, retentionDays: number): Promise<Record<string, number>> {
-  const statements = Object.entries(pruneStatements(now, retentionDays));
+export async function pruneBookkeeping({
+  db,
+  now,
+  retentionDays,
+}: {
+  db: Database;
+  now: number;
+  retentionDays: number;
+}): Promise<Record<string, number>> {
+  const statements = Object.entries(pruneStatements({ now, retentionDays }));
   const results = await runBatch(
     db.$client,
     statements.map(([, statement]) => statement),
@@ -129,6 +137,6 @@ export function rejectedEventsPrune(now: number): SQL {
 }
 
 /** Runs `rejectedEventsPrune` (one statement); returns how many rows went. */
-export async function pruneRejectedEvents(db: Database, now: number): Promise<number> {
+export async function pruneRejectedEvents({ db, now }: { db: Database; now: number }): Promise<number> {
   return (await db.run(rejectedEventsPrune(now))).meta.changes;
 }

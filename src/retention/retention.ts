@@ -21,7 +21,7 @@ export async function runRetention({
   retentionDays: number;
 }): Promise<Record<string, number>> {
   const archive = await archiveHistories({ db, bucket, now, cutoff: daysBefore(now, retentionDays) });
-  const pruned = await pruneBookkeeping(db, now, retentionDays);
+  const pruned = await pruneBookkeeping({ db, now, retentionDays });
   const result = {
     archive_objects_stored: archive.objectsStored,
     archive_transactions: archive.transactionsArchived,

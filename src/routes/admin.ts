@@ -1,13 +1,27 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { zValidator } from "@hono/zod-validator";
-import { type Context, Hono } from "hono";
-import { z } from "zod";
+import type { Context } from "hono";
+import {
+  auditPageResponse,
+  createdMerchantResponse,
+  deadLetterPageResponse,
+  issuedApiKeyResponse,
+  merchantPageResponse,
+  merchantResponse,
+  reconciliationRunPageResponse,
+  redriveResponse,
+  resealJobResponse,
+  revokedApiKeyResponse,
+  rotatedSigningSecretResponse,
+  rotatedWebhookCredentialResponse,
+} from "../admin/api-schemas";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
-import { auditTarget, listAdminActions, recordAdminAction, recordAdminActions } from "../audit/audit";
+import { auditTarget, listAdminActions } from "../audit/audit";
 import { databaseFor, shardDatabases } from "../db/shards";
 import { listDeadLetters, redriveFromShards } from "../dead-letters/redrive";
-import { requireAdmin } from "../http/admin-auth";
+import { type AdminContext, noteAdminAction, requireAdmin } from "../http/admin-auth";
 import { jsonBody } from "../http/body";
-import type { AppContext } from "../http/context";
+import { json } from "../http/openapi";
 import { validationHook } from "../http/validation";
 import {
   type CredentialProbe,
@@ -24,139 +38,318 @@ import { rotateSigningSecret } from "../merchants/signing-secret";
 import { rotateWebhookCredential, rotateWebhookCredentialSchema } from "../merchants/webhook-credential";
 import { listReconciliationRuns } from "../reconciliation/reconciliation";
 import { probeCredentials } from "../smart-router/probe";
-import { DEFAULT_PAGE_SIZE, pageQuery, strictQuery } from "../transactions/api-schemas";
+import { DEFAULT_PAGE_SIZE, errorResponse, pageQuery, strictQuery } from "../transactions/api-schemas";
+
+/** Name of the admin bearer security scheme in the OpenAPI document. */
+export const ADMIN_TOKEN_SCHEME = "adminToken";
+const security = [{ [ADMIN_TOKEN_SCHEME]: [] }];
+const tags = ["Admin"];
+
+const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 
 const redriveSchema = z.union([
   z.strictObject({ ids: z.array(z.string().min(1).max(200)).min(1).max(100) }),
   z.strictObject({ merchant: merchantIdSchema }),
 ]);
-
-const MAX_ADMIN_BODY_BYTES = 16 * 1024;
-
 const merchantParams = z.object({ id: merchantIdSchema });
 const apiKeyParams = z.object({ id: merchantIdSchema, keyId: z.string().regex(/^[0-9a-f]{16}$/) });
+const resealParams = z.object({ jobId: z.string() });
 const cursor = z.string().min(1).max(512).optional();
 const cursorQuery = strictQuery({ cursor });
 const deadLettersQuery = strictQuery({ merchant: merchantIdSchema.optional(), cursor });
 
+const errors = {
+  400: json(errorResponse, "`invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem."),
+  401: json(errorResponse, "`unauthorized`: missing or invalid admin token."),
+};
+const notFound = { 404: json(errorResponse, "`not_found`: no such merchant (or a malformed id).") };
+const conflict = { 409: json(errorResponse, "`conflict`: the id or the Smart Router project is taken, or a concurrent change won.") };
+const tooLarge = { 413: json(errorResponse, "`payload_too_large`: the body passes 16 KiB.") };
+const refused = { 422: json(errorResponse, "`credentials_refused`: Smart Router refuses the credentials.") };
+const body = <S extends z.ZodType>(schema: S, required = true) => ({ required, content: { "application/json": { schema } } });
+
+/**
+ * A JSON body of at most MAX_ADMIN_BODY_BYTES (`optional`: none stands for `{}`). A route's middleware runs before the
+ * validators createRoute adds, so a route with a merchant id checks the id first: a bad one is a 404 before any body is read.
+ */
+const bodyOf = ({ withMerchantId = false, optional = false } = {}) => [
+  ...(withMerchantId ? [zValidator("param", merchantParams, validationHook)] : []),
+  jsonBody(MAX_ADMIN_BODY_BYTES, { optional }),
+];
+
+const createMerchantRoute = createRoute({
+  method: "post",
+  path: "/merchants",
+  summary: "Register a merchant",
+  description: "The API key, the webhook password and the fulfilment signing secret are shown here, once.",
+  tags,
+  security,
+  middleware: bodyOf(),
+  request: { body: body(createMerchantSchema) },
+  responses: {
+    201: json(createdMerchantResponse, "The merchant and its credentials."),
+    ...errors,
+    ...conflict,
+    ...tooLarge,
+    ...refused,
+  },
+});
+
+const listMerchantsRoute = createRoute({
+  method: "get",
+  path: "/merchants",
+  summary: "List merchants",
+  tags,
+  security,
+  request: { query: pageQuery },
+  responses: { 200: json(merchantPageResponse, "One page of merchants, by id."), ...errors },
+});
+
+const getMerchantRoute = createRoute({
+  method: "get",
+  path: "/merchants/{id}",
+  summary: "Get a merchant",
+  tags,
+  security,
+  request: { params: merchantParams },
+  responses: { 200: json(merchantResponse, "The merchant, without secrets."), ...errors, ...notFound },
+});
+
+const updateMerchantRoute = createRoute({
+  method: "patch",
+  path: "/merchants/{id}",
+  summary: "Change a merchant",
+  tags,
+  security,
+  middleware: bodyOf({ withMerchantId: true }),
+  request: { params: merchantParams, body: body(updateMerchantSchema) },
+  responses: {
+    200: json(merchantResponse, "The merchant as changed."),
+    ...errors,
+    ...notFound,
+    ...conflict,
+    ...tooLarge,
+    ...refused,
+  },
+});
+
+const issueApiKeyRoute = createRoute({
+  method: "post",
+  path: "/merchants/{id}/api-keys",
+  summary: "Issue another API key",
+  description: "Existing keys keep working until revoked.",
+  tags,
+  security,
+  request: { params: merchantParams },
+  responses: { 201: json(issuedApiKeyResponse, "The new key, shown once."), ...errors, ...notFound },
+});
+
+const revokeApiKeyRoute = createRoute({
+  method: "delete",
+  path: "/merchants/{id}/api-keys/{keyId}",
+  summary: "Revoke an API key",
+  tags,
+  security,
+  request: { params: apiKeyParams },
+  responses: { 200: json(revokedApiKeyResponse, "The revoked key."), ...errors, ...notFound },
+});
+
+const rotateWebhookCredentialRoute = createRoute({
+  method: "post",
+  path: "/merchants/{id}/webhook-credential",
+  summary: "Rotate the webhook password",
+  description: "The previous password keeps working until `previous_valid_until`. The body is optional.",
+  tags,
+  security,
+  middleware: bodyOf({ withMerchantId: true, optional: true }),
+  request: { params: merchantParams, body: body(rotateWebhookCredentialSchema, false) },
+  responses: {
+    201: json(rotatedWebhookCredentialResponse, "The new password, shown once."),
+    ...errors,
+    ...notFound,
+    ...conflict,
+    ...tooLarge,
+  },
+});
+
+const rotateSigningSecretRoute = createRoute({
+  method: "post",
+  path: "/merchants/{id}/fulfillment-secret",
+  summary: "Rotate the fulfilment signing secret",
+  description: "Notifications carry both signatures until `previous_valid_until`. The body is optional.",
+  tags,
+  security,
+  middleware: bodyOf({ withMerchantId: true, optional: true }),
+  request: { params: merchantParams, body: body(rotateWebhookCredentialSchema, false) },
+  responses: { 201: json(rotatedSigningSecretResponse, "The new secret, shown once."), ...errors, ...notFound, ...tooLarge },
+});
+
+const startResealRoute = createRoute({
+  method: "post",
+  path: "/reseal",
+  summary: "Re-seal every secret under the current SECRETS_KEY",
+  tags,
+  security,
+  responses: { 202: json(resealJobResponse, "The job, started."), ...errors },
+});
+
+const findResealRoute = createRoute({
+  method: "get",
+  path: "/reseal/{jobId}",
+  summary: "Get a re-seal job",
+  tags,
+  security,
+  request: { params: resealParams },
+  responses: { 200: json(resealJobResponse, "The job."), ...errors, 404: json(errorResponse, "`not_found`: no such job.") },
+});
+
+const reconciliationRunsRoute = createRoute({
+  method: "get",
+  path: "/reconciliation/runs",
+  summary: "List reconciliation runs",
+  tags,
+  security,
+  request: { query: cursorQuery },
+  responses: { 200: json(reconciliationRunPageResponse, "One page of runs, newest first."), ...errors },
+});
+
+const auditRoute = createRoute({
+  method: "get",
+  path: "/audit",
+  summary: "List the admin audit",
+  description: "Every admin action, newest first; never a secret.",
+  tags,
+  security,
+  request: { query: cursorQuery },
+  responses: { 200: json(auditPageResponse, "One page of entries."), ...errors },
+});
+
+const deadLettersRoute = createRoute({
+  method: "get",
+  path: "/dead-letters",
+  summary: "List dead letters",
+  description: "Messages that failed for good and are not redriven yet, newest first, with their error.",
+  tags,
+  security,
+  request: { query: deadLettersQuery },
+  responses: { 200: json(deadLetterPageResponse, "One page of dead letters."), ...errors, ...notFound },
+});
+
+const redriveRoute = createRoute({
+  method: "post",
+  path: "/dead-letters/redrive",
+  summary: "Redrive dead letters",
+  description: "Sends the given letters, or a merchant's, through the pipeline again.",
+  tags,
+  security,
+  middleware: bodyOf(),
+  request: { body: body(redriveSchema) },
+  responses: {
+    200: json(redriveResponse, "The letters sent again, and those skipped."),
+    ...errors,
+    ...notFound,
+    ...tooLarge,
+    503: json(errorResponse, "`service_unavailable`: a queue refused a letter; nothing after it was sent."),
+  },
+});
+
 /** The one call registration and credential changes make to Smart Router, with the request's bindings. */
 const probeWith =
-  (c: Context<AppContext>): CredentialProbe =>
+  (c: Context<AdminContext>): CredentialProbe =>
   (credentials) =>
     probeCredentials(c.env, c.var.config, credentials);
 
-export const adminRoutes = new Hono<AppContext>()
-  .use(requireAdmin())
-  .post("/merchants", jsonBody(MAX_ADMIN_BODY_BYTES), zValidator("json", createMerchantSchema, validationHook), async (c) => {
+/** `/admin`: merchants and their credentials, operations, the audit. Every change is audited by `requireAdmin()`. */
+export const adminRoutes = new OpenAPIHono<AdminContext>({ defaultHook: validationHook });
+
+adminRoutes.openAPIRegistry.registerComponent("securitySchemes", ADMIN_TOKEN_SCHEME, {
+  type: "http",
+  scheme: "bearer",
+  description: "The operator's ADMIN_TOKEN (or ADMIN_TOKEN_PREVIOUS while the token rotates).",
+});
+
+adminRoutes.use(requireAdmin());
+
+adminRoutes
+  .openapi(createMerchantRoute, async (c) => {
     const input = c.req.valid("json");
-    const created = await registerMerchant({ env: c.env, config: c.var.config, input, probe: probeWith(c), requestId: c.var.requestId });
+    const created = await registerMerchant({ env: c.env, config: c.var.config, input, probe: probeWith(c) });
+    noteAdminAction(c, "merchant.create", [auditTarget.merchant(input.id)]);
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
-  .get("/merchants", zValidator("query", pageQuery, validationHook), async (c) => {
+  .openapi(listMerchantsRoute, async (c) => {
     const { cursor, limit = DEFAULT_PAGE_SIZE } = c.req.valid("query");
-    return c.json(await listMerchants(c.env, { cursor, limit }));
+    return c.json(await listMerchants({ env: c.env, cursor, limit }), 200);
   })
-  .get("/merchants/:id", zValidator("param", merchantParams, validationHook), async (c) => {
+  .openapi(getMerchantRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
-    const row = await findMerchant(await databaseFor(c.env, merchantId), merchantId);
-    return c.json({ merchant: presentMerchant(row) });
+    const row = await findMerchant({ db: await databaseFor(c.env, merchantId), merchantId });
+    return c.json({ merchant: presentMerchant(row) }, 200);
   })
-  .patch(
-    "/merchants/:id",
-    zValidator("param", merchantParams, validationHook),
-    jsonBody(MAX_ADMIN_BODY_BYTES),
-    zValidator("json", updateMerchantSchema, validationHook),
-    async (c) => {
-      const merchantId = c.req.valid("param").id;
-      const merchant = await updateMerchant({
-        db: await databaseFor(c.env, merchantId),
-        directory: c.var.directoryDb,
-        config: c.var.config,
-        merchantId,
-        input: c.req.valid("json"),
-        probe: probeWith(c),
-        requestId: c.var.requestId,
-      });
-      return c.json({ merchant });
-    },
-  )
-  .post("/merchants/:id/api-keys", zValidator("param", merchantParams, validationHook), async (c) => {
+  .openapi(updateMerchantRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
-    const db = await databaseFor(c.env, merchantId);
-    const created = await issueApiKey({ db, directory: c.var.directoryDb, merchantId, requestId: c.var.requestId });
+    const merchant = await updateMerchant({
+      db: await databaseFor(c.env, merchantId),
+      directory: c.var.directoryDb,
+      config: c.var.config,
+      merchantId,
+      input: c.req.valid("json"),
+      probe: probeWith(c),
+    });
+    noteAdminAction(c, "merchant.update", [auditTarget.merchant(merchantId)]);
+    return c.json({ merchant }, 200);
+  })
+  .openapi(issueApiKeyRoute, async (c) => {
+    const merchantId = c.req.valid("param").id;
+    const created = await issueApiKey({ db: await databaseFor(c.env, merchantId), merchantId });
+    noteAdminAction(c, "api_key.create", [auditTarget.apiKey(merchantId, created.api_key.id)]);
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);
   })
-  .delete("/merchants/:id/api-keys/:keyId", zValidator("param", apiKeyParams, validationHook), async (c) => {
+  .openapi(revokeApiKeyRoute, async (c) => {
     const { id: merchantId, keyId } = c.req.valid("param");
+    const revoked = await revokeApiKey({ db: await databaseFor(c.env, merchantId), merchantId, keyId });
+    noteAdminAction(c, "api_key.revoke", [auditTarget.apiKey(merchantId, keyId)]);
+    return c.json(revoked, 200);
+  })
+  .openapi(rotateWebhookCredentialRoute, async (c) => {
+    const merchantId = c.req.valid("param").id;
     const db = await databaseFor(c.env, merchantId);
-    return c.json(await revokeApiKey({ db, directory: c.var.directoryDb, merchantId, keyId, requestId: c.var.requestId }));
+    const rotated = await rotateWebhookCredential({ db, merchantId, input: c.req.valid("json") });
+    noteAdminAction(c, "webhook_credential.rotate", [auditTarget.merchant(merchantId)]);
+    c.header("Cache-Control", "no-store");
+    return c.json(rotated, 201);
   })
-  .post(
-    "/merchants/:id/webhook-credential",
-    zValidator("param", merchantParams, validationHook),
-    // The body is optional: none at all takes the defaults.
-    jsonBody(MAX_ADMIN_BODY_BYTES, { optional: true }),
-    zValidator("json", rotateWebhookCredentialSchema, validationHook),
-    async (c) => {
-      const merchantId = c.req.valid("param").id;
-      const db = await databaseFor(c.env, merchantId);
-      const rotated = await rotateWebhookCredential({ db, merchantId, input: c.req.valid("json") });
-      await recordAdminAction(c.var.directoryDb, {
-        action: "webhook_credential.rotate",
-        target: auditTarget.merchant(merchantId),
-        requestId: c.var.requestId,
-      });
-      c.header("Cache-Control", "no-store");
-      return c.json(rotated, 201);
-    },
-  )
-  .post(
-    "/merchants/:id/fulfillment-secret",
-    zValidator("param", merchantParams, validationHook),
-    jsonBody(MAX_ADMIN_BODY_BYTES, { optional: true }),
-    zValidator("json", rotateWebhookCredentialSchema, validationHook),
-    async (c) => {
-      const merchantId = c.req.valid("param").id;
-      const db = await databaseFor(c.env, merchantId);
-      const rotated = await rotateSigningSecret(db, c.var.config, merchantId, c.req.valid("json").overlap_hours);
-      await recordAdminAction(c.var.directoryDb, {
-        action: "signing_secret.rotate",
-        target: auditTarget.merchant(merchantId),
-        requestId: c.var.requestId,
-      });
-      c.header("Cache-Control", "no-store");
-      return c.json(rotated, 201);
-    },
-  )
-  .post("/reseal", async (c) => {
-    const job = await startReseal(c.env, c.env.BATCHES);
-    await recordAdminAction(c.var.directoryDb, { action: "secrets.reseal", target: `reseal:${job.id}`, requestId: c.var.requestId });
-    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.env, c.var.config) } }, 202);
+  .openapi(rotateSigningSecretRoute, async (c) => {
+    const merchantId = c.req.valid("param").id;
+    const db = await databaseFor(c.env, merchantId);
+    const overlapHours = c.req.valid("json").overlap_hours;
+    const rotated = await rotateSigningSecret({ db, config: c.var.config, merchantId, overlapHours });
+    noteAdminAction(c, "signing_secret.rotate", [auditTarget.merchant(merchantId)]);
+    c.header("Cache-Control", "no-store");
+    return c.json(rotated, 201);
   })
-  .get("/reseal/:jobId", async (c) => {
-    const job = await findReseal(c.env, c.req.param("jobId"));
-    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys(c.env, c.var.config) } });
+  .openapi(startResealRoute, async (c) => {
+    const job = await startReseal({ env: c.env, queue: c.env.BATCHES });
+    noteAdminAction(c, "secrets.reseal", [auditTarget.reseal(job.id)]);
+    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys({ env: c.env, config: c.var.config }) } }, 202);
   })
-  .get("/reconciliation/runs", zValidator("query", cursorQuery, validationHook), async (c) =>
-    c.json(await listReconciliationRuns(shardDatabases(c.env), c.req.valid("query").cursor)),
+  .openapi(findResealRoute, async (c) => {
+    const job = await findReseal({ env: c.env, jobId: c.req.valid("param").jobId });
+    return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys({ env: c.env, config: c.var.config }) } }, 200);
+  })
+  .openapi(reconciliationRunsRoute, async (c) =>
+    c.json(await listReconciliationRuns({ dbs: shardDatabases(c.env), cursor: c.req.valid("query").cursor }), 200),
   )
-  .get("/audit", zValidator("query", cursorQuery, validationHook), async (c) =>
-    c.json(await listAdminActions(c.var.directoryDb, c.req.valid("query").cursor)),
-  )
-  .get("/dead-letters", zValidator("query", deadLettersQuery, validationHook), async (c) => {
+  .openapi(auditRoute, async (c) => c.json(await listAdminActions({ db: c.var.directoryDb, cursor: c.req.valid("query").cursor }), 200))
+  .openapi(deadLettersRoute, async (c) => {
     const { merchant, cursor } = c.req.valid("query");
-    return c.json(await listDeadLetters(c.env, merchant, cursor));
+    return c.json(await listDeadLetters({ env: c.env, merchantId: merchant, cursor }), 200);
   })
-  .post("/dead-letters/redrive", jsonBody(MAX_ADMIN_BODY_BYTES), zValidator("json", redriveSchema, validationHook), async (c) => {
-    const result = await redriveFromShards(c.env, c.req.valid("json"));
+  .openapi(redriveRoute, async (c) => {
+    const result = await redriveFromShards({ env: c.env, selection: c.req.valid("json") });
     // One entry per letter sent again: the audit says which letters this request redrove.
-    const entries = result.redriven.map((id) => ({
-      action: "dead_letter.redrive" as const,
-      target: auditTarget.deadLetter(id),
-      requestId: c.var.requestId,
-    }));
-    await recordAdminActions(c.var.directoryDb, entries);
-    return c.json(result);
+    noteAdminAction(c, "dead_letter.redrive", result.redriven.map(auditTarget.deadLetter));
+    return c.json(result, 200);
   });

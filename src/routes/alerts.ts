@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { ALERT_KINDS } from "../alerts/rules";
 import { ALERT_LIST_STATES, listAlerts } from "../alerts/store";
 import { ALERT_STATES } from "../db/schema";
+import { merchantCache } from "../http/cache";
 import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
 import { errors, json, security } from "../http/openapi";
 import { limitPerApiKey } from "../http/status-rate-limit";
@@ -64,12 +65,8 @@ const listAlertsRoute = createRoute({
 /** `/v1/alerts`: the merchant's own business alerts, read-only. */
 export const alertRoutes = new OpenAPIHono<MerchantContext>();
 
-alertRoutes.use(requireMerchantKey(), limitPerApiKey(), async (c, next) => {
-  // Per-merchant data: never from a shared cache.
-  c.header("Cache-Control", "private, no-cache");
-  c.header("Vary", "Authorization");
-  await next();
-});
+// Per-merchant data: never from a shared cache, always revalidated.
+alertRoutes.use(requireMerchantKey(), limitPerApiKey(), merchantCache("no-cache"));
 
 alertRoutes.openapi(listAlertsRoute, async (c) => {
   const { limit = DEFAULT_PAGE_SIZE, ...query } = c.req.valid("query");

@@ -132,7 +132,13 @@ batchRoutes
   })
   .openapi(listBatchesRoute, async (c) => {
     const { cursor, limit = DEFAULT_PAGE_SIZE } = c.req.valid("query");
-    return c.json(await listBatches(c.var.db, c.var.merchant.id, { cursor, limit }), 200);
+    return c.json(await listBatches({ db: c.var.db, merchantId: c.var.merchant.id, cursor, limit }), 200);
   })
-  .openapi(getBatchRoute, async (c) => c.json({ batch: await findBatch(c.var.db, c.var.merchant.id, c.req.valid("param").id) }, 200))
-  .openapi(cancelBatchRoute, async (c) => c.json({ batch: await cancelBatch(c.var.db, c.var.merchant.id, c.req.valid("param").id) }, 200));
+  .openapi(getBatchRoute, async (c) => {
+    const batch = await findBatch({ db: c.var.db, merchantId: c.var.merchant.id, batchId: c.req.valid("param").id });
+    return c.json({ batch }, 200);
+  })
+  .openapi(cancelBatchRoute, async (c) => {
+    const batch = await cancelBatch({ db: c.var.db, merchantId: c.var.merchant.id, batchId: c.req.valid("param").id });
+    return c.json({ batch }, 200);
+  });

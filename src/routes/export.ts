@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { merchantCacheHeaders } from "../http/cache";
 import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
 import { errors, security } from "../http/openapi";
 import { limitPerApiKey } from "../http/status-rate-limit";
@@ -62,8 +63,8 @@ const exportRoute = createRoute({
   },
 });
 
-/** `20260101T000000Z` of an ISO 8601 instant: what a file name can carry. */
-const compact = (iso: string) => iso.replace(/[-:]|\.\d+/g, "");
+/** `20260101T000000Z` of an instant: what a file name can carry. */
+const compact = (at: number) => new Date(at).toISOString().replace(/[-:]|\.\d+/g, "");
 
 /** `/v1/transactions/export`: mounted before `/v1/transactions`, so `export` is never taken for a transaction id. */
 export const exportRoutes = new OpenAPIHono<MerchantContext>();
@@ -73,15 +74,14 @@ exportRoutes.use(requireMerchantKey(), limitPerApiKey());
 exportRoutes.openapi(exportRoute, (c) => {
   const query = c.req.valid("query");
   const format = query.format ?? "csv";
-  const after = new Date(query.created_after).toISOString();
-  const before = new Date(query.created_before).toISOString();
+  const after = Date.parse(query.created_after);
+  const before = Date.parse(query.created_before);
   const merchant = c.var.merchant;
   const filename = `transactions-${merchant.id}-${compact(after)}-${compact(before)}.${format}`;
   return c.body(exportTransactions({ db: c.var.db, merchant, after, before, format }), 200, {
     "Content-Type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
     "Content-Disposition": `attachment; filename="${filename}"`,
     // Per-merchant data, possibly large: never stored by a cache.
-    "Cache-Control": "private, no-store",
-    Vary: "Authorization",
+    ...merchantCacheHeaders("no-store"),
   });
 });

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { createMiddleware } from "hono/factory";
+import { merchantCache } from "../http/cache";
 import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
 import { errors, json, security } from "../http/openapi";
 import { limitPerApiKey } from "../http/status-rate-limit";
@@ -118,12 +118,8 @@ const budgetRoute = createRoute({
   responses: { 200: json(budgetResponse, "The budget."), ...errors },
 });
 
-// Live figures of one merchant: never from a shared cache.
-const live = createMiddleware<MerchantContext>(async (c, next) => {
-  c.header("Cache-Control", "private, no-store");
-  c.header("Vary", "Authorization, X-Merchant-Id");
-  await next();
-});
+// Live figures of one merchant: never stored by any cache.
+const live = merchantCache("no-store");
 
 /** `/v1/pipeline`: the merchant's webhook pipeline. */
 export const pipelineRoutes = new OpenAPIHono<MerchantContext>();

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { etag } from "hono/etag";
+import { merchantCache } from "../http/cache";
 import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
 import { errors, json, security } from "../http/openapi";
 import { limitPerApiKey } from "../http/status-rate-limit";
@@ -101,12 +102,8 @@ const timelineRoute = createRoute({
 /** `/v1/transactions`: the merchant's own transactions, read-only. */
 export const transactionRoutes = new OpenAPIHono<MerchantContext>();
 
-transactionRoutes.use(requireMerchantKey(), limitPerApiKey(), async (c, next) => {
-  // Per-merchant data: never from a shared cache, always revalidated.
-  c.header("Cache-Control", "private, no-cache");
-  c.header("Vary", "Authorization, X-Merchant-Id");
-  await next();
-});
+// Per-merchant data: never from a shared cache, always revalidated.
+transactionRoutes.use(requireMerchantKey(), limitPerApiKey(), merchantCache("no-cache"));
 
 transactionRoutes
   .openapi(getTransaction, async (c) => {

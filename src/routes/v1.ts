@@ -10,7 +10,7 @@ import { transactionRoutes } from "./transactions";
 
 /** The status API under `/v1`: one OpenAPIHono sub-app per resource, mounted below, and the OpenAPI document of them all. */
 export const statusApiRoutes = new OpenAPIHono<AppContext>({
-  // Routes declare their params, query and body with zod; a failure becomes the service's error envelope (lib/validation.ts).
+  // Routes declare their params, query and body with zod; a failure becomes the service's error envelope (http/validation.ts).
   defaultHook: validationHook,
 }).basePath("/v1");
 
@@ -32,19 +32,17 @@ statusApiRoutes.route("/pipeline", pipelineRoutes);
 statusApiRoutes.route("/budget", budgetRoutes);
 statusApiRoutes.route("/alerts", alertRoutes);
 
-let document: ReturnType<typeof statusApiRoutes.getOpenAPI31Document> | undefined;
-
-statusApiRoutes.get("/openapi.json", (c) => {
-  // The routes are fixed once the module has loaded, so the document is generated once per isolate.
-  document ??= statusApiRoutes.getOpenAPI31Document({
+/** The status API's OpenAPI document (the app serves it merged with the admin API's at `/v1/openapi.json`). */
+export function statusApiDocument() {
+  return statusApiRoutes.getOpenAPI31Document({
     openapi: "3.1.0",
     info: {
-      title: "Smart Router Edge status API",
+      title: "Smart Router Edge API",
       version: "1.0.0",
       description:
-        "Read the state of your ProcessOut Smart Router transactions as this service recorded them. " +
-        'Authenticate with `Authorization: Bearer <api key>`. Errors are `{"error":{"code","message","request_id"}}`.',
+        "Read the state of your ProcessOut Smart Router transactions as this service recorded them (`/v1`, with a merchant " +
+        "API key), and operate the service (`/admin`, with the admin token). Authenticate with `Authorization: Bearer <key>`. " +
+        'Errors are `{"error":{"code","message","request_id"}}`.',
     },
   });
-  return c.json(document);
-});
+}

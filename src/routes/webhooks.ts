@@ -22,7 +22,7 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
     });
 
   try {
-    const sender = await authenticateDelivery(shardDatabases(c.env), merchantId, c.req.header("authorization"));
+    const sender = await authenticateDelivery({ shards: shardDatabases(c.env), merchantId, authorization: c.req.header("authorization") });
     if (!sender) {
       throw new ApiError("unauthorized", "missing or invalid webhook credential", {
         "WWW-Authenticate": 'Basic realm="smart-router-webhooks"',

@@ -129,11 +129,23 @@ export class SmartRouterClient {
     return (await this.#read(path, params, schema)).body;
   }
 
+  /** One GET: our pacer's permit, the request, what the answer says of the budget, then its body in `schema`'s shape. */
   async #read<S extends z.ZodType>(path: string, params: URLSearchParams, schema: S): Promise<{ body: z.infer<S>; readAt: string }> {
-    const { baseUrl, credentials, limiter, lane } = this.#options;
-    const bucket = bucketFor(credentials.projectId, path);
+    const bucket = bucketFor(this.#options.credentials.projectId, path);
+    await this.#acquire(bucket);
+    const url = new URL(`${this.#options.baseUrl.replace(/\/+$/, "")}${path}`);
+    url.search = params.toString();
+    const requestedAt = Date.now();
+    const response = await this.#send(bucket, path, url);
+    const retryAfterMs = await this.#observe(bucket, response);
+    const body = await readAnswer(path, response, schema, retryAfterMs);
+    return { body, readAt: readTimeOf(response.headers, requestedAt) };
+  }
+
+  /** Waits for our pacer's permit, counted into the meter; a refusal is a local `rate_limited` (status null). */
+  async #acquire(bucket: Bucket): Promise<void> {
+    const { limiter, lane, meter } = this.#options;
     const permit = await limiter.acquire(bucket, lane);
-    const meter = this.#options.meter;
     if (meter) {
       meter.waitedMs += permit.granted ? (permit.waitedMs ?? 0) : permit.retryAfterMs;
       if (permit.granted) meter.calls += 1;
@@ -141,25 +153,27 @@ export class SmartRouterClient {
     if (!permit.granted) {
       throw new SmartRouterError("rate_limited", `local ${bucket} budget exhausted`, { retryAfterMs: permit.retryAfterMs });
     }
+  }
 
-    const url = new URL(`${baseUrl.replace(/\/+$/, "")}${path}`);
-    url.search = params.toString();
-    let response: Response;
-    const requestedAt = Date.now();
+  /** Sends the request; no answer (network error or timeout) is told to the limiter and thrown as `network`. */
+  async #send(bucket: Bucket, path: string, url: URL): Promise<Response> {
     try {
-      response = await (this.#options.fetch ?? fetch)(url, {
+      return await (this.#options.fetch ?? fetch)(url, {
         headers: { authorization: this.#authorization, "api-version": API_VERSION, accept: "application/json" },
         signal: AbortSignal.timeout(this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
       });
     } catch (error) {
       // No answer is a failure for the project's circuit breaker, like a 5xx (status 0: network error or timeout).
-      await limiter.observe({ bucket, status: 0 });
+      await this.#options.limiter.observe({ bucket, status: 0 });
       const reason = error instanceof Error ? error.name : "error";
       throw new SmartRouterError("network", `GET ${path}: ${reason === "TimeoutError" ? "timed out" : "network error"}`);
     }
+  }
 
+  /** Tells the limiter (and `onCall`) what the answer says of the budget; returns its Retry-After in ms, if any. */
+  async #observe(bucket: Bucket, response: Response): Promise<number | undefined> {
     const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
-    await limiter.observe({
+    await this.#options.limiter.observe({
       bucket,
       status: response.status,
       limitPerMinute: numberHeader(response.headers, "x-ratelimit"),
@@ -167,29 +181,38 @@ export class SmartRouterClient {
       retryAfterMs,
     });
     this.#options.onCall?.({ bucket, status: response.status });
-
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    if (!response.ok) {
-      const envelope = errorEnvelope.safeParse(json);
-      const errorType = envelope.success ? envelope.data.error_type : undefined;
-      throw new SmartRouterError(kindForStatus(response.status), `GET ${path}: ${response.status} ${errorType ?? "error"}`, {
-        status: response.status,
-        errorType,
-        retryAfterMs,
-      });
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      throw new SmartRouterError("invalid_response", `GET ${path}: unexpected response shape`, { status: response.status });
-    }
-    return { body: parsed.data, readAt: readTimeOf(response.headers, requestedAt) };
+    return retryAfterMs;
   }
+}
+
+/** The answer's body in `schema`'s shape; an error status or another shape is a typed SmartRouterError. */
+async function readAnswer<S extends z.ZodType>(
+  path: string,
+  response: Response,
+  schema: S,
+  retryAfterMs: number | undefined,
+): Promise<z.infer<S>> {
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (!response.ok) {
+    const envelope = errorEnvelope.safeParse(json);
+    const errorType = envelope.success ? envelope.data.error_type : undefined;
+    throw new SmartRouterError(kindForStatus(response.status), `GET ${path}: ${response.status} ${errorType ?? "error"}`, {
+      status: response.status,
+      errorType,
+      retryAfterMs,
+    });
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    throw new SmartRouterError("invalid_response", `GET ${path}: unexpected response shape`, { status: response.status });
+  }
+  return parsed.data;
 }
 
 function pageParams(query: PageQuery): URLSearchParams {

@@ -9,6 +9,7 @@ export type SmartRouterErrorKind =
   | "network"
   | "invalid_response";
 
+/** A failed Smart Router call, typed by `kind`. */
 export class SmartRouterError extends Error {
   readonly kind: SmartRouterErrorKind;
   readonly status: number | null;
@@ -36,6 +37,7 @@ export class SmartRouterError extends Error {
   }
 }
 
+/** The error kind of an HTTP error status Smart Router answered. */
 export function kindForStatus(status: number): SmartRouterErrorKind {
   if (status === 404) return "not_found";
   if (status === 401 || status === 403) return "authentication";

@@ -1,5 +1,6 @@
 import { and, asc, eq } from "drizzle-orm";
 import type { Database } from "../db/client";
+import type { FetchBackRow, FulfillmentAttemptRow, StatusChangeRow } from "../db/rows";
 import { events, fetchBacks, fulfillmentAttempts, transactionStatusChanges, webhookDeliveries } from "../db/schema";
 import { type MerchantScope, transactionNotFound, transactionOfMerchant } from "../transactions/queries";
 
@@ -17,7 +18,7 @@ const VIA_WORDS: Record<string, string> = {
   event_and_transaction: "GET /events/{id}, then the transaction (the event came without its operations)",
 };
 
-function fetchBackSummary(row: typeof fetchBacks.$inferSelect, label: string): string {
+function fetchBackSummary(row: FetchBackRow, label: string): string {
   const how = `${VIA_WORDS[row.via] ?? row.via}, ${row.apiCalls} call${row.apiCalls === 1 ? "" : "s"}, ${row.paceWaitMs} ms at our pacer`;
   if (row.outcome === "verified") return `Fetched back ${label} from Smart Router: verified (${how}).`;
   if (row.outcome === "not_found")
@@ -29,7 +30,7 @@ function fetchBackSummary(row: typeof fetchBacks.$inferSelect, label: string): s
   return `Fetch-back of ${label} failed (${row.detail ?? "no answer"}; ${how}); it is retried.`;
 }
 
-function stateChangeSummary(row: typeof transactionStatusChanges.$inferSelect): string {
+function stateChangeSummary(row: StatusChangeRow): string {
   const change = row.fromStatus === null ? `Status ${row.toStatus} (first seen)` : `Status ${row.fromStatus} → ${row.toStatus}`;
   const cause = row.eventId
     ? `event ${eventLabel(row.eventId, row.eventName)}`
@@ -45,7 +46,7 @@ const ERROR_WORDS: Record<string, string> = {
   record_missing: "transaction record missing",
 };
 
-function attemptSummary(row: typeof fulfillmentAttempts.$inferSelect): string {
+function attemptSummary(row: FulfillmentAttemptRow): string {
   const head = `Fulfilment notification, attempt ${row.attempt}`;
   if (row.outcome === "delivered") return `${head}: delivered (the merchant answered ${row.httpStatus}).`;
   if (row.errorClass === "redirect") return `${head}: the merchant answered ${row.httpStatus}, a redirect, which is not followed; retried.`;
@@ -60,12 +61,12 @@ const KIND_ORDER = new Map<string, number>(TIMELINE_KINDS.map((kind, index) => [
  * index with their deliveries and fetch-backs by event, its status changes and its fulfilment attempts, oldest first,
  * at most TIMELINE_ROWS_PER_KIND of each.
  */
-export function timelineReads(db: Database, merchantId: string, transactionId: string) {
+export function timelineReads({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) {
   const ofTransaction = and(eq(events.merchantId, merchantId), eq(events.transactionId, transactionId));
   // CROSS JOIN keeps the transaction's events the outer loop in SQLite: a plain join lets the planner walk every delivery
   // of the merchant in time order for the ORDER BY (query-plan.test.ts in test/integration/console-api caught it).
   return [
-    transactionOfMerchant(db, merchantId, transactionId),
+    transactionOfMerchant({ db, merchantId, transactionId }),
     db
       .select({ delivery: webhookDeliveries, eventName: events.name })
       .from(events)
@@ -111,7 +112,7 @@ export async function transactionTimeline({
   merchant: MerchantScope;
   transactionId: string;
 }) {
-  const [found, deliveries, fetched, changes, attempts] = await db.batch(timelineReads(db, merchant.id, transactionId));
+  const [found, deliveries, fetched, changes, attempts] = await db.batch(timelineReads({ db, merchantId: merchant.id, transactionId }));
   if (found.length === 0) throw transactionNotFound(transactionId);
 
   const entries = [

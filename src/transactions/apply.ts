@@ -12,7 +12,15 @@ import {
   type TransactionWrite,
   upsertTransactions,
 } from "./records";
-import { decide, newestSnapshot, type SnapshotSource, snapshotVersion, wasCaptured } from "./state-machine";
+import {
+  type Decision,
+  decide,
+  newestSnapshot,
+  type SnapshotSource,
+  type StoredState,
+  snapshotVersion,
+  wasCaptured,
+} from "./state-machine";
 import { recordStatusChanges } from "./timeline-record";
 
 /** A transaction snapshot proven authentic (fetched back from Smart Router), with the inbox entry it came from, if any. */
@@ -41,10 +49,155 @@ export interface ApplyResult {
 /** How a first capture is to be fulfilled: decided by the caller, who knows the merchant (see fulfillment/policy.ts). */
 export type FulfillmentPolicy = (merchantId: string, captured: VerifiedSnapshot) => FulfillmentStatus;
 
+/** What `applySnapshots` takes: the snapshots, and what must commit with them. */
+export interface ApplyInput {
+  db: Database;
+  snapshots: VerifiedSnapshot[];
+  /** Inbox records decided before this call (rejected, ignored, retried, duplicates). */
+  inbox?: EventRecord[];
+  /** Other statements that must commit with these writes (batch progress). */
+  extra?: BatchStatement[];
+  fulfillment: FulfillmentPolicy;
+  now: string;
+}
+
+/** What the snapshots are to write, decided against what was stored before; the compare-and-set still decides in SQL. */
+interface PlannedWrites {
+  operations: JsonRow[];
+  transactions: TransactionWrite[];
+  verifiedEvents: VerifiedEventRecord[];
+  fulfillments: { merchantId: string; transactionId: string; status: FulfillmentStatus }[];
+  /** Fields of the `transaction.status_after_capture` warnings, one per write that leaves a captured status. */
+  afterCapture: { merchant_id: string; transaction_id: string; from: string | undefined; to: string }[];
+}
+
+/**
+ * The statement groups of one apply, in the order the D1 batch runs them. Order matters: `extra` runs before the inbox
+ * write (deliveries and forged counts read the inbox as it was), and the verified events and status changes read the
+ * transactions the upsert just wrote. One statement per table (per 500 rows), whatever the number of events.
+ */
+const STATEMENT_GROUPS = ["extra", "inbox", "operations", "upserts", "verifiedEvents", "fulfillments", "statusChanges"] as const;
+type StatementGroup = (typeof STATEMENT_GROUPS)[number];
+type StatementPlan = Record<StatementGroup, readonly BatchStatement[]>;
+
 /** The snapshot of a group that decides its fulfilment: one from a webhook if any (webhooks fulfil), else the first. */
 function capturedWitness(group: readonly VerifiedSnapshot[]): VerifiedSnapshot | undefined {
   const captured = group.filter((item) => wasCaptured(item.snapshot));
   return captured.find((item) => item.source.kind === "event") ?? captured[0];
+}
+
+/** The operation rows of every snapshot of a group, each operation id once. */
+function groupOperations(merchantId: string, group: readonly VerifiedSnapshot[]): JsonRow[] {
+  const seen = new Set<string>();
+  const rows: JsonRow[] = [];
+  for (const item of group) {
+    for (const row of operationRows(merchantId, item.snapshot)) {
+      if (seen.has(String(row.id))) continue;
+      seen.add(String(row.id));
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+/** The inbox rows of a group's webhook events, each with why it would be stale as far as the read before could tell. */
+function groupVerifiedEvents(group: readonly VerifiedSnapshot[], newest: VerifiedSnapshot, decision: Decision): VerifiedEventRecord[] {
+  const records: VerifiedEventRecord[] = [];
+  for (const item of group) {
+    if (!item.inbox || item.source.kind !== "event") continue;
+    const staleDetail =
+      item !== newest ? "superseded in batch" : decision.kind === "stale" ? decision.reason : "a newer snapshot was stored first";
+    records.push({
+      ...item.inbox,
+      merchantId: newest.merchantId,
+      name: item.source.eventName,
+      transactionId: newest.snapshot.id,
+      firedAt: item.source.firedAt,
+      version: snapshotVersion(item.snapshot, item.source),
+      staleDetail,
+    });
+  }
+  return records;
+}
+
+/** Adds to `writes` what one transaction's snapshots write: several collapse to one upsert of the newest. */
+function planGroup(
+  group: readonly VerifiedSnapshot[],
+  stored: (merchantId: string, transactionId: string) => StoredState | null,
+  fulfillment: FulfillmentPolicy,
+  writes: PlannedWrites,
+): void {
+  const newest = newestSnapshot(group);
+  if (!newest) return;
+  const { merchantId, snapshot, source } = newest;
+  const previous = stored(merchantId, snapshot.id);
+  const decision = decide(previous, snapshot, source);
+  writes.operations.push(...groupOperations(merchantId, group));
+  if (decision.kind === "apply") {
+    writes.transactions.push({ merchantId, snapshot, version: decision.version, source });
+    if (decision.afterCapture) {
+      writes.afterCapture.push({ merchant_id: merchantId, transaction_id: snapshot.id, from: previous?.status, to: snapshot.status });
+    }
+  }
+  const witness = capturedWitness(group);
+  if (witness) writes.fulfillments.push({ merchantId, transactionId: snapshot.id, status: fulfillment(merchantId, witness) });
+  writes.verifiedEvents.push(...groupVerifiedEvents(group, newest, decision));
+}
+
+/** Pure (no I/O; the policy is the caller's): what the snapshots write, one transaction at a time, in first-seen order. */
+function planWrites(
+  snapshots: readonly VerifiedSnapshot[],
+  stored: (merchantId: string, transactionId: string) => StoredState | null,
+  fulfillment: FulfillmentPolicy,
+): PlannedWrites {
+  const writes: PlannedWrites = { operations: [], transactions: [], verifiedEvents: [], fulfillments: [], afterCapture: [] };
+  for (const group of Map.groupBy(snapshots, (item) => `${item.merchantId}\u0000${item.snapshot.id}`).values()) {
+    planGroup(group, stored, fulfillment, writes);
+  }
+  return writes;
+}
+
+/** The statements of the planned writes, by group. */
+function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan {
+  return {
+    extra: input.extra ?? [],
+    inbox: recordEvents(input.inbox ?? []),
+    operations: storeOperations(writes.operations),
+    upserts: upsertTransactions(writes.transactions),
+    verifiedEvents: recordVerifiedEvents(writes.verifiedEvents),
+    fulfillments: requestFulfillments(writes.fulfillments, input.now),
+    // After the upsert: the status changes it actually made, for the payment's timeline.
+    statusChanges: recordStatusChanges(writes.transactions),
+  };
+}
+
+/** The rows each group's statements returned, by group name. */
+type GroupRows = (group: StatementGroup) => Record<string, unknown>[];
+
+/** Runs every group as one D1 batch (one transaction), in `STATEMENT_GROUPS` order; no batch when there is nothing to run. */
+async function runGroups(d1: D1Database, plan: StatementPlan): Promise<GroupRows> {
+  const named = STATEMENT_GROUPS.flatMap((group) => plan[group].map((statement) => ({ group, statement })));
+  if (named.length === 0) return () => [];
+  const results = await runBatch(
+    d1,
+    named.map((item) => item.statement),
+  );
+  const rows = named.map((item, index) => ({ group: item.group, rows: results[index]?.results ?? [] }));
+  return (group) => rows.filter((item) => item.group === group).flatMap((item) => item.rows);
+}
+
+/** What the batch did, read from the rows its compare-and-set statements returned. */
+function applyResult(rowsOf: GroupRows): ApplyResult {
+  const outcomes = rowsOf("verifiedEvents").map((row) => row.outcome);
+  const newFulfillments = rowsOf("fulfillments")
+    .filter((row) => row.status === "pending")
+    .map((row): FulfillmentNudge => ({ v: 1, merchant_id: String(row.merchant_id), transaction_id: String(row.transaction_id) }));
+  return {
+    changedTransactions: rowsOf("upserts").length,
+    applied: outcomes.filter((outcome) => outcome === "applied").length,
+    stale: outcomes.filter((outcome) => outcome === "stale").length,
+    newFulfillments,
+  };
 }
 
 /**
@@ -52,103 +205,14 @@ function capturedWitness(group: readonly VerifiedSnapshot[]): VerifiedSnapshot |
  * conditional upsert of the newest, operations from all of them are inserted once, the outbox gains a row on the first
  * capture, and every inbox outcome is written alongside. Either all of it commits or none of it does.
  */
-export async function applySnapshots(
-  db: Database,
-  input: {
-    snapshots: VerifiedSnapshot[];
-    /** Inbox records decided before this call (rejected, ignored, retried, duplicates). */
-    inbox?: EventRecord[];
-    /** Other statements that must commit with these writes (batch progress). */
-    extra?: BatchStatement[];
-    fulfillment: FulfillmentPolicy;
-    now: string;
-  },
-): Promise<ApplyResult> {
-  const { snapshots, now } = input;
-  const groups = Map.groupBy(snapshots, (item) => `${item.merchantId}\u0000${item.snapshot.id}`);
+export async function applySnapshots(input: ApplyInput): Promise<ApplyResult> {
+  const { db, snapshots } = input;
   // Read only to explain outcomes and warn; the compare-and-set in SQL is what decides.
   const stored = await loadStoredStates(
     db,
     snapshots.map((s) => ({ merchantId: s.merchantId, id: s.snapshot.id })),
   );
-
-  const operationRowsToStore: JsonRow[] = [];
-  const transactionWrites: TransactionWrite[] = [];
-  const verifiedEvents: VerifiedEventRecord[] = [];
-  const fulfillmentRequests: { merchantId: string; transactionId: string; status: FulfillmentStatus }[] = [];
-  for (const group of groups.values()) {
-    const newest = newestSnapshot(group);
-    if (!newest) continue;
-    const { merchantId, snapshot } = newest;
-    const previous = stored.get(merchantId, snapshot.id);
-    const decision = decide(previous, snapshot, newest.source);
-    const seenOperations = new Set<string>();
-    for (const item of group) {
-      for (const row of operationRows(merchantId, item.snapshot)) {
-        if (seenOperations.has(String(row.id))) continue;
-        seenOperations.add(String(row.id));
-        operationRowsToStore.push(row);
-      }
-    }
-    if (decision.kind === "apply") {
-      transactionWrites.push({ merchantId, snapshot, version: decision.version, source: newest.source });
-      if (decision.afterCapture) {
-        log("warn", "transaction.status_after_capture", {
-          merchant_id: merchantId,
-          transaction_id: snapshot.id,
-          from: previous?.status,
-          to: snapshot.status,
-        });
-      }
-    }
-    const witness = capturedWitness(group);
-    if (witness) fulfillmentRequests.push({ merchantId, transactionId: snapshot.id, status: input.fulfillment(merchantId, witness) });
-    for (const item of group) {
-      if (!item.inbox || item.source.kind !== "event") continue;
-      const staleDetail =
-        item !== newest ? "superseded in batch" : decision.kind === "stale" ? decision.reason : "a newer snapshot was stored first";
-      verifiedEvents.push({
-        ...item.inbox,
-        merchantId,
-        name: item.source.eventName,
-        transactionId: snapshot.id,
-        firedAt: item.source.firedAt,
-        version: snapshotVersion(item.snapshot, item.source),
-        staleDetail,
-      });
-    }
-  }
-
-  // One statement per table (per 500 rows), whatever the number of events. Order matters: the verified events read the
-  // transactions the upsert just wrote.
-  const statements: BatchStatement[] = [
-    ...(input.extra ?? []),
-    ...recordEvents(input.inbox ?? []),
-    ...storeOperations(operationRowsToStore),
-  ];
-  const upsertsFrom = statements.length;
-  statements.push(...upsertTransactions(transactionWrites));
-  const eventsFrom = statements.length;
-  statements.push(...recordVerifiedEvents(verifiedEvents));
-  const outboxFrom = statements.length;
-  statements.push(...requestFulfillments(fulfillmentRequests, now));
-  const historyFrom = statements.length;
-  // After the upsert: the status changes it actually made, for the payment's timeline.
-  statements.push(...recordStatusChanges(transactionWrites));
-
-  if (statements.length === 0) return { changedTransactions: 0, applied: 0, stale: 0, newFulfillments: [] };
-  const results = await runBatch(db.$client, statements);
-  const rowsOf = (from: number, to: number) => results.slice(from, to).flatMap((result) => result.results);
-  const outcomes = rowsOf(eventsFrom, outboxFrom) as { outcome: string }[];
-  const newFulfillments: FulfillmentNudge[] = (
-    rowsOf(outboxFrom, historyFrom) as { merchant_id: string; transaction_id: string; status: string }[]
-  )
-    .filter((row) => row.status === "pending")
-    .map((row) => ({ v: 1, merchant_id: row.merchant_id, transaction_id: row.transaction_id }));
-  return {
-    changedTransactions: rowsOf(upsertsFrom, eventsFrom).length,
-    applied: outcomes.filter((row) => row.outcome === "applied").length,
-    stale: outcomes.filter((row) => row.outcome === "stale").length,
-    newFulfillments,
-  };
+  const writes = planWrites(snapshots, stored.get, input.fulfillment);
+  for (const fields of writes.afterCapture) log("warn", "transaction.status_after_capture", fields);
+  return applyResult(await runGroups(db.$client, planStatements(input, writes)));
 }

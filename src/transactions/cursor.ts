@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { TransactionRow } from "../db/rows";
 import { ApiError } from "../errors";
 import { decodePageCursor, encodePageCursor } from "../lib/cursor";
 import { TRANSACTION_STATUSES, type TransactionStatus } from "../smart-router/status";
@@ -12,10 +13,7 @@ export interface ListFilters {
 }
 
 /** Where the previous page stopped: the last row's keyset position. */
-export interface PagePosition {
-  updatedAt: string;
-  id: string;
-}
+export type PagePosition = Pick<TransactionRow, "updatedAt" | "id">;
 
 const cursorSchema = z.strictObject({
   v: z.literal(1),
@@ -26,17 +24,14 @@ const cursorSchema = z.strictObject({
   p: z.string().max(64).optional(),
 });
 
-/** An opaque cursor: base64url of `{"v":1,"u":updated_at,"i":id,"s":status?,"a":updated_after?,"p":payment_type?}`. */
+/** What a cursor carries: `{"v":1,"u":updated_at,"i":id,"s":status?,"a":updated_after?,"p":payment_type?}`. */
+export function cursorPayload(position: PagePosition, filters: ListFilters): z.infer<typeof cursorSchema> {
+  return { v: 1, u: position.updatedAt, i: position.id, s: filters.status, a: filters.updatedAfter, p: filters.paymentType };
+}
+
+/** An opaque cursor: base64url of `cursorPayload`. */
 export function encodeCursor(position: PagePosition, filters: ListFilters): string {
-  const payload: z.infer<typeof cursorSchema> = {
-    v: 1,
-    u: position.updatedAt,
-    i: position.id,
-    s: filters.status,
-    a: filters.updatedAfter,
-    p: filters.paymentType,
-  };
-  return encodePageCursor(payload);
+  return encodePageCursor(cursorPayload(position, filters));
 }
 
 /** Decodes a cursor; anything this API did not issue is an `invalid_cursor` 400. */

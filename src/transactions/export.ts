@@ -1,5 +1,6 @@
 import { and, asc, eq, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
 import { fulfillments, transactions } from "../db/schema";
 import { log } from "../lib/log";
 import { presentTransaction } from "./present";
@@ -74,10 +75,20 @@ interface ExportPosition {
  * One keyset page of the merchant's transactions created in [after, before), oldest first, ties by id, strictly after
  * `position`; served by `transactions_merchant_created` with no sort step.
  */
-export function exportPageQuery(
-  db: Database,
-  { merchantId, after, before, position }: { merchantId: string; after: string; before: string; position?: ExportPosition },
-) {
+export function exportPageQuery({
+  db,
+  merchantId,
+  after,
+  before,
+  position,
+}: {
+  db: Database;
+  merchantId: string;
+  /** Epoch ms, as every instant here; bound as ISO 8601 for `julianday`. */
+  after: number;
+  before: number;
+  position?: ExportPosition;
+}) {
   const createdDay = sql<number>`julianday(${transactions.createdAt})`;
   return db
     .select({ ...transactionWithFulfillment, createdDay })
@@ -86,9 +97,9 @@ export function exportPageQuery(
     .where(
       and(
         eq(transactions.merchantId, merchantId),
-        sql`${createdDay} >= julianday(${after})`,
-        sql`${createdDay} < julianday(${before})`,
-        position === undefined ? undefined : sql`(${createdDay}, ${transactions.id}) > (${position.createdDay}, ${position.id})`,
+        sql`${createdDay} >= julianday(${new Date(after).toISOString()})`,
+        sql`${createdDay} < julianday(${new Date(before).toISOString()})`,
+        afterRow("asc", [createdDay, transactions.id], position && [position.createdDay, position.id]),
       ),
     )
     .orderBy(asc(createdDay), asc(transactions.id))
@@ -96,7 +107,7 @@ export function exportPageQuery(
 }
 
 /**
- * Streams every transaction of the merchant created in [after, before) (ISO 8601) as CSV (a header row first) or
+ * Streams every transaction of the merchant created in [after, before) (epoch ms) as CSV (a header row first) or
  * NDJSON (one status API transaction per line). Each pull of the stream reads one page after the last row sent, so
  * memory stays at one page; the walk ends at the first page shorter than EXPORT_PAGE_SIZE (the range is finite and
  * every page starts strictly after the previous one). A D1 failure mid-way errors the stream: the response is cut off
@@ -111,8 +122,8 @@ export function exportTransactions({
 }: {
   db: Database;
   merchant: MerchantScope;
-  after: string;
-  before: string;
+  after: number;
+  before: number;
   format: ExportFormat;
 }): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
@@ -121,7 +132,7 @@ export function exportTransactions({
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        const rows = await exportPageQuery(db, { merchantId: merchant.id, after, before, position });
+        const rows = await exportPageQuery({ db, merchantId: merchant.id, after, before, position });
         const presented = rows.map((row) => presentTransaction(row.transaction, row.fulfillment, merchant.fulfillmentConfigured));
         const lines = presented.map((transaction) =>
           format === "csv"

@@ -101,6 +101,7 @@ export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): S
     })),
   );
   const applied = sql.raw("t.id IS NOT NULL");
+  // Raw json_each, not insertJsonRows: the outcome and detail come from a join of each row to the stored transaction.
   return [
     sql`INSERT INTO ${events} (merchant_id, id, name, transaction_id, fired_at, outcome, deliveries, first_received_at, processed_at, detail)
       SELECT j.value ->> '$.merchant_id', j.value ->> '$.id', j.value ->> '$.name', j.value ->> '$.transaction_id',

@@ -1,12 +1,11 @@
-import type { events, fulfillments, operations, transactions } from "../db/schema";
-
-type TransactionRow = typeof transactions.$inferSelect;
-type OperationRow = typeof operations.$inferSelect;
-type EventRow = typeof events.$inferSelect;
-type FulfillmentRow = Pick<typeof fulfillments.$inferSelect, "status" | "requestedAt" | "deliveredAt">;
+import type { EventRow, FulfillmentRow, OperationRow, TransactionRow } from "../db/rows";
 
 /** The transaction as merchants see it (contract.md, Status API); amounts stay the decimal strings Smart Router sent. */
-export function presentTransaction(row: TransactionRow, fulfillment: FulfillmentRow | null, fulfillmentConfigured: boolean) {
+export function presentTransaction(
+  row: TransactionRow,
+  fulfillment: Pick<FulfillmentRow, "status" | "requestedAt" | "deliveredAt"> | null,
+  fulfillmentConfigured: boolean,
+) {
   return {
     id: row.id,
     status: row.status,

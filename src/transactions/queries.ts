@@ -1,11 +1,13 @@
-import { and, asc, desc, eq, gt, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { afterRow } from "../db/keyset";
 import { events, fulfillments, operations, transactions } from "../db/schema";
 import { ApiError } from "../errors";
+import { keysetPage } from "../lib/cursor";
 import type { ArchiveBucket } from "../retention/archive-format";
 import { archivedObjectsOf, byCreatedAt, byFiredAt, mergeHistory, readArchivedHistory } from "../retention/history";
 import type { TransactionStatus } from "../smart-router/status";
-import { continueFilters, decodeCursor, encodeCursor, type ListFilters, type PagePosition } from "./cursor";
+import { continueFilters, cursorPayload, decodeCursor, type ListFilters, type PagePosition } from "./cursor";
 import { presentAppliedEvent, presentOperation, presentTransaction } from "./present";
 
 /** The merchant a status API request acts for, as the auth middleware established it. */
@@ -43,10 +45,19 @@ export async function findTransaction({ db, merchant, transactionId }: { db: Dat
  * Served by `transactions_merchant_updated` (or `…_status_updated` with a status, `…_payment_type_updated` with a payment
  * type), read backwards: no sort step.
  */
-export function transactionPageQuery(
-  db: Database,
-  { merchantId, filters, position, limit }: { merchantId: string; filters: ListFilters; position?: PagePosition; limit: number },
-) {
+export function transactionPageQuery({
+  db,
+  merchantId,
+  filters,
+  position,
+  limit,
+}: {
+  db: Database;
+  merchantId: string;
+  filters: ListFilters;
+  position?: PagePosition;
+  limit: number;
+}) {
   return db
     .select(transactionWithFulfillment)
     .from(transactions)
@@ -57,7 +68,7 @@ export function transactionPageQuery(
         filters.status === undefined ? undefined : eq(transactions.status, filters.status),
         filters.updatedAfter === undefined ? undefined : gt(transactions.updatedAt, filters.updatedAfter),
         filters.paymentType === undefined ? undefined : eq(transactions.paymentType, filters.paymentType),
-        position === undefined ? undefined : sql`(${transactions.updatedAt}, ${transactions.id}) < (${position.updatedAt}, ${position.id})`,
+        afterRow("desc", [transactions.updatedAt, transactions.id], position && [position.updatedAt, position.id]),
       ),
     )
     .orderBy(desc(transactions.updatedAt), desc(transactions.id))
@@ -83,18 +94,16 @@ export async function listTransactions({
   const resumed = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   const filters = resumed ? continueFilters(resumed.filters, requested) : requested;
   // One row more than asked tells whether another page exists without a count.
-  const rows = await transactionPageQuery(db, { merchantId: merchant.id, filters, position: resumed?.position, limit: query.limit + 1 });
-  const page = rows.slice(0, query.limit);
-  const last = page.at(-1);
+  const rows = await transactionPageQuery({ db, merchantId: merchant.id, filters, position: resumed?.position, limit: query.limit + 1 });
+  const { page, nextCursor } = keysetPage(rows, query.limit, ({ transaction }) => cursorPayload(transaction, filters));
   return {
     transactions: page.map((row) => presentTransaction(row.transaction, row.fulfillment, merchant.fulfillmentConfigured)),
-    next_cursor:
-      rows.length > query.limit && last ? encodeCursor({ updatedAt: last.transaction.updatedAt, id: last.transaction.id }, filters) : null,
+    next_cursor: nextCursor,
   };
 }
 
 /** The query that finds the merchant's transaction (no row: a 404, another merchant's included), to batch with its reads. */
-export const transactionOfMerchant = (db: Database, merchantId: string, transactionId: string) =>
+export const transactionOfMerchant = ({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) =>
   db
     .select({ id: transactions.id })
     .from(transactions)
@@ -111,21 +120,17 @@ interface TransactionHistoryQuery {
 /** The transaction's operations, oldest first, from D1 and the archive; a transaction the merchant does not have is a 404. */
 export async function listOperations({ db, archive, merchant, transactionId }: TransactionHistoryQuery) {
   const [found, rows, archived] = await db.batch([
-    transactionOfMerchant(db, merchant.id, transactionId),
+    transactionOfMerchant({ db, merchantId: merchant.id, transactionId }),
     db
       .select()
       .from(operations)
       .where(and(eq(operations.merchantId, merchant.id), eq(operations.transactionId, transactionId)))
       .orderBy(asc(operations.createdAt), asc(operations.id)),
-    archivedObjectsOf(db, merchant.id, transactionId),
+    archivedObjectsOf({ db, merchantId: merchant.id, transactionId }),
   ]);
   if (found.length === 0) throw transactionNotFound(transactionId);
-  const history = await readArchivedHistory(
-    archive,
-    archived.map((object) => object.key),
-    merchant.id,
-    transactionId,
-  );
+  const keys = archived.map((object) => object.key);
+  const history = await readArchivedHistory({ bucket: archive, keys, merchantId: merchant.id, transactionId });
   return {
     transaction_id: transactionId,
     operations: mergeHistory(history.operations, rows, byCreatedAt).map(presentOperation),
@@ -139,7 +144,7 @@ export async function listOperations({ db, archive, merchant, transactionId }: T
  */
 export async function listAppliedEvents({ db, archive, merchant, transactionId }: TransactionHistoryQuery) {
   const [found, rows, archived] = await db.batch([
-    transactionOfMerchant(db, merchant.id, transactionId),
+    transactionOfMerchant({ db, merchantId: merchant.id, transactionId }),
     db
       .select()
       .from(events)
@@ -147,15 +152,11 @@ export async function listAppliedEvents({ db, archive, merchant, transactionId }
         and(eq(events.merchantId, merchant.id), eq(events.transactionId, transactionId), inArray(events.outcome, ["applied", "stale"])),
       )
       .orderBy(asc(events.firedAt), asc(events.id)),
-    archivedObjectsOf(db, merchant.id, transactionId),
+    archivedObjectsOf({ db, merchantId: merchant.id, transactionId }),
   ]);
   if (found.length === 0) throw transactionNotFound(transactionId);
-  const history = await readArchivedHistory(
-    archive,
-    archived.map((object) => object.key),
-    merchant.id,
-    transactionId,
-  );
+  const keys = archived.map((object) => object.key);
+  const history = await readArchivedHistory({ bucket: archive, keys, merchantId: merchant.id, transactionId });
   return {
     transaction_id: transactionId,
     events: mergeHistory(history.events, rows, byFiredAt).flatMap((event) => presentAppliedEvent(event) ?? []),

@@ -44,6 +44,7 @@ export function recordDeliveries(deliveries: readonly DeliveryRecord[]): SQL[] {
       later_in_batch: laterInBatch ? 1 : 0,
     };
   });
+  // Raw json_each, not insertJsonRows: `duplicate` is computed from a row value that is not a column of its own.
   return [
     sql`INSERT INTO ${webhookDeliveries} (merchant_id, event_id, delivery_id, received_at, duplicate)
       SELECT j.value ->> '$.merchant_id', j.value ->> '$.event_id', j.value ->> '$.delivery_id', j.value ->> '$.received_at',
@@ -108,6 +109,7 @@ export function recordStatusChanges(writes: readonly TransactionWrite[]): SQL[] 
       read_at: write.source.kind === "read" ? write.source.readAt : null,
     })),
   );
+  // json_each of row values (key and version), joined to what the upsert stored: not an id list.
   return [
     sql`INSERT INTO ${transactionStatusChanges} (merchant_id, transaction_id, at, from_status, to_status, event_id, event_name, read_at)
       SELECT merchant_id, id, updated_at, previous, status, last_event_id, last_event_name, read_at FROM (

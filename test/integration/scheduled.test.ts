@@ -85,7 +85,7 @@ describe("fulfilment sweep", () => {
     const { queue, sent } = recordingQueue();
     const sweep = async (iso: string) => {
       sent.length = 0;
-      await resendStalledFulfillments({ ...env, FULFILLMENTS: queue }, openDatabase(await dbFor(merchant.id)), at(iso));
+      await resendStalledFulfillments({ env: { ...env, FULFILLMENTS: queue }, db: openDatabase(await dbFor(merchant.id)), now: at(iso) });
       return sent.map((nudge) => nudge.transaction_id).sort();
     };
 
@@ -105,7 +105,9 @@ describe("fulfilment sweep", () => {
     const transaction = await seedTransaction(merchantId, { status: "completed", capturedAmount: "10.50" });
     merchantsSeeded.push(merchantId);
     await seedFulfillment({ merchantId, transactionId: transaction.id, requestedAt: "1990-02-01T00:00:00.000Z" });
-    expect(await resendStalledFulfillments(env, openDatabase(await dbFor(merchantId)), at("1990-02-01T00:10:00.000Z"))).toBe(1);
+    expect(await resendStalledFulfillments({ env, db: openDatabase(await dbFor(merchantId)), now: at("1990-02-01T00:10:00.000Z") })).toBe(
+      1,
+    );
     await eventually(async () => {
       const row = await shardedDb
         .prepare("SELECT status, attempts FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")

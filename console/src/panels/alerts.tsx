@@ -1,6 +1,6 @@
 // Business alerts (`GET /v1/alerts`): open ones by default, or every alert with the resolved ones.
 import { query } from "../api";
-import type { AlertPage } from "../api-types";
+import type { AlertPage } from "../api-shapes";
 import { href, type Route } from "../route";
 import { Badge, MoreButton, ResourceNotice, Section, When } from "../ui";
 import { usePagedList } from "../use-resource";

@@ -1,7 +1,7 @@
 // Batch operations (`GET /v1/batches`, newest first): progress of each, and cancel (`DELETE /v1/batches/{id}`).
 import { useState } from "preact/hooks";
 import type { ApiFailure } from "../api";
-import { BATCH_ACTIVE_STATUSES, type Batch, type BatchPage } from "../api-types";
+import { BATCH_ACTIVE_STATUSES, type Batch, type BatchPage } from "../api-shapes";
 import { formatCount } from "../format";
 import { Badge, FailureNotice, MoreButton, ProgressBar, ResourceNotice, Section, When } from "../ui";
 import { useApi, usePagedList } from "../use-resource";

@@ -1,7 +1,7 @@
 // The Smart Router budget of the merchant's project, from `GET /v1/budget` (the project's rate-limiter Durable Object):
 // each bucket's rate, tokens left, the batch lane's current rate and recent 429s, and the circuit breaker.
 import { useEffect, useState } from "preact/hooks";
-import type { Budget } from "../api-types";
+import type { Budget } from "../api-shapes";
 import { type ChartSeries, TimeChart } from "../chart";
 import { formatCount } from "../format";
 import { Badge, ResourceNotice, Section, When } from "../ui";

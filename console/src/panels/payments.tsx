@@ -2,7 +2,7 @@
 // updated after, payment type. The filters live in the location hash, so back and forward keep them.
 import { useState } from "preact/hooks";
 import { query } from "../api";
-import type { OpenApiDocument, TransactionPage } from "../api-types";
+import type { OpenApiDocument, TransactionPage } from "../api-shapes";
 import { fromLocalInput, toLocalInput } from "../format";
 import { href, type Route } from "../route";
 import { Badge, MoreButton, ResourceNotice, Section, When } from "../ui";

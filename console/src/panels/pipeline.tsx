@@ -1,7 +1,7 @@
 // The webhook pipeline: deliveries per minute, verification outcomes, lag, what is waiting, dead letters, backstop and
 // reconciliation, all from `GET /v1/pipeline`.
 import { useState } from "preact/hooks";
-import type { Pipeline } from "../api-types";
+import type { Pipeline } from "../api-shapes";
 import { TimeChart } from "../chart";
 import { formatCount, formatDuration } from "../format";
 import { Figure, ResourceNotice, Section, When } from "../ui";

@@ -1,7 +1,7 @@
 // One payment: its record (`GET /v1/transactions/{id}`) and its timeline (`GET /v1/transactions/{id}/timeline`):
 // every delivery received, each fetch-back (and any wait at the pacer), each state change with what caused it, and each
 // fulfilment attempt with its answer.
-import type { Timeline, TimelineEntry, TimelineKind, Transaction } from "../api-types";
+import type { Timeline, TimelineEntry, TimelineKind, Transaction } from "../api-shapes";
 import { formatClock } from "../format";
 import { href } from "../route";
 import { Badge, ResourceNotice, Section, When } from "../ui";

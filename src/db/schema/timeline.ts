@@ -7,7 +7,7 @@ import { nowIso } from "./columns";
  * in the D1 batch that commits the work they describe (migrations/0010_timeline.sql). Growth is bounded by the
  * retention step (issue 14, src/retention): each table is pruned by its time column past RETENTION_DAYS, through the
  * `(merchant_id, <time>)` index walked per merchant (`merchants CROSS JOIN <table> ON merchant_id = m.id AND <time> < ?`,
- * as webhooks/forged.ts prunes the inbox); nothing else deletes these rows.
+ * as retention/prune.ts prunes rejected inbox rows); nothing else deletes these rows.
  */
 
 /** One row per webhook delivery the edge accepted (its request id), once the consumer committed the batch that carried it. */
@@ -32,7 +32,7 @@ export const webhookDeliveries = sqliteTable(
 export const FETCH_BACK_OUTCOMES = ["verified", "not_found", "rejected", "retry"] as const;
 export type FetchBackOutcome = (typeof FETCH_BACK_OUTCOMES)[number];
 
-/** One row per fetch-back of a delivered event (verification/fetch-back.ts), whatever it answered. */
+/** One row per fetch-back of a delivered event (smart-router/fetch-back.ts), whatever it answered. */
 export const fetchBacks = sqliteTable(
   "fetch_backs",
   {
@@ -42,7 +42,7 @@ export const fetchBacks = sqliteTable(
     /** When Smart Router answered (or the call was given up). */
     at: text("at").notNull(),
     outcome: text("outcome", { enum: FETCH_BACK_OUTCOMES }).notNull(),
-    /** One of verification/fetch-back.ts's FETCH_BACK_VIAS: which calls stood for the event. */
+    /** One of smart-router/fetch-back.ts's FETCH_BACK_VIAS: which calls stood for the event. */
     via: text("via", { enum: FETCH_BACK_VIAS }).notNull(),
     apiCalls: integer("api_calls").notNull(),
     /** How long our own pacer held its calls back: waited in place, or the wait it asked for when it postponed the call. */

@@ -51,10 +51,10 @@ describe("an alert run is served by indexes", () => {
     await seedAlert(merchantId);
     await refuseKey(merchantId, true);
     const shard = await dbFor(merchantId);
-    await runAlertChecks(env, openDatabase(shard), Date.now());
+    await runAlertChecks({ env, db: openDatabase(shard), now: Date.now() });
 
     const { d1, statements } = recordingD1(shard);
-    await runAlertChecks(env, openDatabase(d1), Date.now() + 48 * HOUR);
+    await runAlertChecks({ env, db: openDatabase(d1), now: Date.now() + 48 * HOUR });
     expect(statements.length).toBeGreaterThan(8);
     for (const { sql, params } of statements) {
       const plan = await shardedDb

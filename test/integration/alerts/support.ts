@@ -23,7 +23,7 @@ export const MINUTE = 60_000;
 
 /** One run of the cron's alert step at `now` (the scheduled handler's own step, as scheduled.test.ts runs its steps). */
 export const checkAlerts = async (now = Date.now()) => {
-  for (const shard of SHARDS) await runAlertChecks(env, openDatabase(shard), now);
+  for (const shard of SHARDS) await runAlertChecks({ env, db: openDatabase(shard), now });
 };
 
 /** The merchant's alerts through `GET /v1/alerts` (every page). */

@@ -34,7 +34,7 @@ describe("the console's reads are served by indexes", () => {
     ["payment_type, next page", { paymentType: "sandbox-apm" }, { updatedAt: "2026-05-01T00:00:00.000Z", id: "tr_m" }],
     ["payment_type and updated_after", { paymentType: "card", updatedAfter: "2026-01-01T00:00:00.000Z" }, undefined],
   ])("the list with %s walks transactions_merchant_payment_type_updated, no sort", async (_name, filters, position) => {
-    const plan = await planOfQuery(transactionPageQuery(db, { merchantId, filters, position, limit: 51 }));
+    const plan = await planOfQuery(transactionPageQuery({ db, merchantId, filters, position, limit: 51 }));
     expect(plan).toMatch(
       /SEARCH transactions USING (COVERING )?INDEX transactions_merchant_payment_type_updated \(merchant_id=\? AND payment_type=\?/,
     );
@@ -42,7 +42,9 @@ describe("the console's reads are served by indexes", () => {
   });
 
   it("the timeline finds the transaction's events by index, then their deliveries and fetch-backs by key", async () => {
-    const [, deliveries, fetches, changes, attempts] = await Promise.all(timelineReads(db, merchantId, "tr_x").map(planOfQuery));
+    const [, deliveries, fetches, changes, attempts] = await Promise.all(
+      timelineReads({ db, merchantId, transactionId: "tr_x" }).map(planOfQuery),
+    );
     expect(deliveries).toMatch(/SEARCH events USING (COVERING )?INDEX events_transaction \(merchant_id=\? AND transaction_id=\?\)/);
     expect(deliveries).toMatch(
       /SEARCH webhook_deliveries USING (COVERING )?INDEX sqlite_autoindex_webhook_deliveries_1 \(merchant_id=\? AND event_id=\?\)/,
@@ -58,7 +60,11 @@ describe("the console's reads are served by indexes", () => {
   });
 
   it("the pipeline's reads search their indexes; only the service-wide reconciliation runs are read whole", async () => {
-    const plans = await Promise.all(pipelineReads(db, merchantId, "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z").map(planOfQuery));
+    const plans = await Promise.all(
+      pipelineReads({ db, merchantId, from: Date.parse("2026-01-01T00:00:00.000Z"), to: Date.parse("2026-01-02T00:00:00.000Z") }).map(
+        planOfQuery,
+      ),
+    );
     const [perMinute, outcomes, lags, waiting, fulfilments, letters, backstop, reconciliation] = plans;
     for (const plan of [perMinute, outcomes, lags]) {
       expect(plan).toMatch(

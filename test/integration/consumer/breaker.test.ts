@@ -9,7 +9,7 @@ import { shardedDb } from "../../support/shards";
 const OUTAGE_MS = 4_000;
 /**
  * Calls already on their way when the breaker opens: a consumer batch fetches up to 6 events of a merchant at once
- * (FETCH_CONCURRENCY in src/verification/fetch-back.ts), after its one list call; two batches may overlap.
+ * (FETCH_CONCURRENCY in src/smart-router/fetch-back.ts), after its one list call; two batches may overlap.
  */
 const IN_FLIGHT_SLACK = 2 * (6 + 1);
 

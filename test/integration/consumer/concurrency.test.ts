@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../../src/db/client";
+import { type Database, openDatabase } from "../../../src/db/client";
 import { applySnapshots } from "../../../src/transactions/apply";
 import { consume, deliveryOf } from "../../support/consumer";
 import { openShop, type Shop } from "../../support/sandbox";
@@ -33,6 +33,22 @@ function snapshots(shop: Shop, transactionId: string) {
     operations: [...authorized.operations, op(transactionId, 2, "capture"), op(transactionId, 3, "capture")],
   };
   return { authorized, completed };
+}
+
+/** The D1 binding with its `batch` (an apply's one write) held until `before()` settles. */
+function holdingWrites(d1: D1Database, before: () => Promise<unknown>): D1Database {
+  return new Proxy(d1, {
+    get(target, property) {
+      if (property === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          await before();
+          return target.batch(statements);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
 }
 
 interface Polled {
@@ -115,10 +131,11 @@ describe("two consumers racing on the same transactions", () => {
     const merchantId = shop.merchant.merchant.id;
     const id = `tr_cas${Date.now().toString(36)}`;
     const { authorized, completed } = snapshots(shop, id);
-    const db = openDatabase(await dbFor(merchantId));
+    const d1 = await dbFor(merchantId);
     const now = new Date().toISOString();
-    const apply = (snapshot: typeof authorized, eventId: string, firedAt: string) =>
-      applySnapshots(db, {
+    const apply = (db: Database, snapshot: typeof authorized, eventId: string, firedAt: string) =>
+      applySnapshots({
+        db,
         snapshots: [
           {
             merchantId,
@@ -130,11 +147,27 @@ describe("two consumers racing on the same transactions", () => {
         fulfillment: () => "not_configured",
         now,
       });
-    // Both read "nothing stored" first; the newer one commits first, so the older one's write is refused.
-    const [newer, older] = await Promise.all([
-      apply(completed, `ev_casnew${id.slice(6)}`, "2026-11-01T10:00:02.000Z"),
-      apply(authorized, `ev_casold${id.slice(6)}`, "2026-11-01T10:00:01.000Z"),
-    ]);
+    // Both read "nothing stored" first (the newer one writes only once the older one is about to); the newer one commits
+    // first, and the older one's write, held until then, is refused.
+    const olderRead = Promise.withResolvers<void>();
+    const newerApplied = apply(
+      openDatabase(holdingWrites(d1, () => olderRead.promise)),
+      completed,
+      `ev_casnew${id.slice(6)}`,
+      "2026-11-01T10:00:02.000Z",
+    );
+    const olderApplied = apply(
+      openDatabase(
+        holdingWrites(d1, () => {
+          olderRead.resolve();
+          return newerApplied;
+        }),
+      ),
+      authorized,
+      `ev_casold${id.slice(6)}`,
+      "2026-11-01T10:00:01.000Z",
+    );
+    const [newer, older] = await Promise.all([newerApplied, olderApplied]);
     expect(newer).toMatchObject({ applied: 1, stale: 0, changedTransactions: 1 });
     expect(older).toMatchObject({ applied: 0, stale: 1, changedTransactions: 0 });
     const outcomes = await shardedDb.prepare("SELECT id, outcome FROM events WHERE merchant_id = ? ORDER BY id").bind(merchantId).all();

@@ -40,7 +40,7 @@ describe("fulfilment: outbound safety", () => {
     const { fetcher, calls } = answering(
       () => new Response(null, { status: 302, headers: { location: "http://169.254.169.254/latest/meta-data" } }),
     );
-    const outcome = await deliverFulfillment(await dbOfMerchant(target.merchantId), config, target, fetcher);
+    const outcome = await deliverFulfillment({ db: await dbOfMerchant(target.merchantId), config, ...target, fetcher });
     expect(outcome).toEqual({ kind: "failed", error: "merchant answered 302 (redirects are not followed)" });
     expect(calls).toHaveLength(1);
     expect(calls[0]?.url).toBe("https://shop.example/hook");
@@ -52,7 +52,7 @@ describe("fulfilment: outbound safety", () => {
     const target = await pendingNotification();
     const secret = "root:x:0:0 internal stack trace at /srv/app.js";
     const { fetcher } = answering(() => new Response(secret, { status: 500 }));
-    const outcome = await deliverFulfillment(await dbOfMerchant(target.merchantId), config, target, fetcher);
+    const outcome = await deliverFulfillment({ db: await dbOfMerchant(target.merchantId), config, ...target, fetcher });
     expect(outcome).toEqual({ kind: "failed", error: "merchant answered 500" });
     const stored = await row(target);
     expect(stored?.last_error).toBe("merchant answered 500");
@@ -70,7 +70,7 @@ describe("fulfilment: outbound safety", () => {
       // As a row written before these rules could hold it.
       await shardedDb.prepare("UPDATE merchants SET fulfillment_url = ? WHERE id = ?").bind(url, target.merchantId).run();
       const { fetcher, calls } = answering(() => new Response("ok"));
-      const outcome = await deliverFulfillment(await dbOfMerchant(target.merchantId), productionConfig, target, fetcher);
+      const outcome = await deliverFulfillment({ db: await dbOfMerchant(target.merchantId), config: productionConfig, ...target, fetcher });
       expect(outcome.kind, url).toBe("failed");
       expect(calls, url).toHaveLength(0);
       expect((await row(target))?.last_error).toMatch(/^fulfillment_url is not allowed/);
@@ -80,14 +80,21 @@ describe("fulfilment: outbound safety", () => {
   it("calls a loopback URL where ALLOW_LOOPBACK_FULFILLMENT_URLS is true, and a public https one anywhere", async () => {
     const loopback = await pendingNotification("http://127.0.0.1:8788/_sandbox/sink/x");
     const local = answering(() => new Response("ok"));
-    expect(await deliverFulfillment(await dbOfMerchant(loopback.merchantId), config, loopback, local.fetcher)).toEqual({
+    expect(await deliverFulfillment({ db: await dbOfMerchant(loopback.merchantId), config, ...loopback, fetcher: local.fetcher })).toEqual({
       kind: "delivered",
     });
     expect(local.calls).toHaveLength(1);
 
     const publicUrl = await pendingNotification();
     const remote = answering(() => new Response(null, { status: 204 }));
-    expect(await deliverFulfillment(await dbOfMerchant(publicUrl.merchantId), productionConfig, publicUrl, remote.fetcher)).toEqual({
+    expect(
+      await deliverFulfillment({
+        db: await dbOfMerchant(publicUrl.merchantId),
+        config: productionConfig,
+        ...publicUrl,
+        fetcher: remote.fetcher,
+      }),
+    ).toEqual({
       kind: "delivered",
     });
     expect((await row(publicUrl))?.status).toBe("delivered");

@@ -36,7 +36,7 @@ async function merchantWithHistories(count: number) {
 }
 
 const step = async (merchantId: string, bucket = failingBucket("put refused", () => false)) =>
-  archiveMerchantHistory({ db: await dbOfMerchant(merchantId), bucket, merchantId, cutoff: FUTURE_CUTOFF, now: new Date().toISOString() });
+  archiveMerchantHistory({ db: await dbOfMerchant(merchantId), bucket, merchantId, cutoff: FUTURE_CUTOFF, now: Date.now() });
 
 /** After a finished archive: nothing in D1, every record once in R2, every answer as before. */
 async function expectArchivedOnce(shop: Awaited<ReturnType<typeof merchantWithHistories>>) {

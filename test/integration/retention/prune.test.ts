@@ -132,7 +132,7 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       processedAt: daysAgo(400),
     });
 
-    const pruned = await pruneBookkeeping(db, NOW, RETENTION_DAYS);
+    const pruned = await pruneBookkeeping({ db, now: NOW, retentionDays: RETENTION_DAYS });
     for (const count of Object.values(pruned)) expect(count).toBeGreaterThanOrEqual(1);
     expect(await remaining([old, young, fresh])).toEqual({
       batch_units: [fresh],
@@ -168,7 +168,7 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       db.insert(alerts).values(resolvedAlert(merchantId, tag("alert_no_url"), long, { notificationStatus: null })),
     ]);
     // The shortest window RETENTION_DAYS allows (7): batches still wait BATCH_UNITS_KEPT_DAYS (14).
-    const pruned = await pruneBookkeeping(db, NOW, 7);
+    const pruned = await pruneBookkeeping({ db, now: NOW, retentionDays: 7 });
     expect(pruned).toMatchObject({ batches: 1, alerts: 1 });
     const left = await shardedDb
       .prepare("SELECT id FROM batches WHERE merchant_id = ? UNION ALL SELECT id FROM alerts WHERE merchant_id = ? ORDER BY id")
@@ -187,8 +187,8 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     )
       .bind(PRUNED_PER_TABLE_PER_RUN + 1, old)
       .run();
-    expect((await pruneBookkeeping(db, NOW, RETENTION_DAYS)).batch_units).toBe(PRUNED_PER_TABLE_PER_RUN);
-    expect((await pruneBookkeeping(db, NOW, RETENTION_DAYS)).batch_units).toBe(1);
+    expect((await pruneBookkeeping({ db, now: NOW, retentionDays: RETENTION_DAYS })).batch_units).toBe(PRUNED_PER_TABLE_PER_RUN);
+    expect((await pruneBookkeeping({ db, now: NOW, retentionDays: RETENTION_DAYS })).batch_units).toBe(1);
     const left = await env.DB.prepare("SELECT count(*) AS n FROM batch_units WHERE unit_id LIKE 'unit_flood_%'").first<{ n: number }>();
     expect(left?.n).toBe(0);
   });

@@ -37,7 +37,13 @@ describe("retention and export queries are served by indexes", () => {
     ["next page", { createdDay: 2461100.5, id: "tr_m" }],
   ])("export, %s: searches transactions_merchant_created by merchant and instant, no sort", async (_name, position) => {
     const plan = await planOf(
-      exportPageQuery(db, { merchantId, after: "2026-03-01T00:00:00.000Z", before: "2026-03-08T00:00:00.000Z", position }),
+      exportPageQuery({
+        db,
+        merchantId,
+        after: Date.parse("2026-03-01T00:00:00.000Z"),
+        before: Date.parse("2026-03-08T00:00:00.000Z"),
+        position,
+      }),
     );
     expect(plan).toMatch(/SEARCH transactions USING INDEX transactions_merchant_created \(merchant_id=\? AND <expr>>\? AND <expr><\?\)/);
     expect(plan).not.toMatch(/TEMP B-TREE|^SCAN/m);
@@ -47,7 +53,7 @@ describe("retention and export queries are served by indexes", () => {
     ["first object", null],
     ["after the cursor", { updatedAt: "2026-01-01T00:00:00.000Z", id: "tr_m" }],
   ])("archive candidates, %s: search transactions_merchant_updated, no sort", async (_name, from) => {
-    const plan = await planOf(archiveCandidates(db, { merchantId, cutoff: "2026-02-01T00:00:00.000Z", from }));
+    const plan = await planOf(archiveCandidates({ db, merchantId, cutoff: "2026-02-01T00:00:00.000Z", from }));
     // The cursor bounds the search in the index too: `(updated_at,id)>(?,?)`.
     expect(plan).toMatch(
       /SEARCH transactions USING (COVERING )?INDEX transactions_merchant_updated \(merchant_id=\? AND (\(updated_at,id\)>\(\?,\?\) AND )?updated_at<\?\)/,
@@ -56,7 +62,7 @@ describe("retention and export queries are served by indexes", () => {
   });
 
   it("finding the merchants with work probes each merchant's transactions from its cursor on, never its whole history", async () => {
-    const plan = await planOf(merchantsWithWork(db, "2026-02-01T00:00:00.000Z"));
+    const plan = await planOf(merchantsWithWork({ db, cutoff: "2026-02-01T00:00:00.000Z" }));
     expect(plan).toMatch(
       /SEARCH t USING (COVERING )?INDEX transactions_merchant_updated \(merchant_id=\? AND updated_at>\? AND updated_at<\?\)/,
     );
@@ -65,12 +71,12 @@ describe("retention and export queries are served by indexes", () => {
   });
 
   it("the status API finds a transaction's archive objects by primary keys", async () => {
-    const plan = await planOf(archivedObjectsOf(db, merchantId, "tr_x"));
+    const plan = await planOf(archivedObjectsOf({ db, merchantId, transactionId: "tr_x" }));
     expect(plan).toMatch(/SEARCH archived_histories USING PRIMARY KEY \(merchant_id=\? AND transaction_id=\?\)/);
     expect(plan).toMatch(/SEARCH archive_objects USING INTEGER PRIMARY KEY \(rowid=\?\)/);
   });
 
-  it.each(Object.entries(pruneStatements(Date.now(), 30)))(
+  it.each(Object.entries(pruneStatements({ now: Date.now(), retentionDays: 30 })))(
     "pruning %s searches an index, never scanning the table",
     async (name, statement) => {
       const plan = await planOf(statement);

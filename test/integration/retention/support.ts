@@ -17,7 +17,7 @@ export async function archiveAll(
   // Ends at `idle` (or `busy`), or after maxSteps steps.
   for (let i = 0; i < maxSteps; i++) {
     const db = await dbOfMerchant(merchantId);
-    const step = await archiveMerchantHistory({ db, bucket, merchantId, cutoff, now: new Date().toISOString() });
+    const step = await archiveMerchantHistory({ db, bucket, merchantId, cutoff, now: Date.now() });
     steps.push(step);
     if (step.kind === "idle" || step.kind === "busy") return steps;
   }

@@ -1,6 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../../src/errors";
+import { adminRoutes } from "../../../src/routes/admin";
 import { statusApiRoutes } from "../../../src/routes/v1";
 import { TRANSACTION_STATUSES } from "../../../src/smart-router/status";
 import {
@@ -38,13 +39,17 @@ interface OpenApiDocument {
   };
 }
 
-/** Every route the status API serves, in OpenAPI path syntax, read from the router itself (so new routes are checked too). */
-function servedRoutes(): string[] {
-  const served = statusApiRoutes.routes
+/** Every route a router serves, in OpenAPI path syntax, read from the router itself (so new routes are checked too). */
+function servedRoutes(routes: readonly { method: string; path: string }[] = statusApiRoutes.routes, prefix = ""): string[] {
+  const served = routes
     .filter((route) => route.method !== "ALL" && route.path !== "/v1/openapi.json")
-    .map((route) => `${route.method.toLowerCase()} ${route.path.replace(/\/$/, "").replaceAll(/:([^/]+)/g, "{$1}")}`);
+    .map((route) => `${route.method.toLowerCase()} ${prefix}${route.path.replace(/\/$/, "").replaceAll(/:([^/]+)/g, "{$1}")}`);
   return [...new Set(served)].sort();
 }
+
+/** The documented operations under a path prefix. */
+const operationsUnder = (doc: OpenApiDocument, prefix: string) =>
+  Object.entries(doc.paths).filter(([path]) => path === prefix || path.startsWith(`${prefix}/`));
 
 describe("OpenAPI document", () => {
   let doc: OpenApiDocument;
@@ -82,7 +87,7 @@ describe("OpenAPI document", () => {
     expect(doc.components.securitySchemes.merchantApiKey).toMatchObject({ type: "http", scheme: "bearer" });
     const codes = doc.components.schemas.Error?.properties?.error?.properties?.code?.enum;
     expect(new Set(codes)).toEqual(new Set(Object.keys(ERROR_CODES)));
-    for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [path, methods] of operationsUnder(doc, "/v1")) {
       for (const [method, operation] of Object.entries(methods)) {
         const label = `${method} ${path}`;
         expect(operation.security, label).toEqual([{ merchantApiKey: [] }]);
@@ -107,6 +112,22 @@ describe("OpenAPI document", () => {
           const header = operation.parameters?.find((p) => p.in === "header");
           expect(header, label).toMatchObject({ name: "if-none-match", required: false });
         }
+      }
+    }
+  });
+
+  it("documents every admin route with the admin token's bearer scheme and the error envelope for 401", () => {
+    expect(doc.components.securitySchemes.adminToken).toMatchObject({ type: "http", scheme: "bearer" });
+    const admin = operationsUnder(doc, "/admin");
+    const documented = admin.flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
+    const served = servedRoutes(adminRoutes.routes, "/admin");
+    expect(served).toContain("post /admin/merchants");
+    expect(documented.sort()).toEqual(served);
+    for (const [path, methods] of admin) {
+      for (const [method, operation] of Object.entries(methods)) {
+        const label = `${method} ${path}`;
+        expect(operation.security, label).toEqual([{ adminToken: [] }]);
+        expect(operation.responses["401"]?.content?.["application/json"]?.schema.$ref, label).toBe("#/components/schemas/Error");
       }
     }
   });

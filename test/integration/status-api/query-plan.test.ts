@@ -18,7 +18,7 @@ async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } 
 
 /** The plan of the list endpoint's query. */
 const planOf = (merchantId: string, filters: ListFilters, position?: PagePosition) =>
-  planOfQuery(transactionPageQuery(db, { merchantId, filters, position, limit: 51 }));
+  planOfQuery(transactionPageQuery({ db, merchantId, filters, position, limit: 51 }));
 
 describe("list queries are served by the transactions indexes", () => {
   let merchantId: string;

@@ -45,8 +45,7 @@ describe("webhook edge: bad input", async () => {
 
   it("413 from a declared Content-Length over 64 KiB, before reading the body", async () => {
     const response = await deliver(merchant, '{"event_id":"ev_1"}', { "content-length": "10000000" });
-    expect([413, 400]).toContain(response.status);
-    if (response.status === 413) await expectError(response, 413, "payload_too_large");
+    await expectError(response, 413, "payload_too_large");
   });
 
   it("413 for a streamed body without Content-Length that grows past the cap", async () => {

@@ -273,9 +273,9 @@ describe("forged deliveries: rejected inbox rows are pruned after 7 days", () =>
     await seed(merchant.id, "ev_old_applied", "applied", ago(30), "tr_old");
     await seed(merchant.id, "ev_old_ignored", "ignored", ago(30));
     await seed(merchant.id, "ev_old_pending", "pending", null);
-    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBeGreaterThanOrEqual(1);
+    expect(await pruneRejectedEvents({ db: await dbOfMerchant(merchant.id), now })).toBeGreaterThanOrEqual(1);
     expect(await ids(merchant.id)).toEqual(["ev_old_applied", "ev_old_ignored", "ev_old_pending", "ev_recent_rejected"]);
-    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBe(0);
+    expect(await pruneRejectedEvents({ db: await dbOfMerchant(merchant.id), now })).toBe(0);
   });
 
   it(`deletes at most ${REJECTED_EVENTS_PRUNED_PER_RUN} rows a run; the next run takes the rest`, async () => {
@@ -289,8 +289,8 @@ describe("forged deliveries: rejected inbox rows are pruned after 7 days", () =>
       )
       .bind(REJECTED_EVENTS_PRUNED_PER_RUN + 1, merchant.id, new Date(now - 9 * day).toISOString(), new Date(now - 9 * day).toISOString())
       .run();
-    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBe(REJECTED_EVENTS_PRUNED_PER_RUN);
-    expect(await pruneRejectedEvents(await dbOfMerchant(merchant.id), now)).toBe(1);
+    expect(await pruneRejectedEvents({ db: await dbOfMerchant(merchant.id), now })).toBe(REJECTED_EVENTS_PRUNED_PER_RUN);
+    expect(await pruneRejectedEvents({ db: await dbOfMerchant(merchant.id), now })).toBe(1);
     expect(await ids(merchant.id)).toEqual([]);
   });
 

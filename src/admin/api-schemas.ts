@@ -1,0 +1,120 @@
+import { z } from "@hono/zod-openapi";
+import { ADMIN_ACTIONS } from "../audit/audit";
+import { alertSettingsSchema, rateLimitsSchema } from "../merchants/schemas";
+
+const nextCursor = z.string().nullable().openapi({ description: "Pass as `cursor` for the next page; null on the last page." });
+
+/** A merchant as the admin API shows it (merchants/merchants.ts `presentMerchant`): never a secret. */
+const merchantSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    smart_router: z.object({ project_id: z.string() }),
+    fulfillment_url: z.string().nullable(),
+    rate_limits: rateLimitsSchema.nullable(),
+    alerts: alertSettingsSchema.required().extend({ url: z.string().nullable() }),
+    smart_router_key_refused: z
+      .object({ at: z.string(), detail: z.string().nullable() })
+      .nullable()
+      .openapi({ description: "Set while Smart Router refuses the merchant's key: its batch work waits for a PATCH of the key." }),
+    webhook: z.object({ path: z.string(), username: z.string(), previous_valid_until: z.string().nullable() }),
+    forged_deliveries: z.object({ count: z.int(), last_at: z.string().nullable() }),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Merchant");
+
+export const merchantResponse = z.object({ merchant: merchantSchema }).openapi("MerchantResponse");
+
+export const merchantPageResponse = z.object({ merchants: z.array(merchantSchema), next_cursor: nextCursor }).openapi("MerchantPage");
+
+/** `POST /admin/merchants`: the credentials are shown here and never again. */
+export const createdMerchantResponse = z
+  .object({
+    merchant: merchantSchema,
+    api_key: z.string(),
+    api_key_id: z.string(),
+    webhook: z.object({ path: z.string(), username: z.string(), password: z.string() }),
+    fulfillment: z.object({ signing_secret: z.string() }),
+  })
+  .openapi("CreatedMerchant");
+
+export const issuedApiKeyResponse = z.object({ api_key: z.object({ id: z.string(), key: z.string() }) }).openapi("IssuedApiKey");
+
+export const revokedApiKeyResponse = z.object({ api_key: z.object({ id: z.string(), revoked_at: z.string() }) }).openapi("RevokedApiKey");
+
+export const rotatedWebhookCredentialResponse = z
+  .object({
+    webhook: z.object({ path: z.string(), username: z.string(), password: z.string(), previous_valid_until: z.string() }),
+  })
+  .openapi("RotatedWebhookCredential");
+
+export const rotatedSigningSecretResponse = z
+  .object({ fulfillment: z.object({ signing_secret: z.string(), previous_valid_until: z.string() }) })
+  .openapi("RotatedSigningSecret");
+
+export const resealJobResponse = z
+  .object({
+    job: z.object({
+      id: z.string(),
+      status: z.enum(["running", "completed", "failed"]),
+      total: z.int(),
+      done: z.int(),
+      started_at: z.string().nullable(),
+      finished_at: z.string().nullable(),
+      error: z.string().optional(),
+      secrets_under_old_keys: z.int(),
+    }),
+  })
+  .openapi("ResealJob");
+
+export const reconciliationRunPageResponse = z
+  .object({
+    runs: z.array(
+      z.object({
+        id: z.string(),
+        started_at: z.string(),
+        found: z.int(),
+        refreshed: z.int(),
+        fixed: z.int(),
+        last_update_at: z.string().nullable(),
+      }),
+    ),
+    next_cursor: nextCursor,
+  })
+  .openapi("ReconciliationRunPage");
+
+export const auditPageResponse = z
+  .object({
+    entries: z.array(
+      z.object({
+        at: z.string(),
+        action: z.string().openapi({ description: `One of ${ADMIN_ACTIONS.join(", ")}.` }),
+        target: z.string(),
+        request_id: z.string(),
+      }),
+    ),
+    next_cursor: nextCursor,
+  })
+  .openapi("AuditPage");
+
+export const deadLetterPageResponse = z
+  .object({
+    dead_letters: z.array(
+      z.object({
+        id: z.string(),
+        queue: z.string(),
+        merchant_id: z.string().nullable(),
+        body: z.unknown(),
+        error: z.string().nullable(),
+        attempts: z.int(),
+        created_at: z.string(),
+      }),
+    ),
+    next_cursor: nextCursor,
+  })
+  .openapi("DeadLetterPage");
+
+export const redriveResponse = z
+  .object({ redriven: z.array(z.string()), skipped: z.array(z.object({ id: z.string(), reason: z.string() })) })
+  .openapi("Redrive");

@@ -1,0 +1,19 @@
+import { createMiddleware } from "hono/factory";
+
+/** Revalidated on every use (`no-cache`), or never stored at all (`no-store`: live figures, exports). */
+export type MerchantCachePolicy = "no-cache" | "no-store";
+
+/**
+ * The cache headers of every answer about one merchant: `private`, so no shared cache keeps it, and `Vary` on both the
+ * credential and the merchant the admin token names (http/merchant-auth.ts), since either changes the answer.
+ */
+export function merchantCacheHeaders(policy: MerchantCachePolicy) {
+  return { "Cache-Control": `private, ${policy}`, Vary: "Authorization, X-Merchant-Id" };
+}
+
+/** Sets `merchantCacheHeaders(policy)` on every answer of the routes it guards. */
+export const merchantCache = (policy: MerchantCachePolicy) =>
+  createMiddleware(async (c, next) => {
+    for (const [name, value] of Object.entries(merchantCacheHeaders(policy))) c.header(name, value);
+    await next();
+  });
