@@ -18,11 +18,11 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, db: Database, scheduledTime:
   }),
   // The backstop: every merchant's event log walked forward, so what no webhook brought is applied within a few runs.
   event_log: async (env, db, scheduledTime) => ({
-    event_log_walks: await startEventLogWalks(db, env.BATCHES, scheduledTime),
+    event_log_walks: await startEventLogWalks({ db, queue: env.BATCHES, now: scheduledTime }),
   }),
   reconciliation: async (env, db, scheduledTime) => {
     const staleAfterMs = appConfig(env).RECONCILE_AFTER_MINUTES * 60_000;
-    const run = await startReconciliation(db, env.BATCHES, scheduledTime, staleAfterMs);
+    const run = await startReconciliation({ db, queue: env.BATCHES, now: scheduledTime, staleAfterMs });
     return { reconciliation_run: run.runId, reconciliation_found: run.found };
   },
   // Forged ids are counted on their merchant; their inbox rows go after a week, so a flood does not grow D1 for ever.

@@ -31,6 +31,14 @@ const LEASE_MS = 60_000;
 
 type Outcome = "delivered" | "retrying" | "given_up";
 
+/** What the cron's alert work on one shard is given; `fetcher` lets tests stand in for the alert URL. */
+export interface AlertStepInput {
+  env: AppEnv;
+  db: Database;
+  now: number;
+  fetcher?: typeof fetch;
+}
+
 /**
  * Sends the alert notifications due at `now` (at most NOTIFICATIONS_PER_RUN, oldest due first), each claimed first with
  * compare-and-set (its due time moved past the lease), so overlapping runs never send one twice at once. Signed exactly
@@ -38,17 +46,7 @@ type Outcome = "delivered" | "retrying" | "given_up";
  * with a `webhook-id` stable across retries: `{alert id}_opened` or `{alert id}_resolved`. The configuration is read
  * only when something is due, so evaluating alerts never waits on it.
  */
-export async function sendAlertNotifications({
-  env,
-  db,
-  now,
-  fetcher = fetch,
-}: {
-  env: AppEnv;
-  db: Database;
-  now: number;
-  fetcher?: typeof fetch;
-}) {
+export async function sendAlertNotifications({ env, db, now, fetcher = fetch }: AlertStepInput) {
   const nowIso = new Date(now).toISOString();
   const isDue = and(eq(alerts.notificationStatus, "pending"), sql`${alerts.notificationDueAt} <= ${nowIso}`);
   const due = await db.select({ id: alerts.id }).from(alerts).where(isDue).orderBy(alerts.notificationDueAt).limit(NOTIFICATIONS_PER_RUN);

@@ -1,20 +1,8 @@
-import type { Database } from "../db/client";
-import type { AppEnv } from "../env";
 import { evaluateAlerts } from "./evaluate";
-import { sendAlertNotifications } from "./notify";
+import { type AlertStepInput, sendAlertNotifications } from "./notify";
 
 /** The cron's alert step on one shard: every rule for its merchants (bounded), then the alert URL notifications due. */
-export async function runAlertChecks({
-  env,
-  db,
-  now,
-  fetcher = fetch,
-}: {
-  env: AppEnv;
-  db: Database;
-  now: number;
-  fetcher?: typeof fetch;
-}) {
+export async function runAlertChecks({ env, db, now, fetcher = fetch }: AlertStepInput) {
   const evaluated = await evaluateAlerts({ db, now });
   return { ...evaluated, ...(await sendAlertNotifications({ env, db, now, fetcher })) };
 }

@@ -4,11 +4,11 @@ import type { Database } from "../db/client";
 import type { MerchantRow } from "../db/rows";
 import { eventLogCursors, merchants } from "../db/schema";
 import { redriveDeadLetters } from "../dead-letters/redrive";
-import type { AppConfig, AppEnv } from "../env";
 import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { smartRouterFor } from "../merchants/smart-router";
 import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
+import type { BatchLaneInput } from "../queue/consumer";
 import { type EventLogMessage, QUEUES } from "../queue/messages";
 import { sendAll } from "../queue/send";
 import type { SmartRouterClient } from "../smart-router/client";
@@ -31,7 +31,7 @@ const REGISTRATION_MARGIN_MS = 5 * 60_000;
 const AUTO_REDRIVE_MS = 7 * 24 * 3600_000;
 
 /** The Cron Trigger's part: one walk message per merchant whose key Smart Router does not refuse. */
-export async function startEventLogWalks(db: Database, queue: Queue, now: number): Promise<number> {
+export async function startEventLogWalks({ db, queue, now }: { db: Database; queue: Queue; now: number }): Promise<number> {
   const active = await db.select({ id: merchants.id }).from(merchants).where(isNull(merchants.smartRouterKeyRefusedAt));
   const runAt = new Date(now).toISOString();
   await sendAll(
@@ -82,7 +82,7 @@ async function readForward(client: SmartRouterClient, watermark: string | null, 
  * the same D1 batch as the events it covers, with compare-and-set on its old value, so it only ever passes what was
  * committed and a crash at any point means the next walk does the same work again, settled events costing nothing.
  */
-export async function walkEventLog(env: AppEnv, db: Database, config: AppConfig, work: EventLogMessage): Promise<void> {
+export async function walkEventLog({ env, db, config, work }: BatchLaneInput<EventLogMessage>): Promise<void> {
   const merchant = await db.select().from(merchants).where(eq(merchants.id, work.merchant_id)).get();
   if (!merchant || merchant.smartRouterKeyRefusedAt) return;
   const cursor = await db.select().from(eventLogCursors).where(eq(eventLogCursors.merchantId, merchant.id)).get();
@@ -227,7 +227,12 @@ const WALK_RETRIES = 5;
  * After a walk failed: our pacer's wait goes on when the pacer says; a failure is tried again soon, at most WALK_RETRIES
  * times, then the next cron run walks again from the watermark (nothing is lost by giving up: the watermark did not move).
  */
-export async function retryWalk(env: AppEnv, config: AppConfig, work: EventLogMessage, error: unknown): Promise<void> {
+export async function retryWalk({
+  env,
+  config,
+  work,
+  error,
+}: Omit<BatchLaneInput<EventLogMessage>, "db"> & { error: unknown }): Promise<void> {
   const waiting = error instanceof SmartRouterError && error.isLocalBackpressure;
   const attempt = work.attempt ?? 0;
   const hintMs = error instanceof SmartRouterError ? error.retryAfterMs : null;

@@ -7,6 +7,7 @@ import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { smartRouterFor } from "../merchants/smart-router";
 import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
+import type { BatchLaneInput } from "../queue/consumer";
 import { storeDeadLetter } from "../queue/dead-letters";
 import { type BatchMessage, chunk, QUEUES, type RefreshMessage, restOf, type UnitMessage } from "../queue/messages";
 import { postpone } from "../queue/retry";
@@ -109,7 +110,7 @@ interface UnitScope {
 }
 
 /** Runs one unit of batch work exactly once in effect: follow-ups are queued before the commit, counters move with it. */
-export async function runUnit(work: UnitMessage, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+export async function runUnit({ work, env, db, config }: BatchLaneInput<UnitMessage>): Promise<void> {
   const now = new Date().toISOString();
   const scope = await openUnit(db, work, now);
   if (!scope) return;
@@ -231,14 +232,14 @@ const keyRefusedReason = (detail: string | null) =>
  * Puts a unit that failed back under the batch-unit policy; past its horizon it becomes a dead letter and fails its
  * batch, so the merchant sees why instead of a batch `running` for ever.
  */
-export async function postponeUnit(
-  env: AppEnv,
-  db: Database,
-  config: AppConfig,
-  message: Message<unknown>,
-  unit: UnitMessage,
-  error: unknown,
-) {
+export async function postponeUnit({
+  env,
+  db,
+  config,
+  message,
+  work: unit,
+  error,
+}: BatchLaneInput<UnitMessage> & { message: Message<unknown>; error: unknown }) {
   log("warn", "batch.unit_failed", {
     unit_id: unit.unit_id,
     merchant_id: unit.merchant_id,
@@ -250,7 +251,7 @@ export async function postponeUnit(
     scale: config.RETRY_SCHEDULE_SCALE,
     now: Date.now(),
     deadLetter: async ({ message: failed, body }, reason) => {
-      await storeDeadLetter(db, { id: failed.id, queue: QUEUES.batches, body, error: reason, attempts: body.attempt ?? 0 });
+      await storeDeadLetter({ db, id: failed.id, queue: QUEUES.batches, body, error: reason, attempts: body.attempt ?? 0 });
       if (body.batch_id) await failBatch({ db, batchId: body.batch_id, reason });
     },
   });
@@ -260,7 +261,7 @@ export async function postponeUnit(
  * Records that Smart Router refused the merchant's key (logged at error, shown on `GET /admin/merchants/{id}`) and fails
  * its open batches with that reason; its batch work, reconciliation and backstop stop until the key is PATCHed.
  */
-export async function refuseMerchantKey(db: Database, merchantId: string, detail: string): Promise<void> {
+export async function refuseMerchantKey({ db, merchantId, detail }: { db: Database; merchantId: string; detail: string }): Promise<void> {
   log("error", "merchant.key_refused", { merchant_id: merchantId, detail });
   await db.batch([
     db

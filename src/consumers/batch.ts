@@ -3,6 +3,7 @@ import { retryWalk, walkEventLog } from "../backstop/event-log";
 import { postponeUnit, refuseMerchantKey, runUnit } from "../batches/work";
 import type { Database } from "../db/client";
 import type { AppConfig, AppEnv } from "../env";
+import type { ConsumerInput } from "../queue/consumer";
 import { parseOrDeadLetter } from "../queue/dead-letters";
 import { type BatchMessage, batchMessage } from "../queue/messages";
 import { SmartRouterError } from "../smart-router/errors";
@@ -23,7 +24,7 @@ interface Work {
  * is paced so business traffic keeps its share, results go through the same state machine as webhooks, and waiting is
  * done by the queue, not the Worker.
  */
-export async function consumeBatchWork(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+export async function consumeBatchWork({ batch, env, db, config }: ConsumerInput): Promise<void> {
   const context: BatchContext = { env, db, config };
   const parsed: Work[] = [];
   for (const message of batch.messages) {
@@ -48,9 +49,9 @@ async function handle({ message, work }: Work, context: BatchContext): Promise<v
 
 /** The work of one message, by its kind. */
 async function run(work: BatchMessage, { env, db, config }: BatchContext): Promise<void> {
-  if (work.kind === "event_log") await walkEventLog(env, db, config, work);
+  if (work.kind === "event_log") await walkEventLog({ env, db, config, work });
   else if (work.kind === "reseal") await resealPage({ db, config, queue: env.BATCHES, message: work });
-  else await runUnit(work, env, db, config);
+  else await runUnit({ work, env, db, config });
 }
 
 /** The failure policy of each kind of batch work; every branch settles the message. */
@@ -61,12 +62,16 @@ async function settleFailure({ message, work }: Work, error: unknown, { env, db,
     message.ack();
   } else if (error instanceof SmartRouterError && error.kind === "authentication") {
     // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.
-    await refuseMerchantKey(db, work.merchant_id, `${error.status ?? 401} ${error.errorType ?? "authentication failed"}`);
+    await refuseMerchantKey({
+      db,
+      merchantId: work.merchant_id,
+      detail: `${error.status ?? 401} ${error.errorType ?? "authentication failed"}`,
+    });
     message.ack();
   } else if (work.kind === "event_log") {
-    await retryWalk(env, config, work, error);
+    await retryWalk({ env, config, work, error });
     message.ack();
   } else {
-    await postponeUnit(env, db, config, message, work, error);
+    await postponeUnit({ env, db, config, message, work, error });
   }
 }

@@ -1,14 +1,14 @@
-import type { Database } from "../db/client";
 import { groupByShard, type Shard } from "../db/shards";
 import { consumeDeadLetters } from "../dead-letters/consumer";
-import { type AppConfig, type AppEnv, appConfig } from "../env";
+import { type AppEnv, appConfig } from "../env";
 import { consumeFulfillments } from "../fulfillment/consumer";
 import { consumeWebhooks } from "../ingest/consumer";
 import { log } from "../lib/log";
+import type { ConsumerInput } from "../queue/consumer";
 import { DEAD_LETTER_QUEUES, QUEUES } from "../queue/messages";
 import { consumeBatchWork } from "./batch";
 
-type Consumer = (batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig) => Promise<void>;
+type Consumer = (input: ConsumerInput) => Promise<void>;
 
 /** The consumer of a queue by its exact name (wrangler.toml). */
 function consumerOf(queue: string): Consumer {
@@ -16,13 +16,13 @@ function consumerOf(queue: string): Consumer {
     case QUEUES.webhooks:
       return consumeWebhooks;
     case QUEUES.fulfillments:
-      return (batch, env, db, config) => consumeFulfillments({ batch, env, db, config });
+      return consumeFulfillments;
     case QUEUES.batches:
       return consumeBatchWork;
     case DEAD_LETTER_QUEUES.webhooks:
     case DEAD_LETTER_QUEUES.fulfillments:
     case DEAD_LETTER_QUEUES.batches:
-      return (batch, _env, db) => consumeDeadLetters(batch, db);
+      return consumeDeadLetters;
     default:
       throw new Error(`no consumer for queue ${queue}`);
   }
@@ -63,7 +63,7 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: AppEnv): Pr
   await Promise.all(
     [...parts].map(async ([shard, messages]: [Shard, Message<unknown>[]]) => {
       try {
-        await consume(partOf(batch, messages), env, shard.db, config);
+        await consume({ batch: partOf(batch, messages), env, db: shard.db, config });
       } catch (error) {
         log("error", "queue.shard_part_failed", {
           queue: batch.queue,

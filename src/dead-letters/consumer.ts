@@ -1,9 +1,9 @@
 import { and, eq } from "drizzle-orm";
 import { failBatch } from "../batches/batches";
-import type { Database } from "../db/client";
 import { events } from "../db/schema";
 import { failFulfillment } from "../fulfillment/outbox";
 import { log } from "../lib/log";
+import type { ConsumerInput } from "../queue/consumer";
 import { storeDeadLetter } from "../queue/dead-letters";
 import { DEAD_LETTER_QUEUES, QUEUES } from "../queue/messages";
 
@@ -21,7 +21,7 @@ function field(body: unknown, name: string): string | null {
 }
 
 /** Stores each message the queue gave up on, with the last error we recorded for it, and marks a fulfilment failed. */
-export async function consumeDeadLetters(batch: MessageBatch<unknown>, db: Database): Promise<void> {
+export async function consumeDeadLetters({ batch, db }: Pick<ConsumerInput, "batch" | "db">): Promise<void> {
   const source = DEAD_LETTER_SOURCES[batch.queue] ?? batch.queue;
   for (const message of batch.messages) {
     const merchantId = field(message.body, "merchant_id");
@@ -43,7 +43,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, db: Datab
     const batchId = field(message.body, "batch_id");
     // A unit of batch work that failed for good fails its batch: it must not stay `running` for ever.
     if (batchId) await failBatch({ db, batchId, reason: `a unit of work failed for good: ${error}` });
-    await storeDeadLetter(db, { id: message.id, queue: source, body: message.body, error, attempts: message.attempts, merchantId });
+    await storeDeadLetter({ db, id: message.id, queue: source, body: message.body, error, attempts: message.attempts, merchantId });
     log("error", "dead_letter.stored", { queue: source, merchant_id: merchantId, event_id: eventId, transaction_id: transactionId, error });
     message.ack();
   }

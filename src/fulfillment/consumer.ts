@@ -88,6 +88,6 @@ async function giveUp({
   reason: string;
 }) {
   await failFulfillment({ db, merchantId: body.merchant_id, transactionId: body.transaction_id });
-  await storeDeadLetter(db, { id: message.id, queue: QUEUES.fulfillments, body, error: reason, attempts: body.attempt ?? 0 });
+  await storeDeadLetter({ db, id: message.id, queue: QUEUES.fulfillments, body, error: reason, attempts: body.attempt ?? 0 });
   log("error", "fulfillment.gave_up", { merchant_id: body.merchant_id, transaction_id: body.transaction_id, reason });
 }

@@ -7,6 +7,7 @@ import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
 import { smartRouterFor } from "../merchants/smart-router";
 import { VERIFICATION_RETRY } from "../queue/backoff";
+import type { ConsumerInput } from "../queue/consumer";
 import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
 import { QUEUES, type WebhookMessage, webhookMessageV1 } from "../queue/messages";
 import { type Postponed, postpone } from "../queue/retry";
@@ -87,7 +88,8 @@ async function classify(db: Database, batch: MessageBatch<unknown>, plan: Plan, 
     const { merchant_id: merchantId, event_id: eventId } = delivery.body;
     if (!merchantRows.has(merchantId)) {
       const { message, body } = delivery;
-      await storeDeadLetter(db, {
+      await storeDeadLetter({
+        db,
         id: message.id,
         queue: batch.queue,
         body,
@@ -286,7 +288,7 @@ async function settle({ env, db, config, plan }: Decided) {
  * Consumes a batch of webhook deliveries in steps: classify → verify (fetch-back) → decide → commit (one D1 batch) →
  * settle (ack, retry, re-check). Nothing is acked before the commit that records it.
  */
-export async function consumeWebhooks(batch: MessageBatch<unknown>, env: AppEnv, db: Database, config: AppConfig): Promise<void> {
+export async function consumeWebhooks({ batch, env, db, config }: ConsumerInput): Promise<void> {
   const now = new Date().toISOString();
   const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [], fetchBacks: [] };
   const { valid, merchantRows, pending } = await classify(db, batch, plan, now);
@@ -319,7 +321,7 @@ async function retryVerification(env: AppEnv, db: Database, config: AppConfig, i
     now: Date.now(),
     deadLetter: async ({ message, body }, reason) => {
       log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, reason });
-      await storeDeadLetter(db, { id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });
+      await storeDeadLetter({ db, id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });
     },
   });
 }

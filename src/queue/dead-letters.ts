@@ -3,10 +3,18 @@ import type { Database } from "../db/client";
 import { deadLetters } from "../db/schema";
 
 /** Keeps a message that failed for good, with its last error, until an operator redrives it. Idempotent per message id. */
-export async function storeDeadLetter(
-  db: Database,
-  letter: { id: string; queue: string; body: unknown; error: string; attempts: number; merchantId?: string | null },
-): Promise<void> {
+export async function storeDeadLetter({
+  db,
+  ...letter
+}: {
+  db: Database;
+  id: string;
+  queue: string;
+  body: unknown;
+  error: string;
+  attempts: number;
+  merchantId?: string | null;
+}): Promise<void> {
   const merchantId =
     letter.merchantId ??
     (typeof letter.body === "object" && letter.body !== null && "merchant_id" in letter.body && typeof letter.body.merchant_id === "string"
@@ -30,7 +38,7 @@ export async function parseOrDeadLetter<S extends z.ZodType>(
 ): Promise<z.infer<S> | null> {
   const parsed = schema.safeParse(message.body);
   if (parsed.success) return parsed.data;
-  await storeDeadLetter(db, { id: message.id, queue, body: message.body, error: "unrecognised message", attempts: message.attempts });
+  await storeDeadLetter({ db, id: message.id, queue, body: message.body, error: "unrecognised message", attempts: message.attempts });
   message.ack();
   return null;
 }

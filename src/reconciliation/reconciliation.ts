@@ -51,7 +51,17 @@ export function reconciliationCandidates(db: Database, cutoff: string) {
  * a dropped webhook) and queues their refresh in the batch lane, so they reach their true state anyway. The records are
  * stamped as looked at when queued, so the next run takes the next ones even while these refreshes wait for the API.
  */
-export async function startReconciliation(db: Database, queue: Queue, now: number, staleAfterMs: number) {
+export async function startReconciliation({
+  db,
+  queue,
+  now,
+  staleAfterMs,
+}: {
+  db: Database;
+  queue: Queue;
+  now: number;
+  staleAfterMs: number;
+}) {
   const asOf = new Date(now).toISOString();
   const stale = await reconciliationCandidates(db, new Date(now - staleAfterMs).toISOString());
   const runId = `rec_${crypto.randomUUID().replaceAll("-", "")}`;
