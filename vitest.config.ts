@@ -13,8 +13,11 @@ const TEST_SECRETS = {
   SECRETS_KEY_PREVIOUS: "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=",
 };
 
-/** Every outbound fetch of the worker and the tests lands on this Smart Router emulator (one per run; tests use their own projects). */
-export const SANDBOX_ORIGIN = "http://smart-router.sandbox";
+/**
+ * Every outbound fetch of the worker and the tests lands on this Smart Router emulator (one per run; tests use their own
+ * projects). https because src/env.ts refuses plain http to a non-loopback host; the outbound service answers either scheme.
+ */
+export const SANDBOX_ORIGIN = "https://smart-router.sandbox";
 // Emulated delays run 1000× faster; deliveries are relayed by the tests, since this Node process cannot reach the worker.
 const sandbox = createSandbox({ timeScale: 0.001, transport: "relay" });
 

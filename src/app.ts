@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { isStorageError, safeErrorMessage } from "./db/errors";
 import { directoryDatabase } from "./db/shards";
 import { type AppEnv, appConfig } from "./env";
 import { ApiError, type ErrorCode, errorBody } from "./errors";
@@ -29,6 +30,9 @@ const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
   429: "rate_limited",
   503: "service_unavailable",
 };
+
+/** The Retry-After of a request a failing D1 shard could not serve. */
+const STORAGE_RETRY_AFTER_SECONDS = "30";
 
 type OpenApiDocument = ReturnType<typeof statusApiDocument>;
 let document: OpenApiDocument | undefined;
@@ -92,13 +96,16 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
       const code = STATUS_CODES[error.status] ?? "bad_request";
       return c.json(errorBody(code, error.message || code, id), error.status as ContentfulStatusCode);
     }
-    // Unexpected: log the name and message only (bodies and secrets never reach an error message), answer without details.
-    log("error", "request.failed", {
-      request_id: id,
-      method: c.req.method,
-      path: c.req.path,
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-    });
+    // Logged without bodies or secrets: for a failed query, D1's own message, never drizzle's (it quotes bound values).
+    const fields = { request_id: id, method: c.req.method, path: c.req.path, error: safeErrorMessage(error) };
+    // A shard that errors (unreachable, unmigrated, full) fails only the requests that need it, with a 503 to retry.
+    if (isStorageError(error)) {
+      log("error", "request.storage_failed", fields);
+      return c.json(errorBody("service_unavailable", "storage is unavailable; retry later", id), 503, {
+        "Retry-After": STORAGE_RETRY_AFTER_SECONDS,
+      });
+    }
+    log("error", "request.failed", fields);
     return c.json(errorBody("internal_error", "internal error; quote the request_id when asking for help", id), 500);
   });
 

@@ -22,8 +22,21 @@ const base64Key = z.string().refine((value) => {
   }
 }, "must be base64 of exactly 32 bytes");
 
+/** Hosts whose plain-http traffic never leaves the machine (WHATWG `URL.hostname` keeps IPv6's brackets). */
+const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/**
+ * The Smart Router API base URL: every merchant's secret key travels to it as Basic auth, so it must be https. Plain http
+ * is accepted for a loopback host only, where `npm start` and the benches run the emulator.
+ */
+const smartRouterApiUrl = z.url().refine((value) => {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname));
+}, "must be an https:// URL (plain http only for a loopback host: 127.0.0.1, localhost, [::1])");
+
 const configSchema = z.object({
-  SMART_ROUTER_API_URL: z.url(),
+  SMART_ROUTER_API_URL: smartRouterApiUrl,
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters"),
   ADMIN_TOKEN_PREVIOUS: z.string().min(16, "must be at least 16 characters").optional(),
   SECRETS_KEY: base64Key,

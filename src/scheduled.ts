@@ -1,10 +1,11 @@
 import { runAlertChecks } from "./alerts/scheduled";
 import { startEventLogWalks } from "./backstop/event-log";
-import type { Database } from "./db/client";
-import { shardsOf } from "./db/shards";
+import { isStorageError, safeErrorMessage } from "./db/errors";
+import { directoryDatabase, type Shard, shardsOf } from "./db/shards";
 import { type AppEnv, appConfig, retentionDays } from "./env";
 import { resendStalledFulfillments } from "./fulfillment/sweep";
 import { log } from "./lib/log";
+import { listApiKeysInDirectory } from "./merchants/api-keys";
 import { startReconciliation } from "./reconciliation/reconciliation";
 import { pruneRejectedEvents } from "./retention/prune";
 import { runRetention } from "./retention/retention";
@@ -12,27 +13,32 @@ import { runRetention } from "./retention/retention";
 type StepResult = Record<string, unknown>;
 
 /** The Cron Trigger's work, step by step, each run on one shard; each step's result is logged with the run. */
-const SCHEDULED_STEPS: Record<string, (env: AppEnv, db: Database, scheduledTime: number) => Promise<StepResult>> = {
-  fulfillment_sweep: async (env, db, scheduledTime) => ({
+const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime: number) => Promise<StepResult>> = {
+  fulfillment_sweep: async (env, { db }, scheduledTime) => ({
     fulfillments_resent: await resendStalledFulfillments({ env, db, now: scheduledTime }),
   }),
   // The backstop: every merchant's event log walked forward, so what no webhook brought is applied within a few runs.
-  event_log: async (env, db, scheduledTime) => ({
+  event_log: async (env, { db }, scheduledTime) => ({
     event_log_walks: await startEventLogWalks({ db, queue: env.BATCHES, now: scheduledTime }),
   }),
-  reconciliation: async (env, db, scheduledTime) => {
+  reconciliation: async (env, { db }, scheduledTime) => {
     const staleAfterMs = appConfig(env).RECONCILE_AFTER_MINUTES * 60_000;
     const run = await startReconciliation({ db, queue: env.BATCHES, now: scheduledTime, staleAfterMs });
     return { reconciliation_run: run.runId, reconciliation_found: run.found };
   },
   // Forged ids are counted on their merchant; their inbox rows go after a week, so a flood does not grow D1 for ever.
-  rejected_events_prune: async (_env, db, scheduledTime) => ({
+  rejected_events_prune: async (_env, { db }, scheduledTime) => ({
     rejected_events_pruned: await pruneRejectedEvents({ db, now: scheduledTime }),
   }),
   // Business alerts (issue 13): every rule for every merchant, bounded per run, then the alert URL notifications due.
-  alerts: (env, db, scheduledTime) => runAlertChecks({ env, db, now: scheduledTime }),
+  alerts: (env, { db }, scheduledTime) => runAlertChecks({ env, db, now: scheduledTime }),
   // Issue 14: histories settled for RETENTION_DAYS move to R2; bookkeeping rows past their windows are pruned.
-  retention: (env, db, scheduledTime) => runRetention({ db, bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
+  retention: (env, { db }, scheduledTime) =>
+    runRetention({ db, bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
+  // Issue 20: keys issued before the API key directory existed are entered in it (bounded per run; idempotent).
+  api_key_directory: async (env, { db, index }) => ({
+    api_keys_listed: await listApiKeysInDirectory({ db, directory: directoryDatabase(env), shard: index }),
+  }),
 };
 
 /** The shards' results of a run as one: counts are added up, anything else (a run id) is listed shard by shard. */
@@ -51,29 +57,34 @@ function combined(results: readonly StepResult[]): StepResult {
 /**
  * The Cron Trigger's work, on every shard (src/db/shards.ts): lost fulfilment nudges, the event-log backstop,
  * reconciliation of records nothing has looked at for a while, pruning of week-old rejected inbox rows, business alerts,
- * and retention (archive to R2, pruning). Every step runs on every shard even when another fails; each failure is logged
- * with its shard, and the run then fails naming the steps.
+ * retention (archive to R2, pruning) and the API key directory's backfill. Every step runs on every shard even when
+ * another fails; each failure is logged at error with its shard. A D1 failure is that shard's own (unreachable,
+ * unmigrated, full: `GET /health/ready` names it to the admin) and does not fail the run, so one shard's outage never
+ * marks every run failed while the other shards' work is done; any other failure (a queue, the configuration) fails
+ * the run, naming its steps.
  */
 export async function runScheduledWork(env: AppEnv, scheduledTime: number): Promise<void> {
   const runs = Object.entries(SCHEDULED_STEPS).flatMap(([step, run]) => shardsOf(env).map((shard) => ({ step, shard, run })));
   const outcomes = await Promise.all(
     runs.map(async ({ step, shard, run }) => {
       try {
-        return { step, result: await run(env, shard.db, scheduledTime) };
+        return { step, shard: shard.index, result: await run(env, shard, scheduledTime) };
       } catch (error) {
-        log("error", "scheduled.step_failed", { step, shard: shard.index, error: String(error) });
-        return { step, error };
+        log("error", "scheduled.step_failed", { step, shard: shard.index, storage: isStorageError(error), error: safeErrorMessage(error) });
+        return { step, shard: shard.index, error };
       }
     }),
   );
   const failed = outcomes.filter((outcome) => "error" in outcome);
   const failedSteps = [...new Set(failed.map((outcome) => outcome.step))];
+  const failedShards = [...new Set(failed.filter((outcome) => isStorageError(outcome.error)).map((outcome) => outcome.shard))];
   const results = combined(outcomes.flatMap((outcome) => ("result" in outcome && outcome.result ? [outcome.result] : [])));
-  log("info", "scheduled.run", { ...results, shards: shardsOf(env).length, failed_steps: failedSteps });
-  if (failed.length > 0) {
+  log("info", "scheduled.run", { ...results, shards: shardsOf(env).length, failed_steps: failedSteps, failed_shards: failedShards });
+  const fatal = failed.filter((outcome) => !isStorageError(outcome.error));
+  if (fatal.length > 0) {
     throw new AggregateError(
-      failed.map((outcome) => outcome.error),
-      `scheduled work failed: ${failedSteps.join(", ")}`,
+      fatal.map((outcome) => outcome.error),
+      `scheduled work failed: ${[...new Set(fatal.map((outcome) => outcome.step))].join(", ")}`,
     );
   }
 }

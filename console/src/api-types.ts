@@ -10,7 +10,7 @@ export interface paths {
         };
         /**
          * Export transactions
-         * @description Every transaction created in [created_after, created_before), at most 31 days, oldest first (ties by id), streamed: transactions whose history was archived are included, since the record itself always stays. CSV follows RFC 4180 (CRLF, fields quoted when needed) with the status API's fields flattened (`metadata` as JSON, `last_event_*`, `fulfillment_*`); amounts are Smart Router's decimal strings; a free-text cell starting with `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'` so spreadsheets do not evaluate it. NDJSON lines are the status API's transaction objects, untouched. Read from D1 500 rows at a time; a failure mid-way cuts the response off (an incomplete body), never a shorter file that looks whole.
+         * @description Every transaction created in [created_after, created_before), at most 31 days, oldest first (ties by id), streamed: transactions whose history was archived are included, since the record itself always stays. CSV follows RFC 4180 (CRLF, fields quoted when needed) with the status API's fields flattened (`metadata` as JSON, `last_event_*`, `fulfillment_*`); amounts are Smart Router's decimal strings; a free-text cell starting with `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'` so spreadsheets do not evaluate it. NDJSON lines are the status API's transaction objects, untouched. Read from D1 500 rows at a time; a failure mid-way cuts the response off (an incomplete body), never a shorter file that looks whole. At most 2 exports of a merchant stream at once, whichever API keys asked for them.
          */
         get: {
             parameters: {
@@ -58,7 +58,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description `rate_limited`: too many requests for this API key. */
+                /** @description `rate_limited`: too many requests for this API key, or 2 exports of this merchant are streaming already (retry once one has ended). */
                 429: {
                     headers: {
                         /** @description Seconds to wait before retrying. */
@@ -591,7 +591,7 @@ export interface paths {
         put?: never;
         /**
          * Start a batch operation
-         * @description Runs in the batch lane: it starts slowly, takes at most its share of the Smart Router rate limit, and never delays webhooks.
+         * @description Runs in the batch lane: it starts slowly, takes at most its share of the Smart Router rate limit, and never delays webhooks. A merchant has at most 5 batches open (queued or running) at once.
          */
         post: {
             parameters: {
@@ -626,6 +626,15 @@ export interface paths {
                 };
                 /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: 5 batches are already open; the message names them (cancel one or wait for one to finish). */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1628,6 +1637,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description `conflict`: the id or the Smart Router project is taken, or a concurrent change won. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description `payload_too_large`: the body passes 16 KiB. */
                 413: {
                     headers: {
@@ -2453,13 +2471,19 @@ export interface components {
             finished_at: string | null;
             error?: string;
         };
-        /** @description `sync` pulls every Smart Router transaction created in [created_after, created_before); `refresh` re-reads the given ids. */
+        /** @description `sync` pulls every Smart Router transaction created in [created_after, created_before), at most 31 days; `refresh` re-reads the given ids. */
         CreateBatch: {
             /** @enum {string} */
             kind: "sync";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description Transactions Smart Router created at or after this instant. The range is at most 31 days: sync a longer period month by month.
+             */
             created_after: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description Transactions created strictly before this instant, at most 31 days after created_after.
+             */
             created_before: string;
         } | {
             /** @enum {string} */

@@ -6,6 +6,7 @@ import { merchants, resealJobs } from "../db/schema";
 import { shardsOf } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { log } from "../lib/log";
 import { secretContext } from "../merchants/merchants";
 import { currentKeyId, openSecret, type SealedSecret, sealSecret } from "../security/vault";
 
@@ -99,10 +100,60 @@ export async function findReseal({ env, jobId }: { env: AppEnv; jobId: string })
 }
 
 /**
+ * One UPDATE per secret of the page sealed under another key, re-sealed under the current one; compare-and-set on the
+ * ciphertext it replaces, so a rotation or PATCH that wrote a new secret meanwhile keeps it, and a page run twice
+ * re-seals nothing twice.
+ */
+async function resealStatements({ db, config, page }: { db: Database; config: AppConfig; page: readonly MerchantRow[] }) {
+  const current = await currentKeyId(config);
+  const statements: BatchStatement[] = [];
+  for (const row of page) {
+    for (const { sealed, context, columns } of sealedSecretsOf(row)) {
+      if (sealed.keyId === current) continue;
+      const resealed = await sealSecret(config, await openSecret(config, sealed, context), context);
+      const changes: Partial<Record<SecretColumn, string>> = {};
+      changes[columns.ciphertext] = resealed.ciphertext;
+      changes[columns.keyId] = resealed.keyId;
+      statements.push(
+        db
+          .update(merchants)
+          .set(changes)
+          .where(and(eq(merchants.id, row.id), eq(merchants[columns.ciphertext], sealed.ciphertext))),
+      );
+    }
+  }
+  return statements;
+}
+
+/**
+ * Moves the job past a page: cursor, progress and, on a short page, completion. Compare-and-set on the job still
+ * running from the cursor the page started at, so of two runs of one page (a duplicated or redelivered message) exactly
+ * one counts it, and a job failed meanwhile stays failed.
+ */
+function advanceJob({ db, job, page }: { db: Database; job: JobRow; page: readonly MerchantRow[] }) {
+  const finished = page.length < MERCHANTS_PER_PAGE;
+  const statement = db
+    .update(resealJobs)
+    .set({
+      cursor: page.at(-1)?.id ?? job.cursor,
+      done: sql`${resealJobs.done} + ${page.length}`,
+      ...(finished ? { status: "completed" as const, finishedAt: new Date().toISOString() } : {}),
+    })
+    .where(
+      and(
+        eq(resealJobs.id, job.id),
+        eq(resealJobs.status, "running"),
+        job.cursor ? eq(resealJobs.cursor, job.cursor) : sql`${resealJobs.cursor} IS NULL`,
+      ),
+    );
+  return { finished, statement };
+}
+
+/**
  * Re-seals the next page of merchants after the job's cursor: every secret sealed by another key is opened (the
  * previous key still decrypts it) and sealed again under the current one, and the cursor and progress move in the same
- * D1 batch, so a crash or a redelivered message resumes after the last committed page and re-seals nothing twice
- * (a secret already under the current key is left as it is). Ends when a page comes back short.
+ * D1 batch, so a crash or a redelivered message resumes after the last committed page. The run that loses the job's
+ * compare-and-set to another run of the same page sends no next page: the winner did. Ends when a page comes back short.
  */
 export async function resealPage({
   db,
@@ -117,38 +168,18 @@ export async function resealPage({
 }): Promise<void> {
   const job = await db.select().from(resealJobs).where(eq(resealJobs.id, message.job_id)).get();
   if (job?.status !== "running") return;
-  const current = await currentKeyId(config);
   const page = await db
     .select()
     .from(merchants)
     .where(job.cursor ? gt(merchants.id, job.cursor) : undefined)
     .orderBy(asc(merchants.id))
     .limit(MERCHANTS_PER_PAGE);
-  const statements: BatchStatement[] = [];
-  for (const row of page) {
-    const changes: Partial<Record<SecretColumn, string>> = {};
-    for (const secret of sealedSecretsOf(row)) {
-      if (secret.sealed.keyId === current) continue;
-      const resealed = await sealSecret(config, await openSecret(config, secret.sealed, secret.context), secret.context);
-      changes[secret.columns.ciphertext] = resealed.ciphertext;
-      changes[secret.columns.keyId] = resealed.keyId;
-    }
-    if (Object.keys(changes).length > 0) statements.push(db.update(merchants).set(changes).where(eq(merchants.id, row.id)));
+  const { finished, statement } = advanceJob({ db, job, page });
+  const results = await runBatch(db.$client, [...(await resealStatements({ db, config, page })), statement]);
+  if ((results.at(-1)?.meta.changes ?? 0) === 0) {
+    log("info", "reseal.page_already_counted", { job_id: job.id, shard: message.shard ?? 0, cursor: job.cursor });
+    return;
   }
-  const last = page.at(-1);
-  const finished = page.length < MERCHANTS_PER_PAGE;
-  statements.push(
-    db
-      .update(resealJobs)
-      .set({
-        cursor: last?.id ?? job.cursor,
-        done: sql`${resealJobs.done} + ${page.length}`,
-        ...(finished ? { status: "completed" as const, finishedAt: new Date().toISOString() } : {}),
-      })
-      // Only from where this page started: a duplicated message cannot count a page twice.
-      .where(and(eq(resealJobs.id, job.id), job.cursor ? eq(resealJobs.cursor, job.cursor) : sql`${resealJobs.cursor} IS NULL`)),
-  );
-  await runBatch(db.$client, statements);
   if (!finished) await queue.send(message, { contentType: "json" });
 }
 

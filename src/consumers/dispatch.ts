@@ -1,3 +1,4 @@
+import { safeErrorMessage } from "../db/errors";
 import { groupByShard, type Shard } from "../db/shards";
 import { consumeDeadLetters } from "../dead-letters/consumer";
 import { type AppEnv, appConfig } from "../env";
@@ -69,7 +70,8 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: AppEnv): Pr
           queue: batch.queue,
           shard: shard.index,
           messages: messages.length,
-          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+          // D1's own message for a failed query, never drizzle's (it quotes the bound values: ids, amounts).
+          error: safeErrorMessage(error),
         });
         for (const message of messages) message.retry();
       }

@@ -1,6 +1,8 @@
-import { count, eq } from "drizzle-orm";
+import { count, eq, sql } from "drizzle-orm";
 import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
 import { type Database, openDatabase } from "./client";
+import { safeErrorMessage } from "./errors";
 import { merchantShards } from "./schema";
 
 /**
@@ -75,15 +77,50 @@ export async function databaseFor(env: AppEnv, merchantId: string): Promise<Data
   return (await shardFor(env, merchantId)).db;
 }
 
-/** The shard a new merchant goes to: the one holding the fewest merchants (the lowest index on a tie). */
+/** How one shard answered a probe: `reason` is D1's own message (a table, a code), never a bound value or a secret. */
+export interface ShardHealth {
+  shard: number;
+  binding: string;
+  ok: boolean;
+  reason?: string;
+}
+
+/** The binding name of a shard index, as wrangler.toml declares it. */
+export const bindingOf = (index: number): string => (index === 0 ? "DB" : `DB_SHARD_${index}`);
+
+/**
+ * Probes every shard side by side with a read of a real table (`merchants`, which every query of a merchant joins), so a
+ * shard that is unreachable or unmigrated counts as failing where `SELECT 1` would still answer.
+ */
+export function probeShards(env: AppEnv): Promise<ShardHealth[]> {
+  return Promise.all(
+    shardsOf(env).map(async ({ index, db }) => {
+      try {
+        await db.get(sql`SELECT 1 FROM merchants LIMIT 1`);
+        return { shard: index, binding: bindingOf(index), ok: true };
+      } catch (error) {
+        return { shard: index, binding: bindingOf(index), ok: false, reason: safeErrorMessage(error) };
+      }
+    }),
+  );
+}
+
+/**
+ * The shard a new merchant goes to: among the shards that answer a probe, the one holding the fewest merchants (the
+ * lowest index on a tie). None answering is a 503 before anything is claimed.
+ */
 export async function leastFullShard(env: AppEnv): Promise<Shard> {
-  const counted = await directoryDatabase(env)
-    .select({ shard: merchantShards.shard, merchants: count() })
-    .from(merchantShards)
-    .groupBy(merchantShards.shard);
+  const [counted, health] = await Promise.all([
+    directoryDatabase(env).select({ shard: merchantShards.shard, merchants: count() }).from(merchantShards).groupBy(merchantShards.shard),
+    probeShards(env),
+  ]);
   const load = new Map(counted.map((row) => [row.shard, row.merchants]));
   const fill = (shard: Shard) => load.get(shard.index) ?? 0;
-  return shardsOf(env).reduce((least, shard) => (fill(shard) < fill(least) ? shard : least), shardAt(env, 0));
+  const healthy = new Set(health.filter((probe) => probe.ok).map((probe) => probe.shard));
+  const candidates = shardsOf(env).filter((shard) => healthy.has(shard.index));
+  const [first, ...rest] = candidates;
+  if (!first) throw new ApiError("service_unavailable", "no database can take a new merchant now; retry later", { "Retry-After": "30" });
+  return rest.reduce((least, shard) => (fill(shard) < fill(least) ? shard : least), first);
 }
 
 /** Records where a merchant lives once its registration committed there (this isolate knows at once). */

@@ -55,10 +55,18 @@ export function noteAdminAction<E extends AdminContext>(c: Context<E>, action: A
 /**
  * Runs the rest of the request, then records in the admin audit what it noted: the one place the audit is written. An
  * action is noted once its change is made, so its entry follows the change, and a refused request (nothing noted) leaves none.
+ * A failed audit write is logged at error with the entries, and the answer stands: the change is committed (usually on
+ * another shard than the audit's DB, so not in one D1 batch with it), and an error here would hide a secret shown only in
+ * that answer (a new API key, webhook password or signing secret) and invite a retry of a change that already happened.
  */
 export async function auditAdminActions<E extends AdminContext>(c: Context<E>, next: Next): Promise<void> {
   await next();
-  await recordAdminActions({ db: c.var.directoryDb, requestId: c.var.requestId, actions: c.var.adminActions ?? [] });
+  const actions = c.var.adminActions ?? [];
+  try {
+    await recordAdminActions({ db: c.var.directoryDb, requestId: c.var.requestId, actions });
+  } catch (error) {
+    log("error", "admin.audit_failed", { request_id: c.var.requestId, actions, error: String(error) });
+  }
 }
 
 /**

@@ -1,6 +1,10 @@
 import { createMiddleware } from "hono/factory";
 
-/** Revalidated on every use (`no-cache`), or never stored at all (`no-store`: live figures, exports). */
+/**
+ * `no-store`: never written to any cache, a browser's disk included: answers carrying a customer's personal or payment data
+ * (transaction records, operations, timelines, exports, alerts about a payment) and live figures. `no-cache`: kept, but
+ * revalidated on every use (ETag): answers without such data.
+ */
 export type MerchantCachePolicy = "no-cache" | "no-store";
 
 /**

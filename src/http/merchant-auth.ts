@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import { auditTarget } from "../audit/audit";
-import { databaseFor, shardDatabases } from "../db/shards";
+import { databaseFor, rememberShard, shardAt, shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 import { type ApiKeyHolder, authenticateApiKey, merchantForAdmin } from "../merchants/api-keys";
 import { merchantIdSchema } from "../merchants/schemas";
@@ -38,12 +38,14 @@ export const requireMerchantKey = () =>
     const presented = bearerToken(c.req.header("authorization"));
     const admin = await matchAdminToken(c.var.config, presented);
     if (admin === null) {
-      const merchant = await authenticateApiKey({ shards: shardDatabases(c.env), presented });
-      if (!merchant) {
+      const found = await authenticateApiKey({ directory: c.var.directoryDb, shards: shardDatabases(c.env), presented });
+      if (!found) {
         throw new ApiError("unauthorized", "missing, invalid or revoked API key", { "WWW-Authenticate": 'Bearer realm="status-api"' });
       }
-      c.set("merchant", merchant);
-      c.set("db", await databaseFor(c.env, merchant.id));
+      // The key's directory row named the shard: no second directory read for the merchant's.
+      rememberShard(found.holder.id, found.shard);
+      c.set("merchant", found.holder);
+      c.set("db", shardAt(c.env, found.shard).db);
       await next();
       return;
     }

@@ -1,5 +1,6 @@
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import type { MerchantRow } from "../db/rows";
 import { merchants } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
@@ -259,7 +260,8 @@ async function commit({ env, db, config, plan, valid, merchantRows, now }: Decid
 
 /** When the commit failed: nothing was recorded, so every delivery it would have acked is retried too. */
 async function retryUncommitted({ env, db, config, plan, valid }: Decided, error: unknown) {
-  log("error", "webhooks.batch_failed", { messages: valid.length, error: error instanceof Error ? error.message : String(error) });
+  // D1's own message, never drizzle's: it quotes the batch's bound values (merchant and event ids, amounts).
+  log("error", "webhooks.batch_failed", { messages: valid.length, error: safeErrorMessage(error) });
   const all = [...valid.filter((d) => plan.toAck.includes(d.message)), ...plan.toRetry.map((r) => r.delivery)];
   await retryVerification(
     env,

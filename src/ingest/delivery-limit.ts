@@ -10,8 +10,29 @@ export const DELIVERY_WINDOW_SECONDS = 60;
 /** A merchant's edge limit unless `rate_limits.webhooks_rpm` says otherwise: far above any real Smart Router traffic. */
 export const DEFAULT_DELIVERIES_PER_MINUTE = 6_000;
 
-// Round robin over a merchant's keys, per isolate: each isolate spreads its deliveries evenly, so all of them together do too.
-let turn = 0;
+/**
+ * Merchants whose rotation an isolate remembers (about 100 bytes each, so under 1 MB); past it the longest-remembered one
+ * is forgotten and simply starts a fresh rotation, which costs nothing but evenness for a few deliveries.
+ */
+export const REMEMBERED_ROTATIONS = 10_000;
+
+// Round robin over each merchant's own keys, per isolate: one shared counter let a merchant with few keys reset the turn
+// of every other merchant, so a default-limit merchant kept landing on one or two of its keys.
+const turns = new Map<string, number>();
+
+/** The merchant's next key index in [0, keys): its own round robin, starting anywhere so isolates do not all begin on one key. */
+function nextTurn(merchantId: string, keys: number): number {
+  const previous = turns.get(merchantId);
+  const turn = previous === undefined ? Math.floor(Math.random() * keys) : (previous + 1) % keys;
+  // Re-inserted so the Map's order is least recently used first: the first key is the one to forget.
+  turns.delete(merchantId);
+  turns.set(merchantId, turn);
+  if (turns.size > REMEMBERED_ROTATIONS) {
+    const oldest = turns.keys().next();
+    if (!oldest.done) turns.delete(oldest.value);
+  }
+  return turn;
+}
 
 /**
  * Counts an authenticated delivery against its merchant's edge limit; 429 past it, so a leaked credential cannot spend
@@ -25,7 +46,7 @@ export async function limitDeliveries(
   perMinute = DEFAULT_DELIVERIES_PER_MINUTE,
 ): Promise<void> {
   const keys = Math.max(1, Math.ceil(perMinute / DELIVERY_LIMIT_UNIT));
-  turn = (turn + 1) % keys;
+  const turn = nextTurn(merchantId, keys);
   let allowed = true;
   try {
     ({ success: allowed } = await limiter.limit({ key: turn === 0 ? merchantId : `${merchantId}#${turn}` }));

@@ -1,5 +1,7 @@
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import { merchants } from "../db/schema";
+import { ApiError } from "../errors";
 import { base64ToBytes, decodeUtf8Strict } from "../lib/encoding";
 import { log } from "../lib/log";
 import { constantTimeEqual, hashCredential } from "../security/credentials";
@@ -15,43 +17,53 @@ interface WebhookCredential {
   deliveriesPerMinute: number | undefined;
 }
 
-interface Directory {
+/** One shard's merchants' credentials, as last read from it. */
+interface ShardCopy {
   credentials: Map<string, WebhookCredential>;
+  /** When this copy was read from D1: its staleness (MAX_STALE_MS) counts from here. */
   loadedAt: number;
+  /** When it is read again: REFRESH_MS after a load, RETRY_AFTER_FAILURE_MS after a failed reload. */
+  reloadAt: number;
 }
 
 /**
- * Every merchant's webhook credential, held per isolate and loaded as one unit (one query per shard), so that checking a delivery
- * never reads D1 for its merchant: a known id, an unknown id and a first-seen id are all one in-memory lookup, and the
- * answer's timing cannot tell whether a merchant exists. A merchant registered, or a credential rotated, in another
- * isolate is seen here within REFRESH_MS; in this isolate at once (`forgetWebhookCredentials`). About 200 bytes per
- * merchant: 10,000 merchants hold 2 MB.
+ * Every merchant's webhook credential, held per isolate and loaded shard by shard (one query per shard), so that checking
+ * a delivery never reads D1 for its merchant: a known id, an unknown id and a first-seen id are all one in-memory lookup
+ * per shard, and the answer's timing cannot tell whether a merchant exists. A merchant registered, or a credential
+ * rotated, in another isolate is seen here within REFRESH_MS; in this isolate at once (`forgetWebhookCredentials`).
+ * About 200 bytes per merchant: 10,000 merchants hold 2 MB.
  */
 const REFRESH_MS = 60_000;
-/** After a failed load the last directory keeps serving (ingest does not need D1), and the load is tried again this soon. */
+/** After a failed reload the shard's last copy keeps serving (ingest does not need D1), and the load is tried again this soon. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
+/**
+ * How long a shard's last good copy serves while its reloads fail: up to 15 minutes after it was read. Safe because
+ * that is the longest a credential changed meanwhile (rotated, or a limit changed) is honoured here as it was, against
+ * 1 minute when the shard answers; a delivery so accepted is only enqueued, and the consumer verifies every event with
+ * Smart Router before anything is written. Past it the shard's merchants get 503 (Smart Router retries for 3 days).
+ */
+const MAX_STALE_MS = 15 * 60_000;
+/** The Retry-After of a delivery whose credential cannot be checked now. */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = "30";
 
-let directory: Directory | undefined;
-let loading: Promise<Directory> | undefined;
+const copies = new Map<number, ShardCopy>();
+const loading = new Map<number, Promise<ShardCopy | undefined>>();
+/** A shard with no usable copy whose load failed is not asked again before this time (one query per 5 s, not per delivery). */
+const failedUntil = new Map<number, number>();
 /** Bumped by `forgetWebhookCredentials`, so a load that began before a change is not installed after it. */
-let generation = 0;
+const generations = new Map<number, number>();
 
-async function loadDirectory(shards: readonly Database[], now: number): Promise<Directory> {
-  const perShard = await Promise.all(
-    shards.map((db) =>
-      db
-        .select({
-          id: merchants.id,
-          username: merchants.webhookUsername,
-          passwordHash: merchants.webhookPasswordHash,
-          previousHash: merchants.webhookPasswordPreviousHash,
-          previousValidUntil: merchants.webhookPasswordPreviousValidUntil,
-          rateLimits: merchants.rateLimits,
-        })
-        .from(merchants),
-    ),
-  );
-  const rows = perShard.flat();
+async function loadShard(db: Database, now: number): Promise<ShardCopy> {
+  const rows = await db
+    .select({
+      id: merchants.id,
+      username: merchants.webhookUsername,
+      passwordHash: merchants.webhookPasswordHash,
+      previousHash: merchants.webhookPasswordPreviousHash,
+      previousValidUntil: merchants.webhookPasswordPreviousValidUntil,
+      rateLimits: merchants.rateLimits,
+    })
+    .from(merchants);
   const credentials = new Map<string, WebhookCredential>();
   for (const { id, previousValidUntil, rateLimits, ...credential } of rows) {
     credentials.set(id, {
@@ -60,37 +72,61 @@ async function loadDirectory(shards: readonly Database[], now: number): Promise<
       deliveriesPerMinute: rateLimits?.webhooks_rpm,
     });
   }
-  return { credentials, loadedAt: now };
+  return { credentials, loadedAt: now, reloadAt: now + REFRESH_MS };
 }
 
-/** The directory, reloaded when older than REFRESH_MS; concurrent requests share one load. */
-function currentDirectory(shards: readonly Database[], now: number): Promise<Directory> {
-  if (directory && now - directory.loadedAt < REFRESH_MS) return Promise.resolve(directory);
-  if (loading) return loading;
-  const started = generation;
-  const load = loadDirectory(shards, now)
+/** After a failed load: the shard's last copy while it is younger than MAX_STALE_MS, else none (its merchants get 503). */
+function afterFailedLoad(index: number, now: number, error: unknown): ShardCopy | undefined {
+  const last = copies.get(index);
+  const usable = last !== undefined && now - last.loadedAt < MAX_STALE_MS ? last : undefined;
+  log("warn", "webhook.credentials_reload_failed", {
+    shard: index,
+    error: safeErrorMessage(error),
+    serving_copy_from: usable ? new Date(usable.loadedAt).toISOString() : null,
+  });
+  if (!usable) {
+    copies.delete(index);
+    failedUntil.set(index, now + RETRY_AFTER_FAILURE_MS);
+    return undefined;
+  }
+  const kept = { ...usable, reloadAt: Math.min(now + RETRY_AFTER_FAILURE_MS, usable.loadedAt + MAX_STALE_MS) };
+  copies.set(index, kept);
+  return kept;
+}
+
+/** Shard `index`'s copy, reloaded when due; concurrent requests share one load; undefined while it has none to serve. */
+function currentCopy(index: number, db: Database, now: number): Promise<ShardCopy | undefined> {
+  const copy = copies.get(index);
+  if (copy && now < copy.reloadAt) return Promise.resolve(copy);
+  if (!copy && now < (failedUntil.get(index) ?? 0)) return Promise.resolve(undefined);
+  const pending = loading.get(index);
+  if (pending) return pending;
+  const started = generations.get(index) ?? 0;
+  const load = loadShard(db, now)
     .then((loaded) => {
-      if (started === generation) directory = loaded;
+      if (started === (generations.get(index) ?? 0)) copies.set(index, loaded);
       return loaded;
     })
-    .catch((error: unknown) => {
-      if (!directory) throw error;
-      log("warn", "webhook.credentials_reload_failed", { error: error instanceof Error ? error.message : String(error) });
-      directory = { ...directory, loadedAt: now - REFRESH_MS + RETRY_AFTER_FAILURE_MS };
-      return directory;
-    })
+    .catch((error: unknown) => afterFailedLoad(index, now, error))
     .finally(() => {
-      if (loading === load) loading = undefined;
+      if (loading.get(index) === load) loading.delete(index);
     });
-  loading = load;
+  loading.set(index, load);
   return load;
 }
 
-/** Makes the next check in this isolate reload every credential: called after a registration or a rotation here. */
-export function forgetWebhookCredentials(): void {
-  generation += 1;
-  directory = undefined;
-  loading = undefined;
+/**
+ * Makes the next check in this isolate reload the credentials of shard `shard` (every shard without one): called after
+ * a registration, a rotation or a limit change here.
+ */
+export function forgetWebhookCredentials({ shard }: { shard?: number } = {}): void {
+  const indexes = shard === undefined ? [...new Set([...copies.keys(), ...loading.keys(), ...failedUntil.keys()])] : [shard];
+  for (const index of indexes) {
+    generations.set(index, (generations.get(index) ?? 0) + 1);
+    copies.delete(index);
+    loading.delete(index);
+    failedUntil.delete(index);
+  }
 }
 
 // Compared against when the merchant does not exist or has no previous password, so every path does the same work.
@@ -119,8 +155,9 @@ export interface DeliverySender {
 
 /**
  * Checks a delivery's Basic credential against the merchant's current webhook password, or the previous one during its
- * overlap; null when it does not match. Unknown merchant, malformed header and wrong password all do one lookup in
- * memory, one hash and three comparisons, so the answer reveals nothing.
+ * overlap; null when it does not match, a 503 ApiError when it does not while some shard has no copy to check against.
+ * Unknown merchant, malformed header and wrong password all do one lookup in memory per shard, one hash and three
+ * comparisons, so the answer reveals nothing.
  */
 export async function authenticateDelivery({
   shards,
@@ -132,14 +169,22 @@ export async function authenticateDelivery({
   authorization: string | undefined;
 }): Promise<DeliverySender | null> {
   const now = Date.now();
-  const found = (await currentDirectory(shards, now)).credentials.get(merchantId);
+  const available = await Promise.all(shards.map((db, index) => currentCopy(index, db, now)));
+  // One lookup in every shard's copy, whichever holds the merchant.
+  const found = available.map((copy) => copy?.credentials.get(merchantId)).find((credential) => credential !== undefined);
   const expected = found ?? { ...ABSENT, previousHash: null, previousValidUntil: 0 };
   const presented = parseBasic(authorization) ?? { username: "", password: "" };
   const presentedHash = await hashCredential(presented.password);
   const usernameOk = constantTimeEqual(presented.username, expected.username);
   const currentOk = constantTimeEqual(presentedHash, expected.passwordHash);
   const previousOk = constantTimeEqual(presentedHash, expected.previousHash ?? ABSENT.passwordHash) && now < expected.previousValidUntil;
-  return found !== undefined && usernameOk && (currentOk || previousOk)
-    ? { merchantId, deliveriesPerMinute: found.deliveriesPerMinute }
-    : null;
+  if (found !== undefined && usernameOk && (currentOk || previousOk)) return { merchantId, deliveriesPerMinute: found.deliveriesPerMinute };
+  // A shard without a copy may hold this merchant: whatever did not match (an unknown id as a wrong password, so the
+  // answer tells nothing of who exists) is a 503 Smart Router retries, never a 401 it would give up on.
+  if (available.includes(undefined)) {
+    throw new ApiError("service_unavailable", "webhook credentials cannot be checked now; retry later", {
+      "Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS,
+    });
+  }
+  return null;
 }

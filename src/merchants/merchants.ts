@@ -3,17 +3,18 @@ import type { BatchItem } from "drizzle-orm/batch";
 import { z } from "zod";
 import type { Database } from "../db/client";
 import type { MerchantRow } from "../db/rows";
-import { apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
+import { apiKeyDirectory, apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
 import { directoryDatabase, leastFullShard, mergedRows, rememberShard, shardDatabases, shardIndexOf } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 import { log } from "../lib/log";
 import { FULFILLMENT_URL_RULE, fulfillmentUrlAllowed } from "../outbound/url";
-import { generateApiKey, generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
+import { generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
 import type { CredentialCheck } from "../smart-router/probe";
 import { alertThresholds } from "./alert-thresholds";
+import { newApiKey } from "./api-keys";
 import { forgetWebhookCredentials } from "./credential-directory";
 import { type CreateMerchantInput, merchantIdSchema, type UpdateMerchantInput } from "./schemas";
 
@@ -49,15 +50,6 @@ export const secretContext = {
   fulfillment: (merchantId: string) => `merchant:${merchantId}:fulfillment_signing_secret`,
 };
 
-async function insertApiKey(db: Database, merchantId: string) {
-  const { keyId, apiKey } = generateApiKey();
-  return {
-    keyId,
-    apiKey,
-    insert: db.insert(apiKeys).values({ id: keyId, merchantId, keyHash: await hashCredential(apiKey) }),
-  };
-}
-
 /** Registers a merchant; the API key, webhook password and fulfilment signing secret are returned here and never again. */
 export async function registerMerchant({
   env,
@@ -73,14 +65,15 @@ export async function registerMerchant({
   const directory = directoryDatabase(env);
   const check = await admitRegistration({ env, directory, config, input, probe });
   const credentials = await issueCredentials(config, input);
+  // Only a shard that answers a probe (503 when none does, before anything is claimed).
   const shard = await leastFullShard(env);
-  const key = await insertApiKey(shard.db, input.id);
+  const key = await newApiKey({ db: shard.db, directory, merchantId: input.id, shard: shard.index });
   const inserts = [merchantInsert(shard.db, input, credentials), key.insert, eventLogStart(shard.db, input.id, check)] as const;
-  await claimInDirectory(directory, input, shard.index);
-  await insertOnShard(directory, shard.db, input, inserts);
+  await claimInDirectory(directory, input, shard.index, key);
+  await insertOnShard({ directory, db: shard.db, input, keyId: key.keyId, inserts });
   rememberShard(input.id, shard.index);
   // Its first delivery to this isolate is accepted without waiting for the credential directory's refresh.
-  forgetWebhookCredentials();
+  forgetWebhookCredentials({ shard: shard.index });
   const row = await findMerchant({ db: shard.db, merchantId: input.id });
   return {
     merchant: presentMerchant(row),
@@ -155,28 +148,42 @@ function eventLogStart(db: Database, merchantId: string, check: CredentialCheck)
 
 /**
  * The directory entry claims the id and the project across every shard: two concurrent creations of one id, or onto
- * one project, meet at its unique constraints, and the loser writes nothing on any shard.
+ * one project, meet at its unique constraints, and the loser writes nothing on any shard. The first API key's directory
+ * row is written in the same D1 batch, so a key never exists without it.
  */
-async function claimInDirectory(directory: Database, input: CreateMerchantInput, shard: number) {
+async function claimInDirectory(directory: Database, input: CreateMerchantInput, shard: number, key: { listing: BatchItem<"sqlite"> }) {
   try {
-    await directory.insert(merchantShards).values({ merchantId: input.id, shard, smartRouterProjectId: input.smart_router.project_id });
+    await directory.batch([
+      directory.insert(merchantShards).values({ merchantId: input.id, shard, smartRouterProjectId: input.smart_router.project_id }),
+      key.listing,
+    ]);
   } catch (error) {
     throw uniqueConflict(error, input.id, input.smart_router.project_id);
   }
 }
 
-/** Writes the merchant on its shard in one D1 batch; should that fail, its directory claim is released. */
-async function insertOnShard(
-  directory: Database,
-  db: Database,
-  input: CreateMerchantInput,
-  inserts: readonly [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]],
-) {
+/** Writes the merchant on its shard in one D1 batch; should that fail, its directory claim (and key row) is released. */
+async function insertOnShard({
+  directory,
+  db,
+  input,
+  keyId,
+  inserts,
+}: {
+  directory: Database;
+  db: Database;
+  input: CreateMerchantInput;
+  keyId: string;
+  inserts: readonly [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]];
+}) {
   try {
     await db.batch(inserts);
   } catch (error) {
     // The merchant does not exist on its shard: its claim is released, so the same registration can be made again.
-    await directory.delete(merchantShards).where(eq(merchantShards.merchantId, input.id));
+    await directory.batch([
+      directory.delete(merchantShards).where(eq(merchantShards.merchantId, input.id)),
+      directory.delete(apiKeyDirectory).where(eq(apiKeyDirectory.keyId, keyId)),
+    ]);
     throw uniqueConflict(error, input.id, input.smart_router.project_id);
   }
 }
@@ -343,15 +350,35 @@ async function claimProject(directory: Database, merchantId: string, projectId: 
   }
 }
 
-/** Issues another API key on the merchant's shard (`db`); existing keys keep working until revoked. */
-export async function issueApiKey({ db, merchantId }: { db: Database; merchantId: string }) {
+/**
+ * Issues another API key on the merchant's shard (`db`, index `shard`); existing keys keep working until revoked. Its
+ * directory row on DB is written first; should the key's own write fail, the row is removed (a row without its key
+ * only ever answers 401).
+ */
+export async function issueApiKey({
+  db,
+  directory,
+  merchantId,
+  shard,
+}: {
+  db: Database;
+  directory: Database;
+  merchantId: string;
+  shard: number;
+}) {
   await findMerchant({ db, merchantId });
-  const key = await insertApiKey(db, merchantId);
-  await key.insert;
+  const key = await newApiKey({ db, directory, merchantId, shard });
+  await key.listing;
+  try {
+    await key.insert;
+  } catch (error) {
+    await directory.delete(apiKeyDirectory).where(eq(apiKeyDirectory.keyId, key.keyId));
+    throw error;
+  }
   return { api_key: { id: key.keyId, key: key.apiKey } };
 }
 
-/** Revokes one key of the merchant; another merchant's key id is a 404. */
+/** Revokes one key of the merchant (its directory row stays: the shard's row says revoked); another merchant's key id is a 404. */
 export async function revokeApiKey({ db, merchantId, keyId }: { db: Database; merchantId: string; keyId: string }) {
   const revokedAt = new Date().toISOString();
   const revoked = await db

@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { Database } from "../db/client";
 import type { MerchantRow } from "../db/rows";
 import { merchants } from "../db/schema";
@@ -14,6 +14,8 @@ export const DEFAULT_OVERLAP_HOURS = 24;
 /**
  * Issues a new fulfilment signing secret (shown once). The one it replaces stays valid for `overlapHours`: notifications
  * carry both `v1,` signatures meanwhile, so the merchant can switch its verifier without rejecting a delivery.
+ * Compare-and-set on the sealed secret it replaces: of two concurrent rotations one wins, the other is a 409 and changes
+ * nothing (else the loser's secret, shown to its caller, would be silently overwritten, or would push the winner's out).
  */
 export async function rotateSigningSecret({
   db,
@@ -31,7 +33,7 @@ export async function rotateSigningSecret({
   const secret = generateSigningSecret();
   const sealed = await sealSecret(config, secret, secretContext.fulfillment(merchantId));
   const previousValidUntil = new Date(Date.now() + overlapHours * 3_600_000).toISOString();
-  await db
+  const rotated = await db
     .update(merchants)
     .set({
       fulfillmentSecretCiphertext: sealed.ciphertext,
@@ -41,7 +43,14 @@ export async function rotateSigningSecret({
       fulfillmentSecretPreviousValidUntil: previousValidUntil,
       updatedAt: new Date().toISOString(),
     })
-    .where(eq(merchants.id, merchantId));
+    .where(and(eq(merchants.id, merchantId), eq(merchants.fulfillmentSecretCiphertext, row.fulfillmentSecretCiphertext)))
+    .returning({ id: merchants.id })
+    .get();
+  if (!rotated)
+    throw new ApiError(
+      "conflict",
+      `signing secret of merchant ${merchantId} was changed concurrently (another rotation or a re-seal); try again`,
+    );
   return { fulfillment: { signing_secret: secret, previous_valid_until: previousValidUntil } };
 }
 

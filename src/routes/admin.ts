@@ -17,7 +17,7 @@ import {
 } from "../admin/api-schemas";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
 import { auditTarget, listAdminActions } from "../audit/audit";
-import { databaseFor, shardDatabases } from "../db/shards";
+import { databaseFor, shardDatabases, shardFor } from "../db/shards";
 import { listDeadLetters, redriveFromShards } from "../dead-letters/redrive";
 import { type AdminContext, noteAdminAction, requireAdmin } from "../http/admin-auth";
 import { jsonBody } from "../http/body";
@@ -181,7 +181,13 @@ const rotateSigningSecretRoute = createRoute({
   security,
   middleware: bodyOf({ withMerchantId: true, optional: true }),
   request: { params: merchantParams, body: body(rotateWebhookCredentialSchema, false) },
-  responses: { 201: json(rotatedSigningSecretResponse, "The new secret, shown once."), ...errors, ...notFound, ...tooLarge },
+  responses: {
+    201: json(rotatedSigningSecretResponse, "The new secret, shown once."),
+    ...errors,
+    ...notFound,
+    ...conflict,
+    ...tooLarge,
+  },
 });
 
 const startResealRoute = createRoute({
@@ -302,7 +308,8 @@ adminRoutes
   })
   .openapi(issueApiKeyRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
-    const created = await issueApiKey({ db: await databaseFor(c.env, merchantId), merchantId });
+    const shard = await shardFor(c.env, merchantId);
+    const created = await issueApiKey({ db: shard.db, directory: c.var.directoryDb, merchantId, shard: shard.index });
     noteAdminAction(c, "api_key.create", [auditTarget.apiKey(merchantId, created.api_key.id)]);
     c.header("Cache-Control", "no-store");
     return c.json(created, 201);

@@ -65,8 +65,8 @@ const listAlertsRoute = createRoute({
 /** `/v1/alerts`: the merchant's own business alerts, read-only. */
 export const alertRoutes = new OpenAPIHono<MerchantContext>();
 
-// Per-merchant data: never from a shared cache, always revalidated.
-alertRoutes.use(requireMerchantKey(), limitPerApiKey(), merchantCache("no-cache"));
+// Alerts name a customer's payment (its id, amounts, status, dispute) and failing endpoints' errors: no cache keeps them.
+alertRoutes.use(requireMerchantKey(), limitPerApiKey(), merchantCache("no-store"));
 
 alertRoutes.openapi(listAlertsRoute, async (c) => {
   const { limit = DEFAULT_PAGE_SIZE, ...query } = c.req.valid("query");

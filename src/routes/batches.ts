@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { cancelBatch, createBatch, findBatch, listBatches } from "../batches/batches";
+import { cancelBatch, createBatch, findBatch, listBatches, MAX_OPEN_BATCHES, MAX_SYNC_RANGE_DAYS } from "../batches/batches";
 import { BATCH_KINDS, BATCH_STATUSES } from "../db/schema";
 import { jsonBody } from "../http/body";
 import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
@@ -7,14 +7,26 @@ import { errors, json, security } from "../http/openapi";
 import { limitPerApiKey } from "../http/status-rate-limit";
 import { DEFAULT_PAGE_SIZE, errorResponse, noQuery, pageQuery } from "../transactions/api-schemas";
 
+const DAY_MS = 86_400_000;
 const isoDate = z.iso.datetime({ offset: true });
+const rangeNote = `The range is at most ${MAX_SYNC_RANGE_DAYS} days: sync a longer period month by month.`;
 
 /** Body of `POST /v1/batches`. */
 const createBatchSchema = z
   .discriminatedUnion("kind", [
     z
-      .strictObject({ kind: z.literal("sync"), created_after: isoDate, created_before: isoDate })
-      .refine((b) => Date.parse(b.created_after) < Date.parse(b.created_before), "created_after must be before created_before"),
+      .strictObject({
+        kind: z.literal("sync"),
+        created_after: isoDate.openapi({ description: `Transactions Smart Router created at or after this instant. ${rangeNote}` }),
+        created_before: isoDate.openapi({
+          description: `Transactions created strictly before this instant, at most ${MAX_SYNC_RANGE_DAYS} days after created_after.`,
+        }),
+      })
+      .refine((b) => Date.parse(b.created_after) < Date.parse(b.created_before), "created_after must be before created_before")
+      .refine((b) => Date.parse(b.created_before) - Date.parse(b.created_after) <= MAX_SYNC_RANGE_DAYS * DAY_MS, {
+        message: `created_before may be at most ${MAX_SYNC_RANGE_DAYS} days after created_after; sync a longer period range by range`,
+        path: ["created_before"],
+      }),
     z.strictObject({
       kind: z.literal("refresh"),
       transaction_ids: z
@@ -25,7 +37,8 @@ const createBatchSchema = z
   ])
   .openapi("CreateBatch", {
     description:
-      "`sync` pulls every Smart Router transaction created in [created_after, created_before); `refresh` re-reads the given ids.",
+      `\`sync\` pulls every Smart Router transaction created in [created_after, created_before), at most ${MAX_SYNC_RANGE_DAYS} days; ` +
+      "`refresh` re-reads the given ids.",
   });
 
 /** A batch as the API answers it. */
@@ -69,7 +82,8 @@ const createBatchRoute = createRoute({
   path: "/",
   summary: "Start a batch operation",
   description:
-    "Runs in the batch lane: it starts slowly, takes at most its share of the Smart Router rate limit, and never delays webhooks.",
+    "Runs in the batch lane: it starts slowly, takes at most its share of the Smart Router rate limit, and never delays webhooks. " +
+    `A merchant has at most ${MAX_OPEN_BATCHES} batches open (queued or running) at once.`,
   tags: ["Batches"],
   security,
   // Read at most MAX_BATCH_BODY_BYTES before the validator parses it.
@@ -79,6 +93,10 @@ const createBatchRoute = createRoute({
     202: json(batchResponse, "The batch, queued."),
     ...errors,
     400: json(errorResponse, "`invalid_body`: the body is not a valid batch request; `invalid_query`: this endpoint takes no query."),
+    409: json(
+      errorResponse,
+      `\`conflict\`: ${MAX_OPEN_BATCHES} batches are already open; the message names them (cancel one or wait for one to finish).`,
+    ),
     413: json(errorResponse, `\`payload_too_large\`: the body is over ${MAX_BATCH_BODY_BYTES} bytes.`),
     503: json(errorResponse, "`service_unavailable`: the work could not be queued; retry later."),
   },

@@ -4,7 +4,8 @@ import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth"
 import { errors, security } from "../http/openapi";
 import { limitPerApiKey } from "../http/status-rate-limit";
 import { strictQuery } from "../transactions/api-schemas";
-import { EXPORT_FORMATS, EXPORT_PAGE_SIZE, exportTransactions, MAX_EXPORT_RANGE_DAYS } from "../transactions/export";
+import { EXPORT_FORMATS, EXPORT_PAGE_SIZE, MAX_EXPORT_RANGE_DAYS, openExport } from "../transactions/export";
+import { MAX_CONCURRENT_EXPORTS } from "../transactions/export-slots";
 
 const DAY_MS = 86_400_000;
 const instant = (name: string, description: string) =>
@@ -41,7 +42,8 @@ const exportRoute = createRoute({
     "`fulfillment_*`); amounts are Smart Router's decimal strings; a free-text cell starting with `=`, `+`, `-`, `@`, tab " +
     "or carriage return is prefixed with `'` so spreadsheets do not evaluate it. NDJSON lines are the status API's " +
     `transaction objects, untouched. Read from D1 ${EXPORT_PAGE_SIZE} rows at a time; a failure mid-way cuts the response ` +
-    "off (an incomplete body), never a shorter file that looks whole.",
+    `off (an incomplete body), never a shorter file that looks whole. At most ${MAX_CONCURRENT_EXPORTS} exports of a merchant ` +
+    "stream at once, whichever API keys asked for them.",
   tags: ["Transactions"],
   security,
   request: { query: exportQuery },
@@ -60,6 +62,12 @@ const exportRoute = createRoute({
       },
     },
     ...errors,
+    429: {
+      ...errors[429],
+      description:
+        `\`rate_limited\`: too many requests for this API key, or ${MAX_CONCURRENT_EXPORTS} exports of this merchant are ` +
+        "streaming already (retry once one has ended).",
+    },
   },
 });
 
@@ -71,14 +79,15 @@ export const exportRoutes = new OpenAPIHono<MerchantContext>();
 
 exportRoutes.use(requireMerchantKey(), limitPerApiKey());
 
-exportRoutes.openapi(exportRoute, (c) => {
+exportRoutes.openapi(exportRoute, async (c) => {
   const query = c.req.valid("query");
   const format = query.format ?? "csv";
   const after = Date.parse(query.created_after);
   const before = Date.parse(query.created_before);
   const merchant = c.var.merchant;
   const filename = `transactions-${merchant.id}-${compact(after)}-${compact(before)}.${format}`;
-  return c.body(exportTransactions({ db: c.var.db, merchant, after, before, format }), 200, {
+  const body = await openExport({ db: c.var.db, merchant, after, before, format });
+  return c.body(body, 200, {
     "Content-Type": format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
     "Content-Disposition": `attachment; filename="${filename}"`,
     // Per-merchant data, possibly large: never stored by a cache.

@@ -34,13 +34,18 @@ const cacheable = {
 };
 const notModified = { 304: { description: "Unchanged since the ETag given in If-None-Match." } };
 
+// Records, operations (metadata, gateway references, error texts) and timelines carry the customer's personal and payment
+// data: no cache keeps them. The applied events name only ids, event names and times: revalidated, not stored.
+const personalData = merchantCache("no-store");
+const withoutPersonalData = merchantCache("no-cache");
+
 const getTransaction = createRoute({
   method: "get",
   path: "/{id}",
   summary: "Get one transaction",
   tags: ["Transactions"],
   security,
-  middleware: etag(),
+  middleware: [personalData, etag()],
   request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
   responses: { 200: { ...json(transactionResponse, "The transaction."), ...cacheable }, ...notModified, ...errors, ...notFound },
 });
@@ -55,6 +60,7 @@ const listTransactionsRoute = createRoute({
     "`updated_at` and pass it as `updated_after` next time.",
   tags: ["Transactions"],
   security,
+  middleware: personalData,
   request: { query: listTransactionsQuery },
   responses: { 200: json(transactionPageResponse, "One page of transactions."), ...errors },
 });
@@ -66,7 +72,7 @@ const listOperationsRoute = createRoute({
   description: "Every operation Smart Router reported for the transaction, oldest first.",
   tags: ["Transactions"],
   security,
-  middleware: etag(),
+  middleware: [personalData, etag()],
   request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
   responses: { 200: { ...json(operationsResponse, "The operation history."), ...cacheable }, ...notModified, ...errors, ...notFound },
 });
@@ -79,7 +85,7 @@ const listEventsRoute = createRoute({
     "The verified Smart Router events whose snapshot was applied to the record (or found older than it), oldest first by fired_at.",
   tags: ["Transactions"],
   security,
-  middleware: etag(),
+  middleware: [withoutPersonalData, etag()],
   request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
   responses: { 200: { ...json(eventsResponse, "The event history."), ...cacheable }, ...notModified, ...errors, ...notFound },
 });
@@ -94,7 +100,7 @@ const timelineRoute = createRoute({
     "status or an error class (never a response body).",
   tags: ["Transactions"],
   security,
-  middleware: etag(),
+  middleware: [personalData, etag()],
   request: { params: transactionIdParams, query: noQuery, headers: conditionalHeaders },
   responses: { 200: { ...json(timelineResponse, "The timeline."), ...cacheable }, ...notModified, ...errors, ...notFound },
 });
@@ -102,8 +108,8 @@ const timelineRoute = createRoute({
 /** `/v1/transactions`: the merchant's own transactions, read-only. */
 export const transactionRoutes = new OpenAPIHono<MerchantContext>();
 
-// Per-merchant data: never from a shared cache, always revalidated.
-transactionRoutes.use(requireMerchantKey(), limitPerApiKey(), merchantCache("no-cache"));
+// Each route sets its own cache policy (above), after authentication.
+transactionRoutes.use(requireMerchantKey(), limitPerApiKey());
 
 transactionRoutes
   .openapi(getTransaction, async (c) => {

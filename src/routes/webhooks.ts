@@ -21,6 +21,8 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
       ...fields,
     });
 
+  // Set once a refused queue has logged its own outcome.
+  let queueRefused = false;
   try {
     const sender = await authenticateDelivery({ shards: shardDatabases(c.env), merchantId, authorization: c.req.header("authorization") });
     if (!sender) {
@@ -41,13 +43,14 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
         delivery_id: deliveryId,
       });
     } catch (error) {
+      queueRefused = true;
       outcome("queue_refused", { event_id: body.event_id, error: error instanceof Error ? error.message : String(error) });
       throw new ApiError("service_unavailable", "delivery could not be queued; retry later", { "Retry-After": "30" });
     }
     outcome("enqueued", { event_id: body.event_id, event_type: body.event_type });
     return c.json({ received: true }, 200);
   } catch (error) {
-    if (error instanceof ApiError && error.code !== "service_unavailable") outcome(error.code);
+    if (error instanceof ApiError && !queueRefused) outcome(error.code);
     throw error;
   }
 });

@@ -105,7 +105,7 @@ describe("fuzzing the public surface", async () => {
             headers: { ...headers, authorization: authorised ? `Bearer ${merchant.api_key}` : "Bearer sre_0011223344556677_nope" },
             body,
           });
-          await expectCleanRefusal(response, authorised ? [202, 400, 413, 429] : [401]);
+          await expectCleanRefusal(response, authorised ? [202, 400, 409, 413, 429] : [401]);
           if (response.status !== 202) expect(await state()).toBe(before);
         },
       ),

@@ -12,8 +12,11 @@ import { unstable_readConfig } from "wrangler";
 import { d1Files } from "./d1-bytes.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../../..");
-/** Host name the worker's outbound Smart Router calls go to; Miniflare's outboundService catches them. */
-export const SANDBOX_ORIGIN = "http://smart-router.sandbox";
+/**
+ * Host name the worker's outbound Smart Router calls go to; Miniflare's outboundService catches them. https because
+ * src/env.ts refuses plain http to a non-loopback host.
+ */
+export const SANDBOX_ORIGIN = "https://smart-router.sandbox";
 
 /**
  * Entry module of the instrumented build: the unchanged bundle, with every D1 shard wrapped in a counting proxy, and

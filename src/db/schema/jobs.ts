@@ -1,4 +1,6 @@
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { sql } from "drizzle-orm";
+import { index, integer, type SQLiteColumn, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { sqlLiterals } from "../bulk";
 import { nowIso } from "./columns";
 import { merchants } from "./merchants";
 
@@ -21,6 +23,10 @@ export const deadLetters = sqliteTable(
 
 export const BATCH_KINDS = ["sync", "refresh"] as const;
 export const BATCH_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
+/** The statuses of a batch still holding one of the merchant's open-batch places (src/batches/batches.ts). */
+export const OPEN_BATCH_STATUSES = ["queued", "running"] as const satisfies readonly (typeof BATCH_STATUSES)[number][];
+/** `status IN ('queued', 'running')` with the values as literals, so SQLite can use the partial index `batches_open`. */
+export const isOpenBatch = (status: SQLiteColumn) => sql`${status} IN (${sqlLiterals(OPEN_BATCH_STATUSES)})`;
 
 /** A merchant's batch operation: pull and reconcile many transactions through the batch lane. */
 export const batches = sqliteTable(
@@ -45,7 +51,28 @@ export const batches = sqliteTable(
     startedAt: text("started_at"),
     finishedAt: text("finished_at"),
   },
-  (t) => [index("batches_merchant").on(t.merchantId, t.createdAt)],
+  (t) => [
+    index("batches_merchant").on(t.merchantId, t.createdAt),
+    // The open-batch count of every POST /v1/batches (0013): a merchant has at most a few open ones, so it stays small.
+    index("batches_open").on(t.merchantId, t.createdAt).where(isOpenBatch(t.status)),
+  ],
+);
+
+/**
+ * A streaming export's slot (src/transactions/export-slots.ts): a merchant holds at most a few unexpired rows. A stream
+ * renews its row while it runs and deletes it when it ends; a crashed one's row lapses at `expires_at`.
+ */
+export const exportLeases = sqliteTable(
+  "export_leases",
+  {
+    id: text("id").primaryKey(),
+    merchantId: text("merchant_id")
+      .notNull()
+      .references(() => merchants.id),
+    expiresAt: text("expires_at").notNull(),
+    createdAt: text("created_at").notNull().default(nowIso),
+  },
+  (t) => [index("export_leases_merchant").on(t.merchantId, t.expiresAt)],
 );
 
 /** One pass of the reconciliation cron: what it found stale and how many records the refresh corrected. */

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import type { RateLimitSettings } from "../../rate-limiter/limiter";
 import { nowIso } from "./columns";
@@ -67,9 +68,30 @@ export const apiKeys = sqliteTable(
     keyHash: text("key_hash").notNull(),
     createdAt: text("created_at").notNull().default(nowIso),
     revokedAt: text("revoked_at"),
+    /**
+     * Whether the key has its row in `api_key_directory` (on DB). Keys issued since issue 20 are written there first and
+     * stored with 1; older ones are entered by the cron's backfill (merchants/api-keys.ts), which sets it.
+     */
+    listedInDirectory: integer("listed_in_directory", { mode: "boolean" }).notNull().default(false),
   },
-  (t) => [index("api_keys_merchant").on(t.merchantId)],
+  (t) => [
+    index("api_keys_merchant").on(t.merchantId),
+    // Serves the backfill's "keys not yet listed" page; empty once every key is listed.
+    index("api_keys_unlisted").on(t.id).where(sql`${t.listedInDirectory} = 0`),
+  ],
 );
+
+/**
+ * Which shard holds each API key (issue 20), read and written on DB (shard 0) only, as `merchant_shards`: presenting a
+ * key costs one primary-key read here, then one read on the merchant's shard, whatever the key and however many shards.
+ * A row is written before its key (a row without a key answers 401); a revoked key keeps its row (the shard says revoked).
+ */
+export const apiKeyDirectory = sqliteTable("api_key_directory", {
+  keyId: text("key_id").primaryKey(),
+  merchantId: text("merchant_id").notNull(),
+  shard: integer("shard").notNull(),
+  createdAt: text("created_at").notNull().default(nowIso),
+});
 
 /** Every admin action, never a secret: what was done, to what, when, and by which request. */
 export const adminAudit = sqliteTable(

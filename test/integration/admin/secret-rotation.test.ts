@@ -1,11 +1,13 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { resealPage } from "../../../src/admin/reseal";
+import { openDatabase } from "../../../src/db/client";
 import { appConfig } from "../../../src/env";
 import { secretContext } from "../../../src/merchants/merchants";
-import { openSecret, sealSecret } from "../../../src/security/vault";
-import { ADMIN, call, createMerchant } from "../../support/fixtures";
+import { currentKeyId, openSecret, sealSecret } from "../../../src/security/vault";
+import { ADMIN, call, createMerchant, uniqueId } from "../../support/fixtures";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
-import { shardedDb } from "../../support/shards";
+import { SHARDS, shardedDb, shardIndexOf } from "../../support/shards";
 
 interface SinkRequest {
   headers: Record<string, string>;
@@ -32,6 +34,32 @@ async function signedWith(secret: string, request: SinkRequest): Promise<boolean
       return true;
   }
   return false;
+}
+
+/**
+ * A D1 binding whose batches wait until `parties` callers have reached theirs, so every caller has read before any
+ * writes; `meanwhile` runs then, before the batches, as another worker's write would.
+ */
+function batchesMeetFirst(d1: D1Database, parties: number, meanwhile: () => Promise<unknown> = async () => {}): D1Database {
+  let arrived = 0;
+  let release = () => {};
+  const allArrived = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return new Proxy(d1, {
+    get(target, key) {
+      if (key === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          arrived += 1;
+          if (arrived === parties) await meanwhile().then(release);
+          await allArrived;
+          return target.batch(statements);
+        };
+      }
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 const sink = async (projectId: string) =>
@@ -84,6 +112,32 @@ describe("fulfilment signing secret rotation", () => {
     expect(await signedWith(old, after)).toBe(false);
     const shown = await (await call(`/admin/merchants/${merchantId}`, { headers: ADMIN })).text();
     expect(shown).not.toContain(fulfillment.signing_secret.slice(6));
+  });
+
+  it("two rotations at once: one is a 201, the other a 409 `conflict`, and the secret shown is the one that signs", async () => {
+    const created = await createMerchant();
+    const merchantId = created.merchant.id;
+    const rotate = () => call(`/admin/merchants/${merchantId}/fulfillment-secret`, { method: "POST", headers: ADMIN });
+    const responses = await Promise.all([rotate(), rotate()]);
+    // Both read the current secret before either writes: the compare-and-set lets the first write in and refuses the other.
+    expect(responses.map((response) => response.status).sort()).toEqual([201, 409]);
+    const [won] = await Promise.all(
+      responses
+        .filter((r) => r.status === 201)
+        .map(async (r) => ((await r.json()) as { fulfillment: { signing_secret: string } }).fulfillment),
+    );
+    for (const response of responses.filter((r) => r.status === 409)) {
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("conflict");
+    }
+    const row = await shardedDb.prepare("SELECT * FROM merchants WHERE id = ?").bind(merchantId).first<Record<string, string>>();
+    const config = appConfig(env);
+    const context = secretContext.fulfillment(merchantId);
+    const open = (ciphertext = "", keyId = "") => openSecret(config, { ciphertext, keyId }, context);
+    // The winner's secret is current; the one before both is the previous (the loser pushed nothing out).
+    expect(await open(row?.fulfillment_secret_ciphertext, row?.fulfillment_secret_key_id)).toBe(won?.signing_secret);
+    expect(await open(row?.fulfillment_secret_previous_ciphertext, row?.fulfillment_secret_previous_key_id)).toBe(
+      created.fulfillment.signing_secret,
+    );
   });
 
   it("404 for an unknown merchant, 400 for a bad overlap, 401 without the admin token", async () => {
@@ -141,5 +195,85 @@ describe("SECRETS_KEY rotation: the re-seal job", () => {
     expect((await call("/admin/reseal/rsl_unknown", { headers: ADMIN })).status).toBe(404);
     const audit = (await (await call("/admin/audit", { headers: ADMIN })).json()) as { entries: { action: string; target: string }[] };
     expect(audit.entries.some((entry) => entry.action === "secrets.reseal" && entry.target === `reseal:${job.id}`)).toBe(true);
+  });
+
+  /** A merchant whose Smart Router key is sealed under the previous SECRETS_KEY, first on its shard after the cursor "0". */
+  async function merchantUnderPreviousKey(secret: string) {
+    // "0…" sorts before every other test's merchant.
+    const { merchant } = await createMerchant({ id: `0${uniqueId("rsl")}` });
+    const shard = (await shardIndexOf(merchant.id)) ?? 0;
+    const d1 = SHARDS[shard] ?? env.DB;
+    const config = appConfig(env);
+    const sealed = await sealSecret(
+      { ...config, SECRETS_KEY: config.SECRETS_KEY_PREVIOUS ?? "" },
+      secret,
+      secretContext.smartRouter(merchant.id),
+    );
+    await d1
+      .prepare("UPDATE merchants SET smart_router_secret_ciphertext = ?, smart_router_secret_key_id = ? WHERE id = ?")
+      .bind(sealed.ciphertext, sealed.keyId, merchant.id)
+      .run();
+    return { merchantId: merchant.id, shard, d1, config };
+  }
+
+  /** A running re-seal job part on `d1`, its cursor before every merchant made by `merchantUnderPreviousKey`. */
+  async function runningJob(d1: D1Database): Promise<string> {
+    const jobId = `rsl_test_${crypto.randomUUID().replaceAll("-", "")}`;
+    await d1.prepare("INSERT INTO reseal_jobs (id, status, total, cursor) VALUES (?, 'running', 50, '0')").bind(jobId).run();
+    return jobId;
+  }
+
+  const jobOf = (d1: D1Database, jobId: string) =>
+    d1.prepare("SELECT status, done FROM reseal_jobs WHERE id = ?").bind(jobId).first<{ status: string; done: number }>();
+
+  it("a page run twice at once (a duplicated message) re-seals and counts it once, and sends one next page", async () => {
+    const { merchantId, shard, d1, config } = await merchantUnderPreviousKey("sk_sealed_twice");
+    // 49 copies right after it (under the current key, so the page skips them): the page after "0" is full whatever else exists.
+    const copies = Array.from({ length: 49 }, (_, n) => `${merchantId}-${String(n).padStart(2, "0")}`);
+    const copy = d1.prepare(
+      "INSERT INTO merchants (id, name, smart_router_project_id, smart_router_secret_ciphertext, smart_router_secret_key_id, " +
+        "webhook_username, webhook_password_hash, fulfillment_secret_ciphertext, fulfillment_secret_key_id) SELECT ?, name, ?, " +
+        "fulfillment_secret_ciphertext, fulfillment_secret_key_id, webhook_username, webhook_password_hash, fulfillment_secret_ciphertext, " +
+        "fulfillment_secret_key_id FROM merchants WHERE id = ?",
+    );
+    await d1.batch(copies.map((id) => copy.bind(id, `test-proj_${id}`, merchantId)));
+    const jobId = await runningJob(d1);
+    try {
+      const sent: unknown[] = [];
+      const queue = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue;
+      const db = openDatabase(batchesMeetFirst(d1, 2));
+      const message = { v: 1, kind: "reseal", job_id: jobId, shard } as const;
+      await Promise.all([resealPage({ db, config, queue, message }), resealPage({ db, config, queue, message })]);
+
+      expect(await jobOf(d1, jobId)).toEqual({ status: "running", done: 50 });
+      // The run that lost the job's compare-and-set sends nothing: one chain of pages goes on, not two.
+      expect(sent).toEqual([message]);
+      const row = await d1
+        .prepare("SELECT smart_router_secret_ciphertext AS c, smart_router_secret_key_id AS k FROM merchants WHERE id = ?")
+        .bind(merchantId)
+        .first<{ c: string; k: string }>();
+      expect(row?.k).toBe(await currentKeyId(config));
+      const opened = await openSecret(config, { ciphertext: row?.c ?? "", keyId: row?.k ?? "" }, secretContext.smartRouter(merchantId));
+      expect(opened).toBe("sk_sealed_twice");
+    } finally {
+      await d1.batch([
+        d1.prepare("DELETE FROM reseal_jobs WHERE id = ?").bind(jobId),
+        ...copies.map((id) => d1.prepare("DELETE FROM merchants WHERE id = ?").bind(id)),
+      ]);
+    }
+  });
+
+  it("a job failed while a page ran stays failed: the page counts nothing and sends nothing", async () => {
+    const { shard, d1, config } = await merchantUnderPreviousKey("sk_sealed_failed");
+    const jobId = await runningJob(d1);
+    const sent: unknown[] = [];
+    const queue = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue;
+    const failMeanwhile = () =>
+      d1.prepare("UPDATE reseal_jobs SET status = 'failed', error = 'another page failed' WHERE id = ?").bind(jobId).run();
+    const db = openDatabase(batchesMeetFirst(d1, 1, failMeanwhile));
+    await resealPage({ db, config, queue, message: { v: 1, kind: "reseal", job_id: jobId, shard } });
+    expect(await jobOf(d1, jobId)).toEqual({ status: "failed", done: 0 });
+    expect(sent).toEqual([]);
+    await d1.prepare("DELETE FROM reseal_jobs WHERE id = ?").bind(jobId).run();
   });
 });

@@ -264,7 +264,7 @@ describe("each alert kind, raised and resolved", () => {
     const started = await call("/v1/batches", {
       method: "POST",
       headers: { authorization: `Bearer ${shop.merchant.api_key}`, "content-type": "application/json" },
-      body: JSON.stringify({ kind: "sync", created_after: "2026-01-01T00:00:00Z", created_before: "2027-01-01T00:00:00Z" }),
+      body: JSON.stringify({ kind: "sync", created_after: "2026-01-01T00:00:00Z", created_before: "2026-02-01T00:00:00Z" }),
     });
     expect(started.status).toBe(202);
     await eventually(async () => {

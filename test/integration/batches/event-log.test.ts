@@ -153,7 +153,7 @@ describe("the event-log backstop", () => {
     const started = await call("/v1/batches", {
       method: "POST",
       headers: { authorization: `Bearer ${shop.merchant.api_key}`, "content-type": "application/json" },
-      body: JSON.stringify({ kind: "sync", created_after: "2026-01-01T00:00:00Z", created_before: "2027-01-01T00:00:00Z" }),
+      body: JSON.stringify({ kind: "sync", created_after: "2026-01-01T00:00:00Z", created_before: "2026-02-01T00:00:00Z" }),
     });
     const { batch } = (await started.json()) as { batch: { id: string } };
     const failed = await eventually(async () => {

@@ -110,7 +110,7 @@ describe("export: every transaction of the range, streamed", () => {
     ]);
   });
 
-  it("quotes commas, quotes and line breaks, and defuses spreadsheet formulas in free text only", async () => {
+  it("quotes commas, quotes and line breaks, and defuses spreadsheet formulas (every text column: export-security)", async () => {
     const quoting = await createMerchant();
     const id = quoting.merchant.id;
     await seedTransactions([

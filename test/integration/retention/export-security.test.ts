@@ -1,9 +1,59 @@
 import { describe, expect, it } from "vitest";
 import { call, createMerchant } from "../../support/fixtures";
 import { seedTransactions, transactionRow } from "../../support/status-api";
-import { exportOf, ndjsonLines } from "./export-support";
+import { exportOf, ndjsonLines, parseCsv } from "./export-support";
 
 const RANGE = { created_after: "2026-03-01T00:00:00Z", created_before: "2026-03-08T00:00:00Z" };
+
+/** Cell starts a spreadsheet may evaluate (OWASP's list), each put at the head of several text columns below. */
+const LEADS = ["=", "+", "-", "@", "\t", "\r"];
+
+describe("export: CSV injection", () => {
+  it("guards every text column, Smart Router's and the customer's alike, and keeps amounts machine-readable", async () => {
+    const shop = await createMerchant();
+    const id = shop.merchant.id;
+    await seedTransactions(
+      LEADS.map((lead, n) =>
+        transactionRow(id, {
+          id: `${lead}tr_lead${n}`,
+          createdAt: `2026-03-02T10:00:0${n}Z`,
+          status: `${lead}status`,
+          currency: `${lead}EU`,
+          paymentType: `${lead}cmd|' /C calc'!A0`,
+          gatewayName: `${lead}gateway`,
+          invoiceId: `${lead}invoice`,
+          name: `${lead}HYPERLINK("https://evil.example")`,
+          metadata: { note: `x;${lead}1+1` },
+          lastEventId: `${lead}ev`,
+          lastEventName: `${lead}transaction.captured`,
+          amount: "-10.00",
+          capturedAmount: `${lead}1+1`,
+        }),
+      ),
+    );
+    const { text } = await exportOf(shop.api_key, RANGE);
+    const [header, ...rows] = parseCsv(text);
+    const column = (name: string) => header?.indexOf(name) ?? -1;
+    expect(rows).toHaveLength(LEADS.length);
+    const guarded = ["id", "status", "currency", "payment_type", "gateway_name", "invoice_id", "name", "last_event_id", "last_event_name"];
+    for (const [n, row] of rows.entries()) {
+      const lead = LEADS[n] ?? "";
+      for (const name of guarded) expect(row[column(name)]?.slice(0, 2), `${name} of row ${n}`).toBe(`'${lead}`);
+      // A negative amount stays a number; a malformed one is text, and guarded.
+      expect(row[column("amount")]).toBe("-10.00");
+      expect(row[column("captured_amount")]).toBe(`'${lead}1+1`);
+      // Metadata is JSON text, where a tab or a carriage return is escaped: only the other leads follow the `;` as they are.
+      const note = lead === "\t" || lead === "\r" ? `x;${lead}1+1` : `x;'${lead}1+1`;
+      expect(JSON.parse(row[column("metadata")] ?? "")).toEqual({ note });
+    }
+    expect(text).toContain(",-10.00,");
+    // A reader splitting on `;`, tabs and line breaks, quotes ignored (a `;`-locale spreadsheet), starts no cell with a formula.
+    for (const cell of text.split(/[;\t\r\n]/)) expect(cell).not.toMatch(/^"?[=+\-@]/);
+    // NDJSON carries the values untouched.
+    const lines = ndjsonLines((await exportOf(shop.api_key, { ...RANGE, format: "ndjson" })).text);
+    expect(lines.map((line) => line.name)).toEqual(LEADS.map((lead) => `${lead}HYPERLINK("https://evil.example")`));
+  });
+});
 
 describe("export: tenant isolation and authentication", () => {
   it("never contains another merchant's transactions, created in the same range with the same ids", async () => {

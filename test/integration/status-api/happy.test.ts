@@ -102,7 +102,8 @@ describe("status API: one transaction", () => {
 
     const first = await getWithKey(path, merchant.api_key);
     expect(first.status).toBe(200);
-    expect(first.headers.get("cache-control")).toBe("private, no-cache");
+    // A record carries the customer's data: no cache stores it, yet a client that kept the ETag gets its 304.
+    expect(first.headers.get("cache-control")).toBe("private, no-store");
     const tag = first.headers.get("etag");
     expect(tag).toMatch(/^"[^"]+"$/);
     if (!tag) throw new Error("no ETag");

@@ -179,7 +179,24 @@ describe("status API: merchant isolation", () => {
       for (const secret of [b.api_key, keyHash ?? "", b.webhook.password, b.fulfillment.signing_secret]) expect(text).not.toContain(secret);
       // The admin token's answers depend on X-Merchant-Id as well (test/integration/console-api).
       expect(response.headers.get("vary")).toBe("Authorization, X-Merchant-Id");
-      expect(response.headers.get("cache-control")).toBe("private, no-cache");
+    }
+  });
+
+  it("answers with the customer's personal or payment data are never stored by a cache; the others are revalidated", async () => {
+    const policies: Record<string, string> = {
+      [`/v1/transactions/${bTransaction}`]: "private, no-store",
+      "/v1/transactions": "private, no-store",
+      [`/v1/transactions/${bTransaction}/operations`]: "private, no-store",
+      [`/v1/transactions/${bTransaction}/timeline`]: "private, no-store",
+      "/v1/alerts": "private, no-store",
+      [`/v1/transactions/${bTransaction}/events`]: "private, no-cache",
+    };
+    for (const [path, policy] of Object.entries(policies)) {
+      const response = await getWithKey(path, b.api_key);
+      await response.body?.cancel();
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get("cache-control"), path).toBe(policy);
+      expect(response.headers.get("vary"), path).toBe("Authorization, X-Merchant-Id");
     }
   });
 });
