@@ -1,6 +1,7 @@
 import { eq, isNull, sql } from "drizzle-orm";
 import type { BatchStatement } from "../db/bulk";
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import type { MerchantRow } from "../db/rows";
 import { eventLogCursors, merchants } from "../db/schema";
 import { redriveDeadLetters } from "../dead-letters/redrive";
@@ -101,7 +102,7 @@ export async function walkEventLog({ env, db, config, work }: BatchLaneInput<Eve
       await saveCursor(db, merchant.id, watermark, null, { calls, walked: 0, error: "watermark unknown to Smart Router; walking back" });
       return;
     }
-    await saveCursor(db, merchant.id, watermark, watermark, { calls, walked: 0, error: String(error) }).catch(() => undefined);
+    await saveCursor(db, merchant.id, watermark, watermark, { calls, walked: 0, error: safeErrorMessage(error) }).catch(() => undefined);
     throw error;
   }
 
@@ -242,6 +243,6 @@ export async function retryWalk({
     const delay = policyDelaySeconds(BATCH_UNIT_RETRY, attempt + 1, { scale: config.RETRY_SCHEDULE_SCALE, hintMs });
     await sendAll(env.BATCHES, [{ ...work, attempt: attempt + 1 }], delay);
   } else {
-    log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: String(error), attempt });
+    log("warn", "event_log.walk_failed", { merchant_id: work.merchant_id, error: safeErrorMessage(error), attempt });
   }
 }

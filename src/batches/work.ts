@@ -1,6 +1,7 @@
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { type BatchStatement, inList } from "../db/bulk";
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import { batches, batchUnits, merchants, nowIso, reconciliationRuns, transactions } from "../db/schema";
 import type { AppConfig, AppEnv } from "../env";
 import { fulfillmentStatusFor } from "../fulfillment/policy";
@@ -97,7 +98,7 @@ async function refresh(client: SmartRouterClient, work: RefreshMessage, progress
       }
       progress.failed += 1;
       refused.push(transactionId);
-      log("warn", "batch.refresh_failed", { merchant_id: work.merchant_id, transaction_id: transactionId, error: String(error) });
+      log("warn", "batch.refresh_failed", { merchant_id: work.merchant_id, transaction_id: transactionId, error: safeErrorMessage(error) });
     }
   }
   return { snapshots, refused, followUps: [], delaySeconds: 0 };
@@ -243,7 +244,7 @@ export async function postponeUnit({
   log("warn", "batch.unit_failed", {
     unit_id: unit.unit_id,
     merchant_id: unit.merchant_id,
-    error: String(error),
+    error: safeErrorMessage(error),
     attempt: unit.attempt ?? 0,
   });
   await postpone(env.BATCHES, [{ message, body: unit, error }], {

@@ -2,6 +2,7 @@ import { failReseal, resealPage } from "../admin/reseal";
 import { retryWalk, walkEventLog } from "../backstop/event-log";
 import { postponeUnit, refuseMerchantKey, runUnit } from "../batches/work";
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import type { AppConfig, AppEnv } from "../env";
 import type { ConsumerInput } from "../queue/consumer";
 import { parseOrDeadLetter } from "../queue/dead-letters";
@@ -58,7 +59,7 @@ async function run(work: BatchMessage, { env, db, config }: BatchContext): Promi
 async function settleFailure({ message, work }: Work, error: unknown, { env, db, config }: BatchContext): Promise<void> {
   if (work.kind === "reseal") {
     // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
-    await failReseal({ db, jobId: work.job_id, reason: String(error) });
+    await failReseal({ db, jobId: work.job_id, reason: safeErrorMessage(error) });
     message.ack();
   } else if (error instanceof SmartRouterError && error.kind === "authentication") {
     // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.

@@ -32,3 +32,8 @@ export function safeErrorMessage(error: unknown): string {
   if (chain.some((link) => link instanceof DrizzleQueryError)) return "D1 query failed";
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
+
+/** As `safeErrorMessage`, but an error that is not a failed query is described by its message alone. */
+export function safeErrorText(error: unknown): string {
+  return isStorageError(error) ? safeErrorMessage(error) : error instanceof Error ? error.message : String(error);
+}

@@ -1,4 +1,5 @@
 import type { Database } from "../db/client";
+import { safeErrorText } from "../db/errors";
 import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";
 import { FULFILMENT_RETRY } from "../queue/backoff";
@@ -63,7 +64,7 @@ async function deliverNudge({
   try {
     outcome = await deliverFulfillment({ db, config, ...target, fetcher });
   } catch (error) {
-    outcome = { kind: "failed", error: error instanceof Error ? error.message : String(error) };
+    outcome = { kind: "failed", error: safeErrorText(error) };
   }
   log(outcome.kind === "failed" ? "warn" : "info", "fulfillment.delivery", {
     merchant_id: target.merchantId,

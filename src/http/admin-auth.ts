@@ -1,6 +1,7 @@
 import type { Context, Next } from "hono";
 import { createMiddleware } from "hono/factory";
 import { type AdminAction, type AdminActionEntry, recordAdminActions } from "../audit/audit";
+import { safeErrorMessage } from "../db/errors";
 import type { AppConfig } from "../env";
 import { ApiError } from "../errors";
 import { log } from "../lib/log";
@@ -65,7 +66,7 @@ export async function auditAdminActions<E extends AdminContext>(c: Context<E>, n
   try {
     await recordAdminActions({ db: c.var.directoryDb, requestId: c.var.requestId, actions });
   } catch (error) {
-    log("error", "admin.audit_failed", { request_id: c.var.requestId, actions, error: String(error) });
+    log("error", "admin.audit_failed", { request_id: c.var.requestId, actions, error: safeErrorMessage(error) });
   }
 }
 

@@ -254,7 +254,7 @@ async function commit({ env, db, config, plan, valid, merchantRows, now }: Decid
   });
   await sendAll(env.FULFILLMENTS, applied.newFulfillments).catch((error: unknown) => {
     // The outbox row is committed; the scheduled sweep re-sends the nudge.
-    log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: String(error) });
+    log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: safeErrorMessage(error) });
   });
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { safeErrorText } from "../db/errors";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
 import { policyDelaySeconds, type RetryPolicy, retryDelaySeconds } from "./backoff";
@@ -33,7 +34,7 @@ export interface PostponeOptions<B extends RetryState> {
 
 const hintOf = (error: unknown) => (error instanceof SmartRouterError ? error.retryAfterMs : null);
 const duration = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.round(ms / 1000)} s`);
-const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const describe = (error: unknown) => safeErrorText(error);
 
 /**
  * Puts work back for later as a fresh message carrying its retry state, and acks the original: the wait is the

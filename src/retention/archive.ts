@@ -2,6 +2,7 @@ import { and, asc, eq, exists, inArray, lt, or, type SQL, sql } from "drizzle-or
 import { alias } from "drizzle-orm/sqlite-core";
 import { inList, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import { afterRow } from "../db/keyset";
 import type { ArchiveObjectRow, EventRow, OperationRow, TransactionRow } from "../db/rows";
 import {
@@ -386,7 +387,7 @@ export async function archiveHistories({
         }
       }
     } catch (error) {
-      log("error", "retention.archive_failed", { merchant_id: merchantId, error: String(error) });
+      log("error", "retention.archive_failed", { merchant_id: merchantId, error: safeErrorMessage(error) });
       run.failures.push({ merchantId, error });
     }
   }

@@ -39,8 +39,9 @@ const exportRoute = createRoute({
     `Every transaction created in [created_after, created_before), at most ${MAX_EXPORT_RANGE_DAYS} days, oldest first (ties by id), ` +
     "streamed: transactions whose history was archived are included, since the record itself always stays. CSV follows " +
     "RFC 4180 (CRLF, fields quoted when needed) with the status API's fields flattened (`metadata` as JSON, `last_event_*`, " +
-    "`fulfillment_*`); amounts are Smart Router's decimal strings; a free-text cell starting with `=`, `+`, `-`, `@`, tab " +
-    "or carriage return is prefixed with `'` so spreadsheets do not evaluate it. NDJSON lines are the status API's " +
+    "`fulfillment_*`); amounts are Smart Router's decimal strings; every other text cell starting with `=`, `+`, `-`, `@`, " +
+    "tab or carriage return is prefixed with `'`, and one holding `,`, `;`, a quote or a line break is quoted (a formula " +
+    "character after a `;` or line break inside it gets a `'` too), so spreadsheets do not evaluate it. NDJSON lines are the status API's " +
     `transaction objects, untouched. Read from D1 ${EXPORT_PAGE_SIZE} rows at a time; a failure mid-way cuts the response ` +
     `off (an incomplete body), never a shorter file that looks whole. At most ${MAX_CONCURRENT_EXPORTS} exports of a merchant ` +
     "stream at once, whichever API keys asked for them.",

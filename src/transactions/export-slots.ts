@@ -1,6 +1,7 @@
 import { and, eq, type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import { exportLeases } from "../db/schema";
 import { ApiError } from "../errors";
 import { log } from "../lib/log";
@@ -65,7 +66,7 @@ function heldSlot(db: Database, id: string, merchantId: string): ExportSlot {
       try {
         await db.delete(exportLeases).where(eq(exportLeases.id, id));
       } catch (error) {
-        log("warn", "export.slot_release_failed", { merchant_id: merchantId, error: String(error) });
+        log("warn", "export.slot_release_failed", { merchant_id: merchantId, error: safeErrorMessage(error) });
       }
     },
   };

@@ -1,5 +1,6 @@
 import { and, asc, eq, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { safeErrorMessage } from "../db/errors";
 import { afterRow } from "../db/keyset";
 import { fulfillments, transactions } from "../db/schema";
 import { log } from "../lib/log";
@@ -189,7 +190,7 @@ export function exportTransactions({
           controller.close();
         } else position = { createdDay: last.createdDay, id: last.transaction.id };
       } catch (error) {
-        log("error", "export.failed", { merchant_id: merchant.id, error: String(error) });
+        log("error", "export.failed", { merchant_id: merchant.id, error: safeErrorMessage(error) });
         await slot.release();
         controller.error(error);
       }
