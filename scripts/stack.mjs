@@ -8,15 +8,19 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildConsole } from "./build-console.mjs";
 import { devVarsPath, ensureDevVars } from "./dev-vars.mjs";
+import { readWranglerToml } from "./wrangler-config.mjs";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
 /** The worker with the chaos fault switch, for `wrangler dev` only (see startStack). */
 const CHAOS_ENTRY = join(ROOT, "test", "entry", "chaos-worker.ts");
-/** The D1 shards of wrangler.toml (DB, DB_SHARD_1, …; src/db/shards.ts): each gets the migrations, each is read by queryLocalD1. */
-export const D1_SHARDS = [...readFileSync(join(ROOT, "wrangler.toml"), "utf8").matchAll(/^binding = "(DB(?:_SHARD_\d+)?)"$/gm)].map(
-  (match) => match[1],
-);
+const WRANGLER = readWranglerToml();
+/** Every D1 binding of wrangler.toml, in its order: each gets the migrations (as with `npm run db:migrate -- --local`). */
+export const D1_BINDINGS = WRANGLER.d1Bindings;
+/** The merchant shards among them (DB, DB_SHARD_1, …; src/db/shards.ts): the databases queryLocalD1 reads. */
+export const D1_SHARDS = D1_BINDINGS.filter((binding) => /^DB(?:_SHARD_\d+)?$/.test(binding));
+/** The Cron Trigger expressions of wrangler.toml (`[triggers] crons`). */
+export const CRON_TRIGGERS = WRANGLER.crons;
 const HOST = "127.0.0.1";
 const PORT_RANGE = [8700, 8799];
 
@@ -256,8 +260,8 @@ export async function startStack({
   say("building the console and /docs into dist/assets…");
   await buildConsole();
 
-  say(`applying local D1 migrations to every shard (${D1_SHARDS.join(", ")})…`);
-  for (const shard of D1_SHARDS) {
+  say(`applying local D1 migrations to every D1 binding (${D1_BINDINGS.join(", ")})…`);
+  for (const shard of D1_BINDINGS) {
     await runToEnd(join(BIN, "wrangler"), ["d1", "migrations", "apply", shard, "--local", ...persistArgs], wranglerLog);
   }
 

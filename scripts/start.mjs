@@ -1,15 +1,28 @@
-// `npm start [-- --port 8787] [--quiet]`: the whole stack locally (Smart Router emulator + wrangler dev with local D1,
-// Queues and Durable Objects), a demo merchant wired to an emulator project, and a trickle of realistic payments.
+// `npm start [-- --port 8787] [--quiet] [--no-cron]`: the whole stack locally (Smart Router emulator + wrangler dev with
+// local D1, Queues and Durable Objects), a demo merchant wired to an emulator project, a trickle of realistic payments,
+// and the Cron Trigger's work once a minute (wrangler dev never fires a Cron Trigger by itself).
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { devVarsPath } from "./dev-vars.mjs";
-import { http, makePayment, openShop, pickScenario, ROOT, shutDown, startStack, stopOnSignals, webhookCredentialWorks } from "./stack.mjs";
+import {
+  CRON_TRIGGERS,
+  http,
+  makePayment,
+  openShop,
+  pickScenario,
+  ROOT,
+  shutDown,
+  startStack,
+  stopOnSignals,
+  webhookCredentialWorks,
+} from "./stack.mjs";
 
 const { values } = parseArgs({
   options: {
     port: { type: "string", default: "8787" },
     quiet: { type: "boolean", default: false },
+    "no-cron": { type: "boolean", default: false },
     "time-scale": { type: "string", default: "1" },
   },
 });
@@ -17,14 +30,23 @@ const { values } = parseArgs({
 /** The demo merchant's credentials, shown once by the admin API: kept here (git-ignored) so restarts reuse `demo`. */
 const SAVED = join(ROOT, ".wrangler", "demo-merchant.json");
 
+/** How often the scheduled work runs locally: deployed it runs every 5 minutes; once a minute shows its effects sooner. */
+const CRON_EVERY_MS = 60_000;
+
 let trickle = null;
-stopOnSignals(() => clearInterval(trickle));
+let cron = null;
+// The timers end with the stack: on Ctrl-C here, and by process.exit when a child dies (shutDown in stack.mjs).
+stopOnSignals(() => {
+  clearInterval(trickle);
+  clearInterval(cron);
+});
 
 try {
   const stack = await startStack({ name: "start", port: Number(values.port), timeScale: Number(values["time-scale"]) });
   const shop = await demoShop(stack);
   printBanner(stack, shop);
   if (!values.quiet) trickle = startTrickle(shop);
+  if (!values["no-cron"] && CRON_TRIGGERS.length > 0) cron = startCron(stack);
 } catch (error) {
   await shutDown(1, `npm start failed: ${error.message}`);
 }
@@ -60,6 +82,7 @@ Smart Router Edge is running locally.
   API key   ${shop.creds.api_key}
   logs      ${rel(stack.wranglerLog)}  ${rel(stack.sandboxLog)}
   payments  ${values.quiet ? "none (--quiet): create some with the curl below" : "a new one every ~2 s (--quiet to stop them)"}
+  cron      ${cronNote()}
 
 Paste into a shell:
   export SRE=${stack.workerUrl} SANDBOX=${stack.sandboxUrl} SRE_KEY=${shop.creds.api_key}
@@ -105,4 +128,45 @@ function startTrickle(shop) {
       busy = false;
     }
   }, 2000);
+}
+
+function cronNote() {
+  if (values["no-cron"]) return "off (--no-cron): run it with curl $SRE/cdn-cgi/local/scheduled";
+  if (CRON_TRIGGERS.length === 0) return "none: wrangler.toml has no [triggers] crons";
+  return `the scheduled work every minute, now first (--no-cron to stop it); its scheduled.run lines are in the wrangler log`;
+}
+
+/**
+ * Fires the Cron Trigger through wrangler dev's `/cdn-cgi/local/scheduled` (served by Miniflare whether or not
+ * --test-scheduled is given) now and then every CRON_EVERY_MS, one line per run. One run at a time: a run still going when
+ * the next is due (many merchants, a slow emulator) makes that one skip. The worker runs every step whatever the cron
+ * expression (src/scheduled.ts), so the first of wrangler.toml's is the one passed, as Cloudflare passes it.
+ */
+function startCron(stack) {
+  const expression = CRON_TRIGGERS[0];
+  const url = `${stack.workerUrl}/cdn-cgi/local/scheduled?cron=${encodeURIComponent(expression)}`;
+  let busy = false;
+  const run = async () => {
+    const time = new Date().toTimeString().slice(0, 8);
+    if (busy) {
+      console.log(`${time}  cron  skipped: the previous run is still going`);
+      return;
+    }
+    busy = true;
+    const started = Date.now();
+    try {
+      const answer = await http(url);
+      const note =
+        answer.status === 200
+          ? ""
+          : `  ${String(typeof answer.body === "string" ? answer.body : JSON.stringify(answer.body)).slice(0, 200)}`;
+      console.log(`${time}  cron  "${expression}" → ${answer.status} in ${Date.now() - started} ms${note}`);
+    } catch (error) {
+      console.log(`${time}  cron  "${expression}" failed: ${error.message}`);
+    } finally {
+      busy = false;
+    }
+  };
+  run();
+  return setInterval(run, CRON_EVERY_MS);
 }
