@@ -1,16 +1,22 @@
-// `npm run chaos [-- --payments 2000] [--seed N] [--reading NAME] [--outage SECONDS] [--never-sent RATE]`: the whole local
+// `npm run chaos [-- --payments 2000] [--seed N] [--reading NAME] [--outage SECONDS] [--never-sent RATE] [--shard-down SECONDS]`:
+// the whole local
 // stack under fault injection, with the emulator playing one reading of smart-router.md's silences (sandbox/readings.ts;
 // default "default"). `--outage`: the API answers 503 to everything for that long from the start while webhooks keep
 // arriving (the fulfilment sink down for the first half), with the retry schedule scaled so its horizon is 60× the
 // outage. `--never-sent`: that share of webhooks is never sent and no sync batch runs: the event-log backstop must find
-// them. Then a
+// them. `--shard-down` (issue 20): two merchants, one on each shard, and DB_SHARD_1 (the shard without the directory)
+// fails for that long mid-storm (its tables renamed away in the local SQLite file, then back): deliveries answered per
+// shard during the fault, the healthy merchant's delivery → applied lag before and during it, and the time after the
+// heal until both merchants equal the truth; any 500 answered fails the run. Then a
 // reconciliation pass and a sync batch, then the proof: every transaction equals the emulator's truth, fulfilments equal
 // captured payments exactly, no forged event applied. Prints the figures; exits 1 on any difference.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readingNames, readingPatch } from "../sandbox/readings.ts";
+import { breakShard, healShard, shardFileOf } from "./lib-shard-fault.mjs";
 import {
   compareAll,
+  D1_SHARDS,
   drivePayments,
   http,
   listServiceTransactions,
@@ -38,8 +44,20 @@ const { values } = parseArgs({
     reading: { type: "string", default: "default" },
     outage: { type: "string", default: "0" },
     "never-sent": { type: "string", default: "0" },
+    "shard-down": { type: "string", default: "0" },
   },
 });
+const shardDownMs = Number(values["shard-down"]) * 1000;
+if (!(shardDownMs >= 0)) {
+  console.error(`--shard-down takes seconds, not ${values["shard-down"]}`);
+  process.exit(2);
+}
+// A shard fault needs a merchant on each side of it: one on DB (healthy, it holds the directory) and one on DB_SHARD_1.
+const MERCHANTS = shardDownMs > 0 ? 2 : 1;
+if (shardDownMs > 0 && !D1_SHARDS.includes("DB_SHARD_1")) {
+  console.error("--shard-down needs DB_SHARD_1 in wrangler.toml");
+  process.exit(2);
+}
 const outageMs = Number(values.outage) * 1000;
 const neverSent = Number(values["never-sent"]);
 if (!readingNames.includes(values.reading)) {
@@ -64,13 +82,22 @@ const CONSUMER_FAILURE_RATE = "0.05";
 // Reconciliation refreshes records untouched for 15 s (production: 30 min), so the pass below can run right after the storm.
 const RECONCILE_AFTER_MINUTES = "0.25";
 const RECONCILE_AFTER_MS = 15_000;
-// Reconciliation takes at most 100 records per merchant per run (src/reconciliation/reconciliation.ts); chaos has one merchant.
+// Reconciliation takes at most 100 records per merchant per run (src/reconciliation/reconciliation.ts); a run with fewer
+// found (summed over the shards' runs) took every stale record.
 const RECONCILE_PER_RUN = 100;
 // The production horizon is 3 days; scaled so it is 60× the outage (the issue's bar), never above production.
 const HORIZON_S = 3 * 24 * 3600;
 const RETRY_SCHEDULE_SCALE = outageMs > 0 ? String(Math.min(1, (60 * outageMs) / 1000 / HORIZON_S)) : "1";
 // Time limits of the phases after the storm, so the whole run stays under 10 minutes on a 2-core machine.
-const DRAIN_MS = 90_000;
+// A shard fault leaves the queue's own retries (backed off while the shard failed) to come back after the heal: longer.
+const DRAIN_MS = shardDownMs > 0 ? 240_000 : 90_000;
+// The fault starts a third of the way into the storm, so the healthy merchant has deliveries before it and during it.
+const FAULT_AFTER_SHARE = 1 / 3;
+// The healthy merchant's records are listed this often during the run, to see when each final state was written.
+const PROBE_EVERY_MS = 1000;
+// The probe stops by itself after this long, whatever happens to the run.
+const PROBE_MAX_MS = 30 * 60_000;
+const HEAL_WAIT_MS = shardDownMs + 10 * 60_000;
 const RECONCILE_MS = 120_000;
 const SYNC_MS = 120_000;
 const FULFILMENT_MS = 60_000;
@@ -97,54 +124,143 @@ try {
     say,
   });
   const runStart = new Date();
-  const shop = await openShop(stack, { merchantId: `chaos-${Date.now().toString(36)}`, fast: true, settings: { chaos: CHAOS, readings } });
-  const keys = [shop.creds.api_key];
-  for (let i = 0; i < 15; i++)
-    keys.push((await stack.admin(`/admin/merchants/${shop.merchantId}/api-keys`, { method: "POST" })).api_key.key);
-  const status = statusApi(stack, keys);
+  // One merchant (the default run), or two with --shard-down: registration puts each on the least-full shard, so in this
+  // fresh stack the first lands on DB and the second on DB_SHARD_1 (checked below, not assumed).
+  const base = `chaos-${Date.now().toString(36)}`;
+  const shops = [];
+  for (let i = 0; i < MERCHANTS; i++) {
+    const merchantId = MERCHANTS === 1 ? base : `${base}-${i}`;
+    const shop = await openShop(stack, { merchantId, fast: true, settings: { chaos: CHAOS, readings } });
+    const keys = [shop.creds.api_key];
+    for (let k = 0; k < 15; k++)
+      keys.push((await stack.admin(`/admin/merchants/${shop.merchantId}/api-keys`, { method: "POST" })).api_key.key);
+    shops.push({ shop, status: statusApi(stack, keys), shard: 0, binding: "DB" });
+  }
+  if (MERCHANTS > 1) {
+    const ids = shops.map((s) => `'${s.shop.merchantId}'`).join(",");
+    const placed = await queryLocalD1(stack, `SELECT merchant_id, shard FROM merchant_shards WHERE merchant_id IN (${ids})`);
+    for (const s of shops) {
+      s.shard = placed.find((row) => row.merchant_id === s.shop.merchantId)?.shard ?? -1;
+      s.binding = D1_SHARDS[s.shard] ?? "?";
+    }
+  }
+  const label = (s) => (MERCHANTS === 1 ? "" : `${s.binding} ${s.shop.merchantId}: `);
+  const healthy = shops.find((s) => s.binding === "DB") ?? shops[0];
+  const failing = shardDownMs > 0 ? shops.find((s) => s.binding === "DB_SHARD_1") : null;
+  let shardFile = null;
+  if (shardDownMs > 0) {
+    if (!failing || healthy === failing) {
+      throw new Error(`the merchants did not land one per shard: ${shops.map((s) => `${s.shop.merchantId} → ${s.binding}`).join(", ")}`);
+    }
+    shardFile = shardFileOf(stack.persistArgs[1], failing.shop.merchantId);
+    if (!shardFile) throw new Error(`no local D1 file holds ${failing.shop.merchantId}`);
+    // The healthy merchant's row in the same file would mean the fault hits both: no isolation left to measure.
+    if (shardFileOf(stack.persistArgs[1], healthy.shop.merchantId) === shardFile) throw new Error("both merchants are in one D1 file");
+    say(`merchants: ${healthy.shop.merchantId} on DB, ${failing.shop.merchantId} on DB_SHARD_1 (${shardFile.split("/").pop()})`);
+  }
   say(
-    `${count} payments (seed ${seed}, reading ${values.reading}) for ${shop.merchantId}: 30% duplicate deliveries, up to 2 s reordering, 5% dropped, 2% forged, ` +
+    `${count} payments (seed ${seed}, reading ${values.reading}) for ${shops.map((s) => s.shop.merchantId).join(" and ")}: 30% duplicate deliveries, up to 2 s reordering, 5% dropped, 2% forged, ` +
       `10% API 5xx, 5% API 429, ${Number(CONSUMER_FAILURE_RATE) * 100}% of consumer batches crash`,
   );
 
   // 1. The storm (and the outage, from its start).
   let healedAt = null;
-  const cronTimer = outageMs > 0 || neverSent > 0 ? setInterval(() => triggerCron(stack).catch(() => undefined), 30_000) : null;
+  const cronAnswers = [];
+  const cronTimer =
+    outageMs > 0 || neverSent > 0 || shardDownMs > 0
+      ? setInterval(
+          () =>
+            triggerCron(stack)
+              .then(() => cronAnswers.push(200))
+              .catch((error) => cronAnswers.push(String(error.message).slice(0, 120))),
+          30_000,
+        )
+      : null;
   if (outageMs > 0) {
-    await shop.settings({ chaos: { api_5xx_rate: 1 } });
-    await stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 503 } });
+    for (const { shop } of shops) {
+      await shop.settings({ chaos: { api_5xx_rate: 1 } });
+      await stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 503 } });
+    }
     say(
       `outage: the API answers 503 to everything for ${values.outage} s, the fulfilment sink for the first half (retry scale ${RETRY_SCHEDULE_SCALE})`,
     );
     setTimeout(() => {
-      stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 200 } }).catch(() => undefined);
+      for (const { shop } of shops) {
+        stack.sandbox(`/_sandbox/sink/${shop.merchantId}`, { method: "PUT", body: { status: 200 } }).catch(() => undefined);
+      }
     }, outageMs / 2);
     setTimeout(() => {
-      shop.settings({ chaos: { api_5xx_rate: CHAOS.api_5xx_rate } }).then(() => {
+      Promise.all(shops.map(({ shop }) => shop.settings({ chaos: { api_5xx_rate: CHAOS.api_5xx_rate } }))).then(() => {
         healedAt = Date.now();
         say("outage over: the API answers again");
       });
     }, outageMs);
   }
-  const run = await drivePayments(shop, {
-    count,
-    random: seededRandom(seed),
-    perSecond: Number(values.rate),
-    pollMs: 100,
-    onProgress: progressBar("payments"),
-  });
+  // The shard fault, a third of the way into the storm (by the pace asked for), for --shard-down seconds.
+  const fault = { startedAt: null, healedAt: null, tables: [] };
+  const faultDone =
+    shardDownMs > 0
+      ? (async () => {
+          await sleep((count / Number(values.rate)) * FAULT_AFTER_SHARE * 1000);
+          fault.tables = await breakShard(shardFile);
+          fault.startedAt = Date.now();
+          say(`shard fault: DB_SHARD_1's ${fault.tables.length} tables renamed away for ${values["shard-down"]} s`);
+          await sleep(shardDownMs);
+          await healShard(shardFile, fault.tables);
+          fault.healedAt = Date.now();
+          healedAt = fault.healedAt;
+          say("shard fault over: DB_SHARD_1's tables are back");
+        })()
+      : null;
+  // A failed rename ends the run (nothing would be measured); the promise is awaited before the drain.
+  faultDone?.catch((error) => shutDown(1, `shard fault injection failed: ${error.stack ?? error.message}`));
+  const probe = shardDownMs > 0 ? startAppliedProbe(healthy.status) : null;
+  const runs = await Promise.all(
+    shops.map((s, i) =>
+      drivePayments(s.shop, {
+        // Two merchants share the count and the pace, so the worker's load is the default run's.
+        count: Math.ceil((count - i) / MERCHANTS),
+        random: seededRandom(seed + i),
+        perSecond: Number(values.rate) / MERCHANTS,
+        pollMs: 100,
+        onProgress: progressBar(MERCHANTS === 1 ? "payments" : `payments ${s.binding}`),
+      }),
+    ),
+  );
+  const run = { payments: runs.flatMap((r) => r.payments), failures: runs.flatMap((r) => r.failures) };
   for (const failure of run.failures.slice(0, 10)) say(`driver: ${failure}`);
   say(`${run.payments.length} payments created and driven through their lifecycles`);
-  const quiet = await waitForQuiet(shop, 180_000);
-  say(quiet ? "emulator quiet: every delivery made" : "warning: the emulator still has deliveries pending after 180 s");
-  const truth = await shop.truth();
+  for (const s of shops) {
+    const quiet = await waitForQuiet(s.shop, 180_000);
+    say(
+      quiet
+        ? `${label(s)}emulator quiet: every delivery made`
+        : `${label(s)}warning: the emulator still has deliveries pending after 180 s`,
+    );
+  }
+  for (const s of shops) s.truth = await s.shop.truth();
+  const truthTransactions = shops.flatMap((s) => s.truth.transactions);
   const phases = [];
-  const matching = async (label) => {
-    const { wrong } = compareAll(truth.transactions, await listServiceTransactions(status));
+  /** Every merchant's records against its truth, the differing ones together. */
+  const compareShops = async () => {
+    const wrong = [];
+    const rows = [];
+    for (const s of shops) {
+      const comparison = compareAll(s.truth.transactions, await listServiceTransactions(s.status));
+      s.wrong = comparison.wrong;
+      wrong.push(...comparison.wrong);
+      rows.push(...comparison.rows.map((row) => ({ ...row, status: `${label(s)}${row.status}` })));
+    }
+    return { wrong, rows };
+  };
+  let convergedAt = null;
+  const matching = async (text) => {
+    const { wrong } = await compareShops();
+    if (wrong.length === 0 && convergedAt === null) convergedAt = Date.now();
     const missing = wrong.filter((w) => w.diff[0] === "missing").length;
     phases.push({
-      phase: label,
-      matching: truth.transactions.length - wrong.length,
+      phase: text,
+      matching: truthTransactions.length - wrong.length,
       behind: wrong.length - missing,
       missing,
       at: elapsed(),
@@ -153,13 +269,15 @@ try {
   };
 
   // 2. Let the queues drain: until the service has not changed for 10 s (messages in backoff may still be waiting).
-  while (outageMs > 0 && healedAt === null) await sleep(1000);
-  let convergedAt = null;
+  for (const deadline = Date.now() + HEAL_WAIT_MS; (outageMs > 0 || shardDownMs > 0) && healedAt === null; ) {
+    if (Date.now() > deadline) throw new Error("the fault never healed");
+    await sleep(1000);
+  }
   const drainStart = Date.now();
   let lastChange = Date.now();
   let previous = -1;
   while (Date.now() - lastChange < 10_000 && Date.now() - drainStart < DRAIN_MS) {
-    const { wrong } = compareAll(truth.transactions, await listServiceTransactions(status));
+    const { wrong } = await compareShops();
     if (wrong.length !== previous) {
       previous = wrong.length;
       lastChange = Date.now();
@@ -171,13 +289,14 @@ try {
     await sleep(1000);
   }
   if (cronTimer) clearInterval(cronTimer);
-  await matching(outageMs > 0 ? "after the webhooks and the heal" : "after the webhooks");
+  const appliedSeen = probe ? await probe.stop() : null;
+  await matching(outageMs > 0 || shardDownMs > 0 ? "after the webhooks and the heal" : "after the webhooks");
   if (healedAt !== null) {
     say(
       convergedAt ? `converged ${((convergedAt - healedAt) / 1000).toFixed(0)} s after the heal` : "not converged within the drain phase",
     );
   }
-  say(`after the webhooks: ${phases[0].matching}/${truth.transactions.length} match`);
+  say(`after the webhooks: ${phases[0].matching}/${truthTransactions.length} match`);
 
   // 3. Reconciliation as the Cron Trigger runs it (500 records a run), once records are older than RECONCILE_AFTER_MINUTES.
   await sleep(Math.max(0, lastChange + RECONCILE_AFTER_MS + 1000 - Date.now()));
@@ -185,12 +304,17 @@ try {
   const seenRuns = new Set((await stack.admin("/admin/reconciliation/runs")).runs.map((run) => run.id));
   for (const deadline = Date.now() + RECONCILE_MS; Date.now() < deadline; ) {
     await triggerCron(stack);
-    const runRow = await reconciliationDone(stack, deadline, seenRuns);
-    reconciliation.runs++;
-    reconciliation.found += runRow.found;
-    reconciliation.refreshed += runRow.refreshed;
-    reconciliation.fixed += runRow.fixed;
-    if (runRow.found < RECONCILE_PER_RUN) break;
+    // One run per shard per cron run: the pass is over when every shard's run found fewer than a run takes.
+    const shardRuns = await reconciliationDone(stack, deadline, seenRuns, D1_SHARDS.length);
+    let more = false;
+    for (const runRow of shardRuns) {
+      reconciliation.runs++;
+      reconciliation.found += runRow.found;
+      reconciliation.refreshed += runRow.refreshed;
+      reconciliation.fixed += runRow.fixed;
+      if (runRow.found >= RECONCILE_PER_RUN) more = true;
+    }
+    if (!more) break;
   }
   await sleep(2000);
   const r = reconciliation;
@@ -202,58 +326,73 @@ try {
   // 4. A sync batch over the run: payments whose every webhook was dropped are unknown to reconciliation, though the
   // event-log backstop (each cron run above) finds them. The never-sent run proves it: no sync batch there.
   if (neverSent === 0) {
-    const sync = await syncBatch(status, runStart);
+    const notes = [];
+    for (const s of shops) notes.push((await syncBatch(s.status, runStart)).note);
     await sleep(2000);
-    await matching(sync.note);
-    say(sync.note);
+    const note = notes.join("; ");
+    await matching(note);
+    say(note);
   }
 
-  // 5. Fulfilments: wait until the sink has what it should, then the final verdict.
-  const captured = new Set(truth.events.filter((e) => e.name === "transaction.captured").map((e) => e.transaction_id));
-  let fulfilment = fulfilmentFigures(await shop.sink(), captured);
-  for (const deadline = Date.now() + FULFILMENT_MS; !fulfilment.exact && Date.now() < deadline; ) {
+  // 5. Fulfilments: wait until each sink has what it should, then the final verdict.
+  for (const s of shops) {
+    const captured = new Set(s.truth.events.filter((e) => e.name === "transaction.captured").map((e) => e.transaction_id));
+    s.captured = captured;
+    s.fulfilment = fulfilmentFigures(await s.shop.sink(), captured);
+  }
+  for (const deadline = Date.now() + FULFILMENT_MS; shops.some((s) => !s.fulfilment.exact) && Date.now() < deadline; ) {
     await sleep(2000);
-    fulfilment = fulfilmentFigures(await shop.sink(), captured);
+    for (const s of shops) s.fulfilment = fulfilmentFigures(await s.shop.sink(), s.captured);
   }
 
-  const records = await listServiceTransactions(status);
-  const forgedIds = new Set((await shop.deliveries()).filter((d) => d.forged).map((d) => d.event_id));
-  const eventsOf = new Map(truth.transactions.map((t) => [t.id, new Set()]));
-  for (const event of truth.events) eventsOf.get(event.transaction_id)?.add(event.id);
-  let forgedListed = 0;
-  let foreignListed = 0;
-  await mapConcurrent(truth.transactions, 16, async (tx) => {
-    const events = await status(`/v1/transactions/${tx.id}/events`);
-    for (const event of events.status === 200 ? events.body.events : []) {
-      if (forgedIds.has(event.id)) forgedListed++;
-      else if (!eventsOf.get(tx.id)?.has(event.id)) foreignListed++;
-    }
-  });
-  const { rows, wrong } = compareAll(truth.transactions, records);
-  const inbox = await forgedInInbox(stack, shop.merchantId, forgedIds);
-  const deadLetters = (await stack.admin(`/admin/dead-letters?merchant=${shop.merchantId}`)).dead_letters.length;
+  const { rows, wrong } = await compareShops();
   const crashes = (readFileSync(stack.wranglerLog, "utf8").match(/chaos: injected consumer failure/g) ?? []).length;
-  const { counters } = await shop.counters();
-  const [walk] = await queryLocalD1(
-    stack,
-    `SELECT events_walked, api_calls FROM event_log_cursors WHERE merchant_id = '${shop.merchantId}'`,
-  );
+  for (const s of shops) {
+    s.deliveries = await s.shop.deliveries();
+    const forgedIds = new Set(s.deliveries.filter((d) => d.forged).map((d) => d.event_id));
+    const eventsOf = new Map(s.truth.transactions.map((t) => [t.id, new Set()]));
+    for (const event of s.truth.events) eventsOf.get(event.transaction_id)?.add(event.id);
+    s.forgedIds = forgedIds;
+    s.forgedListed = 0;
+    s.foreignListed = 0;
+    await mapConcurrent(s.truth.transactions, 16, async (tx) => {
+      const events = await s.status(`/v1/transactions/${tx.id}/events`);
+      for (const event of events.status === 200 ? events.body.events : []) {
+        if (forgedIds.has(event.id)) s.forgedListed++;
+        else if (!eventsOf.get(tx.id)?.has(event.id)) s.foreignListed++;
+      }
+    });
+    s.inbox = await forgedInInbox(stack, s.shop.merchantId, forgedIds);
+    s.deadLetters = (await stack.admin(`/admin/dead-letters?merchant=${s.shop.merchantId}`)).dead_letters.length;
+    s.counters = (await s.shop.counters()).counters;
+    [s.walk] = await queryLocalD1(
+      stack,
+      `SELECT events_walked, api_calls FROM event_log_cursors WHERE merchant_id = '${s.shop.merchantId}'`,
+    );
+  }
 
-  // 6. The figures.
-  const d = counters.deliveries;
-  const api = counters.api.sandbox;
+  // 6. The figures (the merchants' counters summed).
+  const sum = (pick) => shops.reduce((total, s) => total + (pick(s) ?? 0), 0);
+  const d = Object.fromEntries(
+    ["duplicated", "dropped", "forged", "retries", "attempts"].map((k) => [k, sum((s) => s.counters.deliveries[k])]),
+  );
+  const api = Object.fromEntries(
+    ["injected_5xx", "injected_429", "rate_limited", "requests"].map((k) => [k, sum((s) => s.counters.api.sandbox[k])]),
+  );
+  const walk = { events_walked: sum((s) => s.walk?.events_walked), api_calls: sum((s) => s.walk?.api_calls) };
+  const truthEvents = sum((s) => s.truth.events.length);
   const scenarios = new Set(run.payments.map((p) => p.scenario.name)).size;
   console.log(`
-chaos run: ${count} payments over ${scenarios} lifecycles, ${truth.events.length} Smart Router events, seed ${seed}, reading ${values.reading}${outageMs > 0 ? `, ${values.outage} s API outage` : ""}${neverSent > 0 ? `, ${neverSent * 100}% never sent` : ""}
+chaos run: ${count} payments over ${scenarios} lifecycles, ${truthEvents} Smart Router events, seed ${seed}, reading ${values.reading}${outageMs > 0 ? `, ${values.outage} s API outage` : ""}${neverSent > 0 ? `, ${neverSent * 100}% never sent` : ""}${shardDownMs > 0 ? `, DB_SHARD_1 down ${values["shard-down"]} s` : ""}
 faults:    ${d.duplicated} duplicate deliveries · ${d.dropped} dropped · ${d.forged} forged · ${d.retries} webhook retries
            ${api.injected_5xx} API 5xx · ${api.injected_429} API 429 (injected) + ${api.rate_limited} real 429 · ${crashes} consumer batches crashed (log)
 work:      ${d.attempts} deliveries made, ${api.requests} Smart Router API calls by the worker
-backstop:  ${walk?.events_walked ?? 0} events walked in the event log with ${walk?.api_calls ?? 0} API calls (${walk?.events_walked ? (walk.api_calls / walk.events_walked).toFixed(3) : "n/a"} per event)
+backstop:  ${walk.events_walked} events walked in the event log with ${walk.api_calls} API calls (${walk.events_walked ? (walk.api_calls / walk.events_walked).toFixed(3) : "n/a"} per event)
 
 ${table(
   [
     { key: "phase", title: "phase", left: true },
-    { key: "matching", title: `matching / ${truth.transactions.length}` },
+    { key: "matching", title: `matching / ${truthTransactions.length}` },
     { key: "behind", title: "behind" },
     { key: "missing", title: "unknown" },
     { key: "at", title: "at" },
@@ -273,24 +412,87 @@ ${table(
   rows,
 )}
 `);
-  const checks = [
-    {
-      check: "transactions equal to the truth (status, every amount)",
-      expected: truth.transactions.length,
-      found: truth.transactions.length - wrong.length,
-    },
-    { check: "  lost (missing in the service)", expected: 0, found: wrong.filter((w) => w.diff[0] === "missing").length },
-    { check: "  wrong status or amount", expected: 0, found: wrong.filter((w) => w.diff[0] !== "missing").length },
-    { check: "fulfilments (distinct webhook-id) = captured payments", expected: captured.size, found: fulfilment.fulfilled },
-    { check: "  captured payments never fulfilled", expected: 0, found: fulfilment.missing },
-    { check: "  payments fulfilled twice", expected: 0, found: fulfilment.twice },
-    { check: "  fulfilled without a capture", expected: 0, found: fulfilment.uncaptured },
-    { check: "forged events listed on a transaction", expected: 0, found: forgedListed },
-    { check: "forged events applied (D1 event inbox)", expected: 0, found: inbox.applied },
-    { check: "events listed on a transaction they are not of", expected: 0, found: foreignListed },
-    { check: "dead letters", expected: 0, found: deadLetters },
-    { check: "payment driver errors", expected: 0, found: run.failures.length },
-  ];
+
+  // The shard fault's figures: answers per shard during it, the healthy merchant's lag, the time to converge after it.
+  let answered500 = 0;
+  if (shardDownMs > 0) {
+    const answerRows = shops.map((s) => ({
+      shard: s.binding,
+      merchant: s.shop.merchantId,
+      ...answersBetween(s.deliveries, fault.startedAt, fault.healedAt),
+    }));
+    const wholeRun = shops.map((s) => answersBetween(s.deliveries, 0, Number.POSITIVE_INFINITY));
+    answered500 = wholeRun.reduce((total, a) => total + a["500"], 0);
+    const lag = appliedLag(healthy.truth, healthy.deliveries, appliedSeen, fault);
+    const after = convergedAt === null ? "never (within the run)" : `${((convergedAt - fault.healedAt) / 1000).toFixed(1)} s`;
+    const cronFailed = cronAnswers.filter((a) => a !== 200);
+    console.log(`shard fault: DB_SHARD_1 down ${((fault.healedAt - fault.startedAt) / 1000).toFixed(1)} s (${fault.tables.length} tables renamed), from ${elapsedAt(fault.startedAt)} to ${elapsedAt(fault.healedAt)}
+
+webhook deliveries answered during the fault (emulator's delivery log, every attempt, forged and duplicates included):
+${table(
+  [
+    { key: "shard", title: "shard", left: true },
+    { key: "merchant", title: "merchant", left: true },
+    { key: "total", title: "answered" },
+    { key: "2xx", title: "200" },
+    { key: "429", title: "429" },
+    { key: "503", title: "503" },
+    { key: "500", title: "500" },
+    { key: "5xx", title: "other 5xx" },
+    { key: "4xx", title: "other 4xx" },
+    { key: "none", title: "no answer" },
+  ],
+  answerRows,
+)}
+500s answered in the whole run: ${answered500}${shops
+      .map((s) => {
+        // When the 500s came, per merchant: to find them in the wrangler log.
+        const at = s.deliveries.filter((x) => x.status === 500).map((x) => x.at);
+        return at.length > 0 ? ` · ${s.binding}: ${at.length} from ${at[0]} to ${at.at(-1)}` : "";
+      })
+      .join("")}
+
+${healthy.binding} merchant ${healthy.shop.merchantId}: last webhook delivered → status API shows the final state (per payment, the record's updated_at as first listed):
+${table(
+  [
+    { key: "window", title: "last delivery", left: true },
+    { key: "n", title: "payments" },
+    { key: "p50", title: "p50" },
+    { key: "p99", title: "p99" },
+    { key: "max", title: "max" },
+  ],
+  lag.rows,
+)}
+  (not sampled: ${lag.undelivered} whose last event was never delivered (dropped), ${lag.early} shown before their last delivery, ${lag.unseen} never shown (${lag.listedOtherwise} of them listed in another state))
+after the heal: every transaction of both merchants equal to the truth ${after}${convergedAt !== null && convergedAt > drainStart + DRAIN_MS ? " (after the drain phase: reconciliation or the sync batch)" : ""}
+cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed${cronFailed.length > 0 ? `: ${cronFailed[0]}` : ""})
+`);
+  }
+
+  const checks = [];
+  for (const s of shops) {
+    const sw = s.wrong ?? [];
+    const f = s.fulfilment;
+    checks.push(
+      {
+        check: `${label(s)}transactions equal to the truth (status, every amount)`,
+        expected: s.truth.transactions.length,
+        found: s.truth.transactions.length - sw.length,
+      },
+      { check: "  lost (missing in the service)", expected: 0, found: sw.filter((w) => w.diff[0] === "missing").length },
+      { check: "  wrong status or amount", expected: 0, found: sw.filter((w) => w.diff[0] !== "missing").length },
+      { check: "fulfilments (distinct webhook-id) = captured payments", expected: s.captured.size, found: f.fulfilled },
+      { check: "  captured payments never fulfilled", expected: 0, found: f.missing },
+      { check: "  payments fulfilled twice", expected: 0, found: f.twice },
+      { check: "  fulfilled without a capture", expected: 0, found: f.uncaptured },
+      { check: "forged events listed on a transaction", expected: 0, found: s.forgedListed },
+      { check: "forged events applied (D1 event inbox)", expected: 0, found: s.inbox.applied },
+      { check: "events listed on a transaction they are not of", expected: 0, found: s.foreignListed },
+      { check: "dead letters", expected: 0, found: s.deadLetters },
+    );
+  }
+  checks.push({ check: "payment driver errors", expected: 0, found: run.failures.length });
+  if (shardDownMs > 0) checks.push({ check: "webhook deliveries answered 500 (whole run)", expected: 0, found: answered500 });
   console.log(
     table(
       [
@@ -306,10 +508,12 @@ ${table(
     const detail = diff[0] === "missing" ? "missing" : diff.map((f) => `${f}: truth ${t[f]} / service ${record[f]}`).join(", ");
     console.log(`  ✗ ${t.id} (${t.name}): ${detail}`);
   }
-  console.log(
-    `\nforged: ${forgedIds.size} forged event ids delivered: ${inbox.rejected} rejected by fetch-back (404), ${inbox.pending} still retrying their fetch-back, ${inbox.applied} applied` +
-      `\nfulfilment notifications: ${fulfilment.posts} POSTs received (retries of one webhook-id included)`,
-  );
+  for (const s of shops) {
+    console.log(
+      `\n${label(s)}forged: ${s.forgedIds.size} forged event ids delivered: ${s.inbox.rejected} rejected by fetch-back (404), ${s.inbox.pending} still retrying their fetch-back, ${s.inbox.applied} applied` +
+        `\n${label(s)}fulfilment notifications: ${s.fulfilment.posts} POSTs received (retries of one webhook-id included)`,
+    );
+  }
   const failed = checks.filter((c) => c.expected !== c.found).length;
   const duration = Math.round((Date.now() - started) / 1000);
   console.log(
@@ -328,15 +532,26 @@ async function triggerCron(stack) {
   if (trigger.status !== 200) throw new Error(`scheduled trigger → ${trigger.status} ${JSON.stringify(trigger.body)}`);
 }
 
-/** Waits for a run not in `seen` to refresh everything it found (or the deadline); answers its row and adds it to `seen`. */
-async function reconciliationDone(stack, deadline, seen) {
+/**
+ * Waits for `shards` runs not in `seen` (a cron run starts one per shard) to refresh everything they found (or the
+ * deadline); answers their rows and adds them to `seen`.
+ */
+async function reconciliationDone(stack, deadline, seen, shards) {
   for (;;) {
-    const [latest] = (await stack.admin("/admin/reconciliation/runs")).runs;
-    if (latest && !seen.has(latest.id) && (latest.refreshed >= latest.found || Date.now() > deadline)) {
-      seen.add(latest.id);
-      return latest;
+    const fresh = (await stack.admin("/admin/reconciliation/runs")).runs.filter((run) => !seen.has(run.id)).slice(0, shards);
+    const finished = fresh.every((run) => run.refreshed >= run.found);
+    if (fresh.length >= shards && (finished || Date.now() > deadline)) {
+      for (const run of fresh) seen.add(run.id);
+      return fresh;
     }
-    if (Date.now() > deadline + 10_000) throw new Error("the Cron Trigger started no reconciliation run");
+    if (Date.now() > deadline + 10_000) {
+      // Some shard's run never showed up: count what did, so one missing run does not end the whole proof.
+      if (fresh.length > 0) {
+        for (const run of fresh) seen.add(run.id);
+        return fresh;
+      }
+      throw new Error("the Cron Trigger started no reconciliation run");
+    }
     await sleep(1000);
   }
 }
@@ -395,4 +610,142 @@ async function forgedInInbox(stack, merchantId, forgedIds) {
   const by = Object.fromEntries(rows.map((row) => [row.outcome, row.n]));
   // `pending`: its fetch-back met a 5xx/429 and is being retried; only `applied`/`stale` would mean it was taken as real.
   return { rejected: by.rejected ?? 0, pending: by.pending ?? 0, applied: (by.applied ?? 0) + (by.stale ?? 0) + (by.ignored ?? 0) };
+}
+
+/** `at` (epoch ms) as the run's elapsed time, like the log lines. */
+function elapsedAt(at) {
+  return `${((at - started) / 1000).toFixed(0)} s`;
+}
+
+/** The emulator's delivery attempts answered in [from, to) (epoch ms), by the answer's status class. */
+function answersBetween(deliveries, from, to) {
+  const counts = { total: 0, "2xx": 0, 429: 0, 503: 0, 500: 0, "5xx": 0, "4xx": 0, none: 0 };
+  for (const delivery of deliveries) {
+    // A dropped delivery was never sent: nothing answered it.
+    if (delivery.outcome === "dropped" || delivery.status === null) continue;
+    const at = Date.parse(delivery.at);
+    if (at < from || at >= to) continue;
+    const code = delivery.status;
+    counts.total++;
+    if (code >= 200 && code < 300) counts["2xx"]++;
+    else if (code === 429 || code === 503 || code === 500) counts[code]++;
+    else if (code > 500) counts["5xx"]++;
+    else if (code === 0) counts.none++;
+    else counts["4xx"]++;
+  }
+  return counts;
+}
+
+/** The compared fields of a record (or of the truth) as one string: "the same state". */
+const stateOf = (tx) =>
+  ["status", "currency", "amount", "authorized_amount", "captured_amount", "refunded_amount", "available_amount"]
+    .map((field) => String(tx[field]))
+    .join("|");
+
+/**
+ * Lists the merchant's records changed lately, every PROBE_EVERY_MS, and keeps for each transaction and state the
+ * record's `updated_at` when that state was first listed: when the status API started showing it. `stop()` ends the
+ * loop and answers that map (transaction id → state → epoch ms).
+ */
+function startAppliedProbe(status) {
+  const seen = new Map();
+  let newest = 0;
+  let stopped = false;
+  const polls = { ok: 0, failed: 0, firstError: "" };
+  const deadline = Date.now() + PROBE_MAX_MS;
+  const pollOnce = async () => {
+    // A 3 s overlap: records written in the same instant as the newest one seen (or by a slower isolate) are not missed.
+    const after = newest > 0 ? `&updated_after=${encodeURIComponent(new Date(newest - 3000).toISOString())}` : "";
+    let cursor = null;
+    for (let page = 0; page < 20; page++) {
+      const answer = await status(`/v1/transactions?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : after}`);
+      if (answer.status !== 200) throw new Error(`GET /v1/transactions → ${answer.status}`);
+      for (const tx of answer.body.transactions) {
+        const at = Date.parse(tx.updated_at);
+        const states = seen.get(tx.id) ?? new Map();
+        if (!states.has(stateOf(tx))) states.set(stateOf(tx), at);
+        seen.set(tx.id, states);
+        newest = Math.max(newest, at);
+      }
+      cursor = answer.body.next_cursor;
+      if (!cursor) return;
+    }
+  };
+  const loop = (async () => {
+    while (!stopped && Date.now() < deadline) {
+      // A failed poll (the worker busy) is only a missed sample: the next one lists the same records again.
+      await pollOnce().then(
+        () => polls.ok++,
+        (error) => {
+          polls.failed++;
+          polls.firstError ||= String(error);
+        },
+      );
+      await sleep(PROBE_EVERY_MS);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      // Said, so a probe that saw nothing (every poll failing) is told apart from a service that showed nothing.
+      say(`applied probe: ${polls.ok} polls answered, ${polls.failed} failed, ${seen.size} transactions seen`);
+      if (polls.firstError) say(`applied probe: first failure: ${polls.firstError}`);
+      return seen;
+    },
+  };
+}
+
+/** Nearest-rank percentile of sorted numbers, in seconds with one decimal ("-" for none). */
+function percentile(sorted, p) {
+  if (sorted.length === 0) return "-";
+  const value = sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  return `${(value / 1000).toFixed(2)} s`;
+}
+
+/**
+ * Per payment of the merchant: the time from its last event's first delivery answered 2xx to the moment the status API
+ * showed its final state (the record's updated_at for that state), grouped by when that delivery was answered: before
+ * the fault, during it, after it.
+ */
+function appliedLag(truth, deliveries, seen, fault) {
+  const delivered = new Map();
+  for (const d of deliveries) {
+    if (d.forged || !(d.status >= 200 && d.status < 300)) continue;
+    const at = Date.parse(d.at);
+    if (!delivered.has(d.event_id) || at < delivered.get(d.event_id)) delivered.set(d.event_id, at);
+  }
+  // truth.events is in firing order: the last one seen of a transaction is its last event.
+  const lastEvent = new Map();
+  for (const event of truth.events) lastEvent.set(event.transaction_id, event.id);
+  const windows = { before: [], during: [], after: [] };
+  // Unseen in the final state, though the transaction itself was listed: the probe missed that state (e.g. overwritten).
+  let listedOtherwise = 0;
+  let undelivered = 0;
+  let early = 0;
+  let unseen = 0;
+  for (const tx of truth.transactions) {
+    const sent = delivered.get(lastEvent.get(tx.id));
+    if (sent === undefined) {
+      undelivered++;
+      continue;
+    }
+    const shown = seen?.get(tx.id)?.get(stateOf(tx));
+    if (shown === undefined) {
+      unseen++;
+      if (seen?.has(tx.id)) listedOtherwise++;
+    } else if (shown < sent) early++;
+    else windows[sent < fault.startedAt ? "before" : sent < fault.healedAt ? "during" : "after"].push(shown - sent);
+  }
+  const rows = Object.entries(windows).map(([window, lags]) => {
+    const sorted = lags.sort((a, b) => a - b);
+    return {
+      window: `${window} the fault`,
+      n: sorted.length,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      max: percentile(sorted, 100),
+    };
+  });
+  return { rows, undelivered, early, unseen, listedOtherwise };
 }
