@@ -637,10 +637,12 @@ function answersBetween(deliveries, from, to) {
 }
 
 /** The compared fields of a record (or of the truth) as one string: "the same state". */
-const stateOf = (tx) =>
-  ["status", "currency", "amount", "authorized_amount", "captured_amount", "refunded_amount", "available_amount"]
+// A function declaration, hoisted: the probe starts before this line of the module has run (top-level await above).
+function stateOf(tx) {
+  return ["status", "currency", "amount", "authorized_amount", "captured_amount", "refunded_amount", "available_amount"]
     .map((field) => String(tx[field]))
     .join("|");
+}
 
 /**
  * Lists the merchant's records changed lately, every PROBE_EVERY_MS, and keeps for each transaction and state the

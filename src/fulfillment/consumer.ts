@@ -37,7 +37,7 @@ export async function consumeFulfillments({
     const outcome = await deliverNudge({ db, config, nudge, fetcher });
     if (outcome.kind === "delivered" || outcome.kind === "settled") message.ack();
     else if (outcome.kind === "busy") message.retry({ delaySeconds: BUSY_DELAY_SECONDS });
-    else failed.push({ message, body: nudge, error: new Error(outcome.error) });
+    else failed.push({ message, body: nudge, error: outcome.cause ?? new Error(outcome.error) });
   }
   await postpone(env.FULFILLMENTS, failed, {
     policy: FULFILMENT_RETRY,
@@ -64,7 +64,7 @@ async function deliverNudge({
   try {
     outcome = await deliverFulfillment({ db, config, ...target, fetcher });
   } catch (error) {
-    outcome = { kind: "failed", error: safeErrorText(error) };
+    outcome = { kind: "failed", error: safeErrorText(error), cause: error };
   }
   log(outcome.kind === "failed" ? "warn" : "info", "fulfillment.delivery", {
     merchant_id: target.merchantId,

@@ -9,7 +9,12 @@ import { presentTransaction } from "../transactions/present";
 import { fulfillmentAttemptInsert } from "../transactions/timeline-record";
 import { claimFulfillment, type FulfillmentKey, type FulfillmentRow, markFulfillmentDelivered, releaseFulfillment } from "./outbox";
 
-export type DeliveryOutcome = { kind: "delivered" } | { kind: "settled" } | { kind: "busy" } | { kind: "failed"; error: string };
+export type DeliveryOutcome =
+  | { kind: "delivered" }
+  | { kind: "settled" }
+  | { kind: "busy" }
+  /** `cause`: the error thrown on the way, when one was (a D1 failure waits for its shard instead of spending a try). */
+  | { kind: "failed"; error: string; cause?: unknown };
 
 /** One attempt as the timeline records it: the merchant's HTTP status or an error class, never a body. */
 type Attempt =

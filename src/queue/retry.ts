@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { safeErrorText } from "../db/errors";
+import { isStorageError, safeErrorText } from "../db/errors";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
 import { policyDelaySeconds, type RetryPolicy, retryDelaySeconds } from "./backoff";
@@ -32,6 +32,17 @@ export interface PostponeOptions<B extends RetryState> {
   deadLetter(item: Postponed<B>, reason: string): Promise<void>;
 }
 
+/**
+ * While the work's own D1 shard fails, it waits for the shard like it waits for our pacer: no attempt spent and no
+ * horizon (the shard coming back ends the wait; nothing accepted is dropped meanwhile), looked at once a minute, so a
+ * parked message costs at most one queue operation a minute.
+ */
+export const STORAGE_WAIT_SECONDS = 60;
+
+/** Our own backpressure (the pacer, an open breaker) or the shard's failure: a wait, not a failed try. */
+const isWaiting = (error: unknown) => (error instanceof SmartRouterError && error.isLocalBackpressure) || isStorageError(error);
+const waitSeconds = (error: unknown, hintMs: number | null) =>
+  isStorageError(error) ? STORAGE_WAIT_SECONDS : Math.max(1, Math.ceil((hintMs ?? 1_000) / 1000));
 const hintOf = (error: unknown) => (error instanceof SmartRouterError ? error.retryAfterMs : null);
 const duration = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.round(ms / 1000)} s`);
 const describe = (error: unknown) => safeErrorText(error);
@@ -39,11 +50,12 @@ const describe = (error: unknown) => safeErrorText(error);
 /**
  * Puts work back for later as a fresh message carrying its retry state, and acks the original: the wait is the
  * policy's (exponential with jitter, a server's hint as a floor), the end is the policy's horizon from the first failed
- * try, past which the work becomes a dead letter. Our own pacer's "not yet" (local backpressure: the rate budget or an
- * open circuit breaker) waits the pacer's hint, does not count as a failed try and is the one wait without a horizon:
- * it ends when the pacer grants the call (the breaker closes once Smart Router answers a probe), and nothing accepted
- * is dropped however long Smart Router is down. Should the
- * queue refuse the new message, the original is retried by the queue instead (spending one of its retries).
+ * try, past which the work becomes a dead letter. Two waits are not failed tries and have no horizon: our own pacer's
+ * "not yet" (local backpressure: the rate budget or an open circuit breaker) waits the pacer's hint and ends when the
+ * pacer grants the call (the breaker closes once Smart Router answers a probe); a failing D1 shard waits
+ * STORAGE_WAIT_SECONDS a look and ends when the shard answers. So nothing accepted is dropped however long Smart Router
+ * or the shard is down. Should the queue refuse the new message, the original is retried by the queue instead
+ * (spending one of its retries).
  */
 export async function postpone<B extends RetryState>(
   queue: Queue,
@@ -55,7 +67,7 @@ export async function postpone<B extends RetryState>(
   for (const item of items) {
     const since = item.body.first_attempt_at ?? new Date(now).toISOString();
     const attempt = item.body.attempt ?? 0;
-    const waiting = item.error instanceof SmartRouterError && item.error.isLocalBackpressure;
+    const waiting = isWaiting(item.error);
     if (!waiting && now - Date.parse(since) >= policy.horizonMs * scale) {
       const over = duration(now - Date.parse(since));
       await options.deadLetter(item, `${policy.name} gave up after ${attempt + 1} tries over ${over}: ${describe(item.error)}`);
@@ -63,7 +75,7 @@ export async function postpone<B extends RetryState>(
       continue;
     }
     const hintMs = hintOf(item.error);
-    const delay = waiting ? Math.max(1, Math.ceil((hintMs ?? 1_000) / 1000)) : policyDelaySeconds(policy, attempt + 1, { scale, hintMs });
+    const delay = waiting ? waitSeconds(item.error, hintMs) : policyDelaySeconds(policy, attempt + 1, { scale, hintMs });
     const body = { ...item.body, attempt: waiting ? attempt : attempt + 1, first_attempt_at: since };
     byDelay.set(delay, [...(byDelay.get(delay) ?? []), { item, body }]);
   }

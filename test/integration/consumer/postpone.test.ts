@@ -1,7 +1,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { VERIFICATION_RETRY } from "../../../src/queue/backoff";
-import { type Postponed, postpone, type RetryState } from "../../../src/queue/retry";
+import { type Postponed, postpone, type RetryState, STORAGE_WAIT_SECONDS } from "../../../src/queue/retry";
 import { SmartRouterError } from "../../../src/smart-router/errors";
 
 type Body = RetryState & { v: 0; note: string };
@@ -85,6 +85,30 @@ describe("putting work back for later", () => {
     expect(byNote["503"]?.delaySeconds).toBeLessThanOrEqual(71);
     expect(byNote["3 days of 503"]).toBeUndefined();
     expect(dead).toEqual([expect.stringMatching(/^old: verification gave up after 41 tries over 72\.0 h: 503$/)]);
+  });
+
+  it("waits for a failing D1 shard like for our pacer: a look a minute, no attempt spent, no horizon", async () => {
+    const expired = new Date(NOW - VERIFICATION_RETRY.horizonMs - 1).toISOString();
+    const batch = batchOf({ shard: { v: 0, note: "shard down for 4 days", attempt: 2, first_attempt_at: expired } });
+    const [shard] = batch.messages;
+    if (!shard) throw new Error("batch incomplete");
+    // What D1 throws for a shard whose tables are gone (the chaos run's --shard-down).
+    const error = new Error("D1_ERROR: no such table: fulfillments: SQLITE_ERROR");
+    const { queue, sent } = recordingQueue();
+    const dead: string[] = [];
+    await postpone(queue, [{ message: shard, body: shard.body, error }], {
+      policy: VERIFICATION_RETRY,
+      scale: 1,
+      now: NOW,
+      deadLetter: async (item) => {
+        dead.push(item.message.id);
+      },
+    });
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.explicitAcks).toEqual(["shard"]);
+    expect(dead).toEqual([]);
+    expect(STORAGE_WAIT_SECONDS).toBe(60);
+    expect(sent).toEqual([{ body: { v: 0, note: "shard down for 4 days", attempt: 2, first_attempt_at: expired }, delaySeconds: 60 }]);
   });
 
   it("leaves the message to the queue's own retry when the queue refuses the new one", async () => {
