@@ -41,8 +41,9 @@ export const STORAGE_WAIT_SECONDS = 60;
 
 /** Our own backpressure (the pacer, an open breaker) or the shard's failure: a wait, not a failed try. */
 const isWaiting = (error: unknown) => (error instanceof SmartRouterError && error.isLocalBackpressure) || isStorageError(error);
-const waitSeconds = (error: unknown, hintMs: number | null) =>
-  isStorageError(error) ? STORAGE_WAIT_SECONDS : Math.max(1, Math.ceil((hintMs ?? 1_000) / 1000));
+/** The test-only RETRY_SCHEDULE_SCALE shrinks the shard's wait as it does every policy delay (never below 1 s). */
+const waitSeconds = (error: unknown, hintMs: number | null, scale: number) =>
+  Math.max(1, Math.ceil(isStorageError(error) ? STORAGE_WAIT_SECONDS * scale : (hintMs ?? 1_000) / 1000));
 const hintOf = (error: unknown) => (error instanceof SmartRouterError ? error.retryAfterMs : null);
 const duration = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.round(ms / 1000)} s`);
 const describe = (error: unknown) => safeErrorText(error);
@@ -75,7 +76,7 @@ export async function postpone<B extends RetryState>(
       continue;
     }
     const hintMs = hintOf(item.error);
-    const delay = waiting ? waitSeconds(item.error, hintMs) : policyDelaySeconds(policy, attempt + 1, { scale, hintMs });
+    const delay = waiting ? waitSeconds(item.error, hintMs, scale) : policyDelaySeconds(policy, attempt + 1, { scale, hintMs });
     const body = { ...item.body, attempt: waiting ? attempt : attempt + 1, first_attempt_at: since };
     byDelay.set(delay, [...(byDelay.get(delay) ?? []), { item, body }]);
   }
