@@ -1838,6 +1838,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/shards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the D1 shards
+         * @description Every bound shard in order: its merchants, its size against D1's capacity and its last applied migration. A shard that fails a read (unreachable, unmigrated) is `ok: false` with an `error`; the others still answer.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Every shard, in binding order. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ShardStatus"];
+                    };
+                };
+                /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing or invalid admin token. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/audit": {
         parameters: {
             query?: never;
@@ -2078,6 +2135,11 @@ export interface components {
         Merchant: {
             id: string;
             name: string;
+            /**
+             * @description The binding of the merchant's D1 shard: `DB`, `DB_SHARD_1`, …
+             * @example DB
+             */
+            shard: string;
             smart_router: {
                 project_id: string;
             };
@@ -2179,6 +2241,24 @@ export interface components {
             }[];
             /** @description Pass as `cursor` for the next page; null on the last page. */
             next_cursor: string | null;
+        };
+        ShardStatus: {
+            shards: {
+                /** @example DB */
+                binding: string;
+                index: number;
+                ok: boolean;
+                merchants: number | null;
+                /** @description The database's size as D1 reports it (`meta.size_after`). */
+                bytes: number | null;
+                capacity_bytes: number;
+                /** @description `bytes / capacity_bytes`, to 4 decimals. */
+                used: number | null;
+                /** @description The last migration applied to the shard (`d1_migrations`). */
+                migration: string | null;
+                /** @description Why the shard failed a read; only when `ok` is false. */
+                error?: string;
+            }[];
         };
         AuditPage: {
             entries: {

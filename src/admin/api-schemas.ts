@@ -9,6 +9,7 @@ const merchantSchema = z
   .object({
     id: z.string(),
     name: z.string(),
+    shard: z.string().openapi({ description: "The binding of the merchant's D1 shard: `DB`, `DB_SHARD_1`, …", example: "DB" }),
     smart_router: z.object({ project_id: z.string() }),
     fulfillment_url: z.string().nullable(),
     rate_limits: rateLimitsSchema.nullable(),
@@ -118,3 +119,22 @@ export const deadLetterPageResponse = z
 export const redriveResponse = z
   .object({ redriven: z.array(z.string()), skipped: z.array(z.object({ id: z.string(), reason: z.string() })) })
   .openapi("Redrive");
+
+/** `GET /admin/shards` (db/shard-status.ts `shardStatuses`): a field a failing shard could not give is null. */
+export const shardStatusResponse = z
+  .object({
+    shards: z.array(
+      z.object({
+        binding: z.string().openapi({ example: "DB" }),
+        index: z.int(),
+        ok: z.boolean(),
+        merchants: z.int().nullable(),
+        bytes: z.int().nullable().openapi({ description: "The database's size as D1 reports it (`meta.size_after`)." }),
+        capacity_bytes: z.int(),
+        used: z.number().nullable().openapi({ description: "`bytes / capacity_bytes`, to 4 decimals." }),
+        migration: z.string().nullable().openapi({ description: "The last migration applied to the shard (`d1_migrations`)." }),
+        error: z.string().optional().openapi({ description: "Why the shard failed a read; only when `ok` is false." }),
+      }),
+    ),
+  })
+  .openapi("ShardStatus");

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Database } from "../db/client";
 import type { MerchantRow } from "../db/rows";
 import { apiKeyDirectory, apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
-import { directoryDatabase, leastFullShard, mergedRows, rememberShard, shardDatabases, shardIndexOf } from "../db/shards";
+import { bindingOf, directoryDatabase, leastFullShard, mergedRows, rememberShard, shardIndexOf, shardsOf } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
@@ -18,11 +18,12 @@ import { newApiKey } from "./api-keys";
 import { forgetWebhookCredentials } from "./credential-directory";
 import { type CreateMerchantInput, merchantIdSchema, type UpdateMerchantInput } from "./schemas";
 
-/** The merchant as the admin API shows it: never a secret, not even encrypted. */
-export function presentMerchant(row: MerchantRow) {
+/** The merchant as the admin API shows it, with the binding of its shard (`shard`): never a secret, not even encrypted. */
+export function presentMerchant(row: MerchantRow, shard: number) {
   return {
     id: row.id,
     name: row.name,
+    shard: bindingOf(shard),
     smart_router: { project_id: row.smartRouterProjectId },
     fulfillment_url: row.fulfillmentUrl,
     rate_limits: row.rateLimits ?? null,
@@ -76,7 +77,7 @@ export async function registerMerchant({
   forgetWebhookCredentials({ shard: shard.index });
   const row = await findMerchant({ db: shard.db, merchantId: input.id });
   return {
-    merchant: presentMerchant(row),
+    merchant: presentMerchant(row, shard.index),
     api_key: key.apiKey,
     api_key_id: key.keyId,
     webhook: { path: webhookPath(input.id), username: credentials.webhookUsername, password: credentials.webhookPassword },
@@ -249,19 +250,24 @@ const merchantCursor = z.strictObject({ i: merchantIdSchema });
 /** Every merchant of every shard, by id, in keyset pages of `limit` (the admin's list: no secrets, as `presentMerchant`). */
 export async function listMerchants({ env, cursor, limit }: { env: AppEnv; cursor?: string; limit: number }) {
   const after = cursor === undefined ? undefined : decodePageCursor(cursor, merchantCursor).i;
+  const shards = shardsOf(env);
+  // Each row keeps the index of the shard it was read on.
   const rows = await mergedRows(
-    shardDatabases(env),
-    (db) =>
-      db
+    shards.map((shard) => shard.db),
+    async (db) => {
+      const shard = shards.findIndex((each) => each.db === db);
+      const found = await db
         .select()
         .from(merchants)
         .where(after === undefined ? undefined : gt(merchants.id, after))
         .orderBy(asc(merchants.id))
-        .limit(limit + 1),
-    (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+        .limit(limit + 1);
+      return found.map((row) => ({ row, shard }));
+    },
+    (a, b) => (a.row.id < b.row.id ? -1 : a.row.id > b.row.id ? 1 : 0),
   );
-  const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ i: row.id }));
-  return { merchants: page.map(presentMerchant), next_cursor: nextCursor };
+  const { page, nextCursor } = keysetPage(rows, limit, ({ row }) => ({ i: row.id }));
+  return { merchants: page.map(({ row, shard }) => presentMerchant(row, shard)), next_cursor: nextCursor };
 }
 
 /** The merchant row, or a 404 ApiError. */
@@ -274,6 +280,7 @@ export async function findMerchant({ db, merchantId }: { db: Database; merchantI
 /** Applies a PATCH on the merchant's shard (`db`); a new Smart Router secret key is sealed before it is stored. */
 export async function updateMerchant({
   db,
+  shard,
   directory,
   config,
   merchantId,
@@ -281,6 +288,8 @@ export async function updateMerchant({
   probe,
 }: {
   db: Database;
+  /** The index of the merchant's shard (`db`), shown as its binding. */
+  shard: number;
   /** DB: the shard directory, where a new project is claimed. */
   directory: Database;
   config: AppConfig;
@@ -300,7 +309,7 @@ export async function updateMerchant({
   await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
   // The edge limit lives in the credential directory: this isolate sees a new one at once, others within its refresh.
   if (input.rate_limits !== undefined) forgetWebhookCredentials();
-  return presentMerchant(await findMerchant({ db, merchantId }));
+  return presentMerchant(await findMerchant({ db, merchantId }), shard);
 }
 
 /** The Smart Router credentials a PATCH leaves the merchant with: each part given, or the current one. */

@@ -14,9 +14,11 @@ import {
   revokedApiKeyResponse,
   rotatedSigningSecretResponse,
   rotatedWebhookCredentialResponse,
+  shardStatusResponse,
 } from "../admin/api-schemas";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
 import { auditTarget, listAdminActions } from "../audit/audit";
+import { shardStatuses } from "../db/shard-status";
 import { databaseFor, shardDatabases, shardFor } from "../db/shards";
 import { listDeadLetters, redriveFromShards } from "../dead-letters/redrive";
 import { type AdminContext, noteAdminAction, requireAdmin } from "../http/admin-auth";
@@ -259,6 +261,18 @@ const redriveRoute = createRoute({
   },
 });
 
+const shardsRoute = createRoute({
+  method: "get",
+  path: "/shards",
+  summary: "List the D1 shards",
+  description:
+    "Every bound shard in order: its merchants, its size against D1's capacity and its last applied migration. A shard " +
+    "that fails a read (unreachable, unmigrated) is `ok: false` with an `error`; the others still answer.",
+  tags,
+  security,
+  responses: { 200: json(shardStatusResponse, "Every shard, in binding order."), ...errors },
+});
+
 /** The one call registration and credential changes make to Smart Router, with the request's bindings. */
 const probeWith =
   (c: Context<AdminContext>): CredentialProbe =>
@@ -290,13 +304,16 @@ adminRoutes
   })
   .openapi(getMerchantRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
-    const row = await findMerchant({ db: await databaseFor(c.env, merchantId), merchantId });
-    return c.json({ merchant: presentMerchant(row) }, 200);
+    const shard = await shardFor(c.env, merchantId);
+    const row = await findMerchant({ db: shard.db, merchantId });
+    return c.json({ merchant: presentMerchant(row, shard.index) }, 200);
   })
   .openapi(updateMerchantRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
+    const shard = await shardFor(c.env, merchantId);
     const merchant = await updateMerchant({
-      db: await databaseFor(c.env, merchantId),
+      db: shard.db,
+      shard: shard.index,
       directory: c.var.directoryDb,
       config: c.var.config,
       merchantId,
@@ -349,6 +366,7 @@ adminRoutes
   .openapi(reconciliationRunsRoute, async (c) =>
     c.json(await listReconciliationRuns({ dbs: shardDatabases(c.env), cursor: c.req.valid("query").cursor }), 200),
   )
+  .openapi(shardsRoute, async (c) => c.json({ shards: await shardStatuses(c.env) }, 200))
   .openapi(auditRoute, async (c) => c.json(await listAdminActions({ db: c.var.directoryDb, cursor: c.req.valid("query").cursor }), 200))
   .openapi(deadLettersRoute, async (c) => {
     const { merchant, cursor } = c.req.valid("query");
