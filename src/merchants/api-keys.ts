@@ -61,21 +61,19 @@ function keyOnShard(shards: readonly Database[], listed: { merchantId: string; s
     .get();
 }
 
-/**
- * A new API key of a merchant on shard `shard` (`db`): `listing`, its row in the directory on DB, to write before (or
- * with) `insert`, its row on the shard, so that no stored key is ever missing from the directory.
- */
-export async function newApiKey({
-  db,
-  directory,
-  merchantId,
-  shard,
-}: {
+/** Where a merchant's key goes: its shard (`db`, index `shard`) and the key directory on DB (`directory`). */
+export interface KeyHolder {
   db: Database;
   directory: Database;
   merchantId: string;
   shard: number;
-}) {
+}
+
+/**
+ * A new API key of a merchant on shard `shard` (`db`): `listing`, its row in the directory on DB, to write before (or
+ * with) `insert`, its row on the shard, so that no stored key is ever missing from the directory.
+ */
+export async function newApiKey({ db, directory, merchantId, shard }: KeyHolder) {
   const { keyId, apiKey } = generateApiKey();
   return {
     keyId,

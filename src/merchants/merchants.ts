@@ -14,7 +14,7 @@ import { generateSigningSecret, hashCredential, randomHex, randomToken } from ".
 import { openSecret, sealSecret } from "../security/vault";
 import type { CredentialCheck } from "../smart-router/probe";
 import { alertThresholds } from "./alert-thresholds";
-import { newApiKey } from "./api-keys";
+import { type KeyHolder, newApiKey } from "./api-keys";
 import { forgetWebhookCredentials } from "./credential-directory";
 import { type CreateMerchantInput, merchantIdSchema, type UpdateMerchantInput } from "./schemas";
 
@@ -308,7 +308,7 @@ export async function updateMerchant({
   if (movesTo !== undefined) await claimProject(directory, merchantId, movesTo);
   await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
   // The edge limit lives in the credential directory: this isolate sees a new one at once, others within its refresh.
-  if (input.rate_limits !== undefined) forgetWebhookCredentials();
+  if (input.rate_limits !== undefined) forgetWebhookCredentials({ shard });
   return presentMerchant(await findMerchant({ db, merchantId }), shard);
 }
 
@@ -364,17 +364,7 @@ async function claimProject(directory: Database, merchantId: string, projectId: 
  * directory row on DB is written first; should the key's own write fail, the row is removed (a row without its key
  * only ever answers 401).
  */
-export async function issueApiKey({
-  db,
-  directory,
-  merchantId,
-  shard,
-}: {
-  db: Database;
-  directory: Database;
-  merchantId: string;
-  shard: number;
-}) {
+export async function issueApiKey({ db, directory, merchantId, shard }: KeyHolder) {
   await findMerchant({ db, merchantId });
   const key = await newApiKey({ db, directory, merchantId, shard });
   await key.listing;

@@ -22,10 +22,13 @@ export type RotateWebhookCredentialInput = z.infer<typeof rotateWebhookCredentia
  */
 export async function rotateWebhookCredential({
   db,
+  shard,
   merchantId,
   input,
 }: {
   db: Database;
+  /** The index of the merchant's shard (`db`): only its cached credentials are dropped, so another failing shard keeps its copy. */
+  shard: number;
   merchantId: string;
   input: RotateWebhookCredentialInput;
 }) {
@@ -45,7 +48,7 @@ export async function rotateWebhookCredential({
     .returning({ id: merchants.id })
     .get();
   if (!rotated) throw new ApiError("conflict", `webhook credential of merchant ${merchantId} was rotated concurrently; try again`);
-  forgetWebhookCredentials();
+  forgetWebhookCredentials({ shard });
   return {
     webhook: { path: webhookPath(merchantId), username: current.webhookUsername, password, previous_valid_until: previousValidUntil },
   };

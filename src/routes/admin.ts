@@ -339,8 +339,8 @@ adminRoutes
   })
   .openapi(rotateWebhookCredentialRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
-    const db = await databaseFor(c.env, merchantId);
-    const rotated = await rotateWebhookCredential({ db, merchantId, input: c.req.valid("json") });
+    const shard = await shardFor(c.env, merchantId);
+    const rotated = await rotateWebhookCredential({ db: shard.db, shard: shard.index, merchantId, input: c.req.valid("json") });
     noteAdminAction(c, "webhook_credential.rotate", [auditTarget.merchant(merchantId)]);
     c.header("Cache-Control", "no-store");
     return c.json(rotated, 201);

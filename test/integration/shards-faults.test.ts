@@ -186,6 +186,24 @@ describe("a failing shard fails only its merchants: the failing shard's merchant
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("service_unavailable");
   });
 
+  it("keeps the failing shard's credential copy when a merchant of the other shard rotates its password or edge limit", async () => {
+    const onFailing = await merchantOn(1);
+    const onHealthy = await merchantOn(0);
+    forgetWebhookCredentials();
+    expect((await deliver(onFailing, { event_id: "ev_keptloaded" })).status).toBe(200);
+    await breakTables(env.DB_SHARD_1, SHARD_1_TABLES);
+    const rotated = await call(`/admin/merchants/${onHealthy.merchant.id}/webhook-credential`, { method: "POST", headers: ADMIN });
+    expect(rotated.status).toBe(201);
+    const patched = await call(`/admin/merchants/${onHealthy.merchant.id}`, {
+      method: "PATCH",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ rate_limits: { webhooks_rpm: 1200 } }),
+    });
+    expect(patched.status).toBe(200);
+    // Only DB's copy was dropped: the failing shard's merchant is still checked against its cached credential.
+    expect((await deliver(onFailing, { event_id: "ev_keptafter" })).status).toBe(200);
+  });
+
   it("answers the status API of the failing shard's merchant 503 with Retry-After, logging no bound parameter", async () => {
     const onFailing = await merchantOn(1);
     await breakTables(env.DB_SHARD_1, SHARD_1_TABLES);
