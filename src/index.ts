@@ -5,6 +5,7 @@ import { runScheduledWork } from "./scheduled";
 
 const app = createApp();
 
+export { DeliveryGate } from "./ingest/delivery-gate";
 export { ProjectRateLimiter } from "./rate-limiter/durable-object";
 
 // `_ctx` is unused, but kept so that the handlers take what the runtime (and a test standing in for it) passes.

@@ -19,6 +19,7 @@ import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type EventRecord, settledEvents } from "../transactions/inbox";
 import { type FetchBackRecord, fetchBackRecord, recordDeliveries, recordFetchBacks } from "../transactions/timeline-record";
 import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
+import { reportSettled, type SettledDeliveries } from "./delivery-gate";
 import { countForgedDeliveries } from "./forged";
 
 interface Delivery {
@@ -271,8 +272,27 @@ async function retryUncommitted({ env, db, config, plan, valid }: Decided, error
   );
 }
 
+/**
+ * The deliveries this batch took out of the pipeline (acked, or given up for good), for the edge's gate: an event asked
+ * again later keeps one of its deliveries in, the one its re-check message stands for.
+ */
+function leftPipeline(valid: readonly Delivery[], plan: Plan, gaveUp: readonly WebhookMessage[]): SettledDeliveries[] {
+  const acked = new Set(plan.toAck);
+  const rechecked = new Set(plan.toRecheck.map((body) => key(body.merchant_id, body.event_id)));
+  const left: WebhookMessage[] = [...gaveUp];
+  for (const { message, body } of valid) {
+    if (!acked.has(message)) continue;
+    if (rechecked.delete(key(body.merchant_id, body.event_id))) continue;
+    left.push(body);
+  }
+  return [...Map.groupBy(left, (body) => body.merchant_id)].map(([merchantId, bodies]) => ({
+    merchantId,
+    receivedAt: bodies.map((body) => body.received_at),
+  }));
+}
+
 /** Step 5, settle: ack what the commit recorded, put the failed fetch-backs back under the verification policy. */
-async function settle({ env, db, config, plan }: Decided) {
+async function settle({ env, db, config, plan, valid }: Decided) {
   for (const message of plan.toAck) message.ack();
   for (const { delivery, error } of plan.toRetry) {
     log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
@@ -283,7 +303,8 @@ async function settle({ env, db, config, plan }: Decided) {
       attempt: (delivery.body.attempt ?? 0) + 1,
     });
   }
-  await retryVerification(env, db, config, plan.toRetry);
+  const gaveUp = await retryVerification(env, db, config, plan.toRetry);
+  await reportSettled(env.DELIVERY_GATE, leftPipeline(valid, plan, gaveUp));
 }
 
 /**
@@ -311,7 +332,13 @@ export async function consumeWebhooks({ batch, env, db, config }: ConsumerInput)
  * first failed try, or from when the edge received the delivery; past it, the delivery is a dead letter, which the
  * scheduled work redrives by itself once Smart Router answers the merchant again (scheduled.ts).
  */
-async function retryVerification(env: AppEnv, db: Database, config: AppConfig, items: readonly { delivery: Delivery; error: unknown }[]) {
+async function retryVerification(
+  env: AppEnv,
+  db: Database,
+  config: AppConfig,
+  items: readonly { delivery: Delivery; error: unknown }[],
+): Promise<WebhookMessage[]> {
+  const gaveUp: WebhookMessage[] = [];
   const postponed: Postponed<WebhookMessage>[] = items.map(({ delivery, error }) => ({
     message: delivery.message,
     body: { ...delivery.body, first_attempt_at: delivery.body.first_attempt_at ?? delivery.body.received_at },
@@ -324,6 +351,8 @@ async function retryVerification(env: AppEnv, db: Database, config: AppConfig, i
     deadLetter: async ({ message, body }, reason) => {
       log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, reason });
       await storeDeadLetter({ db, id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });
+      gaveUp.push(body);
     },
   });
+  return gaveUp;
 }

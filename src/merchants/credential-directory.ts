@@ -4,6 +4,7 @@ import { merchants } from "../db/schema";
 import { ApiError } from "../errors";
 import { base64ToBytes, decodeUtf8Strict } from "../lib/encoding";
 import { log } from "../lib/log";
+import type { RateLimitSettings } from "../rate-limiter/limiter";
 import { constantTimeEqual, hashCredential } from "../security/credentials";
 
 /** One merchant's webhook credential as the edge checks it. */
@@ -13,8 +14,9 @@ interface WebhookCredential {
   /** The password a rotation replaced, accepted until `previousValidUntil` (epoch ms). */
   previousHash: string | null;
   previousValidUntil: number;
-  /** The merchant's edge limit (`rate_limits.webhooks_rpm`), held here so that limiting reads no D1 either. */
-  deliveriesPerMinute: number | undefined;
+  /** The merchant's edge limits come from its project and `rate_limits`, held here so that limiting reads no D1 either. */
+  projectId: string;
+  rateLimits: RateLimitSettings | null;
 }
 
 /** One shard's merchants' credentials, as last read from it. */
@@ -62,15 +64,12 @@ async function loadShard(db: Database, now: number): Promise<ShardCopy> {
       previousHash: merchants.webhookPasswordPreviousHash,
       previousValidUntil: merchants.webhookPasswordPreviousValidUntil,
       rateLimits: merchants.rateLimits,
+      projectId: merchants.smartRouterProjectId,
     })
     .from(merchants);
   const credentials = new Map<string, WebhookCredential>();
-  for (const { id, previousValidUntil, rateLimits, ...credential } of rows) {
-    credentials.set(id, {
-      ...credential,
-      previousValidUntil: previousValidUntil ? Date.parse(previousValidUntil) : 0,
-      deliveriesPerMinute: rateLimits?.webhooks_rpm,
-    });
+  for (const { id, previousValidUntil, ...credential } of rows) {
+    credentials.set(id, { ...credential, previousValidUntil: previousValidUntil ? Date.parse(previousValidUntil) : 0 });
   }
   return { credentials, loadedAt: now, reloadAt: now + REFRESH_MS };
 }
@@ -147,10 +146,11 @@ function parseBasic(authorization: string | undefined): { username: string; pass
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-/** The merchant an authentic delivery came for, and its edge limit (undefined: the default). */
+/** The merchant an authentic delivery came for, its project and its rate limits (null: the defaults). */
 export interface DeliverySender {
   merchantId: string;
-  deliveriesPerMinute: number | undefined;
+  projectId: string;
+  rateLimits: RateLimitSettings | null;
 }
 
 /**
@@ -178,7 +178,9 @@ export async function authenticateDelivery({
   const usernameOk = constantTimeEqual(presented.username, expected.username);
   const currentOk = constantTimeEqual(presentedHash, expected.passwordHash);
   const previousOk = constantTimeEqual(presentedHash, expected.previousHash ?? ABSENT.passwordHash) && now < expected.previousValidUntil;
-  if (found !== undefined && usernameOk && (currentOk || previousOk)) return { merchantId, deliveriesPerMinute: found.deliveriesPerMinute };
+  if (found !== undefined && usernameOk && (currentOk || previousOk)) {
+    return { merchantId, projectId: found.projectId, rateLimits: found.rateLimits };
+  }
   // A shard without a copy may hold this merchant: whatever did not match (an unknown id as a wrong password, so the
   // answer tells nothing of who exists) is a 503 Smart Router retries, never a 401 it would give up on.
   if (available.includes(undefined)) {

@@ -3,7 +3,9 @@ import { shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "../http/body";
 import type { AppContext } from "../http/context";
+import { backlogLimit } from "../ingest/backlog";
 import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../ingest/delivery";
+import { admitDelivery, reportSettled } from "../ingest/delivery-gate";
 import { limitDeliveries } from "../ingest/delivery-limit";
 import { log } from "../lib/log";
 import { authenticateDelivery } from "../merchants/credential-directory";
@@ -30,20 +32,23 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
         "WWW-Authenticate": 'Basic realm="smart-router-webhooks"',
       });
     }
-    // After the credential: only the merchant's own (or leaked) credential can spend its limit.
-    await limitDeliveries(c.env.WEBHOOK_LIMITER, merchantId, sender.deliveriesPerMinute);
+    // After the credential: only the merchant's own (or leaked) credential can spend its limits.
+    await limitDeliveries(c.env.WEBHOOK_LIMITER, merchantId, sender.rateLimits?.webhooks_rpm);
     const body = await parseJsonBody(c.req.raw, deliveryBodySchema, MAX_DELIVERY_BYTES);
+    const receivedAt = new Date().toISOString();
+    await admitDelivery(c.env.DELIVERY_GATE, merchantId, backlogLimit(sender.projectId, sender.rateLimits), receivedAt);
     try {
       await c.var.deliveryQueue.send({
         v: 1,
         merchant_id: merchantId,
         event_id: body.event_id,
         event_type: body.event_type,
-        received_at: new Date().toISOString(),
+        received_at: receivedAt,
         delivery_id: deliveryId,
       });
     } catch (error) {
       queueRefused = true;
+      await reportSettled(c.env.DELIVERY_GATE, [{ merchantId, receivedAt: [receivedAt] }]);
       outcome("queue_refused", { event_id: body.event_id, error: error instanceof Error ? error.message : String(error) });
       throw new ApiError("service_unavailable", "delivery could not be queued; retry later", { "Retry-After": "30" });
     }

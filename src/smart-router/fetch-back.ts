@@ -38,12 +38,20 @@ const traceOf = (via: FetchBackVia, meter: PaceMeter): FetchBackTrace => ({
 /** From this many events waiting for one project, reading the newest events list first saves calls. */
 export const COALESCE_THRESHOLD = 5;
 const LIST_PAGE = 100;
-/** A list page costs one call: read at most one page per this many waiting events (≤ 0.1 calls per event), and at least 3. */
+/** A list page costs one call: read at most one page per this many waiting events (≤ 0.1 calls per event). */
 const EVENTS_PER_LIST_PAGE_BUDGET = 10;
-const MIN_LIST_PAGES = 3;
+/**
+ * With many events waiting, this many of those the list did not show are fetched by id first: when all of them are
+ * unknown to Smart Router the rest are taken for a flood of forged ids and not fetched one by one (each is asked again
+ * once, then left to the event-log backstop, which applies any genuine one it finds); when one is known, the rest are
+ * old genuine events (a backlog after an outage) and are fetched.
+ */
+export const UNLISTED_SAMPLE = 2;
 const FETCH_CONCURRENCY = 6;
 
 const FORGED = "event not found at Smart Router (forged or foreign delivery)";
+/** An unlisted event skipped after a sample of its batch was all unknown: the backstop applies it should it be genuine. */
+const UNLISTED = "not in Smart Router's recent event log and its batch looked forged (the event-log backstop applies it if genuine)";
 
 function asRetry(error: unknown): Verification {
   if (error instanceof SmartRouterError) return { kind: "retry", error };
@@ -86,11 +94,42 @@ async function fetchOne(client: SmartRouterClient, eventId: string, projectId: s
 }
 
 /**
+ * Reads the newest pages of the events list for the wanted ids (removing those found from `wanted`): the first page
+ * always, further ones while the last one found something, at most one page per EVENTS_PER_LIST_PAGE_BUDGET waiting
+ * events. A failing list only means more single fetches.
+ */
+async function readListPages(client: SmartRouterClient, projectId: string, wanted: Set<string>, results: Map<string, Verification>) {
+  const maxPages = Math.ceil(wanted.size / EVENTS_PER_LIST_PAGE_BUDGET);
+  let startAfter: string | undefined;
+  try {
+    for (let page = 0; page < maxPages && wanted.size > 0; page++) {
+      // Each event a page verifies is charged that page: one call, and whatever the pacer made it wait.
+      const meter: PaceMeter = { calls: 0, waitedMs: 0 };
+      const { events, hasMore } = await client.metered(meter).listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
+      const trace = traceOf("events_list", meter);
+      let found = 0;
+      for (const event of events) {
+        if (completeListItem(event) && wanted.delete(event.id)) {
+          results.set(event.id, { ...checkProject(event, projectId), trace });
+          found++;
+        }
+      }
+      const last = events.at(-1);
+      if (!hasMore || !last || found === 0) break;
+      startAfter = last.id;
+    }
+  } catch {
+    // The list is an optimisation only: whatever it did not cover is fetched one by one.
+  }
+}
+
+/**
  * Verifies events by fetching them back from Smart Router with the merchant's own credentials: the only proof a
  * webhook has. With many ids waiting, one `GET /events` page (100 events, newest first) verifies most of a burst in
- * one call, and a backlog is walked further back while that stays under 0.1 calls per waiting event; whatever the pages
- * do not cover (or cover without the transaction's operations) is fetched one by one. A 404 on the single fetch means
- * forged, foreign, or not readable yet: the caller asks once more after a delay before calling it forged.
+ * one call, and a backlog is walked further back while pages keep finding ids; what the pages do not cover (or cover
+ * without the transaction's operations) is fetched one by one, unless a sample of it is all unknown (UNLISTED_SAMPLE):
+ * then a flood of forged ids costs a few calls per batch, not one or two per id. A 404 means forged, foreign, or not
+ * readable yet: the caller asks once more after a delay before calling it forged.
  */
 export async function verifyEvents(
   client: SmartRouterClient,
@@ -99,32 +138,21 @@ export async function verifyEvents(
 ): Promise<Map<string, Verification>> {
   const results = new Map<string, Verification>();
   const wanted = new Set(eventIds);
-
-  if (wanted.size >= COALESCE_THRESHOLD) {
-    let startAfter: string | undefined;
-    try {
-      const maxPages = Math.max(MIN_LIST_PAGES, Math.ceil(wanted.size / EVENTS_PER_LIST_PAGE_BUDGET));
-      for (let page = 0; page < maxPages && wanted.size > 0; page++) {
-        // Each event a page verifies is charged that page: one call, and whatever the pacer made it wait.
-        const meter: PaceMeter = { calls: 0, waitedMs: 0 };
-        const { events, hasMore } = await client.metered(meter).listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
-        const trace = traceOf("events_list", meter);
-        for (const event of events) {
-          if (completeListItem(event) && wanted.delete(event.id)) results.set(event.id, { ...checkProject(event, projectId), trace });
-        }
-        const last = events.at(-1);
-        if (!hasMore || !last) break;
-        startAfter = last.id;
-      }
-    } catch {
-      // The list is an optimisation only: whatever it did not cover is fetched one by one below.
-    }
-  }
+  const coalesced = wanted.size >= COALESCE_THRESHOLD;
+  if (coalesced) await readListPages(client, projectId, wanted, results);
 
   const remaining = [...wanted];
-  const single = await mapConcurrent(remaining, FETCH_CONCURRENCY, (eventId) => fetchOne(client, eventId, projectId));
-  remaining.forEach((eventId, index) => {
-    results.set(eventId, single[index] as Verification);
+  const sampled = coalesced && remaining.length > UNLISTED_SAMPLE ? UNLISTED_SAMPLE : remaining.length;
+  const fetchAll = (ids: readonly string[]) => mapConcurrent(ids, FETCH_CONCURRENCY, (eventId) => fetchOne(client, eventId, projectId));
+  const sample = await fetchAll(remaining.slice(0, sampled));
+  const allUnknown = sample.every((verification) => verification.kind === "not_found");
+  const rest = allUnknown
+    ? remaining
+        .slice(sampled)
+        .map((): Verification => ({ kind: "not_found", detail: UNLISTED, trace: traceOf("events_list", { calls: 0, waitedMs: 0 }) }))
+    : await fetchAll(remaining.slice(sampled));
+  [...sample, ...rest].forEach((verification, index) => {
+    results.set(remaining[index] as string, verification);
   });
   return results;
 }

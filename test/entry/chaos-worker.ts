@@ -8,6 +8,7 @@ import { DEAD_LETTER_SOURCES } from "../../src/dead-letters/consumer";
 import type { AppEnv } from "../../src/env";
 import worker from "../../src/index";
 
+export { DeliveryGate } from "../../src/ingest/delivery-gate";
 export { ProjectRateLimiter } from "../../src/rate-limiter/durable-object";
 
 type ChaosEnv = AppEnv & { CHAOS_CONSUMER_FAILURE_RATE?: string };

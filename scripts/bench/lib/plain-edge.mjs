@@ -1,9 +1,10 @@
 // The ingest baseline of issue 12: a framework-free Worker (a plain `fetch` handler, no Hono, no drizzle) doing the
 // same work per delivery as the edge of src/routes/webhooks.ts: the merchant's Basic credential checked against a
 // directory held in memory (loaded from the same D1 table with one raw query, refreshed every 60 s), SHA-256 and
-// constant-time compares, the per-merchant WEBHOOK_LIMITER, the 64 KiB body cap, the same zod schema, one JSON log
-// line and the WEBHOOKS queue send. Bundled by esbuild into the bench's build directory and served by the same workerd;
+// constant-time compares, the per-merchant WEBHOOK_LIMITER, the 64 KiB body cap, the same zod schema, the merchant's
+// backlog gate (one Durable Object call), one JSON log line and the WEBHOOKS queue send. Bundled by esbuild into the bench's build directory and served by the same workerd;
 // anything that is not a delivery (the admin API used to register the merchant) goes to the real worker.
+import { backlogLimit } from "../../../src/ingest/backlog.ts";
 import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../../../src/ingest/delivery.ts";
 import worker from "./index.js";
 
@@ -16,8 +17,15 @@ let directory = { byId: new Map(), loadedAt: -Infinity };
 
 async function credentials(env, now) {
   if (now - directory.loadedAt < REFRESH_MS) return directory.byId;
-  const { results } = await env.DB.prepare("SELECT id, webhook_username, webhook_password_hash FROM merchants").all();
-  directory = { byId: new Map(results.map((r) => [r.id, { username: r.webhook_username, hash: r.webhook_password_hash }])), loadedAt: now };
+  const { results } = await env.DB.prepare(
+    "SELECT id, webhook_username, webhook_password_hash, smart_router_project_id, rate_limits FROM merchants",
+  ).all();
+  const entry = (r) => ({
+    username: r.webhook_username,
+    hash: r.webhook_password_hash,
+    backlog: backlogLimit(r.smart_router_project_id, r.rate_limits ? JSON.parse(r.rate_limits) : null),
+  });
+  directory = { byId: new Map(results.map((r) => [r.id, entry(r)])), loadedAt: now };
   return directory.byId;
 }
 
@@ -71,6 +79,9 @@ async function deliver(request, env, merchantId) {
   if (!parsed.success || typeof json !== "object" || json === null || Array.isArray(json)) {
     return error(400, "invalid_body", "body must be a JSON object with an event_id");
   }
+  const receivedAt = new Date().toISOString();
+  const admitted = await env.DELIVERY_GATE.get(env.DELIVERY_GATE.idFromName(merchantId)).admit(expected.backlog, receivedAt);
+  if (!admitted) return error(429, "rate_limited", "too many deliveries of this merchant wait to be verified", { "Retry-After": "60" });
   const deliveryId = crypto.randomUUID();
   try {
     await env.WEBHOOKS.send(
@@ -79,7 +90,7 @@ async function deliver(request, env, merchantId) {
         merchant_id: merchantId,
         event_id: parsed.data.event_id,
         event_type: parsed.data.event_type,
-        received_at: new Date().toISOString(),
+        received_at: receivedAt,
         delivery_id: deliveryId,
       },
       { contentType: "json" },

@@ -329,11 +329,15 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     call,
     admin,
     /** Registers a merchant through the admin API; answers its credentials (shown once). */
-    createMerchant: (id, projectId, secretKey) =>
-      admin("/admin/merchants", {
+    /** Registers a merchant; `rateLimits` (the admin PATCH's `rate_limits`) are set right after when given. */
+    createMerchant: async (id, projectId, secretKey, { rateLimits } = {}) => {
+      const created = await admin("/admin/merchants", {
         method: "POST",
         body: { id, name: `Bench ${id}`, smart_router: { project_id: projectId, secret_key: secretKey } },
-      }),
+      });
+      if (rateLimits) await admin(`/admin/merchants/${id}`, { method: "PATCH", body: { rate_limits: rateLimits } });
+      return created;
+    },
     worker: () => mf.getWorker(),
     dispose: async () => {
       await mf.dispose();

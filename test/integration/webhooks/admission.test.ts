@@ -1,0 +1,164 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { createApp } from "../../../src/app";
+import { MIN_BACKLOG_LIMIT } from "../../../src/ingest/backlog";
+import type { DeliveryGate } from "../../../src/ingest/delivery-gate";
+import type { WebhookMessage } from "../../../src/queue/messages";
+import { consume, deliveryOf } from "../../support/consumer";
+import { ADMIN, basic, type CreatedMerchant, call } from "../../support/fixtures";
+import { eventually, openShop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
+
+type Envelope = { error: { code: string; message: string; request_id: string } };
+
+/** Lets every delivery past WEBHOOK_LIMITER, so only the backlog gate can refuse. */
+const permissive: RateLimit = { limit: async () => ({ success: true }) };
+
+/** The app with an in-memory queue (recording what it enqueued) and these bindings over the test env's. */
+function edge(overrides: Partial<Cloudflare.Env> = {}) {
+  const sent: WebhookMessage[] = [];
+  const app = createApp({ deliveryQueue: () => ({ send: async (message) => void sent.push(message) }) });
+  const bindings = { ...env, WEBHOOK_LIMITER: permissive, ...overrides };
+  const post = (merchant: CreatedMerchant, eventId: string, authorization = basic(merchant.webhook.username, merchant.webhook.password)) =>
+    app.fetch(
+      new Request(`https://edge.test${merchant.webhook.path}`, {
+        method: "POST",
+        headers: { authorization },
+        body: JSON.stringify({ event_id: eventId }),
+      }),
+      bindings,
+    );
+  return { sent, post };
+}
+
+/** A shop whose fetch-backs spend a small sandbox quota, so its backlog limit is the floor (MIN_BACKLOG_LIMIT). */
+async function smallQuotaShop() {
+  const shop = await openShop({ webhooks: false });
+  const patched = await call(`/admin/merchants/${shop.merchant.merchant.id}`, {
+    method: "PATCH",
+    headers: ADMIN,
+    body: JSON.stringify({ rate_limits: { sandbox_rpm: 60 } }),
+  });
+  expect(patched.status).toBe(200);
+  const payment = await shop.pay({ card: "4242424242424242", amount: "10.00", currency: "EUR" });
+  const events = ((await shop.truth()) as { events: { id: string; name: string }[] }).events;
+  const event = events.find((e) => e.name.startsWith("transaction."));
+  if (!event) throw new Error(`no event for ${payment.id}`);
+  return { shop, event };
+}
+
+const gateBacklog = (merchantId: string) => env.DELIVERY_GATE.get(env.DELIVERY_GATE.idFromName(merchantId)).backlog();
+
+/** Posts `count` deliveries of `eventId`, a few at a time; answers their statuses. */
+async function flood(post: (eventId: string) => Response | Promise<Response>, eventId: string, count: number) {
+  const statuses: number[] = [];
+  for (let i = 0; i < count; i += 50) {
+    const answers = await Promise.all(Array.from({ length: Math.min(50, count - i) }, async () => post(eventId)));
+    for (const answer of answers) {
+      statuses.push(answer.status);
+      await answer.body?.cancel();
+    }
+  }
+  return statuses;
+}
+
+describe("webhook edge: admission by backlog", () => {
+  it(`answers 429 + Retry-After past ${MIN_BACKLOG_LIMIT} unverified deliveries of one merchant, and admits again as the consumer settles them`, async () => {
+    const { shop, event } = await smallQuotaShop();
+    const { sent, post } = edge();
+    const statuses = await flood((id) => post(shop.merchant, id), event.id, MIN_BACKLOG_LIMIT);
+    expect(statuses.every((status) => status === 200)).toBe(true);
+    expect(await gateBacklog(shop.merchant.merchant.id)).toBe(MIN_BACKLOG_LIMIT);
+
+    const refused = await post(shop.merchant, event.id);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("60");
+    expect(((await refused.json()) as Envelope).error.code).toBe("rate_limited");
+    expect(sent).toHaveLength(MIN_BACKLOG_LIMIT);
+
+    // The consumer verifies 100 of them (one fetch-back: one event) and tells the gate: 100 places open again.
+    const result = await consume(sent.slice(0, 100));
+    expect(result.explicitAcks).toHaveLength(100);
+    expect(await gateBacklog(shop.merchant.merchant.id)).toBe(MIN_BACKLOG_LIMIT - 100);
+    const again = await post(shop.merchant, event.id);
+    expect(again.status).toBe(200);
+  });
+
+  it("sheds one merchant only: another merchant's deliveries are taken while the first is refused", async () => {
+    const flooded = await smallQuotaShop();
+    const other = await smallQuotaShop();
+    const { post } = edge();
+    await flood((id) => post(flooded.shop.merchant, id), flooded.event.id, MIN_BACKLOG_LIMIT);
+    expect((await post(flooded.shop.merchant, flooded.event.id)).status).toBe(429);
+    expect((await post(other.shop.merchant, other.event.id)).status).toBe(200);
+  });
+
+  it("takes the delivery when the gate itself fails (it only sheds floods)", async () => {
+    const { shop, event } = await smallQuotaShop();
+    const failing = {
+      idFromName: (name: string) => env.DELIVERY_GATE.idFromName(name),
+      get: () => ({
+        admit: async () => {
+          throw new Error("gate unreachable");
+        },
+      }),
+    } as unknown as DurableObjectNamespace<DeliveryGate>;
+    const { sent, post } = edge({ DELIVERY_GATE: failing });
+    const answer = await post(shop.merchant, event.id);
+    expect(answer.status).toBe(200);
+    expect(sent).toHaveLength(1);
+  });
+});
+
+describe("webhook edge: admission by backlog, security", () => {
+  it("counts only authenticated deliveries: a flood without the credential leaves the merchant's backlog empty", async () => {
+    const { shop, event } = await smallQuotaShop();
+    const { post } = edge();
+    const statuses = await flood((id) => post(shop.merchant, id, basic(shop.merchant.webhook.username, "wrong")), event.id, 200);
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    expect(await gateBacklog(shop.merchant.merchant.id)).toBe(0);
+  });
+});
+
+/** Smart Router calls the shop's project has taken so far (the emulator's own counters). */
+async function apiCalls(shop: Awaited<ReturnType<typeof openShop>>) {
+  const counters = (await shop.counters()) as { api: { sandbox: { requests: number } } };
+  return counters.api.sandbox.requests;
+}
+
+const outcomes = (merchantId: string) =>
+  shardedDb
+    .prepare("SELECT outcome, count(*) AS n FROM events WHERE merchant_id = ? GROUP BY outcome")
+    .bind(merchantId)
+    .all<{ outcome: string; n: number }>()
+    .then(({ results }) => Object.fromEntries(results.map((row) => [row.outcome, row.n])));
+
+describe("fetch-back: a flood of forged ids costs almost nothing", () => {
+  it("verifies 300 forged ids with at most 0.1 Smart Router calls each, first look and re-check together", async () => {
+    const shop = await openShop({ unlimited: true, webhooks: false });
+    for (let i = 0; i < 3; i++) await shop.pay({ card: "4242424242424242", amount: `${i + 1}.00`, currency: "EUR" });
+    const before = await apiCalls(shop);
+    const forged = Array.from({ length: 300 }, (_, i) =>
+      deliveryOf(shop.merchant.merchant.id, { id: `ev_forged${i}x${Date.now()}`, name: "transaction.captured" }),
+    );
+    // As the queue hands them over: batches of 100. Each unknown id is asked again once (the queue's re-check).
+    for (let i = 0; i < forged.length; i += 100) await consume(forged.slice(i, i + 100));
+    await eventually(async () => expect((await outcomes(shop.merchant.merchant.id)).rejected).toBe(300), { timeoutMs: 30_000 });
+    const calls = (await apiCalls(shop)) - before;
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThanOrEqual(30);
+  });
+
+  it("still fetches a backlog of genuine events the newest pages do not show (after an outage), none of them rejected", async () => {
+    const shop = await openShop({ unlimited: true, webhooks: false });
+    for (let i = 0; i < 70; i++) await shop.pay({ card: "4242424242424242", amount: `${i + 1}.00`, currency: "EUR" });
+    const events = ((await shop.truth()) as { events: { id: string; name: string }[] }).events;
+    expect(events.length).toBeGreaterThan(200);
+    // The oldest 60 events: far behind the newest list pages, as deliveries held up by an outage would be.
+    const oldest = events.slice(0, 60);
+    await consume(oldest.map((event) => deliveryOf(shop.merchant.merchant.id, event)));
+    const seen = await outcomes(shop.merchant.merchant.id);
+    expect(seen.rejected ?? 0).toBe(0);
+    expect((seen.applied ?? 0) + (seen.stale ?? 0) + (seen.ignored ?? 0)).toBe(60);
+  });
+});
