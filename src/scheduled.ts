@@ -4,6 +4,7 @@ import { isStorageError, safeErrorMessage } from "./db/errors";
 import { directoryDatabase, type Shard, shardsOf } from "./db/shards";
 import { type AppEnv, appConfig, retentionDays } from "./env";
 import { resendStalledFulfillments } from "./fulfillment/sweep";
+import { wakeOrphanedParking } from "./ingest/parking";
 import { log } from "./lib/log";
 import { listApiKeysInDirectory } from "./merchants/api-keys";
 import { startReconciliation } from "./reconciliation/reconciliation";
@@ -35,6 +36,10 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime:
   // Issue 14: histories settled for RETENTION_DAYS move to R2; bookkeeping rows past their windows are pruned.
   retention: (env, { db }, scheduledTime) =>
     runRetention({ db, bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
+  // Issue 20: deliveries parked for their merchant's Smart Router budget whose wake-up was lost are woken again.
+  parked_deliveries: async (env, { db }, scheduledTime) => ({
+    parked_woken: await wakeOrphanedParking({ db, queue: env.WEBHOOKS, now: scheduledTime }),
+  }),
   // Issue 20: keys issued before the API key directory existed are entered in it (bounded per run; idempotent).
   api_key_directory: async (env, { db, index }) => ({
     api_keys_listed: await listApiKeysInDirectory({ db, directory: directoryDatabase(env), shard: index }),

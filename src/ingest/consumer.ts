@@ -21,6 +21,7 @@ import { type FetchBackRecord, fetchBackRecord, recordDeliveries, recordFetchBac
 import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
 import { reportSettled, type SettledDeliveries } from "./delivery-gate";
 import { countForgedDeliveries } from "./forged";
+import { claimParked, finishResume, isParked, isWakeup, MIN_WAKEUP_SECONDS, parkDeliveries, wakeupOf, wakeupSeconds } from "./parking";
 
 interface Delivery {
   message: Message<unknown>;
@@ -308,10 +309,57 @@ async function settle({ env, db, config, plan, valid }: Decided) {
 }
 
 /**
+ * Parks deliveries that wait for the merchant's Smart Router budget (parking.ts) and sends the wake-ups they booked;
+ * acks the queue messages parked (a resumed delivery's row simply stays). A wake-up that fails to send is logged: the
+ * cron wakes orphaned parking (scheduled.ts), so nothing parked is forgotten.
+ */
+async function park(env: AppEnv, db: Database, items: readonly Postponed<WebhookMessage>[], hintMs: number | null) {
+  const delaySeconds = wakeupSeconds(hintMs);
+  const toWake = await parkDeliveries(
+    db,
+    items.map((item) => item.body),
+    Date.now(),
+    delaySeconds,
+  );
+  await sendAll(env.WEBHOOKS, toWake.map(wakeupOf), delaySeconds).catch((error: unknown) => {
+    log("warn", "webhooks.wakeup_failed", { merchants: toWake.length, error: safeErrorMessage(error) });
+  });
+  for (const { message } of items) if (!isParked(message)) message.ack();
+}
+
+/**
+ * Resumes each merchant's parked deliveries that a wake-up message asks for: claims a page of them and runs it through the
+ * same steps as fresh deliveries, then records what happened and wakes again while any are left. Acks the wake-up only
+ * once its resume is recorded; a failed one is retried by the queue (a claim lapses after its lease).
+ */
+async function resumeParked(input: ConsumerInput, wakeups: readonly Message<unknown>[]) {
+  const { env, db } = input;
+  const merchantIds = [...new Set(wakeups.flatMap((message) => (isWakeup(message.body) ? [message.body.merchant_id] : [])))];
+  await Promise.all(
+    merchantIds.map(async (merchantId) => {
+      const messages = await claimParked(db, merchantId, Date.now());
+      if (messages.length > 0) await consumeDeliveries({ ...input, batch: { ...input.batch, messages } });
+      if (await finishResume(db, merchantId, messages, Date.now())) await sendAll(env.WEBHOOKS, [wakeupOf(merchantId)], MIN_WAKEUP_SECONDS);
+    }),
+  );
+  for (const message of wakeups) message.ack();
+}
+
+/** The webhooks queue carries deliveries and wake-ups of parked deliveries: each goes its way, side by side. */
+export async function consumeWebhooks(input: ConsumerInput): Promise<void> {
+  const wakeups = input.batch.messages.filter((message) => isWakeup(message.body));
+  const deliveries = input.batch.messages.filter((message) => !isWakeup(message.body));
+  await Promise.all([
+    deliveries.length > 0 ? consumeDeliveries({ ...input, batch: { ...input.batch, messages: deliveries } }) : undefined,
+    wakeups.length > 0 ? resumeParked(input, wakeups) : undefined,
+  ]);
+}
+
+/**
  * Consumes a batch of webhook deliveries in steps: classify → verify (fetch-back) → decide → commit (one D1 batch) →
  * settle (ack, retry, re-check). Nothing is acked before the commit that records it.
  */
-export async function consumeWebhooks({ batch, env, db, config }: ConsumerInput): Promise<void> {
+async function consumeDeliveries({ batch, env, db, config }: ConsumerInput): Promise<void> {
   const now = new Date().toISOString();
   const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [], fetchBacks: [] };
   const { valid, merchantRows, pending } = await classify(db, batch, plan, now);
@@ -348,6 +396,7 @@ async function retryVerification(
     policy: VERIFICATION_RETRY,
     scale: config.RETRY_SCHEDULE_SCALE,
     now: Date.now(),
+    park: (waiting, hintMs) => park(env, db, waiting, hintMs),
     deadLetter: async ({ message, body }, reason) => {
       log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, reason });
       await storeDeadLetter({ db, id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });

@@ -40,6 +40,10 @@ export const webhookMessageV1 = z.object({
 
 export type WebhookMessage = z.infer<typeof webhookMessageV1>;
 
+/** Version 1 of a wake-up on the `smart-router-webhooks` queue: resume this merchant's parked deliveries (ingest/parking.ts). */
+export const resumeParkedMessageV1 = z.object({ v: z.literal(1), kind: z.literal("resume_parked"), merchant_id: z.string() });
+export type ResumeParkedMessage = z.infer<typeof resumeParkedMessageV1>;
+
 /** Version 1 of a fulfilment nudge on the `smart-router-fulfillments` queue: deliver this outbox row's notification. */
 export const fulfillmentMessageV1 = z.object({ v: z.literal(1), merchant_id: z.string(), transaction_id: z.string(), ...retryState });
 export type FulfillmentMessage = z.infer<typeof fulfillmentMessageV1>;

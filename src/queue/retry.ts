@@ -30,6 +30,11 @@ export interface PostponeOptions<B extends RetryState> {
   now: number;
   /** Called once for work past the policy's horizon, before its message is acked. */
   deadLetter(item: Postponed<B>, reason: string): Promise<void>;
+  /**
+   * Where work waiting on our own pacer or breaker goes instead of back on the queue (the webhook consumer parks it in
+   * D1 under one wake-up message per merchant); it acks what it took. When it fails, the work goes back on the queue.
+   */
+  park?(items: readonly Postponed<B>[], hintMs: number | null): Promise<void>;
 }
 
 /**
@@ -39,14 +44,28 @@ export interface PostponeOptions<B extends RetryState> {
  */
 export const STORAGE_WAIT_SECONDS = 60;
 
+const isLocalBackpressure = (error: unknown) => error instanceof SmartRouterError && error.isLocalBackpressure;
 /** Our own backpressure (the pacer, an open breaker) or the shard's failure: a wait, not a failed try. */
-const isWaiting = (error: unknown) => (error instanceof SmartRouterError && error.isLocalBackpressure) || isStorageError(error);
+const isWaiting = (error: unknown) => isLocalBackpressure(error) || isStorageError(error);
 /** The test-only RETRY_SCHEDULE_SCALE shrinks the shard's wait as it does every policy delay (never below 1 s). */
 const waitSeconds = (error: unknown, hintMs: number | null, scale: number) =>
   Math.max(1, Math.ceil(isStorageError(error) ? STORAGE_WAIT_SECONDS * scale : (hintMs ?? 1_000) / 1000));
 const hintOf = (error: unknown) => (error instanceof SmartRouterError ? error.retryAfterMs : null);
 const duration = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.round(ms / 1000)} s`);
 const describe = (error: unknown) => safeErrorText(error);
+
+/** Hands waiting work to `park` with the shortest hint among it; answers what it took (nothing when it failed). */
+async function parkAll<B extends RetryState>(items: readonly Postponed<B>[], options: PostponeOptions<B>): Promise<Set<Postponed<B>>> {
+  if (items.length === 0 || !options.park) return new Set();
+  const hints = items.map((item) => hintOf(item.error)).filter((hint) => hint !== null);
+  try {
+    await options.park(items, hints.length > 0 ? Math.min(...hints) : null);
+    return new Set(items);
+  } catch (error) {
+    log("warn", "queue.park_failed", { policy: options.policy.name, messages: items.length, error: describe(error) });
+    return new Set();
+  }
+}
 
 /**
  * Puts work back for later as a fresh message carrying its retry state, and acks the original: the wait is the
@@ -55,7 +74,8 @@ const describe = (error: unknown) => safeErrorText(error);
  * "not yet" (local backpressure: the rate budget or an open circuit breaker) waits the pacer's hint and ends when the
  * pacer grants the call (the breaker closes once Smart Router answers a probe); a failing D1 shard waits
  * STORAGE_WAIT_SECONDS a look and ends when the shard answers. So nothing accepted is dropped however long Smart Router
- * or the shard is down. Should the queue refuse the new message, the original is retried by the queue instead
+ * or the shard is down. With `park`, the pacer's and the breaker's waits leave the queue altogether (parked in D1 under
+ * one wake-up message per merchant, so waiting costs no queue operation per message). Should the queue refuse the new message, the original is retried by the queue instead
  * (spending one of its retries).
  */
 export async function postpone<B extends RetryState>(
@@ -65,7 +85,10 @@ export async function postpone<B extends RetryState>(
 ): Promise<void> {
   const { policy, scale, now } = options;
   const byDelay = new Map<number, { item: Postponed<B>; body: B }[]>();
+  const parkable = options.park ? items.filter((item) => isLocalBackpressure(item.error)) : [];
+  const parked = await parkAll(parkable, options);
   for (const item of items) {
+    if (parked.has(item)) continue;
     const since = item.body.first_attempt_at ?? new Date(now).toISOString();
     const attempt = item.body.attempt ?? 0;
     const waiting = isWaiting(item.error);

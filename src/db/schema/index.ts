@@ -5,6 +5,7 @@ export * from "./columns";
 export * from "./fulfillment";
 export * from "./jobs";
 export * from "./merchants";
+export * from "./parking";
 export * from "./retention";
 export * from "./timeline";
 export * from "./transactions";

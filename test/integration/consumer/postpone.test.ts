@@ -128,4 +128,46 @@ describe("putting work back for later", () => {
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages.map((m) => m.msgId)).toEqual(["down"]);
   });
+
+  it("hands work waiting on our pacer or breaker to `park` (none of it re-queued), and re-queues it when parking fails", async () => {
+    const started = new Date(NOW - 60_000).toISOString();
+    const bodies = {
+      paced: { v: 0 as const, note: "our pacer", attempt: 1, first_attempt_at: started },
+      breaker: { v: 0 as const, note: "open breaker" },
+      down: { v: 0 as const, note: "503" },
+    };
+    const errors = [
+      new SmartRouterError("rate_limited", "local events budget exhausted", { retryAfterMs: 4_000 }),
+      new SmartRouterError("rate_limited", "circuit open", { retryAfterMs: 10_000 }),
+      new SmartRouterError("server", "503", { status: 503 }),
+    ];
+    for (const parkingWorks of [true, false]) {
+      const batch = batchOf(bodies);
+      const items: Postponed<Body>[] = batch.messages.map((message, i) => ({ message, body: message.body, error: errors[i] }));
+      const { queue, sent } = recordingQueue();
+      const parked: { notes: string[]; hintMs: number | null }[] = [];
+      await postpone(queue, items, {
+        policy: VERIFICATION_RETRY,
+        scale: 1,
+        now: NOW,
+        deadLetter: async () => {
+          throw new Error("not expected");
+        },
+        park: async (waiting, hintMs) => {
+          if (!parkingWorks) throw new Error("D1_ERROR: database is locked");
+          parked.push({ notes: waiting.map((item) => item.body.note), hintMs });
+          for (const item of waiting) item.message.ack();
+        },
+      });
+      const result = await getQueueResult(batch, createExecutionContext());
+      expect(result.explicitAcks.sort()).toEqual(["breaker", "down", "paced"]);
+      if (parkingWorks) {
+        // The shortest hint of what was parked: its wake-up comes then.
+        expect(parked).toEqual([{ notes: ["our pacer", "open breaker"], hintMs: 4_000 }]);
+        expect(sent.map((s) => s.body.note)).toEqual(["503"]);
+      } else {
+        expect(sent.map((s) => s.body.note).sort()).toEqual(["503", "open breaker", "our pacer"]);
+      }
+    }
+  });
 });
