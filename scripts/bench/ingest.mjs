@@ -64,14 +64,20 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
   try {
     ceiling = await startNode(CEILING, [JSON.stringify({ merchantId: "bench-ingest", username, passwordHash })]);
     const ceilingCpu = { node: () => cpuMs([ceiling.child.pid]) };
-    const created = await worker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`, INGEST_MERCHANT);
+    const created = await worker.createMerchant(
+      "bench-ingest",
+      "proj_benchingest",
+      `sk_${randomBytes(16).toString("hex")}`,
+      INGEST_MERCHANT,
+    );
     const webhook = created.webhook;
     // The framework-free Worker (lib/plain-edge.mjs), in its own workerd beside the edge's, loaded in the same rounds.
     plainWorker = await startWorker(build, { plain: true });
     const plainPids = childPids(process.pid, "workerd").filter((pid) => !workerdPids.includes(pid));
     const plainCpu = { workerd: () => cpuMs(plainPids), node: () => cpuMs([], { self: true }) };
-    const plainWebhook = (await plainWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`, INGEST_MERCHANT))
-      .webhook;
+    const plainWebhook = (
+      await plainWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`, INGEST_MERCHANT)
+    ).webhook;
     const perRound = { measureMs: Math.round(durationMs / roundCount), warmMs: warmupMs };
     for (let round = 0; round < roundCount; round++) {
       rounds.worker.push(
@@ -108,8 +114,9 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
     memoryWorker = await startWorker(build, { memoryQueue: true });
     const memoryPids = childPids(process.pid, "workerd").filter((pid) => !workerdPids.includes(pid) && !plainPids.includes(pid));
     const memoryCpu = { workerd: () => cpuMs(memoryPids), node: () => cpuMs([], { self: true }) };
-    const memoryWebhook = (await memoryWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`, INGEST_MERCHANT))
-      .webhook;
+    const memoryWebhook = (
+      await memoryWorker.createMerchant("bench-ingest", "proj_benchingest", `sk_${randomBytes(16).toString("hex")}`, INGEST_MERCHANT)
+    ).webhook;
     breakdown.memoryQueue = await load(
       memoryWorker.url.origin,
       memoryWebhook.path,
