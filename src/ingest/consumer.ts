@@ -322,7 +322,8 @@ async function retryVerification(env: AppEnv, db: Database, config: AppConfig, i
     scale: config.RETRY_SCHEDULE_SCALE,
     now: Date.now(),
     deadLetter: async ({ message, body }, reason) => {
-      log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, reason });
+      // The edge's request id of the delivery: the line on-call finds next to the edge's own `webhook.delivery` one.
+      log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, request_id: body.delivery_id, reason });
       await storeDeadLetter({ db, id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });
     },
   });
