@@ -68,7 +68,7 @@ export function appliedMigrations(output) {
  * (../shared/platform.md). A PATH that already holds node_modules/.bin is kept as it is, so a stand-in wrangler placed
  * before it (the tests) is the one run.
  */
-function wranglerEnv() {
+export function wranglerEnv() {
   const path = process.env.PATH ?? "";
   return {
     ...process.env,

@@ -833,7 +833,7 @@ export interface paths {
         };
         /**
          * The webhook pipeline
-         * @description Deliveries, their outcomes and lag over a window, what is waiting, dead letters, the backstop and reconciliation.
+         * @description Deliveries, their outcomes and lag over a window, what is waiting, the backlog and its age, dead letters, the backstop and reconciliation.
          */
         get: {
             parameters: {
@@ -2608,6 +2608,27 @@ export interface components {
                     /** @description Of those, the ones whose last fetch-back failed, plus fulfilment notifications that failed and are tried again. */
                     retries_scheduled: number;
                 };
+                /** @description The merchant's own webhook backlog, read from its inbox (`source: inbox`): deliveries the consumer has taken in and not settled yet (verified and applied, or found forged), and the age of the oldest. A delivery still in the queue before its first consumer batch (about a second while the consumer keeps up) is not in it: the queue is shared by every merchant, so its own metrics are service-wide (`webhook_queue`). */
+                backlog: {
+                    /** @enum {string} */
+                    source: "inbox";
+                    count: number;
+                    /**
+                     * Format: date-time
+                     * @description When the edge accepted the oldest delivery still unsettled.
+                     */
+                    oldest_received_at: string | null;
+                    /** @description How long it has waited, now; null without a backlog. */
+                    oldest_age_seconds: number | null;
+                };
+                /** @description The webhook queue as the Workers runtime reports it (`Queue.metrics()`): every merchant's messages waiting, so shown only to the admin token (acting as a merchant); null for a merchant API key, or when the runtime cannot say. */
+                webhook_queue: {
+                    backlog_count: number;
+                    backlog_bytes: number;
+                    /** Format: date-time */
+                    oldest_message_at: string | null;
+                    oldest_age_seconds: number | null;
+                } | null;
                 /** @description The merchant's dead letters not redriven. */
                 dead_letters: number;
                 backstop: {

@@ -17,7 +17,11 @@ export const limitPerApiKey = () =>
       ({ success: allowed } = await c.var.statusLimiter.limit({ key: c.var.merchant.apiKeyId }));
     } catch (error) {
       // The limiter only shields us; when it fails, serving the read beats refusing it.
-      log("warn", "status_api.rate_limiter_failed", { error: error instanceof Error ? error.message : String(error) });
+      log("warn", "status_api.rate_limiter_failed", {
+        merchant_id: c.var.merchant.id,
+        request_id: c.var.requestId,
+        error: error instanceof Error ? error.message : String(error),
+      });
     }
     if (!allowed) {
       throw new ApiError("rate_limited", `too many requests for this API key; retry after ${STATUS_API_WINDOW_SECONDS} seconds`, {

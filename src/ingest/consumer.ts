@@ -398,7 +398,8 @@ async function retryVerification(
     now: Date.now(),
     park: (waiting, hintMs) => park(env, db, waiting, hintMs),
     deadLetter: async ({ message, body }, reason) => {
-      log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, reason });
+      // The edge's request id of the delivery: the line on-call finds next to the edge's own `webhook.delivery` one.
+      log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, request_id: body.delivery_id, reason });
       await storeDeadLetter({ db, id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });
       gaveUp.push(body);
     },

@@ -52,7 +52,7 @@ export async function limitDeliveries(
     ({ success: allowed } = await limiter.limit({ key: turn === 0 ? merchantId : `${merchantId}#${turn}` }));
   } catch (error) {
     // The limiter only shields the merchant's quota; when it fails, taking the delivery beats refusing it.
-    log("warn", "webhook.rate_limiter_failed", { error: error instanceof Error ? error.message : String(error) });
+    log("warn", "webhook.rate_limiter_failed", { merchant_id: merchantId, error: error instanceof Error ? error.message : String(error) });
   }
   if (!allowed) {
     throw new ApiError("rate_limited", `too many deliveries for this merchant; retry after ${DELIVERY_WINDOW_SECONDS} seconds`, {

@@ -1,6 +1,7 @@
 import { and, count, desc, eq, gte, isNull, lte, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { deadLetters, eventLogCursors, events, fulfillments, reconciliationRuns, webhookDeliveries } from "../db/schema";
+import { log } from "../lib/log";
 
 /** The window `GET /v1/pipeline` may ask for: a minute to a day. */
 export const PIPELINE_WINDOW_MINUTES = { min: 1, max: 1440, default: 60 } as const;
@@ -53,9 +54,10 @@ export function pipelineReads({ db, merchantId, from, to }: { db: Database; merc
       .where(and(inWindow, eq(webhookDeliveries.duplicate, false), eq(events.outcome, "applied")))
       .orderBy(desc(webhookDeliveries.receivedAt))
       .limit(LAG_SAMPLE),
-    // A pending row with a detail failed its last fetch-back and waits for its retry (ingest/consumer.ts).
+    // A pending row with a detail failed its last fetch-back and waits for its retry (ingest/consumer.ts); the oldest
+    // first receipt among them is the backlog's age.
     db
-      .select({ pending: count(), retrying: count(events.detail) })
+      .select({ pending: count(), retrying: count(events.detail), oldest: sql<string | null>`min(${events.firstReceivedAt})` })
       .from(events)
       .where(pending),
     db
@@ -74,6 +76,47 @@ export function pipelineReads({ db, merchantId, from, to }: { db: Database; merc
       })
       .from(reconciliationRuns),
   ] as const;
+}
+
+/** Whole seconds from `iso` to `now`, never negative; null without a time. */
+function ageSeconds(iso: string | null, now: number): number | null {
+  return iso === null ? null : Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+}
+
+/**
+ * The merchant's webhook backlog, from its inbox: deliveries the consumer has taken in but not settled (verified and
+ * applied, or found forged), how many and how long the oldest has waited since the edge accepted it. Per merchant by
+ * construction. A delivery still in the queue before its first consumer batch (about a second when the consumer keeps
+ * up) is not counted: the queue is shared by every merchant, and its own metrics (`webhookQueueMetrics`) are service-wide.
+ */
+function inboxBacklog(waiting: { pending: number; oldest: string | null } | undefined, now: number) {
+  const oldest = isoOrNull(waiting?.oldest);
+  return {
+    source: "inbox" as const,
+    count: waiting?.pending ?? 0,
+    oldest_received_at: oldest,
+    oldest_age_seconds: ageSeconds(oldest, now),
+  };
+}
+
+/**
+ * The webhook queue as the runtime reports it (`Queue.metrics()`): every merchant's messages, so only the operator sees
+ * it. Null when the runtime cannot say (the call failed): the page then shows the inbox backlog alone.
+ */
+export async function webhookQueueMetrics({ queue, now }: { queue: Pick<Queue, "metrics">; now: number }) {
+  try {
+    const metrics = await queue.metrics();
+    const oldest = metrics.oldestMessageTimestamp ? new Date(metrics.oldestMessageTimestamp).toISOString() : null;
+    return {
+      backlog_count: metrics.backlogCount,
+      backlog_bytes: metrics.backlogBytes,
+      oldest_message_at: oldest,
+      oldest_age_seconds: ageSeconds(oldest, now),
+    };
+  } catch (error) {
+    log("warn", "pipeline.queue_metrics_failed", { error: error instanceof Error ? error.message : String(error) });
+    return null;
+  }
 }
 
 /**
@@ -124,10 +167,11 @@ export async function pipelineSummary({
         pending_events: waiting[0]?.pending ?? 0,
         retries_scheduled: (waiting[0]?.retrying ?? 0) + (fulfilmentRetries[0]?.count ?? 0),
       },
+      backlog: inboxBacklog(waiting[0], now),
       dead_letters: letters[0]?.count ?? 0,
       backstop: {
         watermark,
-        lag_seconds: watermark === null ? null : Math.max(0, Math.round((now - Date.parse(watermark)) / 1000)),
+        lag_seconds: ageSeconds(watermark, now),
         last_run_at: isoOrNull(cursor?.lastRunAt),
       },
       reconciliation: { last_run_at: isoOrNull(reconciliation[0]?.lastRunAt), runs: reconciliation[0]?.runs ?? 0 },

@@ -3,8 +3,9 @@ import { merchantCache } from "../http/cache";
 import { type MerchantContext, requireMerchantKey } from "../http/merchant-auth";
 import { errors, json, security } from "../http/openapi";
 import { limitPerApiKey } from "../http/status-rate-limit";
+import { ADMIN_ACTOR_KEY } from "../merchants/api-keys";
 import { merchantBudget } from "../operations/budget";
-import { PIPELINE_WINDOW_MINUTES, pipelineSummary } from "../operations/pipeline";
+import { PIPELINE_WINDOW_MINUTES, pipelineSummary, webhookQueueMetrics } from "../operations/pipeline";
 import { BUCKETS } from "../rate-limiter/limiter";
 import { noQuery, strictQuery } from "../transactions/api-schemas";
 
@@ -53,6 +54,33 @@ export const pipelineResponse = z
           description: "Of those, the ones whose last fetch-back failed, plus fulfilment notifications that failed and are tried again.",
         }),
       }),
+      backlog: z
+        .object({
+          source: z.literal("inbox"),
+          count,
+          oldest_received_at: isoOrNull.openapi({ description: "When the edge accepted the oldest delivery still unsettled." }),
+          oldest_age_seconds: z.int().min(0).nullable().openapi({ description: "How long it has waited, now; null without a backlog." }),
+        })
+        .openapi({
+          description:
+            "The merchant's own webhook backlog, read from its inbox (`source: inbox`): deliveries the consumer has taken in and not " +
+            "settled yet (verified and applied, or found forged), and the age of the oldest. A delivery still in the queue before " +
+            "its first consumer batch (about a second while the consumer keeps up) is not in it: the queue is shared by every " +
+            "merchant, so its own metrics are service-wide (`webhook_queue`).",
+        }),
+      webhook_queue: z
+        .object({
+          backlog_count: count,
+          backlog_bytes: count,
+          oldest_message_at: isoOrNull,
+          oldest_age_seconds: z.int().min(0).nullable(),
+        })
+        .nullable()
+        .openapi({
+          description:
+            "The webhook queue as the Workers runtime reports it (`Queue.metrics()`): every merchant's messages waiting, so shown " +
+            "only to the admin token (acting as a merchant); null for a merchant API key, or when the runtime cannot say.",
+        }),
       dead_letters: count.openapi({ description: "The merchant's dead letters not redriven." }),
       backstop: z.object({
         watermark: isoOrNull.openapi({ description: "`fired_at` of the newest event the event-log backstop has covered." }),
@@ -100,7 +128,8 @@ const pipelineRoute = createRoute({
   method: "get",
   path: "/",
   summary: "The webhook pipeline",
-  description: "Deliveries, their outcomes and lag over a window, what is waiting, dead letters, the backstop and reconciliation.",
+  description:
+    "Deliveries, their outcomes and lag over a window, what is waiting, the backlog and its age, dead letters, the backstop and reconciliation.",
   tags: ["Operations"],
   security,
   request: { query: pipelineQuery },
@@ -126,7 +155,12 @@ export const pipelineRoutes = new OpenAPIHono<MerchantContext>();
 pipelineRoutes.use(requireMerchantKey(), limitPerApiKey(), live);
 pipelineRoutes.openapi(pipelineRoute, async (c) => {
   const { window_minutes: windowMinutes = PIPELINE_WINDOW_MINUTES.default } = c.req.valid("query");
-  return c.json(await pipelineSummary({ db: c.var.db, merchantId: c.var.merchant.id, windowMinutes, now: Date.now() }), 200);
+  const now = Date.now();
+  const { pipeline } = await pipelineSummary({ db: c.var.db, merchantId: c.var.merchant.id, windowMinutes, now });
+  // Every merchant's messages: the operator's figure, never a merchant key's.
+  const operator = c.var.merchant.apiKeyId === ADMIN_ACTOR_KEY;
+  const webhookQueue = operator ? await webhookQueueMetrics({ queue: c.env.WEBHOOKS, now }) : null;
+  return c.json({ pipeline: { ...pipeline, webhook_queue: webhookQueue } }, 200);
 });
 
 /** `/v1/budget`: the merchant's Smart Router budget. */

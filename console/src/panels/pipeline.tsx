@@ -1,5 +1,5 @@
-// The webhook pipeline: deliveries per minute, verification outcomes, lag, what is waiting, dead letters, backstop and
-// reconciliation, all from `GET /v1/pipeline`.
+// The webhook pipeline: deliveries per minute, verification outcomes, lag, what is waiting, the backlog and its age, dead
+// letters, backstop and reconciliation, all from `GET /v1/pipeline`.
 import { useState } from "preact/hooks";
 import type { Pipeline } from "../api-shapes";
 import { TimeChart } from "../chart";
@@ -94,6 +94,7 @@ function PipelineFigures({ pipeline }: { pipeline: Pipeline }) {
           </div>
         </div>
       </div>
+      <Backlog pipeline={pipeline} />
       <div class="columns">
         <div>
           <h3>Event-log backstop</h3>
@@ -123,5 +124,41 @@ function PipelineFigures({ pipeline }: { pipeline: Pipeline }) {
         </div>
       </div>
     </>
+  );
+}
+
+/** The contract's horizon: a delivery accepted is applied within 15 minutes; older than that, the backlog is a problem. */
+const BACKLOG_HORIZON_SECONDS = 15 * 60;
+
+/** A duration in whole seconds, or a dash without one. */
+const seconds = (value: number | null) => (value === null ? "—" : formatDuration(value * 1000));
+
+/** The merchant's backlog (its inbox), and the whole webhook queue when the admin token is signed in. */
+function Backlog({ pipeline }: { pipeline: Pipeline }) {
+  const { backlog, webhook_queue: queue } = pipeline;
+  return (
+    <div class="columns">
+      <div>
+        <h3>Backlog</h3>
+        <div class="figures">
+          <Figure label="Backlog" value={formatCount(backlog.count)} hint="deliveries taken in, not settled (from the inbox)" />
+          <Figure
+            label="Oldest waiting"
+            value={seconds(backlog.oldest_age_seconds)}
+            hint="since the edge accepted it"
+            tone={(backlog.oldest_age_seconds ?? 0) > BACKLOG_HORIZON_SECONDS ? "bad" : undefined}
+          />
+        </div>
+      </div>
+      {queue && (
+        <div>
+          <h3>Webhook queue, all merchants</h3>
+          <div class="figures">
+            <Figure label="Queue backlog" value={formatCount(queue.backlog_count)} hint="Queue.metrics(): every merchant's messages" />
+            <Figure label="Oldest message" value={seconds(queue.oldest_age_seconds)} />
+          </div>
+        </div>
+      )}
+    </div>
   );
 }

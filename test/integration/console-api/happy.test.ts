@@ -15,6 +15,7 @@ import {
   expectConforms,
   getAs,
   limiterOf,
+  type Pipeline,
   pipelineOf,
   sinkAnswers,
   type Timeline,
@@ -198,6 +199,54 @@ describe("GET /v1/pipeline", () => {
     expect(waiting.pending_events).toBeGreaterThanOrEqual(waiting.retries_scheduled);
     await shop.settings({ chaos: { api_5xx_rate: 0 } });
     await untilStatus(shop, payment.id, "completed");
+  });
+
+  it("shows the merchant's backlog from its inbox, with the oldest delivery's age, and an empty one once applied", async () => {
+    const shop = await openShop({ unlimited: true, settings: { chaos: { api_5xx_rate: 1 } } });
+    const payment = await shop.pay({ card: "4242424242424242", amount: "4.00", currency: "EUR" });
+    const paidAt = Date.now();
+    await shop.relay({ rounds: 10 });
+    const shown = await eventually(async () => {
+      const pipeline = await pipelineOf(shop.merchant.api_key);
+      expect(pipeline.backlog.count).toBeGreaterThan(0);
+      return pipeline;
+    });
+    expectConforms(pipelineResponse, { pipeline: shown }, "pipeline");
+    expect(shown.backlog.source).toBe("inbox");
+    expect(shown.backlog.count).toBe(shown.waiting.pending_events);
+    // The oldest is a delivery of this payment: accepted after it was created, and its age counts from then to the answer.
+    const oldest = Date.parse(shown.backlog.oldest_received_at ?? "");
+    expect(oldest).toBeGreaterThanOrEqual(paidAt - 1000);
+    expect(shown.backlog.oldest_age_seconds).toBe(Math.max(0, Math.round((Date.parse(shown.to) - oldest) / 1000)));
+    // A merchant key never sees the shared queue.
+    expect(shown.webhook_queue).toBeNull();
+
+    await shop.settings({ chaos: { api_5xx_rate: 0 } });
+    await untilStatus(shop, payment.id, "completed");
+    await eventually(async () => {
+      expect((await pipelineOf(shop.merchant.api_key)).backlog).toEqual({
+        source: "inbox",
+        count: 0,
+        oldest_received_at: null,
+        oldest_age_seconds: null,
+      });
+    });
+  });
+
+  it("shows the admin token the webhook queue's own metrics, every merchant's messages", async () => {
+    const shop = await openShop({ unlimited: true });
+    const { pipeline } = await getAs<{ pipeline: Pipeline }>("/v1/pipeline", asAdmin(shop.merchant.merchant.id));
+    expectConforms(pipelineResponse, { pipeline }, "pipeline");
+    const queue = pipeline.webhook_queue;
+    if (queue === null) throw new Error("the admin token got no webhook_queue");
+    expect(queue.backlog_count).toBeGreaterThanOrEqual(0);
+    expect(queue.backlog_bytes).toBeGreaterThanOrEqual(0);
+    // The age is the oldest message's, measured at the answer.
+    if (queue.oldest_message_at === null) expect(queue.oldest_age_seconds).toBeNull();
+    else
+      expect(queue.oldest_age_seconds).toBe(
+        Math.max(0, Math.round((Date.parse(pipeline.to) - Date.parse(queue.oldest_message_at)) / 1000)),
+      );
   });
 });
 

@@ -47,6 +47,19 @@ describe("console API: merchant B never sees anything of merchant A", () => {
     expect(await getJson("/v1/batches", b.merchant.api_key)).toEqual({ batches: [], next_cursor: null });
   });
 
+  it("shows B only B's backlog: A's unsettled deliveries are not in it, and no key sees the shared queue", async () => {
+    const c = await openShop({ unlimited: true, settings: { chaos: { api_5xx_rate: 1 } } });
+    await c.pay({ card: "4242424242424242", amount: "5.00", currency: "EUR" });
+    await c.relay({ rounds: 10 });
+    await eventually(async () => {
+      expect((await pipelineOf(c.merchant.api_key)).backlog.count).toBeGreaterThan(0);
+    });
+    const ofB = await pipelineOf(b.merchant.api_key);
+    expect(ofB.backlog).toEqual({ source: "inbox", count: 0, oldest_received_at: null, oldest_age_seconds: null });
+    expect(ofB.webhook_queue).toBeNull();
+    await c.settings({ chaos: { api_5xx_rate: 0 } });
+  });
+
   it("reads B's own project in B's budget", async () => {
     expect((await budgetOf(b.merchant.api_key)).project_id).toBe(b.projectId);
     expect((await budgetOf(a.merchant.api_key)).project_id).toBe(a.projectId);

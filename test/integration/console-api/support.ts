@@ -17,6 +17,13 @@ export interface Pipeline {
   outcomes: Record<"applied" | "stale" | "duplicate" | "rejected" | "pending" | "ignored", number>;
   lag_ms: { p50: number | null; p99: number | null };
   waiting: { pending_events: number; retries_scheduled: number };
+  backlog: { source: "inbox"; count: number; oldest_received_at: string | null; oldest_age_seconds: number | null };
+  webhook_queue: {
+    backlog_count: number;
+    backlog_bytes: number;
+    oldest_message_at: string | null;
+    oldest_age_seconds: number | null;
+  } | null;
   dead_letters: number;
   backstop: { watermark: string | null; lag_seconds: number | null; last_run_at: string | null };
   reconciliation: { last_run_at: string | null; runs: number };
