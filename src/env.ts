@@ -12,6 +12,8 @@ export type AppEnv = Env & {
   ALLOW_LOOPBACK_FULFILLMENT_URLS?: string;
   /** Optional at run time (wrangler.toml sets it); src/retention reads it through `retentionDays`. */
   RETENTION_DAYS?: string;
+  /** Optional: what one D1 shard may hold, in bytes (src/db/shard-status.ts); D1's 10 GB when unset. */
+  SHARD_CAPACITY_BYTES?: string;
 };
 
 const base64Key = z.string().refine((value) => {
@@ -62,6 +64,12 @@ const configSchema = z.object({
    * retries a webhook for ~3 days and webhook dead letters are redriven for 7, so nothing younger can still arrive.
    */
   RETENTION_DAYS: z.coerce.number().int().min(7).max(3650).default(30),
+  /**
+   * What one D1 shard may hold, in bytes: `GET /admin/shards` measures `used` against it, a shard past 80 % of it takes
+   * no new merchant, and the `shard_capacity` admin alerts fire at 80, 90 and 95 %. D1's limit per database on the Paid
+   * plan by default; 500 MB (500000000) on the Free plan.
+   */
+  SHARD_CAPACITY_BYTES: z.coerce.number().int().min(1).max(1e13).default(10_000_000_000),
   /**
    * `"true"` lets `fulfillment_url` be `http://127.0.0.1:…` or `http://localhost:…`: `npm start`, the demo, chaos and the
    * tests set it, so the emulator's sink on the loopback can receive notifications. Never set in production.

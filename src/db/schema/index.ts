@@ -6,5 +6,6 @@ export * from "./fulfillment";
 export * from "./jobs";
 export * from "./merchants";
 export * from "./retention";
+export * from "./shards";
 export * from "./timeline";
 export * from "./transactions";
