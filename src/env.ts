@@ -82,17 +82,23 @@ const configSchema = z.object({
 
 export type AppConfig = z.infer<typeof configSchema>;
 
-/**
- * RETENTION_DAYS alone, by its entry of the same schema: the retention step needs nothing else, so another variable's
- * misconfiguration (which `appConfig` reports everywhere else) does not stop it.
- */
-export function retentionDays(env: AppEnv): number {
-  const parsed = configSchema.shape.RETENTION_DAYS.safeParse(env.RETENTION_DAYS);
+/** One variable alone, by its entry of the schema, so a step that needs nothing else runs whatever another one holds. */
+function setting<K extends "RETENTION_DAYS" | "SHARD_CAPACITY_BYTES">(env: AppEnv, name: K): AppConfig[K] {
+  const parsed = configSchema.shape[name].safeParse(env[name]);
   if (!parsed.success) {
-    throw new Error(`invalid configuration: RETENTION_DAYS: ${parsed.error.issues.map((issue) => issue.message).join("; ")}`);
+    throw new Error(`invalid configuration: ${name}: ${parsed.error.issues.map((issue) => issue.message).join("; ")}`);
   }
   return parsed.data;
 }
+
+/**
+ * RETENTION_DAYS alone: the retention step needs nothing else, so another variable's misconfiguration (which `appConfig`
+ * reports everywhere else) does not stop it.
+ */
+export const retentionDays = (env: AppEnv): number => setting(env, "RETENTION_DAYS");
+
+/** SHARD_CAPACITY_BYTES alone, for the cron's shard step (as `retentionDays`). */
+export const shardCapacityBytes = (env: AppEnv): number => setting(env, "SHARD_CAPACITY_BYTES");
 
 const checked = new WeakMap<object, AppConfig>();
 

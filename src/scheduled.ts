@@ -3,7 +3,7 @@ import { watchShardCapacity } from "./alerts/shard-capacity";
 import { startEventLogWalks } from "./backstop/event-log";
 import { isStorageError, safeErrorMessage } from "./db/errors";
 import { directoryDatabase, type Shard, shardsOf } from "./db/shards";
-import { type AppEnv, appConfig, retentionDays } from "./env";
+import { type AppEnv, appConfig, retentionDays, shardCapacityBytes } from "./env";
 import { resendStalledFulfillments } from "./fulfillment/sweep";
 import { log } from "./lib/log";
 import { listApiKeysInDirectory } from "./merchants/api-keys";
@@ -45,7 +45,7 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime:
     watchShardCapacity({
       directory: directoryDatabase(env),
       shard,
-      capacityBytes: appConfig(env).SHARD_CAPACITY_BYTES,
+      capacityBytes: shardCapacityBytes(env),
       now: scheduledTime,
     }),
 };
