@@ -22,7 +22,8 @@ export function capacityCheck({ index, bytes, capacityBytes }: { index: number; 
     subject: subject(threshold),
     detail:
       `Shard ${binding} is ${percent(used)} full (used ${Math.round(used * 10_000) / 10_000}: ${bytes} of ${capacityBytes} bytes), ` +
-      `past the ${percent(threshold)} threshold; it takes no new merchant past ${percent(PLACEMENT_LIMIT)}: add a shard before D1 refuses writes.`,
+      `past the ${percent(threshold)} threshold. Past ${percent(PLACEMENT_LIMIT)} it takes no new merchant; add a shard before D1 ` +
+      "refuses writes at 100%.",
   }));
   return { holding, cleared: cleared.map(subject) };
 }

@@ -56,7 +56,8 @@ function ShardTable({ shards }: { shards: Shard[] }) {
               <div class="muted small">of {formatBytes(shard.capacity_bytes)}</div>
             </td>
             <td class="num" data-used={shard.used ?? ""}>
-              <Used used={shard.used} />
+              {/* From the bytes where known: `used` has 4 decimals, which a young shard's share rounds to 0. */}
+              <Used used={shard.bytes === null ? shard.used : shard.bytes / shard.capacity_bytes} />
             </td>
             <td class="num">{shard.growth_bytes_per_day === null ? "—" : formatBytes(shard.growth_bytes_per_day)}</td>
             <td class="num" data-days-to-full={shard.days_to_full ?? ""}>
