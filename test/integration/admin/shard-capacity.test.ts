@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
+import { listAdminAlerts } from "../../../src/alerts/admin-alerts";
 import { watchShardCapacity } from "../../../src/alerts/shard-capacity";
 import { openDatabase } from "../../../src/db/client";
 import { measureShard, type Shard } from "../../../src/db/shards";
@@ -7,6 +8,7 @@ import { appConfig } from "../../../src/env";
 import { runScheduledWork } from "../../../src/scheduled";
 import { appWithVars } from "../../support/app";
 import { ADMIN, call, createMerchant, registerSandboxProject, uniqueId } from "../../support/fixtures";
+import { recordingD1 } from "../../support/recording-d1";
 import { SHARDS, shardIndexOf } from "../../support/shards";
 
 /**
@@ -348,6 +350,25 @@ describe("shards: admin alerts (security)", () => {
       expect(response.status).toBe(200);
       const body = (await response.json()) as AlertPage;
       expect(body.alerts.filter((alert) => alert.kind === "shard_capacity")).toEqual([]);
+    }
+  });
+});
+
+describe("shards: admin alerts are served by indexes", () => {
+  it("reads a page of open and of all admin alerts, first and after a cursor, from their indexes", async () => {
+    await stepAt(1, 0.975);
+    const { d1, statements } = recordingD1(env.DB);
+    const first = await listAdminAlerts({ db: openDatabase(d1), query: { state: "all", limit: 1 } });
+    await listAdminAlerts({ db: openDatabase(d1), query: { state: "all", limit: 1, cursor: first.next_cursor ?? undefined } });
+    await listAdminAlerts({ db: openDatabase(d1), query: { state: "open", limit: 1 } });
+    expect(statements).toHaveLength(3);
+    for (const { sql, params } of statements) {
+      const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...params)
+        .all<{ detail: string }>();
+      const details = plan.results.map((row) => row.detail).join("\n");
+      expect(details, sql).toMatch(/USING (COVERING )?INDEX admin_alerts_(state_)?opened/);
+      expect(details, sql).not.toMatch(/TEMP B-TREE/);
     }
   });
 });
