@@ -12,6 +12,8 @@ export type AppEnv = Env & {
   ALLOW_LOOPBACK_FULFILLMENT_URLS?: string;
   /** Optional at run time (wrangler.toml sets it); src/retention reads it through `retentionDays`. */
   RETENTION_DAYS?: string;
+  /** Optional: what one D1 shard may hold, in bytes (src/db/shard-status.ts); D1's 10 GB when unset. */
+  SHARD_CAPACITY_BYTES?: string;
 };
 
 const base64Key = z.string().refine((value) => {
@@ -63,6 +65,12 @@ const configSchema = z.object({
    */
   RETENTION_DAYS: z.coerce.number().int().min(7).max(3650).default(30),
   /**
+   * What one D1 shard may hold, in bytes: `GET /admin/shards` measures `used` against it, a shard past 80 % of it takes
+   * no new merchant, and the `shard_capacity` admin alerts fire at 80, 90 and 95 %. D1's limit per database on the Paid
+   * plan by default; 500 MB (500000000) on the Free plan.
+   */
+  SHARD_CAPACITY_BYTES: z.coerce.number().int().min(1).max(1e13).default(10_000_000_000),
+  /**
    * `"true"` lets `fulfillment_url` be `http://127.0.0.1:…` or `http://localhost:…`: `npm start`, the demo, chaos and the
    * tests set it, so the emulator's sink on the loopback can receive notifications. Never set in production.
    */
@@ -74,17 +82,23 @@ const configSchema = z.object({
 
 export type AppConfig = z.infer<typeof configSchema>;
 
-/**
- * RETENTION_DAYS alone, by its entry of the same schema: the retention step needs nothing else, so another variable's
- * misconfiguration (which `appConfig` reports everywhere else) does not stop it.
- */
-export function retentionDays(env: AppEnv): number {
-  const parsed = configSchema.shape.RETENTION_DAYS.safeParse(env.RETENTION_DAYS);
+/** One variable alone, by its entry of the schema, so a step that needs nothing else runs whatever another one holds. */
+function setting<K extends "RETENTION_DAYS" | "SHARD_CAPACITY_BYTES">(env: AppEnv, name: K): AppConfig[K] {
+  const parsed = configSchema.shape[name].safeParse(env[name]);
   if (!parsed.success) {
-    throw new Error(`invalid configuration: RETENTION_DAYS: ${parsed.error.issues.map((issue) => issue.message).join("; ")}`);
+    throw new Error(`invalid configuration: ${name}: ${parsed.error.issues.map((issue) => issue.message).join("; ")}`);
   }
   return parsed.data;
 }
+
+/**
+ * RETENTION_DAYS alone: the retention step needs nothing else, so another variable's misconfiguration (which `appConfig`
+ * reports everywhere else) does not stop it.
+ */
+export const retentionDays = (env: AppEnv): number => setting(env, "RETENTION_DAYS");
+
+/** SHARD_CAPACITY_BYTES alone, for the cron's shard step (as `retentionDays`). */
+export const shardCapacityBytes = (env: AppEnv): number => setting(env, "SHARD_CAPACITY_BYTES");
 
 const checked = new WeakMap<object, AppConfig>();
 

@@ -1,8 +1,9 @@
 import { runAlertChecks } from "./alerts/scheduled";
+import { watchShardCapacity } from "./alerts/shard-capacity";
 import { startEventLogWalks } from "./backstop/event-log";
 import { isStorageError, safeErrorMessage } from "./db/errors";
 import { directoryDatabase, type Shard, shardsOf } from "./db/shards";
-import { type AppEnv, appConfig, retentionDays } from "./env";
+import { type AppEnv, appConfig, retentionDays, shardCapacityBytes } from "./env";
 import { resendStalledFulfillments } from "./fulfillment/sweep";
 import { wakeOrphanedParking } from "./ingest/parking";
 import { log } from "./lib/log";
@@ -44,6 +45,14 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime:
   api_key_directory: async (env, { db, index }) => ({
     api_keys_listed: await listApiKeysInDirectory({ db, directory: directoryDatabase(env), shard: index }),
   }),
+  // Issue 21: each shard's size sampled once an hour for days to full, and its shard_capacity alerts at 80, 90 and 95 %.
+  shard_capacity: (env, shard, scheduledTime) =>
+    watchShardCapacity({
+      directory: directoryDatabase(env),
+      shard,
+      capacityBytes: shardCapacityBytes(env),
+      now: scheduledTime,
+    }),
 };
 
 /** The shards' results of a run as one: counts are added up, anything else (a run id) is listed shard by shard. */
@@ -62,7 +71,7 @@ function combined(results: readonly StepResult[]): StepResult {
 /**
  * The Cron Trigger's work, on every shard (src/db/shards.ts): lost fulfilment nudges, the event-log backstop,
  * reconciliation of records nothing has looked at for a while, pruning of week-old rejected inbox rows, business alerts,
- * retention (archive to R2, pruning) and the API key directory's backfill. Every step runs on every shard even when
+ * retention (archive to R2, pruning), the API key directory's backfill and each shard's size and capacity alerts. Every step runs on every shard even when
  * another fails; each failure is logged at error with its shard. A D1 failure is that shard's own (unreachable,
  * unmigrated, full: `GET /health/ready` names it to the admin) and does not fail the run, so one shard's outage never
  * marks every run failed while the other shards' work is done; any other failure (a queue, the configuration) fails

@@ -26,6 +26,9 @@ export const BATCH_ACTIVE_STATUSES: readonly Batch["status"][] = ["queued", "run
 export type Alert = Schemas["Alert"];
 export type AlertPage = Schemas["AlertPage"];
 
+export type ShardList = Schemas["ShardStatus"];
+export type Shard = ShardList["shards"][number];
+
 export type Pipeline = Schemas["Pipeline"]["pipeline"];
 export type Budget = Schemas["Budget"]["budget"];
 

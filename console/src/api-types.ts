@@ -1847,7 +1847,7 @@ export interface paths {
         };
         /**
          * List the D1 shards
-         * @description Every bound shard in order: its merchants, its size against D1's capacity and its last applied migration. A shard that fails a read (unreachable, unmigrated) is `ok: false` with an `error`; the others still answer.
+         * @description Every bound shard in order: its merchants, its size against its capacity (`SHARD_CAPACITY_BYTES`, D1's 10 GB by default), its last applied migration, and days to full at the last 7 days' growth. A shard that fails a read (unreachable, unmigrated) is `ok: false` with an `error`; the others still answer.
          */
         get: {
             parameters: {
@@ -1865,6 +1865,70 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["ShardStatus"];
+                    };
+                };
+                /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing or invalid admin token. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List admin alerts
+         * @description The operator's own alerts, in the shape of `GET /v1/alerts` (`transaction_id` null): `shard_capacity` when a D1 shard passes 80, 90 or 95 % of its capacity (one alert per threshold, raised by the cron every 5 minutes), resolved when it drops back. A shard past 80 % takes no new merchant.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description `open` (the default): alerts whose condition still holds; `all`: resolved ones too. */
+                    state?: "open" | "all";
+                    /** @description Page size. */
+                    limit?: number;
+                    /** @description The `next_cursor` of the previous page. It carries the filters of the first request: repeat them unchanged or leave them out. */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description One page of alerts. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AlertPage"];
                     };
                 };
                 /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
@@ -2256,9 +2320,40 @@ export interface components {
                 used: number | null;
                 /** @description The last migration applied to the shard (`d1_migrations`). */
                 migration: string | null;
+                /** @description Growth over the last 7 days, from the sizes the cron samples once an hour (oldest to newest); null with fewer than 2 samples or no growth. */
+                growth_bytes_per_day: number | null;
+                /** @description Days until `bytes` reaches `capacity_bytes` at `growth_bytes_per_day`, to a tenth; null without growth. */
+                days_to_full: number | null;
                 /** @description Why the shard failed a read; only when `ok` is false. */
                 error?: string;
             }[];
+        };
+        AlertPage: {
+            /** @description Most recently opened first; ties broken by id, descending. */
+            alerts: components["schemas"]["Alert"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            next_cursor: string | null;
+        };
+        Alert: {
+            /** @example al_0f8e2b7c4d5a4b8c9e1f2a3b4c5d6e7f */
+            id: string;
+            /**
+             * @description On `/v1/alerts`, one of authorized_not_captured, apm_pending, refunded_more_than_captured, chargeback_after_fulfillment, forged_delivery_spike, smart_router_key_refused, fulfillment_failing. Per transaction: authorized and not captured for the merchant's hours; an APM payment pending for its minutes; refunded more than captured; a dispute opened on a payment whose fulfilment was delivered. Per merchant (`transaction_id` null): forged webhook deliveries over its hourly threshold; Smart Router refusing its secret key; fulfilment notifications failing for its minutes. On `/admin/alerts`, one of shard_capacity: a D1 shard past 80, 90 or 95 % of its capacity (one alert per threshold).
+             * @example authorized_not_captured
+             */
+            kind: string;
+            /**
+             * @description `open` while the condition holds; `resolved` once a check found it cleared.
+             * @enum {string}
+             */
+            state: "open" | "resolved";
+            transaction_id: string | null;
+            /** Format: date-time */
+            opened_at: string;
+            /** Format: date-time */
+            resolved_at: string | null;
+            /** @description What was found and what to do, in one sentence; its figures are as of the last check. */
+            detail: string;
         };
         AuditPage: {
             entries: {
@@ -2681,33 +2776,6 @@ export interface components {
                     since: string | null;
                 };
             };
-        };
-        AlertPage: {
-            /** @description Most recently opened first; ties broken by id, descending. */
-            alerts: components["schemas"]["Alert"][];
-            /** @description Pass as `cursor` for the next page; null on the last page. */
-            next_cursor: string | null;
-        };
-        Alert: {
-            /** @example al_0f8e2b7c4d5a4b8c9e1f2a3b4c5d6e7f */
-            id: string;
-            /**
-             * @description One of authorized_not_captured, apm_pending, refunded_more_than_captured, chargeback_after_fulfillment, forged_delivery_spike, smart_router_key_refused, fulfillment_failing. Per transaction: authorized and not captured for the merchant's hours; an APM payment pending for its minutes; refunded more than captured; a dispute opened on a payment whose fulfilment was delivered. Per merchant (`transaction_id` null): forged webhook deliveries over its hourly threshold; Smart Router refusing its secret key; fulfilment notifications failing for its minutes.
-             * @example authorized_not_captured
-             */
-            kind: string;
-            /**
-             * @description `open` while the condition holds; `resolved` once a check found it cleared.
-             * @enum {string}
-             */
-            state: "open" | "resolved";
-            transaction_id: string | null;
-            /** Format: date-time */
-            opened_at: string;
-            /** Format: date-time */
-            resolved_at: string | null;
-            /** @description What was found and what to do, in one sentence; its figures are as of the last check. */
-            detail: string;
         };
     };
     responses: never;

@@ -7,6 +7,7 @@ import { BatchesPanel } from "./panels/batches";
 import { BudgetPanel } from "./panels/budget";
 import { PaymentsPanel } from "./panels/payments";
 import { PipelinePanel } from "./panels/pipeline";
+import { ShardsPanel } from "./panels/shards";
 import { TimelinePanel } from "./panels/timeline";
 import { href, type Page, type Route, useRoute } from "./route";
 import { authHeaders, clearSession, loadSession, type Session, saveSession } from "./session";
@@ -57,12 +58,14 @@ export function App() {
   );
 }
 
-const NAV: { page: Page; label: string }[] = [
+/** The pages in the navigation; `admin` ones (the deployment's, not a merchant's) only for the admin token. */
+const NAV: { page: Page; label: string; admin?: true }[] = [
   { page: "pipeline", label: "Pipeline" },
   { page: "budget", label: "Budget" },
   { page: "batches", label: "Batches" },
   { page: "payments", label: "Payments" },
   { page: "alerts", label: "Alerts" },
+  { page: "shards", label: "Shards", admin: true },
 ];
 /** How many banners stay on screen: the newest failures. */
 const MAX_BANNERS = 3;
@@ -101,7 +104,7 @@ function SignedIn({ session, onSignOut, onSwitchMerchant }: SignedInProps) {
           Smart Router Edge <span class="brand-sub">console</span>
         </div>
         <nav class="nav" aria-label="Console pages">
-          {NAV.map((item) => (
+          {NAV.filter((item) => !item.admin || session.kind === "admin").map((item) => (
             <a key={item.page} href={href(item.page)} aria-current={route.page === item.page ? "page" : undefined}>
               {item.label}
               {item.page === "alerts" && <OpenAlertCount />}
@@ -142,13 +145,13 @@ function SignedIn({ session, onSignOut, onSwitchMerchant }: SignedInProps) {
         </div>
       )}
       <main class="content">
-        <CurrentPage route={route} />
+        <CurrentPage route={route} admin={session.kind === "admin"} />
       </main>
     </ApiContext.Provider>
   );
 }
 
-function CurrentPage({ route }: { route: Route }) {
+function CurrentPage({ route, admin }: { route: Route; admin: boolean }) {
   switch (route.page) {
     case "pipeline":
       return <PipelinePanel />;
@@ -160,6 +163,9 @@ function CurrentPage({ route }: { route: Route }) {
       return route.id ? <TimelinePanel key={route.id} transactionId={route.id} /> : <PaymentsPanel route={route} />;
     case "alerts":
       return <AlertsPanel route={route} />;
+    // A merchant's key would be refused by /admin (and signed out): its session never asks.
+    case "shards":
+      return admin ? <ShardsPanel /> : <PipelinePanel />;
   }
 }
 

@@ -31,6 +31,19 @@ export function formatCount(n: number): string {
   return n.toLocaleString("en");
 }
 
+/** A size for people, in decimal units as D1 counts its 10 GB: `512 B`, `4.1 MB`, `9.87 GB`. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  // Ends at the largest unit.
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toPrecision(3)} ${units[unit]}`;
+}
+
 /** How long ago an instant was, relative to `now`. */
 export function formatAgo(iso: string, now = Date.now()): string {
   const ms = now - Date.parse(iso);

@@ -133,6 +133,17 @@ export const shardStatusResponse = z
         capacity_bytes: z.int(),
         used: z.number().nullable().openapi({ description: "`bytes / capacity_bytes`, to 4 decimals." }),
         migration: z.string().nullable().openapi({ description: "The last migration applied to the shard (`d1_migrations`)." }),
+        growth_bytes_per_day: z
+          .int()
+          .nullable()
+          .openapi({
+            description:
+              "Growth over the last 7 days, from the sizes the cron samples once an hour (oldest to newest); null with fewer " +
+              "than 2 samples or no growth.",
+          }),
+        days_to_full: z.number().nullable().openapi({
+          description: "Days until `bytes` reaches `capacity_bytes` at `growth_bytes_per_day`, to a tenth; null without growth.",
+        }),
         error: z.string().optional().openapi({ description: "Why the shard failed a read; only when `ok` is false." }),
       }),
     ),

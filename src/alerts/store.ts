@@ -11,8 +11,8 @@ import type { AlertKind } from "./rules";
 
 export type { AlertRow };
 
-/** The alert as `GET /v1/alerts` and the alert URL's notifications show it (contract.md). */
-export function presentAlert(row: AlertRow) {
+/** The alert as `GET /v1/alerts`, `GET /admin/alerts` and the alert URL's notifications show it (contract.md). */
+export function presentAlert(row: Pick<AlertRow, "id" | "kind" | "state" | "transactionId" | "openedAt" | "resolvedAt" | "detail">) {
   return {
     id: row.id,
     kind: row.kind,
@@ -35,6 +35,24 @@ const alertCursor = z.strictObject({
   i: z.string().min(1).max(64),
 });
 
+/** Where a page of alerts starts: the list's state (the cursor's, else the query's, else `open`) and the row after which. */
+export function alertListPosition(query: { state?: AlertListState; cursor?: string }) {
+  const after = query.cursor === undefined ? undefined : decodePageCursor(query.cursor, alertCursor);
+  if (after && query.state !== undefined && query.state !== after.s) {
+    throw new ApiError(
+      "invalid_cursor",
+      "cursor belongs to a list with a different state; repeat the first request's state or leave it out",
+    );
+  }
+  return { state: after?.s ?? query.state ?? "open", after: after && [after.o, after.i] };
+}
+
+/** One page of alerts from `limit + 1` rows read, most recently opened first, and the cursor after it. */
+export function alertPage<Row extends Parameters<typeof presentAlert>[0]>(rows: Row[], limit: number, state: AlertListState) {
+  const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ v: 1, s: state, o: row.openedAt, i: row.id }));
+  return { alerts: page.map(presentAlert), next_cursor: nextCursor };
+}
+
 /**
  * One page of the merchant's alerts, most recently opened first (ties by id, descending), and the cursor of the next.
  * The cursor carries the `state` of the first request; a different one with it is an `invalid_cursor` 400, since it
@@ -49,14 +67,7 @@ export async function listAlerts({
   merchantId: string;
   query: { state?: AlertListState; cursor?: string; limit: number };
 }) {
-  const after = query.cursor === undefined ? undefined : decodePageCursor(query.cursor, alertCursor);
-  if (after && query.state !== undefined && query.state !== after.s) {
-    throw new ApiError(
-      "invalid_cursor",
-      "cursor belongs to a list with a different state; repeat the first request's state or leave it out",
-    );
-  }
-  const state = after?.s ?? query.state ?? "open";
+  const { state, after } = alertListPosition(query);
   const rows = await db
     .select()
     .from(alerts)
@@ -64,13 +75,12 @@ export async function listAlerts({
       and(
         eq(alerts.merchantId, merchantId),
         state === "open" ? eq(alerts.state, "open") : undefined,
-        afterRow("desc", [alerts.openedAt, alerts.id], after && [after.o, after.i]),
+        afterRow("desc", [alerts.openedAt, alerts.id], after),
       ),
     )
     .orderBy(desc(alerts.openedAt), desc(alerts.id))
     .limit(query.limit + 1);
-  const { page, nextCursor } = keysetPage(rows, query.limit, (row) => ({ v: 1, s: state, o: row.openedAt, i: row.id }));
-  return { alerts: page.map(presentAlert), next_cursor: nextCursor };
+  return alertPage(rows, query.limit, state);
 }
 
 /** A condition found holding, for which no alert is open yet. */

@@ -89,38 +89,88 @@ export interface ShardHealth {
 export const bindingOf = (index: number): string => (index === 0 ? "DB" : `DB_SHARD_${index}`);
 
 /**
- * Probes every shard side by side with a read of a real table (`merchants`, which every query of a merchant joins), so a
- * shard that is unreachable or unmigrated counts as failing where `SELECT 1` would still answer.
+ * A shard's size in bytes, from a read of a real table (`merchants`, which every query of a merchant joins, so a shard
+ * that is unreachable or unmigrated fails it where `SELECT 1` would still answer). D1 refuses `PRAGMA page_count`
+ * (SQLITE_AUTH), so the size is the `meta.size_after` every D1 query reports (undefined where a runtime reports none).
+ * Throws what D1 throws.
  */
-export function probeShards(env: AppEnv): Promise<ShardHealth[]> {
-  return Promise.all(
-    shardsOf(env).map(async ({ index, db }) => {
-      try {
-        await db.get(sql`SELECT 1 FROM merchants LIMIT 1`);
-        return { shard: index, binding: bindingOf(index), ok: true };
-      } catch (error) {
-        return { shard: index, binding: bindingOf(index), ok: false, reason: safeErrorMessage(error) };
-      }
-    }),
-  );
+export async function measureShard(db: Database): Promise<number | undefined> {
+  const size = (await db.run(sql`SELECT 1 FROM merchants LIMIT 1`)).meta.size_after;
+  return typeof size === "number" ? size : undefined;
+}
+
+/** Probes one shard (`measureShard`): its size when it answers, D1's reason when it does not. */
+async function probeShard({ index, db }: Shard): Promise<ShardHealth & { bytes?: number }> {
+  try {
+    return { shard: index, binding: bindingOf(index), ok: true, bytes: await measureShard(db) };
+  } catch (error) {
+    return { shard: index, binding: bindingOf(index), ok: false, reason: safeErrorMessage(error) };
+  }
+}
+
+/** Probes every shard side by side (`measureShard`); the answer names each shard's state, never its size. */
+export async function probeShards(env: AppEnv): Promise<ShardHealth[]> {
+  const probes = await Promise.all(shardsOf(env).map(probeShard));
+  return probes.map(({ bytes: _bytes, ...health }) => health);
+}
+
+/** Past this share of its capacity a shard takes no new merchant (contract, "Shards: watch and move"). */
+export const PLACEMENT_LIMIT = 0.8;
+/**
+ * Free bytes within this share of capacity of the most free are a tie, broken by the fewest merchants: D1's size moves
+ * by pages with every write (and the directory and audit live on DB), so a few MB say nothing about which shard fills first.
+ */
+export const PLACEMENT_TIE = 0.01;
+
+/** What placement knows of a shard: whether it answered its probe, its size, and how many merchants the directory puts on it. */
+export interface PlacementCandidate {
+  index: number;
+  ok: boolean;
+  bytes: number | undefined;
+  merchants: number;
 }
 
 /**
- * The shard a new merchant goes to: among the shards that answer a probe, the one holding the fewest merchants (the
- * lowest index on a tie). None answering is a 503 before anything is claimed.
+ * The shard a new merchant goes to: of the shards that answered and are not past PLACEMENT_LIMIT of `capacityBytes`, the
+ * one with the most free bytes; within PLACEMENT_TIE of it, the fewest merchants, then the lowest index. Undefined when
+ * none can take it. A size a runtime does not report counts as empty (D1 and miniflare always report one).
  */
-export async function leastFullShard(env: AppEnv): Promise<Shard> {
-  const [counted, health] = await Promise.all([
+export function choosePlacement(candidates: readonly PlacementCandidate[], capacityBytes: number): number | undefined {
+  const open = candidates
+    .filter((candidate) => candidate.ok && (candidate.bytes ?? 0) <= capacityBytes * PLACEMENT_LIMIT)
+    .map((candidate) => ({ ...candidate, free: capacityBytes - (candidate.bytes ?? 0) }));
+  const most = Math.max(...open.map((candidate) => candidate.free));
+  const roomiest = open.filter((candidate) => candidate.free >= most - capacityBytes * PLACEMENT_TIE);
+  const [first, ...rest] = roomiest;
+  if (!first) return undefined;
+  return rest.reduce((best, candidate) => (candidate.merchants < best.merchants ? candidate : best), first).index;
+}
+
+/**
+ * The shard a new merchant goes to (`choosePlacement`), from a probe of every shard and the directory's merchant counts.
+ * None answering, or every one that answers past PLACEMENT_LIMIT, is a 503 before anything is claimed.
+ */
+export async function shardForNewMerchant({ env, capacityBytes }: { env: AppEnv; capacityBytes: number }): Promise<Shard> {
+  const [counted, probes] = await Promise.all([
     directoryDatabase(env).select({ shard: merchantShards.shard, merchants: count() }).from(merchantShards).groupBy(merchantShards.shard),
-    probeShards(env),
+    Promise.all(shardsOf(env).map(probeShard)),
   ]);
   const load = new Map(counted.map((row) => [row.shard, row.merchants]));
-  const fill = (shard: Shard) => load.get(shard.index) ?? 0;
-  const healthy = new Set(health.filter((probe) => probe.ok).map((probe) => probe.shard));
-  const candidates = shardsOf(env).filter((shard) => healthy.has(shard.index));
-  const [first, ...rest] = candidates;
-  if (!first) throw new ApiError("service_unavailable", "no database can take a new merchant now; retry later", { "Retry-After": "30" });
-  return rest.reduce((least, shard) => (fill(shard) < fill(least) ? shard : least), first);
+  const candidates = probes.map((probe) => ({
+    index: probe.shard,
+    ok: probe.ok,
+    bytes: probe.bytes,
+    merchants: load.get(probe.shard) ?? 0,
+  }));
+  const chosen = choosePlacement(candidates, capacityBytes);
+  if (chosen !== undefined) return shardAt(env, chosen);
+  if (probes.some((probe) => probe.ok)) {
+    // A full shard frees no room by itself: the operator adds a shard (or raises SHARD_CAPACITY_BYTES); the cron's alerts say which.
+    throw new ApiError("service_unavailable", `every shard that answers is past ${PLACEMENT_LIMIT * 100}% of its capacity; add a shard`, {
+      "Retry-After": "3600",
+    });
+  }
+  throw new ApiError("service_unavailable", "no database can take a new merchant now; retry later", { "Retry-After": "30" });
 }
 
 /** Records where a merchant lives once its registration committed there (this isolate knows at once). */

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { Database } from "../db/client";
 import type { MerchantRow } from "../db/rows";
 import { apiKeyDirectory, apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
-import { bindingOf, directoryDatabase, leastFullShard, mergedRows, rememberShard, shardIndexOf, shardsOf } from "../db/shards";
+import { bindingOf, directoryDatabase, mergedRows, rememberShard, shardForNewMerchant, shardIndexOf, shardsOf } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
@@ -66,8 +66,8 @@ export async function registerMerchant({
   const directory = directoryDatabase(env);
   const check = await admitRegistration({ env, directory, config, input, probe });
   const credentials = await issueCredentials(config, input);
-  // Only a shard that answers a probe (503 when none does, before anything is claimed).
-  const shard = await leastFullShard(env);
+  // The answering shard with the most free bytes, none past 80 % (503 when none can take it, before anything is claimed).
+  const shard = await shardForNewMerchant({ env, capacityBytes: config.SHARD_CAPACITY_BYTES });
   const key = await newApiKey({ db: shard.db, directory, merchantId: input.id, shard: shard.index });
   const inserts = [merchantInsert(shard.db, input, credentials), key.insert, eventLogStart(shard.db, input.id, check)] as const;
   await claimInDirectory(directory, input, shard.index, key);

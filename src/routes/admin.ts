@@ -17,6 +17,8 @@ import {
   shardStatusResponse,
 } from "../admin/api-schemas";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
+import { listAdminAlerts } from "../alerts/admin-alerts";
+import { alertPageResponse, listAlertsQuery } from "../alerts/api-schemas";
 import { auditTarget, listAdminActions } from "../audit/audit";
 import { shardStatuses } from "../db/shard-status";
 import { databaseFor, shardDatabases, shardFor } from "../db/shards";
@@ -266,11 +268,26 @@ const shardsRoute = createRoute({
   path: "/shards",
   summary: "List the D1 shards",
   description:
-    "Every bound shard in order: its merchants, its size against D1's capacity and its last applied migration. A shard " +
+    "Every bound shard in order: its merchants, its size against its capacity (`SHARD_CAPACITY_BYTES`, D1's 10 GB by " +
+    "default), its last applied migration, and days to full at the last 7 days' growth. A shard " +
     "that fails a read (unreachable, unmigrated) is `ok: false` with an `error`; the others still answer.",
   tags,
   security,
   responses: { 200: json(shardStatusResponse, "Every shard, in binding order."), ...errors },
+});
+
+const alertsRoute = createRoute({
+  method: "get",
+  path: "/alerts",
+  summary: "List admin alerts",
+  description:
+    "The operator's own alerts, in the shape of `GET /v1/alerts` (`transaction_id` null): `shard_capacity` when a D1 shard " +
+    "passes 80, 90 or 95 % of its capacity (one alert per threshold, raised by the cron every 5 minutes), resolved when it " +
+    "drops back. A shard past 80 % takes no new merchant.",
+  tags,
+  security,
+  request: { query: listAlertsQuery },
+  responses: { 200: json(alertPageResponse, "One page of alerts."), ...errors },
 });
 
 /** The one call registration and credential changes make to Smart Router, with the request's bindings. */
@@ -366,7 +383,13 @@ adminRoutes
   .openapi(reconciliationRunsRoute, async (c) =>
     c.json(await listReconciliationRuns({ dbs: shardDatabases(c.env), cursor: c.req.valid("query").cursor }), 200),
   )
-  .openapi(shardsRoute, async (c) => c.json({ shards: await shardStatuses(c.env) }, 200))
+  .openapi(shardsRoute, async (c) =>
+    c.json({ shards: await shardStatuses({ env: c.env, capacityBytes: c.var.config.SHARD_CAPACITY_BYTES, now: Date.now() }) }, 200),
+  )
+  .openapi(alertsRoute, async (c) => {
+    const { limit = DEFAULT_PAGE_SIZE, ...query } = c.req.valid("query");
+    return c.json(await listAdminAlerts({ db: c.var.directoryDb, query: { ...query, limit } }), 200);
+  })
   .openapi(auditRoute, async (c) => c.json(await listAdminActions({ db: c.var.directoryDb, cursor: c.req.valid("query").cursor }), 200))
   .openapi(deadLettersRoute, async (c) => {
     const { merchant, cursor } = c.req.valid("query");

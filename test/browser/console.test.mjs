@@ -347,6 +347,50 @@ describe("the console in Chromium", { timeout: 300_000 }, () => {
     await page.close();
   });
 
+  it("shows the D1 shards and the admin alerts to the admin token, and no Shards page to a merchant key", async () => {
+    requests = [];
+    problems = [];
+    const page = await newPage();
+    await page.goto(`${stack.workerUrl}/console`);
+    await page.getByRole("tab", { name: "Admin token" }).click();
+    await page.getByLabel("Admin token").fill(stack.adminToken);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator(`[data-merchant="${shop.merchantId}"]`).click();
+    await page.getByRole("link", { name: "Shards" }).click();
+    const { shards } = await stack.admin("/admin/shards");
+    for (const shard of shards) {
+      const row = page.locator(`[data-panel=shards] tr[data-shard="${shard.binding}"]`);
+      await row.waitFor();
+      assert.match(await row.innerText(), new RegExp(`${shard.binding}\\s+ok`));
+      assert.equal(await row.locator("td").nth(1).innerText(), String(shard.merchants));
+      assert.equal(await row.locator("td").last().innerText(), shard.migration);
+    }
+    // The admin alerts list, in the shape of the merchant's (none open under D1's real capacity).
+    const { alerts } = await stack.admin("/admin/alerts?state=open");
+    await page
+      .locator("[data-panel=shards] .section", { hasText: "Admin alerts" })
+      .locator(alerts.length ? ".alert" : ".notice-good")
+      .first()
+      .waitFor();
+    await screenshot(page, "shards-admin");
+    assertSameOriginAndClean();
+    await page.close();
+
+    requests = [];
+    const merchant = await newPage();
+    await signInWithKey(merchant, shop.creds.api_key);
+    await merchant.locator("[data-who=merchant]").waitFor();
+    assert.equal(await merchant.getByRole("link", { name: "Shards" }).count(), 0);
+    // Typing the page's address shows the pipeline: a merchant key never asks /admin (it would be refused and signed out).
+    await merchant.goto(`${stack.workerUrl}/console#/shards`);
+    await merchant.locator("[data-panel=pipeline]").waitFor();
+    assert.deepEqual(
+      requests.filter((url) => new URL(url).pathname.startsWith("/admin/")),
+      [],
+    );
+    await merchant.close();
+  });
+
   it("shows a server error with its request id, a missing endpoint as not available, and a revoked key back at sign-in", async () => {
     requests = [];
     problems = [];

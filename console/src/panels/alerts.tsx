@@ -17,6 +17,7 @@ export const ALERT_KINDS: Record<string, string> = {
   forged_delivery_spike: "Spike of forged deliveries",
   smart_router_key_refused: "Smart Router refuses the API key",
   fulfillment_failing: "Fulfilment failing",
+  shard_capacity: "D1 shard filling up",
 };
 
 /** The alerts page. */
@@ -41,7 +42,8 @@ export function AlertsPanel({ route }: { route: Route }) {
   );
 }
 
-function AlertList({ path, state }: { path: string; state: string }) {
+/** One paged list of alerts in the shape of `GET /v1/alerts` (the merchant's, or the admin's `GET /admin/alerts`). */
+export function AlertList({ path, state }: { path: string; state: string }) {
   const list = usePagedList(path, REFRESH_MS, (page: AlertPage) => page.alerts);
   const alerts = list.items;
   return (

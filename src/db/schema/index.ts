@@ -7,5 +7,6 @@ export * from "./jobs";
 export * from "./merchants";
 export * from "./parking";
 export * from "./retention";
+export * from "./shards";
 export * from "./timeline";
 export * from "./transactions";

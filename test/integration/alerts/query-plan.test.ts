@@ -3,38 +3,10 @@ import { describe, expect, it } from "vitest";
 import { runAlertChecks } from "../../../src/alerts/scheduled";
 import { openDatabase } from "../../../src/db/client";
 import { createMerchant } from "../../support/fixtures";
+import { recordingD1 } from "../../support/recording-d1";
 import { dbFor, shardedDb } from "../../support/shards";
 import { seedFulfillment, seedTransactions, transactionRow } from "../../support/status-api";
 import { HOUR, refuseKey, seedAlert } from "./support";
-
-/** The D1 binding, recording the SQL and parameters of every statement the worker prepares through it. */
-function recordingD1(real: D1Database) {
-  const statements: { sql: string; params: unknown[] }[] = [];
-  const d1 = new Proxy(real, {
-    get(target, property) {
-      if (property === "prepare") {
-        return (sql: string) => {
-          const prepared = target.prepare(sql);
-          return new Proxy(prepared, {
-            get(statement, name) {
-              if (name === "bind") {
-                return (...params: unknown[]) => {
-                  statements.push({ sql, params });
-                  return statement.bind(...params);
-                };
-              }
-              const value = Reflect.get(statement, name);
-              return typeof value === "function" ? value.bind(statement) : value;
-            },
-          });
-        };
-      }
-      const value = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { d1, statements };
-}
 
 describe("an alert run is served by indexes", () => {
   it("reads no table whole but merchants: transactions, operations, events, fulfilments and alerts come from their indexes", async () => {
