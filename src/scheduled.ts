@@ -2,6 +2,7 @@ import { runAlertChecks } from "./alerts/scheduled";
 import { startEventLogWalks } from "./backstop/event-log";
 import { isStorageError, safeErrorMessage } from "./db/errors";
 import { directoryDatabase, type Shard, shardsOf } from "./db/shards";
+import { nudgeDueLanes } from "./endpoints/sweep";
 import { type AppEnv, appConfig, retentionDays } from "./env";
 import { resendStalledFulfillments } from "./fulfillment/sweep";
 import { log } from "./lib/log";
@@ -16,6 +17,10 @@ type StepResult = Record<string, unknown>;
 const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime: number) => Promise<StepResult>> = {
   fulfillment_sweep: async (env, { db }, scheduledTime) => ({
     fulfillments_resent: await resendStalledFulfillments({ env, db, now: scheduledTime }),
+  }),
+  // Endpoint lanes whose messages are due and whose nudge was lost (issue 22).
+  endpoint_sweep: async (env, { db }, scheduledTime) => ({
+    endpoint_lanes_nudged: await nudgeDueLanes({ db, queue: env.ENDPOINT_MESSAGES, now: scheduledTime }),
   }),
   // The backstop: every merchant's event log walked forward, so what no webhook brought is applied within a few runs.
   event_log: async (env, { db }, scheduledTime) => ({
