@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createMerchant } from "../../support/fixtures";
 import { appWithVars } from "../../support/app";
+import { createMerchant } from "../../support/fixtures";
 import { api, createEndpoint } from "./support";
 
 const errorOf = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
@@ -8,7 +8,13 @@ const errorOf = async (response: Response) => ((await response.json()) as { erro
 describe("endpoints: errors", () => {
   it("refuses a URL fulfillment_url would refuse, naming the field", async () => {
     const merchant = await createMerchant();
-    for (const url of ["http://orders.example.com/h", "https://10.0.0.1/h", "https://user:pw@orders.example.com/h", "https://intranet/h", "nope"]) {
+    for (const url of [
+      "http://orders.example.com/h",
+      "https://10.0.0.1/h",
+      "https://user:pw@orders.example.com/h",
+      "https://intranet/h",
+      "nope",
+    ]) {
       const response = await api(merchant, "/v1/endpoints", { body: { url, events: ["*"] } });
       expect(response.status, url).toBe(400);
       const error = await errorOf(response);
@@ -36,7 +42,9 @@ describe("endpoints: errors", () => {
       const response = await api(merchant, "/v1/endpoints", { body: { url: "https://a.example.com/h", events } });
       expect(response.status, JSON.stringify(events)).toBe(400);
     }
-    expect((await api(merchant, "/v1/endpoints", { body: { url: "https://a.example.com/h", events: ["*"], secret: "x" } })).status).toBe(400);
+    expect((await api(merchant, "/v1/endpoints", { body: { url: "https://a.example.com/h", events: ["*"], secret: "x" } })).status).toBe(
+      400,
+    );
     const { endpoint } = await createEndpoint(merchant, `errors-${merchant.merchant.id}`);
     expect((await api(merchant, `/v1/endpoints/${endpoint.id}`, { method: "PATCH", body: {} })).status).toBe(400);
     expect((await api(merchant, `/v1/endpoints/${endpoint.id}`, { method: "PATCH", body: { status: "disabled" } })).status).toBe(400);

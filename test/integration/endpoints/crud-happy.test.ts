@@ -10,7 +10,9 @@ describe("endpoints: create, read, update, delete", () => {
     const created = await apiJson<{ endpoint: ShownEndpoint; signing_secret: string }>(
       merchant,
       "/v1/endpoints",
-      { body: { url: "https://orders.example.com/hooks", events: ["transaction.captured", "transaction.refunded"], description: "orders" } },
+      {
+        body: { url: "https://orders.example.com/hooks", events: ["transaction.captured", "transaction.refunded"], description: "orders" },
+      },
       201,
     );
     expect(created.endpoint).toEqual({
@@ -36,7 +38,10 @@ describe("endpoints: create, read, update, delete", () => {
     for (let i = 0; i < 3; i++) ids.push((await createEndpoint(merchant, `crud-${merchant.merchant.id}-${i}`)).endpoint.id);
     const first = await apiJson<{ endpoints: ShownEndpoint[]; next_cursor: string | null }>(merchant, "/v1/endpoints?limit=2");
     expect(first.endpoints).toHaveLength(2);
-    const second = await apiJson<{ endpoints: ShownEndpoint[]; next_cursor: string | null }>(merchant, `/v1/endpoints?limit=2&cursor=${first.next_cursor}`);
+    const second = await apiJson<{ endpoints: ShownEndpoint[]; next_cursor: string | null }>(
+      merchant,
+      `/v1/endpoints?limit=2&cursor=${first.next_cursor}`,
+    );
     expect(second.next_cursor).toBeNull();
     expect([...first.endpoints, ...second.endpoints].map((e) => e.id).sort()).toEqual([...ids].sort());
 
@@ -46,7 +51,10 @@ describe("endpoints: create, read, update, delete", () => {
       body: { url: sinkUrl("crud-other"), events: ["transaction.*"], description: "all", status: "paused" },
     });
     expect(patched.endpoint).toMatchObject({ url: sinkUrl("crud-other"), events: ["transaction.*"], description: "all", status: "paused" });
-    const enabled = await apiJson<{ endpoint: ShownEndpoint }>(merchant, `/v1/endpoints/${id}`, { method: "PATCH", body: { status: "enabled" } });
+    const enabled = await apiJson<{ endpoint: ShownEndpoint }>(merchant, `/v1/endpoints/${id}`, {
+      method: "PATCH",
+      body: { status: "enabled" },
+    });
     expect(enabled.endpoint.status).toBe("enabled");
 
     expect(await apiJson(merchant, `/v1/endpoints/${id}`, { method: "DELETE" })).toEqual({ id, deleted: true });
@@ -57,9 +65,13 @@ describe("endpoints: create, read, update, delete", () => {
     const merchant = await createMerchant();
     const { endpoint, signing_secret } = await createEndpoint(merchant, `rotate-${merchant.merchant.id}`);
     const before = Date.now();
-    const rotated = await apiJson<{ signing_secret: string; previous_valid_until: string }>(merchant, `/v1/endpoints/${endpoint.id}/secret`, {
-      body: { overlap_hours: 2 },
-    });
+    const rotated = await apiJson<{ signing_secret: string; previous_valid_until: string }>(
+      merchant,
+      `/v1/endpoints/${endpoint.id}/secret`,
+      {
+        body: { overlap_hours: 2 },
+      },
+    );
     expect(rotated.signing_secret).toMatch(/^whsec_/);
     expect(rotated.signing_secret).not.toBe(signing_secret);
     const until = Date.parse(rotated.previous_valid_until);

@@ -80,7 +80,10 @@ describe("endpoints: delivery", () => {
     await sinkAnswers(sink, 500);
     await payAndRefund(shop);
     await eventually(
-      async () => expect((await apiJson<{ endpoint: { status: string } }>(shop.merchant, `/v1/endpoints/${endpoint.id}`)).endpoint.status).toBe("disabled"),
+      async () =>
+        expect((await apiJson<{ endpoint: { status: string } }>(shop.merchant, `/v1/endpoints/${endpoint.id}`)).endpoint.status).toBe(
+          "disabled",
+        ),
       { timeoutMs: 25_000, intervalMs: 250 },
     );
     const open = await alertsOf(shop.merchant.api_key, "open");

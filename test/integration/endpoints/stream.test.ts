@@ -30,7 +30,8 @@ describe("endpoints: the stream", () => {
     for (const request of received) {
       expect(await verifies(everything.signing_secret, request)).toBe(true);
       expect(request.json.data.merchant_id).toBe(shop.merchant.merchant.id);
-      if (request.json.type !== "transaction.captured") expect(`transaction.${request.json.data.transaction.status}`).toBe(request.json.type);
+      if (request.json.type !== "transaction.captured")
+        expect(`transaction.${request.json.data.transaction.status}`).toBe(request.json.type);
     }
     const first = received.find((r) => r.json.data.sequence === 1);
     expect(first?.json.data.previous_status).toBeNull();

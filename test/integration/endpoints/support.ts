@@ -44,7 +44,12 @@ export function api(merchant: CreatedMerchant | string, path: string, init: { me
 }
 
 /** Calls and parses, failing loudly on another status. */
-export async function apiJson<T>(merchant: CreatedMerchant, path: string, init: { method?: string; body?: unknown } = {}, status = 200): Promise<T> {
+export async function apiJson<T>(
+  merchant: CreatedMerchant,
+  path: string,
+  init: { method?: string; body?: unknown } = {},
+  status = 200,
+): Promise<T> {
   const response = await api(merchant, path, init);
   const text = await response.text();
   if (response.status !== status) throw new Error(`${init.method ?? "GET"} ${path}: expected ${status}, got ${response.status} ${text}`);
@@ -53,13 +58,22 @@ export async function apiJson<T>(merchant: CreatedMerchant, path: string, init: 
 
 /** Creates an endpoint on an emulator sink named `sink`. */
 export async function createEndpoint(merchant: CreatedMerchant, sink: string, events: string[] = ["*"]) {
-  return apiJson<{ endpoint: ShownEndpoint; signing_secret: string }>(merchant, "/v1/endpoints", { body: { url: sinkUrl(sink), events } }, 201);
+  return apiJson<{ endpoint: ShownEndpoint; signing_secret: string }>(
+    merchant,
+    "/v1/endpoints",
+    { body: { url: sinkUrl(sink), events } },
+    201,
+  );
 }
 
 export interface SinkRequest {
   headers: Record<string, string>;
   body: string;
-  json: { type: string; timestamp: string; data: { merchant_id: string; sequence: number; previous_status: string | null; transaction: { id: string; status: string } } };
+  json: {
+    type: string;
+    timestamp: string;
+    data: { merchant_id: string; sequence: number; previous_status: string | null; transaction: { id: string; status: string } };
+  };
 }
 
 /** What an emulator sink received, oldest first. */
@@ -70,7 +84,10 @@ export async function sinkRequests(name: string): Promise<SinkRequest[]> {
 
 /** Makes a sink answer `status` (for `times` requests, or until changed). */
 export async function sinkAnswers(name: string, status: number, times?: number): Promise<void> {
-  const response = await fetch(`${SANDBOX}/_sandbox/sink/${name}`, { method: "PUT", body: JSON.stringify({ status, ...(times ? { times } : {}) }) });
+  const response = await fetch(`${SANDBOX}/_sandbox/sink/${name}`, {
+    method: "PUT",
+    body: JSON.stringify({ status, ...(times ? { times } : {}) }),
+  });
   expect(response.status).toBe(200);
 }
 
@@ -81,7 +98,10 @@ export async function messagesOf(merchant: CreatedMerchant, endpointId: string, 
   // Ends on the last page (next_cursor null).
   do {
     const query: string = `limit=100${filters}${cursor ? `&cursor=${cursor}` : ""}`;
-    const page: { messages: ShownMessage[]; next_cursor: string | null } = await apiJson(merchant, `/v1/endpoints/${endpointId}/messages?${query}`);
+    const page: { messages: ShownMessage[]; next_cursor: string | null } = await apiJson(
+      merchant,
+      `/v1/endpoints/${endpointId}/messages?${query}`,
+    );
     all.push(...page.messages);
     cursor = page.next_cursor;
   } while (cursor !== null);
