@@ -21,6 +21,7 @@ CREATE TABLE `endpoints` (
 );
 --> statement-breakpoint
 CREATE INDEX `endpoints_merchant_created` ON `endpoints` (`merchant_id`,`created_at`,`id`);--> statement-breakpoint
+CREATE INDEX `endpoints_disabled` ON `endpoints` (`merchant_id`) WHERE "endpoints"."status" = 'disabled';--> statement-breakpoint
 CREATE TABLE `transaction_streams` (
 	`merchant_id` text NOT NULL,
 	`transaction_id` text NOT NULL,

@@ -1270,11 +1270,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            id: string;
-                            /** @enum {boolean} */
-                            deleted: true;
-                        };
+                        "application/json": components["schemas"]["DeletedEndpoint"];
                     };
                 };
                 /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
@@ -3531,6 +3527,11 @@ export interface components {
             description?: string;
             /** @enum {string} */
             status?: "enabled" | "paused";
+        };
+        DeletedEndpoint: {
+            id: string;
+            /** @enum {boolean} */
+            deleted: true;
         };
         /** @description Until `previous_valid_until`, messages carry a `v1,` signature with each secret. */
         EndpointSecret: {

@@ -249,8 +249,7 @@ async function merchantFacts({
       (SELECT count(*) ${failing}) AS failing,
       (SELECT f.requested_at ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_since,
       (SELECT f.last_error ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_error,
-      (SELECT json_group_array(e.id) FROM (SELECT e.id FROM ${endpoints} AS e
-        WHERE e.merchant_id = m.id AND e.status = 'disabled' ORDER BY e.disabled_at, e.id) AS e) AS disabled_endpoints
+      (SELECT json_group_array(e.id) FROM ${endpoints} AS e WHERE e.merchant_id = m.id AND e.status = 'disabled') AS disabled_endpoints
     FROM ${merchants} AS m WHERE ${inList(sql`m.id`, merchantIds)}`);
   return new Map(
     rows.map((row) => [
@@ -264,7 +263,7 @@ async function merchantFacts({
         failingFulfillments: row.failing,
         failingSince: row.failing_since,
         failingError: row.failing_error,
-        disabledEndpoints: JSON.parse(row.disabled_endpoints ?? "[]") as string[],
+        disabledEndpoints: (JSON.parse(row.disabled_endpoints ?? "[]") as string[]).sort(),
       },
     ]),
   );

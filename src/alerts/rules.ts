@@ -70,7 +70,7 @@ export interface MerchantFacts {
   failingFulfillments: number;
   failingSince: string | null;
   failingError: string | null;
-  /** Endpoints disabled after 3 days of nothing but failures (src/endpoints), oldest first: their ids. */
+  /** Endpoints disabled after 3 days of nothing but failures (src/endpoints): their ids, sorted. */
   disabledEndpoints: string[];
 }
 

@@ -188,7 +188,11 @@ const deleteEndpointRoute = route({
   path: "/{id}",
   summary: "Delete an endpoint",
   request: { params: endpointParams, query: noQuery },
-  responses: { 200: json(z.object({ id: z.string(), deleted: z.literal(true) }), "Deleted, with its messages."), ...errors, ...notFound },
+  responses: {
+    200: json(z.object({ id: z.string(), deleted: z.literal(true) }).openapi("DeletedEndpoint"), "Deleted, with its messages."),
+    ...errors,
+    ...notFound,
+  },
 });
 const rotateSecretRoute = route({
   method: "post",

@@ -37,7 +37,11 @@ export const endpoints = sqliteTable(
     createdAt: text("created_at").notNull().default(nowIso),
     updatedAt: text("updated_at").notNull().default(nowIso),
   },
-  (t) => [index("endpoints_merchant_created").on(t.merchantId, t.createdAt, t.id)],
+  (t) => [
+    index("endpoints_merchant_created").on(t.merchantId, t.createdAt, t.id),
+    // The alert run's `endpoint_disabled` finder reads disabled endpoints only (few, whatever the number of endpoints).
+    index("endpoints_disabled").on(t.merchantId).where(sql`${t.status} = 'disabled'`),
+  ],
 );
 
 /** Where a transaction's stream stands: its last change's number and status, and whether its first capture was announced. */
