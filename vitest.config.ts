@@ -65,6 +65,7 @@ export default defineConfig(async () => {
             "smart-router-fulfillments-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },
             "smart-router-batches": { maxBatchSize: 10, maxBatchTimeout: 0.2, maxRetries: 5, deadLetterQueue: "smart-router-batches-dlq" },
             "smart-router-batches-dlq": { maxBatchSize: 100, maxBatchTimeout: 0.2, maxRetries: 3 },
+            "smart-router-endpoint-messages": { maxBatchSize: 20, maxBatchTimeout: 0.2, maxRetries: 5 },
           },
         },
       }),

@@ -3,6 +3,7 @@ import { watchShardCapacity } from "./alerts/shard-capacity";
 import { startEventLogWalks } from "./backstop/event-log";
 import { isStorageError, safeErrorMessage } from "./db/errors";
 import { directoryDatabase, type Shard, shardsOf } from "./db/shards";
+import { nudgeDueLanes } from "./endpoints/sweep";
 import { type AppEnv, appConfig, retentionDays, shardCapacityBytes } from "./env";
 import { resendStalledFulfillments } from "./fulfillment/sweep";
 import { wakeOrphanedParking } from "./ingest/parking";
@@ -18,6 +19,10 @@ type StepResult = Record<string, unknown>;
 const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime: number) => Promise<StepResult>> = {
   fulfillment_sweep: async (env, { db }, scheduledTime) => ({
     fulfillments_resent: await resendStalledFulfillments({ env, db, now: scheduledTime }),
+  }),
+  // Endpoint lanes whose messages are due and whose nudge was lost (issue 22).
+  endpoint_sweep: async (env, { db }, scheduledTime) => ({
+    endpoint_lanes_nudged: await nudgeDueLanes({ db, queue: env.ENDPOINT_MESSAGES, now: scheduledTime }),
   }),
   // The backstop: every merchant's event log walked forward, so what no webhook brought is applied within a few runs.
   event_log: async (env, { db }, scheduledTime) => ({

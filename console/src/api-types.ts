@@ -1038,6 +1038,800 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List endpoints */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Page size. */
+                    limit?: number;
+                    /** @description The `next_cursor` of the previous page. It carries the filters of the first request: repeat them unchanged or leave them out. */
+                    cursor?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Newest first. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EndpointPage"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Create an endpoint
+         * @description Every applied status change is pushed to it, in order per transaction. At most 10 per merchant.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["CreateEndpoint"];
+                };
+            };
+            responses: {
+                /** @description The endpoint, and its signing secret (shown once). */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CreatedEndpoint"];
+                    };
+                };
+                /** @description `invalid_body`: the body does not fit the schema; `invalid_query`: this route takes no query. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: the merchant has 10 endpoints already. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `payload_too_large`: the body is over 16384 bytes. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an endpoint */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The endpoint. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EndpointResponse"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete an endpoint */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted, with its messages. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeletedEndpoint"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /**
+         * Update an endpoint
+         * @description `paused` keeps messages; `enabled` sends them, in order (also after the service disabled the endpoint).
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["UpdateEndpoint"];
+                };
+            };
+            responses: {
+                /** @description The endpoint. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EndpointResponse"];
+                    };
+                };
+                /** @description `invalid_body`: the body does not fit the schema; `invalid_query`: this route takes no query. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: changed concurrently. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `payload_too_large`: the body is over 16384 bytes. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/v1/endpoints/{id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rotate an endpoint's signing secret */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["RotateEndpointSecret"];
+                };
+            };
+            responses: {
+                /** @description The new secret, shown once. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EndpointSecret"];
+                    };
+                };
+                /** @description `invalid_body`: the body does not fit the schema; `invalid_query`: this route takes no query. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `payload_too_large`: the body is over 16384 bytes. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/endpoints/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay an endpoint's messages
+         * @description Resends the messages created in [since, until), same `webhook-id`s, in order per transaction; no Smart Router call.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["CreateReplay"];
+                };
+            };
+            responses: {
+                /** @description The replay (a dry run: completed, with its total). */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ReplayResponse"];
+                    };
+                };
+                /** @description `invalid_body`: the body does not fit the schema; `invalid_query`: this route takes no query. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: the endpoint is not enabled. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `payload_too_large`: the body is over 16384 bytes. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `service_unavailable`: the replay could not be queued; retry later. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/endpoints/{id}/replays/{replay_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a replay's progress */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    replay_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The replay. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ReplayResponse"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Cancel a replay */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                    replay_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Cancelled. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ReplayResponse"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: already finished. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/endpoints/{id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List an endpoint's messages */
+        get: {
+            parameters: {
+                query?: {
+                    transaction_id?: string;
+                    status?: "pending" | "delivered" | "failed";
+                    /** @description Page size. */
+                    limit?: number;
+                    /** @description The `next_cursor` of the previous page. It carries the filters of the first request: repeat them unchanged or leave them out. */
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Newest first. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EndpointMessagePage"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such endpoint (or replay) for this merchant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/merchants": {
         parameters: {
             query?: never;
@@ -2338,7 +3132,7 @@ export interface components {
             /** @example al_0f8e2b7c4d5a4b8c9e1f2a3b4c5d6e7f */
             id: string;
             /**
-             * @description On `/v1/alerts`, one of authorized_not_captured, apm_pending, refunded_more_than_captured, chargeback_after_fulfillment, forged_delivery_spike, smart_router_key_refused, fulfillment_failing. Per transaction: authorized and not captured for the merchant's hours; an APM payment pending for its minutes; refunded more than captured; a dispute opened on a payment whose fulfilment was delivered. Per merchant (`transaction_id` null): forged webhook deliveries over its hourly threshold; Smart Router refusing its secret key; fulfilment notifications failing for its minutes. On `/admin/alerts`, one of shard_capacity: a D1 shard past 80, 90 or 95 % of its capacity (one alert per threshold).
+             * @description On `/v1/alerts`, one of authorized_not_captured, apm_pending, refunded_more_than_captured, chargeback_after_fulfillment, forged_delivery_spike, smart_router_key_refused, fulfillment_failing, endpoint_disabled. Per transaction: authorized and not captured for the merchant's hours; an APM payment pending for its minutes; refunded more than captured; a dispute opened on a payment whose fulfilment was delivered. Per merchant (`transaction_id` null): forged webhook deliveries over its hourly threshold; Smart Router refusing its secret key; fulfilment notifications failing for its minutes. On `/admin/alerts`, one of shard_capacity: a D1 shard past 80, 90 or 95 % of its capacity (one alert per threshold).
              * @example authorized_not_captured
              */
             kind: string;
@@ -2776,6 +3570,102 @@ export interface components {
                     since: string | null;
                 };
             };
+        };
+        CreatedEndpoint: {
+            endpoint: components["schemas"]["Endpoint"];
+            /** @description `whsec_…`, shown once. */
+            signing_secret: string;
+        };
+        Endpoint: {
+            id: string;
+            url: string;
+            events: string[];
+            description: string;
+            /** @enum {string} */
+            status: "enabled" | "paused" | "disabled";
+            created_at: string;
+        };
+        /** @description `url` follows the rules of `fulfillment_url`. */
+        CreateEndpoint: {
+            url: string;
+            /**
+             * @description Message types to receive, matched exactly; `*` and `transaction.*` take all.
+             * @example [
+             *       "transaction.captured"
+             *     ]
+             */
+            events: ("*" | "transaction.*" | string)[];
+            description?: string;
+        };
+        EndpointPage: {
+            endpoints: components["schemas"]["Endpoint"][];
+            next_cursor: string | null;
+        };
+        EndpointResponse: {
+            endpoint: components["schemas"]["Endpoint"];
+        };
+        UpdateEndpoint: {
+            url?: string;
+            /**
+             * @description Message types to receive, matched exactly; `*` and `transaction.*` take all.
+             * @example [
+             *       "transaction.captured"
+             *     ]
+             */
+            events?: ("*" | "transaction.*" | string)[];
+            description?: string;
+            /** @enum {string} */
+            status?: "enabled" | "paused";
+        };
+        DeletedEndpoint: {
+            id: string;
+            /** @enum {boolean} */
+            deleted: true;
+        };
+        /** @description Until `previous_valid_until`, messages carry a `v1,` signature with each secret. */
+        EndpointSecret: {
+            signing_secret: string;
+            previous_valid_until: string;
+        };
+        RotateEndpointSecret: {
+            overlap_hours?: number;
+        };
+        ReplayResponse: {
+            replay: {
+                id: string;
+                /** @enum {string} */
+                status: "queued" | "running" | "completed" | "cancelled";
+                total: number;
+                sent: number;
+                failed: number;
+                dry_run: boolean;
+                error?: string;
+            };
+        };
+        CreateReplay: {
+            /** Format: date-time */
+            since: string;
+            /** Format: date-time */
+            until: string;
+            types?: string[];
+            /** @description Count the messages only; nothing is sent. Default false. */
+            dry_run?: boolean;
+        };
+        EndpointMessagePage: {
+            messages: {
+                /** @description The `webhook-id`, the same on every attempt and on replay. */
+                id: string;
+                type: string;
+                sequence: number;
+                transaction_id: string;
+                /** @enum {string} */
+                status: "pending" | "delivered" | "failed";
+                attempts: number;
+                last_http_status: number | null;
+                created_at: string;
+                delivered_at: string | null;
+            }[];
+            next_cursor: string | null;
         };
     };
     responses: never;

@@ -2,7 +2,7 @@ import { eq, type SQL, sql } from "drizzle-orm";
 import { inList, inPairList, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
-import { type AlertSettings, alertScans, alerts, events, fulfillments, merchants, operations, transactions } from "../db/schema";
+import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, operations, transactions } from "../db/schema";
 import { ALERT_DEFAULTS, alertThresholds } from "../merchants/alert-thresholds";
 import { CAPTURED_STATUSES } from "../smart-router/status";
 import {
@@ -209,6 +209,11 @@ async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: M
         WHERE f.status = 'pending' AND f.attempts > 0 AND f.last_error IS NOT NULL AND ${noOpenMerchantAlert(kind)}
         GROUP BY m.id HAVING unixepoch(min(f.requested_at)) <= ${nowSeconds} - ${threshold("fulfillment_failing_minutes")} * 60`;
       break;
+    case "endpoint_disabled":
+      // Usually opened as the endpoint is disabled (src/endpoints/alert.ts); found here should that write have failed.
+      query = sql`SELECT DISTINCT m.id FROM ${endpoints} AS e JOIN ${merchants} AS m ON m.id = e.merchant_id
+        WHERE e.status = 'disabled' AND ${noOpenMerchantAlert(kind)}`;
+      break;
   }
   const rows = await db.all<{ id: string }>(sql`${query} LIMIT ${FOUND_PER_KIND}`);
   return rows.map((row) => row.id);
@@ -237,12 +242,14 @@ async function merchantFacts({
     failing: number;
     failing_since: string | null;
     failing_error: string | null;
+    disabled_endpoints: string | null;
   }>(sql`SELECT m.id, m.alert_settings, m.smart_router_key_refused_at AS refused_at, m.smart_router_key_refused_reason AS refused_reason,
       (SELECT coalesce(sum(e.deliveries), 0) FROM ${events} AS e
         WHERE e.merchant_id = m.id AND e.outcome = 'rejected' AND e.processed_at > ${new Date(now - FORGED_WINDOW_MS).toISOString()}) AS forged,
       (SELECT count(*) ${failing}) AS failing,
       (SELECT f.requested_at ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_since,
-      (SELECT f.last_error ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_error
+      (SELECT f.last_error ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_error,
+      (SELECT json_group_array(e.id) FROM ${endpoints} AS e WHERE e.merchant_id = m.id AND e.status = 'disabled') AS disabled_endpoints
     FROM ${merchants} AS m WHERE ${inList(sql`m.id`, merchantIds)}`);
   return new Map(
     rows.map((row) => [
@@ -256,6 +263,7 @@ async function merchantFacts({
         failingFulfillments: row.failing,
         failingSince: row.failing_since,
         failingError: row.failing_error,
+        disabledEndpoints: (JSON.parse(row.disabled_endpoints ?? "[]") as string[]).sort(),
       },
     ]),
   );

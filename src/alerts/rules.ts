@@ -9,6 +9,7 @@ export const ALERT_KINDS = [
   "forged_delivery_spike",
   "smart_router_key_refused",
   "fulfillment_failing",
+  "endpoint_disabled",
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
@@ -26,6 +27,7 @@ export const MERCHANT_ALERT_KINDS = [
   "forged_delivery_spike",
   "smart_router_key_refused",
   "fulfillment_failing",
+  "endpoint_disabled",
 ] as const satisfies readonly AlertKind[];
 export type MerchantAlertKind = (typeof MERCHANT_ALERT_KINDS)[number];
 
@@ -68,6 +70,8 @@ export interface MerchantFacts {
   failingFulfillments: number;
   failingSince: string | null;
   failingError: string | null;
+  /** Endpoints disabled after 3 days of nothing but failures (src/endpoints): their ids, sorted. */
+  disabledEndpoints: string[];
 }
 
 /** A condition's verdict: the alert's detail sentence while it holds, null once it does not. */
@@ -146,7 +150,17 @@ export const MERCHANT_RULES: Record<MerchantAlertKind, (m: MerchantFacts, limits
       `${limits.fulfillment_failing_minutes} min; last error: ${m.failingError ?? "none recorded"}): check the merchant's fulfillment_url endpoint.`
     );
   },
+  endpoint_disabled: (m) => endpointDisabledVerdict(m),
 };
+
+/** The condition of `endpoint_disabled`: it holds while an endpoint stays disabled (re-enabled or deleted: resolved). */
+export function endpointDisabledVerdict(m: Pick<MerchantFacts, "disabledEndpoints">): Verdict {
+  if (m.disabledEndpoints.length === 0) return null;
+  return (
+    `${m.disabledEndpoints.length} endpoint(s) disabled after 3 days of nothing but failed deliveries (${m.disabledEndpoints.join(", ")}): ` +
+    'their messages are kept; fix the receiver, then PATCH /v1/endpoints/{id} {"status":"enabled"} to send them in order.'
+  );
+}
 
 /** A decimal string as an integer count of 10^-scale units: exact, never a float. */
 function parseDecimal(value: string): { units: bigint; scale: number } {

@@ -18,6 +18,7 @@ import { verifyEvents } from "../smart-router/fetch-back";
 import type { SmartRouterEvent } from "../smart-router/schemas";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { settledEvents } from "../transactions/inbox";
+import { sendLaneNudges } from "../transactions/stream";
 import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
 
 const PAGE = 100;
@@ -123,6 +124,7 @@ export async function walkEventLog({ env, db, config, work }: BatchLaneInput<Eve
   });
   if (!cursorUpdate) await saveCursor(db, merchant.id, watermark, watermark, { calls, walked: 0, error: null });
   await sendAll(env.FULFILLMENTS, applied.newFulfillments);
+  await sendLaneNudges(env.ENDPOINT_MESSAGES, applied.endpointLanes);
   log("info", "event_log.walked", { merchant_id: merchant.id, events: walked, applied: applied.applied, api_calls: calls });
   // Smart Router answers this merchant again: its recent webhook dead letters can go through now.
   const redriven = await redriveDeadLetters({

@@ -16,6 +16,7 @@ import { sendAll } from "../queue/send";
 import type { SmartRouterClient, TransactionRead } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import { applySnapshots } from "../transactions/apply";
+import { sendLaneNudges } from "../transactions/stream";
 import { failBatch, failMerchantBatches } from "./batches";
 
 interface Progress {
@@ -130,6 +131,7 @@ export async function runUnit({ work, env, db, config }: BatchLaneInput<UnitMess
     now,
   });
   if (applied.newFulfillments.length > 0) await sendAll(env.FULFILLMENTS, applied.newFulfillments);
+  await sendLaneNudges(env.ENDPOINT_MESSAGES, applied.endpointLanes);
   await countReconciliation(db, work, result.snapshots.length, applied.changedTransactions, now);
 }
 

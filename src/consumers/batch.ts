@@ -3,6 +3,7 @@ import { retryWalk, walkEventLog } from "../backstop/event-log";
 import { postponeUnit, refuseMerchantKey, runUnit } from "../batches/work";
 import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
+import { finishReplay, replayPage } from "../endpoints/replay";
 import type { AppConfig, AppEnv } from "../env";
 import type { ConsumerInput } from "../queue/consumer";
 import { parseOrDeadLetter } from "../queue/dead-letters";
@@ -52,6 +53,7 @@ async function handle({ message, work }: Work, context: BatchContext): Promise<v
 async function run(work: BatchMessage, { env, db, config }: BatchContext): Promise<void> {
   if (work.kind === "event_log") await walkEventLog({ env, db, config, work });
   else if (work.kind === "reseal") await resealPage({ db, config, queue: env.BATCHES, message: work });
+  else if (work.kind === "endpoint_replay") await replayPage({ db, config, queue: env.BATCHES, work });
   else await runUnit({ work, env, db, config });
 }
 
@@ -60,6 +62,10 @@ async function settleFailure({ message, work }: Work, error: unknown, { env, db,
   if (work.kind === "reseal") {
     // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
     await failReseal({ db, jobId: work.job_id, reason: safeErrorMessage(error) });
+    message.ack();
+  } else if (work.kind === "endpoint_replay") {
+    // A replay is the merchant's to start again: a page that fails ends it, saying why, rather than resend out of order.
+    await finishReplay({ db, replayId: work.replay_id, status: "cancelled", error: `replay stopped: ${safeErrorMessage(error)}` });
     message.ack();
   } else if (error instanceof SmartRouterError && error.kind === "authentication") {
     // Not worth retrying: mark the merchant, fail its batches, stop. PATCHing the key resumes batch work.

@@ -1,6 +1,7 @@
 import { safeErrorMessage } from "../db/errors";
 import { groupByShard, type Shard } from "../db/shards";
 import { consumeDeadLetters } from "../dead-letters/consumer";
+import { consumeEndpointLanes } from "../endpoints/consumer";
 import { type AppEnv, appConfig } from "../env";
 import { consumeFulfillments } from "../fulfillment/consumer";
 import { consumeWebhooks } from "../ingest/consumer";
@@ -20,6 +21,8 @@ function consumerOf(queue: string): Consumer {
       return consumeFulfillments;
     case QUEUES.batches:
       return consumeBatchWork;
+    case QUEUES.endpointMessages:
+      return consumeEndpointLanes;
     case DEAD_LETTER_QUEUES.webhooks:
     case DEAD_LETTER_QUEUES.fulfillments:
     case DEAD_LETTER_QUEUES.batches:

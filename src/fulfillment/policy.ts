@@ -1,18 +1,11 @@
 import type { FulfillmentStatus } from "../db/schema";
 import type { VerifiedSnapshot } from "../transactions/apply";
+import { captureTime } from "../transactions/state-machine";
 
 /** What the fulfilment rule needs of the merchant. */
 export interface FulfillmentSettings {
   fulfillmentUrl: string | null;
   fulfillmentUrlSetAt: string | null;
-}
-
-/** When the money was captured: `captured_at`, else the first successful capture result, else null. */
-function captureTime(item: VerifiedSnapshot): string | null {
-  const { snapshot } = item;
-  if (snapshot.captured_at) return snapshot.captured_at;
-  const results = (snapshot.operations ?? []).filter((op) => op.type === "capture" && op.is_attempt === false && op.has_failed === false);
-  return results.map((op) => op.created_at).sort()[0] ?? null;
 }
 
 /**
@@ -23,6 +16,6 @@ function captureTime(item: VerifiedSnapshot): string | null {
 export function fulfillmentStatusFor(merchant: FulfillmentSettings, captured: VerifiedSnapshot): FulfillmentStatus {
   if (!merchant.fulfillmentUrl) return "not_configured";
   if (captured.source.kind === "event" || !merchant.fulfillmentUrlSetAt) return "pending";
-  const at = Date.parse(captureTime(captured) ?? captured.snapshot.created_at);
+  const at = Date.parse(captureTime(captured.snapshot) ?? captured.snapshot.created_at);
   return at < Date.parse(merchant.fulfillmentUrlSetAt) ? "backfilled" : "pending";
 }

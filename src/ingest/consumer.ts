@@ -17,6 +17,7 @@ import { SmartRouterError } from "../smart-router/errors";
 import { type Verification, verifyEvents } from "../smart-router/fetch-back";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type EventRecord, settledEvents } from "../transactions/inbox";
+import { sendLaneNudges } from "../transactions/stream";
 import { type FetchBackRecord, fetchBackRecord, recordDeliveries, recordFetchBacks } from "../transactions/timeline-record";
 import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
 import { reportSettled, type SettledDeliveries } from "./delivery-gate";
@@ -258,6 +259,7 @@ async function commit({ env, db, config, plan, valid, merchantRows, now }: Decid
     // The outbox row is committed; the scheduled sweep re-sends the nudge.
     log("warn", "fulfillment.nudge_failed", { count: applied.newFulfillments.length, error: safeErrorMessage(error) });
   });
+  await sendLaneNudges(env.ENDPOINT_MESSAGES, applied.endpointLanes);
 }
 
 /** When the commit failed: nothing was recorded, so every delivery it would have acked is retried too. */

@@ -206,7 +206,7 @@ async function checkCredentials(probe: CredentialProbe, credentials: { projectId
 }
 
 /** Refuses (400, naming the field) a loopback fulfilment URL unless the configuration allows them (local development). */
-function requireAllowedFulfillmentUrl(config: AppConfig, url: string, field = "fulfillment_url") {
+export function requireAllowedFulfillmentUrl(config: AppConfig, url: string, field = "fulfillment_url") {
   if (!fulfillmentUrlAllowed(url, config.ALLOW_LOOPBACK_FULFILLMENT_URLS)) {
     throw new ApiError(
       "invalid_body",

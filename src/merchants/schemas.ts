@@ -16,8 +16,11 @@ const secretKeySchema = z
   .max(256)
   .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
 
-// Loopback URLs pass here and are refused by the verbs unless ALLOW_LOOPBACK_FULFILLMENT_URLS allows them (configuration).
-const fulfillmentUrlSchema = z
+/**
+ * A `fulfillment_url` (and an endpoint's `url`): the rule of outbound/url.ts. Loopback URLs pass here and are refused
+ * by the verbs unless ALLOW_LOOPBACK_FULFILLMENT_URLS allows them (configuration).
+ */
+export const fulfillmentUrlSchema = z
   .string()
   .max(2048)
   .superRefine((value, ctx) => {

@@ -6,6 +6,8 @@ export const QUEUES = {
   webhooks: "smart-router-webhooks",
   fulfillments: "smart-router-fulfillments",
   batches: "smart-router-batches",
+  // No dead-letter queue: its nudges carry no state (the message rows do), and the cron sweep re-sends what was lost.
+  endpointMessages: "smart-router-endpoint-messages",
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -47,6 +49,18 @@ export type ResumeParkedMessage = z.infer<typeof resumeParkedMessageV1>;
 /** Version 1 of a fulfilment nudge on the `smart-router-fulfillments` queue: deliver this outbox row's notification. */
 export const fulfillmentMessageV1 = z.object({ v: z.literal(1), merchant_id: z.string(), transaction_id: z.string(), ...retryState });
 export type FulfillmentMessage = z.infer<typeof fulfillmentMessageV1>;
+
+/**
+ * Version 1 of a lane nudge on the `smart-router-endpoint-messages` queue: send the next due messages of this
+ * transaction to this endpoint, in order (src/endpoints/deliver.ts). Retry state lives on the message rows, not here.
+ */
+export const endpointLaneMessageV1 = z.object({
+  v: z.literal(1),
+  merchant_id: z.string(),
+  endpoint_id: z.string(),
+  transaction_id: z.string(),
+});
+export type EndpointLaneMessage = z.infer<typeof endpointLaneMessageV1>;
 
 /** One page of a `sync` walk over `GET /transactions`, newest first. */
 export const syncPageMessage = z.object({
@@ -96,10 +110,26 @@ export const resealMessage = z.object({
   ...retryState,
 });
 
-export const batchMessage = z.discriminatedUnion("kind", [syncPageMessage, refreshMessage, eventLogMessage, resealMessage]);
+/** One page of an endpoint replay (src/endpoints/replay.ts): it resends stored messages and makes no Smart Router call. */
+export const endpointReplayMessage = z.object({
+  v: z.literal(1),
+  kind: z.literal("endpoint_replay"),
+  replay_id: z.string(),
+  merchant_id: z.string(),
+  ...retryState,
+});
+export type EndpointReplayMessage = z.infer<typeof endpointReplayMessage>;
+
+export const batchMessage = z.discriminatedUnion("kind", [
+  syncPageMessage,
+  refreshMessage,
+  eventLogMessage,
+  resealMessage,
+  endpointReplayMessage,
+]);
 export type BatchMessage = z.infer<typeof batchMessage>;
 /** The batch-lane work that belongs to a batch or a reconciliation run and is counted as units. */
-export type UnitMessage = Exclude<BatchMessage, EventLogMessage | z.infer<typeof resealMessage>>;
+export type UnitMessage = Exclude<BatchMessage, EventLogMessage | z.infer<typeof resealMessage> | EndpointReplayMessage>;
 export type RefreshMessage = z.infer<typeof refreshMessage>;
 
 export const REFRESH_CHUNK = 20;

@@ -4,6 +4,7 @@ import { MERCHANT_API_KEY_SCHEME } from "../http/openapi";
 import { validationHook } from "../http/validation";
 import { alertRoutes } from "./alerts";
 import { batchRoutes } from "./batches";
+import { endpointRoutes } from "./endpoints";
 import { exportRoutes } from "./export";
 import { budgetRoutes, pipelineRoutes } from "./operations";
 import { transactionRoutes } from "./transactions";
@@ -31,6 +32,7 @@ statusApiRoutes.route("/batches", batchRoutes);
 statusApiRoutes.route("/pipeline", pipelineRoutes);
 statusApiRoutes.route("/budget", budgetRoutes);
 statusApiRoutes.route("/alerts", alertRoutes);
+statusApiRoutes.route("/endpoints", endpointRoutes);
 
 /** The status API's OpenAPI document (the app serves it merged with the admin API's at `/v1/openapi.json`). */
 export function statusApiDocument() {

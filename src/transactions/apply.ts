@@ -13,6 +13,7 @@ import {
   upsertTransactions,
 } from "./records";
 import {
+  captureTime,
   type Decision,
   decide,
   newestSnapshot,
@@ -21,6 +22,7 @@ import {
   snapshotVersion,
   wasCaptured,
 } from "./state-machine";
+import { type EndpointLane, type StreamEntry, streamStatements } from "./stream";
 import { recordStatusChanges } from "./timeline-record";
 
 /** A transaction snapshot proven authentic (fetched back from Smart Router), with the inbox entry it came from, if any. */
@@ -44,6 +46,8 @@ export interface ApplyResult {
   applied: number;
   stale: number;
   newFulfillments: FulfillmentNudge[];
+  /** Endpoint lanes that gained a message in this batch, each once: their consumer sends the lane's next message. */
+  endpointLanes: EndpointLane[];
 }
 
 /** How a first capture is to be fulfilled: decided by the caller, who knows the merchant (see fulfillment/policy.ts). */
@@ -67,6 +71,8 @@ interface PlannedWrites {
   transactions: TransactionWrite[];
   verifiedEvents: VerifiedEventRecord[];
   fulfillments: { merchantId: string; transactionId: string; status: FulfillmentStatus }[];
+  /** What each transaction's stream of changes sees of this apply (transactions/stream.ts). */
+  stream: StreamEntry[];
   /** Fields of the `transaction.status_after_capture` warnings, one per write that leaves a captured status. */
   afterCapture: { merchant_id: string; transaction_id: string; from: string | undefined; to: string }[];
 }
@@ -76,7 +82,7 @@ interface PlannedWrites {
  * write (deliveries and forged counts read the inbox as it was), and the verified events and status changes read the
  * transactions the upsert just wrote. One statement per table (per 500 rows), whatever the number of events.
  */
-const STATEMENT_GROUPS = ["extra", "inbox", "operations", "upserts", "verifiedEvents", "fulfillments", "statusChanges"] as const;
+const STATEMENT_GROUPS = ["extra", "inbox", "operations", "upserts", "verifiedEvents", "fulfillments", "statusChanges", "stream"] as const;
 type StatementGroup = (typeof STATEMENT_GROUPS)[number];
 type StatementPlan = Record<StatementGroup, readonly BatchStatement[]>;
 
@@ -141,6 +147,13 @@ function planGroup(
   }
   const witness = capturedWitness(group);
   if (witness) writes.fulfillments.push({ merchantId, transactionId: snapshot.id, status: fulfillment(merchantId, witness) });
+  const version = decision.kind === "apply" ? decision.version : null;
+  if (version !== null || witness) {
+    const capture = witness
+      ? { byEvent: witness.source.kind === "event", at: captureTime(witness.snapshot) ?? witness.snapshot.created_at }
+      : null;
+    writes.stream.push({ merchantId, transactionId: snapshot.id, version, capture });
+  }
   writes.verifiedEvents.push(...groupVerifiedEvents(group, newest, decision));
 }
 
@@ -150,7 +163,7 @@ function planWrites(
   stored: (merchantId: string, transactionId: string) => StoredState | null,
   fulfillment: FulfillmentPolicy,
 ): PlannedWrites {
-  const writes: PlannedWrites = { operations: [], transactions: [], verifiedEvents: [], fulfillments: [], afterCapture: [] };
+  const writes: PlannedWrites = { operations: [], transactions: [], verifiedEvents: [], fulfillments: [], stream: [], afterCapture: [] };
   for (const group of Map.groupBy(snapshots, (item) => `${item.merchantId}\u0000${item.snapshot.id}`).values()) {
     planGroup(group, stored, fulfillment, writes);
   }
@@ -168,6 +181,8 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
     fulfillments: requestFulfillments(writes.fulfillments, input.now),
     // After the upsert: the status changes it actually made, for the payment's timeline.
     statusChanges: recordStatusChanges(writes.transactions),
+    // After the upsert and the fulfilment outbox: each status change numbered, and owed to every subscribed endpoint.
+    stream: streamStatements(writes.stream),
   };
 }
 
@@ -197,6 +212,18 @@ function applyResult(rowsOf: GroupRows): ApplyResult {
     applied: outcomes.filter((outcome) => outcome === "applied").length,
     stale: outcomes.filter((outcome) => outcome === "stale").length,
     newFulfillments,
+    endpointLanes: [
+      ...new Map(
+        rowsOf("stream").map((row): [string, EndpointLane] => {
+          const lane = {
+            merchant_id: String(row.merchant_id),
+            endpoint_id: String(row.endpoint_id),
+            transaction_id: String(row.transaction_id),
+          };
+          return [`${lane.endpoint_id}\u0000${lane.transaction_id}`, lane];
+        }),
+      ).values(),
+    ],
   };
 }
 

@@ -1,8 +1,32 @@
 import type { EventRow, FulfillmentRow, OperationRow, TransactionRow } from "../db/rows";
 
+/** The columns of a transaction row the status API shows (endpoint messages keep exactly these: transactions/stream.ts). */
+export const PRESENTED_COLUMNS = [
+  "id",
+  "status",
+  "amount",
+  "currency",
+  "authorizedAmount",
+  "capturedAmount",
+  "refundedAmount",
+  "availableAmount",
+  "paymentType",
+  "gatewayName",
+  "invoiceId",
+  "name",
+  "metadata",
+  "sandbox",
+  "createdAt",
+  "updatedAt",
+  "lastEventId",
+  "lastEventName",
+  "lastEventFiredAt",
+] as const satisfies readonly (keyof TransactionRow)[];
+export type PresentedRow = Pick<TransactionRow, (typeof PRESENTED_COLUMNS)[number]>;
+
 /** The transaction as merchants see it (contract.md, Status API); amounts stay the decimal strings Smart Router sent. */
 export function presentTransaction(
-  row: TransactionRow,
+  row: PresentedRow,
   fulfillment: Pick<FulfillmentRow, "status" | "requestedAt" | "deliveredAt"> | null,
   fulfillmentConfigured: boolean,
 ) {

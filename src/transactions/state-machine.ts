@@ -58,6 +58,13 @@ export function wasCaptured(snapshot: TransactionSnapshot): boolean {
   return (snapshot.operations ?? []).some((op) => op.type === "capture" && op.is_attempt === false && op.has_failed === false);
 }
 
+/** When the money was captured: `captured_at`, else the first successful capture result, else null. */
+export function captureTime(snapshot: TransactionSnapshot): string | null {
+  if (snapshot.captured_at) return snapshot.captured_at;
+  const results = (snapshot.operations ?? []).filter((op) => op.type === "capture" && op.is_attempt === false && op.has_failed === false);
+  return results.map((op) => op.created_at).sort()[0] ?? null;
+}
+
 /**
  * Decides whether a snapshot replaces the stored record. Pure: same inputs, same answer, whatever order they arrive in.
  * A snapshot replaces the record only when it is strictly newer (`snapshotVersion`), and a captured payment never goes

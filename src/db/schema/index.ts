@@ -2,6 +2,7 @@
 
 export * from "./alerts";
 export * from "./columns";
+export * from "./endpoints";
 export * from "./fulfillment";
 export * from "./jobs";
 export * from "./merchants";

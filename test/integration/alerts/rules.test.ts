@@ -38,6 +38,7 @@ const merchant = (overrides: Partial<MerchantFacts> = {}): MerchantFacts => ({
   failingFulfillments: 0,
   failingSince: null,
   failingError: null,
+  disabledEndpoints: [],
   ...overrides,
 });
 

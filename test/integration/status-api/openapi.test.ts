@@ -67,10 +67,16 @@ describe("OpenAPI document", () => {
     const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
     expect(servedRoutes()).toEqual([
       "delete /v1/batches/{id}",
+      "delete /v1/endpoints/{id}",
+      "delete /v1/endpoints/{id}/replays/{replay_id}",
       "get /v1/alerts",
       "get /v1/batches",
       "get /v1/batches/{id}",
       "get /v1/budget",
+      "get /v1/endpoints",
+      "get /v1/endpoints/{id}",
+      "get /v1/endpoints/{id}/messages",
+      "get /v1/endpoints/{id}/replays/{replay_id}",
       "get /v1/pipeline",
       "get /v1/transactions",
       "get /v1/transactions/export",
@@ -78,7 +84,11 @@ describe("OpenAPI document", () => {
       "get /v1/transactions/{id}/events",
       "get /v1/transactions/{id}/operations",
       "get /v1/transactions/{id}/timeline",
+      "patch /v1/endpoints/{id}",
       "post /v1/batches",
+      "post /v1/endpoints",
+      "post /v1/endpoints/{id}/replay",
+      "post /v1/endpoints/{id}/secret",
     ]);
     for (const route of servedRoutes()) expect(documented).toContain(route);
   });
@@ -91,7 +101,7 @@ describe("OpenAPI document", () => {
       for (const [method, operation] of Object.entries(methods)) {
         const label = `${method} ${path}`;
         expect(operation.security, label).toEqual([{ merchantApiKey: [] }]);
-        const success = operation.responses["200"] ?? operation.responses["202"];
+        const success = operation.responses["200"] ?? operation.responses["201"] ?? operation.responses["202"];
         // The export streams a file (CSV or NDJSON); every other answer is a documented JSON schema.
         if (path === "/v1/transactions/export")
           expect(Object.keys(success?.content ?? {}), label).toEqual(["text/csv", "application/x-ndjson"]);
