@@ -11,7 +11,7 @@ import { shardedDb } from "../../support/shards";
  * while under the whole suite, so checks wait up to 30 s.
  */
 const eventually = <T>(check: () => Promise<T>, options: { timeoutMs?: number; intervalMs?: number } = {}) =>
-  eventuallyWithin(check, { intervalMs: 200, ...options, timeoutMs: Math.max(30_000, options.timeoutMs ?? 0) });
+  eventuallyWithin(check, { intervalMs: 200, ...options, timeoutMs: Math.max(60_000, options.timeoutMs ?? 0) });
 
 /** One Cron Trigger run, as Cloudflare would start it; its walks then run on the batch queue. */
 async function runCron() {
