@@ -188,6 +188,8 @@ export interface paths {
                     updated_after?: string;
                     /** @description Only transactions of this Smart Router payment type (`card`, or an APM's name). */
                     payment_type?: string;
+                    /** @description Only transactions carrying this reference of the merchant's own: Smart Router's `invoice_id`, the transaction's `name`, or a `metadata` value under `order_id` or `reference`. Exact, case-sensitive equality; combines with the other filters. Found through an index of those values (at most 200 characters each; longer values are not indexed). */
+                    reference?: string;
                     /** @description Page size. */
                     limit?: number;
                     /** @description The `next_cursor` of the previous page. It carries the filters of the first request: repeat them unchanged or leave them out. */

@@ -12,6 +12,7 @@ import {
   type TransactionWrite,
   upsertTransactions,
 } from "./records";
+import { recordReferences } from "./references";
 import {
   type Decision,
   decide,
@@ -76,7 +77,16 @@ interface PlannedWrites {
  * write (deliveries and forged counts read the inbox as it was), and the verified events and status changes read the
  * transactions the upsert just wrote. One statement per table (per 500 rows), whatever the number of events.
  */
-const STATEMENT_GROUPS = ["extra", "inbox", "operations", "upserts", "verifiedEvents", "fulfillments", "statusChanges"] as const;
+const STATEMENT_GROUPS = [
+  "extra",
+  "inbox",
+  "operations",
+  "upserts",
+  "verifiedEvents",
+  "fulfillments",
+  "statusChanges",
+  "references",
+] as const;
 type StatementGroup = (typeof STATEMENT_GROUPS)[number];
 type StatementPlan = Record<StatementGroup, readonly BatchStatement[]>;
 
@@ -168,6 +178,8 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
     fulfillments: requestFulfillments(writes.fulfillments, input.now),
     // After the upsert: the status changes it actually made, for the payment's timeline.
     statusChanges: recordStatusChanges(writes.transactions),
+    // After the upsert: the merchant's own references of what it stored, for `GET /v1/transactions?reference=`.
+    references: recordReferences(writes.transactions),
   };
 }
 
