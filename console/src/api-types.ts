@@ -1278,13 +1278,13 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The merchant as changed. */
+                /** @description The merchant as changed (and the alert signing secret when this change issued one). */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["MerchantResponse"];
+                        "application/json": components["schemas"]["UpdatedMerchant"];
                     };
                 };
                 /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
@@ -1640,6 +1640,99 @@ export interface paths {
                     };
                 };
                 /** @description `conflict`: the id or the Smart Router project is taken, or a concurrent change won. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `payload_too_large`: the body passes 16 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/merchants/{id}/alert-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the alert signing secret
+         * @description Alert notifications are signed with their own secret, never the fulfilment one. Notifications carry both signatures until `previous_valid_until`. Issues the first one for a merchant whose alert URL predates it. The body is optional.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": {
+                        /** @default 24 */
+                        overlap_hours?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description The new secret, shown once. */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RotatedAlertSecret"];
+                    };
+                };
+                /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing or invalid admin token. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such merchant (or a malformed id). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: the merchant has no alert URL, or a concurrent change won. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2159,6 +2252,8 @@ export interface components {
                 forged_per_hour: number;
                 fulfillment_failing_minutes: number;
                 url: string | null;
+                /** @description Whether alert notifications have their own signing secret. False for an alert URL set before they had one: its notifications wait until `POST /admin/merchants/{id}/alert-secret` issues one. */
+                signing_secret_set: boolean;
             };
             /** @description Set while Smart Router refuses the merchant's key: its batch work waits for a PATCH of the key. */
             smart_router_key_refused: {
@@ -2193,6 +2288,11 @@ export interface components {
         MerchantResponse: {
             merchant: components["schemas"]["Merchant"];
         };
+        UpdatedMerchant: {
+            merchant: components["schemas"]["Merchant"];
+            /** @description `whsec_…`, present only when this change set the alert URL (or set it on a merchant without an alert secret): alert notifications are signed with it, never with the fulfilment secret. Shown once. */
+            alert_signing_secret?: string;
+        };
         IssuedApiKey: {
             api_key: {
                 id: string;
@@ -2218,6 +2318,11 @@ export interface components {
                 signing_secret: string;
                 previous_valid_until: string;
             };
+        };
+        RotatedAlertSecret: {
+            alert_signing_secret: string;
+            /** @description Until when notifications also carry the replaced secret's signature; null when there was none. */
+            previous_valid_until: string | null;
         };
         ResealJob: {
             job: {
@@ -2265,7 +2370,7 @@ export interface components {
         AuditPage: {
             entries: {
                 at: string;
-                /** @description One of merchant.create, merchant.update, api_key.create, api_key.revoke, webhook_credential.rotate, signing_secret.rotate, dead_letter.redrive, secrets.reseal, status_api.write. */
+                /** @description One of merchant.create, merchant.update, api_key.create, api_key.revoke, webhook_credential.rotate, signing_secret.rotate, alert_secret.rotate, dead_letter.redrive, secrets.reseal, status_api.write. */
                 action: string;
                 target: string;
                 request_id: string;

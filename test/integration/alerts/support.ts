@@ -65,6 +65,18 @@ export async function setAlertSettings(merchantId: string, alerts: Record<string
   return ((await response.json()) as { merchant: { alerts: Record<string, unknown> } }).merchant;
 }
 
+/** Sets the merchant's alert URL through the admin API; answers the alert signing secret the change issued, if any. */
+export async function setAlertUrl(merchantId: string, url: string | null) {
+  const response = await call(`/admin/merchants/${merchantId}`, {
+    method: "PATCH",
+    headers: ADMIN,
+    body: JSON.stringify({ alerts: { url } }),
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+  const body = (await response.json()) as { merchant: { alerts: { signing_secret_set: boolean } }; alert_signing_secret?: string };
+  return { response, merchant: body.merchant, secret: body.alert_signing_secret };
+}
+
 /** Waits until the stored record of the transaction reaches `status` (queue consumers run asynchronously). */
 export function storedStatus(merchantId: string, transactionId: string, status: string) {
   return eventually(async () => {
