@@ -1040,6 +1040,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/{id}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge a fulfillment_failing alert
+         * @description A `fulfillment_failing` alert stays open while a fulfilment notification is given up for good (dead-lettered), until it is delivered by a redrive or the merchant acknowledges it here: every notification given up until now counts as handled and the alert resolves. Notifications still being retried keep the condition (a later check opens a new alert). Acknowledging again answers the alert unchanged.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The alert, resolved and acknowledged. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AlertResponse"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such alert for this merchant (another merchant's alert included). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: not a `fulfillment_failing` alert, or it resolved by itself. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/merchants": {
         parameters: {
             query?: never;
@@ -2792,8 +2880,16 @@ export interface components {
             opened_at: string;
             /** Format: date-time */
             resolved_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the merchant acknowledged the alert (`POST /v1/alerts/{id}/acknowledge`), which resolved it; null otherwise.
+             */
+            acknowledged_at: string | null;
             /** @description What was found and what to do, in one sentence; its figures are as of the last check. */
             detail: string;
+        };
+        AlertResponse: {
+            alert: components["schemas"]["Alert"];
         };
     };
     responses: never;

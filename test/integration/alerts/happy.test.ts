@@ -30,6 +30,7 @@ describe("GET /v1/alerts", () => {
         transaction_id: row.transactionId,
         opened_at: row.openedAt,
         resolved_at: null,
+        acknowledged_at: null,
         detail: row.detail,
       })),
       next_cursor: null,
@@ -70,7 +71,7 @@ describe("GET /v1/alerts", () => {
     };
     expect(document.paths["/v1/alerts"]?.get?.parameters?.map((parameter) => parameter.name).sort()).toEqual(["cursor", "limit", "state"]);
     expect(Object.keys(document.components.schemas.Alert?.properties ?? {}).sort()).toEqual(
-      ["detail", "id", "kind", "opened_at", "resolved_at", "state", "transaction_id"].sort(),
+      ["acknowledged_at", "detail", "id", "kind", "opened_at", "resolved_at", "state", "transaction_id"].sort(),
     );
   });
 });

@@ -15,6 +15,7 @@ export interface ShownAlert {
   transaction_id: string | null;
   opened_at: string;
   resolved_at: string | null;
+  acknowledged_at: string | null;
   detail: string;
 }
 

@@ -78,6 +78,7 @@ describe("OpenAPI document", () => {
       "get /v1/transactions/{id}/events",
       "get /v1/transactions/{id}/operations",
       "get /v1/transactions/{id}/timeline",
+      "post /v1/alerts/{id}/acknowledge",
       "post /v1/batches",
     ]);
     for (const route of servedRoutes()) expect(documented).toContain(route);
