@@ -53,7 +53,7 @@ function SearchForm({ reference }: { reference: string }) {
     location.hash = TRANSACTION_ID.test(wanted) ? href("payments", wanted) : href("payments", null, { reference: wanted });
   };
   return (
-    <form class="filters search" role="search" onSubmit={search} aria-label="Find a payment">
+    <form class="filters search" onSubmit={search} aria-label="Find a payment">
       <label htmlFor="payment-search">
         Find a payment <span class="muted">(transaction id, invoice id, name, or metadata order_id / reference; exact match)</span>
         <input
