@@ -188,6 +188,8 @@ export interface paths {
                     updated_after?: string;
                     /** @description Only transactions of this Smart Router payment type (`card`, or an APM's name). */
                     payment_type?: string;
+                    /** @description Only transactions carrying this reference of the merchant's own: Smart Router's `invoice_id`, the transaction's `name`, or a `metadata` value under `order_id` or `reference`. Exact, case-sensitive equality; combines with the other filters. Found through an index of those values (at most 200 characters each; longer values are not indexed). */
+                    reference?: string;
                     /** @description Page size. */
                     limit?: number;
                     /** @description The `next_cursor` of the previous page. It carries the filters of the first request: repeat them unchanged or leave them out. */
@@ -1032,6 +1034,94 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/{id}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge a fulfillment_failing alert
+         * @description A `fulfillment_failing` alert stays open while a fulfilment notification is given up for good (dead-lettered), until it is delivered by a redrive or the merchant acknowledges it here: every notification given up until now counts as handled and the alert resolves. Notifications still being retried keep the condition (a later check opens a new alert). Acknowledging again answers the alert unchanged.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The alert, resolved and acknowledged. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AlertResponse"];
+                    };
+                };
+                /** @description `invalid_query`: an unknown, repeated or malformed query parameter; `invalid_cursor`: a cursor this API did not issue; `bad_request`: the admin token without a well-formed `X-Merchant-Id`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing, unknown, malformed or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such alert for this merchant (another merchant's alert included). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: not a `fulfillment_failing` alert, or it resolved by itself. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `rate_limited`: too many requests for this API key. */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before retrying. */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -2070,13 +2160,13 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The merchant as changed. */
+                /** @description The merchant as changed (and the alert signing secret when this change issued one). */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["MerchantResponse"];
+                        "application/json": components["schemas"]["UpdatedMerchant"];
                     };
                 };
                 /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
@@ -2432,6 +2522,99 @@ export interface paths {
                     };
                 };
                 /** @description `conflict`: the id or the Smart Router project is taken, or a concurrent change won. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `payload_too_large`: the body passes 16 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/merchants/{id}/alert-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the alert signing secret
+         * @description Alert notifications are signed with their own secret, never the fulfilment one. Notifications carry both signatures until `previous_valid_until`. Issues the first one for a merchant whose alert URL predates it. The body is optional.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": {
+                        /** @default 24 */
+                        overlap_hours?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description The new secret, shown once. */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RotatedAlertSecret"];
+                    };
+                };
+                /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing or invalid admin token. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such merchant (or a malformed id). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: the merchant has no alert URL, or a concurrent change won. */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3015,6 +3198,8 @@ export interface components {
                 forged_per_hour: number;
                 fulfillment_failing_minutes: number;
                 url: string | null;
+                /** @description Whether alert notifications have their own signing secret. False for an alert URL set before they had one: its notifications wait until `POST /admin/merchants/{id}/alert-secret` issues one. */
+                signing_secret_set: boolean;
             };
             /** @description Set while Smart Router refuses the merchant's key: its batch work waits for a PATCH of the key. */
             smart_router_key_refused: {
@@ -3049,6 +3234,11 @@ export interface components {
         MerchantResponse: {
             merchant: components["schemas"]["Merchant"];
         };
+        UpdatedMerchant: {
+            merchant: components["schemas"]["Merchant"];
+            /** @description `whsec_…`, present only when this change set the alert URL (or set it on a merchant without an alert secret): alert notifications are signed with it, never with the fulfilment secret. Shown once. */
+            alert_signing_secret?: string;
+        };
         IssuedApiKey: {
             api_key: {
                 id: string;
@@ -3074,6 +3264,11 @@ export interface components {
                 signing_secret: string;
                 previous_valid_until: string;
             };
+        };
+        RotatedAlertSecret: {
+            alert_signing_secret: string;
+            /** @description Until when notifications also carry the replaced secret's signature; null when there was none. */
+            previous_valid_until: string | null;
         };
         ResealJob: {
             job: {
@@ -3146,13 +3341,18 @@ export interface components {
             opened_at: string;
             /** Format: date-time */
             resolved_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the merchant acknowledged the alert (`POST /v1/alerts/{id}/acknowledge`), which resolved it; null otherwise (always null on `/admin/alerts`).
+             */
+            acknowledged_at: string | null;
             /** @description What was found and what to do, in one sentence; its figures are as of the last check. */
             detail: string;
         };
         AuditPage: {
             entries: {
                 at: string;
-                /** @description One of merchant.create, merchant.update, api_key.create, api_key.revoke, webhook_credential.rotate, signing_secret.rotate, dead_letter.redrive, secrets.reseal, status_api.write. */
+                /** @description One of merchant.create, merchant.update, api_key.create, api_key.revoke, webhook_credential.rotate, signing_secret.rotate, alert_secret.rotate, dead_letter.redrive, secrets.reseal, status_api.write. */
                 action: string;
                 target: string;
                 request_id: string;
@@ -3570,6 +3770,9 @@ export interface components {
                     since: string | null;
                 };
             };
+        };
+        AlertResponse: {
+            alert: components["schemas"]["Alert"];
         };
         CreatedEndpoint: {
             endpoint: components["schemas"]["Endpoint"];

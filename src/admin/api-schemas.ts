@@ -13,7 +13,14 @@ const merchantSchema = z
     smart_router: z.object({ project_id: z.string() }),
     fulfillment_url: z.string().nullable(),
     rate_limits: rateLimitsSchema.nullable(),
-    alerts: alertSettingsSchema.required().extend({ url: z.string().nullable() }),
+    alerts: alertSettingsSchema.required().extend({
+      url: z.string().nullable(),
+      signing_secret_set: z.boolean().openapi({
+        description:
+          "Whether alert notifications have their own signing secret. False for an alert URL set before they had one: its " +
+          "notifications wait until `POST /admin/merchants/{id}/alert-secret` issues one.",
+      }),
+    }),
     smart_router_key_refused: z
       .object({ at: z.string(), detail: z.string().nullable() })
       .nullable()
@@ -26,6 +33,21 @@ const merchantSchema = z
   .openapi("Merchant");
 
 export const merchantResponse = z.object({ merchant: merchantSchema }).openapi("MerchantResponse");
+
+/** `PATCH /admin/merchants/{id}`: the merchant, and the alert signing secret when this change issued one (shown once). */
+export const updatedMerchantResponse = z
+  .object({
+    merchant: merchantSchema,
+    alert_signing_secret: z
+      .string()
+      .optional()
+      .openapi({
+        description:
+          "`whsec_…`, present only when this change set the alert URL (or set it on a merchant without an alert secret): alert " +
+          "notifications are signed with it, never with the fulfilment secret. Shown once.",
+      }),
+  })
+  .openapi("UpdatedMerchant");
 
 export const merchantPageResponse = z.object({ merchants: z.array(merchantSchema), next_cursor: nextCursor }).openapi("MerchantPage");
 
@@ -53,6 +75,17 @@ export const rotatedWebhookCredentialResponse = z
 export const rotatedSigningSecretResponse = z
   .object({ fulfillment: z.object({ signing_secret: z.string(), previous_valid_until: z.string() }) })
   .openapi("RotatedSigningSecret");
+
+/** `POST /admin/merchants/{id}/alert-secret`: the new alert signing secret, shown once. */
+export const rotatedAlertSecretResponse = z
+  .object({
+    alert_signing_secret: z.string(),
+    previous_valid_until: z
+      .string()
+      .nullable()
+      .openapi({ description: "Until when notifications also carry the replaced secret's signature; null when there was none." }),
+  })
+  .openapi("RotatedAlertSecret");
 
 export const resealJobResponse = z
   .object({

@@ -22,7 +22,11 @@ type SecretColumn =
   | "fulfillmentSecretCiphertext"
   | "fulfillmentSecretKeyId"
   | "fulfillmentSecretPreviousCiphertext"
-  | "fulfillmentSecretPreviousKeyId";
+  | "fulfillmentSecretPreviousKeyId"
+  | "alertSecretCiphertext"
+  | "alertSecretKeyId"
+  | "alertSecretPreviousCiphertext"
+  | "alertSecretPreviousKeyId";
 
 /** Each sealed secret of a merchant, with the columns it lives in. */
 function sealedSecretsOf(row: MerchantRow) {
@@ -45,7 +49,24 @@ function sealedSecretsOf(row: MerchantRow) {
       columns: { ciphertext: "fulfillmentSecretPreviousCiphertext", keyId: "fulfillmentSecretPreviousKeyId" },
     });
   }
-  return secrets;
+  return [...secrets, ...alertSecretsOf(row)];
+}
+
+/** The merchant's sealed alert secrets (merchants/alert-secret.ts), current and previous, those it has. */
+function alertSecretsOf(row: MerchantRow) {
+  const pairs = [
+    { ciphertext: row.alertSecretCiphertext, keyId: row.alertSecretKeyId, columns: ["alertSecretCiphertext", "alertSecretKeyId"] },
+    {
+      ciphertext: row.alertSecretPreviousCiphertext,
+      keyId: row.alertSecretPreviousKeyId,
+      columns: ["alertSecretPreviousCiphertext", "alertSecretPreviousKeyId"],
+    },
+  ] as const;
+  return pairs.flatMap(({ ciphertext, keyId, columns }) =>
+    ciphertext && keyId
+      ? [{ sealed: { ciphertext, keyId }, context: secretContext.alert(row.id), columns: { ciphertext: columns[0], keyId: columns[1] } }]
+      : [],
+  );
 }
 
 type JobRow = typeof resealJobs.$inferSelect;
@@ -199,6 +220,8 @@ async function merchantsUnderOldKeys(db: Database, config: AppConfig): Promise<n
         sql`${merchants.smartRouterSecretKeyId} <> ${current}`,
         sql`${merchants.fulfillmentSecretKeyId} <> ${current}`,
         and(isNotNull(merchants.fulfillmentSecretPreviousKeyId), sql`${merchants.fulfillmentSecretPreviousKeyId} <> ${current}`),
+        and(isNotNull(merchants.alertSecretKeyId), sql`${merchants.alertSecretKeyId} <> ${current}`),
+        and(isNotNull(merchants.alertSecretPreviousKeyId), sql`${merchants.alertSecretPreviousKeyId} <> ${current}`),
       ),
     );
   return row?.n ?? 0;

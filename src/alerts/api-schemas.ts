@@ -20,7 +20,8 @@ export const listAlertsQuery = strictQuery({
 
 const timestamp = z.string().openapi({ format: "date-time" });
 
-const alertSchema = z
+/** One alert, as `/v1/alerts` and `/admin/alerts` show it. */
+export const alertSchema = z
   .object({
     id: z.string().openapi({ example: "al_0f8e2b7c4d5a4b8c9e1f2a3b4c5d6e7f" }),
     kind: z.string().openapi({
@@ -36,6 +37,10 @@ const alertSchema = z
     transaction_id: z.string().nullable(),
     opened_at: timestamp,
     resolved_at: timestamp.nullable(),
+    acknowledged_at: timestamp.nullable().openapi({
+      description:
+        "When the merchant acknowledged the alert (`POST /v1/alerts/{id}/acknowledge`), which resolved it; null otherwise (always null on `/admin/alerts`).",
+    }),
     detail: z.string().openapi({ description: "What was found and what to do, in one sentence; its figures are as of the last check." }),
   })
   .openapi("Alert");

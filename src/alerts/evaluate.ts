@@ -203,12 +203,16 @@ async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: M
         WHERE e.outcome = 'rejected' AND e.processed_at > ${new Date(now - FORGED_WINDOW_MS).toISOString()} AND ${noOpenMerchantAlert(kind)}
         GROUP BY m.id HAVING sum(e.deliveries) >= ${threshold("forged_per_hour")}`;
       break;
-    case "fulfillment_failing":
-      // Pending rows come from `fulfillments_status`: few at a time, whatever the number of delivered ones.
+    case "fulfillment_failing": {
+      // Pending rows come from `fulfillments_status`, unacknowledged dead letters from their partial index: few at a time,
+      // whatever the number of delivered or acknowledged ones. A merchant qualifies when either kind's oldest is old enough.
+      const oldEnough = sql`unixepoch(min(f.requested_at)) <= ${nowSeconds} - ${threshold("fulfillment_failing_minutes")} * 60`;
       query = sql`SELECT m.id FROM ${fulfillments} AS f JOIN ${merchants} AS m ON m.id = f.merchant_id
-        WHERE f.status = 'pending' AND f.attempts > 0 AND f.last_error IS NOT NULL AND ${noOpenMerchantAlert(kind)}
-        GROUP BY m.id HAVING unixepoch(min(f.requested_at)) <= ${nowSeconds} - ${threshold("fulfillment_failing_minutes")} * 60`;
+          WHERE ${IS_RETRYING} AND ${noOpenMerchantAlert(kind)} GROUP BY m.id HAVING ${oldEnough}
+        UNION SELECT m.id FROM ${DEAD_LETTERED_FROM} JOIN ${merchants} AS m ON m.id = f.merchant_id
+          WHERE ${IS_DEAD_LETTERED} AND ${noOpenMerchantAlert(kind)} GROUP BY m.id HAVING ${oldEnough}`;
       break;
+    }
     case "endpoint_disabled":
       // Usually opened as the endpoint is disabled (src/endpoints/alert.ts); found here should that write have failed.
       query = sql`SELECT DISTINCT m.id FROM ${endpoints} AS e JOIN ${merchants} AS m ON m.id = e.merchant_id
@@ -218,6 +222,15 @@ async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: M
   const rows = await db.all<{ id: string }>(sql`${query} LIMIT ${FOUND_PER_KIND}`);
   return rows.map((row) => row.id);
 }
+
+/** Pending after a failed attempt, or given up for good and not acknowledged: what keeps `fulfillment_failing` open. */
+const IS_RETRYING = sql`f.status = 'pending' AND f.attempts > 0 AND f.last_error IS NOT NULL`;
+const IS_DEAD_LETTERED = sql`f.status = 'failed' AND f.failure_acknowledged_at IS NULL`;
+/**
+ * Dead letters are read through their partial index by name: the planner, without statistics, would take
+ * `fulfillments_status` and read every failed row, acknowledged ones included, which only ever grow.
+ */
+const DEAD_LETTERED_FROM = sql`${fulfillments} AS f INDEXED BY fulfillments_failed_unacknowledged`;
 
 type MerchantFactsRow = MerchantFacts & { settings: AlertSettings | null };
 
@@ -232,7 +245,13 @@ async function merchantFacts({
   now: number;
 }): Promise<Map<string, MerchantFactsRow>> {
   if (merchantIds.length === 0) return new Map();
-  const failing = sql`FROM ${fulfillments} AS f WHERE f.merchant_id = m.id AND f.status = 'pending' AND f.attempts > 0 AND f.last_error IS NOT NULL`;
+  const retrying = sql`FROM ${fulfillments} AS f WHERE f.merchant_id = m.id AND ${IS_RETRYING}`;
+  const deadLettered = sql`FROM ${DEAD_LETTERED_FROM} WHERE f.merchant_id = m.id AND ${IS_DEAD_LETTERED}`;
+  // The oldest failing notification of either kind, each read from its own index.
+  const oldest = (column: SQL) => sql`(SELECT ${column} FROM (
+      SELECT * FROM (SELECT f.requested_at, f.last_error ${retrying} ORDER BY f.requested_at LIMIT 1)
+      UNION ALL SELECT * FROM (SELECT f.requested_at, f.last_error ${deadLettered} ORDER BY f.requested_at LIMIT 1)
+    ) ORDER BY requested_at LIMIT 1)`;
   const rows = await db.all<{
     id: string;
     alert_settings: string | null;
@@ -240,15 +259,17 @@ async function merchantFacts({
     refused_reason: string | null;
     forged: number;
     failing: number;
+    dead_lettered: number;
     failing_since: string | null;
     failing_error: string | null;
     disabled_endpoints: string | null;
   }>(sql`SELECT m.id, m.alert_settings, m.smart_router_key_refused_at AS refused_at, m.smart_router_key_refused_reason AS refused_reason,
       (SELECT coalesce(sum(e.deliveries), 0) FROM ${events} AS e
         WHERE e.merchant_id = m.id AND e.outcome = 'rejected' AND e.processed_at > ${new Date(now - FORGED_WINDOW_MS).toISOString()}) AS forged,
-      (SELECT count(*) ${failing}) AS failing,
-      (SELECT f.requested_at ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_since,
-      (SELECT f.last_error ${failing} ORDER BY f.requested_at LIMIT 1) AS failing_error,
+      (SELECT count(*) ${retrying}) + (SELECT count(*) ${deadLettered}) AS failing,
+      (SELECT count(*) ${deadLettered}) AS dead_lettered,
+      ${oldest(sql`requested_at`)} AS failing_since,
+      ${oldest(sql`last_error`)} AS failing_error,
       (SELECT json_group_array(e.id) FROM ${endpoints} AS e WHERE e.merchant_id = m.id AND e.status = 'disabled') AS disabled_endpoints
     FROM ${merchants} AS m WHERE ${inList(sql`m.id`, merchantIds)}`);
   return new Map(
@@ -261,6 +282,7 @@ async function merchantFacts({
         keyRefusedReason: row.refused_reason,
         forgedLastHour: row.forged,
         failingFulfillments: row.failing,
+        deadLetteredFulfillments: row.dead_lettered,
         failingSince: row.failing_since,
         failingError: row.failing_error,
         disabledEndpoints: (JSON.parse(row.disabled_endpoints ?? "[]") as string[]).sort(),

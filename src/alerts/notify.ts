@@ -6,7 +6,7 @@ import { alerts, merchants } from "../db/schema";
 import { type AppConfig, type AppEnv, appConfig } from "../env";
 import { mapConcurrent } from "../lib/concurrency";
 import { log } from "../lib/log";
-import { signingSecretsOf } from "../merchants/signing-secret";
+import { alertSigningSecretsOf } from "../merchants/alert-secret";
 import { postSignedWebhook } from "../outbound/client";
 import { fulfillmentUrlAllowed } from "../outbound/url";
 import { policyDelaySeconds, type RetryPolicy } from "../queue/backoff";
@@ -31,6 +31,10 @@ const LEASE_MS = 60_000;
 
 type Outcome = "delivered" | "retrying" | "given_up";
 
+/** The error of a notification held for want of an alert secret: it names the operator's way out. */
+export const NO_ALERT_SECRET =
+  "no alert signing secret (the alert URL was set before alerts had their own); POST /admin/merchants/{id}/alert-secret issues one";
+
 /** What the cron's alert work on one shard is given; `fetcher` lets tests stand in for the alert URL. */
 export interface AlertStepInput {
   env: AppEnv;
@@ -41,8 +45,8 @@ export interface AlertStepInput {
 
 /**
  * Sends the alert notifications due at `now` (at most NOTIFICATIONS_PER_RUN, oldest due first), each claimed first with
- * compare-and-set (its due time moved past the lease), so overlapping runs never send one twice at once. Signed exactly
- * like fulfilment notifications (Standard Webhooks with the merchant's signing secret, both secrets during a rotation),
+ * compare-and-set (its due time moved past the lease), so overlapping runs never send one twice at once. Signed per
+ * Standard Webhooks with the merchant's alert signing secret (both during a rotation), never the fulfilment secret,
  * with a `webhook-id` stable across retries: `{alert id}_opened` or `{alert id}_resolved`. The configuration is read
  * only when something is due, so evaluating alerts never waits on it.
  */
@@ -168,11 +172,13 @@ async function postNotification({
   const messageId = `${row.id}_${type === "alert.opened" ? "opened" : "resolved"}`;
   let secrets: string[];
   try {
-    secrets = await signingSecretsOf(config, merchant, now);
+    secrets = await alertSigningSecretsOf(config, merchant, now);
   } catch {
     // A SECRETS_KEY rotation gone wrong fails this merchant's attempt only, never its neighbours'.
-    return "the merchant's signing secret could not be opened";
+    return "the merchant's alert signing secret could not be opened";
   }
+  // An alert URL set before alerts had their own secret: never signed with the fulfilment secret, so not sent until one is issued.
+  if (secrets.length === 0) return NO_ALERT_SECRET;
   const result = await postSignedWebhook({ url, messageId, payload, secrets, now, receiver: "alert url", fetcher });
   return result.kind === "delivered" ? null : result.error;
 }

@@ -66,8 +66,13 @@ export interface MerchantFacts {
   keyRefusedReason: string | null;
   /** Deliveries of events Smart Router does not know, rejected within the last FORGED_WINDOW_MS. */
   forgedLastHour: number;
-  /** Fulfilment notifications still pending after at least one failed attempt, the oldest one's request and error. */
+  /**
+   * Fulfilment notifications failing: pending after at least one failed attempt, or given up for good (dead-lettered)
+   * and not acknowledged by the merchant; the oldest one's request and error.
+   */
   failingFulfillments: number;
+  /** Of those, the ones given up for good: the alert stays open until they are delivered (redrive) or acknowledged. */
+  deadLetteredFulfillments: number;
   failingSince: string | null;
   failingError: string | null;
   /** Endpoints disabled after 3 days of nothing but failures (src/endpoints): their ids, sorted. */
@@ -145,9 +150,14 @@ export const MERCHANT_RULES: Record<MerchantAlertKind, (m: MerchantFacts, limits
   fulfillment_failing: (m, limits, now) => {
     const age = ageOf(m.failingSince, now);
     if (m.failingFulfillments === 0 || age === null || age < limits.fulfillment_failing_minutes * 60_000) return null;
+    const givenUp =
+      m.deadLetteredFulfillments === 0
+        ? ""
+        : `; ${m.deadLetteredFulfillments} given up for good: redrive them (POST /admin/dead-letters/redrive) once it answers, or ` +
+          "acknowledge this alert (POST /v1/alerts/{id}/acknowledge) if the orders were handled otherwise";
     return (
       `${m.failingFulfillments} fulfilment notification(s) failing, the oldest for ${elapsed(age, "min")} (alert after ` +
-      `${limits.fulfillment_failing_minutes} min; last error: ${m.failingError ?? "none recorded"}): check the merchant's fulfillment_url endpoint.`
+      `${limits.fulfillment_failing_minutes} min; last error: ${m.failingError ?? "none recorded"}): check the merchant's fulfillment_url endpoint${givenUp}.`
     );
   },
   endpoint_disabled: (m) => endpointDisabledVerdict(m),

@@ -1,10 +1,10 @@
 import { and, desc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
-import { insertJsonRows, type JsonRow } from "../db/bulk";
+import { insertJsonRows, type JsonRow, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
 import type { AlertRow } from "../db/rows";
-import { type AlertSettings, alerts } from "../db/schema";
+import { type AlertSettings, alerts, fulfillments, merchants } from "../db/schema";
 import { ApiError } from "../errors";
 import { decodePageCursor, keysetPage } from "../lib/cursor";
 import type { AlertKind } from "./rules";
@@ -12,7 +12,12 @@ import type { AlertKind } from "./rules";
 export type { AlertRow };
 
 /** The alert as `GET /v1/alerts`, `GET /admin/alerts` and the alert URL's notifications show it (contract.md). */
-export function presentAlert(row: Pick<AlertRow, "id" | "kind" | "state" | "transactionId" | "openedAt" | "resolvedAt" | "detail">) {
+export function presentAlert(
+  // Admin alerts are never acknowledged: they have no such column.
+  row: Pick<AlertRow, "id" | "kind" | "state" | "transactionId" | "openedAt" | "resolvedAt" | "detail"> & {
+    acknowledgedAt?: string | null;
+  },
+) {
   return {
     id: row.id,
     kind: row.kind,
@@ -20,6 +25,7 @@ export function presentAlert(row: Pick<AlertRow, "id" | "kind" | "state" | "tran
     transaction_id: row.transactionId,
     opened_at: row.openedAt,
     resolved_at: row.resolvedAt,
+    acknowledged_at: row.acknowledgedAt ?? null,
     detail: row.detail,
   };
 }
@@ -180,4 +186,63 @@ export function alertsToRecheck({ db, limit }: { db: Database; limit: number }) 
     .where(eq(alerts.state, "open"))
     .orderBy(alerts.checkedAt)
     .limit(limit);
+}
+
+/** The only kind a merchant acknowledges: the others resolve when their condition clears, which no acknowledgement changes. */
+export const ACKNOWLEDGEABLE_KINDS: readonly AlertKind[] = ["fulfillment_failing"];
+
+/**
+ * The merchant acknowledges an open `fulfillment_failing` alert: every notification given up for good (dead-lettered)
+ * until now counts as handled, and the alert resolves (its `alert.resolved` notification owed), in one D1 batch whose
+ * compare-and-set on the open alert decides: of two acknowledgements, or one racing a run's resolution, one wins.
+ * Notifications still being retried keep the condition, so a later run opens a new alert while they fail. Acknowledging
+ * again answers the alert as it is; another merchant's alert is a 404.
+ */
+export async function acknowledgeAlert({
+  db,
+  merchantId,
+  alertId,
+  now,
+}: {
+  db: Database;
+  merchantId: string;
+  alertId: string;
+  now: number;
+}) {
+  const found = () =>
+    db
+      .select()
+      .from(alerts)
+      .where(and(eq(alerts.id, alertId), eq(alerts.merchantId, merchantId)))
+      .get();
+  const row = await found();
+  if (!row) throw new ApiError("not_found", `alert ${alertId} not found`);
+  if (!ACKNOWLEDGEABLE_KINDS.includes(row.kind as AlertKind)) {
+    throw new ApiError(
+      "conflict",
+      `a ${row.kind} alert resolves by itself when its condition clears; only ${ACKNOWLEDGEABLE_KINDS.join(", ")} alerts are acknowledged`,
+    );
+  }
+  if (row.state === "resolved" && row.acknowledgedAt !== null) return presentAlert(row);
+  if (row.state === "resolved")
+    throw new ApiError("conflict", `alert ${alertId} already resolved at ${row.resolvedAt}: nothing to acknowledge`);
+  const owner = await db.select({ settings: merchants.alertSettings }).from(merchants).where(eq(merchants.id, merchantId)).get();
+  const notification = owedNotification(owner?.settings ?? null, "alert.resolved", now);
+  const at = new Date(now).toISOString();
+  await runBatch(db.$client, [
+    sql`UPDATE ${alerts} SET state = 'resolved', resolved_at = ${at}, checked_at = ${at}, acknowledged_at = ${at},
+        notification_type = ${notification.notification_type}, notification_status = ${notification.notification_status},
+        notification_attempts = 0, notification_since = ${notification.notification_since},
+        notification_due_at = ${notification.notification_due_at}, notification_error = NULL
+      WHERE ${alerts.id} = ${alertId} AND ${alerts.state} = 'open'`,
+    // Only if this acknowledgement resolved the alert (the statement above): served by `fulfillments_failed_unacknowledged`.
+    sql`UPDATE ${fulfillments} SET failure_acknowledged_at = ${at}
+      WHERE merchant_id = ${merchantId} AND status = 'failed' AND failure_acknowledged_at IS NULL
+        AND EXISTS (SELECT 1 FROM ${alerts} WHERE ${alerts.id} = ${alertId} AND ${alerts.acknowledgedAt} = ${at})`,
+  ]);
+  const after = await found();
+  if (after?.acknowledgedAt === null || after === undefined) {
+    throw new ApiError("conflict", `alert ${alertId} was resolved meanwhile (its condition cleared): nothing to acknowledge`);
+  }
+  return presentAlert(after);
 }

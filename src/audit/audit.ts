@@ -13,6 +13,7 @@ export const ADMIN_ACTIONS = [
   "api_key.revoke",
   "webhook_credential.rotate",
   "signing_secret.rotate",
+  "alert_secret.rotate",
   "dead_letter.redrive",
   "secrets.reseal",
   "status_api.write",

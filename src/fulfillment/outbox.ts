@@ -62,12 +62,15 @@ export function releaseFulfillment({ db, error, ...key }: { db: Database; error:
 
 /** Gives a pending row up for good (past its retry horizon, or dead-lettered); answers its last error, if it was pending. */
 export async function failFulfillment({ db, ...key }: { db: Database } & FulfillmentKey) {
-  return db
-    .update(fulfillments)
-    .set({ status: "failed", leaseUntil: null })
-    .where(and(...rowIs(key), eq(fulfillments.status, "pending")))
-    .returning({ lastError: fulfillments.lastError })
-    .get();
+  return (
+    db
+      .update(fulfillments)
+      // A new failure: an acknowledgement of an earlier one (before a redrive) does not cover it.
+      .set({ status: "failed", leaseUntil: null, failureAcknowledgedAt: null })
+      .where(and(...rowIs(key), eq(fulfillments.status, "pending")))
+      .returning({ lastError: fulfillments.lastError })
+      .get()
+  );
 }
 
 /** Makes a failed row pending again, its lease cleared, for a redriven nudge to deliver. */

@@ -13,6 +13,7 @@ import { FULFILLMENT_URL_RULE, fulfillmentUrlAllowed } from "../outbound/url";
 import { generateSigningSecret, hashCredential, randomHex, randomToken } from "../security/credentials";
 import { openSecret, sealSecret } from "../security/vault";
 import type { CredentialCheck } from "../smart-router/probe";
+import { alertSecretContext, alertSecretUnchanged, issuedAlertSecret, noAlertSecret } from "./alert-secret";
 import { alertThresholds } from "./alert-thresholds";
 import { type KeyHolder, newApiKey } from "./api-keys";
 import { forgetWebhookCredentials } from "./credential-directory";
@@ -28,7 +29,12 @@ export function presentMerchant(row: MerchantRow, shard: number) {
     fulfillment_url: row.fulfillmentUrl,
     rate_limits: row.rateLimits ?? null,
     // Not a secret: the thresholds in force (each set one or its default) and where alert notifications go.
-    alerts: { ...alertThresholds(row.alertSettings), url: row.alertSettings?.url ?? null },
+    alerts: {
+      ...alertThresholds(row.alertSettings),
+      url: row.alertSettings?.url ?? null,
+      // Whether alert notifications can be signed: false for a URL set before alerts had their own secret (rotate one).
+      signing_secret_set: row.alertSecretCiphertext !== null,
+    },
     // Set while Smart Router refuses the merchant's key (401/403): its batch work is stopped until the key is PATCHed.
     smart_router_key_refused: row.smartRouterKeyRefusedAt
       ? { at: row.smartRouterKeyRefusedAt, detail: row.smartRouterKeyRefusedReason }
@@ -49,6 +55,7 @@ export function webhookPath(merchantId: string): string {
 export const secretContext = {
   smartRouter: (merchantId: string) => `merchant:${merchantId}:smart_router_secret_key`,
   fulfillment: (merchantId: string) => `merchant:${merchantId}:fulfillment_signing_secret`,
+  alert: alertSecretContext,
 };
 
 /** Registers a merchant; the API key, webhook password and fulfilment signing secret are returned here and never again. */
@@ -305,11 +312,33 @@ export async function updateMerchant({
   if (movesTo !== undefined) await requireProjectUnclaimed(directory, movesTo, merchantId);
   if (input.smart_router !== undefined) await checkCredentials(probe, await credentialsAfter(config, current, input.smart_router));
   const changes = await merchantChanges(config, current, input);
+  const alertSecret = await alertSecretChanges(config, current, changes);
   if (movesTo !== undefined) await claimProject(directory, merchantId, movesTo);
-  await db.update(merchants).set(changes).where(eq(merchants.id, merchantId));
+  const written = await db
+    .update(merchants)
+    .set({ ...changes, ...alertSecret?.columns })
+    // Compare-and-set on the alert secret it replaces when it writes one: the secret shown is the one stored.
+    .where(and(eq(merchants.id, merchantId), alertSecret ? alertSecretUnchanged(current) : undefined))
+    .returning({ id: merchants.id })
+    .get();
+  if (!written) throw new ApiError("conflict", `alert settings of merchant ${merchantId} were changed concurrently; try again`);
   // The edge limit lives in the credential directory: this isolate sees a new one at once, others within its refresh.
   if (input.rate_limits !== undefined) forgetWebhookCredentials({ shard });
-  return presentMerchant(await findMerchant({ db, merchantId }), shard);
+  const merchant = presentMerchant(await findMerchant({ db, merchantId }), shard);
+  return alertSecret?.secret ? { merchant, alert_signing_secret: alertSecret.secret } : { merchant };
+}
+
+/**
+ * The alert secret a PATCH writes: a new one (shown once) when it leaves an alert URL set and none is stored (the URL
+ * set now, or set before alerts had their own secret); none at all when it clears the URL. Else the secret stays.
+ */
+async function alertSecretChanges(config: AppConfig, current: MerchantRow, changes: Partial<typeof merchants.$inferInsert>) {
+  if (changes.alertSettings === undefined) return undefined;
+  const hadUrl = Boolean(current.alertSettings?.url);
+  const hasUrl = Boolean(changes.alertSettings?.url);
+  if (!hasUrl) return hadUrl || current.alertSecretCiphertext !== null ? { secret: null, columns: noAlertSecret } : undefined;
+  if (current.alertSecretCiphertext !== null && hadUrl) return undefined;
+  return issuedAlertSecret(config, current.id);
 }
 
 /** The Smart Router credentials a PATCH leaves the merchant with: each part given, or the current one. */

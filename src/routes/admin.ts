@@ -12,9 +12,11 @@ import {
   redriveResponse,
   resealJobResponse,
   revokedApiKeyResponse,
+  rotatedAlertSecretResponse,
   rotatedSigningSecretResponse,
   rotatedWebhookCredentialResponse,
   shardStatusResponse,
+  updatedMerchantResponse,
 } from "../admin/api-schemas";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
 import { listAdminAlerts } from "../alerts/admin-alerts";
@@ -27,6 +29,7 @@ import { type AdminContext, noteAdminAction, requireAdmin } from "../http/admin-
 import { jsonBody } from "../http/body";
 import { json } from "../http/openapi";
 import { validationHook } from "../http/validation";
+import { rotateAlertSigningSecret } from "../merchants/alert-secret";
 import {
   type CredentialProbe,
   findMerchant,
@@ -128,7 +131,7 @@ const updateMerchantRoute = createRoute({
   middleware: bodyOf({ withMerchantId: true }),
   request: { params: merchantParams, body: body(updateMerchantSchema) },
   responses: {
-    200: json(merchantResponse, "The merchant as changed."),
+    200: json(updatedMerchantResponse, "The merchant as changed (and the alert signing secret when this change issued one)."),
     ...errors,
     ...notFound,
     ...conflict,
@@ -190,6 +193,26 @@ const rotateSigningSecretRoute = createRoute({
     ...errors,
     ...notFound,
     ...conflict,
+    ...tooLarge,
+  },
+});
+
+const rotateAlertSecretRoute = createRoute({
+  method: "post",
+  path: "/merchants/{id}/alert-secret",
+  summary: "Rotate the alert signing secret",
+  description:
+    "Alert notifications are signed with their own secret, never the fulfilment one. Notifications carry both signatures until " +
+    "`previous_valid_until`. Issues the first one for a merchant whose alert URL predates it. The body is optional.",
+  tags,
+  security,
+  middleware: bodyOf({ withMerchantId: true, optional: true }),
+  request: { params: merchantParams, body: body(rotateWebhookCredentialSchema, false) },
+  responses: {
+    201: json(rotatedAlertSecretResponse, "The new secret, shown once."),
+    ...errors,
+    ...notFound,
+    409: json(errorResponse, "`conflict`: the merchant has no alert URL, or a concurrent change won."),
     ...tooLarge,
   },
 });
@@ -328,7 +351,7 @@ adminRoutes
   .openapi(updateMerchantRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
     const shard = await shardFor(c.env, merchantId);
-    const merchant = await updateMerchant({
+    const updated = await updateMerchant({
       db: shard.db,
       shard: shard.index,
       directory: c.var.directoryDb,
@@ -338,7 +361,8 @@ adminRoutes
       probe: probeWith(c),
     });
     noteAdminAction(c, "merchant.update", [auditTarget.merchant(merchantId)]);
-    return c.json({ merchant }, 200);
+    if (updated.alert_signing_secret) c.header("Cache-Control", "no-store");
+    return c.json(updated, 200);
   })
   .openapi(issueApiKeyRoute, async (c) => {
     const merchantId = c.req.valid("param").id;
@@ -368,6 +392,15 @@ adminRoutes
     const overlapHours = c.req.valid("json").overlap_hours;
     const rotated = await rotateSigningSecret({ db, config: c.var.config, merchantId, overlapHours });
     noteAdminAction(c, "signing_secret.rotate", [auditTarget.merchant(merchantId)]);
+    c.header("Cache-Control", "no-store");
+    return c.json(rotated, 201);
+  })
+  .openapi(rotateAlertSecretRoute, async (c) => {
+    const merchantId = c.req.valid("param").id;
+    const db = await databaseFor(c.env, merchantId);
+    const overlapHours = c.req.valid("json").overlap_hours;
+    const rotated = await rotateAlertSigningSecret({ db, config: c.var.config, merchantId, overlapHours });
+    noteAdminAction(c, "alert_secret.rotate", [auditTarget.merchant(merchantId)]);
     c.header("Cache-Control", "no-store");
     return c.json(rotated, 201);
   })

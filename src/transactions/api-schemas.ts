@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { FULFILLMENT_STATUSES } from "../db/schema";
 import { ERROR_CODES, type ErrorCode } from "../errors";
 import { TRANSACTION_STATUSES } from "../smart-router/status";
+import { MAX_REFERENCE_LENGTH } from "./references";
 
 /** Page size when `limit` is absent, and the most one page may hold (contract.md: `limit` ≤ 100). */
 export const DEFAULT_PAGE_SIZE = 50;
@@ -16,6 +17,9 @@ const PAYMENT_TYPE_HINT = "payment_type must be 1-64 characters of letters, digi
 const STATUS_HINT = `status must be one of: ${TRANSACTION_STATUSES.join(", ")}`;
 const UPDATED_AFTER_HINT = "updated_after must be an ISO 8601 date-time with a time zone, e.g. 2026-01-31T12:00:00Z";
 const CURSOR_HINT = "cursor must be the next_cursor of a previous page, unchanged";
+const REFERENCE_HINT = `reference must be 1-${MAX_REFERENCE_LENGTH} characters: the merchant's invoice_id, name, or metadata order_id or reference`;
+/** The longest cursor: one carrying a reference of MAX_REFERENCE_LENGTH characters, JSON-escaped, in base64url. */
+export const MAX_CURSOR_LENGTH = 2048;
 
 /** Every query parameter of a route is named in its schema; anything else is a 400 naming the stranger. */
 export function strictQuery<Shape extends z.ZodRawShape>(shape: Shape) {
@@ -51,6 +55,21 @@ export const listTransactionsQuery = strictQuery({
     .regex(/^[A-Za-z0-9_.:-]{1,64}$/, PAYMENT_TYPE_HINT)
     .optional()
     .openapi({ description: "Only transactions of this Smart Router payment type (`card`, or an APM's name).", example: "card" }),
+  reference: z
+    .string({ error: givenOnce("reference", REFERENCE_HINT) })
+    .min(1, REFERENCE_HINT)
+    // Characters as SQLite counts them (code points), the rule the stored references follow.
+    .refine((value) => [...value].length <= MAX_REFERENCE_LENGTH, REFERENCE_HINT)
+    .optional()
+    .openapi({
+      minLength: 1,
+      maxLength: MAX_REFERENCE_LENGTH,
+      description:
+        "Only transactions carrying this reference of the merchant's own: Smart Router's `invoice_id`, the transaction's `name`, or a " +
+        "`metadata` value under `order_id` or `reference`. Exact, case-sensitive equality; combines with the other filters. Found " +
+        `through an index of those values (at most ${MAX_REFERENCE_LENGTH} characters each; longer values are not indexed).`,
+      example: "order-10042",
+    }),
   limit: z
     .string({ error: givenOnce("limit", LIMIT_HINT) })
     .regex(/^[0-9]{1,3}$/, LIMIT_HINT)
@@ -61,7 +80,7 @@ export const listTransactionsQuery = strictQuery({
   cursor: z
     .string({ error: givenOnce("cursor", CURSOR_HINT) })
     .min(1, CURSOR_HINT)
-    .max(512, CURSOR_HINT)
+    .max(MAX_CURSOR_LENGTH, CURSOR_HINT)
     .optional()
     .openapi({
       description:

@@ -12,6 +12,7 @@ import {
   type TransactionWrite,
   upsertTransactions,
 } from "./records";
+import { recordReferences } from "./references";
 import {
   captureTime,
   type Decision,
@@ -82,7 +83,17 @@ interface PlannedWrites {
  * write (deliveries and forged counts read the inbox as it was), and the verified events and status changes read the
  * transactions the upsert just wrote. One statement per table (per 500 rows), whatever the number of events.
  */
-const STATEMENT_GROUPS = ["extra", "inbox", "operations", "upserts", "verifiedEvents", "fulfillments", "statusChanges", "stream"] as const;
+const STATEMENT_GROUPS = [
+  "extra",
+  "inbox",
+  "operations",
+  "upserts",
+  "verifiedEvents",
+  "fulfillments",
+  "statusChanges",
+  "stream",
+  "references",
+] as const;
 type StatementGroup = (typeof STATEMENT_GROUPS)[number];
 type StatementPlan = Record<StatementGroup, readonly BatchStatement[]>;
 
@@ -183,6 +194,8 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
     statusChanges: recordStatusChanges(writes.transactions),
     // After the upsert and the fulfilment outbox: each status change numbered, and owed to every subscribed endpoint.
     stream: streamStatements(writes.stream),
+    // After the upsert: the merchant's own references of what it stored, for `GET /v1/transactions?reference=`.
+    references: recordReferences(writes.transactions),
   };
 }
 

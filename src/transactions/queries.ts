@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
-import { events, fulfillments, operations, transactions } from "../db/schema";
+import { events, fulfillments, operations, transactionReferences, transactions } from "../db/schema";
 import { ApiError } from "../errors";
 import { keysetPage } from "../lib/cursor";
 import type { ArchiveBucket } from "../retention/archive-format";
@@ -9,6 +9,7 @@ import { archivedObjectsOf, byCreatedAt, byFiredAt, mergeHistory, readArchivedHi
 import type { TransactionStatus } from "../smart-router/status";
 import { continueFilters, cursorPayload, decodeCursor, type ListFilters, type PagePosition } from "./cursor";
 import { presentAppliedEvent, presentOperation, presentTransaction } from "./present";
+import { referenceMatches } from "./references";
 
 /** The merchant a status API request acts for, as the auth middleware established it. */
 export interface MerchantScope {
@@ -43,7 +44,9 @@ export async function findTransaction({ db, merchant, transactionId }: { db: Dat
 /**
  * The list query: newest `updated_at` first, ties by id descending, resuming strictly after `position`.
  * Served by `transactions_merchant_updated` (or `…_status_updated` with a status, `…_payment_type_updated` with a payment
- * type), read backwards: no sort step.
+ * type), read backwards: no sort step. With a reference, the references' primary key is the outer loop (CROSS JOIN
+ * keeps SQLite from walking the merchant's records in order instead) and each match is read by its own primary key, then
+ * the matches are sorted: a page reads the rows of the reference's matches, whatever the merchant's number of records.
  */
 export function transactionPageQuery({
   db,
@@ -58,20 +61,30 @@ export function transactionPageQuery({
   position?: PagePosition;
   limit: number;
 }) {
+  const where = and(
+    eq(transactions.merchantId, merchantId),
+    filters.status === undefined ? undefined : eq(transactions.status, filters.status),
+    filters.updatedAfter === undefined ? undefined : gt(transactions.updatedAt, filters.updatedAfter),
+    filters.paymentType === undefined ? undefined : eq(transactions.paymentType, filters.paymentType),
+    afterRow("desc", [transactions.updatedAt, transactions.id], position && [position.updatedAt, position.id]),
+  );
+  const order = [desc(transactions.updatedAt), desc(transactions.id)];
+  if (filters.reference === undefined) {
+    return db
+      .select(transactionWithFulfillment)
+      .from(transactions)
+      .leftJoin(fulfillments, joinFulfillment)
+      .where(where)
+      .orderBy(...order)
+      .limit(limit);
+  }
   return db
     .select(transactionWithFulfillment)
-    .from(transactions)
+    .from(transactionReferences)
+    .crossJoin(transactions)
     .leftJoin(fulfillments, joinFulfillment)
-    .where(
-      and(
-        eq(transactions.merchantId, merchantId),
-        filters.status === undefined ? undefined : eq(transactions.status, filters.status),
-        filters.updatedAfter === undefined ? undefined : gt(transactions.updatedAt, filters.updatedAfter),
-        filters.paymentType === undefined ? undefined : eq(transactions.paymentType, filters.paymentType),
-        afterRow("desc", [transactions.updatedAt, transactions.id], position && [position.updatedAt, position.id]),
-      ),
-    )
-    .orderBy(desc(transactions.updatedAt), desc(transactions.id))
+    .where(and(referenceMatches(merchantId, filters.reference), eq(transactions.id, transactionReferences.transactionId), where))
+    .orderBy(...order)
     .limit(limit);
 }
 
@@ -83,11 +96,12 @@ export async function listTransactions({
 }: {
   db: Database;
   merchant: MerchantScope;
-  query: { status?: TransactionStatus; updated_after?: string; payment_type?: string; limit: number; cursor?: string };
+  query: { status?: TransactionStatus; updated_after?: string; payment_type?: string; reference?: string; limit: number; cursor?: string };
 }) {
   const requested: ListFilters = {
     status: query.status,
     paymentType: query.payment_type,
+    reference: query.reference,
     // Stored timestamps are UTC with milliseconds; comparing strings needs the same shape.
     updatedAfter: query.updated_after === undefined ? undefined : new Date(query.updated_after).toISOString(),
   };

@@ -198,6 +198,45 @@ describe("the console in Chromium", { timeout: 300_000 }, () => {
     await page.close();
   });
 
+  it("finds a payment from the search box: by its own reference (a filtered list) or by its transaction id (its timeline)", async () => {
+    requests = [];
+    problems = [];
+    const page = await newPage();
+    await signInWithKey(page, shop.creds.api_key);
+    await page.getByRole("link", { name: "Payments" }).click();
+    await page.locator(`[data-transaction="${stuck.id}"]`).waitFor();
+    const search = page.locator("#payment-search");
+
+    // The payment's name: only it is listed, and the hash keeps the reference.
+    await search.fill("Console demo order");
+    await page.getByRole("button", { name: "Find" }).click();
+    await page.locator('[data-reference="Console demo order"]').waitFor();
+    await page.locator(`[data-transaction="${payment.id}"]`).waitFor();
+    assert.equal(await page.locator(`[data-transaction="${stuck.id}"]`).count(), 0);
+    assert.match(await page.evaluate(() => location.hash), /reference=Console\+demo\+order/);
+    await screenshot(page, "payment-search");
+
+    // Smart Router's invoice id finds it too; another case finds nothing (exact match).
+    await search.fill(payment.invoice_id);
+    await page.getByRole("button", { name: "Find" }).click();
+    await page.locator(`[data-reference="${payment.invoice_id}"]`).waitFor();
+    await page.locator(`[data-transaction="${payment.id}"]`).waitFor();
+    await search.fill("console demo order");
+    await page.getByRole("button", { name: "Find" }).click();
+    await page.getByText("No payment matches these filters.").waitFor();
+
+    // A transaction id opens the payment's timeline.
+    await search.fill(stuck.id);
+    await page.getByRole("button", { name: "Find" }).click();
+    await page.locator("[data-panel=timeline]").waitFor();
+    assert.ok(
+      requests.some((url) => url.includes("/v1/transactions?") && url.includes("reference=Console+demo+order")),
+      "the reference went to the status API as a filter",
+    );
+    assertSameOriginAndClean();
+    await page.close();
+  });
+
   it("shows why a captured payment has not shipped, then its delivery once the merchant's endpoint answers again", async () => {
     requests = [];
     problems = [];

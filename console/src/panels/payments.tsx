@@ -1,5 +1,6 @@
 // The merchant's payments (`GET /v1/transactions`, most recently updated first) with the list's filters: status,
-// updated after, payment type. The filters live in the location hash, so back and forward keep them.
+// updated after, payment type, and a search box that opens a transaction by its id or finds payments by the merchant's
+// own reference. The filters live in the location hash, so back and forward keep them.
 import { useState } from "preact/hooks";
 import { query } from "../api";
 import type { OpenApiDocument, TransactionPage } from "../api-shapes";
@@ -17,11 +18,13 @@ export function PaymentsPanel({ route }: { route: Route }) {
     status: route.params.get("status") ?? "",
     payment_type: route.params.get("payment_type") ?? "",
     updated_after: route.params.get("updated_after") ?? "",
+    reference: route.params.get("reference") ?? "",
   };
   const path = `/v1/transactions${query({ limit: PAGE_SIZE, ...filters })}`;
   return (
     <div class="panel" data-panel="payments">
       <Section title="Payments">
+        <SearchForm key={`search-${filters.reference}`} reference={filters.reference} />
         <FilterForm key={path} filters={filters} />
         <PaymentList key={path} path={path} />
       </Section>
@@ -29,7 +32,57 @@ export function PaymentsPanel({ route }: { route: Route }) {
   );
 }
 
-type Filters = { status: string; payment_type: string; updated_after: string };
+type Filters = { status: string; payment_type: string; updated_after: string; reference: string };
+
+/** The longest reference the API searches (`GET /v1/transactions?reference=`), in characters. */
+const MAX_REFERENCE_LENGTH = 200;
+
+/** Smart Router's transaction ids: what the search box opens directly rather than searching as a reference. */
+const TRANSACTION_ID = /^tr_[A-Za-z0-9]+$/;
+
+/** One box for both: a transaction id opens the payment, anything else lists the payments carrying that reference. */
+function SearchForm({ reference }: { reference: string }) {
+  const [value, setValue] = useState(reference);
+  const [problem, setProblem] = useState<string | null>(null);
+  const search = (event: Event) => {
+    event.preventDefault();
+    const wanted = value.trim();
+    if (wanted === "") return setProblem("Type a transaction id (tr_…) or a reference.");
+    if ([...wanted].length > MAX_REFERENCE_LENGTH) return setProblem(`A reference has at most ${MAX_REFERENCE_LENGTH} characters.`);
+    setProblem(null);
+    location.hash = TRANSACTION_ID.test(wanted) ? href("payments", wanted) : href("payments", null, { reference: wanted });
+  };
+  return (
+    <form class="filters search" onSubmit={search} aria-label="Find a payment">
+      <label htmlFor="payment-search">
+        Find a payment <span class="muted">(transaction id, invoice id, name, or metadata order_id / reference; exact match)</span>
+        <input
+          id="payment-search"
+          name="q"
+          type="search"
+          value={value}
+          placeholder="tr_… or ORDER-1001"
+          spellcheck={false}
+          autocomplete="off"
+          onInput={(e) => setValue(e.currentTarget.value)}
+        />
+      </label>
+      <div class="filter-actions">
+        <button type="submit">Find</button>
+      </div>
+      {problem && (
+        <p class="notice" role="alert">
+          {problem}
+        </p>
+      )}
+      {reference && (
+        <p class="muted small" data-reference={reference}>
+          Showing payments whose reference is exactly “{reference}”. <a href={href("payments")}>Show all payments</a>
+        </p>
+      )}
+    </form>
+  );
+}
 
 function FilterForm({ filters }: { filters: Filters }) {
   const [openapi] = useResource<OpenApiDocument>("/v1/openapi.json");
@@ -43,6 +96,8 @@ function FilterForm({ filters }: { filters: Filters }) {
       status,
       payment_type: paymentType.trim(),
       updated_after: fromLocalInput(updatedAfter),
+      // A reference search stays while the other filters narrow it.
+      reference: filters.reference,
     });
   };
   const clear = () => {

@@ -34,6 +34,8 @@ export const alerts = sqliteTable(
     notificationSince: text("notification_since"),
     notificationDueAt: text("notification_due_at"),
     notificationError: text("notification_error"),
+    /** When the merchant acknowledged the alert (0015, `POST /v1/alerts/{id}/acknowledge`), which resolved it. */
+    acknowledgedAt: text("acknowledged_at"),
   },
   (t) => [
     uniqueIndex("alerts_open_once").on(t.merchantId, t.kind, sql`coalesce(${t.transactionId}, '')`).where(sql`${t.state} = 'open'`),

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** `backfilled`: captured before the merchant set its fulfillment URL and found by a batch read; never notified. */
@@ -19,6 +20,14 @@ export const fulfillments = sqliteTable(
     leaseUntil: text("lease_until"),
     requestedAt: text("requested_at").notNull(),
     deliveredAt: text("delivered_at"),
+    /** When the merchant acknowledged this dead-lettered notification (0015): it keeps `fulfillment_failing` open until then. */
+    failureAcknowledgedAt: text("failure_acknowledged_at"),
   },
-  (t) => [primaryKey({ columns: [t.merchantId, t.transactionId] }), index("fulfillments_status").on(t.status, t.requestedAt)],
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.transactionId] }),
+    index("fulfillments_status").on(t.status, t.requestedAt),
+    index("fulfillments_failed_unacknowledged")
+      .on(t.merchantId, t.requestedAt)
+      .where(sql`${t.status} = 'failed' AND ${t.failureAcknowledgedAt} IS NULL`),
+  ],
 );

@@ -31,6 +31,15 @@ export const merchants = sqliteTable(
     fulfillmentSecretPreviousKeyId: text("fulfillment_secret_previous_key_id"),
     fulfillmentSecretPreviousValidUntil: text("fulfillment_secret_previous_valid_until"),
     /**
+     * The alert notifications' own signing secret (0015), never the fulfilment one: issued when the alert URL is set,
+     * rotatable with an overlap like it. Null while no alert URL is set, and for a merchant whose URL predates it.
+     */
+    alertSecretCiphertext: text("alert_secret_ciphertext"),
+    alertSecretKeyId: text("alert_secret_key_id"),
+    alertSecretPreviousCiphertext: text("alert_secret_previous_ciphertext"),
+    alertSecretPreviousKeyId: text("alert_secret_previous_key_id"),
+    alertSecretPreviousValidUntil: text("alert_secret_previous_valid_until"),
+    /**
      * Set when Smart Router answered 401/403 to the merchant's key: its batch work stops until the key is PATCHed, which
      * clears it. The reason names the answer, never the key.
      */

@@ -128,3 +128,21 @@ export const events = sqliteTable(
     index("events_rejected_processed").on(t.merchantId, t.processedAt).where(sql`${t.outcome} = 'rejected'`),
   ],
 );
+
+/**
+ * The merchant's own references of each transaction (0015, src/transactions/references.ts): its invoice_id, name and
+ * metadata `order_id`/`reference`, text of 1-200 characters, one row each. `GET /v1/transactions?reference=` seeks the
+ * primary key by (merchant_id, reference); an apply replaces a record's rows by (merchant_id, transaction_id).
+ */
+export const transactionReferences = sqliteTable(
+  "transaction_references",
+  {
+    merchantId: text("merchant_id").notNull(),
+    reference: text("reference").notNull(),
+    transactionId: text("transaction_id").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.reference, t.transactionId] }),
+    index("transaction_references_transaction").on(t.merchantId, t.transactionId),
+  ],
+);

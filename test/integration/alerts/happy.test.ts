@@ -30,6 +30,7 @@ describe("GET /v1/alerts", () => {
         transaction_id: row.transactionId,
         opened_at: row.openedAt,
         resolved_at: null,
+        acknowledged_at: null,
         detail: row.detail,
       })),
       next_cursor: null,
@@ -70,7 +71,7 @@ describe("GET /v1/alerts", () => {
     };
     expect(document.paths["/v1/alerts"]?.get?.parameters?.map((parameter) => parameter.name).sort()).toEqual(["cursor", "limit", "state"]);
     expect(Object.keys(document.components.schemas.Alert?.properties ?? {}).sort()).toEqual(
-      ["detail", "id", "kind", "opened_at", "resolved_at", "state", "transaction_id"].sort(),
+      ["acknowledged_at", "detail", "id", "kind", "opened_at", "resolved_at", "state", "transaction_id"].sort(),
     );
   });
 });
@@ -80,7 +81,7 @@ describe("per-merchant alert settings", () => {
     const merchant = await createMerchant();
     const merchantId = merchant.merchant.id;
     const shown = (await (await call(`/admin/merchants/${merchantId}`, { headers: ADMIN })).json()) as { merchant: { alerts: unknown } };
-    expect(shown.merchant.alerts).toEqual({ ...ALERT_DEFAULTS, url: null });
+    expect(shown.merchant.alerts).toEqual({ ...ALERT_DEFAULTS, url: null, signing_secret_set: false });
 
     expect(
       (await setAlertSettings(merchantId, { authorized_uncaptured_hours: 48, url: "https://alerts.example.com/hook" })).alerts,
@@ -88,15 +89,17 @@ describe("per-merchant alert settings", () => {
       ...ALERT_DEFAULTS,
       authorized_uncaptured_hours: 48,
       url: "https://alerts.example.com/hook",
+      signing_secret_set: true,
     });
     expect((await setAlertSettings(merchantId, { forged_per_hour: 500 })).alerts).toEqual({
       ...ALERT_DEFAULTS,
       authorized_uncaptured_hours: 48,
       forged_per_hour: 500,
       url: "https://alerts.example.com/hook",
+      signing_secret_set: true,
     });
     expect((await setAlertSettings(merchantId, { url: null })).alerts).toMatchObject({ authorized_uncaptured_hours: 48, url: null });
-    expect((await setAlertSettings(merchantId, null)).alerts).toEqual({ ...ALERT_DEFAULTS, url: null });
+    expect((await setAlertSettings(merchantId, null)).alerts).toEqual({ ...ALERT_DEFAULTS, url: null, signing_secret_set: false });
 
     const audit = (await (await call("/admin/audit", { headers: ADMIN })).json()) as { entries: { action: string; target: string }[] };
     const updates = audit.entries.filter((entry) => entry.target === `merchant:${merchantId}` && entry.action === "merchant.update");

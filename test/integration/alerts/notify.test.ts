@@ -3,7 +3,7 @@ import { signStandardWebhook } from "../../../src/outbound/signature";
 import { createMerchant, uniqueId } from "../../support/fixtures";
 import { sinkUrl } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
-import { checkAlerts, checkUntil, only, refuseKey, type ShownAlert, setAlertSettings, sinkAnswers, sinkRequests } from "./support";
+import { checkAlerts, checkUntil, only, refuseKey, type ShownAlert, setAlertUrl, sinkAnswers, sinkRequests } from "./support";
 
 /** Checks a delivery's Standard Webhooks signature as a merchant would, with the signing secret it was given once. */
 async function verify(request: { headers: Record<string, string>; body: string }, signingSecret: string) {
@@ -26,14 +26,15 @@ const notificationOf = (alertId: string) =>
 async function merchantWithRefusedKey() {
   const merchant = await createMerchant();
   const sink = uniqueId("alerts");
-  await setAlertSettings(merchant.merchant.id, { url: sinkUrl(sink) });
+  const { secret } = await setAlertUrl(merchant.merchant.id, sinkUrl(sink));
+  if (!secret) throw new Error("setting the alert URL issued no alert signing secret");
   await refuseKey(merchant.merchant.id, true);
-  return { merchant, sink };
+  return { merchant, sink, alertSecret: secret };
 }
 
 describe("alert URL notifications", () => {
-  it("POSTs alert.opened then alert.resolved, signed like fulfilment and verifiable with the merchant's signing secret", async () => {
-    const { merchant, sink } = await merchantWithRefusedKey();
+  it("POSTs alert.opened then alert.resolved, verifiable with the alert signing secret and never with the fulfilment one", async () => {
+    const { merchant, sink, alertSecret } = await merchantWithRefusedKey();
     const [opened] = await checkUntil(merchant.api_key, (alerts) => {
       const found = only(alerts, "smart_router_key_refused");
       expect(found).toHaveLength(1);
@@ -44,7 +45,8 @@ describe("alert URL notifications", () => {
     if (!first) return;
     expect(first.headers["content-type"]).toBe("application/json");
     expect(first.headers["webhook-id"]).toBe(`${opened?.id}_opened`);
-    expect(await verify(first, merchant.fulfillment.signing_secret)).toBe(true);
+    expect(await verify(first, alertSecret)).toBe(true);
+    expect(await verify(first, merchant.fulfillment.signing_secret)).toBe(false);
     expect(JSON.parse(first.body)).toEqual({
       type: "alert.opened",
       timestamp: expect.any(String),
@@ -63,7 +65,8 @@ describe("alert URL notifications", () => {
     const second = requests[1];
     if (!second) return;
     expect(second.headers["webhook-id"]).toBe(`${opened?.id}_resolved`);
-    expect(await verify(second, merchant.fulfillment.signing_secret)).toBe(true);
+    expect(await verify(second, alertSecret)).toBe(true);
+    expect(await verify(second, merchant.fulfillment.signing_secret)).toBe(false);
     const body = JSON.parse(second.body) as { type: string; data: { alert: ShownAlert } };
     expect(body.type).toBe("alert.resolved");
     expect(body.data.alert).toEqual(resolved);

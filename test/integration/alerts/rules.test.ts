@@ -36,6 +36,7 @@ const merchant = (overrides: Partial<MerchantFacts> = {}): MerchantFacts => ({
   keyRefusedReason: null,
   forgedLastHour: 0,
   failingFulfillments: 0,
+  deadLetteredFulfillments: 0,
   failingSince: null,
   failingError: null,
   disabledEndpoints: [],
@@ -118,5 +119,17 @@ describe("merchant rules", () => {
     );
     expect(MERCHANT_RULES.fulfillment_failing({ ...failing, failingSince: "2026-11-02T11:45:00.000Z" }, limits, NOW)).toBeNull();
     expect(MERCHANT_RULES.fulfillment_failing({ ...failing, failingFulfillments: 0 }, limits, NOW)).toBeNull();
+  });
+
+  it("fulfillment_failing names the notifications given up for good, and the two ways to close it", () => {
+    const deadLettered = merchant({
+      failingFulfillments: 1,
+      deadLetteredFulfillments: 1,
+      failingSince: "2026-10-30T12:00:00.000Z",
+      failingError: "merchant answered 500",
+    });
+    expect(MERCHANT_RULES.fulfillment_failing(deadLettered, limits, NOW)).toMatch(
+      /; 1 given up for good: redrive them \(POST \/admin\/dead-letters\/redrive\) .* acknowledge this alert \(POST \/v1\/alerts\/\{id\}\/acknowledge\)/,
+    );
   });
 });

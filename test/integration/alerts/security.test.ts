@@ -4,7 +4,7 @@ import { appWithVars } from "../../support/app";
 import { ADMIN, createMerchant, uniqueId } from "../../support/fixtures";
 import { sinkUrl } from "../../support/sandbox";
 import { getJson, issueKey, revokeKey } from "../../support/status-api";
-import { alertsOf, checkUntil, only, refuseKey, type ShownAlert, seedAlert, setAlertSettings, sinkRequests } from "./support";
+import { alertsOf, checkUntil, only, refuseKey, type ShownAlert, seedAlert, setAlertUrl, sinkRequests } from "./support";
 
 describe("alerts are tenant-isolated", () => {
   it("never shows a merchant another merchant's alerts, whatever the state, the page or the cursor", async () => {
@@ -28,8 +28,8 @@ describe("alerts are tenant-isolated", () => {
     const b = await createMerchant();
     const sinkA = uniqueId("alerts");
     const sinkB = uniqueId("alerts");
-    await setAlertSettings(a.merchant.id, { url: sinkUrl(sinkA) });
-    await setAlertSettings(b.merchant.id, { url: sinkUrl(sinkB) });
+    const secretA = (await setAlertUrl(a.merchant.id, sinkUrl(sinkA))).secret ?? "";
+    const secretB = (await setAlertUrl(b.merchant.id, sinkUrl(sinkB))).secret ?? "";
     await refuseKey(a.merchant.id, true);
     await checkUntil(a.api_key, (alerts) => expect(only(alerts, "smart_router_key_refused")).toHaveLength(1));
     expect(await alertsOf(b.api_key)).toEqual([]);
@@ -38,10 +38,13 @@ describe("alerts are tenant-isolated", () => {
     const id = request?.headers["webhook-id"] ?? "";
     const timestamp = Number(request?.headers["webhook-timestamp"]);
     const signatures = (request?.headers["webhook-signature"] ?? "").split(" ");
-    expect(signatures).toContain(await signStandardWebhook(a.fulfillment.signing_secret, id, timestamp, request?.body ?? ""));
-    expect(signatures).not.toContain(await signStandardWebhook(b.fulfillment.signing_secret, id, timestamp, request?.body ?? ""));
+    expect(signatures).toContain(await signStandardWebhook(secretA, id, timestamp, request?.body ?? ""));
+    expect(signatures).not.toContain(await signStandardWebhook(secretB, id, timestamp, request?.body ?? ""));
+    // Never the fulfilment secret: a system verifying alerts must not be able to forge a fulfilment notification.
+    expect(signatures).not.toContain(await signStandardWebhook(a.fulfillment.signing_secret, id, timestamp, request?.body ?? ""));
     // No credential of the merchant travels in the notification.
-    for (const secret of [a.api_key, a.webhook.password, a.fulfillment.signing_secret]) expect(request?.body).not.toContain(secret);
+    for (const secret of [a.api_key, a.webhook.password, a.fulfillment.signing_secret, secretA])
+      expect(request?.body).not.toContain(secret);
   });
 
   it("answers a revoked key 401", async () => {

@@ -15,6 +15,7 @@ export interface ShownAlert {
   transaction_id: string | null;
   opened_at: string;
   resolved_at: string | null;
+  acknowledged_at: string | null;
   detail: string;
 }
 
@@ -63,6 +64,18 @@ export async function setAlertSettings(merchantId: string, alerts: Record<string
   const response = await call(`/admin/merchants/${merchantId}`, { method: "PATCH", headers: ADMIN, body: JSON.stringify({ alerts }) });
   expect(response.status, await response.clone().text()).toBe(200);
   return ((await response.json()) as { merchant: { alerts: Record<string, unknown> } }).merchant;
+}
+
+/** Sets the merchant's alert URL through the admin API; answers the alert signing secret the change issued, if any. */
+export async function setAlertUrl(merchantId: string, url: string | null) {
+  const response = await call(`/admin/merchants/${merchantId}`, {
+    method: "PATCH",
+    headers: ADMIN,
+    body: JSON.stringify({ alerts: { url } }),
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+  const body = (await response.json()) as { merchant: { alerts: { signing_secret_set: boolean } }; alert_signing_secret?: string };
+  return { response, merchant: body.merchant, secret: body.alert_signing_secret };
 }
 
 /** Waits until the stored record of the transaction reaches `status` (queue consumers run asynchronously). */

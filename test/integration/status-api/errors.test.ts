@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
 import { queueFromBinding } from "../../../src/ingest/delivery-queue";
+import { MAX_CURSOR_LENGTH } from "../../../src/transactions/api-schemas";
 import { type CreatedMerchant, createMerchant } from "../../support/fixtures";
 import {
   appWithStatusLimiter,
@@ -76,10 +77,10 @@ describe("status API: bad queries", () => {
     ["base64 of another JSON shape", b64url(JSON.stringify({ offset: 100 }))],
     ["a cursor of a future version", b64url(JSON.stringify({ v: 2, u: "2026-01-01T00:00:00.000Z", i: "tr_1" }))],
     ["a cursor with an unknown status", b64url(JSON.stringify({ v: 1, u: "2026-01-01T00:00:00.000Z", i: "tr_1", s: "nope" }))],
-    ["an over-long cursor", "A".repeat(600)],
+    ["an over-long cursor", "A".repeat(MAX_CURSOR_LENGTH + 1)],
   ])("400 invalid_cursor for %s", async (_name, value) => {
     const response = await getWithKey(`/v1/transactions?cursor=${encodeURIComponent(value)}`, merchant.api_key);
-    const code = value.length > 512 ? "invalid_query" : "invalid_cursor";
+    const code = value.length > MAX_CURSOR_LENGTH ? "invalid_query" : "invalid_cursor";
     const message = await expectError(response, 400, code);
     expect(message).toContain("cursor");
   });

@@ -85,6 +85,7 @@ describe("OpenAPI document", () => {
       "get /v1/transactions/{id}/operations",
       "get /v1/transactions/{id}/timeline",
       "patch /v1/endpoints/{id}",
+      "post /v1/alerts/{id}/acknowledge",
       "post /v1/batches",
       "post /v1/endpoints",
       "post /v1/endpoints/{id}/replay",
@@ -145,11 +146,12 @@ describe("OpenAPI document", () => {
   it("documents the list's query parameters with their constraints", () => {
     const parameters = doc.paths["/v1/transactions"]?.get?.parameters ?? [];
     const byName = Object.fromEntries(parameters.map((p) => [p.name, p]));
-    expect(Object.keys(byName).sort()).toEqual(["cursor", "limit", "payment_type", "status", "updated_after"]);
+    expect(Object.keys(byName).sort()).toEqual(["cursor", "limit", "payment_type", "reference", "status", "updated_after"]);
     expect(parameters.every((p) => p.in === "query" && p.required === false)).toBe(true);
     expect(byName.limit?.schema).toMatchObject({ type: "integer", minimum: 1, maximum: 100, default: 50 });
     expect(byName.status?.schema).toMatchObject({ type: "string", enum: [...TRANSACTION_STATUSES] });
     expect(byName.updated_after?.schema).toMatchObject({ type: "string", format: "date-time" });
+    expect(byName.reference?.schema).toMatchObject({ type: "string", minLength: 1, maxLength: 200 });
   });
 
   it("resolves every $ref", () => {
