@@ -94,41 +94,63 @@ async function fetchOne(client: SmartRouterClient, eventId: string, projectId: s
 }
 
 /**
- * Reads the newest pages of the events list for the wanted ids (removing those found from `wanted`): the first page
- * always, further ones while the last one found something, at most one page per EVENTS_PER_LIST_PAGE_BUDGET waiting
- * events. A failing list only means more single fetches.
+ * Reads the newest pages of the events list for the wanted ids: those a page carries whole are verified (and removed
+ * from `wanted`); answers the ids a page showed without their transaction's operations (they exist: fetched by id). The
+ * first page always, further ones while the last one showed a wanted id, at most one page per
+ * EVENTS_PER_LIST_PAGE_BUDGET waiting events. A failing list only means more single fetches.
  */
 async function readListPages(client: SmartRouterClient, projectId: string, wanted: Set<string>, results: Map<string, Verification>) {
+  const listed = new Set<string>();
   const maxPages = Math.ceil(wanted.size / EVENTS_PER_LIST_PAGE_BUDGET);
   let startAfter: string | undefined;
   try {
-    for (let page = 0; page < maxPages && wanted.size > 0; page++) {
+    for (let page = 0; page < maxPages && wanted.size > listed.size; page++) {
       // Each event a page verifies is charged that page: one call, and whatever the pacer made it wait.
       const meter: PaceMeter = { calls: 0, waitedMs: 0 };
       const { events, hasMore } = await client.metered(meter).listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
       const trace = traceOf("events_list", meter);
-      let found = 0;
-      for (const event of events) {
-        if (completeListItem(event) && wanted.delete(event.id)) {
-          results.set(event.id, { ...checkProject(event, projectId), trace });
-          found++;
-        }
+      let shown = 0;
+      for (const event of events.filter((e) => wanted.has(e.id))) {
+        shown++;
+        if (!completeListItem(event)) listed.add(event.id);
+        else if (wanted.delete(event.id)) results.set(event.id, { ...checkProject(event, projectId), trace });
       }
       const last = events.at(-1);
-      if (!hasMore || !last || found === 0) break;
+      if (!hasMore || !last || shown === 0) break;
       startAfter = last.id;
     }
   } catch {
     // The list is an optimisation only: whatever it did not cover is fetched one by one.
   }
+  return listed;
+}
+
+/**
+ * The unseen ids after the sample's: fetched only when the sample found one Smart Router knows (old genuine events,
+ * e.g. a backlog after an outage); all unknown, they are taken for forged (asked again once, UNLISTED); a sample that
+ * could not tell (our pacer refused, Smart Router failed) hands its wait on to the rest without a call, so a flood
+ * never spends the merchant's quota one forged id at a time.
+ */
+async function verifyRest(
+  rest: readonly string[],
+  sample: readonly Verification[],
+  fetchAll: (ids: readonly string[]) => Promise<Verification[]>,
+): Promise<Verification[]> {
+  if (rest.length === 0 || sample.length === 0) return fetchAll(rest);
+  if (sample.some((verification) => verification.kind === "verified" || verification.kind === "rejected")) return fetchAll(rest);
+  const inconclusive = sample.find((verification) => verification.kind === "retry");
+  const untried = { calls: 0, waitedMs: 0 };
+  if (inconclusive?.kind === "retry")
+    return rest.map(() => ({ kind: "retry", error: inconclusive.error, trace: traceOf("event", untried) }));
+  return rest.map(() => ({ kind: "not_found", detail: UNLISTED, trace: traceOf("events_list", untried) }));
 }
 
 /**
  * Verifies events by fetching them back from Smart Router with the merchant's own credentials: the only proof a
  * webhook has. With many ids waiting, one `GET /events` page (100 events, newest first) verifies most of a burst in
- * one call, and a backlog is walked further back while pages keep finding ids; what the pages do not cover (or cover
- * without the transaction's operations) is fetched one by one, unless a sample of it is all unknown (UNLISTED_SAMPLE):
- * then a flood of forged ids costs a few calls per batch, not one or two per id. A 404 means forged, foreign, or not
+ * one call, and a backlog is walked further back while pages keep showing ids; what the pages show without the
+ * transaction's operations is fetched one by one, and so is what they do not show, unless a sample of it is all unknown
+ * (UNLISTED_SAMPLE): then a flood of forged ids costs a few calls per batch, not one or two per id. A 404 means forged, foreign, or not
  * readable yet: the caller asks once more after a delay before calling it forged.
  */
 export async function verifyEvents(
@@ -139,20 +161,19 @@ export async function verifyEvents(
   const results = new Map<string, Verification>();
   const wanted = new Set(eventIds);
   const coalesced = wanted.size >= COALESCE_THRESHOLD;
-  if (coalesced) await readListPages(client, projectId, wanted, results);
+  const listed = coalesced ? await readListPages(client, projectId, wanted, results) : new Set<string>();
 
-  const remaining = [...wanted];
-  const sampled = coalesced && remaining.length > UNLISTED_SAMPLE ? UNLISTED_SAMPLE : remaining.length;
+  // Ids a page showed exist: fetched. Of the others, a sample first when many wait (a flood of forged ids is unknown).
+  const unseen = [...wanted].filter((id) => !listed.has(id));
+  const sampled = coalesced && unseen.length > UNLISTED_SAMPLE ? UNLISTED_SAMPLE : unseen.length;
   const fetchAll = (ids: readonly string[]) => mapConcurrent(ids, FETCH_CONCURRENCY, (eventId) => fetchOne(client, eventId, projectId));
-  const sample = await fetchAll(remaining.slice(0, sampled));
-  const allUnknown = sample.every((verification) => verification.kind === "not_found");
-  const rest = allUnknown
-    ? remaining
-        .slice(sampled)
-        .map((): Verification => ({ kind: "not_found", detail: UNLISTED, trace: traceOf("events_list", { calls: 0, waitedMs: 0 }) }))
-    : await fetchAll(remaining.slice(sampled));
-  [...sample, ...rest].forEach((verification, index) => {
-    results.set(remaining[index] as string, verification);
+  const first = [...listed, ...unseen.slice(0, sampled)];
+  const fetched = await fetchAll(first);
+  const sample = fetched.slice(listed.size);
+  const rest = unseen.slice(sampled);
+  const restVerified = await verifyRest(rest, sample, fetchAll);
+  [...first, ...rest].forEach((eventId, index) => {
+    results.set(eventId, (index < fetched.length ? fetched[index] : restVerified[index - fetched.length]) as Verification);
   });
   return results;
 }

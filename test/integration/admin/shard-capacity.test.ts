@@ -251,7 +251,16 @@ describe("shards: capacity alerts (happy)", () => {
     const keys = seen.map((alert) => `${alert.opened_at} ${alert.id}`);
     expect([...keys].sort().reverse()).toEqual(keys);
     for (const alert of seen)
-      expect(Object.keys(alert).sort()).toEqual(["detail", "id", "kind", "opened_at", "resolved_at", "state", "transaction_id"]);
+      expect(Object.keys(alert).sort()).toEqual([
+        "acknowledged_at",
+        "detail",
+        "id",
+        "kind",
+        "opened_at",
+        "resolved_at",
+        "state",
+        "transaction_id",
+      ]);
   });
 });
 

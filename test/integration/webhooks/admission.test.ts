@@ -162,3 +162,20 @@ describe("fetch-back: a flood of forged ids costs almost nothing", () => {
     expect((seen.applied ?? 0) + (seen.stale ?? 0) + (seen.ignored ?? 0)).toBe(60);
   });
 });
+
+describe("fetch-back: a sample that cannot tell spends nothing on the rest", () => {
+  it("when Smart Router fails the sample, the other unlisted ids wait without a call of their own", async () => {
+    const shop = await openShop({ unlimited: true, webhooks: false });
+    await shop.settings({ chaos: { api_5xx_rate: 1 } });
+    const before = await apiCalls(shop);
+    const forged = Array.from({ length: 50 }, (_, i) =>
+      deliveryOf(shop.merchant.merchant.id, { id: `ev_unsure${i}x${Date.now()}`, name: "transaction.captured" }),
+    );
+    const result = await consume(forged);
+    // One list page and the sample of two, all answered 503; the other 47 are put back untried (postponed, not fetched).
+    expect((await apiCalls(shop)) - before).toBeLessThanOrEqual(3);
+    expect(result.explicitAcks).toHaveLength(50);
+    const outcomesNow = await outcomes(shop.merchant.merchant.id);
+    expect(outcomesNow.rejected ?? 0).toBe(0);
+  });
+});
