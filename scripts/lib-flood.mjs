@@ -10,8 +10,10 @@ import { http, sleep } from "./stack.mjs";
 
 /** The forged ids' prefix: `ev_` and letters, so the ids pass the edge's shape check like any genuine id. */
 export const FLOOD_ID_PREFIX = "ev_flood";
-/** The forged ids in SQL, as a range on the inbox's key (every id is the prefix and letters or digits, all below `{`). */
-export const FLOOD_IDS_SQL = `id > '${FLOOD_ID_PREFIX}' AND id < '${FLOOD_ID_PREFIX}{'`;
+/** The forged ids in SQL, as a range on `column` (every id is the prefix and letters or digits, all below `{`). */
+const floodIds = (column) => `${column} > '${FLOOD_ID_PREFIX}' AND ${column} < '${FLOOD_ID_PREFIX}{'`;
+/** A merchant id fit to be quoted in SQL (ours are letters, digits and dashes). */
+const quoted = (merchantId) => `'${merchantId.replace(/[^A-Za-z0-9_-]/g, "")}'`;
 /** How long one read waits on workerd's write lock before the sample is skipped (the next one reads again). */
 const READ_TIMEOUT_MS = 2_000;
 
@@ -82,7 +84,7 @@ export function floodInInbox(persistDir, merchantId) {
   const rows = readLocalShards(
     persistDir,
     "events",
-    `SELECT outcome, COUNT(*) AS n FROM events WHERE merchant_id = '${merchantId.replace(/[^A-Za-z0-9_-]/g, "")}' AND ${FLOOD_IDS_SQL} GROUP BY outcome`,
+    `SELECT outcome, COUNT(*) AS n FROM events WHERE merchant_id = ${quoted(merchantId)} AND ${floodIds("id")} GROUP BY outcome`,
   );
   return Object.fromEntries(rows.map((row) => [row.outcome, Number(row.n)]));
 }
@@ -188,4 +190,21 @@ export function parkingFigures(samples, from, to) {
     wakeups: wakeups.size,
     perWaitingMinute: messageMinutes > 0 ? wakeups.size / messageMinutes : 0,
   };
+}
+
+/**
+ * The calls the service itself recorded for the forged ids (its fetch_backs timeline: each by-id fetch counts the calls
+ * it made; a list page is charged to the events it verified, never to a forged id). Exact for the by-id fetches of
+ * forged ids, so a lower bound of the flood's calls: list pages are not in it, nor a batch whose commit failed.
+ */
+export function forgedFetchCalls(persistDir, merchantId) {
+  const rows = readLocalShards(
+    persistDir,
+    "fetch_backs",
+    `SELECT COALESCE(SUM(api_calls), 0) AS calls, COUNT(*) AS fetches, COALESCE(SUM(api_calls = 0 AND outcome = 'retry'), 0) AS refused
+     FROM fetch_backs WHERE merchant_id = ${quoted(merchantId)} AND ${floodIds("event_id")} AND via = 'event'`,
+  );
+  // One row per shard file: the merchant's rows are on its own shard, the others answer zeros.
+  const sum = (key) => rows.reduce((total, row) => total + Number(row[key] ?? 0), 0);
+  return { calls: sum("calls"), fetches: sum("fetches"), refused: sum("refused") };
 }
