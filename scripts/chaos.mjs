@@ -1,5 +1,5 @@
-// `npm run chaos [-- --payments 2000] [--seed N] [--reading NAME] [--outage SECONDS] [--never-sent RATE] [--shard-down SECONDS]`:
-// the whole local
+// `npm run chaos [-- --payments 2000] [--seed N] [--reading NAME] [--outage SECONDS] [--never-sent RATE] [--shard-down SECONDS]
+// [--flood N]`: the whole local
 // stack under fault injection, with the emulator playing one reading of smart-router.md's silences (sandbox/readings.ts;
 // default "default"). `--outage`: the API answers 503 to everything for that long from the start while webhooks keep
 // arriving (the fulfilment sink down for the first half), with the retry schedule scaled so its horizon is 60× the
@@ -7,12 +7,17 @@
 // them. `--shard-down` (issue 20): two merchants, one on each shard, and DB_SHARD_1 (the shard without the directory)
 // fails for that long mid-storm (its tables renamed away in the local SQLite file, then back): deliveries answered per
 // shard during the fault, the healthy merchant's delivery → applied lag before and during it, and the time after the
-// heal until both merchants equal the truth; any 500 answered fails the run. Then a
+// heal until both merchants equal the truth; any 500 answered fails the run. `--flood` (issue 20): two merchants, the
+// flooded one (A) with a Smart Router quota of 300 rpm; a third of the way into the storm, N forged deliveries with A's
+// real webhook credential over 90 s: their answers (200 / 429 + Retry-After), A's Smart Router calls per forged delivery,
+// the parking (sampled every second), the other merchant's delivery → applied lag before and during the flood, and the
+// time after the flood until both merchants equal the truth. Then a
 // reconciliation pass and a sync batch, then the proof: every transaction equals the emulator's truth, fulfilments equal
 // captured payments exactly, no forged event applied. Prints the figures; exits 1 on any difference.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readingNames, readingPatch } from "../sandbox/readings.ts";
+import { countAnswers, floodCalls, forgedFetchCalls, parkingFigures, sendFlood, startFloodSampler } from "./lib-flood.mjs";
 import { breakShard, healShard, shardFileOf } from "./lib-shard-fault.mjs";
 import {
   compareAll,
@@ -45,6 +50,7 @@ const { values } = parseArgs({
     outage: { type: "string", default: "0" },
     "never-sent": { type: "string", default: "0" },
     "shard-down": { type: "string", default: "0" },
+    flood: { type: "string", default: "0" },
   },
 });
 const shardDownMs = Number(values["shard-down"]) * 1000;
@@ -52,8 +58,19 @@ if (!(shardDownMs >= 0)) {
   console.error(`--shard-down takes seconds, not ${values["shard-down"]}`);
   process.exit(2);
 }
+const floodCount = Number(values.flood);
+if (!(Number.isInteger(floodCount) && floodCount >= 0)) {
+  console.error(`--flood takes a number of forged deliveries, not ${values.flood}`);
+  process.exit(2);
+}
+// One fault at a time: each has its window, and the other merchant's lag is measured against it.
+if (floodCount > 0 && shardDownMs > 0) {
+  console.error("--flood and --shard-down each need the run to themselves");
+  process.exit(2);
+}
 // A shard fault needs a merchant on each side of it: one on DB (healthy, it holds the directory) and one on DB_SHARD_1.
-const MERCHANTS = shardDownMs > 0 ? 2 : 1;
+// A flood needs a merchant beside the flooded one, to see whether it is slowed.
+const MERCHANTS = shardDownMs > 0 || floodCount > 0 ? 2 : 1;
 if (shardDownMs > 0 && !D1_SHARDS.includes("DB_SHARD_1")) {
   console.error("--shard-down needs DB_SHARD_1 in wrangler.toml");
   process.exit(2);
@@ -90,7 +107,7 @@ const HORIZON_S = 3 * 24 * 3600;
 const RETRY_SCHEDULE_SCALE = outageMs > 0 ? String(Math.min(1, (60 * outageMs) / 1000 / HORIZON_S)) : "1";
 // Time limits of the phases after the storm, so the whole run stays under 10 minutes on a 2-core machine.
 // A shard fault leaves the queue's own retries (backed off while the shard failed) to come back after the heal: longer.
-const DRAIN_MS = shardDownMs > 0 ? 240_000 : 90_000;
+const DRAIN_MS = shardDownMs > 0 || floodCount > 0 ? 240_000 : 90_000;
 // The fault starts a third of the way into the storm, so the healthy merchant has deliveries before it and during it.
 const FAULT_AFTER_SHARE = 1 / 3;
 // The healthy merchant's records are listed this often during the run, to see when each final state was written.
@@ -101,6 +118,18 @@ const HEAL_WAIT_MS = shardDownMs + 10 * 60_000;
 const RECONCILE_MS = 120_000;
 const SYNC_MS = 120_000;
 const FULFILMENT_MS = 60_000;
+// The flood (issue 20's measurement): its forged deliveries go out over this long, this many in flight at once, to a
+// merchant whose Smart Router quota (and so backlog limit: 10 minutes of it, backlog.ts) is FLOOD_SANDBOX_RPM.
+const FLOOD_SECONDS = 90;
+const FLOOD_CONCURRENCY = 16;
+const FLOOD_SANDBOX_RPM = 300;
+// Horizon of the wait for the admitted forged ids to be rejected: the contract's 15 minutes after the flood.
+const FLOOD_SETTLE_MS = 15 * 60_000;
+// The contract's bar: Smart Router calls per forged delivery over a flood, and queue operations per waiting message a minute.
+const FLOOD_CALLS_PER_FORGED = 0.1;
+const QUEUE_OPS_PER_WAITING_MINUTE = 1;
+// A delivery of the other merchant applied later than this during the flood is the issue's symptom (60 s and more).
+const SLOWED_MS = 60_000;
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
@@ -158,6 +187,9 @@ try {
     if (shardFileOf(stack.persistArgs[1], healthy.shop.merchantId) === shardFile) throw new Error("both merchants are in one D1 file");
     say(`merchants: ${healthy.shop.merchantId} on DB, ${failing.shop.merchantId} on DB_SHARD_1 (${shardFile.split("/").pop()})`);
   }
+  // The flooded merchant (A) is the one not on DB; the other (B, `healthy`) only drives its payments, as A does too.
+  const flooded = floodCount > 0 ? shops.find((s) => s !== healthy) : null;
+  if (flooded) await throttleFlooded(stack, flooded, healthy);
   say(
     `${count} payments (seed ${seed}, reading ${values.reading}) for ${shops.map((s) => s.shop.merchantId).join(" and ")}: 30% duplicate deliveries, up to 2 s reordering, 5% dropped, 2% forged, ` +
       `10% API 5xx, 5% API 429, ${Number(CONSUMER_FAILURE_RATE) * 100}% of consumer batches crash`,
@@ -167,7 +199,7 @@ try {
   let healedAt = null;
   const cronAnswers = [];
   const cronTimer =
-    outageMs > 0 || neverSent > 0 || shardDownMs > 0
+    outageMs > 0 || neverSent > 0 || shardDownMs > 0 || floodCount > 0
       ? setInterval(
           () =>
             triggerCron(stack)
@@ -214,7 +246,18 @@ try {
       : null;
   // A failed rename ends the run (nothing would be measured); the promise is awaited before the drain.
   faultDone?.catch((error) => shutDown(1, `shard fault injection failed: ${error.stack ?? error.message}`));
-  const probe = shardDownMs > 0 ? startAppliedProbe(healthy.status) : null;
+  // The flood, a third of the way into the storm as the shard fault; its costs are sampled from the storm's start.
+  const flood = flooded ? { stormStartedAt: Date.now(), startedAt: null, endedAt: null, settledAt: null, answers: [] } : null;
+  const sampler = flooded ? startFloodSampler({ persistDir: stack.persistArgs[1], shop: flooded.shop, maxMs: PROBE_MAX_MS }) : null;
+  if (flooded) {
+    runFlood(stack, flooded.shop, flood).then(
+      () => {
+        healedAt = flood.endedAt;
+      },
+      (error) => shutDown(1, `the flood failed: ${error.stack ?? error.message}`),
+    );
+  }
+  const probe = shardDownMs > 0 || floodCount > 0 ? startAppliedProbe(healthy.status) : null;
   const runs = await Promise.all(
     shops.map((s, i) =>
       drivePayments(s.shop, {
@@ -269,7 +312,7 @@ try {
   };
 
   // 2. Let the queues drain: until the service has not changed for 10 s (messages in backoff may still be waiting).
-  for (const deadline = Date.now() + HEAL_WAIT_MS; (outageMs > 0 || shardDownMs > 0) && healedAt === null; ) {
+  for (const deadline = Date.now() + HEAL_WAIT_MS; (outageMs > 0 || shardDownMs > 0 || floodCount > 0) && healedAt === null; ) {
     if (Date.now() > deadline) throw new Error("the fault never healed");
     await sleep(1000);
   }
@@ -290,10 +333,22 @@ try {
   }
   if (cronTimer) clearInterval(cronTimer);
   const appliedSeen = probe ? await probe.stop() : null;
-  await matching(outageMs > 0 || shardDownMs > 0 ? "after the webhooks and the heal" : "after the webhooks");
+  if (flood) {
+    await waitFloodSettled(flood, sampler.samples);
+    await sampler.stop();
+  }
+  await matching(
+    floodCount > 0
+      ? "after the webhooks and the flood"
+      : outageMs > 0 || shardDownMs > 0
+        ? "after the webhooks and the heal"
+        : "after the webhooks",
+  );
   if (healedAt !== null) {
     say(
-      convergedAt ? `converged ${((convergedAt - healedAt) / 1000).toFixed(0)} s after the heal` : "not converged within the drain phase",
+      convergedAt
+        ? `converged ${((convergedAt - healedAt) / 1000).toFixed(0)} s after the ${flood ? "flood" : "heal"}`
+        : "not converged within the drain phase",
     );
   }
   say(`after the webhooks: ${phases[0].matching}/${truthTransactions.length} match`);
@@ -469,6 +524,9 @@ cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed
 `);
   }
 
+  const floodChecks = flood
+    ? floodReport({ flood, sampler, flooded, healthy, appliedSeen, convergedAt, persistDir: stack.persistArgs[1] })
+    : [];
   const checks = [];
   for (const s of shops) {
     const sw = s.wrong ?? [];
@@ -493,6 +551,9 @@ cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed
   }
   checks.push({ check: "payment driver errors", expected: 0, found: run.failures.length });
   if (shardDownMs > 0) checks.push({ check: "webhook deliveries answered 500 (whole run)", expected: 0, found: answered500 });
+  // A check with its own `ok` compares a bound ("≤ 0.1"), not an exact count.
+  checks.push(...floodChecks);
+  const passed = (c) => c.ok ?? c.expected === c.found;
   console.log(
     table(
       [
@@ -501,7 +562,7 @@ cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed
         { key: "found", title: "found" },
         { key: "ok", title: "", left: true },
       ],
-      checks.map((c) => ({ ...c, ok: c.expected === c.found ? "✓" : "✗" })),
+      checks.map((c) => ({ ...c, ok: passed(c) ? "✓" : "✗" })),
     ),
   );
   for (const { truth: t, record, diff } of wrong.slice(0, 10)) {
@@ -514,7 +575,7 @@ cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed
         `\n${label(s)}fulfilment notifications: ${s.fulfilment.posts} POSTs received (retries of one webhook-id included)`,
     );
   }
-  const failed = checks.filter((c) => c.expected !== c.found).length;
+  const failed = checks.filter((c) => !passed(c)).length;
   const duration = Math.round((Date.now() - started) / 1000);
   console.log(
     `\n${failed === 0 ? "✓ nothing lost, nothing applied twice, nothing forged applied" : `✗ ${failed} checks differ`}` +
@@ -524,6 +585,151 @@ cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed
   await shutDown(failed === 0 ? 0 : 1);
 } catch (error) {
   await shutDown(1, `npm run chaos failed: ${error.stack ?? error.message}`);
+}
+
+/** The flooded merchant's backlog limit as backlog.ts computes it for a `test-` project: 10 minutes of sandbox_rpm, at least 1,000. */
+// A function declaration, hoisted: the run (top-level await above) calls it before this line of the module has run.
+function floodBacklogLimit() {
+  return Math.max(1000, FLOOD_SANDBOX_RPM * 10);
+}
+
+/** Gives the flooded merchant the issue's quota (300 rpm) in the service, where its backlog limit follows, and at its project. */
+async function throttleFlooded(stack, flooded, other) {
+  const { merchantId, projectId } = flooded.shop;
+  // backlog.ts sizes a `test-` project's backlog by its sandbox_rpm: on any other project this run would not test 3,000.
+  if (!projectId.startsWith("test-")) throw new Error(`${projectId} is not a test- sandbox project: sandbox_rpm does not size its backlog`);
+  await stack.admin(`/admin/merchants/${merchantId}`, { method: "PATCH", body: { rate_limits: { sandbox_rpm: FLOOD_SANDBOX_RPM } } });
+  // The service is told the truth: the project's own quota is 300 rpm too.
+  await flooded.shop.settings({ rates: { sandbox: FLOOD_SANDBOX_RPM } });
+  const { merchant } = await stack.admin(`/admin/merchants/${merchantId}`);
+  if (merchant.rate_limits?.sandbox_rpm !== FLOOD_SANDBOX_RPM) {
+    throw new Error(`the PATCH left ${merchantId} with rate_limits ${JSON.stringify(merchant.rate_limits)}`);
+  }
+  say(
+    `flooded merchant A: ${merchantId} (${flooded.binding}, ${projectId}, sandbox_rpm ${FLOOD_SANDBOX_RPM}: backlog limit ${floodBacklogLimit()}); ` +
+      `merchant B: ${other.shop.merchantId} (${other.binding})`,
+  );
+}
+
+/** A third of the way into the storm, the forged deliveries; `flood` gets their answers and the flood's start and end. */
+async function runFlood(stack, shop, flood) {
+  await sleep((count / Number(values.rate)) * FAULT_AFTER_SHARE * 1000);
+  flood.startedAt = Date.now();
+  say(`flood: ${floodCount} forged deliveries to A with its webhook credential, over ${FLOOD_SECONDS} s, ${FLOOD_CONCURRENCY} at a time`);
+  flood.answers = await sendFlood({
+    workerUrl: stack.workerUrl,
+    webhook: shop.creds.webhook,
+    count: floodCount,
+    seconds: FLOOD_SECONDS,
+    concurrency: FLOOD_CONCURRENCY,
+  });
+  flood.endedAt = Date.now();
+  const answers = countAnswers(flood.answers);
+  say(
+    `flood over (${((flood.endedAt - flood.startedAt) / 1000).toFixed(0)} s): ${answers.admitted} answered 200, ${answers.refused} 429` +
+      `${answers.other.length > 0 ? `, ${answers.other.join(", ")}` : ""}`,
+  );
+}
+
+/**
+ * Waits until a sample taken after the flood shows every admitted forged id settled in A's inbox (any outcome but
+ * `pending`), and sets `flood.settledAt` to that sample's time. Horizon: FLOOD_SETTLE_MS after the flood's end.
+ */
+async function waitFloodSettled(flood, samples) {
+  const admitted = countAnswers(flood.answers).admitted;
+  const settled = (sample) =>
+    Object.entries(sample.inbox).reduce((sum, [outcome, n]) => sum + (outcome === "pending" ? 0 : n), 0) >= admitted;
+  for (const deadline = flood.endedAt + FLOOD_SETTLE_MS; ; ) {
+    flood.settledAt = samples.find((sample) => sample.at >= flood.endedAt && settled(sample))?.at ?? null;
+    if (flood.settledAt !== null || Date.now() > deadline) break;
+    await sleep(1000);
+  }
+  say(
+    flood.settledAt !== null
+      ? `flood: every admitted forged id settled ${((flood.settledAt - flood.endedAt) / 1000).toFixed(0)} s after the flood's end`
+      : `flood: admitted forged ids still pending ${FLOOD_SETTLE_MS / 60_000} min after the flood's end`,
+  );
+}
+
+/** The flood's figures, printed; answers the checks they decide. */
+function floodReport({ flood, sampler, flooded, healthy, appliedSeen, convergedAt, persistDir }) {
+  const answers = countAnswers(flood.answers);
+  const calls = floodCalls(sampler.samples, flood, flood.stormStartedAt);
+  const byId = forgedFetchCalls(persistDir, flooded.shop.merchantId);
+  const parking = parkingFigures(sampler.samples, flood.startedAt, sampler.samples.at(-1)?.at ?? flood.endedAt);
+  const lag = appliedLag(
+    healthy.truth,
+    healthy.deliveries,
+    appliedSeen,
+    { startedAt: flood.startedAt, healedAt: flood.endedAt },
+    "the flood",
+  );
+  const inbox = sampler.samples.at(-1)?.inbox ?? {};
+  // Checked: the larger of the estimate (calls minus A's own rate) and the exact by-id calls, a floor the estimate may
+  // fall under when A's own traffic stops early in the window (its rate before the flood then overstates it).
+  const perAdmitted = answers.admitted > 0 ? Math.max(calls.net, byId.calls) / answers.admitted : 0;
+  const converged = convergedAt === null ? null : convergedAt - flood.endedAt;
+  printFlood({ flood, sampler, flooded, healthy, answers, calls, byId, perAdmitted, parking, lag, inbox, converged });
+  const bound = (limit, found, digits = 3) => ({ expected: `≤ ${limit}`, found: found.toFixed(digits), ok: found <= limit });
+  return [
+    { check: "flood: forged deliveries answered 200 or 429", expected: answers.sent, found: answers.admitted + answers.refused },
+    { check: "  429 answers without Retry-After", expected: 0, found: answers.withoutRetryAfter },
+    { check: "  admitted forged ids rejected (A's inbox)", expected: answers.admitted, found: inbox.rejected ?? 0 },
+    { check: "  forged ids applied", expected: 0, found: (inbox.applied ?? 0) + (inbox.stale ?? 0) + (inbox.ignored ?? 0) },
+    { check: "  A's Smart Router calls per admitted forged delivery", ...bound(FLOOD_CALLS_PER_FORGED, perAdmitted) },
+    { check: "  wake-up messages per waiting message a minute", ...bound(QUEUE_OPS_PER_WAITING_MINUTE, parking.perWaitingMinute) },
+    {
+      check: `  B's payments delivered during the flood, shown after > ${SLOWED_MS / 1000} s`,
+      expected: 0,
+      found: lag.windows.during.filter((ms) => ms > SLOWED_MS).length,
+    },
+    {
+      check: "  s from the flood's end until both merchants equal the truth",
+      expected: `≤ ${FLOOD_SETTLE_MS / 1000}`,
+      found: converged === null ? "never" : (converged / 1000).toFixed(0),
+      ok: converged !== null && converged <= FLOOD_SETTLE_MS,
+    },
+  ];
+}
+
+/** Prints the flood's figures (floodReport computes them). */
+function printFlood({ flood, sampler, flooded, healthy, answers, calls, byId, perAdmitted, parking, lag, inbox, converged }) {
+  const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+  const per = (n, of) => (of > 0 ? (n / of).toFixed(3) : "n/a");
+  const name = (id) => (id === flooded.shop.merchantId ? "A" : id === healthy.shop.merchantId ? "B" : id);
+  const parkedBy = Object.entries(parking.maxByMerchant).map(([id, n]) => `${name(id)} ${n}`);
+  const parked =
+    parking.maxParked === 0
+      ? "nothing was parked (no delivery waited for A's or B's Smart Router budget): 0 wake-up messages"
+      : `at most ${parking.maxParked} deliveries parked at once (most per merchant: ${parkedBy.join(", ")}); ${parking.messageMinutes.toFixed(1)} parked message-minutes; ` +
+        `${parking.wakeups} wake-ups booked → ${parking.perWaitingMinute.toFixed(3)} wake-up messages per waiting message a minute`;
+  console.log(`flood: ${answers.sent} forged deliveries (${flood.answers[0]?.id.slice(0, 8) ?? "ev_flood"}…, A's webhook credential) to A ${flooded.shop.merchantId} (${flooded.binding}, sandbox_rpm ${FLOOD_SANDBOX_RPM}, backlog limit ${floodBacklogLimit()}), from ${elapsedAt(flood.startedAt)} to ${elapsedAt(flood.endedAt)} (${secs(flood.endedAt - flood.startedAt)}; asked: ${FLOOD_SECONDS} s, ${FLOOD_CONCURRENCY} at a time); B ${healthy.shop.merchantId} (${healthy.binding}) ran its payments beside it
+answers:   ${answers.admitted} × 200 (admitted), ${answers.refused} × 429 (${answers.withoutRetryAfter} without Retry-After; Retry-After: ${answers.retryAfter.join(", ") || "-"} s${answers.firstRefusedAt ? `; the first at ${elapsedAt(answers.firstRefusedAt)}` : ""}), other: ${answers.other.join(", ") || "none"}
+A's inbox: forged ids by outcome ${JSON.stringify(inbox)}; every admitted one settled ${flood.settledAt === null ? `not within ${FLOOD_SETTLE_MS / 60_000} min` : `${secs(flood.settledAt - flood.endedAt)} after the flood's end`}
+A's Smart Router calls (emulator's counter of its sandbox bucket) from the flood's start to the last forged id settled (${secs(calls.windowMs)}): ${calls.gross}
+  minus A's own rate before the flood (${calls.baselineCalls} calls in the ${secs(calls.baselineMs)} before it${calls.baselineMs < calls.windowMs ? ", all the storm had run" : ""}) over that window: ${calls.baseline.toFixed(0)} → ${calls.net.toFixed(0)} calls attributed to the flood
+  = ${per(calls.net, answers.admitted)} per admitted forged delivery, ${per(calls.net, answers.sent)} per forged delivery sent; without subtracting the baseline: ${per(calls.gross, answers.admitted)} per admitted
+  the service's own record (fetch_backs): ${byId.calls} calls made by by-id fetches of forged ids (${byId.fetches} tried, ${byId.refused} refused by our pacer before any call)
+  = ${per(byId.calls, answers.admitted)} per admitted, ${per(byId.calls, answers.sent)} per sent: exact for those fetches, a floor for the flood (its list pages are not in it)
+  checked: the larger, ${perAdmitted.toFixed(3)} per admitted forged delivery (target ≤ ${FLOOD_CALLS_PER_FORGED})
+parking (parked_deliveries and parked_wakeups of every shard, read every second from the flood's start, ${parking.samples} samples, ${sampler.failures.count} failed${sampler.failures.first ? `: ${sampler.failures.first}` : ""}):
+  ${parked}
+  (one wake-up message per merchant per ≥ 1 s while it has deliveries parked, not one per delivery; a booking is seen as a parked_wakeups row (merchant, due_at) for at least 1 s)
+
+B ${healthy.shop.merchantId}: last webhook delivered → status API shows the final state (per payment):
+${table(
+  [
+    { key: "window", title: "last delivery", left: true },
+    { key: "n", title: "payments" },
+    { key: "p50", title: "p50" },
+    { key: "p99", title: "p99" },
+    { key: "max", title: "max" },
+  ],
+  lag.rows,
+)}
+  (not sampled: ${lag.undelivered} whose last event was never delivered (dropped), ${lag.early} shown before their last delivery, ${lag.unseen} never shown (${lag.listedOtherwise} of them listed in another state))
+after the flood: every transaction of both merchants equal to the truth ${converged === null ? "never (within the run)" : `${secs(converged)} after its end`}
+`);
 }
 
 /** One Cron Trigger run, as wrangler dev starts it. */
@@ -708,9 +914,9 @@ function percentile(sorted, p) {
 /**
  * Per payment of the merchant: the time from its last event's first delivery answered 2xx to the moment the status API
  * showed its final state (the record's updated_at for that state), grouped by when that delivery was answered: before
- * the fault, during it, after it.
+ * the fault (`what`: the shard fault, or the flood), during it, after it.
  */
-function appliedLag(truth, deliveries, seen, fault) {
+function appliedLag(truth, deliveries, seen, fault, what = "the fault") {
   const delivered = new Map();
   for (const d of deliveries) {
     if (d.forged || !(d.status >= 200 && d.status < 300)) continue;
@@ -742,12 +948,12 @@ function appliedLag(truth, deliveries, seen, fault) {
   const rows = Object.entries(windows).map(([window, lags]) => {
     const sorted = lags.sort((a, b) => a - b);
     return {
-      window: `${window} the fault`,
+      window: `${window} ${what}`,
       n: sorted.length,
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
       max: percentile(sorted, 100),
     };
   });
-  return { rows, undelivered, early, unseen, listedOtherwise };
+  return { rows, windows, undelivered, early, unseen, listedOtherwise };
 }
