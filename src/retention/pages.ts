@@ -185,11 +185,13 @@ async function writePage<Row>({
     throw new Error(`archive page ${page.key} did not read back as written; its rows stay in D1`);
   }
   const isWriting = sql`${archivePages.id} = ${page.id} AND ${archivePages.status} = 'writing'`;
-  await runBatch(db.$client, [
+  const [, marked] = await runBatch(db.$client, [
     table.deleteByIds(sql`(SELECT j.value FROM ${archivePages}, json_each(${archivePages.ids}) AS j WHERE ${isWriting})`),
     sql`UPDATE ${archivePages} SET status = 'stored', ids = NULL, entries = ${rows.length}, bytes = ${body.byteLength},
       stored_at = ${new Date(now).toISOString()} WHERE ${isWriting}`,
   ]);
+  // An overlapping run finished the page first: same key, same rows; this run deleted nothing and stored nothing new.
+  if (marked?.meta.changes === 0) return { kind: "busy" };
   log("info", "retention.page_stored", { kind: page.kind, scope: page.scope, key: page.key, rows: rows.length, bytes: body.byteLength });
   return { kind: "stored", key: page.key, scope: page.scope, rows: rows.length };
 }
