@@ -20,7 +20,8 @@ const olderThan = (after: AuditPosition | undefined) => (row: AdminAuditRow) =>
 
 /**
  * The admin audit, newest first, in keyset pages of `limit` with a cursor: D1's entries, then, once they run out, the
- * entries archived to R2 (pages.ts), which are all older. At most AUDIT_PAGES_PER_READ archive objects are read per
+ * entries archived to R2 (pages.ts), which are all older (the audit is archived oldest first, and a page R2 refused
+ * holds back every newer one). At most AUDIT_PAGES_PER_READ archive objects are read per
  * request; a page they cannot fill is shorter than `limit` and still has a `next_cursor` while older objects remain.
  */
 export async function listAdminAudit({
