@@ -11,7 +11,7 @@ import { log } from "./lib/log";
 import { listApiKeysInDirectory } from "./merchants/api-keys";
 import { startReconciliation } from "./reconciliation/reconciliation";
 import { pruneRejectedEvents } from "./retention/prune";
-import { runRetention } from "./retention/retention";
+import { archiveAudit, runRetention } from "./retention/retention";
 
 type StepResult = Record<string, unknown>;
 
@@ -42,6 +42,9 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime:
   // Issue 14: histories settled for RETENTION_DAYS move to R2; bookkeeping rows past their windows are pruned.
   retention: (env, { db }, scheduledTime) =>
     runRetention({ db, bucket: env.ARCHIVE, now: scheduledTime, retentionDays: retentionDays(env) }),
+  // Issue 21: admin audit entries past a year move to R2 (the audit is on DB only, so shard 0's turn does it).
+  audit_archive: async (env, { index }, scheduledTime) =>
+    index === 0 ? archiveAudit({ db: directoryDatabase(env), bucket: env.ARCHIVE, now: scheduledTime }) : {},
   // Issue 20: deliveries parked for their merchant's Smart Router budget whose wake-up was lost are woken again.
   parked_deliveries: async (env, { db }, scheduledTime) => ({
     parked_woken: await wakeOrphanedParking({ db, queue: env.WEBHOOKS, now: scheduledTime }),

@@ -2945,7 +2945,7 @@ export interface paths {
         };
         /**
          * List the admin audit
-         * @description Every admin action, newest first; never a secret.
+         * @description Every admin action, newest first; never a secret. Entries past a year are read back from R2 once D1's run out; such a page may hold fewer entries than the page size and still have a `next_cursor`.
          */
         get: {
             parameters: {
@@ -3004,13 +3004,15 @@ export interface paths {
         };
         /**
          * List dead letters
-         * @description Messages that failed for good and are not redriven yet, newest first, with their error.
+         * @description Messages that failed for good and are not redriven yet, newest first, with their error. With `archived=true`: those archived to R2 past RETENTION_DAYS, redriven or not (`redriven_at`), one archive object per page, newest first.
          */
         get: {
             parameters: {
                 query?: {
                     merchant?: string;
                     cursor?: string;
+                    /** @description `true`: the letters archived to R2 past RETENTION_DAYS (redriven or not), one archive object per page. */
+                    archived?: "true" | "false";
                 };
                 header?: never;
                 path?: never;
@@ -3369,6 +3371,8 @@ export interface components {
                 error: string | null;
                 attempts: number;
                 created_at: string;
+                /** @description Archived letters only (`archived=true`): when it was redriven. */
+                redriven_at?: string | null;
             }[];
             /** @description Pass as `cursor` for the next page; null on the last page. */
             next_cursor: string | null;

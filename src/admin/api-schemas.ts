@@ -143,6 +143,11 @@ export const deadLetterPageResponse = z
         error: z.string().nullable(),
         attempts: z.int(),
         created_at: z.string(),
+        redriven_at: z
+          .string()
+          .nullable()
+          .optional()
+          .openapi({ description: "Archived letters only (`archived=true`): when it was redriven." }),
       }),
     ),
     next_cursor: nextCursor,

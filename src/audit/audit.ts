@@ -1,9 +1,9 @@
-import { and, desc, type SQL } from "drizzle-orm";
+import { desc } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
+import type { AdminAuditRow } from "../db/rows";
 import { adminAudit } from "../db/schema";
-import { decodePageCursor, keysetPage } from "../lib/cursor";
 
 /** Every action the admin API records: one list, so the audit's `action` values are a closed set. */
 export const ADMIN_ACTIONS = [
@@ -57,24 +57,24 @@ export async function recordAdminActions({
   if (first) await db.batch([first, ...rest]);
 }
 
-const auditCursor = z.strictObject({ a: z.string().min(1).max(64), i: z.string().min(1).max(64) });
+/** Where an audit page stopped: the last entry's (at, id). */
+export const auditCursor = z.strictObject({ a: z.string().min(1).max(64), i: z.string().min(1).max(64) });
+export type AuditPosition = z.infer<typeof auditCursor>;
 
-/** The audit, newest first, in keyset pages of `limit` with a cursor. */
-export async function listAdminActions({ db, cursor, limit = 100 }: { db: Database; cursor?: string; limit?: number }) {
-  const conditions: SQL[] = [];
-  if (cursor !== undefined) {
-    const after = decodePageCursor(cursor, auditCursor);
-    conditions.push(afterRow("desc", [adminAudit.at, adminAudit.id], [after.a, after.i]));
-  }
-  const rows = await db
+/** The audit's entries strictly older than `after` (all of them without), newest first, at most `limit`: by `admin_audit_at`. */
+export function auditRowsBefore({ db, after, limit }: { db: Database; after?: AuditPosition; limit: number }) {
+  return db
     .select()
     .from(adminAudit)
-    .where(and(...conditions))
+    .where(after && afterRow("desc", [adminAudit.at, adminAudit.id], [after.a, after.i]))
     .orderBy(desc(adminAudit.at), desc(adminAudit.id))
-    .limit(limit + 1);
-  const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ a: row.at, i: row.id }));
-  return {
-    entries: page.map((row) => ({ at: row.at, action: row.action, target: row.target, request_id: row.requestId })),
-    next_cursor: nextCursor,
-  };
+    .limit(limit);
 }
+
+/** An audit row as `GET /admin/audit` shows it. */
+export const presentAuditEntry = (row: AdminAuditRow) => ({
+  at: row.at,
+  action: row.action,
+  target: row.target,
+  request_id: row.requestId,
+});

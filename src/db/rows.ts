@@ -1,7 +1,10 @@
 import type {
+  adminAudit,
   alerts,
   archiveObjects,
+  archivePages,
   batches,
+  deadLetters,
   events,
   fetchBacks,
   fulfillmentAttempts,
@@ -10,6 +13,7 @@ import type {
   operations,
   transactionStatusChanges,
   transactions,
+  webhookDeliveries,
 } from "./schema";
 
 /** Rows as drizzle reads them, one type per table, inferred from the schema (never written out by hand). */
@@ -24,3 +28,7 @@ export type ArchiveObjectRow = typeof archiveObjects.$inferSelect;
 export type FetchBackRow = typeof fetchBacks.$inferSelect;
 export type StatusChangeRow = typeof transactionStatusChanges.$inferSelect;
 export type FulfillmentAttemptRow = typeof fulfillmentAttempts.$inferSelect;
+export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
+export type DeadLetterRow = typeof deadLetters.$inferSelect;
+export type AdminAuditRow = typeof adminAudit.$inferSelect;
+export type ArchivePageRow = typeof archivePages.$inferSelect;

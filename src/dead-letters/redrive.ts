@@ -3,6 +3,7 @@ import { z } from "zod";
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
+import type { DeadLetterRow } from "../db/rows";
 import { deadLetters } from "../db/schema";
 import { databaseFor, mergedRows, newestFirst, shardDatabases } from "../db/shards";
 import type { AppEnv } from "../env";
@@ -46,19 +47,19 @@ export async function listDeadLetters({
     (a, b) => newestFirst([a.createdAt, a.id], [b.createdAt, b.id]),
   );
   const { page, nextCursor } = keysetPage(rows, limit, (row) => ({ c: row.createdAt, i: row.id }));
-  return {
-    dead_letters: page.map((row) => ({
-      id: row.id,
-      queue: row.queue,
-      merchant_id: row.merchantId,
-      body: row.body,
-      error: row.error,
-      attempts: row.attempts,
-      created_at: row.createdAt,
-    })),
-    next_cursor: nextCursor,
-  };
+  return { dead_letters: page.map(presentDeadLetter), next_cursor: nextCursor };
 }
+
+/** A dead letter as `GET /admin/dead-letters` shows it. */
+export const presentDeadLetter = (row: DeadLetterRow) => ({
+  id: row.id,
+  queue: row.queue,
+  merchant_id: row.merchantId,
+  body: row.body,
+  error: row.error,
+  attempts: row.attempts,
+  created_at: row.createdAt,
+});
 
 /** A redriven body starts a fresh retry horizon: its retry state is dropped (a webhook's horizon counts from now). */
 function freshBody(queue: string, body: Record<string, unknown>): Record<string, unknown> {

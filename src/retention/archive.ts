@@ -1,35 +1,24 @@
-import { and, asc, eq, exists, inArray, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, exists, lt, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
-import { inList, runBatch, sqlLiterals } from "../db/bulk";
+import { inList, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
 import { afterRow } from "../db/keyset";
-import type { ArchiveObjectRow, EventRow, OperationRow, TransactionRow } from "../db/rows";
-import {
-  type ArchiveManifest,
-  archivedHistories,
-  archiveObjects,
-  events,
-  merchants,
-  operations,
-  retentionCursors,
-  transactions,
-} from "../db/schema";
+import type { ArchiveObjectRow, TransactionRow } from "../db/rows";
+import { type ArchiveManifest, archivedHistories, archiveObjects, merchants, retentionCursors, transactions } from "../db/schema";
 import { sha256Hex } from "../lib/encoding";
 import { log } from "../lib/log";
 import { IN_FLIGHT_STATUSES } from "../smart-router/status";
-import { type ArchiveBucket, type ArchiveRecord, encodeArchive } from "./archive-format";
-import { byCreatedAt, byFiredAt } from "./history";
+import { type ArchiveBucket, encodeArchive } from "./archive-format";
+import { deleteManifestRows, historyIds, readManifestRows } from "./history-rows";
 
-/** Transactions one object holds at most, and the records (events + operations) past which it takes no further one. */
+/** Transactions one object holds at most, and the records (events, operations, timeline rows) past which it takes no further one. */
 export const TRANSACTIONS_PER_OBJECT = 100;
 export const RECORDS_PER_OBJECT = 1_000;
 /** The cap of one cron run: objects stored, merchants given a turn (least recently served first), steps per merchant. */
 export const OBJECTS_PER_RUN = 10;
 export const MERCHANTS_PER_RUN = 50;
 
-/** The inbox rows that are a transaction's history (`GET …/events`); pending, rejected and ignored ones are not. */
-const HISTORY_OUTCOMES = ["applied", "stale"] as const;
 /** Records in flight are refreshed by reconciliation, whose reads would put their operations back at once: left in D1. */
 const IN_FLIGHT: ReadonlySet<string> = new Set(IN_FLIGHT_STATUSES);
 
@@ -155,40 +144,6 @@ export function objectKey(merchantId: string, day: string, first: Position): str
   return `history/${merchantId}/${day}/${first.updatedAt.slice(11).replace(/[:.]/g, "")}-${first.id}.ndjson.gz`;
 }
 
-/** The ids of the transactions' history rows now in D1, by transaction. */
-async function historyIds({ db, merchantId, transactionIds }: { db: Database; merchantId: string; transactionIds: string[] }) {
-  const [eventIds, operationIds] =
-    transactionIds.length === 0
-      ? [[], []]
-      : await db.batch([
-          db
-            .select({ id: events.id, transactionId: events.transactionId })
-            .from(events)
-            .where(
-              and(
-                eq(events.merchantId, merchantId),
-                inList(events.transactionId, transactionIds),
-                inArray(events.outcome, HISTORY_OUTCOMES),
-              ),
-            ),
-          db
-            .select({ id: operations.id, transactionId: operations.transactionId })
-            .from(operations)
-            .where(and(eq(operations.merchantId, merchantId), inList(operations.transactionId, transactionIds))),
-        ]);
-  const eventsOf = Map.groupBy(eventIds, (row) => row.transactionId ?? "");
-  const operationsOf = Map.groupBy(operationIds, (row) => row.transactionId);
-  const idsOf = (rows: { id: string }[] | undefined) => (rows ?? []).map((row) => row.id);
-  return {
-    recordsOf: (transactionId: string) => (eventsOf.get(transactionId)?.length ?? 0) + (operationsOf.get(transactionId)?.length ?? 0),
-    manifest: (included: string[]): ArchiveManifest => ({
-      transactions: included.filter((id) => eventsOf.has(id) || operationsOf.has(id)),
-      events: included.flatMap((id) => idsOf(eventsOf.get(id))),
-      operations: included.flatMap((id) => idsOf(operationsOf.get(id))),
-    }),
-  };
-}
-
 /** `column IS value` on the cursor where it stood when the walk read it: the compare-and-set of claims and moves. */
 const cursorStandsAt = (from: Position | null) =>
   sql`${retentionCursors.archivedThroughUpdatedAt} IS ${from?.updatedAt ?? null} AND ${retentionCursors.archivedThroughId} IS ${from?.id ?? null}`;
@@ -238,18 +193,7 @@ async function writeObject({
 }): Promise<ArchiveStep> {
   const manifest = object.manifest;
   if (!manifest) throw new Error(`archive object ${object.key} is writing without a manifest`);
-  const [eventRows, operationRows] = await db.batch([
-    db
-      .select()
-      .from(events)
-      .where(and(eq(events.merchantId, object.merchantId), inList(events.id, manifest.events))),
-    db
-      .select()
-      .from(operations)
-      .where(and(eq(operations.merchantId, object.merchantId), inList(operations.id, manifest.operations))),
-  ]);
-  const expected = manifest.events.length + manifest.operations.length;
-  const found = eventRows.length + operationRows.length;
+  const { records, found, expected } = await readManifestRows({ db, merchantId: object.merchantId, manifest });
   if (found !== expected) {
     const current = await db.select({ status: archiveObjects.status }).from(archiveObjects).where(eq(archiveObjects.id, object.id)).get();
     // An overlapping run finished it between our reads: its rows left D1 in the same batch that marked it stored.
@@ -257,7 +201,6 @@ async function writeObject({
     throw new Error(`archive object ${object.key}: ${found} of its ${expected} rows are in D1; left writing for an operator`);
   }
 
-  const records = archiveRecords(eventRows, operationRows);
   const body = await encodeArchive(records);
   const sha256 = await sha256Hex(body);
   await bucket.put(object.key, body, {
@@ -281,22 +224,9 @@ async function writeObject({
   return { kind: "stored", key: object.key, transactions: object.transactions, records: records.length };
 }
 
-/** The object's lines in a fixed order (by transaction, its events oldest first, then its operations), so a rewrite is identical. */
-function archiveRecords(eventRows: EventRow[], operationRows: OperationRow[]): ArchiveRecord[] {
-  const eventsOf = Map.groupBy(eventRows, (row) => row.transactionId ?? "");
-  const operationsOf = Map.groupBy(operationRows, (row) => row.transactionId);
-  const transactionIds = [...new Set([...eventsOf.keys(), ...operationsOf.keys()])].sort();
-  return transactionIds.flatMap((id): ArchiveRecord[] => [
-    ...(eventsOf.get(id) ?? []).sort(byFiredAt).map((row) => ({ record: "event" as const, ...row })),
-    ...(operationsOf.get(id) ?? []).sort(byCreatedAt).map((row) => ({ record: "operation" as const, ...row })),
-  ]);
-}
-
 /** Step 4 as one D1 batch; every statement reads the manifest from the object's row and acts only while it is `writing`. */
 function finishObject(object: ArchiveObjectRow, bytes: number, now: number): SQL[] {
   const writing = sql`${archiveObjects.id} = ${object.id} AND ${archiveObjects.status} = 'writing'`;
-  const manifestIds = (list: keyof ArchiveManifest) =>
-    sql`(SELECT j.value FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, ${`$.${list}`}) AS j WHERE ${writing})`;
   const from = object.fromUpdatedAt && object.fromId ? { updatedAt: object.fromUpdatedAt, id: object.fromId } : null;
   const storedAt = new Date(now).toISOString();
   return [
@@ -304,9 +234,7 @@ function finishObject(object: ArchiveObjectRow, bytes: number, now: number): SQL
       SELECT ${object.merchantId}, j.value, ${object.id} FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, '$.transactions') AS j
       WHERE ${writing}
       ON CONFLICT DO NOTHING`,
-    sql`DELETE FROM ${events} WHERE ${events.merchantId} = ${object.merchantId}
-      AND ${events.outcome} IN (${sqlLiterals(HISTORY_OUTCOMES)}) AND ${events.id} IN ${manifestIds("events")}`,
-    sql`DELETE FROM ${operations} WHERE ${operations.merchantId} = ${object.merchantId} AND ${operations.id} IN ${manifestIds("operations")}`,
+    ...deleteManifestRows(object.merchantId, writing),
     sql`${moveCursor(object.merchantId, from, { updatedAt: object.throughUpdatedAt, id: object.throughId })}
       AND EXISTS (SELECT 1 FROM ${archiveObjects} WHERE ${writing})`,
     sql`UPDATE ${archiveObjects} SET status = 'stored', manifest = NULL, bytes = ${bytes}, stored_at = ${storedAt} WHERE ${writing}`,

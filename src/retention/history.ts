@@ -29,7 +29,7 @@ export function archivedObjectsOf({ db, merchantId, transactionId }: { db: Datab
     );
 }
 
-/** The transaction's rows in the archive objects named by `keys` (read from R2 side by side). */
+/** The transaction's rows in the archive objects named by `keys` (read from R2 side by side): its history and its timeline. */
 export async function readArchivedHistory({
   bucket,
   keys,
@@ -40,7 +40,7 @@ export async function readArchivedHistory({
   keys: readonly string[];
   merchantId: string;
   transactionId: string;
-}): Promise<{ events: EventRow[]; operations: OperationRow[] }> {
+}) {
   const records = await Promise.all(
     keys.map(async (key) => {
       const object = await bucket.get(key);
@@ -53,9 +53,18 @@ export async function readArchivedHistory({
     }),
   );
   const mine = records.flat().filter((record) => record.merchantId === merchantId && record.transactionId === transactionId);
+  const of = <Kind extends ArchiveRecord["record"]>(kind: Kind) =>
+    mine.filter((record): record is Extract<ArchiveRecord, { record: Kind }> => record.record === kind);
+  // Widened to the D1 row types, so an archived row and a live one merge as one list.
+  const events: EventRow[] = of("event");
+  const operations: OperationRow[] = of("operation");
   return {
-    events: mine.filter((record): record is ArchiveRecord & EventRow => record.record === "event"),
-    operations: mine.filter((record): record is ArchiveRecord & OperationRow => record.record === "operation"),
+    events,
+    operations,
+    deliveries: of("delivery"),
+    fetchBacks: of("fetch_back"),
+    statusChanges: of("status_change"),
+    fulfillmentAttempts: of("fulfillment_attempt"),
   };
 }
 

@@ -6,13 +6,13 @@ import {
   alerts,
   batches,
   batchUnits,
-  deadLetters,
   events,
   fetchBacks,
   fulfillmentAttempts,
   merchants,
   reconciliationRuns,
   transactionStatusChanges,
+  transactions,
   webhookDeliveries,
 } from "../db/schema";
 
@@ -35,13 +35,23 @@ function pruneBefore(table: SQLiteTable, time: SQLiteColumn, before: string): SQ
 /**
  * The same for a per-merchant table with a `(merchant_id, <time>)` index: CROSS JOIN keeps merchants the outer loop, so
  * SQLite searches the index once per merchant instead of scanning the table (as `unlinkedEventsBefore` prunes the inbox).
+ * `orphan` (on the row `x`) keeps what it does not hold: rows some payment's history still owns.
  */
-function prunePerMerchant(table: SQLiteTable, time: SQLiteColumn, before: string): SQL {
+function prunePerMerchant(table: SQLiteTable, time: SQLiteColumn, before: string, orphan: SQL): SQL {
   return sql`DELETE FROM ${table} WHERE rowid IN (
     SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${table} AS x
       ON x.merchant_id = m.id AND x.${sql.identifier(time.name)} < ${before}
+    WHERE ${orphan}
     LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
 }
+
+/**
+ * A timeline row no payment can show: its event is not in the inbox as a transaction's (never verified, ignored, rejected,
+ * or gone), or its transaction is not in D1. A payment's own rows leave D1 only with its history, to R2 (archive.ts).
+ */
+const eventOrphan = sql`NOT EXISTS (SELECT 1 FROM ${events} AS e
+  WHERE e.merchant_id = x.merchant_id AND e.id = x.event_id AND e.transaction_id IS NOT NULL)`;
+const transactionOrphan = sql`NOT EXISTS (SELECT 1 FROM ${transactions} AS t WHERE t.merchant_id = x.merchant_id AND t.id = x.transaction_id)`;
 
 /**
  * Inbox rows of one outcome that carry no transaction (ignored: not a transaction's event; rejected: judged forged)
@@ -80,11 +90,11 @@ function resolvedAlertsBefore(before: string): SQL {
 
 /**
  * The pruning statements of a run at `now`, by what they delete. Windows: batch units BATCH_UNITS_KEPT_DAYS after they
- * finished; reconciliation runs, dead letters (redriven or not: by then the backstop and reconciliation have brought
- * what they stood for), ignored inbox rows and the timeline's rows (deliveries, fetch-backs, status changes, fulfilment
- * attempts) `retentionDays` after they were written; resolved alerts `retentionDays` after they were resolved; finished
- * batches `retentionDays` after they finished, and never before BATCH_UNITS_KEPT_DAYS (a cancelled batch's queued
- * messages may still arrive until then and must find it). Rejected inbox rows have their own step (`rejectedEventsPrune`, 7 days).
+ * finished; reconciliation runs, ignored inbox rows and the timeline rows no payment can show (deliveries, fetch-backs,
+ * status changes, fulfilment attempts) `retentionDays` after they were written; resolved alerts `retentionDays` after
+ * they were resolved; finished batches `retentionDays` after they finished, and never before BATCH_UNITS_KEPT_DAYS (a
+ * cancelled batch's queued messages may still arrive until then and must find it). Rejected inbox rows have their own
+ * step (`rejectedEventsPrune`, 7 days). Dead letters are not pruned: they go to R2 (pages.ts), as payments' timelines do.
  */
 export function pruneStatements({ now, retentionDays }: { now: number; retentionDays: number }): Record<string, SQL> {
   const window = daysBefore(now, retentionDays);
@@ -92,12 +102,11 @@ export function pruneStatements({ now, retentionDays }: { now: number; retention
   return {
     batch_units: pruneBefore(batchUnits, batchUnits.finishedAt, daysBefore(now, BATCH_UNITS_KEPT_DAYS)),
     reconciliation_runs: pruneBefore(reconciliationRuns, reconciliationRuns.startedAt, window),
-    dead_letters: pruneBefore(deadLetters, deadLetters.createdAt, window),
     ignored_events: unlinkedEventsBefore("ignored", window, PRUNED_PER_TABLE_PER_RUN),
-    webhook_deliveries: prunePerMerchant(webhookDeliveries, webhookDeliveries.receivedAt, window),
-    fetch_backs: prunePerMerchant(fetchBacks, fetchBacks.at, window),
-    transaction_status_changes: prunePerMerchant(transactionStatusChanges, transactionStatusChanges.at, window),
-    fulfillment_attempts: prunePerMerchant(fulfillmentAttempts, fulfillmentAttempts.at, window),
+    webhook_deliveries: prunePerMerchant(webhookDeliveries, webhookDeliveries.receivedAt, window, eventOrphan),
+    fetch_backs: prunePerMerchant(fetchBacks, fetchBacks.at, window, eventOrphan),
+    transaction_status_changes: prunePerMerchant(transactionStatusChanges, transactionStatusChanges.at, window, transactionOrphan),
+    fulfillment_attempts: prunePerMerchant(fulfillmentAttempts, fulfillmentAttempts.at, window, transactionOrphan),
     batches: finishedBatchesBefore(batchWindow),
     alerts: resolvedAlertsBefore(window),
   };

@@ -21,9 +21,10 @@ import {
 import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
 import { listAdminAlerts } from "../alerts/admin-alerts";
 import { alertPageResponse, listAlertsQuery } from "../alerts/api-schemas";
-import { auditTarget, listAdminActions } from "../audit/audit";
+import { auditTarget } from "../audit/audit";
 import { shardStatuses } from "../db/shard-status";
 import { databaseFor, shardDatabases, shardFor } from "../db/shards";
+import { listArchivedDeadLetters } from "../dead-letters/archived";
 import { listDeadLetters, redriveFromShards } from "../dead-letters/redrive";
 import { type AdminContext, noteAdminAction, requireAdmin } from "../http/admin-auth";
 import { jsonBody } from "../http/body";
@@ -44,6 +45,7 @@ import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "..
 import { rotateSigningSecret } from "../merchants/signing-secret";
 import { rotateWebhookCredential, rotateWebhookCredentialSchema } from "../merchants/webhook-credential";
 import { listReconciliationRuns } from "../reconciliation/reconciliation";
+import { listAdminAudit } from "../retention/audit-archive";
 import { probeCredentials } from "../smart-router/probe";
 import { DEFAULT_PAGE_SIZE, errorResponse, pageQuery, strictQuery } from "../transactions/api-schemas";
 
@@ -63,7 +65,14 @@ const apiKeyParams = z.object({ id: merchantIdSchema, keyId: z.string().regex(/^
 const resealParams = z.object({ jobId: z.string() });
 const cursor = z.string().min(1).max(512).optional();
 const cursorQuery = strictQuery({ cursor });
-const deadLettersQuery = strictQuery({ merchant: merchantIdSchema.optional(), cursor });
+const deadLettersQuery = strictQuery({
+  merchant: merchantIdSchema.optional(),
+  cursor,
+  archived: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ description: "`true`: the letters archived to R2 past RETENTION_DAYS (redriven or not), one archive object per page." }),
+});
 
 const errors = {
   400: json(errorResponse, "`invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem."),
@@ -250,7 +259,9 @@ const auditRoute = createRoute({
   method: "get",
   path: "/audit",
   summary: "List the admin audit",
-  description: "Every admin action, newest first; never a secret.",
+  description:
+    "Every admin action, newest first; never a secret. Entries past a year are read back from R2 once D1's run out; such a " +
+    "page may hold fewer entries than the page size and still have a `next_cursor`.",
   tags,
   security,
   request: { query: cursorQuery },
@@ -261,7 +272,9 @@ const deadLettersRoute = createRoute({
   method: "get",
   path: "/dead-letters",
   summary: "List dead letters",
-  description: "Messages that failed for good and are not redriven yet, newest first, with their error.",
+  description:
+    "Messages that failed for good and are not redriven yet, newest first, with their error. With `archived=true`: those " +
+    "archived to R2 past RETENTION_DAYS, redriven or not (`redriven_at`), one archive object per page, newest first.",
   tags,
   security,
   request: { query: deadLettersQuery },
@@ -423,9 +436,13 @@ adminRoutes
     const { limit = DEFAULT_PAGE_SIZE, ...query } = c.req.valid("query");
     return c.json(await listAdminAlerts({ db: c.var.directoryDb, query: { ...query, limit } }), 200);
   })
-  .openapi(auditRoute, async (c) => c.json(await listAdminActions({ db: c.var.directoryDb, cursor: c.req.valid("query").cursor }), 200))
+  .openapi(auditRoute, async (c) =>
+    c.json(await listAdminAudit({ db: c.var.directoryDb, bucket: c.env.ARCHIVE, cursor: c.req.valid("query").cursor }), 200),
+  )
   .openapi(deadLettersRoute, async (c) => {
-    const { merchant, cursor } = c.req.valid("query");
+    const { merchant, cursor, archived } = c.req.valid("query");
+    if (archived === "true")
+      return c.json(await listArchivedDeadLetters({ env: c.env, bucket: c.env.ARCHIVE, merchantId: merchant, cursor }), 200);
     return c.json(await listDeadLetters({ env: c.env, merchantId: merchant, cursor }), 200);
   })
   .openapi(redriveRoute, async (c) => {

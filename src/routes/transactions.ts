@@ -129,5 +129,6 @@ transactionRoutes
     return c.json(await listAppliedEvents(history), 200);
   })
   .openapi(timelineRoute, async (c) => {
-    return c.json(await transactionTimeline({ db: c.var.db, merchant: c.var.merchant, transactionId: c.req.valid("param").id }), 200);
+    const timeline = { db: c.var.db, archive: c.env.ARCHIVE, merchant: c.var.merchant, transactionId: c.req.valid("param").id };
+    return c.json(await transactionTimeline(timeline), 200);
   });

@@ -1,7 +1,9 @@
 import { and, asc, eq } from "drizzle-orm";
 import type { Database } from "../db/client";
-import type { FetchBackRow, FulfillmentAttemptRow, StatusChangeRow } from "../db/rows";
+import type { DeliveryRow, FetchBackRow, FulfillmentAttemptRow, StatusChangeRow } from "../db/rows";
 import { events, fetchBacks, fulfillmentAttempts, transactionStatusChanges, webhookDeliveries } from "../db/schema";
+import type { ArchiveBucket } from "../retention/archive-format";
+import { archivedObjectsOf, mergeHistory, readArchivedHistory } from "../retention/history";
 import { type MerchantScope, transactionNotFound, transactionOfMerchant } from "../transactions/queries";
 
 /** Rows read per kind: a payment has a handful of each; past this many the oldest are shown (one bounded read per kind). */
@@ -59,7 +61,7 @@ const KIND_ORDER = new Map<string, number>(TIMELINE_KINDS.map((kind, index) => [
 /**
  * The reads of a timeline, one D1 batch: the transaction (none: a 404), its events by the inbox's (merchant, transaction)
  * index with their deliveries and fetch-backs by event, its status changes and its fulfilment attempts, oldest first,
- * at most TIMELINE_ROWS_PER_KIND of each.
+ * at most TIMELINE_ROWS_PER_KIND of each, and the archive objects holding the rest of its history (retention/history.ts).
  */
 export function timelineReads({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) {
   const ofTransaction = and(eq(events.merchantId, merchantId), eq(events.transactionId, transactionId));
@@ -93,7 +95,51 @@ export function timelineReads({ db, merchantId, transactionId }: { db: Database;
       .where(and(eq(fulfillmentAttempts.merchantId, merchantId), eq(fulfillmentAttempts.transactionId, transactionId)))
       .orderBy(asc(fulfillmentAttempts.id))
       .limit(TIMELINE_ROWS_PER_KIND),
+    archivedObjectsOf({ db, merchantId, transactionId }),
   ] as const;
+}
+
+const compare = (a: string | number, b: string | number) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The timeline's rows from D1 and from the archive objects of the transaction's history (read back as `…/events` and
+ * `…/operations` read theirs), oldest first, at most TIMELINE_ROWS_PER_KIND of each kind. A delivery is one per
+ * (event, delivery id) whichever side holds it; the other kinds are numbered by D1's rowid, which a row written after an
+ * archive may reuse, so they are never matched by id: the finish that archives a row deletes it in the same D1 batch.
+ */
+async function timelineRows({ db, archive, merchantId, transactionId }: TimelineQuery) {
+  const [found, deliveries, fetched, changes, attempts, objects] = await db.batch(timelineReads({ db, merchantId, transactionId }));
+  if (found.length === 0) throw transactionNotFound(transactionId);
+  const keys = objects.map((object) => object.key);
+  const archived = await readArchivedHistory({ bucket: archive, keys, merchantId, transactionId });
+  const nameOf = new Map(archived.events.map((event) => [event.id, event.name]));
+  const keyed = (delivery: DeliveryRow, eventName: string | null) => ({
+    id: `${delivery.eventId} ${delivery.deliveryId}`,
+    delivery,
+    eventName,
+  });
+  const oldest = <Row>(rows: Row[], order: (a: Row, b: Row) => number) => rows.sort(order).slice(0, TIMELINE_ROWS_PER_KIND);
+  return {
+    deliveries: mergeHistory(
+      archived.deliveries.map((delivery) => keyed(delivery, nameOf.get(delivery.eventId) ?? null)),
+      deliveries.map((row) => keyed(row.delivery, row.eventName)),
+      (a, b) => compare(a.delivery.receivedAt, b.delivery.receivedAt) || compare(a.delivery.deliveryId, b.delivery.deliveryId),
+    ).slice(0, TIMELINE_ROWS_PER_KIND),
+    fetched: oldest(
+      [...archived.fetchBacks.map((fetchBack) => ({ fetchBack, eventName: nameOf.get(fetchBack.eventId) ?? null })), ...fetched],
+      (a, b) => compare(a.fetchBack.at, b.fetchBack.at) || compare(a.fetchBack.id, b.fetchBack.id),
+    ),
+    changes: oldest([...archived.statusChanges, ...changes], (a, b) => compare(a.at, b.at) || compare(a.id, b.id)),
+    attempts: oldest([...archived.fulfillmentAttempts, ...attempts], (a, b) => compare(a.at, b.at) || compare(a.id, b.id)),
+  };
+}
+
+/** What a timeline read takes: D1, the archive, and whose transaction it is. */
+interface TimelineQuery {
+  db: Database;
+  archive: Pick<ArchiveBucket, "get">;
+  merchantId: string;
+  transactionId: string;
 }
 
 /**
@@ -101,20 +147,11 @@ export function timelineReads({ db, merchantId, transactionId }: { db: Database;
  * outcome, the calls it took and the pacer's wait), each status change with the event or read that made it, and each
  * fulfilment attempt with the merchant's HTTP status or an error class (never its body). Entries at the same instant
  * keep that order of kinds. A transaction the merchant does not have is a 404, another merchant's included. A
- * fetch-back shows once its event is verified: until then nothing names the event's transaction.
+ * fetch-back shows once its event is verified: until then nothing names the event's transaction. An archived payment's
+ * timeline is read back from its history's archive objects.
  */
-export async function transactionTimeline({
-  db,
-  merchant,
-  transactionId,
-}: {
-  db: Database;
-  merchant: MerchantScope;
-  transactionId: string;
-}) {
-  const [found, deliveries, fetched, changes, attempts] = await db.batch(timelineReads({ db, merchantId: merchant.id, transactionId }));
-  if (found.length === 0) throw transactionNotFound(transactionId);
-
+export async function transactionTimeline({ merchant, ...query }: Omit<TimelineQuery, "merchantId"> & { merchant: MerchantScope }) {
+  const { deliveries, fetched, changes, attempts } = await timelineRows({ ...query, merchantId: merchant.id });
   const entries = [
     ...deliveries.map(({ delivery, eventName }, seq) => ({
       seq,

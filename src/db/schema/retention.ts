@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { merchants } from "./merchants";
 
 /*
@@ -40,7 +40,7 @@ export const archiveObjects = sqliteTable(
     fromId: text("from_id"),
     throughUpdatedAt: text("through_updated_at").notNull(),
     throughId: text("through_id").notNull(),
-    /** While `writing`: `{"transactions":[…],"events":[…],"operations":[…]}`, the ids the object holds; null once stored. */
+    /** While `writing`: `{"transactions":[…],"events":[…],"operations":[…],"deliveries":[…],…}`, the ids the object holds; null once stored. */
     manifest: text("manifest", { mode: "json" }).$type<ArchiveManifest>(),
     transactions: integer("transactions").notNull(),
     events: integer("events").notNull(),
@@ -55,10 +55,16 @@ export const archiveObjects = sqliteTable(
   ],
 );
 
+/** The rows an object holds; the timeline's lists (issue 21) are absent from objects claimed before they were archived. */
 export interface ArchiveManifest {
   transactions: string[];
   events: string[];
   operations: string[];
+  /** Webhook deliveries as `[event_id, delivery_id]`. */
+  deliveries?: [string, string][];
+  fetchBacks?: number[];
+  statusChanges?: number[];
+  fulfillmentAttempts?: number[];
 }
 
 /**
@@ -73,4 +79,40 @@ export const archivedHistories = sqliteTable(
     archiveId: integer("archive_id").notNull(),
   },
   (t) => [primaryKey({ columns: [t.merchantId, t.transactionId, t.archiveId] })],
+);
+
+export const ARCHIVE_PAGE_KINDS = ["dead_letters", "audit"] as const;
+export type ArchivePageKind = (typeof ARCHIVE_PAGE_KINDS)[number];
+
+/**
+ * One R2 object of rows archived page by page (issue 21, src/retention/pages.ts, migrations/0021_archive_pages.sql):
+ * dead letters per merchant (`scope`, '' for letters naming none) on their shard, or admin audit entries (`scope` '') on
+ * `DB`. `writing` from its claim, with the exact ids it holds, until those rows left D1; then `stored`. At most one
+ * `writing` page per kind and scope: a merchant's claims are exclusive.
+ */
+export const archivePages = sqliteTable(
+  "archive_pages",
+  {
+    id: integer("id").primaryKey(),
+    kind: text("kind", { enum: ARCHIVE_PAGE_KINDS }).notNull(),
+    scope: text("scope").notNull(),
+    key: text("key").notNull(),
+    status: text("status", { enum: ARCHIVE_OBJECT_STATUSES }).notNull(),
+    /** While `writing`: the ids of the rows the page holds; null once stored. */
+    ids: text("ids", { mode: "json" }).$type<string[]>(),
+    /** The oldest and newest row of the page, by (time, id). */
+    firstAt: text("first_at").notNull(),
+    firstId: text("first_id").notNull(),
+    lastAt: text("last_at").notNull(),
+    lastId: text("last_id").notNull(),
+    entries: integer("entries").notNull(),
+    bytes: integer("bytes"),
+    createdAt: text("created_at").notNull(),
+    storedAt: text("stored_at"),
+  },
+  (t) => [
+    uniqueIndex("archive_pages_key").on(t.key),
+    uniqueIndex("archive_pages_one_writing").on(t.kind, t.scope).where(sql`${t.status} = 'writing'`),
+    index("archive_pages_listing").on(t.kind, t.scope, t.firstAt, t.firstId),
+  ],
 );

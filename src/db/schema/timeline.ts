@@ -5,9 +5,9 @@ import { nowIso } from "./columns";
 /*
  * The timeline of a payment (GET /v1/transactions/{id}/timeline) and the pipeline's figures (GET /v1/pipeline), written
  * in the D1 batch that commits the work they describe (migrations/0010_timeline.sql). Growth is bounded by the
- * retention step (issue 14, src/retention): each table is pruned by its time column past RETENTION_DAYS, through the
- * `(merchant_id, <time>)` index walked per merchant (`merchants CROSS JOIN <table> ON merchant_id = m.id AND <time> < ?`,
- * as retention/prune.ts prunes rejected inbox rows); nothing else deletes these rows.
+ * retention step (issues 14 and 21, src/retention): a payment's rows move to R2 with its history (history-rows.ts) and
+ * are read back by the timeline; rows no payment can show are pruned by their time column past RETENTION_DAYS, through
+ * the `(merchant_id, <time>)` index walked per merchant (retention/prune.ts); nothing else deletes these rows.
  */
 
 /** One row per webhook delivery the edge accepted (its request id), once the consumer committed the batch that carried it. */

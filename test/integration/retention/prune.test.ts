@@ -137,7 +137,8 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     expect(await remaining([old, young, fresh])).toEqual({
       batch_units: [fresh],
       reconciliation_runs: [young],
-      dead_letters: [young],
+      // Dead letters are not pruned: the retention step archives them to R2 (archive-pages.test.ts).
+      dead_letters: [old, young],
       ignored_events: [young],
       webhook_deliveries: [young],
       fetch_backs: [young],
@@ -227,11 +228,15 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       new RegExp(`archive failed for ${merchantId}`),
     );
     expect(await rowsInD1(merchantId)).toEqual({ events: 1, operations: 0 });
-    expect(Object.values(await remaining([`failing_${merchantId}`])).flat()).toEqual([]);
+    // Pruning ran; the dead letter, whose page R2 refused too, stays in D1 for the next run.
+    const left = await remaining([`failing_${merchantId}`]);
+    expect(Object.entries(left).filter(([, tags]) => tags.length > 0)).toEqual([["dead_letters", [`failing_${merchantId}`]]]);
     // The next run, with R2 back, finishes the object the failed one claimed.
     expect(await runRetention({ db, bucket: env.ARCHIVE, now: NOW, retentionDays: RETENTION_DAYS })).toMatchObject({
       archive_objects_stored: 1,
+      dead_letter_pages_stored: 1,
     });
     expect(await rowsInD1(merchantId)).toEqual({ events: 0, operations: 0 });
+    expect((await remaining([`failing_${merchantId}`])).dead_letters).toEqual([]);
   });
 });
