@@ -294,18 +294,30 @@ function leftPipeline(valid: readonly Delivery[], plan: Plan, gaveUp: readonly W
   }));
 }
 
+/** Event ids a `webhooks.fetch_back_failed` line names: a flood's thousands would only flood the logs. */
+const LOGGED_EVENT_IDS = 5;
+
+/** One log line per merchant and failure (kind, status) of this batch, not one per event: a flood stays a few lines. */
+function logFailedFetchBacks(toRetry: Plan["toRetry"]) {
+  const groups = Map.groupBy(toRetry, ({ delivery, error }) => `${delivery.body.merchant_id}\u0000${error.kind}\u0000${error.status}`);
+  for (const group of groups.values()) {
+    const [first] = group;
+    if (!first) continue;
+    log(first.error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
+      merchant_id: first.delivery.body.merchant_id,
+      kind: first.error.kind,
+      status: first.error.status,
+      events: group.length,
+      event_ids: group.slice(0, LOGGED_EVENT_IDS).map(({ delivery }) => delivery.body.event_id),
+      max_attempt: Math.max(...group.map(({ delivery }) => (delivery.body.attempt ?? 0) + 1)),
+    });
+  }
+}
+
 /** Step 5, settle: ack what the commit recorded, put the failed fetch-backs back under the verification policy. */
 async function settle({ env, db, config, plan, valid }: Decided) {
   for (const message of plan.toAck) message.ack();
-  for (const { delivery, error } of plan.toRetry) {
-    log(error.kind === "authentication" ? "error" : "warn", "webhooks.fetch_back_failed", {
-      merchant_id: delivery.body.merchant_id,
-      event_id: delivery.body.event_id,
-      kind: error.kind,
-      status: error.status,
-      attempt: (delivery.body.attempt ?? 0) + 1,
-    });
-  }
+  logFailedFetchBacks(plan.toRetry);
   const gaveUp = await retryVerification(env, db, config, plan.toRetry);
   await reportSettled(env.DELIVERY_GATE, leftPipeline(valid, plan, gaveUp));
 }
