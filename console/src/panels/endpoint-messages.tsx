@@ -42,9 +42,9 @@ function EndpointLane({ endpoint, transactionId }: { endpoint: Endpoint; transac
   const sorted = messages.state === "ready" ? [...messages.data.messages].sort(laneOrder) : [];
   return (
     <div class="endpoint-lane" data-lane={endpoint.id}>
-      <h3 class="small">
+      <div class="batch-head">
         <span class="mono">{endpoint.url}</span> <Badge label={endpoint.status} tone={endpoint.status === "enabled" ? "good" : "warn"} />
-      </h3>
+      </div>
       <ResourceNotice resource={messages} what="the messages" />
       {messages.state === "ready" && sorted.length === 0 && <p class="notice">No message of this payment to this endpoint.</p>}
       {sorted.length > 0 && (

@@ -90,18 +90,20 @@ function EndpointRow({ endpoint, onChanged }: { endpoint: Endpoint; onChanged: (
       <div class="batch-head">
         <span class="mono">{endpoint.url}</span>
         <Badge label={label} tone={label === "healthy" ? "good" : label === "failing" || label === "disabled" ? "bad" : "warn"} />
-        {endpoint.status === "enabled" ? (
-          <button type="button" class="button-secondary" onClick={() => setStatus("paused")}>
-            Pause
+        <span class="endpoint-actions">
+          {endpoint.status === "enabled" ? (
+            <button type="button" class="button-secondary" onClick={() => setStatus("paused")}>
+              Pause
+            </button>
+          ) : (
+            <button type="button" class="button-secondary" onClick={() => setStatus("enabled")}>
+              Enable
+            </button>
+          )}
+          <button type="button" class="button-secondary" aria-expanded={replaying} onClick={() => setReplaying(!replaying)}>
+            Replay…
           </button>
-        ) : (
-          <button type="button" class="button-secondary" onClick={() => setStatus("enabled")}>
-            Enable
-          </button>
-        )}
-        <button type="button" class="button-secondary" aria-expanded={replaying} onClick={() => setReplaying(!replaying)}>
-          Replay…
-        </button>
+        </span>
       </div>
       <div class="muted small">
         <span class="mono">{endpoint.id}</span> · {endpoint.events.join(", ")}
