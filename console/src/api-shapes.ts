@@ -26,6 +26,15 @@ export const BATCH_ACTIVE_STATUSES: readonly Batch["status"][] = ["queued", "run
 export type Alert = Schemas["Alert"];
 export type AlertPage = Schemas["AlertPage"];
 
+export type Endpoint = Schemas["Endpoint"];
+export type EndpointPage = Schemas["EndpointPage"];
+export type EndpointMessagePage = Schemas["EndpointMessagePage"];
+export type EndpointMessage = EndpointMessagePage["messages"][number];
+export type Replay = Schemas["ReplayResponse"]["replay"];
+
+/** The statuses of a replay that may still change (the panel keeps polling those). */
+export const REPLAY_ACTIVE_STATUSES: readonly Replay["status"][] = ["queued", "running"];
+
 export type ShardList = Schemas["ShardStatus"];
 export type Shard = ShardList["shards"][number];
 

@@ -14,7 +14,7 @@ export interface ApiFailure {
 
 export type ApiResult<T> = { ok: true; data: T } | { ok: false; failure: ApiFailure };
 
-type Method = "GET" | "DELETE";
+type Method = "GET" | "DELETE" | "POST" | "PATCH";
 
 /** A client bound to a set of credentials; `onFailure` sees every failed request first. */
 export class ApiClient {
@@ -33,16 +33,32 @@ export class ApiClient {
     return this.send<T>("DELETE", path);
   }
 
-  private async send<T>(method: Method, path: string): Promise<ApiResult<T>> {
+  /** POST a JSON body (e.g. start an endpoint's replay) and read the JSON answer. */
+  post<T>(path: string, body: unknown): Promise<ApiResult<T>> {
+    return this.send<T>("POST", path, body);
+  }
+
+  /** PATCH a resource with a JSON body (e.g. pause an endpoint) and read the JSON answer. */
+  patch<T>(path: string, body: unknown): Promise<ApiResult<T>> {
+    return this.send<T>("PATCH", path, body);
+  }
+
+  private async send<T>(method: Method, path: string, body?: unknown): Promise<ApiResult<T>> {
     let response: Response;
+    const json = body === undefined ? {} : { body: JSON.stringify(body), contentType: { "content-type": "application/json" } };
     try {
-      response = await fetch(path, { method, headers: { accept: "application/json", ...this.headers }, credentials: "omit" });
+      response = await fetch(path, {
+        method,
+        headers: { accept: "application/json", ...json.contentType, ...this.headers },
+        body: json.body,
+        credentials: "omit",
+      });
     } catch (error) {
       return this.fail({ status: 0, code: "network_error", message: errorText(error), requestId: null, method, path });
     }
-    const body: unknown = await response.json().catch(() => null);
-    if (response.ok) return { ok: true, data: body as T };
-    const envelope = isErrorEnvelope(body) ? body.error : null;
+    const answer: unknown = await response.json().catch(() => null);
+    if (response.ok) return { ok: true, data: answer as T };
+    const envelope = isErrorEnvelope(answer) ? answer.error : null;
     return this.fail({
       status: response.status,
       code: envelope?.code ?? `http_${response.status}`,

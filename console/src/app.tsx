@@ -5,6 +5,7 @@ import type { AlertPage } from "./api-shapes";
 import { AlertsPanel } from "./panels/alerts";
 import { BatchesPanel } from "./panels/batches";
 import { BudgetPanel } from "./panels/budget";
+import { EndpointsPanel } from "./panels/endpoints";
 import { PaymentsPanel } from "./panels/payments";
 import { PipelinePanel } from "./panels/pipeline";
 import { ShardsPanel } from "./panels/shards";
@@ -65,6 +66,7 @@ const NAV: { page: Page; label: string; admin?: true }[] = [
   { page: "batches", label: "Batches" },
   { page: "payments", label: "Payments" },
   { page: "alerts", label: "Alerts" },
+  { page: "endpoints", label: "Endpoints" },
   { page: "shards", label: "Shards", admin: true },
 ];
 /** How many banners stay on screen: the newest failures. */
@@ -163,6 +165,8 @@ function CurrentPage({ route, admin }: { route: Route; admin: boolean }) {
       return route.id ? <TimelinePanel key={route.id} transactionId={route.id} /> : <PaymentsPanel route={route} />;
     case "alerts":
       return <AlertsPanel route={route} />;
+    case "endpoints":
+      return <EndpointsPanel />;
     // A merchant's key would be refused by /admin (and signed out): its session never asks.
     case "shards":
       return admin ? <ShardsPanel /> : <PipelinePanel />;

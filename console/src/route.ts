@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 
-export const PAGES = ["pipeline", "budget", "batches", "payments", "alerts", "shards"] as const;
+export const PAGES = ["pipeline", "budget", "batches", "payments", "alerts", "shards", "endpoints"] as const;
 export type Page = (typeof PAGES)[number];
 
 /** Where the console is: `#/payments/tr_123?status=completed` → page, the id after it, and the query. */

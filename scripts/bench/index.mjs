@@ -14,6 +14,7 @@ import { describeMachine } from "./lib/machine.mjs";
 import { round } from "./lib/stats.mjs";
 import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
 import { benchLimiter, benchLimiterDurableObject } from "./limiter.mjs";
+import { benchOutbox, outboxRows } from "./outbox.mjs";
 import { benchStatusApi } from "./status-api.mjs";
 import { benchStorage, storageRows } from "./storage.mjs";
 
@@ -36,6 +37,7 @@ const settings = {
     keys: 12,
   },
   storage: { payments: quick ? 2000 : 10_000, seed: 14, retentionDays: 30 },
+  outbox: { payments: quick ? 300 : 1000, seed: 22 },
 };
 const outFile = path.resolve(ROOT, process.env.BENCH_OUT ?? "bench/results/latest.json");
 
@@ -92,6 +94,10 @@ try {
   background.storage = await beforeSection();
   log(`storage: ${settings.storage.payments} payments of the demo mix through the consumer, D1 bytes per table, then retention`);
   results.storage = await benchStorage(build, settings.storage);
+
+  background.outbox = await beforeSection();
+  log(`outbox: ${settings.outbox.payments} payments each for a merchant with no endpoint and one with one, D1 rows written`);
+  results.outbox = await benchOutbox(build, settings.outbox);
 } finally {
   build.cleanup();
 }
@@ -243,6 +249,7 @@ const rows = [
   ["Status API", "list, first page (50)", `p50 ${ms(status.list.p50)} · p99 ${ms(status.list.p99)}`, "", ""],
   ["Status API", "list, status filter + cursor walk (100/page)", `p50 ${ms(status.walk.p50)} · p99 ${ms(status.walk.p99)}`, "", ""],
   ...storageRows(results.storage),
+  ...outboxRows(results.outbox),
 ];
 
 const date = new Date().toISOString();
@@ -283,6 +290,8 @@ const method = {
     "Real SmartRouterClient + verifyEvents in Node against the emulator; calls counted by the emulator's /counters. 1,000 events (332 card payments × 3 events + 2 declined cards × 2), verified in queue batches of 100; naive = one GET /events/{id} per event (6 in flight, as verifyEvents does).",
   storage:
     "scripts/bench/storage.mjs (alone: `node scripts/bench/storage.mjs --payments N`). Payments of scripts/stack.mjs's demo mix (SCENARIOS by weight, every lifecycle once first, seeded) made in the emulator in this process (time scale 0.001, 32 lifecycles at once); each webhook it sends becomes a queue message handed to the bundle's queue handler in workerd, 100 a batch, as they arrive (fetch-back through the rate-limiting Durable Object, unlimited rates). Bytes: SQLite dbstat (node:sqlite) over a copy of Miniflare's D1 file with its WAL, SUM(pgsize) per table and per index, indexes counted with their table; divided by the payments. After: the worker's scheduled handler run RETENTION_DAYS + 1 days later, every 5 minutes of that clock, until no new archive object is stored; the copy is VACUUMed before dbstat (freed pages are reused by later rows). R2: the sizes Miniflare lists for the ARCHIVE bucket. events/s = events / time inside queue() calls over the whole run (the database growing to all the payments). Payments per 10 GB = 10^10 / bytes per payment.",
+  outbox:
+    "scripts/bench/outbox.mjs (alone: `node scripts/bench/outbox.mjs --payments N`). The same demo-mix payments (one seeded scenario sequence) for two merchants side by side in one worker: one with no endpoint, one with one endpoint taking `*`; their webhooks handed to the queue handler 100 a batch, one merchant per batch. Rows written: D1's meta.rows_written of every batch statement and run/all query, by the table the statement writes (instrumented entry module), summed per merchant; outbox = transaction_changes + endpoint_messages + transaction_streams; per change = divided by the merchant's transaction_changes rows (the applied status changes). Delivery: every lane of the second merchant nudged through the endpoint queue's handler, the endpoint answering 204; the claim's UPDATE … RETURNING goes through drizzle's raw() and reports no meta, so it is not in that figure.",
   status:
     "10,000 transactions for one merchant (+2,000 for another) seeded with one SQL statement shaped like consumer-written rows, fulfilment rows for captured ones, ANALYZE; sequential requests over one keep-alive connection to workerd's direct socket with real Bearer API keys (12 live keys of the merchant, round robin, so the 600/min per-key limiter never refuses).",
 };

@@ -1,9 +1,10 @@
 import { and, asc, count, eq, gt, isNotNull, or, sql } from "drizzle-orm";
-import { type BatchStatement, runBatch } from "../db/bulk";
+import { type BatchStatement, inList, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import type { MerchantRow } from "../db/rows";
-import { merchants, resealJobs } from "../db/schema";
+import { endpoints, merchants, resealJobs } from "../db/schema";
 import { shardsOf } from "../db/shards";
+import { type EndpointRow, endpointSecretContext } from "../endpoints/secrets";
 import type { AppConfig, AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { log } from "../lib/log";
@@ -147,6 +148,58 @@ async function resealStatements({ db, config, page }: { db: Database; config: Ap
 }
 
 /**
+ * One UPDATE per endpoint of the page's merchants holding a secret (current, or the one a rotation replaced) sealed under
+ * another key: both re-sealed at once, compare-and-set on both ciphertexts it read, so a rotation meanwhile keeps its
+ * secrets (the next job re-seals what it left under the old key) and a page run twice re-seals nothing twice.
+ */
+async function resealEndpointStatements({ db, config, page }: { db: Database; config: AppConfig; page: readonly MerchantRow[] }) {
+  if (page.length === 0) return [];
+  const current = await currentKeyId(config);
+  const rows = await db
+    .select()
+    .from(endpoints)
+    .where(
+      inList(
+        endpoints.merchantId,
+        page.map((row) => row.id),
+      ),
+    );
+  const statements: BatchStatement[] = [];
+  for (const row of rows) {
+    const changes = await resealedEndpointSecrets({ config, row, current });
+    if (!changes) continue;
+    const previousAsRead = row.previousSecretCiphertext
+      ? eq(endpoints.previousSecretCiphertext, row.previousSecretCiphertext)
+      : sql`${endpoints.previousSecretCiphertext} IS NULL`;
+    statements.push(
+      db
+        .update(endpoints)
+        .set(changes)
+        .where(and(eq(endpoints.id, row.id), eq(endpoints.secretCiphertext, row.secretCiphertext), previousAsRead)),
+    );
+  }
+  return statements;
+}
+
+/** The endpoint's secret columns re-sealed under the current key, those already under it left out; null when none is left. */
+async function resealedEndpointSecrets({ config, row, current }: { config: AppConfig; row: EndpointRow; current: string }) {
+  const context = endpointSecretContext(row.merchantId, row.id);
+  const reseal = async (sealed: SealedSecret) => sealSecret(config, await openSecret(config, sealed, context), context);
+  const changes: Partial<Pick<EndpointRow, "secretCiphertext" | "secretKeyId" | "previousSecretCiphertext" | "previousSecretKeyId">> = {};
+  if (row.secretKeyId !== current) {
+    const sealed = await reseal({ ciphertext: row.secretCiphertext, keyId: row.secretKeyId });
+    changes.secretCiphertext = sealed.ciphertext;
+    changes.secretKeyId = sealed.keyId;
+  }
+  if (row.previousSecretCiphertext && row.previousSecretKeyId && row.previousSecretKeyId !== current) {
+    const sealed = await reseal({ ciphertext: row.previousSecretCiphertext, keyId: row.previousSecretKeyId });
+    changes.previousSecretCiphertext = sealed.ciphertext;
+    changes.previousSecretKeyId = sealed.keyId;
+  }
+  return Object.keys(changes).length > 0 ? changes : null;
+}
+
+/**
  * Moves the job past a page: cursor, progress and, on a short page, completion. Compare-and-set on the job still
  * running from the cursor the page started at, so of two runs of one page (a duplicated or redelivered message) exactly
  * one counts it, and a job failed meanwhile stays failed.
@@ -196,7 +249,11 @@ export async function resealPage({
     .orderBy(asc(merchants.id))
     .limit(MERCHANTS_PER_PAGE);
   const { finished, statement } = advanceJob({ db, job, page });
-  const results = await runBatch(db.$client, [...(await resealStatements({ db, config, page })), statement]);
+  const results = await runBatch(db.$client, [
+    ...(await resealStatements({ db, config, page })),
+    ...(await resealEndpointStatements({ db, config, page })),
+    statement,
+  ]);
   if ((results.at(-1)?.meta.changes ?? 0) === 0) {
     log("info", "reseal.page_already_counted", { job_id: job.id, shard: message.shard ?? 0, cursor: job.cursor });
     return;
@@ -204,7 +261,10 @@ export async function resealPage({
   if (!finished) await queue.send(message, { contentType: "json" });
 }
 
-/** How many merchants of every shard still hold a secret sealed under another key (0 before dropping SECRETS_KEY_PREVIOUS). */
+/**
+ * How many merchants of every shard still hold a secret sealed under another key, their endpoints' included (0 before
+ * dropping SECRETS_KEY_PREVIOUS).
+ */
 export async function secretsUnderOldKeys({ env, config }: { env: AppEnv; config: AppConfig }): Promise<number> {
   const perShard = await Promise.all(shardsOf(env).map(({ db }) => merchantsUnderOldKeys(db, config)));
   return perShard.reduce((sum, n) => sum + n, 0);
@@ -222,6 +282,8 @@ async function merchantsUnderOldKeys(db: Database, config: AppConfig): Promise<n
         and(isNotNull(merchants.fulfillmentSecretPreviousKeyId), sql`${merchants.fulfillmentSecretPreviousKeyId} <> ${current}`),
         and(isNotNull(merchants.alertSecretKeyId), sql`${merchants.alertSecretKeyId} <> ${current}`),
         and(isNotNull(merchants.alertSecretPreviousKeyId), sql`${merchants.alertSecretPreviousKeyId} <> ${current}`),
+        sql`EXISTS (SELECT 1 FROM ${endpoints} AS e WHERE e.merchant_id = ${merchants.id}
+          AND (e.secret_key_id <> ${current} OR e.previous_secret_key_id <> ${current}))`,
       ),
     );
   return row?.n ?? 0;

@@ -1,20 +1,25 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
-import { runBatch } from "../db/bulk";
+import { runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
 import {
   alerts,
   batches,
   batchUnits,
+  endpointMessages,
+  endpoints,
   events,
   fetchBacks,
   fulfillmentAttempts,
   merchants,
   reconciliationRuns,
+  transactionChanges,
   transactionStatusChanges,
+  transactionStreams,
   transactions,
   webhookDeliveries,
 } from "../db/schema";
+import { CAPTURED_STATUSES } from "../smart-router/status";
 
 const DAY_MS = 86_400_000;
 
@@ -89,12 +94,45 @@ function resolvedAlertsBefore(before: string): SQL {
 }
 
 /**
+ * Settled endpoint messages (delivered, or given up: failed) created before `before`, searched per endpoint in
+ * `endpoint_messages_created`; a pending one is never pruned. Only enabled endpoints are walked: a paused or disabled
+ * endpoint keeps piling up pending messages in that index range, which every run would read again; what it had settled
+ * waits until it is enabled again.
+ */
+function settledEndpointMessagesBefore(before: string): SQL {
+  return sql`DELETE FROM ${endpointMessages} WHERE rowid IN (
+    SELECT x.rowid FROM ${endpoints} AS ep CROSS JOIN ${endpointMessages} AS x ON x.endpoint_id = ep.id AND x.created_at < ${before}
+    WHERE ep.status = 'enabled' AND x.status IN ('delivered', 'failed')
+    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/**
+ * Transaction changes created before `before` that no endpoint message still refers to (a message's body is its change;
+ * messages go first in the same batch). A transaction's latest change stays while the stream may still announce its
+ * first capture after it (transactions/stream.ts reads it then): once the capture is announced, or while its status is
+ * not a captured one (a capture then brings a change of its own), it goes too, so old rows kept are few and the walk
+ * does not read them again run after run.
+ */
+function unreferencedChangesBefore(before: string): SQL {
+  return sql`DELETE FROM ${transactionChanges} WHERE rowid IN (
+    SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${transactionChanges} AS x ON x.merchant_id = m.id AND x.created_at < ${before}
+    JOIN ${transactionStreams} AS s ON s.merchant_id = x.merchant_id AND s.transaction_id = x.transaction_id
+    WHERE (x.sequence < s.sequence OR s.captured OR x.status NOT IN (${sqlLiterals(CAPTURED_STATUSES)}))
+      AND NOT EXISTS (SELECT 1 FROM ${endpoints} AS ep JOIN ${endpointMessages} AS em ON em.endpoint_id = ep.id
+        AND em.transaction_id = x.transaction_id AND em.position IN (2 * x.sequence, 2 * x.sequence + 1)
+        WHERE ep.merchant_id = x.merchant_id)
+    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/**
  * The pruning statements of a run at `now`, by what they delete. Windows: batch units BATCH_UNITS_KEPT_DAYS after they
  * finished; reconciliation runs, ignored inbox rows and the timeline rows no payment can show (deliveries, fetch-backs,
  * status changes, fulfilment attempts) `retentionDays` after they were written; resolved alerts `retentionDays` after
  * they were resolved; finished batches `retentionDays` after they finished, and never before BATCH_UNITS_KEPT_DAYS (a
- * cancelled batch's queued messages may still arrive until then and must find it). Rejected inbox rows have their own
- * step (`rejectedEventsPrune`, 7 days). Dead letters are not pruned: they go to R2 (pages.ts), as payments' timelines do.
+ * cancelled batch's queued messages may still arrive until then and must find it); settled endpoint messages and the
+ * changes no message refers to `retentionDays` after they were created (replay resends only what is left). Rejected
+ * inbox rows have their own step (`rejectedEventsPrune`, 7 days). Dead letters are not pruned: they go to R2
+ * (pages.ts), as payments' timelines do.
  */
 export function pruneStatements({ now, retentionDays }: { now: number; retentionDays: number }): Record<string, SQL> {
   const window = daysBefore(now, retentionDays);
@@ -109,6 +147,8 @@ export function pruneStatements({ now, retentionDays }: { now: number; retention
     fulfillment_attempts: prunePerMerchant(fulfillmentAttempts, fulfillmentAttempts.at, window, transactionOrphan),
     batches: finishedBatchesBefore(batchWindow),
     alerts: resolvedAlertsBefore(window),
+    endpoint_messages: settledEndpointMessagesBefore(window),
+    transaction_changes: unreferencedChangesBefore(window),
   };
 }
 

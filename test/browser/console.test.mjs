@@ -300,6 +300,73 @@ describe("the console in Chromium", { timeout: 300_000 }, () => {
     await page.close();
   });
 
+  it("shows an endpoint's health, pauses and enables it, replays a range after its dry-run count, and a payment's messages", async () => {
+    requests = [];
+    problems = [];
+    const sinkPath = `/_sandbox/sink/ep-${shop.merchantId}`;
+    const created = await merchantApi("/v1/endpoints", {
+      body: { url: `${stack.sandboxUrl}${sinkPath}`, events: ["*"], description: "order system" },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const endpointId = created.body.endpoint.id;
+    const paid = await shop.pay({ amount: "31.00", currency: "EUR", card: "4242424242424242", name: "Pushed to an endpoint" });
+    await settled(paid.id, (t) => t.status === "completed");
+    // Every message of the payment delivered, the capture among them (the endpoint exists only since this test).
+    const messages = await eventually("the payment's messages delivered", async () => {
+      const answer = await merchantApi(`/v1/endpoints/${endpointId}/messages?limit=100`);
+      const all = answer.body.messages ?? [];
+      const done = all.length > 0 && all.every((m) => m.status === "delivered") && all.some((m) => m.type === "transaction.captured");
+      return done ? all : null;
+    });
+
+    const page = await newPage();
+    await signInWithKey(page, shop.creds.api_key);
+    await page.getByRole("link", { name: "Endpoints" }).click();
+    const row = page.locator(`[data-endpoint="${endpointId}"]`);
+    await page.locator(`[data-endpoint="${endpointId}"][data-health="healthy"]`).waitFor();
+    assert.match(await row.locator("[data-health-counts]").innerText(), new RegExp(`${messages.length}\\s+delivered`));
+
+    await row.getByRole("button", { name: "Pause" }).click();
+    await page.locator(`[data-endpoint="${endpointId}"][data-status="paused"]`).waitFor();
+    assert.equal((await merchantApi(`/v1/endpoints/${endpointId}`)).body.endpoint.status, "paused");
+    await screenshot(page, "endpoints-paused");
+    await row.getByRole("button", { name: "Enable" }).click();
+    await page.locator(`[data-endpoint="${endpointId}"][data-status="enabled"]`).waitFor();
+
+    // The dry run's count first: every message the endpoint has (all were created within the form's default last day).
+    await row.getByRole("button", { name: "Replay…" }).click();
+    await row.getByRole("button", { name: "Count messages" }).click();
+    const count = row.locator("[data-dry-run-total]");
+    await count.waitFor();
+    assert.equal(await count.getAttribute("data-dry-run-total"), String(messages.length));
+    assert.equal((await stack.sandbox(sinkPath)).requests.length, messages.length, "a dry run sends nothing");
+    await screenshot(page, "endpoints-dry-run");
+    await row.getByRole("button", { name: `Replay ${messages.length} messages` }).click();
+    const progress = row.locator("[data-replay][data-status=completed]");
+    await progress.waitFor({ timeout: SETTLE_MS });
+    assert.match(
+      await progress.locator(".batch-counts").innerText(),
+      new RegExp(`${messages.length}\\s+sent[\\s\\S]*of\\s+${messages.length}`),
+    );
+    // The same webhook-ids again, once each.
+    const received = (await stack.sandbox(sinkPath)).requests.map((r) => r.headers["webhook-id"]);
+    assert.deepEqual([...received].sort(), [...messages.map((m) => m.id), ...messages.map((m) => m.id)].sort());
+    await screenshot(page, "endpoints-replayed");
+
+    // The payment's page lists its messages to the endpoint, in the order they went out.
+    await page.goto(`${stack.workerUrl}/console#/payments/${encodeURIComponent(paid.id)}`);
+    const lane = page.locator(`[data-panel=timeline] [data-lane="${endpointId}"]`);
+    await lane.locator('tr[data-type="transaction.captured"][data-status="delivered"]').waitFor();
+    const ofPayment = messages.filter((m) => m.transaction_id === paid.id);
+    assert.equal(await lane.locator("tr[data-message]").count(), ofPayment.length);
+    const types = await lane.locator("tr[data-message]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-type")));
+    assert.ok(types.includes("transaction.completed"), types.join(", "));
+    assert.equal(types.indexOf("transaction.captured"), types.indexOf("transaction.completed") + 1, types.join(", "));
+    await screenshot(page, "timeline-endpoint-messages");
+    assertSameOriginAndClean();
+    await page.close();
+  });
+
   it("cancels a running batch from the Batches page", async () => {
     requests = [];
     problems = [];

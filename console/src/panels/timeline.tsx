@@ -6,6 +6,7 @@ import { formatClock } from "../format";
 import { href } from "../route";
 import { Badge, ResourceNotice, Section, When } from "../ui";
 import { useResource } from "../use-resource";
+import { EndpointMessagesSection } from "./endpoint-messages";
 
 const REFRESH_MS = 10_000;
 
@@ -42,6 +43,7 @@ export function TimelinePanel({ transactionId }: { transactionId: string }) {
           {timeline.state === "ready" && <TimelineList entries={timeline.data.timeline} />}
         </Section>
       )}
+      {!missing && <EndpointMessagesSection transactionId={transactionId} />}
     </div>
   );
 }

@@ -20,22 +20,47 @@ export const SANDBOX_ORIGIN = "https://smart-router.sandbox";
 
 /**
  * Entry module of the instrumented build: the unchanged bundle, with every D1 shard wrapped in a counting proxy, and
- * `/__bench/d1` to read (GET) or reset (POST) the counters. Used only by the consumer section.
+ * `/__bench/d1` to read (GET) or reset (POST) the counters: queries, batches, and D1's `meta.rows_written` per table
+ * written (from batch, `run` and `all` results; `first` and `raw` answer no meta). Used by the consumer and outbox sections.
  */
 const COUNTING_ENTRY = `
 import worker from "./index.js";
 export * from "./index.js";
 
-const counters = { queries: 0, batches: 0, batchStatements: 0 };
+const zero = () => ({ queries: 0, batches: 0, batchStatements: 0, rowsWritten: 0, rowsWrittenByTable: {} });
+const counters = zero();
 const realStatement = new WeakMap();
+const sqlOf = new WeakMap();
 
-function countStatement(statement) {
+/** The table a write statement writes (its first INSERT INTO / UPDATE / DELETE FROM), else "read". */
+function tableOf(sql) {
+  const match = /\\b(?:insert\\s+(?:or\\s+\\w+\\s+)?into|update|delete\\s+from)\\s+["\\x60]?(\\w+)/i.exec(sql ?? "");
+  return match ? match[1] : "read";
+}
+
+/** D1's own count of the rows a statement wrote (index entries included), by table; only results that carry meta. */
+function countWritten(statement, result) {
+  const written = result?.meta?.rows_written ?? 0;
+  counters.rowsWritten += written;
+  const table = tableOf(sqlOf.get(statement));
+  counters.rowsWrittenByTable[table] = (counters.rowsWrittenByTable[table] ?? 0) + written;
+}
+
+function countStatement(statement, sql) {
   const proxy = new Proxy(statement, {
     get(target, key) {
       const value = Reflect.get(target, key, target);
       if (typeof value !== "function") return value;
-      if (key === "bind") return (...args) => countStatement(value.apply(target, args));
-      if (key === "first" || key === "all" || key === "run" || key === "raw") {
+      if (key === "bind") return (...args) => countStatement(value.apply(target, args), sql);
+      if (key === "all" || key === "run") {
+        return async (...args) => {
+          counters.queries += 1;
+          const result = await value.apply(target, args);
+          countWritten(proxy, result);
+          return result;
+        };
+      }
+      if (key === "first" || key === "raw") {
         return (...args) => {
           counters.queries += 1;
           return value.apply(target, args);
@@ -45,6 +70,7 @@ function countStatement(statement) {
     },
   });
   realStatement.set(proxy, statement);
+  sqlOf.set(proxy, sql);
   return proxy;
 }
 
@@ -53,12 +79,14 @@ function countDatabase(db) {
     get(target, key) {
       const value = Reflect.get(target, key, target);
       if (typeof value !== "function") return value;
-      if (key === "prepare") return (...args) => countStatement(value.apply(target, args));
+      if (key === "prepare") return (...args) => countStatement(value.apply(target, args), args[0]);
       if (key === "batch") {
-        return (statements) => {
+        return async (statements) => {
           counters.batches += 1;
           counters.batchStatements += statements.length;
-          return value.call(target, statements.map((s) => realStatement.get(s) ?? s));
+          const results = await value.call(target, statements.map((s) => realStatement.get(s) ?? s));
+          results.forEach((result, i) => countWritten(statements[i], result));
+          return results;
         };
       }
       if (key === "exec" || key === "withSession") throw new Error("bench: D1 " + String(key) + " is not counted");
@@ -83,7 +111,7 @@ export default {
   async fetch(request, env, ctx) {
     if (new URL(request.url).pathname === "/__bench/d1") {
       const snapshot = { ...counters };
-      if (request.method === "POST") Object.assign(counters, { queries: 0, batches: 0, batchStatements: 0 });
+      if (request.method === "POST") Object.assign(counters, zero());
       return Response.json(snapshot);
     }
     return worker.fetch(request, benchEnv(env), ctx);

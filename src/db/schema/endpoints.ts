@@ -70,7 +70,11 @@ export const transactionChanges = sqliteTable(
     record: text("record").notNull(),
     createdAt: text("created_at").notNull().default(nowIso),
   },
-  (t) => [primaryKey({ columns: [t.merchantId, t.transactionId, t.sequence] })],
+  (t) => [
+    primaryKey({ columns: [t.merchantId, t.transactionId, t.sequence] }),
+    // Retention prunes changes per merchant by age (src/retention/prune.ts, migrations/0020_endpoint_retention.sql).
+    index("transaction_changes_created").on(t.merchantId, t.createdAt),
+  ],
 );
 
 export const MESSAGE_STATUSES = ["pending", "delivered", "failed"] as const;

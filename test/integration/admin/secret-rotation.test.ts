@@ -1,13 +1,15 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { resealPage } from "../../../src/admin/reseal";
+import { resealPage, secretsUnderOldKeys } from "../../../src/admin/reseal";
 import { openDatabase } from "../../../src/db/client";
+import { type EndpointRow, endpointSecretContext, endpointSecretsOf } from "../../../src/endpoints/secrets";
 import { appConfig } from "../../../src/env";
 import { secretContext } from "../../../src/merchants/merchants";
 import { currentKeyId, openSecret, sealSecret } from "../../../src/security/vault";
 import { ADMIN, call, createMerchant, uniqueId } from "../../support/fixtures";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
 import { SHARDS, shardedDb, shardIndexOf } from "../../support/shards";
+import { apiJson, createEndpoint } from "../endpoints/support";
 
 interface SinkRequest {
   headers: Record<string, string>;
@@ -200,7 +202,8 @@ describe("SECRETS_KEY rotation: the re-seal job", () => {
   /** A merchant whose Smart Router key is sealed under the previous SECRETS_KEY, first on its shard after the cursor "0". */
   async function merchantUnderPreviousKey(secret: string) {
     // "0…" sorts before every other test's merchant.
-    const { merchant } = await createMerchant({ id: `0${uniqueId("rsl")}` });
+    const created = await createMerchant({ id: `0${uniqueId("rsl")}` });
+    const { merchant } = created;
     const shard = (await shardIndexOf(merchant.id)) ?? 0;
     const d1 = SHARDS[shard] ?? env.DB;
     const config = appConfig(env);
@@ -213,7 +216,7 @@ describe("SECRETS_KEY rotation: the re-seal job", () => {
       .prepare("UPDATE merchants SET smart_router_secret_ciphertext = ?, smart_router_secret_key_id = ? WHERE id = ?")
       .bind(sealed.ciphertext, sealed.keyId, merchant.id)
       .run();
-    return { merchantId: merchant.id, shard, d1, config };
+    return { merchantId: merchant.id, created, shard, d1, config };
   }
 
   /** A running re-seal job part on `d1`, its cursor before every merchant made by `merchantUnderPreviousKey`. */
@@ -261,6 +264,44 @@ describe("SECRETS_KEY rotation: the re-seal job", () => {
         ...copies.map((id) => d1.prepare("DELETE FROM merchants WHERE id = ?").bind(id)),
       ]);
     }
+  });
+
+  it("re-seals endpoint signing secrets too, the current one and the one a rotation replaced, so the old key can go", async () => {
+    const { merchantId, created, shard, d1, config } = await merchantUnderPreviousKey("sk_with_endpoint");
+    const { endpoint, signing_secret: first } = await createEndpoint(created, `reseal-${merchantId}`);
+    const rotated = await apiJson<{ signing_secret: string }>(created, `/v1/endpoints/${endpoint.id}/secret`, {
+      body: { overlap_hours: 2 },
+    });
+    // Both were sealed before the SECRETS_KEY rotation, under what is now SECRETS_KEY_PREVIOUS.
+    const previousKey = { ...config, SECRETS_KEY: config.SECRETS_KEY_PREVIOUS ?? "" };
+    const context = endpointSecretContext(merchantId, endpoint.id);
+    const current = await sealSecret(previousKey, rotated.signing_secret, context);
+    const replaced = await sealSecret(previousKey, first, context);
+    await d1
+      .prepare(
+        "UPDATE endpoints SET secret_ciphertext = ?, secret_key_id = ?, previous_secret_ciphertext = ?, previous_secret_key_id = ? WHERE id = ?",
+      )
+      .bind(current.ciphertext, current.keyId, replaced.ciphertext, replaced.keyId, endpoint.id)
+      .run();
+    const endpointRow = async () => {
+      const row = await openDatabase(d1).query.endpoints.findFirst({ where: (e, { eq }) => eq(e.id, endpoint.id) });
+      if (!row) throw new Error("endpoint row gone");
+      return row satisfies EndpointRow;
+    };
+    const withoutPrevious = { ...config, SECRETS_KEY_PREVIOUS: undefined };
+    await expect(endpointSecretsOf(withoutPrevious, await endpointRow(), Date.now())).rejects.toThrow();
+    expect(await secretsUnderOldKeys({ env, config })).toBeGreaterThanOrEqual(1);
+
+    const jobId = await runningJob(d1);
+    const queue = { send: async () => {} } as unknown as Queue;
+    await resealPage({ db: openDatabase(d1), config, queue, message: { v: 1, kind: "reseal", job_id: jobId, shard } });
+    const row = await endpointRow();
+    const key = await currentKeyId(config);
+    expect([row.secretKeyId, row.previousSecretKeyId]).toEqual([key, key]);
+    // The current key alone opens both: the messages of the overlap still carry both signatures.
+    expect(await endpointSecretsOf(withoutPrevious, row, Date.now())).toEqual([rotated.signing_secret, first]);
+    expect(await secretsUnderOldKeys({ env, config })).toBe(0);
+    await d1.prepare("DELETE FROM reseal_jobs WHERE id = ?").bind(jobId).run();
   });
 
   it("a job failed while a page ran stays failed: the page counts nothing and sends nothing", async () => {

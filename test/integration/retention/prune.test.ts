@@ -6,11 +6,15 @@ import {
   batches,
   batchUnits,
   deadLetters,
+  endpointMessages,
+  endpoints,
   events,
   fetchBacks,
   fulfillmentAttempts,
   reconciliationRuns,
+  transactionChanges,
   transactionStatusChanges,
+  transactionStreams,
   webhookDeliveries,
 } from "../../../src/db/schema";
 import worker from "../../../src/index";
@@ -53,7 +57,58 @@ async function seedBookkeeping(merchantId: string, tag: string, days: number) {
     db.insert(fulfillmentAttempts).values({ merchantId, transactionId: `tr_${tag}`, attempt: 1, at, outcome: "delivered" }),
     db.insert(batches).values(finishedBatch(merchantId, `batch_${tag}`, at)),
     db.insert(alerts).values(resolvedAlert(merchantId, `alert_${tag}`, at)),
+    db.insert(endpoints).values(endpointRow(merchantId, `ep_${tag}`)),
+    db.insert(endpointMessages).values(message({ merchantId, endpointId: `ep_${tag}`, id: `msg_${tag}`, transactionId: `trc_${tag}`, at })),
+    db.insert(transactionStreams).values({ merchantId, transactionId: `trc_${tag}`, sequence: 1, status: "completed", captured: true }),
+    db.insert(transactionChanges).values(change({ merchantId, transactionId: `trc_${tag}`, sequence: 1, status: "completed", at })),
   ]);
+}
+
+/** An endpoint row as the API would store it (its secret columns are never opened here). */
+function endpointRow(merchantId: string, id: string, status: "enabled" | "paused" = "enabled") {
+  return { id, merchantId, url: "https://orders.example.com/hooks", events: ["*"], status, secretCiphertext: "x", secretKeyId: "k" };
+}
+
+/** A message of change `sequence` (or the `transaction.captured` after it) created at `at`, settled as `status`. */
+function message({
+  merchantId,
+  endpointId,
+  id,
+  transactionId,
+  at,
+  sequence = 1,
+  captured = false,
+  status = "delivered",
+}: {
+  merchantId: string;
+  endpointId: string;
+  id: string;
+  transactionId: string;
+  at: string;
+  sequence?: number;
+  captured?: boolean;
+  status?: "pending" | "delivered" | "failed";
+}) {
+  const type = captured ? "transaction.captured" : "transaction.completed";
+  const position = 2 * sequence + (captured ? 1 : 0);
+  return { id, merchantId, endpointId, transactionId, sequence, position, type, status, nextAttemptAt: at, createdAt: at };
+}
+
+/** A stored change of a transaction, made at `at`. */
+function change({
+  merchantId,
+  transactionId,
+  sequence,
+  status,
+  at,
+}: {
+  merchantId: string;
+  transactionId: string;
+  sequence: number;
+  status: string;
+  at: string;
+}) {
+  return { merchantId, transactionId, sequence, previousStatus: null, status, record: "{}", createdAt: at };
 }
 
 /** A sync batch that completed at `at` (created an hour before). */
@@ -108,6 +163,8 @@ async function remaining(tags: string[]) {
     fulfillment_attempts: await present("fulfillment_attempts", "transaction_id", "tr_"),
     batches: await present("batches", "id", "batch_"),
     alerts: await present("alerts", "id", "alert_"),
+    endpoint_messages: await present("endpoint_messages", "id", "msg_"),
+    transaction_changes: await present("transaction_changes", "transaction_id", "trc_"),
   };
 }
 
@@ -146,6 +203,8 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       fulfillment_attempts: [young],
       batches: [young],
       alerts: [young],
+      endpoint_messages: [young],
+      transaction_changes: [young],
     });
     const kept = await shardedDb
       .prepare("SELECT id FROM events WHERE merchant_id = ? AND outcome IN ('applied', 'rejected') ORDER BY id")
@@ -180,6 +239,65 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     );
   });
 
+  it("prunes settled endpoint messages, never a pending one, and the changes no message refers to, keeping a latest change the stream may still need", async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const db = await dbOfMerchant(merchantId);
+    const old = daysAgo(RETENTION_DAYS + 1);
+    const young = daysAgo(RETENTION_DAYS - 1);
+    const [live, paused] = [`ep_live_${merchantId}`, `ep_paused_${merchantId}`];
+    const tr = (name: string) => `tr_${name}_${merchantId}`;
+    const msg = (name: string, values: Partial<Parameters<typeof message>[0]> & { transactionId: string }) =>
+      db.insert(endpointMessages).values(message({ merchantId, endpointId: live, id: `msg_${name}_${merchantId}`, at: old, ...values }));
+    const stream = (name: string, sequence: number, status: string, captured: boolean) =>
+      db.insert(transactionStreams).values({ merchantId, transactionId: tr(name), sequence, status, captured });
+    const changes = (name: string, ...statuses: [string, string][]) =>
+      statuses.map(([status, at], i) =>
+        db.insert(transactionChanges).values(change({ merchantId, transactionId: tr(name), sequence: i + 1, status, at })),
+      );
+    await db.batch([
+      db.insert(endpoints).values(endpointRow(merchantId, live)),
+      db.insert(endpoints).values(endpointRow(merchantId, paused, "paused")),
+      // Settled on an enabled endpoint: delivered and failed go; pending and young stay; a paused endpoint's waits.
+      msg("delivered", { transactionId: tr("settled") }),
+      msg("failed", { transactionId: tr("settled"), captured: true, status: "failed" }),
+      msg("pending", { transactionId: tr("waiting"), sequence: 1, status: "pending" }),
+      msg("young", { transactionId: tr("young"), at: young }),
+      db
+        .insert(endpointMessages)
+        .values(message({ merchantId, endpointId: paused, id: `msg_paused_${merchantId}`, transactionId: tr("paused"), at: old })),
+      // The changes the settled messages referred to go with them; the pending message's change stays.
+      stream("settled", 1, "completed", true),
+      ...changes("settled", ["completed", old]),
+      stream("waiting", 2, "refunded", true),
+      ...changes("waiting", ["completed", old], ["refunded", young]),
+      // Latest changes: announced capture → goes; not a captured status → goes; completed but capture not yet announced → stays.
+      stream("announced", 2, "refunded", true),
+      ...changes("announced", ["pending", old], ["refunded", old]),
+      stream("declined", 1, "failed", false),
+      ...changes("declined", ["failed", old]),
+      stream("unannounced", 2, "completed", false),
+      ...changes("unannounced", ["pending", old], ["completed", old]),
+    ]);
+
+    const pruned = await pruneBookkeeping({ db, now: NOW, retentionDays: RETENTION_DAYS });
+    expect(pruned).toMatchObject({ endpoint_messages: 2, transaction_changes: 5 });
+    const messages = await shardedDb
+      .prepare("SELECT id FROM endpoint_messages WHERE merchant_id = ? ORDER BY id")
+      .bind(merchantId)
+      .all<{ id: string }>();
+    expect(messages.results.map((row) => row.id)).toEqual(["paused", "pending", "young"].map((name) => `msg_${name}_${merchantId}`));
+    const kept = await shardedDb
+      .prepare("SELECT transaction_id AS t, sequence AS n FROM transaction_changes WHERE merchant_id = ? ORDER BY t, n")
+      .bind(merchantId)
+      .all<{ t: string; n: number }>();
+    expect(kept.results).toEqual([
+      { t: tr("unannounced"), n: 2 },
+      { t: tr("waiting"), n: 1 },
+      { t: tr("waiting"), n: 2 },
+    ]);
+  });
+
   it(`deletes at most ${PRUNED_PER_TABLE_PER_RUN} rows of a table per run; the rest go on the next`, async () => {
     const old = daysAgo(BATCH_UNITS_KEPT_DAYS + 100);
     await env.DB.prepare(
@@ -192,6 +310,24 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     expect((await pruneBookkeeping({ db, now: NOW, retentionDays: RETENTION_DAYS })).batch_units).toBe(1);
     const left = await env.DB.prepare("SELECT count(*) AS n FROM batch_units WHERE unit_id LIKE 'unit_flood_%'").first<{ n: number }>();
     expect(left?.n).toBe(0);
+  });
+
+  it(`prunes endpoint messages in steps of ${PRUNED_PER_TABLE_PER_RUN} too`, async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const db = await dbOfMerchant(merchantId);
+    const endpointId = `ep_flood_${merchantId}`;
+    await db.insert(endpoints).values(endpointRow(merchantId, endpointId));
+    await db.$client
+      .prepare(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO endpoint_messages (id, merchant_id, endpoint_id, transaction_id, sequence, position, type, status, next_attempt_at, created_at)
+         SELECT 'msg_flood_' || i, ?, ?, 'tr_flood_' || i, 1, 2, 'transaction.completed', 'delivered', ?, ? FROM n`,
+      )
+      .bind(PRUNED_PER_TABLE_PER_RUN + 1, merchantId, endpointId, daysAgo(RETENTION_DAYS + 1), daysAgo(RETENTION_DAYS + 1))
+      .run();
+    expect((await pruneBookkeeping({ db, now: NOW, retentionDays: RETENTION_DAYS })).endpoint_messages).toBe(PRUNED_PER_TABLE_PER_RUN);
+    expect((await pruneBookkeeping({ db, now: NOW, retentionDays: RETENTION_DAYS })).endpoint_messages).toBe(1);
   });
 
   it("is a step of the Cron Trigger's run: histories archived, bookkeeping pruned, figures logged", async () => {
