@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { benchConsumer } from "./consumer.mjs";
+import { benchCost, costRows } from "./cost.mjs";
 import { benchFetchBack } from "./fetch-back.mjs";
 import { benchIngest } from "./ingest.mjs";
 import { backgroundBusy } from "./lib/cpu.mjs";
@@ -36,6 +37,7 @@ const settings = {
     keys: 12,
   },
   storage: { payments: quick ? 2000 : 10_000, seed: 14, retentionDays: 30 },
+  cost: { payments: quick ? 500 : 2000, seed: 14, retentionDays: 30 },
 };
 const outFile = path.resolve(ROOT, process.env.BENCH_OUT ?? "bench/results/latest.json");
 
@@ -92,6 +94,10 @@ try {
   background.storage = await beforeSection();
   log(`storage: ${settings.storage.payments} payments of the demo mix through the consumer, D1 bytes per table, then retention`);
   results.storage = await benchStorage(build, settings.storage);
+
+  background.cost = await beforeSection();
+  log(`cost: ${settings.cost.payments} payments of the demo mix through the edge, the queues and the retention cron, metered and priced`);
+  results.cost = await benchCost(build, settings.cost);
 } finally {
   build.cleanup();
 }
@@ -243,6 +249,7 @@ const rows = [
   ["Status API", "list, first page (50)", `p50 ${ms(status.list.p50)} · p99 ${ms(status.list.p99)}`, "", ""],
   ["Status API", "list, status filter + cursor walk (100/page)", `p50 ${ms(status.walk.p50)} · p99 ${ms(status.walk.p99)}`, "", ""],
   ...storageRows(results.storage),
+  ...costRows(results.cost),
 ];
 
 const date = new Date().toISOString();
@@ -283,6 +290,7 @@ const method = {
     "Real SmartRouterClient + verifyEvents in Node against the emulator; calls counted by the emulator's /counters. 1,000 events (332 card payments × 3 events + 2 declined cards × 2), verified in queue batches of 100; naive = one GET /events/{id} per event (6 in flight, as verifyEvents does).",
   storage:
     "scripts/bench/storage.mjs (alone: `node scripts/bench/storage.mjs --payments N`). Payments of scripts/stack.mjs's demo mix (SCENARIOS by weight, every lifecycle once first, seeded) made in the emulator in this process (time scale 0.001, 32 lifecycles at once); each webhook it sends becomes a queue message handed to the bundle's queue handler in workerd, 100 a batch, as they arrive (fetch-back through the rate-limiting Durable Object, unlimited rates). Bytes: SQLite dbstat (node:sqlite) over a copy of Miniflare's D1 file with its WAL, SUM(pgsize) per table and per index, indexes counted with their table; divided by the payments. After: the worker's scheduled handler run RETENTION_DAYS + 1 days later, every 5 minutes of that clock, until no new archive object is stored; the copy is VACUUMed before dbstat (freed pages are reused by later rows). R2: the sizes Miniflare lists for the ARCHIVE bucket. events/s = events / time inside queue() calls over the whole run (the database growing to all the payments). Payments per 10 GB = 10^10 / bytes per payment.",
+  cost: "scripts/bench/cost.mjs (alone: `node scripts/bench/cost.mjs --payments N`). Payments of the demo mix made in the emulator (time scale 0.001, 32 lifecycles at once); every webhook it fires is POSTed to the worker's edge (workerd direct socket) with the merchant's Basic credential, and wrangler.toml's queue consumers run in Miniflare (real batching, delays, retries); the merchant has a fulfilment URL (answered 204 by the bench). Then the Cron Trigger RETENTION_DAYS + 1 days later until nothing more is archived, then once more with nothing to do (the fixed cost). Counted by the metered entry (scripts/bench/lib/meter-entry.mjs) around the unchanged bundle, per phase: D1 rows read/written from each statement's meta (batch statements too; first() and raw() are answered through all() for their meta, a read raw() is run a second time for it), queue messages sent/read/acked/retried (1 operation per 64 KB written, read, deleted), Durable Object RPC calls per method and the rate limiter's KV storage calls, R2 calls by method, invocations and log lines. CPU ms: user+system time of the workerd process over the run, divided by the webhooks: an upper bound, since it includes Miniflare's own D1, Queues and Durable Object emulation. Priced with bench/cloudflare-rates.json (marginal list rates, inclusions and the $5 minimum left out; rates to check). Webhooks = POSTs the edge answered.",
   status:
     "10,000 transactions for one merchant (+2,000 for another) seeded with one SQL statement shaped like consumer-written rows, fulfilment rows for captured ones, ANALYZE; sequential requests over one keep-alive connection to workerd's direct socket with real Bearer API keys (12 live keys of the merchant, round robin, so the 600/min per-key limiter never refuses).",
 };
