@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { benchConsumer } from "./consumer.mjs";
+import { benchCost, costRows } from "./cost.mjs";
 import { benchFetchBack } from "./fetch-back.mjs";
 import { benchIngest } from "./ingest.mjs";
 import { backgroundBusy } from "./lib/cpu.mjs";
@@ -38,6 +39,7 @@ const settings = {
   },
   storage: { payments: quick ? 2000 : 10_000, seed: 14, retentionDays: 30 },
   outbox: { payments: quick ? 300 : 1000, seed: 22 },
+  cost: { payments: quick ? 500 : 2000, seed: 14, retentionDays: 30 },
 };
 const outFile = path.resolve(ROOT, process.env.BENCH_OUT ?? "bench/results/latest.json");
 
@@ -98,6 +100,9 @@ try {
   background.outbox = await beforeSection();
   log(`outbox: ${settings.outbox.payments} payments each for a merchant with no endpoint and one with one, D1 rows written`);
   results.outbox = await benchOutbox(build, settings.outbox);
+  background.cost = await beforeSection();
+  log(`cost: ${settings.cost.payments} payments of the demo mix through the edge, the queues and the retention cron, metered and priced`);
+  results.cost = await benchCost(build, settings.cost);
 } finally {
   build.cleanup();
 }
@@ -250,6 +255,7 @@ const rows = [
   ["Status API", "list, status filter + cursor walk (100/page)", `p50 ${ms(status.walk.p50)} · p99 ${ms(status.walk.p99)}`, "", ""],
   ...storageRows(results.storage),
   ...outboxRows(results.outbox),
+  ...costRows(results.cost),
 ];
 
 const date = new Date().toISOString();
@@ -292,6 +298,7 @@ const method = {
     "scripts/bench/storage.mjs (alone: `node scripts/bench/storage.mjs --payments N`). Payments of scripts/stack.mjs's demo mix (SCENARIOS by weight, every lifecycle once first, seeded) made in the emulator in this process (time scale 0.001, 32 lifecycles at once); each webhook it sends becomes a queue message handed to the bundle's queue handler in workerd, 100 a batch, as they arrive (fetch-back through the rate-limiting Durable Object, unlimited rates). Bytes: SQLite dbstat (node:sqlite) over a copy of Miniflare's D1 file with its WAL, SUM(pgsize) per table and per index, indexes counted with their table; divided by the payments. After: the worker's scheduled handler run RETENTION_DAYS + 1 days later, every 5 minutes of that clock, until no new archive object is stored; the copy is VACUUMed before dbstat (freed pages are reused by later rows). R2: the sizes Miniflare lists for the ARCHIVE bucket. events/s = events / time inside queue() calls over the whole run (the database growing to all the payments). Payments per 10 GB = 10^10 / bytes per payment.",
   outbox:
     "scripts/bench/outbox.mjs (alone: `node scripts/bench/outbox.mjs --payments N`). The same demo-mix payments (one seeded scenario sequence) for two merchants side by side in one worker: one with no endpoint, one with one endpoint taking `*`; their webhooks handed to the queue handler 100 a batch, one merchant per batch. Rows written: D1's meta.rows_written of every batch statement and run/all query, by the table the statement writes (instrumented entry module), summed per merchant; outbox = transaction_changes + endpoint_messages + transaction_streams; per change = divided by the merchant's transaction_changes rows (the applied status changes). Delivery: every lane of the second merchant nudged through the endpoint queue's handler, the endpoint answering 204; the claim's UPDATE … RETURNING goes through drizzle's raw() and reports no meta, so it is not in that figure.",
+  cost: "scripts/bench/cost.mjs (alone: `node scripts/bench/cost.mjs --payments N`). Payments of the demo mix made in the emulator (time scale 0.001, 32 lifecycles at once); every webhook it fires is POSTed to the worker's edge (workerd direct socket) with the merchant's Basic credential, and wrangler.toml's queue consumers run in Miniflare (real batching, delays, retries); the merchant has a fulfilment URL (answered 204 by the bench). Then the Cron Trigger RETENTION_DAYS + 1 days later until nothing more is archived, then once more with nothing to do (the fixed cost). Counted by the metered entry (scripts/bench/lib/meter-entry.mjs) around the unchanged bundle, per phase: D1 rows read/written from each statement's meta (batch statements too; first() and raw() are answered through all() for their meta, a read raw() is run a second time for it), queue messages sent/read/acked/retried (1 operation per 64 KB written, read, deleted), Durable Object RPC calls per method and the rate limiter's KV storage calls, R2 calls by method, invocations and log lines. CPU ms: user+system time of the workerd process over the run, divided by the webhooks: an upper bound, since it includes Miniflare's own D1, Queues and Durable Object emulation. Priced with bench/cloudflare-rates.json (marginal list rates, inclusions and the $5 minimum left out; rates to check). Webhooks = POSTs the edge answered.",
   status:
     "10,000 transactions for one merchant (+2,000 for another) seeded with one SQL statement shaped like consumer-written rows, fulfilment rows for captured ones, ANALYZE; sequential requests over one keep-alive connection to workerd's direct socket with real Bearer API keys (12 live keys of the merchant, round robin, so the 600/min per-key limiter never refuses).",
 };

@@ -13,17 +13,20 @@ export const QUEUE = "smart-router-webhooks";
  * The emulator (time scale 0.001), answering every webhook 204 and handing it to `onDelivery({ merchantId, event_id,
  * event_type })`, the merchant being the last segment of the endpoint's URL. Control calls wait while the promise given
  * to `pauseWhile` runs (a queue handler call), so timed consumer work never shares the CPU with driving payments.
+ * `transport`, when given, takes each webhook request instead (the cost section sends them on to the worker's edge).
  */
-export function demoSandbox({ onDelivery, timeScale = 0.001 }) {
+export function demoSandbox({ onDelivery, timeScale = 0.001, transport }) {
   let paused = Promise.resolve();
   const sandbox = createSandbox({
     timeScale,
-    transport: async (request) => {
-      const body = await request.json();
-      const merchantId = decodeURIComponent(new URL(request.url).pathname.split("/").pop());
-      onDelivery({ merchantId, event_id: body.event_id, event_type: body.event_type });
-      return new Response(null, { status: 204 });
-    },
+    transport:
+      transport ??
+      (async (request) => {
+        const body = await request.json();
+        const merchantId = decodeURIComponent(new URL(request.url).pathname.split("/").pop());
+        onDelivery({ merchantId, event_id: body.event_id, event_type: body.event_type });
+        return new Response(null, { status: 204 });
+      }),
   });
   const control = async (pathname, { method, body } = {}) => {
     await paused;

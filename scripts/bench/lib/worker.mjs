@@ -3,7 +3,7 @@
 // (.dev.vars is never read).
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { buildSync } from "esbuild";
@@ -189,6 +189,8 @@ export function buildWorker() {
   const upload = /Total Upload: ([^\n]+)/.exec(result.stdout)?.[1]?.trim() ?? "?";
   writeFileSync(path.join(outdir, "bench-counting.mjs"), COUNTING_ENTRY);
   writeFileSync(path.join(outdir, "bench-memory-queue.mjs"), MEMORY_QUEUE_ENTRY);
+  // The metered entry of the cost section: every binding the bill depends on counted, per phase (meter-entry.mjs).
+  copyFileSync(path.join(import.meta.dirname, "meter-entry.mjs"), path.join(outdir, "bench-meter.mjs"));
   // The framework-free baseline (plain-edge.mjs) around the same bundle: it imports ./index.js for the admin API only.
   buildSync({
     entryPoints: [path.join(import.meta.dirname, "plain-edge.mjs")],
@@ -223,6 +225,17 @@ function bindingsFromWranglerToml() {
       config.durable_objects.bindings.map((b) => [b.name, { className: b.class_name, useSQLite: sqliteClasses.has(b.class_name) }]),
     ),
     ratelimits: Object.fromEntries(config.ratelimits.map((r) => [r.name, { namespace_id: r.namespace_id, simple: r.simple }])),
+    queueConsumers: Object.fromEntries(
+      (config.queues.consumers ?? []).map((c) => [
+        c.queue,
+        {
+          maxBatchSize: c.max_batch_size,
+          maxBatchTimeout: c.max_batch_timeout,
+          maxRetries: c.max_retries,
+          ...(c.dead_letter_queue ? { deadLetterQueue: c.dead_letter_queue } : {}),
+        },
+      ]),
+    ),
   };
 }
 
@@ -256,11 +269,15 @@ function migrationStatements() {
 
 /**
  * Starts workerd with the bundled worker on 127.0.0.1 (a free port), applies the migrations and returns helpers.
- * `counting` loads the instrumented entry (D1 counters), `memoryQueue` the one with an in-memory WEBHOOKS queue;
+ * `counting` loads the instrumented entry (D1 counters), `metered` the cost section's (meter-entry.mjs), `memoryQueue`
+ * the one with an in-memory WEBHOOKS queue; `queueConsumers` attaches wrangler.toml's queue consumers (else none);
  * `outbound` receives every outbound fetch of the worker; `d1Shards` (a count) binds that many D1 databases (`DB`,
  * `DB_SHARD_1`, …) instead of wrangler.toml's. Every D1 database gets the migrations.
  */
-export async function startWorker(build, { counting = false, memoryQueue = false, plain = false, outbound, inspectorPort, d1Shards } = {}) {
+export async function startWorker(
+  build,
+  { counting = false, metered = false, memoryQueue = false, plain = false, queueConsumers = false, outbound, inspectorPort, d1Shards } = {},
+) {
   const fromToml = bindingsFromWranglerToml();
   const secrets = {
     ADMIN_TOKEN: randomBytes(24).toString("base64url"),
@@ -269,7 +286,15 @@ export async function startWorker(build, { counting = false, memoryQueue = false
   const logs = { lines: 0, warnings: 0, errors: [], recent: [] };
   // Local D1, queues and Durable Objects are SQLite files; on tmpfs their per-commit syncs don't measure the disk.
   const persist = mkdtempSync(path.join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "sre-bench-state-"));
-  const entry = counting ? "bench-counting.mjs" : memoryQueue ? "bench-memory-queue.mjs" : plain ? "bench-plain.mjs" : "index.js";
+  const entry = counting
+    ? "bench-counting.mjs"
+    : metered
+      ? "bench-meter.mjs"
+      : memoryQueue
+        ? "bench-memory-queue.mjs"
+        : plain
+          ? "bench-plain.mjs"
+          : "index.js";
   const modules = [{ type: "ESModule", path: path.join(build.outdir, entry) }];
   if (entry !== "index.js") modules.push({ type: "ESModule", path: path.join(build.outdir, "index.js") });
   const options = {
@@ -284,7 +309,8 @@ export async function startWorker(build, { counting = false, memoryQueue = false
     d1Databases: d1Shards ? shardDatabases(fromToml.d1Databases, d1Shards) : fromToml.d1Databases,
     r2Buckets: fromToml.r2Buckets,
     queueProducers: fromToml.queueProducers,
-    // No queue consumers: sections drive the queue handler themselves (or, for ingest, keep it idle).
+    // No queue consumers unless asked: sections drive the queue handler themselves (or, for ingest, keep it idle).
+    ...(queueConsumers ? { queueConsumers: fromToml.queueConsumers } : {}),
     durableObjects: fromToml.durableObjects,
     // The per-merchant edge limit still runs on every delivery, but so high that the ingest load (one merchant, thousands
     // a second) measures the edge's work, not its 429s.

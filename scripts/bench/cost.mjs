@@ -1,0 +1,516 @@
+// Section — what a payment costs. Payments of the demo mix made in the emulator; every webhook it fires goes to the
+// worker's edge over HTTP (credential, edge limiter, DeliveryGate admit, WEBHOOKS send), and wrangler.toml's queue
+// consumers run for real in Miniflare (verification with fetch-back through the rate-limiting Durable Object, the D1
+// commit, DeliveryGate settle, fulfilment nudges and their delivery to the merchant's fulfilment URL). Then the Cron
+// Trigger runs RETENTION_DAYS + 1 days later, as the storage section drives it, until nothing more is archived. The
+// metered entry (lib/meter-entry.mjs) counts, per phase, D1 rows read and written from each statement's meta, queue
+// operations, Durable Object requests and storage calls, R2 operations, invocations and log lines; the counts are priced
+// with bench/cloudflare-rates.json.
+//   node scripts/bench/cost.mjs [--payments N] [--seed S]      this section alone (about 2 minutes for 2,000 payments)
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import "./lib/ts-resolve.mjs";
+import { childPids, cpuMs } from "./lib/cpu.mjs";
+import { perPayment, tableBytes, withD1Copy } from "./lib/d1-bytes.mjs";
+import { demoSandbox } from "./lib/demo-payments.mjs";
+import { UNLIMITED } from "./lib/emulator.mjs";
+import { round } from "./lib/stats.mjs";
+import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
+
+const { makePayment, pickScenario, seededRandom } = await import("../stack.mjs");
+const { mapConcurrent } = await import("../../src/lib/concurrency.ts");
+
+export const RATES_FILE = path.join(ROOT, "bench/cloudflare-rates.json");
+/** Targets of issue 21. */
+export const TARGET_DOLLARS_PER_MILLION_WEBHOOKS = 10;
+export const TARGET_BYTES_PER_PAYMENT_AFTER_RETENTION = 1000;
+const DAY_MS = 86_400_000;
+const IN_FLIGHT = 32;
+const FULFILMENT_HOST = "fulfil.bench.example";
+/** Cron runs a month at `*\/5 * * * *`. */
+const CRON_RUNS_PER_MONTH = 12 * 24 * 30;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The entry of `object` under `key`, made by `make` the first time. */
+function slot(object, key, make) {
+  if (!(key in object)) object[key] = make();
+  return object[key];
+}
+
+/** Sums the metered counters over the given phases (all when `names` is omitted). */
+export function sumPhases(meter, names = Object.keys(meter.phases)) {
+  const total = {
+    invocations: 0,
+    failedInvocations: 0,
+    logLines: 0,
+    d1Calls: 0,
+    d1Statements: 0,
+    d1RowsRead: 0,
+    d1RowsWritten: 0,
+    queueWriteOps: 0,
+    queueReadOps: 0,
+    queueDeleteOps: 0,
+    messagesSent: 0,
+    messagesRead: 0,
+    messagesAcked: 0,
+    messagesRetried: 0,
+    delayedSends: 0,
+    doRequests: 0,
+    doWallMs: 0,
+    r2ClassA: 0,
+    r2ClassB: 0,
+    r2Free: 0,
+  };
+  for (const name of names) {
+    const p = meter.phases[name];
+    if (!p) continue;
+    total.invocations += p.invocations;
+    total.failedInvocations += p.failedInvocations;
+    total.logLines += p.logLines;
+    total.d1Calls += p.d1.calls;
+    total.d1Statements += p.d1.statements;
+    total.d1RowsRead += p.d1.rowsRead;
+    total.d1RowsWritten += p.d1.rowsWritten;
+    for (const sends of Object.values(p.queueSends)) {
+      total.messagesSent += sends.messages;
+      total.queueWriteOps += sends.ops;
+      total.delayedSends += sends.delayed;
+    }
+    for (const [queue, reads] of Object.entries(p.queueReads)) {
+      total.messagesRead += reads.messages;
+      total.messagesAcked += reads.acked;
+      total.messagesRetried += reads.retried;
+      total.queueReadOps += reads.ops;
+      // An acked message is deleted (one operation per 64 KB; these bodies are < 1 KB); a dead-lettered one was also written to its DLQ.
+      total.queueDeleteOps += reads.acked;
+      if (queue.endsWith("-dlq")) total.queueWriteOps += reads.messages;
+    }
+    for (const object of Object.values(p.durableObjects)) {
+      total.doRequests += object.requests;
+      total.doWallMs += object.wallMs;
+    }
+    for (const [method, n] of Object.entries(p.r2)) {
+      if (["put", "list", "createMultipartUpload", "resumeMultipartUpload"].includes(method)) total.r2ClassA += n;
+      else if (["get", "head"].includes(method)) total.r2ClassB += n;
+      else total.r2Free += n;
+    }
+  }
+  return total;
+}
+
+/** Dollars, per line of the bill, for metered usage (`cpuMs` and the Durable Object storage calls given alongside). */
+export function price(usage, rates) {
+  const r = rates.rates;
+  const perMillion = (count, rate) => (count * rate) / 1e6;
+  const lines = {
+    workersRequests: perMillion(usage.invocations, r.workers.requestsPerMillion),
+    workersCpu: perMillion(usage.cpuMs, r.workers.cpuMsPerMillion),
+    d1RowsRead: perMillion(usage.d1RowsRead, r.d1.rowsReadPerMillion),
+    d1RowsWritten: perMillion(usage.d1RowsWritten, r.d1.rowsWrittenPerMillion),
+    queues: perMillion(usage.queueWriteOps + usage.queueReadOps + usage.queueDeleteOps, r.queues.operationsPerMillion),
+    doRequests: perMillion(usage.doRequests, r.durableObjects.requestsPerMillion),
+    doDuration: perMillion((usage.doWallMs / 1000) * r.durableObjects.memoryGB, r.durableObjects.gbSecondsPerMillion),
+    doStorage:
+      perMillion(usage.doRowsRead, r.durableObjects.sqliteRowsReadPerMillion) +
+      perMillion(usage.doRowsWritten, r.durableObjects.sqliteRowsWrittenPerMillion),
+    r2: perMillion(usage.r2ClassA, r.r2.classAPerMillion) + perMillion(usage.r2ClassB, r.r2.classBPerMillion),
+    logs: perMillion(usage.logLines + usage.invocations, r.workersLogs.eventsPerMillion),
+  };
+  return { lines, total: Object.values(lines).reduce((sum, dollars) => sum + dollars, 0) };
+}
+
+/** A merchant in the worker (fulfilment URL set, rates unlimited) and its emulator project, webhooks to the edge with its credential. */
+async function openMerchant(emulator, worker, merchantId) {
+  const projectId = `test-proj_${merchantId.replace(/[^A-Za-z0-9]/g, "")}`;
+  const secretKey = `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
+  await emulator.control("/projects", {
+    body: {
+      project_id: projectId,
+      secret_key: secretKey,
+      rates: { primary: UNLIMITED, events: UNLIMITED, sandbox: UNLIMITED, burst: 1000 },
+    },
+  });
+  const created = await worker.createMerchant(merchantId, projectId, secretKey, {
+    rateLimits: { primary_rpm: UNLIMITED, events_rpm: UNLIMITED, sandbox_rpm: UNLIMITED },
+  });
+  await worker.admin(`/admin/merchants/${merchantId}`, {
+    method: "PATCH",
+    body: { fulfillment_url: `https://${FULFILMENT_HOST}/orders/${merchantId}` },
+  });
+  const { username, password, path: edgePath } = created.webhook;
+  const url = `https://${encodeURIComponent(username)}:${encodeURIComponent(password)}@edge.bench${edgePath}`;
+  await emulator.control(`/projects/${projectId}/webhooks`, { body: { url } });
+  const project = `/projects/${projectId}`;
+  return {
+    project,
+    shop: {
+      pay: async (input) => (await emulator.control(`${project}/transactions`, { body: input })).body.transaction,
+      transaction: async (id) => (await emulator.control(`${project}/transactions/${id}`)).body.transaction,
+      act: (id, action, body = {}) => emulator.control(`${project}/transactions/${id}/${action}`, { body }),
+    },
+    async quiet() {
+      const { backlog } = (await emulator.control(`${project}/counters`)).body;
+      return backlog.timers === 0 && backlog.parked === 0 && backlog.in_flight === 0;
+    },
+  };
+}
+
+/**
+ * Waits until the pipeline is idle: every message sent acked (or dead-lettered), no counter moving for 3 polls, the
+ * emulator quiet. Horizon: `maxMs` (delayed re-checks and wake-ups wait in Miniflare in real time); answers whether it drained.
+ */
+async function drain(meterOf, quiet, maxMs) {
+  const deadline = Date.now() + maxMs;
+  let last = "";
+  let still = 0;
+  while (Date.now() < deadline) {
+    const total = sumPhases(await meterOf());
+    const signature = JSON.stringify([total.messagesSent, total.messagesRead, total.d1Statements, total.invocations]);
+    const pending = total.messagesSent - total.messagesAcked;
+    still = signature === last && pending <= 0 && (await quiet()) ? still + 1 : 0;
+    if (still >= 3) return true;
+    last = signature;
+    await sleep(700);
+  }
+  return false;
+}
+
+export async function benchCost(build, { payments = 2000, seed = 14, retentionDays = 30 } = {}) {
+  const rates = JSON.parse(readFileSync(RATES_FILE, "utf8"));
+  const edgeAnswers = {};
+  const outboundCalls = { smartRouter: 0, fulfilment: 0 };
+  let worker;
+  const emulator = demoSandbox({
+    onDelivery: () => {},
+    // Smart Router's webhook, sent on to the worker's edge as it came (Basic credential from the endpoint URL).
+    transport: async (request) => {
+      const response = await fetch(new URL(new URL(request.url).pathname, worker.url), {
+        method: "POST",
+        headers: request.headers,
+        body: await request.text(),
+      });
+      await response.arrayBuffer();
+      edgeAnswers[response.status] = (edgeAnswers[response.status] ?? 0) + 1;
+      return new Response(null, { status: response.status });
+    },
+  });
+  worker = await startWorker(build, {
+    metered: true,
+    queueConsumers: true,
+    outbound: async (request) => {
+      if (new URL(request.url).host === FULFILMENT_HOST) {
+        outboundCalls.fulfilment += 1;
+        return new Response(null, { status: 204 });
+      }
+      outboundCalls.smartRouter += 1;
+      return emulator.fetch(request);
+    },
+  });
+  const meterOf = async (reset = false) => (await worker.call("/__bench/meter", { method: reset ? "POST" : "GET" })).json;
+  try {
+    const merchantId = "bench-cost";
+    const merchant = await openMerchant(emulator, worker, merchantId);
+    const workerd = childPids(process.pid, "workerd");
+    const quietAll = async () => merchant.quiet();
+    await meterOf(true);
+
+    // ---- live: payments, their webhooks through the edge and the queues ----
+    const random = seededRandom(seed);
+    const scenarios = {};
+    const cpuBefore = cpuMs(workerd);
+    const started = performance.now();
+    await mapConcurrent(
+      Array.from({ length: payments }, (_, index) => index),
+      IN_FLIGHT,
+      async (index) => {
+        const scenario = pickScenario(random, index);
+        scenarios[scenario.name] = (scenarios[scenario.name] ?? 0) + 1;
+        const payment = await makePayment(merchant.shop, scenario, { random, pollMs: 2, timeoutMs: 60_000 });
+        await payment.done;
+      },
+    );
+    const liveDrained = await drain(meterOf, quietAll, Number(process.env.COST_DRAIN_MS ?? 180_000));
+    const liveSeconds = (performance.now() - started) / 1000;
+    const live = await meterOf(true);
+    const liveCpuMs = cpuMs(workerd) - cpuBefore;
+
+    // ---- retention: the Cron Trigger RETENTION_DAYS + 1 days later, run after run until nothing more is archived ----
+    const shard = await worker.d1For(merchantId);
+    const later = Date.now() + (retentionDays + 1) * DAY_MS;
+    const handler = await worker.worker();
+    const cronBefore = cpuMs(workerd);
+    let runs = 0;
+    let archived = -1;
+    for (; runs < 200; runs++) {
+      await handler.scheduled({ scheduledTime: new Date(later + runs * 300_000), cron: "*/5 * * * *" });
+      await drain(meterOf, quietAll, 60_000);
+      const { n } = await shard.prepare("SELECT count(*) AS n FROM archive_objects WHERE status = 'stored'").first();
+      if (n === archived) break;
+      archived = n;
+    }
+    const retention = await meterOf(true);
+    const retentionCpuMs = cpuMs(workerd) - cronBefore;
+
+    // ---- one more run with nothing left to do: the fixed cost of the Cron Trigger ----
+    const idleBefore = cpuMs(workerd);
+    await handler.scheduled({ scheduledTime: new Date(later + (runs + 1) * 300_000), cron: "*/5 * * * *" });
+    await drain(meterOf, quietAll, 30_000);
+    const idle = await meterOf(true);
+    const idleCpuMs = cpuMs(workerd) - idleBefore;
+
+    const truth = (await emulator.control(`${merchant.project}/truth`)).body;
+    const shardFile = worker.databases.find((database) => database.db === shard)?.file;
+    const after = shardFile
+      ? perPayment(
+          withD1Copy(shardFile, (db) => tableBytes(db, { vacuum: true })),
+          payments,
+        )
+      : null;
+    const indexes = shardFile ? withD1Copy(shardFile, (db) => indexColumns(db)) : {};
+    const webhooks = Object.values(edgeAnswers).reduce((sum, n) => sum + n, 0);
+
+    const usageOf = (meter, cpu) => {
+      const total = sumPhases(meter);
+      const storage = Object.values(meter.durableObjectStorage);
+      return {
+        ...total,
+        cpuMs: cpu,
+        doRowsRead: storage.reduce((sum, s) => sum + s.gets, 0),
+        doRowsWritten: storage.reduce((sum, s) => sum + s.puts + s.deletes, 0),
+      };
+    };
+    const liveUsage = usageOf(live, liveCpuMs);
+    const retentionUsage = usageOf(retention, retentionCpuMs);
+    const whole = Object.fromEntries(Object.keys(liveUsage).map((key) => [key, liveUsage[key] + retentionUsage[key]]));
+    const bill = price(whole, rates);
+    const idleBill = price(usageOf(idle, idleCpuMs), rates);
+    const statements = statementTable(live, retention, webhooks);
+    const phases = Object.fromEntries(
+      [...new Set([...Object.keys(live.phases), ...Object.keys(retention.phases)])].map((name) => {
+        const [a, b] = [live, retention].map((meter) => sumPhases(meter, [name]));
+        const sum = Object.fromEntries(Object.keys(a).map((key) => [key, a[key] + b[key]]));
+        const dollars = price({ ...sum, cpuMs: 0, doRowsRead: 0, doRowsWritten: 0 }, rates).total;
+        return [name, { ...sum, dollarsPerMillionWebhooksWithoutCpu: (dollars / webhooks) * 1e6 }];
+      }),
+    );
+
+    return {
+      payments,
+      seed,
+      scenarios,
+      events: truth.events.length,
+      webhooks,
+      edgeAnswers,
+      outboundCalls,
+      liveSeconds: round(liveSeconds, 1),
+      drained: liveDrained,
+      retention: { days: retentionDays, cronRuns: runs + 1, archiveObjects: archived },
+      usage: { live: liveUsage, retention: retentionUsage, whole, idleCronRun: usageOf(idle, idleCpuMs) },
+      perWebhook: Object.fromEntries(Object.entries(whole).map(([key, value]) => [key, value / webhooks])),
+      perPayment: Object.fromEntries(Object.entries(whole).map(([key, value]) => [key, value / payments])),
+      bill: {
+        rates: { taken: rates.taken, file: path.relative(ROOT, RATES_FILE) },
+        lines: bill.lines,
+        total: bill.total,
+        dollarsPerMillionWebhooks: (bill.total / webhooks) * 1e6,
+        dollarsPerMillionPayments: (bill.total / payments) * 1e6,
+        linesPerMillionWebhooks: Object.fromEntries(
+          Object.entries(bill.lines).map(([line, dollars]) => [line, (dollars / webhooks) * 1e6]),
+        ),
+        idleCronRunDollars: idleBill.total,
+        idleCronDollarsPerMonth: idleBill.total * CRON_RUNS_PER_MONTH,
+        d1StoragePerMonthPerMillionPaymentsKept: after ? ((after.bytesPerPayment * 1e6) / 1e9) * rates.rates.d1.storagePerGBMonth : null,
+      },
+      bytesPerPaymentAfterRetention: after?.bytesPerPayment ?? null,
+      afterTables: after?.tables.map((t) => ({ table: t.table, rows: t.rows, bytesPerPayment: round(t.bytesPerPayment, 1) })) ?? [],
+      phases,
+      statements,
+      indexCosts: indexCosts(statements, indexes, webhooks),
+      durableObjects: { live: durableObjectTable(live), retention: durableObjectTable(retention), storage: live.durableObjectStorage },
+      indexes,
+      workerLogErrors: worker.logs.errors,
+      workerLogWarnings: worker.logs.warnings,
+      workerLogRecent: worker.logs.recent,
+    };
+  } finally {
+    await worker.dispose();
+    emulator.close();
+  }
+}
+
+/** Rows written per webhook by `verb table [set columns]`, summed over all phases, largest first. */
+function statementTable(live, retention, webhooks) {
+  const rows = {};
+  for (const meter of [live, retention]) {
+    for (const p of Object.values(meter.phases)) {
+      for (const [key, entry] of Object.entries(p.d1.byStatement)) {
+        const row = slot(rows, key, () => ({ statements: 0, changes: 0, rowsRead: 0, rowsWritten: 0 }));
+        for (const field of Object.keys(row)) row[field] += entry[field];
+      }
+    }
+  }
+  return Object.entries(rows)
+    .map(([key, row]) => ({
+      key,
+      ...row,
+      changesPerWebhook: round(row.changes / webhooks, 3),
+      rowsWrittenPerWebhook: round(row.rowsWritten / webhooks, 3),
+      rowsReadPerWebhook: round(row.rowsRead / webhooks, 2),
+    }))
+    .sort((a, b) => b.rowsWritten - a.rowsWritten || b.rowsRead - a.rowsRead);
+}
+
+function durableObjectTable(meter) {
+  const out = {};
+  for (const p of Object.values(meter.phases)) {
+    for (const [binding, entry] of Object.entries(p.durableObjects)) {
+      const row = slot(out, binding, () => ({ requests: 0, methods: {} }));
+      row.requests += entry.requests;
+      for (const [method, n] of Object.entries(entry.methods)) row.methods[method] = (row.methods[method] ?? 0) + n;
+    }
+  }
+  return out;
+}
+
+/**
+ * Rows written per webhook that each index costs, estimated from the statements run: every row an INSERT (or upsert)
+ * touches writes one entry in each index of its table (a partial index: only rows matching its WHERE, so the estimate is
+ * its ceiling); an UPDATE writes one in each index holding a column it sets; a DELETE counts its rows only (as D1's meta
+ * reports it here). `measured` beside `estimated` (the table's rows plus its indexes' entries) shows how far it holds.
+ */
+export function indexCosts(statements, indexes, webhooks) {
+  const tables = {};
+  for (const { key, changes, rowsWritten } of statements) {
+    const match = /^(insert|update|delete|replace) (\w+)(?: set (.*))?$/.exec(key);
+    if (!match) continue;
+    const [, verb, table, set] = match;
+    const entry = slot(tables, table, () => ({ rowChanges: 0, measured: 0, indexes: {} }));
+    entry.rowChanges += changes;
+    entry.measured += rowsWritten;
+    const columns = new Set(verb === "update" ? (set ?? "").split(",") : []);
+    for (const [name, { columns: indexed }] of Object.entries(indexes[table] ?? {})) {
+      const touched = verb === "update" ? indexed.some((column) => column !== null && columns.has(column)) : verb !== "delete";
+      entry.indexes[name] = (entry.indexes[name] ?? 0) + (touched ? changes : 0);
+    }
+  }
+  return Object.entries(tables)
+    .map(([table, entry]) => {
+      const indexRows = Object.values(entry.indexes).reduce((sum, n) => sum + n, 0);
+      return {
+        table,
+        measuredPerWebhook: round(entry.measured / webhooks, 3),
+        estimatedPerWebhook: round((entry.rowChanges + indexRows) / webhooks, 3),
+        rowsPerWebhook: round(entry.rowChanges / webhooks, 3),
+        indexes: Object.fromEntries(Object.entries(entry.indexes).map(([name, n]) => [name, round(n / webhooks, 3)])),
+      };
+    })
+    .sort((a, b) => b.measuredPerWebhook - a.measuredPerWebhook);
+}
+
+/** Every index of our tables with its columns (for the rows-written-per-index estimate). */
+function indexColumns(db) {
+  const out = {};
+  for (const { name, tbl_name: table, sql } of db
+    .prepare(
+      "SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name NOT LIKE 'sqlite_%' AND tbl_name NOT LIKE '_cf_%' AND tbl_name NOT LIKE 'd1_%'",
+    )
+    .all()) {
+    const columns = db
+      .prepare(`PRAGMA index_info("${name.replaceAll('"', '""')}")`)
+      .all()
+      .map((c) => c.name);
+    slot(out, table, () => ({}))[name] = { columns, partial: /\bwhere\b/i.test(sql ?? "") };
+  }
+  return out;
+}
+
+/** The section's rows of the bench table: [section, measure, result, target, status]. */
+export function costRows(cost) {
+  const money = (value) => `$${value < 1 ? value.toFixed(3) : value.toFixed(2)}`;
+  const per = (value, digits = 2) => value.toFixed(digits);
+  const w = cost.perWebhook;
+  const verdict = (ok) => (ok ? "met" : "MISSED");
+  const lines = cost.bill.linesPerMillionWebhooks;
+  return [
+    [
+      "Cost",
+      `per million webhooks (${cost.webhooks.toLocaleString("en-US")} webhooks of ${cost.payments.toLocaleString("en-US")} payments, demo mix, edge + queues + fulfilment + retention cron; rates of ${cost.bill.rates.taken}, to check)`,
+      `${money(cost.bill.dollarsPerMillionWebhooks)} · ${money(cost.bill.dollarsPerMillionPayments)} per million payments`,
+      `≤ $${TARGET_DOLLARS_PER_MILLION_WEBHOOKS}`,
+      verdict(cost.bill.dollarsPerMillionWebhooks <= TARGET_DOLLARS_PER_MILLION_WEBHOOKS),
+    ],
+    [
+      "Cost",
+      "  D1 per webhook: rows written · rows read",
+      `${per(w.d1RowsWritten)} · ${per(w.d1RowsRead, 1)} → ${money(lines.d1RowsWritten)} + ${money(lines.d1RowsRead)} per million`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  Queues per webhook: messages sent · operations (64 KB writes, reads, deletes)",
+      `${per(w.messagesSent)} · ${per(w.queueWriteOps + w.queueReadOps + w.queueDeleteOps)} → ${money(lines.queues)} per million`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  Durable Objects per webhook: requests (limiter, DeliveryGate) · storage rows written",
+      `${per(w.doRequests)} · ${per(w.doRowsWritten)} → ${money(lines.doRequests + lines.doDuration + lines.doStorage)} per million`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  Workers per webhook: invocations · CPU ms (workerd process, upper bound)",
+      `${per(w.invocations)} · ${per(w.cpuMs)} → ${money(lines.workersRequests)} + ${money(lines.workersCpu)} per million`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  Workers Logs per webhook: log lines + invocation logs",
+      `${per(w.logLines + w.invocations)} → ${money(lines.logs)} per million`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  R2 per payment: Class A · Class B operations",
+      `${per(cost.perPayment.r2ClassA, 3)} · ${per(cost.perPayment.r2ClassB, 3)} → ${money(lines.r2)} per million webhooks`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  Cron Trigger with nothing to do (fixed, every 5 minutes, all shards)",
+      `${money(cost.bill.idleCronDollarsPerMonth)} per month`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      `D1 bytes per payment after retention (${cost.retention.days} days)`,
+      `${Math.round(cost.bytesPerPaymentAfterRetention).toLocaleString("en-US")} B · ${money(cost.bill.d1StoragePerMonthPerMillionPaymentsKept)} per month per million payments kept`,
+      "≤ 1,000 B",
+      verdict(cost.bytesPerPaymentAfterRetention <= TARGET_BYTES_PER_PAYMENT_AFTER_RETENTION),
+    ],
+  ];
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { payments: { type: "string", default: "2000" }, seed: { type: "string", default: "14" } } });
+  const build = buildWorker();
+  try {
+    const cost = await benchCost(build, { payments: Number(values.payments), seed: Number(values.seed) });
+    const rows = costRows(cost).map((row) => [row[1], row[2], row[3] ? `${row[3]} ${row[4]}` : ""]);
+    const width = Math.max(...rows.map(([measure]) => measure.length));
+    for (const [measure, result, target] of rows) process.stdout.write(`${measure.padEnd(width)}  ${result}  ${target}\n`);
+    const rounded = (_key, value) => (typeof value === "number" && !Number.isInteger(value) ? round(value, 4) : value);
+    process.stdout.write(`${JSON.stringify(cost, rounded, 2)}\n`);
+  } finally {
+    build.cleanup();
+  }
+}
