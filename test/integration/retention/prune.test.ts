@@ -17,9 +17,12 @@ import {
   transactionStreams,
   webhookDeliveries,
 } from "../../../src/db/schema";
+import { endpointSecretContext } from "../../../src/endpoints/secrets";
+import { appConfig } from "../../../src/env";
 import worker from "../../../src/index";
 import { BATCH_UNITS_KEPT_DAYS, PRUNED_PER_TABLE_PER_RUN, pruneBookkeeping } from "../../../src/retention/prune";
 import { runRetention } from "../../../src/retention/retention";
+import { sealSecret } from "../../../src/security/vault";
 import { createMerchant } from "../../support/fixtures";
 import { shardedDb } from "../../support/shards";
 import { db, dbOfMerchant, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
@@ -57,17 +60,32 @@ async function seedBookkeeping(merchantId: string, tag: string, days: number) {
     db.insert(fulfillmentAttempts).values({ merchantId, transactionId: `tr_${tag}`, attempt: 1, at, outcome: "delivered" }),
     db.insert(batches).values(finishedBatch(merchantId, `batch_${tag}`, at)),
     db.insert(alerts).values(resolvedAlert(merchantId, `alert_${tag}`, at)),
-    db.insert(endpoints).values(endpointRow(merchantId, `ep_${tag}`)),
+    db.insert(endpoints).values(await endpointRow(merchantId, `ep_${tag}`)),
     db.insert(endpointMessages).values(message({ merchantId, endpointId: `ep_${tag}`, id: `msg_${tag}`, transactionId: `trc_${tag}`, at })),
     db.insert(transactionStreams).values({ merchantId, transactionId: `trc_${tag}`, sequence: 1, status: "completed", captured: true }),
     db.insert(transactionChanges).values(change({ merchantId, transactionId: `trc_${tag}`, sequence: 1, status: "completed", at })),
   ]);
 }
 
-/** An endpoint row as the API would store it (its secret columns are never opened here). */
-function endpointRow(merchantId: string, id: string, status: "enabled" | "paused" = "enabled") {
-  return { id, merchantId, url: "https://orders.example.com/hooks", events: ["*"], status, secretCiphertext: "x", secretKeyId: "k" };
+/**
+ * An endpoint row as the API stores it, its secret sealed under the current key: the test files share the database, and
+ * the re-seal job (admin/secret-rotation.test.ts) opens every endpoint's secret it finds.
+ */
+async function endpointRow(merchantId: string, id: string, status: "enabled" | "paused" = "enabled") {
+  const sealed = await sealSecret(appConfig(env), "whsec_cHJ1bmUtdGVzdA==", endpointSecretContext(merchantId, id));
+  return {
+    id,
+    merchantId,
+    url: "https://orders.example.com/hooks",
+    events: ["*"],
+    status,
+    secretCiphertext: sealed.ciphertext,
+    secretKeyId: sealed.keyId,
+  };
 }
+
+/** A pending message's next attempt: never due, so no other file's cron run nudges these lanes and tries to deliver. */
+const NEVER_DUE = "9999-12-31T00:00:00.000Z";
 
 /** A message of change `sequence` (or the `transaction.captured` after it) created at `at`, settled as `status`. */
 function message({
@@ -91,7 +109,8 @@ function message({
 }) {
   const type = captured ? "transaction.captured" : "transaction.completed";
   const position = 2 * sequence + (captured ? 1 : 0);
-  return { id, merchantId, endpointId, transactionId, sequence, position, type, status, nextAttemptAt: at, createdAt: at };
+  const nextAttemptAt = status === "pending" ? NEVER_DUE : at;
+  return { id, merchantId, endpointId, transactionId, sequence, position, type, status, nextAttemptAt, createdAt: at };
 }
 
 /** A stored change of a transaction, made at `at`. */
@@ -256,8 +275,8 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
         db.insert(transactionChanges).values(change({ merchantId, transactionId: tr(name), sequence: i + 1, status, at })),
       );
     await db.batch([
-      db.insert(endpoints).values(endpointRow(merchantId, live)),
-      db.insert(endpoints).values(endpointRow(merchantId, paused, "paused")),
+      db.insert(endpoints).values(await endpointRow(merchantId, live)),
+      db.insert(endpoints).values(await endpointRow(merchantId, paused, "paused")),
       // Settled on an enabled endpoint: delivered and failed go; pending and young stay; a paused endpoint's waits.
       msg("delivered", { transactionId: tr("settled") }),
       msg("failed", { transactionId: tr("settled"), captured: true, status: "failed" }),
@@ -317,7 +336,7 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     const merchantId = merchant.merchant.id;
     const db = await dbOfMerchant(merchantId);
     const endpointId = `ep_flood_${merchantId}`;
-    await db.insert(endpoints).values(endpointRow(merchantId, endpointId));
+    await db.insert(endpoints).values(await endpointRow(merchantId, endpointId));
     await db.$client
       .prepare(
         `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
