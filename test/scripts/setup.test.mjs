@@ -14,14 +14,19 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SCRIPT = join(ROOT, "scripts", "setup.mjs");
 const BIN = join(ROOT, "node_modules", ".bin");
 const PROJECT_TOML = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+/** wrangler.toml's queues in setup's order: producers, then consumer-only queues (the dead-letter queues). */
 const QUEUES = [
   "smart-router-webhooks",
   "smart-router-fulfillments",
   "smart-router-batches",
+  "smart-router-endpoint-messages",
   "smart-router-batches-dlq",
   "smart-router-webhooks-dlq",
   "smart-router-fulfillments-dlq",
 ];
+
+/** The plan's step number of the last queue: two databases, then the queues. */
+const AFTER_QUEUES = 2 + QUEUES.length;
 
 let dir;
 let config;
@@ -82,12 +87,12 @@ describe("npm run setup --dry-run", () => {
       "  1. D1 DB → smart-router-edge: missing: create — wrangler d1 create smart-router-edge",
       "  2. D1 DB_SHARD_1 → smart-router-edge-shard-1: missing: create — wrangler d1 create smart-router-edge-shard-1",
       ...QUEUES.map((q, i) => `  ${i + 3}. queue ${q}: missing: create — wrangler queues create ${q}`),
-      "  9. R2 ARCHIVE → smart-router-edge-archive: missing: create — wrangler r2 bucket create smart-router-edge-archive",
-      "  10. wrangler.toml: database_id of DB, DB_SHARD_1: write the account's ids",
-      "  11. secret ADMIN_TOKEN: missing: generate, set, show once",
-      "  12. secret SECRETS_KEY: missing: generate, set, show once",
-      "  13. migrate DB, DB_SHARD_1: npm run db:migrate -- --remote: run",
-      "  14. deploy: wrangler deploy (wrangler builds the console and /docs first: [build]): run",
+      `  ${AFTER_QUEUES + 1}. R2 ARCHIVE → smart-router-edge-archive: missing: create — wrangler r2 bucket create smart-router-edge-archive`,
+      `  ${AFTER_QUEUES + 2}. wrangler.toml: database_id of DB, DB_SHARD_1: write the account's ids`,
+      `  ${AFTER_QUEUES + 3}. secret ADMIN_TOKEN: missing: generate, set, show once`,
+      `  ${AFTER_QUEUES + 4}. secret SECRETS_KEY: missing: generate, set, show once`,
+      `  ${AFTER_QUEUES + 5}. migrate DB, DB_SHARD_1: npm run db:migrate -- --remote: run`,
+      `  ${AFTER_QUEUES + 6}. deploy: wrangler deploy (wrangler builds the console and /docs first: [build]): run`,
     ]);
     assert.deepEqual(run.argv, ["d1 list --json", ...QUEUES.map((q) => `queues info ${q}`), "r2 bucket list", "secret list --format json"]);
     assert.equal(readFileSync(config, "utf8"), PROJECT_TOML);
@@ -102,7 +107,7 @@ describe("npm run setup --dry-run", () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /jurisdiction eu/);
     const creates = planLines(run.stdout).filter((line) => line.includes(" create "));
-    assert.equal(creates.length, 9);
+    assert.equal(creates.length, AFTER_QUEUES + 1);
     for (const line of creates) assert.match(line, / --jurisdiction eu$/);
     assert.ok(run.argv.includes("r2 bucket list --jurisdiction eu"));
   });
@@ -112,8 +117,8 @@ describe("npm run setup --dry-run", () => {
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /could not list what exists \(wrangler d1 list --json failed \(1\): ✘ \[ERROR\] Not logged in\./);
     const lines = planLines(run.stdout);
-    assert.equal(lines.length, 14);
-    assert.ok(lines.slice(0, 9).every((line) => line.includes(": create if missing — wrangler ")));
+    assert.equal(lines.length, AFTER_QUEUES + 6);
+    assert.ok(lines.slice(0, AFTER_QUEUES + 1).every((line) => line.includes(": create if missing — wrangler ")));
   });
 });
 
@@ -231,7 +236,7 @@ describe("npm run setup: errors", () => {
   it("a secret that failed to be set is not shown; the re-run sets the same value and shows it then, once", () => {
     const failed = setup([], { STANDIN_FAIL: "secret put ADMIN_TOKEN" });
     assert.equal(failed.code, 1);
-    assert.match(failed.stderr, /step 11 \(secret ADMIN_TOKEN\) failed/);
+    assert.match(failed.stderr, new RegExp(`step ${AFTER_QUEUES + 3} \\(secret ADMIN_TOKEN\\) failed`));
     const saved = JSON.parse(readFileSync(secretsFileFor(config, "smart-router-edge"), "utf8"));
     assert.equal(failed.output.includes(saved.ADMIN_TOKEN), false);
 
@@ -257,7 +262,7 @@ describe("npm run setup: errors", () => {
 });
 
 describe("wrangler.toml handling", () => {
-  it("reads the project's resources: two shards, six queues (three dead-letter), one bucket, no jurisdiction", () => {
+  it("reads the project's resources: two shards, seven queues (three dead-letter), one bucket, no jurisdiction", () => {
     const wanted = resourcesOf(PROJECT_TOML);
     assert.equal(wanted.worker, "smart-router-edge");
     assert.deepEqual(
