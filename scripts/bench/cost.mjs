@@ -162,6 +162,8 @@ async function openMerchant(emulator, worker, merchantId) {
       project_id: projectId,
       secret_key: secretKey,
       rates: { primary: UNLIMITED, events: UNLIMITED, sandbox: UNLIMITED, burst: 1000 },
+      // Deliveries wait for one of the 16 connections to the edge: a real-time timeout would re-deliver answered webhooks.
+      webhook: { max_attempts: 12, backoff_base_ms: 120_000, timeout_ms: 600_000 },
     },
   });
   const created = await worker.createMerchant(merchantId, projectId, secretKey, {
@@ -215,24 +217,27 @@ async function drain(meterOf, quiet, maxMs, logs = null) {
   return false;
 }
 
-export async function benchCost(build, { payments = 2000, seed = 14, retentionDays = 30 } = {}) {
-  const rates = JSON.parse(readFileSync(RATES_FILE, "utf8"));
+/**
+ * The emulator (its webhooks POSTed to the worker's edge, 16 in flight) and the metered worker with wrangler.toml's queue
+ * consumers; the worker's outbound calls go to the emulator, or are answered 204 for the fulfilment URL.
+ */
+async function startCostStack(build) {
   const edgeAnswers = {};
   const outboundCalls = { smartRouter: 0, fulfilment: 0 };
   const toEdge = limiter(EDGE_IN_FLIGHT);
   let worker;
+  const post = async (request, body) => {
+    const response = await fetch(new URL(new URL(request.url).pathname, worker.url), { method: "POST", headers: request.headers, body });
+    await response.arrayBuffer();
+    return response;
+  };
   const emulator = demoSandbox({
     onDelivery: () => {},
     // Smart Router's webhook, sent on to the worker's edge as it came (Basic credential from the endpoint URL).
     transport: async (request) => {
       const body = await request.text();
       try {
-        const response = await fetch(new URL(new URL(request.url).pathname, worker.url), {
-          method: "POST",
-          headers: request.headers,
-          body,
-        });
-        await response.arrayBuffer();
+        const response = await toEdge(() => post(request, body));
         edgeAnswers[response.status] = (edgeAnswers[response.status] ?? 0) + 1;
         return new Response(null, { status: response.status });
       } catch (error) {
@@ -258,25 +263,23 @@ export async function benchCost(build, { payments = 2000, seed = 14, retentionDa
     reset
       ? (await worker.call("/__bench/meter", { method: "POST" })).json
       : getWithRetries(async () => (await worker.call("/__bench/meter")).json);
-  try {
-    const merchantId = "bench-cost";
-    const merchant = await openMerchant(emulator, worker, merchantId);
-    const workerd = childPids(process.pid, "workerd");
-    const quietAll = async () => merchant.quiet();
-    await meterOf(true);
+  return { emulator, worker, edgeAnswers, outboundCalls, meterOf, workerd: childPids(process.pid, "workerd") };
+}
 
-    // ---- live: payments, their webhooks through the edge and the queues ----
-    const random = seededRandom(seed);
-    const scenarios = {};
-    const cpuBefore = cpuMs(workerd);
-    const started = performance.now();
-    const ticker = setInterval(async () => {
-      const total = sumPhases(await meterOf().catch(() => ({ phases: {} })));
-      progress(
-        `driving: ${total.invocations} invocations, ${total.messagesSent} sent, ${total.messagesAcked} acked; edge answers ${JSON.stringify(edgeAnswers)}`,
-      );
-      if (worker.logs.recent.length) progress(`  last worker log line: ${worker.logs.recent.at(-1).slice(0, 300)}`);
-    }, 5000);
+/** The payments, their webhooks through the edge and the queues, until the pipeline drains; answers the live meter. */
+async function driveLive(stack, merchant, { payments, seed }) {
+  const { worker, meterOf, workerd, edgeAnswers } = stack;
+  const random = seededRandom(seed);
+  const scenarios = {};
+  const cpuBefore = cpuMs(workerd);
+  const started = performance.now();
+  const ticker = setInterval(async () => {
+    const total = sumPhases(await meterOf().catch(() => ({ phases: {} })));
+    progress(
+      `driving: ${total.invocations} invocations, ${total.messagesSent} sent, ${total.messagesAcked} acked; edge ${JSON.stringify(edgeAnswers)}`,
+    );
+  }, 5000);
+  try {
     await mapConcurrent(
       Array.from({ length: payments }, (_, index) => index),
       IN_FLIGHT,
@@ -287,45 +290,114 @@ export async function benchCost(build, { payments = 2000, seed = 14, retentionDa
         await payment.done;
       },
     );
+  } finally {
     clearInterval(ticker);
-    progress(`${payments} payments made; waiting for the pipeline to drain`);
-    const liveDrained = await drain(meterOf, quietAll, Number(process.env.COST_DRAIN_MS ?? 180_000), worker.logs);
-    const liveSeconds = (performance.now() - started) / 1000;
-    const live = await meterOf(true);
-    const liveCpuMs = cpuMs(workerd) - cpuBefore;
+  }
+  progress(`${payments} payments made; waiting for the pipeline to drain`);
+  const drained = await drain(meterOf, merchant.quiet, Number(process.env.COST_DRAIN_MS ?? 180_000), worker.logs);
+  const seconds = (performance.now() - started) / 1000;
+  const meter = await meterOf(true);
+  return { scenarios, meter, cpuMs: cpuMs(workerd) - cpuBefore, seconds, drained };
+}
 
-    // ---- retention: the Cron Trigger RETENTION_DAYS + 1 days later, run after run until nothing more is archived ----
+/**
+ * The Cron Trigger RETENTION_DAYS + 1 days later, run after run until a run archives nothing more and writes what the
+ * one before wrote (pruning, which follows archiving in pages, is done too; horizon: 200 runs); then once more, the
+ * fixed cost of a run with nothing left to do. Answers both meters.
+ */
+async function runRetention(stack, merchant, shard, retentionDays) {
+  const { worker, meterOf, workerd } = stack;
+  const later = Date.now() + (retentionDays + 1) * DAY_MS;
+  const handler = await worker.worker();
+  const cronBefore = cpuMs(workerd);
+  let runs = 0;
+  let archived = -1;
+  let writtenBefore = 0;
+  let lastRunWritten = -1;
+  for (; runs < 200; runs++) {
+    await handler.scheduled({ scheduledTime: new Date(later + runs * 300_000), cron: "*/5 * * * *" });
+    await drain(meterOf, merchant.quiet, 20_000);
+    const { n } = await shard.prepare("SELECT count(*) AS n FROM archive_objects WHERE status = 'stored'").first();
+    const written = sumPhases(await meterOf()).d1RowsWritten;
+    const runWritten = written - writtenBefore;
+    writtenBefore = written;
+    progress(`cron run ${runs + 1}: ${n} archive objects stored, ${runWritten} D1 rows written`);
+    if (n === archived && Math.abs(runWritten - lastRunWritten) <= Math.max(10, lastRunWritten * 0.1)) break;
+    archived = n;
+    lastRunWritten = runWritten;
+  }
+  const retention = { meter: await meterOf(true), cpuMs: cpuMs(workerd) - cronBefore, runs: runs + 1, archived };
+  const idleBefore = cpuMs(workerd);
+  await handler.scheduled({ scheduledTime: new Date(later + (runs + 1) * 300_000), cron: "*/5 * * * *" });
+  await drain(meterOf, merchant.quiet, 30_000);
+  const idle = { meter: await meterOf(true), cpuMs: cpuMs(workerd) - idleBefore };
+  return { retention, idle };
+}
+
+/** A meter's totals with the CPU measured beside it and the Durable Objects' storage rows. */
+function usageOf(meter, cpu) {
+  const storage = Object.values(meter.durableObjectStorage);
+  return {
+    ...sumPhases(meter),
+    cpuMs: cpu,
+    doRowsRead: storage.reduce((sum, s) => sum + s.gets, 0),
+    doRowsWritten: storage.reduce((sum, s) => sum + s.puts + s.deletes, 0),
+  };
+}
+
+/** Usage and bill: live, plus retention beyond what every cron run does anyway (the idle run, priced apart as fixed). */
+function billOf({ live, retention, idle }, rates, { webhooks, payments, bytesPerPayment }) {
+  const liveUsage = usageOf(live.meter, live.cpuMs);
+  const retentionUsage = usageOf(retention.meter, retention.cpuMs);
+  const idleUsage = usageOf(idle.meter, idle.cpuMs);
+  const retentionBeyondIdle = Object.fromEntries(
+    Object.keys(retentionUsage).map((key) => [key, Math.max(0, retentionUsage[key] - retention.runs * idleUsage[key])]),
+  );
+  const whole = Object.fromEntries(Object.keys(liveUsage).map((key) => [key, liveUsage[key] + retentionBeyondIdle[key]]));
+  const bill = price(whole, rates);
+  const idleBill = price(idleUsage, rates);
+  return {
+    usage: { live: liveUsage, retention: retentionUsage, retentionBeyondIdle, whole, idleCronRun: idleUsage },
+    perWebhook: Object.fromEntries(Object.entries(whole).map(([key, value]) => [key, value / webhooks])),
+    perPayment: Object.fromEntries(Object.entries(whole).map(([key, value]) => [key, value / payments])),
+    bill: {
+      rates: { taken: rates.taken, file: path.relative(ROOT, RATES_FILE) },
+      lines: bill.lines,
+      total: bill.total,
+      dollarsPerMillionWebhooks: (bill.total / webhooks) * 1e6,
+      dollarsPerMillionPayments: (bill.total / payments) * 1e6,
+      linesPerMillionWebhooks: Object.fromEntries(Object.entries(bill.lines).map(([line, dollars]) => [line, (dollars / webhooks) * 1e6])),
+      idleCronRunDollars: idleBill.total,
+      idleCronDollarsPerMonth: idleBill.total * CRON_RUNS_PER_MONTH,
+      d1StoragePerMonthPerMillionPaymentsKept:
+        bytesPerPayment === null ? null : ((bytesPerPayment * 1e6) / 1e9) * rates.rates.d1.storagePerGBMonth,
+    },
+  };
+}
+
+/** Each phase's counts over live and retention, with its dollars per million webhooks (CPU and DO storage left out). */
+function phaseTable(live, retention, webhooks, rates) {
+  return Object.fromEntries(
+    [...new Set([...Object.keys(live.phases), ...Object.keys(retention.phases)])].map((name) => {
+      const [a, b] = [live, retention].map((meter) => sumPhases(meter, [name]));
+      const sum = Object.fromEntries(Object.keys(a).map((key) => [key, a[key] + b[key]]));
+      const dollars = price({ ...sum, cpuMs: 0, doRowsRead: 0, doRowsWritten: 0 }, rates).total;
+      return [name, { ...sum, dollarsPerMillionWebhooksWithoutCpu: (dollars / webhooks) * 1e6 }];
+    }),
+  );
+}
+
+export async function benchCost(build, { payments = 2000, seed = 14, retentionDays = 30 } = {}) {
+  const rates = JSON.parse(readFileSync(RATES_FILE, "utf8"));
+  const stack = await startCostStack(build);
+  const { emulator, worker, edgeAnswers, outboundCalls, meterOf } = stack;
+  try {
+    const merchantId = "bench-cost";
+    const merchant = await openMerchant(emulator, worker, merchantId);
+    await meterOf(true);
+    const live = await driveLive(stack, merchant, { payments, seed });
     const shard = await worker.d1For(merchantId);
-    const later = Date.now() + (retentionDays + 1) * DAY_MS;
-    const handler = await worker.worker();
-    const cronBefore = cpuMs(workerd);
-    let runs = 0;
-    let archived = -1;
-    let writtenBefore = 0;
-    let lastRunWritten = -1;
-    // Until a run archives nothing more and writes what the one before wrote (pruning, which follows archiving in pages,
-    // is done too); horizon: 200 runs.
-    for (; runs < 200; runs++) {
-      await handler.scheduled({ scheduledTime: new Date(later + runs * 300_000), cron: "*/5 * * * *" });
-      await drain(meterOf, quietAll, 20_000);
-      const { n } = await shard.prepare("SELECT count(*) AS n FROM archive_objects WHERE status = 'stored'").first();
-      const written = sumPhases(await meterOf()).d1RowsWritten;
-      const runWritten = written - writtenBefore;
-      writtenBefore = written;
-      progress(`cron run ${runs + 1}: ${n} archive objects stored, ${runWritten} D1 rows written`);
-      if (n === archived && Math.abs(runWritten - lastRunWritten) <= Math.max(10, lastRunWritten * 0.1)) break;
-      archived = n;
-      lastRunWritten = runWritten;
-    }
-    const retention = await meterOf(true);
-    const retentionCpuMs = cpuMs(workerd) - cronBefore;
-
-    // ---- one more run with nothing left to do: the fixed cost of the Cron Trigger ----
-    const idleBefore = cpuMs(workerd);
-    await handler.scheduled({ scheduledTime: new Date(later + (runs + 1) * 300_000), cron: "*/5 * * * *" });
-    await drain(meterOf, quietAll, 30_000);
-    const idle = await meterOf(true);
-    const idleCpuMs = cpuMs(workerd) - idleBefore;
+    const { retention, idle } = await runRetention(stack, merchant, shard, retentionDays);
 
     const truth = (await emulator.control(`${merchant.project}/truth`)).body;
     const shardFile = worker.databases.find((database) => database.db === shard)?.file;
@@ -338,76 +410,33 @@ export async function benchCost(build, { payments = 2000, seed = 14, retentionDa
     const indexes = shardFile ? withD1Copy(shardFile, (db) => indexColumns(db)) : {};
     // Webhooks the edge answered (a connection reset never reached it, or reached it unanswered: not counted).
     const webhooks = Object.entries(edgeAnswers).reduce((sum, [status, n]) => (status === "connectionError" ? sum : sum + n), 0);
-
-    const usageOf = (meter, cpu) => {
-      const total = sumPhases(meter);
-      const storage = Object.values(meter.durableObjectStorage);
-      return {
-        ...total,
-        cpuMs: cpu,
-        doRowsRead: storage.reduce((sum, s) => sum + s.gets, 0),
-        doRowsWritten: storage.reduce((sum, s) => sum + s.puts + s.deletes, 0),
-      };
-    };
-    const liveUsage = usageOf(live, liveCpuMs);
-    const retentionUsage = usageOf(retention, retentionCpuMs);
-    // Every cron run also does what the run with nothing left does (the steady state, priced apart as a fixed cost): the
-    // retention runs count beyond that only.
-    const idleUsage = usageOf(idle, idleCpuMs);
-    const retentionBeyondIdle = Object.fromEntries(
-      Object.keys(retentionUsage).map((key) => [key, Math.max(0, retentionUsage[key] - (runs + 1) * idleUsage[key])]),
-    );
-    const whole = Object.fromEntries(Object.keys(liveUsage).map((key) => [key, liveUsage[key] + retentionBeyondIdle[key]]));
-    const bill = price(whole, rates);
-    const idleBill = price(idleUsage, rates);
-    const statements = statementTable(live, retention, webhooks, idle, runs + 1);
-    const phases = Object.fromEntries(
-      [...new Set([...Object.keys(live.phases), ...Object.keys(retention.phases)])].map((name) => {
-        const [a, b] = [live, retention].map((meter) => sumPhases(meter, [name]));
-        const sum = Object.fromEntries(Object.keys(a).map((key) => [key, a[key] + b[key]]));
-        const dollars = price({ ...sum, cpuMs: 0, doRowsRead: 0, doRowsWritten: 0 }, rates).total;
-        return [name, { ...sum, dollarsPerMillionWebhooksWithoutCpu: (dollars / webhooks) * 1e6 }];
-      }),
-    );
-
+    const statements = statementTable(live.meter, retention.meter, webhooks, idle.meter, retention.runs);
     return {
       payments,
       seed,
-      scenarios,
+      scenarios: live.scenarios,
       events: truth.events.length,
       webhooks,
       edgeAnswers,
       outboundCalls,
-      liveSeconds: round(liveSeconds, 1),
-      drained: liveDrained,
-      retention: { days: retentionDays, cronRuns: runs + 1, archiveObjects: archived },
-      usage: { live: liveUsage, retention: retentionUsage, retentionBeyondIdle, whole, idleCronRun: idleUsage },
-      perWebhook: Object.fromEntries(Object.entries(whole).map(([key, value]) => [key, value / webhooks])),
-      perPayment: Object.fromEntries(Object.entries(whole).map(([key, value]) => [key, value / payments])),
-      bill: {
-        rates: { taken: rates.taken, file: path.relative(ROOT, RATES_FILE) },
-        lines: bill.lines,
-        total: bill.total,
-        dollarsPerMillionWebhooks: (bill.total / webhooks) * 1e6,
-        dollarsPerMillionPayments: (bill.total / payments) * 1e6,
-        linesPerMillionWebhooks: Object.fromEntries(
-          Object.entries(bill.lines).map(([line, dollars]) => [line, (dollars / webhooks) * 1e6]),
-        ),
-        idleCronRunDollars: idleBill.total,
-        idleCronDollarsPerMonth: idleBill.total * CRON_RUNS_PER_MONTH,
-        d1StoragePerMonthPerMillionPaymentsKept: after ? ((after.bytesPerPayment * 1e6) / 1e9) * rates.rates.d1.storagePerGBMonth : null,
-      },
+      liveSeconds: round(live.seconds, 1),
+      drained: live.drained,
+      retention: { days: retentionDays, cronRuns: retention.runs, archiveObjects: retention.archived },
+      ...billOf({ live, retention, idle }, rates, { webhooks, payments, bytesPerPayment: after?.bytesPerPayment ?? null }),
       bytesPerPaymentAfterRetention: after?.bytesPerPayment ?? null,
       afterTables: after?.tables.map((t) => ({ table: t.table, rows: t.rows, bytesPerPayment: round(t.bytesPerPayment, 1) })) ?? [],
-      phases,
+      phases: phaseTable(live.meter, retention.meter, webhooks, rates),
       statements,
       indexCosts: indexCosts(statements, indexes, webhooks),
-      idleCronStatements: statementTable(idle, { phases: {} }, 1).filter((row) => row.rowsWritten > 0 || row.rowsRead > 100),
-      durableObjects: { live: durableObjectTable(live), retention: durableObjectTable(retention), storage: live.durableObjectStorage },
+      idleCronStatements: statementTable(idle.meter, { phases: {} }, 1).filter((row) => row.rowsWritten > 0 || row.rowsRead > 100),
+      durableObjects: {
+        live: durableObjectTable(live.meter),
+        retention: durableObjectTable(retention.meter),
+        storage: live.meter.durableObjectStorage,
+      },
       indexes,
       workerLogErrors: worker.logs.errors,
       workerLogWarnings: worker.logs.warnings,
-      workerLogRecent: worker.logs.recent,
     };
   } finally {
     await worker.dispose();
