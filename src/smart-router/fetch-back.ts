@@ -93,56 +93,66 @@ async function fetchOne(client: SmartRouterClient, eventId: string, projectId: s
   return { ...verification, trace: traceOf(via, meter) };
 }
 
-/**
- * Reads the newest pages of the events list for the wanted ids: those a page carries whole are verified (and removed
- * from `wanted`); answers the ids a page showed without their transaction's operations (they exist: fetched by id). The
- * first page always, further ones while the last one showed a wanted id, at most one page per
- * EVENTS_PER_LIST_PAGE_BUDGET waiting events. A failing list only means more single fetches.
- */
-async function readListPages(client: SmartRouterClient, projectId: string, wanted: Set<string>, results: Map<string, Verification>) {
-  const listed = new Set<string>();
-  const maxPages = Math.ceil(wanted.size / EVENTS_PER_LIST_PAGE_BUDGET);
-  let startAfter: string | undefined;
-  try {
-    for (let page = 0; page < maxPages && wanted.size > listed.size; page++) {
-      // Each event a page verifies is charged that page: one call, and whatever the pacer made it wait.
-      const meter: PaceMeter = { calls: 0, waitedMs: 0 };
-      const { events, hasMore } = await client.metered(meter).listEvents({ limit: LIST_PAGE, order: "desc", startAfter });
-      const trace = traceOf("events_list", meter);
-      let shown = 0;
-      for (const event of events.filter((e) => wanted.has(e.id))) {
-        shown++;
-        if (!completeListItem(event)) listed.add(event.id);
-        else if (wanted.delete(event.id)) results.set(event.id, { ...checkProject(event, projectId), trace });
-      }
-      const last = events.at(-1);
-      if (!hasMore || !last || shown === 0) break;
-      startAfter = last.id;
-    }
-  } catch {
-    // The list is an optimisation only: whatever it did not cover is fetched one by one.
-  }
-  return listed;
+/** Where a walk of the events list (newest first) stands: ids it showed without their operations, and its next page. */
+interface ListWalk {
+  listed: Set<string>;
+  startAfter: string | undefined;
+  done: boolean;
 }
 
 /**
- * The unseen ids after the sample's: fetched only when the sample found one Smart Router knows (old genuine events,
- * e.g. a backlog after an outage); all unknown, they are taken for forged (asked again once, UNLISTED); a sample that
- * could not tell (our pacer refused, Smart Router failed) hands its wait on to the rest without a call, so a flood
- * never spends the merchant's quota one forged id at a time.
+ * Reads up to `pages` more pages of the events list for the wanted ids: those a page carries whole are verified (and
+ * removed from `wanted`); those it shows without their transaction's operations exist and go to `walk.listed` (fetched
+ * by id). A failing list ends the walk: it is an optimisation only, whatever it did not cover is fetched one by one.
  */
-async function verifyRest(
-  rest: readonly string[],
-  sample: readonly Verification[],
-  fetchAll: (ids: readonly string[]) => Promise<Verification[]>,
-): Promise<Verification[]> {
-  if (rest.length === 0 || sample.length === 0) return fetchAll(rest);
-  if (sample.some((verification) => verification.kind === "verified" || verification.kind === "rejected")) return fetchAll(rest);
-  const inconclusive = sample.find((verification) => verification.kind === "retry");
+async function readListPages(
+  client: SmartRouterClient,
+  projectId: string,
+  { wanted, results, walk }: { wanted: Set<string>; results: Map<string, Verification>; walk: ListWalk },
+  pages: number,
+) {
+  try {
+    for (let page = 0; page < pages && !walk.done && wanted.size > walk.listed.size; page++) {
+      // Each event a page verifies is charged that page: one call, and whatever the pacer made it wait.
+      const meter: PaceMeter = { calls: 0, waitedMs: 0 };
+      const { events, hasMore } = await client.metered(meter).listEvents({ limit: LIST_PAGE, order: "desc", startAfter: walk.startAfter });
+      const trace = traceOf("events_list", meter);
+      for (const event of events.filter((e) => wanted.has(e.id))) {
+        if (!completeListItem(event)) walk.listed.add(event.id);
+        else if (wanted.delete(event.id)) results.set(event.id, { ...checkProject(event, projectId), trace });
+      }
+      const last = events.at(-1);
+      walk.startAfter = last?.id;
+      walk.done = !hasMore || !last;
+    }
+  } catch {
+    walk.done = true;
+  }
+}
+
+type Judged = { verdict: "fetch" } | { verdict: "forged" } | { verdict: "wait"; error: SmartRouterError };
+
+/**
+ * What a sample of unlisted ids says of the others: `fetch` when Smart Router knows one (old genuine events, e.g. a
+ * backlog after an outage: walk on and fetch); `forged` when all are unknown (each is asked again once, then left to
+ * the event-log backstop); `wait` when it could not tell (our pacer refused, Smart Router failed): the others get that
+ * wait without a call, so a flood never spends the merchant's quota one forged id at a time.
+ */
+function judgeSample(sample: readonly Verification[]): Judged {
+  if (sample.length === 0 || sample.some((v) => v.kind === "verified" || v.kind === "rejected")) return { verdict: "fetch" };
+  const inconclusive = sample.find((v) => v.kind === "retry");
+  return inconclusive?.kind === "retry" ? { verdict: "wait", error: inconclusive.error } : { verdict: "forged" };
+}
+
+/** The unlisted ids a sample judged forged or left waiting, answered without a call. */
+function withoutCalls(ids: readonly string[], judged: Judged): Verification[] {
   const untried = { calls: 0, waitedMs: 0 };
-  if (inconclusive?.kind === "retry")
-    return rest.map(() => ({ kind: "retry", error: inconclusive.error, trace: traceOf("event", untried) }));
-  return rest.map(() => ({ kind: "not_found", detail: UNLISTED, trace: traceOf("events_list", untried) }));
+  return ids.map(
+    (): Verification =>
+      judged.verdict === "wait"
+        ? { kind: "retry", error: judged.error, trace: traceOf("event", untried) }
+        : { kind: "not_found", detail: UNLISTED, trace: traceOf("events_list", untried) },
+  );
 }
 
 /**
@@ -161,19 +171,31 @@ export async function verifyEvents(
   const results = new Map<string, Verification>();
   const wanted = new Set(eventIds);
   const coalesced = wanted.size >= COALESCE_THRESHOLD;
-  const listed = coalesced ? await readListPages(client, projectId, wanted, results) : new Set<string>();
-
-  // Ids a page showed exist: fetched. Of the others, a sample first when many wait (a flood of forged ids is unknown).
-  const unseen = [...wanted].filter((id) => !listed.has(id));
-  const sampled = coalesced && unseen.length > UNLISTED_SAMPLE ? UNLISTED_SAMPLE : unseen.length;
-  const fetchAll = (ids: readonly string[]) => mapConcurrent(ids, FETCH_CONCURRENCY, (eventId) => fetchOne(client, eventId, projectId));
-  const first = [...listed, ...unseen.slice(0, sampled)];
-  const fetched = await fetchAll(first);
-  const sample = fetched.slice(listed.size);
-  const rest = unseen.slice(sampled);
-  const restVerified = await verifyRest(rest, sample, fetchAll);
-  [...first, ...rest].forEach((eventId, index) => {
-    results.set(eventId, (index < fetched.length ? fetched[index] : restVerified[index - fetched.length]) as Verification);
+  const walk: ListWalk = { listed: new Set(), startAfter: undefined, done: !coalesced };
+  const fetchInto = async (ids: readonly string[]) => {
+    const verified = await mapConcurrent(ids, FETCH_CONCURRENCY, (eventId) => fetchOne(client, eventId, projectId));
+    ids.forEach((eventId, index) => {
+      results.set(eventId, verified[index] as Verification);
+      wanted.delete(eventId);
+    });
+    return verified;
+  };
+  // The newest page first; then, of the ids it did not show, a sample decides whether the others are worth the calls.
+  const pageBudget = Math.ceil(wanted.size / EVENTS_PER_LIST_PAGE_BUDGET);
+  await readListPages(client, projectId, { wanted, results, walk }, 1);
+  const unseen = [...wanted].filter((id) => !walk.listed.has(id));
+  const sampleIds = coalesced && unseen.length > UNLISTED_SAMPLE ? unseen.slice(0, UNLISTED_SAMPLE) : [];
+  const judged = judgeSample(await fetchInto(sampleIds));
+  if (judged.verdict === "fetch") {
+    // The walk's pages and the sample stay within one call per EVENTS_PER_LIST_PAGE_BUDGET waiting events.
+    await readListPages(client, projectId, { wanted, results, walk }, pageBudget - 1 - sampleIds.length);
+    await fetchInto([...wanted]);
+    return results;
+  }
+  await fetchInto([...walk.listed].filter((id) => wanted.has(id)));
+  const others = [...wanted];
+  withoutCalls(others, judged).forEach((verification, index) => {
+    results.set(others[index] as string, verification);
   });
   return results;
 }
