@@ -187,8 +187,8 @@ export async function verifyEvents(
   const sampleIds = coalesced && unseen.length > UNLISTED_SAMPLE ? unseen.slice(0, UNLISTED_SAMPLE) : [];
   const judged = judgeSample(await fetchInto(sampleIds));
   if (judged.verdict === "fetch") {
-    // The walk's pages and the sample stay within one call per EVENTS_PER_LIST_PAGE_BUDGET waiting events.
-    await readListPages(client, projectId, { wanted, results, walk }, pageBudget - 1 - sampleIds.length);
+    // The walk's pages stay within one per EVENTS_PER_LIST_PAGE_BUDGET waiting events, and end once every id is found.
+    await readListPages(client, projectId, { wanted, results, walk }, pageBudget - 1);
     await fetchInto([...wanted]);
     return results;
   }
