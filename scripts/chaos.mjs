@@ -17,7 +17,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readingNames, readingPatch } from "../sandbox/readings.ts";
-import { countAnswers, floodCalls, forgedFetchCalls, parkingFigures, sendFlood, startFloodSampler } from "./lib-flood.mjs";
+import { countAnswers, floodCalls, forgedFetchCalls, parkingFigures, sendFlood, startFloodSampler, verifyWaits } from "./lib-flood.mjs";
 import { breakShard, healShard, shardFileOf } from "./lib-shard-fault.mjs";
 import {
   compareAll,
@@ -664,12 +664,13 @@ function floodReport({ flood, sampler, flooded, healthy, appliedSeen, convergedA
     { startedAt: flood.startedAt, healedAt: flood.endedAt },
     "the flood",
   );
+  const waits = verifyWaits(persistDir, healthy.shop.merchantId, healthy.deliveries, flood);
   const inbox = sampler.samples.at(-1)?.inbox ?? {};
   // Checked: the larger of the estimate (calls minus A's own rate) and the exact by-id calls, a floor the estimate may
   // fall under when A's own traffic stops early in the window (its rate before the flood then overstates it).
   const perAdmitted = answers.admitted > 0 ? Math.max(calls.net, byId.calls) / answers.admitted : 0;
   const converged = convergedAt === null ? null : convergedAt - flood.endedAt;
-  printFlood({ flood, sampler, flooded, healthy, answers, calls, byId, perAdmitted, parking, lag, inbox, converged });
+  printFlood({ flood, sampler, flooded, healthy, answers, calls, byId, perAdmitted, parking, lag, waits, inbox, converged });
   const bound = (limit, found, digits = 3) => ({ expected: `≤ ${limit}`, found: found.toFixed(digits), ok: found <= limit });
   return [
     { check: "flood: forged deliveries answered 200 or 429", expected: answers.sent, found: answers.admitted + answers.refused },
@@ -693,7 +694,7 @@ function floodReport({ flood, sampler, flooded, healthy, appliedSeen, convergedA
 }
 
 /** Prints the flood's figures (floodReport computes them). */
-function printFlood({ flood, sampler, flooded, healthy, answers, calls, byId, perAdmitted, parking, lag, inbox, converged }) {
+function printFlood({ flood, sampler, flooded, healthy, answers, calls, byId, perAdmitted, parking, lag, waits, inbox, converged }) {
   const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
   const per = (n, of) => (of > 0 ? (n / of).toFixed(3) : "n/a");
   const name = (id) => (id === flooded.shop.merchantId ? "A" : id === healthy.shop.merchantId ? "B" : id);
@@ -728,6 +729,9 @@ ${table(
   lag.rows,
 )}
   (not sampled: ${lag.undelivered} whose last event was never delivered (dropped), ${lag.early} shown before their last delivery, ${lag.unseen} never shown (${lag.listedOtherwise} of them listed in another state))
+  of which delivery answered → first fetch-back answered (queue wait + verification), per event: ${Object.entries(waits)
+    .map(([window, ms]) => `${window} n ${ms.length} p50 ${percentile(ms, 50)} p99 ${percentile(ms, 99)}`)
+    .join("; ")}
 after the flood: every transaction of both merchants equal to the truth ${converged === null ? "never (within the run)" : `${secs(converged)} after its end`}
 `);
 }

@@ -208,3 +208,32 @@ export function forgedFetchCalls(persistDir, merchantId) {
   const sum = (key) => rows.reduce((total, row) => total + Number(row[key] ?? 0), 0);
   return { calls: sum("calls"), fetches: sum("fetches"), refused: sum("refused") };
 }
+
+/**
+ * Where the other merchant's time went, per event it was delivered (first 2xx answer, from the emulator's delivery log):
+ * delivery answered → the first fetch-back of it answered (its shard's fetch_backs: the queue's wait, then the
+ * verification), grouped like the lag table by when it was delivered. A lag that grows here is the shared queue or the
+ * consumer; one that grows only after it is the commit or the status API.
+ */
+export function verifyWaits(persistDir, merchantId, deliveries, window) {
+  const delivered = new Map();
+  for (const d of deliveries) {
+    if (d.forged || !(d.status >= 200 && d.status < 300)) continue;
+    const at = Date.parse(d.at);
+    if (!delivered.has(d.event_id) || at < delivered.get(d.event_id)) delivered.set(d.event_id, at);
+  }
+  const firstFetch = readLocalShards(
+    persistDir,
+    "fetch_backs",
+    `SELECT event_id, MIN(at) AS at FROM fetch_backs WHERE merchant_id = ${quoted(merchantId)} GROUP BY event_id`,
+  );
+  const windows = { before: [], during: [], after: [] };
+  for (const row of firstFetch) {
+    const sent = delivered.get(row.event_id);
+    if (sent === undefined) continue;
+    const key = sent < window.startedAt ? "before" : sent < window.endedAt ? "during" : "after";
+    windows[key].push(Math.max(0, Date.parse(row.at) - sent));
+  }
+  for (const list of Object.values(windows)) list.sort((a, b) => a - b);
+  return windows;
+}
