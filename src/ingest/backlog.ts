@@ -50,13 +50,24 @@ export function backlogOf(state: BacklogState, nowMinute: number): number {
   return waiting;
 }
 
-/** Counts one delivery in when the backlog is under `limit`; false (refuse it) otherwise. */
-export function admit(state: BacklogState, limit: number, minute: number, nowMinute: number): boolean {
-  if (backlogOf(state, nowMinute) >= limit) return false;
+/**
+ * Past this many waiting deliveries, a merchant's new ones wait in its own parking (D1, ingest/parking.ts) instead of on
+ * the webhooks queue every merchant shares: the queue then holds about two consumer batches of any one merchant, so
+ * another merchant's fresh delivery never queues behind a flood (chaos --flood: 17 s behind one, before).
+ */
+export const QUEUE_SHARE = 200;
+
+/** Where an admitted delivery waits: on the shared queue, or in its merchant's parking; `refuse`: 429. */
+export type Admission = "queue" | "park" | "refuse";
+
+/** Counts one delivery in when the backlog is under `limit`, saying where it waits; `refuse` (not counted) otherwise. */
+export function admit(state: BacklogState, limit: number, minute: number, nowMinute: number): Admission {
+  const waiting = backlogOf(state, nowMinute);
+  if (waiting >= limit) return "refuse";
   const entry = state.minutes.get(minute) ?? { admitted: 0, settled: 0 };
   entry.admitted += 1;
   state.minutes.set(minute, entry);
-  return true;
+  return waiting >= QUEUE_SHARE ? "park" : "queue";
 }
 
 /** Counts deliveries out: verified, rejected, duplicates or given up; minutes outside the window are ignored. */

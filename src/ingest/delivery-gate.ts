@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { ApiError } from "../errors";
 import { log } from "../lib/log";
 import {
+  type Admission,
   admit as admitInto,
   BACKLOG_RETRY_AFTER_SECONDS,
   type BacklogState,
@@ -20,8 +21,8 @@ import {
 export class DeliveryGate extends DurableObject {
   readonly #state: BacklogState = newBacklog();
 
-  /** Counts one delivery received at `receivedAt` in, unless `limit` deliveries already wait. */
-  admit(limit: number, receivedAt: string): boolean {
+  /** Counts one delivery received at `receivedAt` in, saying where it waits, unless `limit` deliveries already wait. */
+  admit(limit: number, receivedAt: string): Admission {
     return admitInto(this.#state, limit, minuteOf(receivedAt), minuteOf(Date.now()));
   }
 
@@ -39,24 +40,31 @@ export class DeliveryGate extends DurableObject {
 const gateOf = (gates: DurableObjectNamespace<DeliveryGate>, merchantId: string) => gates.get(gates.idFromName(merchantId));
 
 /**
- * Admits a delivery past its merchant's gate, or throws 429 + Retry-After: the merchant's pipeline already holds more
- * than it can verify soon, and Smart Router retries (the event-log backstop finds anything it gives up on). A gate that
- * fails admits: it only sheds floods, and refusing everything on its failure would be worse.
+ * Admits a delivery past its merchant's gate, answering where it waits (backlog.ts QUEUE_SHARE), or throws 429 +
+ * Retry-After: the merchant's pipeline already holds more than it can verify soon, and Smart Router retries (the
+ * event-log backstop finds anything it gives up on). A gate that fails admits to the queue: it only sheds floods, and
+ * refusing everything on its failure would be worse.
  */
-export async function admitDelivery(gates: DurableObjectNamespace<DeliveryGate>, merchantId: string, limit: number, receivedAt: string) {
-  let admitted = true;
+export async function admitDelivery(
+  gates: DurableObjectNamespace<DeliveryGate>,
+  merchantId: string,
+  limit: number,
+  receivedAt: string,
+): Promise<"queue" | "park"> {
+  let admission: Admission = "queue";
   try {
-    admitted = await gateOf(gates, merchantId).admit(limit, receivedAt);
+    admission = await gateOf(gates, merchantId).admit(limit, receivedAt);
   } catch (error) {
     log("warn", "webhook.gate_failed", { merchant_id: merchantId, error: error instanceof Error ? error.message : String(error) });
   }
-  if (!admitted) {
+  if (admission === "refuse") {
     throw new ApiError(
       "rate_limited",
       `too many deliveries of this merchant wait to be verified; retry after ${BACKLOG_RETRY_AFTER_SECONDS} seconds`,
       { "Retry-After": String(BACKLOG_RETRY_AFTER_SECONDS) },
     );
   }
+  return admission;
 }
 
 /** One merchant's settled deliveries, by their `received_at`. */

@@ -149,6 +149,8 @@ function parseBasic(authorization: string | undefined): { username: string; pass
 /** The merchant an authentic delivery came for, its project and its rate limits (null: the defaults). */
 export interface DeliverySender {
   merchantId: string;
+  /** The index of the shard whose copy holds the merchant (src/db/shards.ts). */
+  shard: number;
   projectId: string;
   rateLimits: RateLimitSettings | null;
 }
@@ -171,7 +173,8 @@ export async function authenticateDelivery({
   const now = Date.now();
   const available = await Promise.all(shards.map((db, index) => currentCopy(index, db, now)));
   // One lookup in every shard's copy, whichever holds the merchant.
-  const found = available.map((copy) => copy?.credentials.get(merchantId)).find((credential) => credential !== undefined);
+  const shard = available.findIndex((copy) => copy?.credentials.has(merchantId));
+  const found = available[shard]?.credentials.get(merchantId);
   const expected = found ?? { ...ABSENT, previousHash: null, previousValidUntil: 0 };
   const presented = parseBasic(authorization) ?? { username: "", password: "" };
   const presentedHash = await hashCredential(presented.password);
@@ -179,7 +182,7 @@ export async function authenticateDelivery({
   const currentOk = constantTimeEqual(presentedHash, expected.passwordHash);
   const previousOk = constantTimeEqual(presentedHash, expected.previousHash ?? ABSENT.passwordHash) && now < expected.previousValidUntil;
   if (found !== undefined && usernameOk && (currentOk || previousOk)) {
-    return { merchantId, projectId: found.projectId, rateLimits: found.rateLimits };
+    return { merchantId, shard, projectId: found.projectId, rateLimits: found.rateLimits };
   }
   // A shard without a copy may hold this merchant: whatever did not match (an unknown id as a wrong password, so the
   // answer tells nothing of who exists) is a 503 Smart Router retries, never a 401 it would give up on.

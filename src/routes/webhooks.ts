@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { shardDatabases } from "../db/shards";
+import { shardAt, shardDatabases } from "../db/shards";
 import { ApiError } from "../errors";
 import { parseJsonBody } from "../http/body";
 import type { AppContext } from "../http/context";
@@ -7,6 +7,7 @@ import { backlogLimit } from "../ingest/backlog";
 import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../ingest/delivery";
 import { admitDelivery, reportSettled } from "../ingest/delivery-gate";
 import { limitDeliveries } from "../ingest/delivery-limit";
+import { type HandedOver, handOver } from "../ingest/hand-over";
 import { log } from "../lib/log";
 import { authenticateDelivery } from "../merchants/credential-directory";
 
@@ -15,7 +16,7 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
   const merchantId = c.req.param("merchantId");
   const deliveryId = c.var.requestId;
   const outcome = (result: string, fields: Record<string, unknown> = {}) =>
-    log(result === "enqueued" ? "info" : "warn", "webhook.delivery", {
+    log(result === "enqueued" || result === "parked" ? "info" : "warn", "webhook.delivery", {
       request_id: deliveryId,
       merchant_id: merchantId.slice(0, 64),
       outcome: result,
@@ -36,15 +37,21 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
     await limitDeliveries(c.env.WEBHOOK_LIMITER, merchantId, sender.rateLimits?.webhooks_rpm);
     const body = await parseJsonBody(c.req.raw, deliveryBodySchema, MAX_DELIVERY_BYTES);
     const receivedAt = new Date().toISOString();
-    await admitDelivery(c.env.DELIVERY_GATE, merchantId, backlogLimit(sender.projectId, sender.rateLimits), receivedAt);
+    const admission = await admitDelivery(c.env.DELIVERY_GATE, merchantId, backlogLimit(sender.projectId, sender.rateLimits), receivedAt);
+    let handedOver: HandedOver;
     try {
-      await c.var.deliveryQueue.send({
-        v: 1,
-        merchant_id: merchantId,
-        event_id: body.event_id,
-        event_type: body.event_type,
-        received_at: receivedAt,
-        delivery_id: deliveryId,
+      handedOver = await handOver({
+        queue: c.var.deliveryQueue,
+        db: shardAt(c.env, sender.shard).db,
+        admission,
+        message: {
+          v: 1,
+          merchant_id: merchantId,
+          event_id: body.event_id,
+          event_type: body.event_type,
+          received_at: receivedAt,
+          delivery_id: deliveryId,
+        },
       });
     } catch (error) {
       queueRefused = true;
@@ -52,7 +59,7 @@ export const webhookRoutes = new Hono<AppContext>().post("/smart-router/:merchan
       outcome("queue_refused", { event_id: body.event_id, error: error instanceof Error ? error.message : String(error) });
       throw new ApiError("service_unavailable", "delivery could not be queued; retry later", { "Retry-After": "30" });
     }
-    outcome("enqueued", { event_id: body.event_id, event_type: body.event_type });
+    outcome(handedOver, { event_id: body.event_id, event_type: body.event_type });
     return c.json({ received: true }, 200);
   } catch (error) {
     if (error instanceof ApiError && !queueRefused) outcome(error.code);

@@ -14,6 +14,7 @@ export function appRecordingDeliveries() {
           await real.send(message);
           sent.push(message);
         },
+        wake: (merchantId, delaySeconds) => real.wake(merchantId, delaySeconds),
       };
     },
   });
@@ -24,6 +25,7 @@ export function appRecordingDeliveries() {
 export function appWithRefusingQueue() {
   const refusing: DeliveryQueue = {
     send: () => Promise.reject(new Error("Queue send failed: service unavailable")),
+    wake: () => Promise.reject(new Error("Queue send failed: service unavailable")),
   };
   const app = createApp({ deliveryQueue: () => refusing });
   return { fetch: (path: string, init: RequestInit = {}) => app.fetch(new Request(`https://edge.test${path}`, init), env) };

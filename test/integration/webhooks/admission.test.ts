@@ -1,13 +1,14 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
-import { MIN_BACKLOG_LIMIT } from "../../../src/ingest/backlog";
+import { MIN_BACKLOG_LIMIT, QUEUE_SHARE } from "../../../src/ingest/backlog";
 import type { DeliveryGate } from "../../../src/ingest/delivery-gate";
+import { wakeupOf } from "../../../src/ingest/parking";
 import type { WebhookMessage } from "../../../src/queue/messages";
 import { consume, deliveryOf } from "../../support/consumer";
 import { ADMIN, basic, type CreatedMerchant, call } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
-import { shardedDb } from "../../support/shards";
+import { dbFor, shardedDb } from "../../support/shards";
 
 type Envelope = { error: { code: string; message: string; request_id: string } };
 
@@ -17,7 +18,10 @@ const permissive: RateLimit = { limit: async () => ({ success: true }) };
 /** The app with an in-memory queue (recording what it enqueued) and these bindings over the test env's. */
 function edge(overrides: Partial<Cloudflare.Env> = {}) {
   const sent: WebhookMessage[] = [];
-  const app = createApp({ deliveryQueue: () => ({ send: async (message) => void sent.push(message) }) });
+  const wakes: string[] = [];
+  const app = createApp({
+    deliveryQueue: () => ({ send: async (message) => void sent.push(message), wake: async (merchantId) => void wakes.push(merchantId) }),
+  });
   const bindings = { ...env, WEBHOOK_LIMITER: permissive, ...overrides };
   const post = (merchant: CreatedMerchant, eventId: string, authorization = basic(merchant.webhook.username, merchant.webhook.password)) =>
     app.fetch(
@@ -28,7 +32,7 @@ function edge(overrides: Partial<Cloudflare.Env> = {}) {
       }),
       bindings,
     );
-  return { sent, post };
+  return { sent, wakes, post };
 }
 
 /** A shop whose fetch-backs spend a small sandbox quota, so its backlog limit is the floor (MIN_BACKLOG_LIMIT). */
@@ -45,6 +49,15 @@ async function smallQuotaShop() {
   const event = events.find((e) => e.name.startsWith("transaction."));
   if (!event) throw new Error(`no event for ${payment.id}`);
   return { shop, event };
+}
+
+/** Deliveries waiting in a merchant's parking on its shard. */
+async function parkedCount(merchantId: string) {
+  const row = await (await dbFor(merchantId))
+    .prepare("SELECT count(*) AS n FROM parked_deliveries WHERE merchant_id = ?")
+    .bind(merchantId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
 }
 
 const gateBacklog = (merchantId: string) => env.DELIVERY_GATE.get(env.DELIVERY_GATE.idFromName(merchantId)).backlog();
@@ -74,7 +87,9 @@ describe("webhook edge: admission by backlog", () => {
     expect(refused.status).toBe(429);
     expect(refused.headers.get("retry-after")).toBe("60");
     expect(((await refused.json()) as Envelope).error.code).toBe("rate_limited");
-    expect(sent).toHaveLength(MIN_BACKLOG_LIMIT);
+    // The first QUEUE_SHARE went on the shared queue, the rest wait in the merchant's parking.
+    expect(sent).toHaveLength(QUEUE_SHARE);
+    expect(await parkedCount(shop.merchant.merchant.id)).toBe(MIN_BACKLOG_LIMIT - QUEUE_SHARE);
 
     // The consumer verifies 100 of them (one fetch-back: one event) and tells the gate: 100 places open again.
     const result = await consume(sent.slice(0, 100));
@@ -107,6 +122,57 @@ describe("webhook edge: admission by backlog", () => {
     const answer = await post(shop.merchant, event.id);
     expect(answer.status).toBe(200);
     expect(sent).toHaveLength(1);
+  });
+});
+
+describe("webhook edge: a merchant past its queue share waits in its own parking", () => {
+  it("parks the flooded merchant's deliveries past its share under one wake-up, while another merchant's go on the queue", async () => {
+    const flooded = await smallQuotaShop();
+    const other = await smallQuotaShop();
+    const { sent, wakes, post } = edge();
+    const statuses = await flood((id) => post(flooded.shop.merchant, id), flooded.event.id, QUEUE_SHARE + 50);
+    expect(new Set(statuses)).toEqual(new Set([200]));
+    expect(sent).toHaveLength(QUEUE_SHARE);
+    expect(await parkedCount(flooded.shop.merchant.merchant.id)).toBe(50);
+    // One wake-up books the whole parking (a booked one is pending), not one per delivery.
+    expect(wakes).toEqual([flooded.shop.merchant.merchant.id]);
+    expect((await post(other.shop.merchant, other.event.id)).status).toBe(200);
+    expect(sent.at(-1)?.merchant_id).toBe(other.shop.merchant.merchant.id);
+    expect(await parkedCount(other.shop.merchant.merchant.id)).toBe(0);
+  });
+
+  it("a wake-up runs the parked deliveries through the consumer: verified, gone from the parking, counted out of the gate", async () => {
+    const { shop, event } = await smallQuotaShop();
+    const merchantId = shop.merchant.merchant.id;
+    const { post } = edge();
+    await flood((id) => post(shop.merchant, id), event.id, QUEUE_SHARE + 20);
+    expect(await parkedCount(merchantId)).toBe(20);
+    const result = await consume([wakeupOf(merchantId) as unknown as WebhookMessage]);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await parkedCount(merchantId)).toBe(0);
+    expect(await gateBacklog(merchantId)).toBe(QUEUE_SHARE);
+    const inbox = await outcomes(merchantId);
+    expect((inbox.applied ?? 0) + (inbox.stale ?? 0) + (inbox.ignored ?? 0)).toBe(1);
+  });
+});
+
+describe("webhook edge: parking that fails", () => {
+  it("falls back to the queue when the merchant's shard refuses the parking write", async () => {
+    const { shop, event } = await smallQuotaShop();
+    const merchantId = shop.merchant.merchant.id;
+    const shard = await dbFor(merchantId);
+    // The shard reads (credential directory) but refuses batches: the parking's one D1 batch fails.
+    const refusingBatches = new Proxy(shard, {
+      get: (target, key) =>
+        key === "batch" ? () => Promise.reject(new Error("D1_ERROR: database is locked")) : Reflect.get(target, key).bind(target),
+    });
+    const binding = shard === env.DB ? { DB: refusingBatches } : { DB_SHARD_1: refusingBatches };
+    const { sent, wakes, post } = edge(binding);
+    const statuses = await flood((id) => post(shop.merchant, id), event.id, QUEUE_SHARE + 10);
+    expect(new Set(statuses)).toEqual(new Set([200]));
+    expect(sent).toHaveLength(QUEUE_SHARE + 10);
+    expect(wakes).toEqual([]);
+    expect(await parkedCount(merchantId)).toBe(0);
   });
 });
 

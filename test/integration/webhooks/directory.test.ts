@@ -25,7 +25,7 @@ function countingApp(failing = false) {
         return value.bind(target);
       },
     });
-  const app = createApp({ deliveryQueue: () => ({ send: async () => {} }) });
+  const app = createApp({ deliveryQueue: () => ({ send: async () => {}, wake: async () => {} }) });
   const bindings = { ...env, DB: counting(env.DB), DB_SHARD_1: counting(env.DB_SHARD_1) };
   /** Posts one delivery; answers its status and the D1 statements it cost. */
   const post = async (path: string, authorization: string | undefined) => {

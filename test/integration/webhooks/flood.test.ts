@@ -34,6 +34,7 @@ function appWithLimiter(limiter: RateLimit) {
       send: async (message) => {
         sent.push(message);
       },
+      wake: async () => {},
     }),
   });
   const bindings = { ...env, WEBHOOK_LIMITER: limiter };
