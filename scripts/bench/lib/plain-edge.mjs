@@ -2,7 +2,8 @@
 // same work per delivery as the edge of src/routes/webhooks.ts: the merchant's Basic credential checked against a
 // directory held in memory (loaded from the same D1 table with one raw query, refreshed every 60 s), SHA-256 and
 // constant-time compares, the per-merchant WEBHOOK_LIMITER, the 64 KiB body cap, the same zod schema, the merchant's
-// backlog gate (one Durable Object call), one JSON log line and the WEBHOOKS queue send. Bundled by esbuild into the bench's build directory and served by the same workerd;
+// backlog gate (one Durable Object call), one JSON log line and the WEBHOOKS queue send (or, past the merchant's queue
+// share, the edge's parking: one D1 batch). Bundled by esbuild into the bench's build directory and served by the same workerd;
 // anything that is not a delivery (the admin API used to register the merchant) goes to the real worker.
 import { backlogLimit } from "../../../src/ingest/backlog.ts";
 import { deliveryBodySchema, MAX_DELIVERY_BYTES } from "../../../src/ingest/delivery.ts";
@@ -52,6 +53,28 @@ async function readCapped(request) {
   return encoder.encode(text).byteLength > MAX_DELIVERY_BYTES ? null : text;
 }
 
+/** The edge's parking of one delivery (ingest/parking.ts parkDeliveries, wake-up due in 1 s); false when D1 refused. */
+async function parked(env, message) {
+  const now = Date.now();
+  const at = new Date(now).toISOString();
+  try {
+    const [, booked] = await env.DB.batch([
+      env.DB.prepare(
+        "INSERT INTO parked_deliveries (merchant_id, delivery_id, body, parked_at) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET claimed_until = NULL",
+      ).bind(message.merchant_id, message.delivery_id, JSON.stringify(message), at),
+      env.DB.prepare(
+        "INSERT INTO parked_wakeups (merchant_id, due_at) VALUES (?, ?) ON CONFLICT (merchant_id) DO UPDATE SET due_at = excluded.due_at WHERE parked_wakeups.due_at < ? RETURNING merchant_id",
+      ).bind(message.merchant_id, new Date(now + 1000).toISOString(), at),
+    ]);
+    if (booked.results.length > 0) {
+      await env.WEBHOOKS.send({ v: 1, kind: "resume_parked", merchant_id: message.merchant_id }, { contentType: "json", delaySeconds: 1 }).catch(() => {});
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function deliver(request, env, merchantId) {
   const started = Date.now();
   const expected = (await credentials(env, started)).get(merchantId) ?? { username: "\u0000absent", hash: "0".repeat(64) };
@@ -80,21 +103,20 @@ async function deliver(request, env, merchantId) {
     return error(400, "invalid_body", "body must be a JSON object with an event_id");
   }
   const receivedAt = new Date().toISOString();
-  const admitted = await env.DELIVERY_GATE.get(env.DELIVERY_GATE.idFromName(merchantId)).admit(expected.backlog, receivedAt);
-  if (!admitted) return error(429, "rate_limited", "too many deliveries of this merchant wait to be verified", { "Retry-After": "60" });
+  const admission = await env.DELIVERY_GATE.get(env.DELIVERY_GATE.idFromName(merchantId)).admit(expected.backlog, receivedAt);
+  if (admission === "refuse") return error(429, "rate_limited", "too many deliveries of this merchant wait to be verified", { "Retry-After": "60" });
   const deliveryId = crypto.randomUUID();
+  const message = {
+    v: 1,
+    merchant_id: merchantId,
+    event_id: parsed.data.event_id,
+    event_type: parsed.data.event_type,
+    received_at: receivedAt,
+    delivery_id: deliveryId,
+  };
   try {
-    await env.WEBHOOKS.send(
-      {
-        v: 1,
-        merchant_id: merchantId,
-        event_id: parsed.data.event_id,
-        event_type: parsed.data.event_type,
-        received_at: receivedAt,
-        delivery_id: deliveryId,
-      },
-      { contentType: "json" },
-    );
+    // Past the merchant's queue share the edge parks the delivery (src/ingest/hand-over.ts): the same D1 batch here.
+    if (admission !== "park" || !(await parked(env, message))) await env.WEBHOOKS.send(message, { contentType: "json" });
   } catch {
     return error(503, "service_unavailable", "delivery could not be queued; retry later", { "Retry-After": "30" });
   }
