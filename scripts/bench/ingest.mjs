@@ -41,7 +41,8 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
     );
   // No consumer settles anything here, so the edge's backlog gate (ingest/backlog.ts) would refuse past ten minutes of
   // the events quota: the load's merchant gets the highest quota, a backlog of 10 million, so the gate still runs on every
-  // delivery but never refuses.
+  // delivery but never refuses; past 200 waiting it would park every delivery (a flood), so both workers here take the
+  // gate of a merchant whose consumer keeps up (lib/worker.mjs KEEPING_UP): the gate is asked, the queue is the path.
   const INGEST_MERCHANT = { rateLimits: { events_rpm: 1_000_000 } };
   const short = { measureMs: breakdownMs, warmMs: Math.min(warmupMs, 1000) };
 
@@ -49,7 +50,7 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
   // processes on the machine weigh on both alike. The idle one costs nothing while the other is loaded.
   // The worker: wrangler.toml's bindings, no queue consumer attached (deliveries pile up in the local queue, so no
   // fetch-back work competes with ingest for the two cores).
-  const worker = await startWorker(build);
+  const worker = await startWorker(build, { keepUp: true });
   // The worker's serving side: its workerd process, and this process, where Miniflare reads workerd's log lines.
   const workerdPids = childPids(process.pid, "workerd");
   const workerCpu = { workerd: () => cpuMs(workerdPids), node: () => cpuMs([], { self: true }) };
@@ -72,7 +73,7 @@ export async function benchIngest(build, { concurrency, warmupMs, durationMs, ma
     );
     const webhook = created.webhook;
     // The framework-free Worker (lib/plain-edge.mjs), in its own workerd beside the edge's, loaded in the same rounds.
-    plainWorker = await startWorker(build, { plain: true });
+    plainWorker = await startWorker(build, { plain: true, keepUp: true });
     const plainPids = childPids(process.pid, "workerd").filter((pid) => !workerdPids.includes(pid));
     const plainCpu = { workerd: () => cpuMs(plainPids), node: () => cpuMs([], { self: true }) };
     const plainWebhook = (

@@ -129,12 +129,41 @@ export default {
 `;
 
 /**
+ * The gate of a merchant whose consumer keeps up, for the ingest section: the real DeliveryGate is asked (its Durable
+ * Object call is in the figures), and a `park` verdict is taken as `queue`. The section's one merchant has no consumer,
+ * so past 200 deliveries (QUEUE_SHARE) it is a flood and the edge would park every delivery in D1; the section measures
+ * the path of every merchant not flooding, the queue.
+ */
+const KEEPING_UP = `
+function keepingUp(namespace) {
+  return new Proxy(namespace, {
+    get(target, key) {
+      const value = Reflect.get(target, key);
+      if (key !== "get") return typeof value === "function" ? value.bind(target) : value;
+      return (id) => {
+        const stub = target.get(id);
+        return {
+          admit: async (limit, receivedAt) => {
+            const admission = await stub.admit(limit, receivedAt);
+            return admission === "park" ? "queue" : admission;
+          },
+          settle: (counts) => stub.settle(counts),
+          backlog: () => stub.backlog(),
+        };
+      };
+    },
+  });
+}
+`;
+
+/**
  * Entry module for the ingest breakdown: the unchanged bundle with `env.WEBHOOKS` replaced by an in-memory queue, the
  * ceiling's enqueue, so the difference to the real worker is the local Queues emulation alone.
  */
 const MEMORY_QUEUE_ENTRY = `
 import worker from "./index.js";
 export * from "./index.js";
+${KEEPING_UP}
 
 const held = [];
 const memoryQueue = {
@@ -153,7 +182,27 @@ const wrapped = new WeakMap();
 function benchEnv(env) {
   let result = wrapped.get(env);
   if (!result) {
-    result = { ...env, WEBHOOKS: memoryQueue };
+    result = { ...env, WEBHOOKS: memoryQueue, DELIVERY_GATE: keepingUp(env.DELIVERY_GATE) };
+    wrapped.set(env, result);
+  }
+  return result;
+}
+
+export default {
+  fetch: (request, env, ctx) => worker.fetch(request, benchEnv(env), ctx),
+};
+`;
+
+/** An entry module around `target` (a bundle file) whose env has the keeping-up gate. */
+const keepingUpEntry = (target) => `
+import worker from "./${target}";
+export * from "./${target}";
+${KEEPING_UP}
+const wrapped = new WeakMap();
+function benchEnv(env) {
+  let result = wrapped.get(env);
+  if (!result) {
+    result = { ...env, DELIVERY_GATE: keepingUp(env.DELIVERY_GATE) };
     wrapped.set(env, result);
   }
   return result;
@@ -189,6 +238,8 @@ export function buildWorker() {
   const upload = /Total Upload: ([^\n]+)/.exec(result.stdout)?.[1]?.trim() ?? "?";
   writeFileSync(path.join(outdir, "bench-counting.mjs"), COUNTING_ENTRY);
   writeFileSync(path.join(outdir, "bench-memory-queue.mjs"), MEMORY_QUEUE_ENTRY);
+  writeFileSync(path.join(outdir, "bench-keeping-up.mjs"), keepingUpEntry("index.js"));
+  writeFileSync(path.join(outdir, "bench-plain-keeping-up.mjs"), keepingUpEntry("bench-plain.mjs"));
   // The metered entry of the cost section: every binding the bill depends on counted, per phase (meter-entry.mjs).
   copyFileSync(path.join(import.meta.dirname, "meter-entry.mjs"), path.join(outdir, "bench-meter.mjs"));
   // The framework-free baseline (plain-edge.mjs) around the same bundle: it imports ./index.js for the admin API only.
@@ -270,13 +321,14 @@ function migrationStatements() {
 /**
  * Starts workerd with the bundled worker on 127.0.0.1 (a free port), applies the migrations and returns helpers.
  * `counting` loads the instrumented entry (D1 counters), `metered` the cost section's (meter-entry.mjs), `memoryQueue`
- * the one with an in-memory WEBHOOKS queue; `queueConsumers` attaches wrangler.toml's queue consumers (else none);
+ * the one with an in-memory WEBHOOKS queue (and the keeping-up gate); `keepUp` (with or without `plain`) the keeping-up
+ * gate (KEEPING_UP); `queueConsumers` attaches wrangler.toml's queue consumers (else none);
  * `outbound` receives every outbound fetch of the worker; `d1Shards` (a count) binds that many D1 databases (`DB`,
  * `DB_SHARD_1`, …) instead of wrangler.toml's. Every D1 database gets the migrations.
  */
 export async function startWorker(
   build,
-  { counting = false, metered = false, memoryQueue = false, plain = false, queueConsumers = false, outbound, inspectorPort, d1Shards } = {},
+  { counting = false, metered = false, memoryQueue = false, plain = false, keepUp = false, queueConsumers = false, outbound, inspectorPort, d1Shards } = {},
 ) {
   const fromToml = bindingsFromWranglerToml();
   const secrets = {
@@ -293,9 +345,14 @@ export async function startWorker(
       : memoryQueue
         ? "bench-memory-queue.mjs"
         : plain
-          ? "bench-plain.mjs"
-          : "index.js";
+          ? keepUp
+            ? "bench-plain-keeping-up.mjs"
+            : "bench-plain.mjs"
+          : keepUp
+            ? "bench-keeping-up.mjs"
+            : "index.js";
   const modules = [{ type: "ESModule", path: path.join(build.outdir, entry) }];
+  if (entry === "bench-plain-keeping-up.mjs") modules.push({ type: "ESModule", path: path.join(build.outdir, "bench-plain.mjs") });
   if (entry !== "index.js") modules.push({ type: "ESModule", path: path.join(build.outdir, "index.js") });
   const options = {
     host: "127.0.0.1",
