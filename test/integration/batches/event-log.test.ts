@@ -3,9 +3,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../../src/index";
 import { ADMIN, call } from "../../support/fixtures";
-import { archiveAll, historyAnswers, rowsInD1 } from "../retention/support";
 import { eventually as eventuallyWithin, openShop, type Shop } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
+import { archiveAll, historyAnswers, rowsInD1 } from "../retention/support";
 
 /**
  * A cron run walks every merchant of the shared test database, not only this file's: what a walk brings can take a
