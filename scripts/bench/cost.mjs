@@ -427,6 +427,7 @@ export async function benchCost(build, { payments = 2000, seed = 14, retentionDa
       afterTables: after?.tables.map((t) => ({ table: t.table, rows: t.rows, bytesPerPayment: round(t.bytesPerPayment, 1) })) ?? [],
       phases: phaseTable(live.meter, retention.meter, webhooks, rates),
       statements,
+      phaseStatements: phaseStatements({ live: live.meter, retention: retention.meter }, webhooks),
       indexCosts: indexCosts(statements, indexes, webhooks),
       idleCronStatements: statementTable(idle.meter, { phases: {} }, 1).filter((row) => row.rowsWritten > 0 || row.rowsRead > 100),
       durableObjects: {
@@ -471,6 +472,21 @@ function statementTable(live, retention, webhooks, idle = { phases: {} }, idleRu
       rowsReadPerWebhook: round(row.rowsRead / webhooks, 2),
     }))
     .sort((a, b) => b.rowsWritten - a.rowsWritten || b.rowsRead - a.rowsRead);
+}
+
+/** Rows written per webhook by statement, per run (live, retention) and phase: where each phase's rows go. */
+function phaseStatements(meters, webhooks) {
+  const out = {};
+  for (const [run, meter] of Object.entries(meters)) {
+    for (const [phase, p] of Object.entries(meter.phases)) {
+      const written = Object.entries(p.d1.byStatement)
+        .filter(([, entry]) => entry.rowsWritten > 0)
+        .sort(([, a], [, b]) => b.rowsWritten - a.rowsWritten)
+        .map(([key, entry]) => [key, round(entry.rowsWritten / webhooks, 3)]);
+      if (written.length > 0) out[`${run} ${phase}`] = Object.fromEntries(written);
+    }
+  }
+  return out;
 }
 
 function durableObjectTable(meter) {

@@ -12,12 +12,15 @@ import { BATCH_UNIT_RETRY, policyDelaySeconds } from "../queue/backoff";
 import type { BatchLaneInput } from "../queue/consumer";
 import { type EventLogMessage, QUEUES } from "../queue/messages";
 import { sendAll } from "../queue/send";
+import { archivedTransactions } from "../retention/history";
 import type { SmartRouterClient } from "../smart-router/client";
 import { SmartRouterError } from "../smart-router/errors";
 import { verifyEvents } from "../smart-router/fetch-back";
 import type { SmartRouterEvent } from "../smart-router/schemas";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { settledEvents } from "../transactions/inbox";
+import { loadStoredStates } from "../transactions/records";
+import { snapshotVersion } from "../transactions/state-machine";
 import { sendLaneNudges } from "../transactions/stream";
 import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
 
@@ -108,7 +111,8 @@ export async function walkEventLog({ env, db, config, work }: BatchLaneInput<Eve
   }
 
   const { events } = read;
-  const { snapshots, covered } = await verifiedSnapshots(db, client, merchant, events);
+  const { snapshots: found, covered } = await verifiedSnapshots(db, client, merchant, events);
+  const snapshots = await withoutArchivedHistory(db, found);
   // The watermark moves to the last event covered; with every event covered, to the last one listed (older ones the
   // first walk left out included).
   const lastCovered = covered.at(-1);
@@ -180,6 +184,22 @@ async function verifiedSnapshots(db: Database, client: SmartRouterClient, mercha
     snapshots.push(verified);
   }
   return { snapshots, covered: events.slice(0, covered) };
+}
+
+/**
+ * The snapshots that may add something: drops those whose transaction's history is archived and whose record already
+ * holds them (version at or below the stored one). Applying them would change nothing but bring their events and
+ * operations back into D1 after retention moved them to R2 (a walk far behind the log, e.g. after a long pause).
+ */
+async function withoutArchivedHistory(db: Database, snapshots: readonly VerifiedSnapshot[]): Promise<VerifiedSnapshot[]> {
+  if (snapshots.length === 0) return [];
+  const keys = snapshots.map((item) => ({ merchantId: item.merchantId, id: item.snapshot.id }));
+  const [stored, archived] = await Promise.all([loadStoredStates(db, keys), archivedTransactions(db, keys)]);
+  return snapshots.filter((item) => {
+    const record = stored.get(item.merchantId, item.snapshot.id);
+    const holds = record !== null && snapshotVersion(item.snapshot, item.source) <= record.snapshotVersion;
+    return !(holds && archived.has({ merchantId: item.merchantId, id: item.snapshot.id }));
+  });
 }
 
 /** Moves the watermark to `to` if it is still at `from` (another walk may have moved it), and adds the walk's figures. */

@@ -1,4 +1,5 @@
 import { and, eq } from "drizzle-orm";
+import { inList, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import type { EventRow, OperationRow } from "../db/rows";
 import { archivedHistories, archiveObjects } from "../db/schema";
@@ -27,6 +28,17 @@ export function archivedObjectsOf({ db, merchantId, transactionId }: { db: Datab
         eq(archiveObjects.status, "stored"),
       ),
     );
+}
+
+/** Which of these transactions have part of their history archived (in R2, gone from D1). */
+export async function archivedTransactions(db: Database, wanted: readonly MerchantKey[]) {
+  const found = await lookUpByMerchant(wanted, (merchantId, ids) =>
+    db
+      .selectDistinct({ id: archivedHistories.transactionId })
+      .from(archivedHistories)
+      .where(and(eq(archivedHistories.merchantId, merchantId), inList(archivedHistories.transactionId, ids))),
+  );
+  return { has: (key: MerchantKey) => found.get(key) !== undefined };
 }
 
 /** The transaction's rows in the archive objects named by `keys` (read from R2 side by side): its history and its timeline. */

@@ -52,7 +52,8 @@ export function recordEvents(records: readonly EventRecord[]): SQL[] {
 }
 
 /**
- * A later delivery only adds to the count; the first final outcome sticks (see `recordEvents`). Only a verified event
+ * A later delivery only adds to the count; the first final outcome sticks (see `recordEvents`); a row it would leave as
+ * it is (no delivery, a final outcome, nothing missing filled in) is not rewritten, so a re-applied event writes nothing. Only a verified event
  * may replace `rejected`: an event Smart Router did not know at first (read-after-write lag) that its event log lists
  * later is real after all.
  */
@@ -66,7 +67,11 @@ function settleOnConflict(open: "pending" | "pending_or_rejected") {
       fired_at = coalesce(events.fired_at, excluded.fired_at),
       processed_at = ${keep("processed_at")},
       detail = ${keep("detail")},
-      outcome = ${keep("outcome")}`;
+      outcome = ${keep("outcome")}
+    WHERE excluded.deliveries > 0 OR ${sql.raw(condition)}
+      OR (events.name IS NULL AND excluded.name IS NOT NULL)
+      OR (events.transaction_id IS NULL AND excluded.transaction_id IS NOT NULL)
+      OR (events.fired_at IS NULL AND excluded.fired_at IS NOT NULL)`;
 }
 
 /** A verified event whose snapshot went to the transactions upsert of the same D1 batch. */

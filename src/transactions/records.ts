@@ -71,11 +71,14 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
   const rows = writes.map((w) => transactionRow(w.merchantId, w.snapshot, w.version, w.source));
   const first = rows[0];
   if (!first) return [];
+  // The record counts its own status changes (an endpoint's `sequence`, transactions/stream.ts): 1 when first stored.
   const assignments = sql.raw(
-    [...Object.keys(first), "updated_at"]
-      .filter((column) => column !== "merchant_id" && column !== "id")
-      .map((column) => `"${column}" = excluded."${column}"`)
-      .join(", "),
+    [
+      ...[...Object.keys(first), "updated_at"]
+        .filter((column) => column !== "merchant_id" && column !== "id")
+        .map((column) => `"${column}" = excluded."${column}"`),
+      `"status_changes" = transactions.status_changes + (excluded.status IS NOT transactions.status)`,
+    ].join(", "),
   );
   return insertJsonRows(
     transactions,
@@ -84,7 +87,7 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
       WHERE excluded.snapshot_version > transactions.snapshot_version
         AND NOT (transactions.status IN (${sqlLiterals(CAPTURED_STATUSES)}) AND excluded.status IN (${sqlLiterals(PRE_CAPTURE_STATUSES)}))
       RETURNING merchant_id, id, snapshot_version, last_event_id`,
-    { updated_at: nowIso },
+    { updated_at: nowIso, status_changes: sql`1` },
   );
 }
 

@@ -8,6 +8,7 @@ import {
   merchants,
   nowIso,
   transactionChanges,
+  transactionStatusChanges,
   transactionStreams,
   transactions,
 } from "../db/schema";
@@ -75,20 +76,35 @@ const NEW_MESSAGE_ID = sql.raw("'msg_' || lower(hex(randomblob(16)))");
 const LATEST_CHANGE = sql`c.sequence = (SELECT max(c2.sequence) FROM ${transactionChanges} AS c2
   WHERE c2.merchant_id = ${entryField("merchant_id")} AND c2.transaction_id = ${entryField("id")})`;
 
+/** The merchant of `t` has an endpoint that may take messages: only then is a stream kept (no rows for the others). */
+const HAS_ENDPOINT = sql`EXISTS (SELECT 1 FROM ${endpoints} AS e0
+  WHERE e0.merchant_id = t.merchant_id AND e0.status IN ('enabled', 'paused'))`;
+
 /**
- * The change each written record made: numbered on from its stream, with the record as the upsert left it. Only a
- * status that differs from the stream's last one is a change (an edit that keeps the status adds nothing).
+ * The status change this apply's write made, if any: the timeline's row the same write stamped (transactions/
+ * timeline-record.ts runs before), with the status before it; what a transaction with no stream yet is numbered from.
+ */
+const CHANGE_OF_THIS_WRITE = sql`LEFT JOIN ${transactionStatusChanges} AS h ON h.id = (SELECT max(h2.id) FROM ${transactionStatusChanges} AS h2 WHERE h2.merchant_id = t.merchant_id AND h2.transaction_id = t.id)
+  AND h.at = t.updated_at AND h.to_status = t.status`;
+
+/**
+ * The change each written record made, numbered by the record's own count of status changes, with the record as the
+ * upsert left it, for a merchant with an endpoint. A change is a status that differs from the stream's last one (an
+ * edit that keeps the status adds nothing); without a stream yet, the status change this write made, if any.
  */
 const insertChanges = (
   entries: SQL,
 ) => sql`INSERT INTO ${transactionChanges} (merchant_id, transaction_id, sequence, previous_status, status, record, created_at)
-  SELECT t.merchant_id, t.id, coalesce(s.sequence, 0) + 1, s.status, t.status, ${RECORD_JSON}, t.updated_at
+  SELECT t.merchant_id, t.id, t.status_changes, CASE WHEN h.id IS NULL THEN s.status ELSE h.from_status END, t.status,
+    ${RECORD_JSON}, t.updated_at
   FROM ${entries} JOIN ${transactions} AS t ON t.merchant_id = ${entryField("merchant_id")} AND t.id = ${entryField("id")}
     AND t.snapshot_version = ${entryField("version")}
   ${STREAM_BEFORE}
+  ${CHANGE_OF_THIS_WRITE}
   JOIN ${merchants} AS m ON m.id = t.merchant_id
   LEFT JOIN ${fulfillments} AS f ON f.merchant_id = t.merchant_id AND f.transaction_id = t.id
-  WHERE t.status IS NOT s.status`;
+  WHERE ${HAS_ENDPOINT} AND CASE WHEN s.merchant_id IS NULL THEN h.id IS NOT NULL ELSE t.status IS NOT s.status END
+  ON CONFLICT (merchant_id, transaction_id, sequence) DO NOTHING`;
 
 /** One message per subscribed endpoint for each change just inserted (the one numbered right after the stream's last). */
 const insertChangeMessages = (entries: SQL) => sql`INSERT INTO ${endpointMessages} (${MESSAGE_COLUMNS})
@@ -96,14 +112,15 @@ const insertChangeMessages = (entries: SQL) => sql`INSERT INTO ${endpointMessage
     'pending', ${nowIso}, ${nowIso}
   FROM ${entries} ${STREAM_BEFORE}
   JOIN ${transactionChanges} AS c ON c.merchant_id = ${entryField("merchant_id")} AND c.transaction_id = ${entryField("id")}
-    AND c.sequence = coalesce(s.sequence, 0) + 1
+    AND c.sequence > coalesce(s.sequence, 0)
   JOIN ${endpoints} AS e ON e.merchant_id = c.merchant_id AND ${subscribed(sql`'transaction.' || c.status`)}
   RETURNING merchant_id, endpoint_id, transaction_id`;
 
 /**
  * `transaction.captured` once per transaction: when its fulfilment row exists (the first capture's outbox, written
  * earlier in this batch) and the stream has not announced it, right after the change that brought it. The fulfilment's
- * backfill rule: a capture read by a batch before the endpoint existed is not announced to it.
+ * backfill rule: a capture read by a batch before the endpoint existed is not announced to it; nor is, for a transaction
+ * with no stream yet (no endpoint took any of its changes), a capture Smart Router made before the endpoint existed.
  */
 const insertCapturedMessages = (entries: SQL) => sql`INSERT INTO ${endpointMessages} (${MESSAGE_COLUMNS})
   SELECT ${NEW_MESSAGE_ID}, c.merchant_id, e.id, c.transaction_id, c.sequence, 2 * c.sequence + 1, 'transaction.captured',
@@ -112,7 +129,7 @@ const insertCapturedMessages = (entries: SQL) => sql`INSERT INTO ${endpointMessa
   JOIN ${fulfillments} AS f ON f.merchant_id = ${entryField("merchant_id")} AND f.transaction_id = ${entryField("id")}
   JOIN ${transactionChanges} AS c ON c.merchant_id = f.merchant_id AND c.transaction_id = f.transaction_id AND ${LATEST_CHANGE}
   JOIN ${endpoints} AS e ON e.merchant_id = c.merchant_id AND ${subscribed(sql`'transaction.captured'`)}
-    AND (${entryField("capture_by_event")} = 1 OR julianday(${entryField("capture_at")}) >= julianday(e.created_at))
+    AND ((s.merchant_id IS NOT NULL AND ${entryField("capture_by_event")} = 1) OR julianday(${entryField("capture_at")}) >= julianday(e.created_at))
   WHERE ${entryField("captured")} = 1 AND NOT coalesce(s.captured, 0)
   RETURNING merchant_id, endpoint_id, transaction_id`;
 
@@ -123,7 +140,8 @@ const moveStreams = (entries: SQL) => sql`INSERT INTO ${transactionStreams} (mer
   FROM ${entries} ${STREAM_BEFORE}
   JOIN ${transactionChanges} AS c ON c.merchant_id = ${entryField("merchant_id")} AND c.transaction_id = ${entryField("id")} AND ${LATEST_CHANGE}
   LEFT JOIN ${fulfillments} AS f ON f.merchant_id = c.merchant_id AND f.transaction_id = c.transaction_id
-  WHERE (c.sequence IS NOT s.sequence OR (${entryField("captured")} = 1 AND f.merchant_id IS NOT NULL AND NOT coalesce(s.captured, 0)))
+  JOIN ${transactions} AS t ON t.merchant_id = c.merchant_id AND t.id = c.transaction_id
+  WHERE ${HAS_ENDPOINT} AND (c.sequence IS NOT s.sequence OR (${entryField("captured")} = 1 AND f.merchant_id IS NOT NULL AND NOT coalesce(s.captured, 0)))
   ON CONFLICT (merchant_id, transaction_id) DO UPDATE SET sequence = excluded.sequence, status = excluded.status, captured = excluded.captured`;
 
 /**

@@ -60,6 +60,11 @@ export const transactions = sqliteTable(
     reconciledAt: text("reconciled_at"),
     /** When our record last changed (ISO 8601 UTC), the status API's `updated_at`. */
     updatedAt: text("updated_at").notNull(),
+    /**
+     * How many status changes were applied to the record (0023): the endpoints' `sequence` of its latest change, kept
+     * here so a merchant without an endpoint writes no stream rows (transactions/stream.ts).
+     */
+    statusChanges: integer("status_changes").notNull().default(0),
   },
   (t) => [
     primaryKey({ columns: [t.merchantId, t.id] }),

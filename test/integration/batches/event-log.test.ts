@@ -5,6 +5,7 @@ import worker from "../../../src/index";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually as eventuallyWithin, openShop, type Shop } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
+import { archiveAll, historyAnswers, rowsInD1 } from "../retention/support";
 
 /**
  * A cron run walks every merchant of the shared test database, not only this file's: what a walk brings can take a
@@ -95,6 +96,27 @@ describe("the event-log backstop", () => {
     await shop.relay({ rounds: 3 });
     await runCron();
     await eventually(() => matchesTruth(shop), { timeoutMs: 15_000, intervalMs: 200 });
+  }, 90_000);
+
+  it("walking events whose history is archived writes none of it back into D1", async () => {
+    const shop = await openShop({ unlimited: true });
+    const merchantId = shop.merchant.merchant.id;
+    const payments = [
+      await shop.pay({ card: "4242424242424242", amount: "8.00", currency: "EUR" }),
+      await shop.pay({ card: "4000000000000002", amount: "9.00", currency: "EUR" }),
+    ];
+    await shop.relay({ rounds: 5 });
+    const truth = await eventually(() => matchesTruth(shop), { timeoutMs: 15_000 });
+    const before = await Promise.all(payments.map((payment) => historyAnswers(shop.merchant.api_key, payment.id)));
+    await archiveAll(merchantId);
+    expect(await rowsInD1(merchantId)).toEqual({ events: 0, operations: 0 });
+    // A walk far behind the log (here: its first, from registration) lists every event again.
+    await shardedDb.prepare("DELETE FROM event_log_cursors WHERE merchant_id = ?").bind(merchantId).run();
+    await runCron();
+    await eventually(async () => expect((await cursorOf(merchantId))?.watermark_event_id).toBe(truth.events.at(-1)?.id));
+    expect(await rowsInD1(merchantId)).toEqual({ events: 0, operations: 0 });
+    expect(await Promise.all(payments.map((payment) => historyAnswers(shop.merchant.api_key, payment.id)))).toEqual(before);
+    await matchesTruth(shop);
   }, 90_000);
 
   it("is fair: one merchant's backlog does not hold up another's walk", async () => {

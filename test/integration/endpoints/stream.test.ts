@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { eventually, openShop } from "../../support/sandbox";
+import { shardedDb } from "../../support/shards";
 import { apiJson, createEndpoint, messagesOf, receivedByTransaction, sinkRequests, verifies } from "./support";
 
 describe("endpoints: the stream", () => {
@@ -61,5 +62,47 @@ describe("endpoints: the stream", () => {
     const endpoints = await apiJson<{ endpoints: { id: string }[] }>(shop.merchant, "/v1/endpoints");
     const messages = await messagesOf(shop.merchant, endpoints.endpoints[0]?.id ?? "");
     expect(messages.map((m) => m.type)).toEqual(["transaction.captured"]);
+  });
+
+  it("keeps no stream without an endpoint; an endpoint created later numbers on from the changes before it", async () => {
+    const shop = await openShop({ unlimited: true });
+    const merchantId = shop.merchant.merchant.id;
+    const payment = await shop.pay({ card: "4242424242424242", amount: "20.00", currency: "EUR" });
+    await shop.relay({ rounds: 10 });
+    const statusOf = () =>
+      shardedDb
+        .prepare("SELECT status, status_changes FROM transactions WHERE merchant_id = ? AND id = ?")
+        .bind(merchantId, payment.id)
+        .first<{ status: string; status_changes: number }>();
+    const before = await eventually(async () => {
+      const row = await statusOf();
+      expect(row?.status).toBe("completed");
+      return row;
+    });
+    const streamRows = async () =>
+      Promise.all(
+        ["transaction_changes", "transaction_streams", "endpoint_messages"].map(
+          async (table) =>
+            (await shardedDb.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(merchantId).first<{ n: number }>())?.n,
+        ),
+      );
+    expect(await streamRows()).toEqual([0, 0, 0]);
+    const shown = await apiJson<{ timeline: { kind: string }[] }>(shop.merchant, `/v1/transactions/${payment.id}/timeline`);
+    expect(before?.status_changes).toBe(shown.timeline.filter((entry) => entry.kind === "state_change").length);
+
+    const sink = `later-${shop.projectId}`;
+    await createEndpoint(shop.merchant, sink, ["*"]);
+    await shop.act(payment.id, "refund", { amount: "20.00" });
+    await shop.relay({ rounds: 10 });
+    const received = await eventually(async () => {
+      const requests = await sinkRequests(sink);
+      expect(requests.length).toBeGreaterThan(0);
+      return requests;
+    });
+    // Only the change applied after the endpoint was created, numbered after every earlier change; the capture came before.
+    expect(received.map((r) => [r.json.type, r.json.data.sequence, r.json.data.previous_status])).toEqual([
+      ["transaction.refunded", (before?.status_changes ?? 0) + 1, "completed"],
+    ]);
+    expect((await statusOf())?.status_changes).toBe((before?.status_changes ?? 0) + 1);
   });
 });
