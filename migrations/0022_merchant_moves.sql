@@ -39,7 +39,7 @@ CREATE INDEX `move_changes_merchant` ON `move_changes` (`merchant_id`,`seq`);
 CREATE TABLE `move_progress` (
 	`move_id` text NOT NULL,
 	`tbl` text NOT NULL,
-	`cursor` integer DEFAULT 0 NOT NULL,
+	`cursor` text,
 	`rows` integer DEFAULT 0 NOT NULL,
 	`done` integer DEFAULT 0 NOT NULL,
 	`token` text,

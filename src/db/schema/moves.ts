@@ -57,7 +57,7 @@ export const moveChanges = sqliteTable(
 );
 
 /**
- * On the target shard: how far the copy of each table has gone (source rowid `cursor`), and (`tbl` '~changes') how far the
+ * On the target shard: how far the copy of each table has gone (`cursor`), and (`tbl` '~changes') how far the
  * change log has been applied. Moved in the same D1 batch as the rows it covers, so a page is copied exactly once.
  */
 export const moveProgress = sqliteTable(
@@ -65,7 +65,8 @@ export const moveProgress = sqliteTable(
   {
     moveId: text("move_id").notNull(),
     tbl: text("tbl").notNull(),
-    cursor: integer("cursor").notNull().default(0),
+    /** The last copied row's primary key (a JSON array), or the last applied change's seq; null before the first page. */
+    cursor: text("cursor"),
     rows: integer("rows").notNull().default(0),
     done: integer("done", { mode: "boolean" }).notNull().default(false),
     /** The run whose page won the compare-and-set: only its rows are inserted. */
