@@ -188,7 +188,7 @@ async function cleaning(ends: MoveEnds, job: MoveRow, now: Date, config: AppConf
   for (const moved of [...MOVED_TABLES].reverse())
     deleted += await deletePage({ db: ends.source, moved, merchantId: ends.merchantId, limit: MOVE_PAGE });
   const [changes, maps] = await runBatch(ends.source.$client, [
-    sql`DELETE FROM move_changes WHERE rowid IN (SELECT rowid FROM move_changes WHERE merchant_id = ${ends.merchantId} LIMIT ${MOVE_PAGE})`,
+    sql`DELETE FROM move_changes WHERE seq IN (SELECT seq FROM move_changes WHERE merchant_id = ${ends.merchantId} LIMIT ${MOVE_PAGE})`,
   ]).then(async (first) => [
     first[0],
     (

@@ -218,7 +218,7 @@ export async function deletePage({
   limit: number;
 }): Promise<number> {
   const [result] = await runBatch(db.$client, [
-    sql`DELETE FROM ${table(moved)} WHERE rowid IN (SELECT x.rowid FROM ${table(moved)} AS x WHERE ${ownedRows(moved, merchantId)} LIMIT ${limit})`,
+    sql`DELETE FROM ${table(moved)} WHERE (${columnList(moved.key)}) IN (SELECT ${columnList(moved.key, "x.")} FROM ${table(moved)} AS x WHERE ${ownedRows(moved, merchantId)} LIMIT ${limit})`,
   ]);
   return result?.meta.changes ?? 0;
 }
