@@ -2,8 +2,8 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { isStorageError, safeErrorMessage } from "./db/errors";
-import { directoryDatabase } from "./db/shards";
+import { isMerchantFenced, isStorageError, safeErrorMessage } from "./db/errors";
+import { directoryDatabase, forgetMerchantShards } from "./db/shards";
 import { type AppEnv, appConfig } from "./env";
 import { ApiError, type ErrorCode, errorBody } from "./errors";
 import type { AppContext } from "./http/context";
@@ -99,6 +99,14 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
     // Logged without bodies or secrets: for a failed query, D1's own message, never drizzle's (it quotes bound values).
     const fields = { request_id: id, method: c.req.method, path: c.req.path, error: safeErrorMessage(error) };
     // A shard that errors (unreachable, unmigrated, full) fails only the requests that need it, with a 503 to retry.
+    if (isMerchantFenced(error)) {
+      // The merchant is switching shards (src/moves/): seconds, after which the directory names its new shard.
+      forgetMerchantShards();
+      log("warn", "request.merchant_fenced", fields);
+      return c.json(errorBody("service_unavailable", "the merchant is moving between databases; retry shortly", id), 503, {
+        "Retry-After": "5",
+      });
+    }
     if (isStorageError(error)) {
       log("error", "request.storage_failed", fields);
       return c.json(errorBody("service_unavailable", "storage is unavailable; retry later", id), 503, {

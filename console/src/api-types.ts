@@ -2759,6 +2759,173 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/merchants/{id}/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move a merchant to another shard, online */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The binding of the shard to move to, as wrangler.toml names it.
+                         * @example DB_SHARD_1
+                         */
+                        to: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The move, started: copying in the batch lane. */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MerchantMove"];
+                    };
+                };
+                /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing or invalid admin token. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such merchant (or a malformed id). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `conflict`: the merchant is on that shard already, is moving, or the shard is past 80% of its capacity. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `payload_too_large`: the body passes 16 KiB. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `service_unavailable`: the target shard does not answer or is not migrated. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/moves/{moveId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a merchant's move */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    moveId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The move. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MerchantMove"];
+                    };
+                };
+                /** @description `invalid_body`, `invalid_query` or `invalid_cursor`, naming the problem. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `unauthorized`: missing or invalid admin token. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description `not_found`: no such move. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/reconciliation/runs": {
         parameters: {
             query?: never;
@@ -3285,6 +3452,20 @@ export interface components {
                 secrets_under_old_keys: number;
             };
         };
+        MerchantMove: {
+            move: {
+                id: string;
+                merchant: string;
+                from: string;
+                to: string;
+                /** @enum {string} */
+                status: "copying" | "switching" | "cleaning" | "completed" | "failed";
+                rows_copied: number;
+                started_at: string;
+                finished_at: string | null;
+                error: string | null;
+            };
+        };
         ReconciliationRunPage: {
             runs: {
                 id: string;
@@ -3354,7 +3535,7 @@ export interface components {
         AuditPage: {
             entries: {
                 at: string;
-                /** @description One of merchant.create, merchant.update, api_key.create, api_key.revoke, webhook_credential.rotate, signing_secret.rotate, alert_secret.rotate, dead_letter.redrive, secrets.reseal, status_api.write. */
+                /** @description One of merchant.create, merchant.update, api_key.create, api_key.revoke, webhook_credential.rotate, signing_secret.rotate, alert_secret.rotate, dead_letter.redrive, secrets.reseal, merchant.move, status_api.write. */
                 action: string;
                 target: string;
                 request_id: string;

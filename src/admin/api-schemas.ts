@@ -187,3 +187,27 @@ export const shardStatusResponse = z
     ),
   })
   .openapi("ShardStatus");
+
+/** A merchant's move between shards (contract, "Shards: watch and move"). */
+export const moveResponse = z
+  .object({
+    move: z.object({
+      id: z.string(),
+      merchant: z.string(),
+      from: z.string(),
+      to: z.string(),
+      status: z.enum(["copying", "switching", "cleaning", "completed", "failed"]),
+      rows_copied: z.int(),
+      started_at: z.string(),
+      finished_at: z.string().nullable(),
+      error: z.string().nullable(),
+    }),
+  })
+  .openapi("MerchantMove");
+
+export const startMoveSchema = z.strictObject({
+  to: z
+    .string()
+    .regex(/^DB(_SHARD_[1-9][0-9]{0,2})?$/, "must name a D1 binding: DB or DB_SHARD_<n>")
+    .openapi({ description: "The binding of the shard to move to, as wrangler.toml names it.", example: "DB_SHARD_1" }),
+});

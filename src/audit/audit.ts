@@ -16,6 +16,7 @@ export const ADMIN_ACTIONS = [
   "alert_secret.rotate",
   "dead_letter.redrive",
   "secrets.reseal",
+  "merchant.move",
   "status_api.write",
 ] as const;
 export type AdminAction = (typeof ADMIN_ACTIONS)[number];

@@ -5,6 +5,8 @@ import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
 import { finishReplay, replayPage } from "../endpoints/replay";
 import type { AppConfig, AppEnv } from "../env";
+import { log } from "../lib/log";
+import { runMoveStep } from "../moves/moves";
 import type { ConsumerInput } from "../queue/consumer";
 import { parseOrDeadLetter } from "../queue/dead-letters";
 import { type BatchMessage, batchMessage } from "../queue/messages";
@@ -41,6 +43,18 @@ export async function consumeBatchWork({ batch, env, db, config }: ConsumerInput
 
 /** Runs one piece of work and settles its message: acked when done, or as its kind's failure policy says. */
 async function handle({ message, work }: Work, context: BatchContext): Promise<void> {
+  if (work.kind === "merchant_move") {
+    const { env, config } = context;
+    // Every step is idempotent: a failed one is simply run again (a shard that fails waits for it).
+    await runMoveStep({ env, config, queue: env.BATCHES, message: work, attempts: message.attempts }).then(
+      () => message.ack(),
+      (error: unknown) => {
+        log("warn", "move.step_failed", { move_id: work.move_id, step: work.step, error: safeErrorMessage(error) });
+        message.retry({ delaySeconds: 5 });
+      },
+    );
+    return;
+  }
   try {
     await run(work, context);
     message.ack();
@@ -50,7 +64,7 @@ async function handle({ message, work }: Work, context: BatchContext): Promise<v
 }
 
 /** The work of one message, by its kind. */
-async function run(work: BatchMessage, { env, db, config }: BatchContext): Promise<void> {
+async function run(work: Exclude<BatchMessage, { kind: "merchant_move" }>, { env, db, config }: BatchContext): Promise<void> {
   if (work.kind === "event_log") await walkEventLog({ env, db, config, work });
   else if (work.kind === "reseal") await resealPage({ db, config, queue: env.BATCHES, message: work });
   else if (work.kind === "endpoint_replay") await replayPage({ db, config, queue: env.BATCHES, work });
@@ -58,7 +72,11 @@ async function run(work: BatchMessage, { env, db, config }: BatchContext): Promi
 }
 
 /** The failure policy of each kind of batch work; every branch settles the message. */
-async function settleFailure({ message, work }: Work, error: unknown, { env, db, config }: BatchContext): Promise<void> {
+async function settleFailure(
+  { message, work }: { message: Message<unknown>; work: Exclude<BatchMessage, { kind: "merchant_move" }> },
+  error: unknown,
+  { env, db, config }: BatchContext,
+): Promise<void> {
   if (work.kind === "reseal") {
     // A page that fails (a secret no configured key opens) stops the job, saying why: nothing is half re-sealed.
     await failReseal({ db, jobId: work.job_id, reason: safeErrorMessage(error) });

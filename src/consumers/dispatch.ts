@@ -1,5 +1,5 @@
-import { safeErrorMessage } from "../db/errors";
-import { groupByShard, type Shard } from "../db/shards";
+import { isMerchantFenced, safeErrorMessage } from "../db/errors";
+import { forgetMerchantShards, groupByShard, type Shard } from "../db/shards";
 import { consumeDeadLetters } from "../dead-letters/consumer";
 import { consumeEndpointLanes } from "../endpoints/consumer";
 import { type AppEnv, appConfig } from "../env";
@@ -76,7 +76,10 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: AppEnv): Pr
           // D1's own message for a failed query, never drizzle's (it quotes the bound values: ids, amounts).
           error: safeErrorMessage(error),
         });
-        for (const message of messages) message.retry();
+        // A write met a moving merchant's fence: the directory is read again, and the retry comes in seconds.
+        const fenced = isMerchantFenced(error);
+        if (fenced) forgetMerchantShards();
+        for (const message of messages) message.retry(fenced ? { delaySeconds: 5 } : undefined);
       }
     }),
   );

@@ -37,3 +37,8 @@ export function safeErrorMessage(error: unknown): string {
 export function safeErrorText(error: unknown): string {
   return isStorageError(error) ? safeErrorMessage(error) : error instanceof Error ? error.message : String(error);
 }
+
+/** Whether a write met a moving merchant's fence (the triggers of migration 0022): wait a moment and re-read the directory. */
+export function isMerchantFenced(error: unknown): boolean {
+  return causeChain(error).some((link) => link instanceof Error && link.message.includes("merchant_fenced"));
+}

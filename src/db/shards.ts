@@ -40,21 +40,30 @@ export const shardDatabases = (env: AppEnv): Database[] => shardsOf(env).map((sh
 /** The database of the directory and of what is global (shard 0). */
 export const directoryDatabase = (env: AppEnv): Database => openDatabase(env.DB);
 
-// A merchant never moves, so an entry learnt once stays true for the isolate's life; ids not found are not kept (a
-// merchant registered in another isolate is found on its first lookup here). About 60 bytes a merchant.
-const shardOfMerchant = new Map<string, number>();
+// A merchant moves only by a move (src/moves/), which fences its old shard before the directory switches: an entry is
+// kept DIRECTORY_TTL_MS, so a stale one sends a write into the fence (a retry) at worst, and the move's cleaning waits
+// longer than this before the old shard's rows go. Ids not found are not kept. About 80 bytes a merchant.
+export const DIRECTORY_TTL_MS = 10_000;
+const shardOfMerchant = new Map<string, { shard: number; until: number }>();
 
-/** The shard index of a merchant, from memory after its first lookup; undefined for an unknown merchant. */
+/** The shard index of a merchant, from memory within DIRECTORY_TTL_MS of its lookup; undefined for an unknown merchant. */
 export async function shardIndexOf(env: AppEnv, merchantId: string): Promise<number | undefined> {
   const known = shardOfMerchant.get(merchantId);
-  if (known !== undefined) return known;
+  if (known !== undefined && Date.now() < known.until) return known.shard;
   const row = await directoryDatabase(env)
     .select({ shard: merchantShards.shard })
     .from(merchantShards)
     .where(eq(merchantShards.merchantId, merchantId))
     .get();
-  if (row) shardOfMerchant.set(merchantId, row.shard);
+  if (row) rememberShard(merchantId, row.shard);
+  else shardOfMerchant.delete(merchantId);
   return row?.shard;
+}
+
+/** Forgets this isolate's directory entries (all, or one merchant's): after a write met a move's fence, or a switch here. */
+export function forgetMerchantShards(merchantId?: string): void {
+  if (merchantId === undefined) shardOfMerchant.clear();
+  else shardOfMerchant.delete(merchantId);
 }
 
 /** The shard at `index`; a directory naming a shard this worker has no binding for is a configuration error. */
@@ -175,7 +184,7 @@ export async function shardForNewMerchant({ env, capacityBytes }: { env: AppEnv;
 
 /** Records where a merchant lives once its registration committed there (this isolate knows at once). */
 export function rememberShard(merchantId: string, shard: number): void {
-  shardOfMerchant.set(merchantId, shard);
+  shardOfMerchant.set(merchantId, { shard, until: Date.now() + DIRECTORY_TTL_MS });
 }
 
 /**

@@ -120,16 +120,33 @@ export const endpointReplayMessage = z.object({
 });
 export type EndpointReplayMessage = z.infer<typeof endpointReplayMessage>;
 
+/**
+ * One step of a merchant's move between shards (src/moves/): `step` is the job's step it runs (a stale one is dropped).
+ * `shard` is 0: the job lives on DB; the step opens the merchant's two shards itself.
+ */
+export const merchantMoveMessage = z.object({
+  v: z.literal(1),
+  kind: z.literal("merchant_move"),
+  move_id: z.string(),
+  step: z.number().int().min(0),
+  shard: z.literal(0),
+});
+export type MerchantMoveMessage = z.infer<typeof merchantMoveMessage>;
+
 export const batchMessage = z.discriminatedUnion("kind", [
   syncPageMessage,
   refreshMessage,
   eventLogMessage,
   resealMessage,
   endpointReplayMessage,
+  merchantMoveMessage,
 ]);
 export type BatchMessage = z.infer<typeof batchMessage>;
 /** The batch-lane work that belongs to a batch or a reconciliation run and is counted as units. */
-export type UnitMessage = Exclude<BatchMessage, EventLogMessage | z.infer<typeof resealMessage> | EndpointReplayMessage>;
+export type UnitMessage = Exclude<
+  BatchMessage,
+  EventLogMessage | z.infer<typeof resealMessage> | EndpointReplayMessage | MerchantMoveMessage
+>;
 export type RefreshMessage = z.infer<typeof refreshMessage>;
 
 export const REFRESH_CHUNK = 20;

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { isStorageError, safeErrorText } from "../db/errors";
+import { isMerchantFenced, isStorageError, safeErrorText } from "../db/errors";
+import { forgetMerchantShards } from "../db/shards";
 import { log } from "../lib/log";
 import { SmartRouterError } from "../smart-router/errors";
 import { policyDelaySeconds, type RetryPolicy, retryDelaySeconds } from "./backoff";
@@ -43,13 +44,24 @@ export interface PostponeOptions<B extends RetryState> {
  * parked message costs at most one queue operation a minute.
  */
 export const STORAGE_WAIT_SECONDS = 60;
+/** A write that met a moving merchant's fence waits this long (the fence lasts seconds), then re-reads the directory. */
+export const FENCE_WAIT_SECONDS = 5;
 
 const isLocalBackpressure = (error: unknown) => error instanceof SmartRouterError && error.isLocalBackpressure;
 /** Our own backpressure (the pacer, an open breaker) or the shard's failure: a wait, not a failed try. */
 const isWaiting = (error: unknown) => isLocalBackpressure(error) || isStorageError(error);
 /** The test-only RETRY_SCHEDULE_SCALE shrinks the shard's wait as it does every policy delay (never below 1 s). */
 const waitSeconds = (error: unknown, hintMs: number | null, scale: number) =>
-  Math.max(1, Math.ceil(isStorageError(error) ? STORAGE_WAIT_SECONDS * scale : (hintMs ?? 1_000) / 1000));
+  Math.max(
+    1,
+    Math.ceil(
+      isMerchantFenced(error)
+        ? FENCE_WAIT_SECONDS * scale
+        : isStorageError(error)
+          ? STORAGE_WAIT_SECONDS * scale
+          : (hintMs ?? 1_000) / 1000,
+    ),
+  );
 const hintOf = (error: unknown) => (error instanceof SmartRouterError ? error.retryAfterMs : null);
 const duration = (ms: number) => (ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)} h` : `${Math.round(ms / 1000)} s`);
 const describe = (error: unknown) => safeErrorText(error);
@@ -84,6 +96,8 @@ export async function postpone<B extends RetryState>(
   options: PostponeOptions<B>,
 ): Promise<void> {
   const { policy, scale, now } = options;
+  // The merchant's shard may have switched: the next try reads the directory again.
+  if (items.some((item) => isMerchantFenced(item.error))) forgetMerchantShards();
   const byDelay = new Map<number, { item: Postponed<B>; body: B }[]>();
   const parkable = options.park ? items.filter((item) => isLocalBackpressure(item.error)) : [];
   const parked = await parkAll(parkable, options);

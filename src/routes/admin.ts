@@ -8,6 +8,7 @@ import {
   issuedApiKeyResponse,
   merchantPageResponse,
   merchantResponse,
+  moveResponse,
   reconciliationRunPageResponse,
   redriveResponse,
   resealJobResponse,
@@ -16,6 +17,7 @@ import {
   rotatedSigningSecretResponse,
   rotatedWebhookCredentialResponse,
   shardStatusResponse,
+  startMoveSchema,
   updatedMerchantResponse,
 } from "../admin/api-schemas";
 import { findReseal, secretsUnderOldKeys, startReseal } from "../admin/reseal";
@@ -44,6 +46,7 @@ import {
 import { createMerchantSchema, merchantIdSchema, updateMerchantSchema } from "../merchants/schemas";
 import { rotateSigningSecret } from "../merchants/signing-secret";
 import { rotateWebhookCredential, rotateWebhookCredentialSchema } from "../merchants/webhook-credential";
+import { findMove, startMove } from "../moves/moves";
 import { listReconciliationRuns } from "../reconciliation/reconciliation";
 import { listAdminAudit } from "../retention/audit-archive";
 import { probeCredentials } from "../smart-router/probe";
@@ -245,6 +248,34 @@ const findResealRoute = createRoute({
   responses: { 200: json(resealJobResponse, "The job."), ...errors, 404: json(errorResponse, "`not_found`: no such job.") },
 });
 
+const startMoveRoute = createRoute({
+  method: "post",
+  path: "/merchants/{id}/move",
+  summary: "Move a merchant to another shard, online",
+  tags,
+  security,
+  middleware: bodyOf({ withMerchantId: true }),
+  request: { params: merchantParams, body: body(startMoveSchema) },
+  responses: {
+    202: json(moveResponse, "The move, started: copying in the batch lane."),
+    ...errors,
+    ...notFound,
+    409: json(errorResponse, "`conflict`: the merchant is on that shard already, is moving, or the shard is past 80% of its capacity."),
+    ...tooLarge,
+    503: json(errorResponse, "`service_unavailable`: the target shard does not answer or is not migrated."),
+  },
+});
+
+const findMoveRoute = createRoute({
+  method: "get",
+  path: "/moves/{moveId}",
+  summary: "Get a merchant's move",
+  tags,
+  security,
+  request: { params: z.object({ moveId: z.string().max(100) }) },
+  responses: { 200: json(moveResponse, "The move."), ...errors, 404: json(errorResponse, "`not_found`: no such move.") },
+});
+
 const reconciliationRunsRoute = createRoute({
   method: "get",
   path: "/reconciliation/runs",
@@ -426,6 +457,13 @@ adminRoutes
     const job = await findReseal({ env: c.env, jobId: c.req.valid("param").jobId });
     return c.json({ job: { ...job, secrets_under_old_keys: await secretsUnderOldKeys({ env: c.env, config: c.var.config }) } }, 200);
   })
+  .openapi(startMoveRoute, async (c) => {
+    const merchantId = c.req.valid("param").id;
+    const move = await startMove({ env: c.env, config: c.var.config, queue: c.env.BATCHES, merchantId, to: c.req.valid("json").to });
+    noteAdminAction(c, "merchant.move", [auditTarget.merchant(merchantId)]);
+    return c.json({ move }, 202);
+  })
+  .openapi(findMoveRoute, async (c) => c.json({ move: await findMove({ env: c.env, moveId: c.req.valid("param").moveId }) }, 200))
   .openapi(reconciliationRunsRoute, async (c) =>
     c.json(await listReconciliationRuns({ dbs: shardDatabases(c.env), cursor: c.req.valid("query").cursor }), 200),
   )

@@ -6,6 +6,7 @@ export * from "./endpoints";
 export * from "./fulfillment";
 export * from "./jobs";
 export * from "./merchants";
+export * from "./moves";
 export * from "./parking";
 export * from "./retention";
 export * from "./shards";

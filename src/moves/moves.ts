@@ -1,0 +1,291 @@
+import { and, eq, sql } from "drizzle-orm";
+import type { BatchStatement } from "../db/bulk";
+import { runBatch } from "../db/bulk";
+import type { Database } from "../db/client";
+import { apiKeyDirectory, merchantMoves, merchantShards } from "../db/schema";
+import { bindingOf, directoryDatabase, forgetMerchantShards, measureShard, PLACEMENT_LIMIT, shardAt, shardsOf } from "../db/shards";
+import type { AppConfig, AppEnv } from "../env";
+import { ApiError } from "../errors";
+import { log } from "../lib/log";
+import { forgetWebhookCredentials } from "../merchants/credential-directory";
+import type { MerchantMoveMessage } from "../queue/messages";
+import { applyNextChanges, copyNextPage, countDifferences, MOVE_PAGE, type MoveEnds } from "./copy";
+import { deletePage } from "./rows";
+import { MOVED_TABLES } from "./tables";
+
+type MoveRow = typeof merchantMoves.$inferSelect;
+
+/** The move as the admin API shows it (contract, "Shards: watch and move"). */
+export const presentMove = (row: MoveRow) => ({
+  id: row.id,
+  merchant: row.merchantId,
+  from: bindingOf(row.fromShard),
+  to: bindingOf(row.toShard),
+  status: row.status,
+  rows_copied: row.rowsCopied,
+  started_at: row.startedAt,
+  finished_at: row.finishedAt,
+  error: row.error,
+});
+
+/**
+ * How long after the switch the source's rows stay: longer than any isolate keeps a directory entry (10 s) or a
+ * shard's webhook credentials (60 s), so no read lands on a cleaned source. Scaled by RETRY_SCHEDULE_SCALE in tests.
+ */
+const CLEAN_AFTER_MS = 90_000;
+
+const send = (queue: Queue, moveId: string, step: number, delaySeconds = 0) =>
+  queue.send({ v: 1, kind: "merchant_move", move_id: moveId, step, shard: 0 } satisfies MerchantMoveMessage, {
+    contentType: "json",
+    delaySeconds,
+  });
+
+/** Whether the target can take the merchant: it answers, carries migration 0022, and is not past PLACEMENT_LIMIT. */
+async function checkTarget({ db, binding, capacityBytes }: { db: Database; binding: string; capacityBytes: number }) {
+  let bytes: number | undefined;
+  try {
+    bytes = await measureShard(db);
+    await db.run(sql`SELECT 1 FROM move_progress LIMIT 1`);
+  } catch {
+    throw new ApiError("service_unavailable", `shard ${binding} does not answer or is not migrated; nothing was moved`, {
+      "Retry-After": "60",
+    });
+  }
+  if ((bytes ?? 0) > capacityBytes * PLACEMENT_LIMIT) {
+    throw new ApiError("conflict", `shard ${binding} is past ${PLACEMENT_LIMIT * 100}% of its capacity and takes no merchant`);
+  }
+}
+
+/** Starts moving a merchant to the shard bound as `to`: 404 unknown merchant, 409 same shard or a move running, target checked. */
+export async function startMove({
+  env,
+  config,
+  queue,
+  merchantId,
+  to,
+}: {
+  env: AppEnv;
+  config: AppConfig;
+  queue: Queue;
+  merchantId: string;
+  to: string;
+}) {
+  const directory = directoryDatabase(env);
+  const index = shardsOf(env).findIndex((shard) => bindingOf(shard.index) === to);
+  if (index < 0) throw new ApiError("bad_request", `to: ${to} is not a D1 shard bound to this worker`);
+  const entry = await directory.select().from(merchantShards).where(eq(merchantShards.merchantId, merchantId)).get();
+  if (!entry) throw new ApiError("not_found", `merchant ${merchantId} not found`);
+  if (entry.shard === index) throw new ApiError("conflict", `merchant ${merchantId} is already on ${to}`);
+  await checkTarget({ db: shardAt(env, index).db, binding: to, capacityBytes: config.SHARD_CAPACITY_BYTES });
+  const now = new Date().toISOString();
+  const id = `mov_${crypto.randomUUID().replaceAll("-", "")}`;
+  const row = await directory
+    .insert(merchantMoves)
+    .values({ id, merchantId, fromShard: entry.shard, toShard: index, status: "copying", startedAt: now, updatedAt: now })
+    .onConflictDoNothing()
+    .returning()
+    .get();
+  if (!row) {
+    const running = await directory
+      .select({ id: merchantMoves.id })
+      .from(merchantMoves)
+      .where(and(eq(merchantMoves.merchantId, merchantId), sql`${merchantMoves.status} NOT IN ('completed', 'failed')`))
+      .get();
+    throw new ApiError("conflict", `merchant ${merchantId} is already moving (${running?.id ?? "a move"})`);
+  }
+  await send(queue, id, 0);
+  return presentMove(row);
+}
+
+/** A move by id; unknown ids are a 404. */
+export async function findMove({ env, moveId }: { env: AppEnv; moveId: string }) {
+  const row = await directoryDatabase(env).select().from(merchantMoves).where(eq(merchantMoves.id, moveId)).get();
+  if (!row) throw new ApiError("not_found", `move ${moveId} not found`);
+  return presentMove(row);
+}
+
+const endsOf = (env: AppEnv, job: MoveRow): MoveEnds => ({
+  moveId: job.id,
+  merchantId: job.merchantId,
+  source: shardAt(env, job.fromShard).db,
+  target: shardAt(env, job.toShard).db,
+});
+
+/** Sets the source's mark (tracking → fenced → moved, never back); `tracking` only creates it. */
+const markSource = (ends: MoveEnds, state: "tracking" | "fenced" | "moved") =>
+  runBatch(ends.source.$client, [
+    state === "tracking"
+      ? sql`INSERT INTO move_marks (merchant_id, move_id, state) VALUES (${ends.merchantId}, ${ends.moveId}, 'tracking') ON CONFLICT DO NOTHING`
+      : sql`INSERT INTO move_marks (merchant_id, move_id, state) VALUES (${ends.merchantId}, ${ends.moveId}, ${state})
+      ON CONFLICT (merchant_id) DO UPDATE SET state = excluded.state WHERE move_marks.move_id = excluded.move_id`,
+  ]);
+
+/** What a step decided: the job's new fields, statements committed on DB with its compare-and-set, and the next step's delay. */
+interface Advance {
+  set: Partial<MoveRow>;
+  withSwitch?: BatchStatement[];
+  delaySeconds?: number;
+  after?: () => Promise<void>;
+}
+
+/**
+ * copying: the source is marked first (its writes logged from then on), the target's mark of an earlier move away from
+ * it lifted; then one page of one table, or once every table is copied one page of the change log. When the log is
+ * drained, the source is fenced and the move goes on to switching.
+ */
+async function copying(ends: MoveEnds, now: Date): Promise<Advance> {
+  await markSource(ends, "tracking");
+  await runBatch(ends.target.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${ends.merchantId} AND move_id <> ${ends.moveId}`]);
+  const copied = await copyNextPage(ends);
+  if (copied !== null) return { set: { rowsCopied: sql`${merchantMoves.rowsCopied} + ${copied}` as unknown as number } };
+  const applied = await applyNextChanges(ends);
+  if (applied >= MOVE_PAGE) return { set: {} };
+  await markSource(ends, "fenced");
+  return { set: { status: "switching", fenceStartedAt: now.toISOString() } };
+}
+
+/** Ends when the log is empty: under the fence nothing adds to it. Horizon: 10,000 pages (5 million changes), then it fails. */
+async function drainChanges(ends: MoveEnds): Promise<void> {
+  for (let page = 0; page < 10_000; page += 1) {
+    if ((await applyNextChanges(ends)) === 0) return;
+  }
+  throw new Error("the change log did not drain under the fence");
+}
+
+/**
+ * switching (writes fenced): the rest of the change log, then every table's count compared, then the directory names
+ * the target (merchant and API keys) in the same DB batch as the job's compare-and-set; the source stays fenced (`moved`).
+ */
+async function switching(ends: MoveEnds, job: MoveRow, now: Date, config: AppConfig): Promise<Advance> {
+  await markSource(ends, "fenced");
+  await drainChanges(ends);
+  const differences = await countDifferences(ends);
+  if (differences.length > 0) throw new MoveRefused(`counts differ after the copy: ${differences.join(", ")}`);
+  return {
+    set: { status: "cleaning", fenceEndedAt: new Date().toISOString(), switchedAt: now.toISOString() },
+    withSwitch: [
+      sql`UPDATE ${merchantShards} SET shard = ${job.toShard} WHERE merchant_id = ${job.merchantId} AND shard = ${job.fromShard}`,
+      sql`UPDATE ${apiKeyDirectory} SET shard = ${job.toShard} WHERE merchant_id = ${job.merchantId}`,
+    ],
+    delaySeconds: Math.ceil((CLEAN_AFTER_MS * config.RETRY_SCHEDULE_SCALE) / 1000),
+    after: async () => {
+      await markSource(ends, "moved");
+      forgetMerchantShards(job.merchantId);
+      forgetWebhookCredentials();
+    },
+  };
+}
+
+/**
+ * cleaning, once CLEAN_AFTER_MS passed since the switch: one page of every table deleted on the source (children first),
+ * and the move's bookkeeping; completed when a pass finds nothing left.
+ */
+async function cleaning(ends: MoveEnds, job: MoveRow, now: Date, config: AppConfig): Promise<Advance> {
+  const due = Date.parse(job.switchedAt ?? job.updatedAt) + CLEAN_AFTER_MS * config.RETRY_SCHEDULE_SCALE;
+  if (now.getTime() < due) return { set: {}, delaySeconds: Math.ceil((due - now.getTime()) / 1000) };
+  await markSource(ends, "moved");
+  let deleted = 0;
+  for (const moved of [...MOVED_TABLES].reverse())
+    deleted += await deletePage({ db: ends.source, moved, merchantId: ends.merchantId, limit: MOVE_PAGE });
+  const [changes, maps] = await runBatch(ends.source.$client, [
+    sql`DELETE FROM move_changes WHERE seq IN (SELECT seq FROM move_changes WHERE merchant_id = ${ends.merchantId} LIMIT ${MOVE_PAGE})`,
+  ]).then(async (first) => [
+    first[0],
+    (
+      await runBatch(ends.target.$client, [
+        sql`DELETE FROM move_row_map WHERE (move_id, tbl, source_id) IN (SELECT move_id, tbl, source_id FROM move_row_map WHERE move_id = ${ends.moveId} LIMIT ${MOVE_PAGE})`,
+      ])
+    )[0],
+  ]);
+  deleted += (changes?.meta.changes ?? 0) + (maps?.meta.changes ?? 0);
+  if (deleted > 0) return { set: {} };
+  await runBatch(ends.target.$client, [sql`DELETE FROM move_progress WHERE move_id = ${ends.moveId}`]);
+  return { set: { status: "completed", finishedAt: now.toISOString() } };
+}
+
+/** A move that cannot go on (before the switch): it fails, saying why. */
+export class MoveRefused extends Error {}
+
+/**
+ * Fails a move that had not switched: the source's mark goes (its writes pass again) and the target's copies are
+ * deleted page by page (ends when no table has a row of the merchant left there).
+ */
+async function failMove({ env, job, reason }: { env: AppEnv; job: MoveRow; reason: string }): Promise<void> {
+  const directory = directoryDatabase(env);
+  const failed = await directory
+    .update(merchantMoves)
+    .set({ status: "failed", error: reason, finishedAt: new Date().toISOString(), updatedAt: new Date().toISOString() })
+    .where(and(eq(merchantMoves.id, job.id), sql`${merchantMoves.status} IN ('copying', 'switching')`))
+    .returning()
+    .get();
+  if (!failed) return;
+  const ends = endsOf(env, job);
+  await runBatch(ends.source.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${job.merchantId} AND move_id = ${job.id}`]);
+  log("error", "move.failed", { move_id: job.id, merchant_id: job.merchantId, error: reason });
+  for (let left = 1; left > 0; ) {
+    left = 0;
+    for (const moved of [...MOVED_TABLES].reverse())
+      left += await deletePage({ db: ends.target, moved, merchantId: job.merchantId, limit: MOVE_PAGE });
+  }
+  await runBatch(ends.target.$client, [
+    sql`DELETE FROM move_progress WHERE move_id = ${job.id}`,
+    sql`DELETE FROM move_row_map WHERE move_id = ${job.id}`,
+  ]);
+}
+
+async function advance({ env, config, job, now }: { env: AppEnv; config: AppConfig; job: MoveRow; now: Date }): Promise<Advance | null> {
+  const ends = endsOf(env, job);
+  if (job.status === "copying") return copying(ends, now);
+  if (job.status === "switching") return switching(ends, job, now, config);
+  if (job.status === "cleaning") return cleaning(ends, job, now, config);
+  return null;
+}
+
+/**
+ * Runs one step of a move: the message's step must be the job's (a duplicate of a step already taken is dropped; a
+ * redelivered one whose next message may have been lost by a crash sends it again). The step's work is idempotent; its
+ * end is one compare-and-set of the job's step on DB (with the directory switch, when it is the switch), and only the
+ * run that wins it sends the next step. Ends at completed or failed.
+ */
+export async function runMoveStep({
+  env,
+  config,
+  queue,
+  message,
+  attempts,
+  now = new Date(),
+}: {
+  env: AppEnv;
+  config: AppConfig;
+  queue: Queue;
+  message: MerchantMoveMessage;
+  attempts: number;
+  now?: Date;
+}): Promise<void> {
+  const directory = directoryDatabase(env);
+  const job = await directory.select().from(merchantMoves).where(eq(merchantMoves.id, message.move_id)).get();
+  if (!job || job.status === "completed" || job.status === "failed") return;
+  if (message.step !== job.step) {
+    if (message.step === job.step - 1 && attempts > 1) await send(queue, job.id, job.step);
+    return;
+  }
+  let next: Advance | null;
+  try {
+    next = await advance({ env, config, job, now });
+  } catch (error) {
+    if (!(error instanceof MoveRefused)) throw error;
+    await failMove({ env, job, reason: error.message });
+    return;
+  }
+  if (!next) return;
+  const results = await runBatch(directory.$client, [
+    ...(next.withSwitch ?? []),
+    directory
+      .update(merchantMoves)
+      .set({ ...next.set, step: job.step + 1, updatedAt: new Date().toISOString() })
+      .where(and(eq(merchantMoves.id, job.id), eq(merchantMoves.step, job.step))),
+  ]);
+  if ((results.at(-1)?.meta.changes ?? 0) === 0) return;
+  await next.after?.();
+  if (next.set.status !== "completed") await send(queue, job.id, job.step + 1, next.delaySeconds ?? 0);
+}

@@ -1,0 +1,72 @@
+import { type SQL, sql } from "drizzle-orm";
+
+/**
+ * A merchant-scoped table as a move copies it (the same list as the triggers of migrations/0022_merchant_moves.sql).
+ * `key`: its primary key, the copy's keyset order. `ownId`: an integer id the shard assigns (a copied row takes a new
+ * one, mapped in `move_row_map`). `remap`: columns holding another table's own id.
+ */
+export interface MovedTable {
+  name: string;
+  key: readonly string[];
+  ownId?: boolean;
+  remap?: Record<string, string>;
+  /** The merchant's rows, `x` being the table's alias; default `x.merchant_id = ?`. */
+  owned?: (merchantId: string) => SQL;
+}
+
+const byMerchantId = (merchantId: string) => sql`x.merchant_id = ${merchantId}`;
+
+/** Copy order: a parent before the rows that name it (merchants first); cleaning runs it backwards. */
+export const MOVED_TABLES: readonly MovedTable[] = [
+  { name: "merchants", key: ["id"], owned: (merchantId) => sql`x.id = ${merchantId}` },
+  { name: "api_keys", key: ["id"] },
+  { name: "event_log_cursors", key: ["merchant_id"] },
+  { name: "retention_cursors", key: ["merchant_id"] },
+  { name: "endpoints", key: ["id"] },
+  { name: "transactions", key: ["merchant_id", "id"] },
+  { name: "operations", key: ["merchant_id", "id"] },
+  { name: "events", key: ["merchant_id", "id"] },
+  { name: "webhook_deliveries", key: ["merchant_id", "event_id", "delivery_id"] },
+  { name: "transaction_references", key: ["merchant_id", "reference", "transaction_id"] },
+  { name: "fulfillments", key: ["merchant_id", "transaction_id"] },
+  { name: "transaction_streams", key: ["merchant_id", "transaction_id"] },
+  { name: "transaction_changes", key: ["merchant_id", "transaction_id", "sequence"] },
+  { name: "endpoint_messages", key: ["seq"], ownId: true },
+  { name: "endpoint_replays", key: ["id"] },
+  { name: "dead_letters", key: ["id"] },
+  { name: "batches", key: ["id"] },
+  {
+    name: "batch_units",
+    key: ["unit_id"],
+    owned: (merchantId) => sql`x.batch_id IN (SELECT b.id FROM batches AS b WHERE b.merchant_id = ${merchantId})`,
+  },
+  { name: "export_leases", key: ["id"] },
+  { name: "alerts", key: ["id"] },
+  { name: "parked_deliveries", key: ["merchant_id", "delivery_id"] },
+  { name: "parked_wakeups", key: ["merchant_id"] },
+  { name: "fetch_backs", key: ["id"], ownId: true },
+  { name: "transaction_status_changes", key: ["id"], ownId: true },
+  { name: "fulfillment_attempts", key: ["id"], ownId: true },
+  { name: "archive_objects", key: ["id"], ownId: true },
+  { name: "archived_histories", key: ["merchant_id", "transaction_id", "archive_id"], remap: { archive_id: "archive_objects" } },
+  {
+    name: "archive_pages",
+    key: ["id"],
+    ownId: true,
+    owned: (merchantId) => sql`x.kind = 'dead_letters' AND x.scope = ${merchantId}`,
+  },
+];
+
+export const ownedRows = (table: MovedTable, merchantId: string): SQL => (table.owned ?? byMerchantId)(merchantId);
+
+/** The primary key's column of an own-id table (its rowid). */
+export const ownIdColumn = (table: MovedTable): string => table.key[0] ?? "rowid";
+
+/** A table by its name, as the change log names it. */
+export function movedTable(name: string): MovedTable | undefined {
+  return MOVED_TABLES.find((table) => table.name === name);
+}
+
+/** A column list as SQL, our own names only (never input). */
+export const columnList = (columns: readonly string[], prefix = ""): SQL =>
+  sql.raw(columns.map((column) => `${prefix}"${column}"`).join(", "));
