@@ -13,7 +13,11 @@
 // the parking (sampled every second), the other merchant's delivery → applied lag before and during the flood, and the
 // time after the flood until both merchants equal the truth. Then a
 // reconciliation pass and a sync batch, then the proof: every transaction equals the emulator's truth, fulfilments equal
-// captured payments exactly, no forged event applied. Prints the figures; exits 1 on any difference.
+// captured payments exactly, no forged event applied. In every mode each merchant's changes also stream to two
+// endpoints on the emulator's sinks (scripts/lib-streams.mjs, issue 22): per transaction the `*` endpoint's messages
+// reproduce the recorded status changes in order and end on the truth, `transaction.captured` once, the filtered
+// endpoint gets exactly its types, nothing is sent out of order, and a replay of a slice resends exactly its messages.
+// Prints the figures; exits 1 on any difference.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readingNames, readingPatch } from "../sandbox/readings.ts";
