@@ -418,8 +418,8 @@ export function printStreams({ label, all, some, replay, latency, changes, captu
   const failedFirst = all.receipts.filter((r) => !r.ok).length;
   const changeCount = [...changes.values()].reduce((n, list) => n + list.length, 0);
   console.log(`${label}streams: ${changeCount} status changes of ${changes.size} transactions (${captured.size} captured)
-  * endpoint: ${deliveredOnce(all.receipts).length} messages, ${all.receipts.length} POSTs (${failedFirst} first attempts answered 503 by the sink, ${(FIRST_ATTEMPT_FAILURES * 100).toFixed(0)} % asked)
-  filtered endpoint (${some.events.join(", ")}): ${deliveredOnce(some.receipts).length} messages, ${some.receipts.length} POSTs
+  * endpoint: ${deliveredOnce(all.receipts).length} messages, ${all.receipts.length} POSTs (${failedFirst} first attempts answered 503 by the sink, ${(FIRST_ATTEMPT_FAILURES * 100).toFixed(0)} % asked), ${deliveryProblems(all).twice} answered 2xx twice
+  filtered endpoint (${some.events.join(", ")}): ${deliveredOnce(some.receipts).length} messages, ${some.receipts.length} POSTs, ${deliveryProblems(some).twice} answered 2xx twice
   ${delivered.length} messages delivered (${attempts} POSTs) from the first message created to the last delivered (${spanS.toFixed(1)} s): ${(delivered.length / spanS).toFixed(1)} messages/s (paced by the storm, not a ceiling)
 ${table(
   [
