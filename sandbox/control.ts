@@ -9,7 +9,7 @@ import type { ActionOutcome, PaymentMethod } from "./payments.ts";
 import { READINGS } from "./readings.ts";
 import { DEFAULT_SETTINGS, mergeSettings, settingsPatchSchema } from "./settings.ts";
 import { parseEndpointUrl } from "./webhooks.ts";
-import type { World } from "./world.ts";
+import type { Sink, World } from "./world.ts";
 
 const projectIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, "letters, digits, _ and -, at most 100");
 const eventNameSchema = z.string().regex(/^[a-z0-9_.-]{1,128}$/, "a dotted event name");
@@ -81,8 +81,37 @@ const failSchema = z.strictObject({
   error_message: z.string().min(1).max(500).optional(),
 });
 const resultSchema = z.strictObject({ status: z.number().int().min(0).max(599) });
-const sinkAnswerSchema = z.strictObject({ status: z.number().int().min(200).max(599), times: z.number().int().min(1).optional() });
+const sinkAnswerSchema = z
+  .strictObject({
+    status: z.number().int().min(200).max(599),
+    times: z.number().int().min(1).optional(),
+    /** Answer `status` to this share of first attempts only (a `webhook-id` not seen before), 200 to everything else. */
+    first_attempts: z.number().min(0).max(1).optional(),
+  })
+  .refine((answer) => answer.times === undefined || answer.first_attempts === undefined, "give times or first_attempts, not both");
 const sinkNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/);
+
+const newSink = (): Sink => ({ requests: [], answer: null, seen: new Set() });
+
+/** FNV-1a of `text` as a share in [0, 1): which first attempts fail is the same on every run (no random draw). */
+function shareOf(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return hash / 2 ** 32;
+}
+
+/** The status a sink answers one request with (`webhookId`: its `webhook-id` header), spending one of `times`. */
+function sinkAnswer(sink: Sink, webhookId: string | null): number {
+  const firstAttempt = webhookId !== null && !sink.seen.has(webhookId);
+  if (webhookId !== null) sink.seen.add(webhookId);
+  const answer = sink.answer;
+  if (!answer) return 200;
+  if (answer.firstAttempts !== null) {
+    return firstAttempt && webhookId !== null && shareOf(webhookId) < answer.firstAttempts ? answer.status : 200;
+  }
+  if (answer.remaining !== null && --answer.remaining <= 0) sink.answer = null;
+  return answer.status;
+}
 
 /** Reads a JSON body (an empty body counts as `{}`) and checks it; 400 with every problem named. */
 async function readBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.output<T>> {
@@ -339,7 +368,7 @@ export function controlRoutes(world: World) {
       // Fulfilment sinks: record whatever the service under test posts.
       .post("/sink/:name", async (c) => {
         const name = parse(sinkNameSchema, c.req.param("name"), "sink name");
-        const sink = world.sinks.get(name) ?? { requests: [], answer: null };
+        const sink = world.sinks.get(name) ?? newSink();
         world.sinks.set(name, sink);
         const body = await c.req.text();
         let json: unknown = null;
@@ -348,28 +377,26 @@ export function controlRoutes(world: World) {
         } catch {
           json = null;
         }
+        const headers = Object.fromEntries(c.req.raw.headers);
+        const answered = sinkAnswer(sink, headers["webhook-id"] ?? null);
         sink.requests.push({
           id: newId("sink"),
           received_at: timestamp(),
           method: c.req.method,
           url: c.req.url,
-          headers: Object.fromEntries(c.req.raw.headers),
+          headers,
           body,
           json,
+          answered,
         });
-        const answer = sink.answer;
-        if (answer) {
-          if (answer.remaining !== null && --answer.remaining <= 0) sink.answer = null;
-          return c.json({ success: answer.status < 400, received: true }, answer.status as ContentfulStatusCode);
-        }
-        return c.json({ success: true, received: true });
+        return c.json({ success: answered < 400, received: true }, answered as ContentfulStatusCode);
       })
       .get("/sink/:name", (c) => c.json({ success: true, requests: world.sinks.get(c.req.param("name"))?.requests ?? [] }))
       .put("/sink/:name", async (c) => {
         const name = parse(sinkNameSchema, c.req.param("name"), "sink name");
-        const { status, times } = await readBody(c, sinkAnswerSchema);
-        const sink = world.sinks.get(name) ?? { requests: [], answer: null };
-        sink.answer = { status, remaining: times ?? null };
+        const { status, times, first_attempts } = await readBody(c, sinkAnswerSchema);
+        const sink = world.sinks.get(name) ?? newSink();
+        sink.answer = { status, remaining: times ?? null, firstAttempts: first_attempts ?? null };
         world.sinks.set(name, sink);
         return c.json({ success: true });
       })

@@ -227,7 +227,8 @@ export function presentTransaction(tx: TransactionRecord, withOperations: boolea
 /** A stored snapshot (amounts `shortest`) as a project reading `format` shows it; the snapshot itself is left alone. */
 export function withAmountFormat(view: TransactionView, format: AmountFormat): TransactionView {
   if (format === "shortest") return view;
-  const money = (text: string) => reformatAmount(text, view.currency, format);
+  // A scripted snapshot is taken as given (control.ts): an amount it lacks stays absent rather than failing the read.
+  const money = (text: string): string => (typeof text === "string" ? reformatAmount(text, view.currency, format) : text);
   return {
     ...view,
     amount: money(view.amount),

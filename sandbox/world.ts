@@ -24,12 +24,19 @@ export interface SinkRequest {
   body: string;
   /** The body parsed as JSON, or null when it is not JSON. */
   json: unknown;
+  /** The status the sink answered. */
+  answered: number;
 }
 
 export interface Sink {
   requests: SinkRequest[];
-  /** The status the next requests get; `remaining` null means "from now on". */
-  answer: { status: number; remaining: number | null } | null;
+  /**
+   * The status the next requests get; `remaining` null means "from now on". With `firstAttempts`, only that share of
+   * first attempts (a `webhook-id` the sink has not seen) gets it, and every other request 200.
+   */
+  answer: { status: number; remaining: number | null; firstAttempts: number | null } | null;
+  /** Every `webhook-id` received so far: what makes a request a first attempt. */
+  seen: Set<string>;
 }
 
 export interface WorldOptions {

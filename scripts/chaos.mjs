@@ -13,12 +13,17 @@
 // the parking (sampled every second), the other merchant's delivery → applied lag before and during the flood, and the
 // time after the flood until both merchants equal the truth. Then a
 // reconciliation pass and a sync batch, then the proof: every transaction equals the emulator's truth, fulfilments equal
-// captured payments exactly, no forged event applied. Prints the figures; exits 1 on any difference.
+// captured payments exactly, no forged event applied. In every mode each merchant's changes also stream to two
+// endpoints on the emulator's sinks (scripts/lib-streams.mjs, issue 22): per transaction the `*` endpoint's messages
+// reproduce the recorded status changes in order and end on the truth, `transaction.captured` once, the filtered
+// endpoint gets exactly its types, nothing is sent out of order, and a replay of a slice resends exactly its messages.
+// Prints the figures; exits 1 on any difference.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readingNames, readingPatch } from "../sandbox/readings.ts";
 import { countAnswers, floodCalls, forgedFetchCalls, parkingFigures, sendFlood, startFloodSampler, verifyWaits } from "./lib-flood.mjs";
 import { breakShard, healShard, shardFileOf } from "./lib-shard-fault.mjs";
+import { FIRST_ATTEMPT_FAILURES, openEndpoints, printStreams, streamsAfterRun } from "./lib-streams.mjs";
 import {
   compareAll,
   D1_SHARDS,
@@ -163,7 +168,10 @@ try {
     const keys = [shop.creds.api_key];
     for (let k = 0; k < 15; k++)
       keys.push((await stack.admin(`/admin/merchants/${shop.merchantId}/api-keys`, { method: "POST" })).api_key.key);
-    shops.push({ shop, status: statusApi(stack, keys), shard: 0, binding: "DB" });
+    const status = statusApi(stack, keys);
+    // Issue 22: every change of the run streamed to two endpoints (scripts/lib-streams.mjs), opened before the storm.
+    const endpoints = await openEndpoints({ stack, status, merchantId: shop.merchantId });
+    shops.push({ shop, status, endpoints, shard: 0, binding: "DB" });
   }
   if (MERCHANTS > 1) {
     const ids = shops.map((s) => `'${s.shop.merchantId}'`).join(",");
@@ -192,7 +200,8 @@ try {
   if (flooded) await throttleFlooded(stack, flooded, healthy);
   say(
     `${count} payments (seed ${seed}, reading ${values.reading}) for ${shops.map((s) => s.shop.merchantId).join(" and ")}: 30% duplicate deliveries, up to 2 s reordering, 5% dropped, 2% forged, ` +
-      `10% API 5xx, 5% API 429, ${Number(CONSUMER_FAILURE_RATE) * 100}% of consumer batches crash`,
+      `10% API 5xx, 5% API 429, ${Number(CONSUMER_FAILURE_RATE) * 100}% of consumer batches crash; ` +
+      `streamed to a * endpoint (${FIRST_ATTEMPT_FAILURES * 100}% of first attempts answered 503) and a filtered one`,
   );
 
   // 1. The storm (and the outage, from its start).
@@ -425,6 +434,18 @@ try {
       `SELECT events_walked, api_calls FROM event_log_cursors WHERE merchant_id = '${s.shop.merchantId}'`,
     );
   }
+  // The streams, once everything else has settled: every message delivered, checked, then a slice replayed.
+  for (const s of shops) {
+    s.streams = await streamsAfterRun({
+      stack,
+      status: s.status,
+      shop: s.shop,
+      endpoints: s.endpoints,
+      truth: s.truth,
+      deliveries: s.deliveries,
+      label: label(s),
+    });
+  }
 
   // 6. The figures (the merchants' counters summed).
   const sum = (pick) => shops.reduce((total, s) => total + (pick(s) ?? 0), 0);
@@ -468,6 +489,8 @@ ${table(
 )}
 `);
 
+  for (const s of shops) printStreams(s.streams.figures);
+
   // The shard fault's figures: answers per shard during it, the healthy merchant's lag, the time to converge after it.
   let answered500 = 0;
   if (shardDownMs > 0) {
@@ -508,16 +531,7 @@ ${table(
       .join("")}
 
 ${healthy.binding} merchant ${healthy.shop.merchantId}: last webhook delivered → status API shows the final state (per payment, the record's updated_at as first listed):
-${table(
-  [
-    { key: "window", title: "last delivery", left: true },
-    { key: "n", title: "payments" },
-    { key: "p50", title: "p50" },
-    { key: "p99", title: "p99" },
-    { key: "max", title: "max" },
-  ],
-  lag.rows,
-)}
+${lagTable(lag)}
   (not sampled: ${lag.undelivered} whose last event was never delivered (dropped), ${lag.early} shown before their last delivery, ${lag.unseen} never shown (${lag.listedOtherwise} of them listed in another state))
 after the heal: every transaction of both merchants equal to the truth ${after}${convergedAt !== null && convergedAt > drainStart + DRAIN_MS ? " (after the drain phase: reconciliation or the sync batch)" : ""}
 cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed${cronFailed.length > 0 ? `: ${cronFailed[0]}` : ""})
@@ -547,6 +561,7 @@ cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed
       { check: "forged events applied (D1 event inbox)", expected: 0, found: s.inbox.applied },
       { check: "events listed on a transaction they are not of", expected: 0, found: s.foreignListed },
       { check: "dead letters", expected: 0, found: s.deadLetters },
+      ...s.streams.checks,
     );
   }
   checks.push({ check: "payment driver errors", expected: 0, found: run.failures.length });
@@ -575,10 +590,11 @@ cron triggers during the run: ${cronAnswers.length} (${cronFailed.length} failed
         `\n${label(s)}fulfilment notifications: ${s.fulfilment.posts} POSTs received (retries of one webhook-id included)`,
     );
   }
-  const failed = checks.filter((c) => !passed(c)).length;
+  const differing = checks.filter((c) => !passed(c));
+  const failed = differing.length;
   const duration = Math.round((Date.now() - started) / 1000);
   console.log(
-    `\n${failed === 0 ? "✓ nothing lost, nothing applied twice, nothing forged applied" : `✗ ${failed} checks differ`}` +
+    `\n${failed === 0 ? "✓ nothing lost, nothing applied twice, nothing forged applied, every stream in order" : `✗ FAIL: ${failed} checks differ: ${differing.map((c) => c.check.trim()).join("; ")}`}` +
       ` · duration ${Math.floor(duration / 60)}m${String(duration % 60).padStart(2, "0")}s` +
       `${duration < 600 ? "" : " (over the 10-minute target)"}`,
   );
@@ -718,16 +734,7 @@ parking (parked_deliveries and parked_wakeups of every shard, read every second 
   (one wake-up message per merchant per ≥ 1 s while it has deliveries parked, not one per delivery; a booking is seen as a parked_wakeups row (merchant, due_at) for at least 1 s)
 
 B ${healthy.shop.merchantId}: last webhook delivered → status API shows the final state (per payment):
-${table(
-  [
-    { key: "window", title: "last delivery", left: true },
-    { key: "n", title: "payments" },
-    { key: "p50", title: "p50" },
-    { key: "p99", title: "p99" },
-    { key: "max", title: "max" },
-  ],
-  lag.rows,
-)}
+${lagTable(lag)}
   (not sampled: ${lag.undelivered} whose last event was never delivered (dropped), ${lag.early} shown before their last delivery, ${lag.unseen} never shown (${lag.listedOtherwise} of them listed in another state))
   of which delivery answered → first fetch-back answered (queue wait + verification), per event: ${Object.entries(waits)
     .map(([window, ms]) => `${window} n ${ms.length} p50 ${percentile(ms, 50)} p99 ${percentile(ms, 99)}`)
@@ -913,6 +920,20 @@ function percentile(sorted, p) {
   if (sorted.length === 0) return "-";
   const value = sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
   return `${(value / 1000).toFixed(2)} s`;
+}
+
+/** The delivery → applied lag per window (appliedLag's rows), as a table. */
+function lagTable(lag) {
+  return table(
+    [
+      { key: "window", title: "last delivery", left: true },
+      { key: "n", title: "payments" },
+      { key: "p50", title: "p50" },
+      { key: "p99", title: "p99" },
+      { key: "max", title: "max" },
+    ],
+    lag.rows,
+  );
 }
 
 /**

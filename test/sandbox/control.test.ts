@@ -166,4 +166,67 @@ describe("fulfilment sink", () => {
     expect((await control<{ requests: unknown[] }>(sandbox, "GET", `/sink/${name}`)).body.requests).toEqual([]);
     expect((await control(sandbox, "PUT", `/sink/${name}`, { status: 42 })).status).toBe(400);
   });
+
+  it("fails a share of first attempts only, by webhook-id, the same share on every run", async () => {
+    const name = `endpoint-${uniqueProject()}`;
+    expect((await control(sandbox, "PUT", `/sink/${name}`, { status: 503, first_attempts: 0.2 })).status).toBe(200);
+    const post = async (id: string | null) =>
+      (
+        await sandbox.fetch(
+          new Request(`${BASE}/_sandbox/sink/${name}`, { method: "POST", headers: id === null ? {} : { "webhook-id": id }, body: "{}" }),
+        )
+      ).status;
+    const ids = Array.from({ length: 400 }, (_, i) => `msg_${i.toString(16).padStart(32, "0")}`);
+    const first = new Map<string, number>();
+    for (const id of ids) first.set(id, await post(id));
+    const failed = ids.filter((id) => first.get(id) === 503);
+    // A hash of the id decides, not a draw: 400 ids land near a fifth.
+    expect(failed.length).toBeGreaterThan(400 * 0.12);
+    expect(failed.length).toBeLessThan(400 * 0.28);
+    expect(ids.every((id) => first.get(id) === 503 || first.get(id) === 200)).toBe(true);
+    // Every later attempt of an id, failed first or not, is answered 200.
+    for (const id of [...failed, ...ids.slice(0, 20)]) expect(await post(id)).toBe(200);
+    // A request without a webhook-id is no first attempt of anything.
+    expect(await post(null)).toBe(200);
+    const requests = (await control<{ requests: { headers: Record<string, string>; answered: number }[] }>(sandbox, "GET", `/sink/${name}`))
+      .body.requests;
+    expect(requests.filter((r) => r.answered === 503).map((r) => r.headers["webhook-id"])).toEqual(failed);
+
+    // The same ids on a fresh sink fail the same way.
+    const again = `endpoint-${uniqueProject()}`;
+    await control(sandbox, "PUT", `/sink/${again}`, { status: 500, first_attempts: 0.2 });
+    const failedAgain: string[] = [];
+    for (const id of ids) {
+      const answer = await sandbox.fetch(new Request(`${BASE}/_sandbox/sink/${again}`, { method: "POST", headers: { "webhook-id": id } }));
+      if (answer.status === 500) failedAgain.push(id);
+    }
+    expect(failedAgain).toEqual(failed);
+
+    // 1 fails every first attempt, 0 none.
+    const all = `endpoint-${uniqueProject()}`;
+    await control(sandbox, "PUT", `/sink/${all}`, { status: 503, first_attempts: 1 });
+    const none = `endpoint-${uniqueProject()}`;
+    await control(sandbox, "PUT", `/sink/${none}`, { status: 503, first_attempts: 0 });
+    for (const id of ids.slice(0, 10)) {
+      expect(
+        (await sandbox.fetch(new Request(`${BASE}/_sandbox/sink/${all}`, { method: "POST", headers: { "webhook-id": id } }))).status,
+      ).toBe(503);
+      expect(
+        (await sandbox.fetch(new Request(`${BASE}/_sandbox/sink/${none}`, { method: "POST", headers: { "webhook-id": id } }))).status,
+      ).toBe(200);
+    }
+  });
+
+  it("refuses times with first_attempts, and a share outside 0..1", async () => {
+    const name = `endpoint-${uniqueProject()}`;
+    for (const body of [
+      { status: 503, times: 2, first_attempts: 0.2 },
+      { status: 503, first_attempts: 1.5 },
+      { status: 503, first_attempts: -0.1 },
+    ]) {
+      const answer = await control(sandbox, "PUT", `/sink/${name}`, body);
+      expect(answer.status, JSON.stringify(body)).toBe(400);
+      expect(answer.body.error_type).toBe("request.validation.error");
+    }
+  });
 });

@@ -409,6 +409,26 @@ describe("amount_format", () => {
     const refund = await act(sandbox, project, euros.id, "refund", { amount: "2.5" });
     expect(refund.body.transaction).toMatchObject({ refunded_amount: "2.50", available_amount: "7.50", status: "partially-refunded" });
   });
+
+  it("fixed reads a scripted snapshot that lacks an amount: the ones it has reformatted, the missing one left out", async () => {
+    const project = await createProject(sandbox, { readings: readingPatch("fixed-amounts") });
+    const transaction = {
+      id: "tr_scripted1",
+      status: "authorized",
+      currency: "EUR",
+      amount: "40",
+      authorized_amount: "40",
+      captured_amount: "0",
+    };
+    const scripted = await control<{ event: { id: string } }>(sandbox, "POST", `/projects/${project}/events`, {
+      name: "transaction.authorized",
+      transaction,
+    });
+    const read = await api<{ event: EventObject }>(sandbox, project, `/events/${scripted.body.event.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body.event.data.transaction).toMatchObject({ amount: "40.00", authorized_amount: "40.00", captured_amount: "0.00" });
+    expect(read.body.event.data.transaction).not.toHaveProperty("voided_amount", expect.anything());
+  });
 });
 
 describe("fraud review (in-review, blocked)", () => {
