@@ -356,11 +356,25 @@ async function waitDelivered(persistDir, merchantId) {
  * Replays the `*` endpoint's messages created in REPLAY_SLICE of its messages: a dry run, then the replay, waited for
  * until it ends (horizon REPLAY_MS). Answers what replayProblems and the report need.
  */
+/**
+ * The replay's [since, until) over an endpoint's messages in creation order: from the slice's first message to the first
+ * one created later than it at or past the slice's end. Messages made in one D1 batch share a `created_at`, so the
+ * slice's two ends can fall on one instant (an empty range the API refuses); null when no later message exists.
+ */
+export function replayRange(own) {
+  const first = Math.floor(own.length * REPLAY_SLICE[0]);
+  const since = own[first]?.created_at;
+  if (!since) return null;
+  const later = (m) => m.created_at > since;
+  const until = own.slice(Math.floor(own.length * REPLAY_SLICE[1])).find(later)?.created_at ?? own.slice(first).find(later)?.created_at;
+  return until ? { since, until } : null;
+}
+
 async function replaySlice({ stack, status, endpoint, stored, original }) {
   const own = stored.filter((m) => m.endpoint_id === endpoint.id);
-  const since = own[Math.floor(own.length * REPLAY_SLICE[0])]?.created_at;
-  const until = own[Math.floor(own.length * REPLAY_SLICE[1])]?.created_at;
-  if (!since || !until) return null;
+  const range = replayRange(own);
+  if (!range) return null;
+  const { since, until } = range;
   const expected = own.filter((m) => m.created_at >= since && m.created_at < until);
   const path = `/v1/endpoints/${endpoint.id}`;
   const dry = await status(`${path}/replay`, { body: { since, until, dry_run: true } });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-const { filterProblems, outOfOrder, receiptsOf, replayProblems, streamChecks, streamProblems } = await import(
+const { filterProblems, outOfOrder, receiptsOf, replayProblems, replayRange, streamChecks, streamProblems } = await import(
   "../../scripts/lib-streams.mjs"
 );
 
@@ -211,5 +211,26 @@ describe("streamChecks", () => {
       failing.some((c) => c.includes("never answered 2xx")),
       failing.join("; "),
     );
+  });
+});
+
+describe("replayRange", () => {
+  const at = (second) => ({ created_at: `2026-12-07T09:00:${String(second).padStart(2, "0")}.000Z` });
+
+  it("takes the middle fifth, ending at the first message created later than its start", () => {
+    const own = Array.from({ length: 10 }, (_, i) => at(i));
+    assert.deepEqual(replayRange(own), { since: at(4).created_at, until: at(6).created_at });
+  });
+
+  it("never answers an empty range when the slice's ends share one created_at (one D1 batch)", () => {
+    const own = [at(1), at(1), at(2), at(2), at(2), at(2), at(2), at(2), at(2), at(3)];
+    const range = replayRange(own);
+    assert.ok(range && range.since < range.until, JSON.stringify(range));
+    assert.deepEqual(range, { since: at(2).created_at, until: at(3).created_at });
+  });
+
+  it("answers null when nothing was created after the slice's start", () => {
+    assert.equal(replayRange([at(1), at(1), at(1)]), null);
+    assert.equal(replayRange([]), null);
   });
 });
