@@ -8,7 +8,9 @@ registerHooks({
       return nextResolve(specifier, context);
     } catch (error) {
       const relative = specifier.startsWith("./") || specifier.startsWith("../");
-      if (!relative || error?.code !== "ERR_MODULE_NOT_FOUND" || /\.[cm]?[jt]s$/.test(specifier)) throw error;
+      // A folder ("../db/schema") is ERR_UNSUPPORTED_DIR_IMPORT, a file without its extension ERR_MODULE_NOT_FOUND.
+      const missing = error?.code === "ERR_MODULE_NOT_FOUND" || error?.code === "ERR_UNSUPPORTED_DIR_IMPORT";
+      if (!relative || !missing || /\.[cm]?[jt]s$/.test(specifier)) throw error;
       for (const candidate of [`${specifier}.ts`, `${specifier}/index.ts`]) {
         try {
           return nextResolve(candidate, context);
