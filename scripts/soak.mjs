@@ -65,8 +65,6 @@ const MAX_RESENDS = 100;
 const BATCHES_QUEUE = "smart-router-batches";
 const BATCHES_BATCH_SIZE = 10;
 const BATCHES_MAX_RETRIES = 10;
-/** The delay the batch consumer gives a failed move step's retry (src/consumers/batch.ts). */
-const MOVE_STEP_RETRY_SECONDS = 5;
 /**
  * The bound on the wait for a move to complete, from its POST: the copy, the switch, the 90 s before cleaning
  * (src/moves/moves.ts CLEAN_AFTER_MS, at RETRY_SCHEDULE_SCALE 1) and the cleaning. Past it the run fails.
@@ -103,7 +101,7 @@ async function startMove(worker) {
 
 /**
  * The batches queue as the soak drives it: whatever the worker sent there (the move's steps) is handed to the queue
- * handler, 10 a call, once its delay is over; a message the handler asks to retry comes back after the consumer's 5 s, at
+ * handler, 10 a call, once its delay is over; a message the handler asks to retry comes back after the delay it asked for, at
  * most 10 times (then it counts as dead-lettered). Ends when the move is completed or failed; horizon MOVE_TIMEOUT_MS.
  */
 async function driveMove(worker, handler, moveId, applied) {
@@ -140,7 +138,7 @@ async function driveMove(worker, handler, moveId, applied) {
     for (const delivery of retry) {
       delivery.retries = (delivery.retries ?? 0) + 1;
       lane.retried += 1;
-      if (delivery.retries <= BATCHES_MAX_RETRIES) held.push({ dueAt: Date.now() + MOVE_STEP_RETRY_SECONDS * 1000, delivery });
+      if (delivery.retries <= BATCHES_MAX_RETRIES) held.push({ dueAt: Date.now() + delivery.retryDelaySeconds * 1000, delivery });
       else lane.deadLettered += 1;
     }
   }
@@ -272,6 +270,8 @@ async function soak(build, { shards, webhooks, merchants, seed, move }) {
       /** Deliveries the worker put back itself as fresh messages (after a fence, a pacer's wait), and those with the fence's 5 s. */
       resent: 0,
       resentAfterFence: 0,
+      /** For each delivery put back: ms from the first time it was put back to the end of the batch that applied it. */
+      putBackMs: [],
       lost: 0,
       /** Other messages the worker sent its webhooks queue (re-checks, wake-ups), handed over but not counted as webhooks. */
       extraMessages: 0,
@@ -309,6 +309,7 @@ async function soak(build, { shards, webhooks, merchants, seed, move }) {
         delivery.body = body;
         if (own) {
           putBack.add(own);
+          own.putBackAt ??= performance.now();
           own.resends = (own.resends ?? 0) + 1;
           consumer.resent += 1;
           if (delaySeconds === 5) consumer.resentAfterFence += 1;
@@ -342,10 +343,11 @@ async function soak(build, { shards, webhooks, merchants, seed, move }) {
         const { ms, retried, retry } = await queueBatch(worker, handler, batch, { pauseWhile: emulator.pauseWhile });
         consumer.workerdCpuMs += cpuMs(workerd) - cpuBefore;
         const putBack = await takeSent(batch);
-        // A message the handler asks to retry comes back, as the queue would redeliver it, at most MAX_RETRIES times.
+        // A message the handler asks to retry comes back after the delay it asked for, as the queue would redeliver it, at
+        // most MAX_RETRIES times.
         for (const delivery of retry) {
           delivery.retries = (delivery.retries ?? 0) + 1;
-          if (delivery.retries <= MAX_RETRIES) waiting.push(delivery);
+          if (delivery.retries <= MAX_RETRIES) held.push({ dueAt: Date.now() + delivery.retryDelaySeconds * 1000, delivery });
           else consumer.deadLettered += 1;
         }
         consumer.busyMs += ms;
@@ -360,6 +362,7 @@ async function soak(build, { shards, webhooks, merchants, seed, move }) {
             consumer.extraMessages += 1;
             continue;
           }
+          if (delivery.putBackAt !== undefined) consumer.putBackMs.push(performance.now() - delivery.putBackAt);
           consumer.webhooks += 1;
           consumedBy.set(delivery.merchantId, (consumedBy.get(delivery.merchantId) ?? 0) + 1);
         }
@@ -508,6 +511,7 @@ async function soak(build, { shards, webhooks, merchants, seed, move }) {
         retried: consumer.retried,
         deadLettered: consumer.deadLettered,
         resent: consumer.resent,
+        putBackMs: summarize(consumer.putBackMs),
         lost: consumer.lost,
         extraMessages: consumer.extraMessages,
         merchantsPerBatch: consumer.merchantsPerBatch / consumer.batches,
@@ -712,7 +716,7 @@ for (const run of runs) {
     );
   }
   printed.push(...truthLines(run));
-  if (run.move) printed.push(...moveLines(run.move));
+  if (run.move) printed.push(...moveLines(run.move, run.consumer));
 }
 /** The run's check against the emulator's truth, in a line or two. */
 function truthLines({ truth, consumer }) {
@@ -725,14 +729,14 @@ function truthLines({ truth, consumer }) {
 }
 
 /** What the move did and took, and where the moved merchant's rows are afterwards. */
-function moveLines(move) {
+function moveLines(move, consumer) {
   const f = move.figures;
   const sum = (counts) => Object.values(counts ?? {}).reduce((total, n) => total + n, 0);
   const left = Object.entries(move.rowsOnSource ?? {}).filter(([, n]) => n > 0);
   const lines = [
     `  move ${move.moveId}: ${move.merchantId} (${num(move.payments)} payments at the start) ${move.from} → ${move.to}, posted after ${num(move.webhooksAppliedAtStart)} webhooks applied; status ${f.status}${move.lane.timedOut ? " (TIMED OUT)" : ""}`,
     `    move ${num(f.moveSeconds, 1)} s (to the switch ${num(f.toSwitchSeconds, 1)} s; cleaning ${num(f.cleaningSeconds, 1)} s, 90 s of it the wait before cleaning); copying ${num(f.copySeconds, 1)} s, ${num(f.rowsCopied)} rows copied, ${num(f.rowsPerSecond)} rows/s; writes fenced ${num(f.fenceSeconds * 1000)} ms`,
-    `    webhooks put back by the fence: ${num(move.webhooksRetriedByFence)} (worker log), ${num(move.webhooksResentAfterFenceWait)} re-sent with the fence's 5 s; move steps ${num(move.lane.messages)} in ${num(move.lane.calls)} handler calls (${num(move.lane.busyMs / 1000, 1)} s), ${move.lane.retried} retried, ${move.lane.deadLettered} dead-lettered`,
+    `    webhooks put back by the fence: ${num(move.webhooksRetriedByFence)} (worker log), ${num(move.webhooksResentAfterFenceWait)} re-sent with the fence's 5 s, applied ${num(consumer.putBackMs.p50 / 1000, 1)} s (p50) / ${num(consumer.putBackMs.max / 1000, 1)} s (max) after being put back; move steps ${num(move.lane.messages)} in ${num(move.lane.calls)} handler calls (${num(move.lane.busyMs / 1000, 1)} s), ${move.lane.retried} retried, ${move.lane.deadLettered} dead-lettered`,
     `    while it moved: ${move.lane.statuses.map((s) => `${s.status} at ${num(s.webhooksApplied)} webhooks`).join(" → ")}`,
     `    afterwards: directory names shard ${move.directoryShard}; rows on ${move.to} ${num(sum(move.rowsOnTarget))}, on ${move.from} ${num(sum(move.rowsOnSource))}${left.length > 0 ? ` (LEFT: ${left.map(([t, n]) => `${t} ${n}`).join(", ")})` : ""}; status API ${num(move.statusApi?.transactions)} transactions, ${move.statusApi?.differences === 0 ? "all equal to the emulator" : `${move.statusApi?.differences} DIFFERENCES`}; source marks ${JSON.stringify(move.marks)}`,
   ];

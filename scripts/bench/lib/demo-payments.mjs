@@ -95,7 +95,8 @@ export function demoSandbox({ onDelivery, timeScale = 0.001, transport }) {
 
 /**
  * Hands deliveries (at most a queue batch) to the worker's queue handler as one batch of messages; answers the time
- * inside the call and the deliveries whose messages it asked to retry (`retried` counts them). A delivery's body is made
+ * inside the call and the deliveries whose messages it asked to retry (`retried` counts them; each one's delay in
+ * `retryDelaySeconds`). A delivery's body is made
  * on its first hand-over and kept on it (`delivery.body`), so a retry carries the same body, its `attempts` counting
  * `delivery.retries`, as the queue's redelivery would; a delivery given with a `body` (a message the worker itself sent)
  * is handed over as it is. Any outcome but "ok" throws, with the worker's last log lines.
@@ -119,7 +120,16 @@ export async function queueBatch(worker, handler, deliveries, { pauseWhile = () 
   const result = await call;
   const ms = performance.now() - started;
   if (result.outcome !== "ok") throw new Error(`queue handler outcome ${result.outcome}:\n${worker.logs.recent.join("\n")}`);
-  const again = new Set(result.retryBatch?.retry ? messages.map((message) => message.id) : result.retryMessages.map((r) => r.msgId));
-  const retry = deliveries.filter((_, index) => again.has(messages[index].id));
+  // The delay each retry asked for (seconds; 0 when none), kept on its delivery as `retryDelaySeconds`.
+  const again = new Map(
+    result.retryBatch?.retry
+      ? messages.map((message) => [message.id, result.retryBatch.delaySeconds ?? 0])
+      : result.retryMessages.map((r) => [r.msgId, r.delaySeconds ?? 0]),
+  );
+  const retry = deliveries.filter((delivery, index) => {
+    if (!again.has(messages[index].id)) return false;
+    delivery.retryDelaySeconds = again.get(messages[index].id);
+    return true;
+  });
   return { ms, retried: retry.length, retry };
 }
