@@ -243,12 +243,16 @@ async function soak(build, { shards, webhooks, merchants, seed, move }) {
   });
   /** Deliveries the worker put back because their commit met the move's fence (its `webhooks.batch_failed` lines). */
   let fencedByLog = 0;
+  /** The worker's warnings and errors about the move (a step that failed and was retried, a move that failed), the first 10. */
+  const moveLog = [];
   const worker = await startWorker(build, {
     d1Shards: shards,
     capturing: true,
     outbound: (request) => emulator.fetch(request),
-    onLog: (_level, message) => {
+    onLog: (level, message) => {
       fencedByLog += fencedRetries(message);
+      if ((level === "warn" || level === "error") && message.includes('"message":"move.') && moveLog.length < 10)
+        moveLog.push(message.slice(0, 500));
     },
   });
   try {
@@ -429,6 +433,7 @@ async function soak(build, { shards, webhooks, merchants, seed, move }) {
       moved.job = job;
       moved.figures = moveFigures(job);
       moved.webhooksRetriedByFence = fencedByLog;
+      moved.log = moveLog;
       moved.webhooksResentAfterFenceWait = consumer.resentAfterFence;
       moved.marks = (
         await Promise.all(
@@ -741,6 +746,7 @@ function moveLines(move, consumer) {
     `    afterwards: directory names shard ${move.directoryShard}; rows on ${move.to} ${num(sum(move.rowsOnTarget))}, on ${move.from} ${num(sum(move.rowsOnSource))}${left.length > 0 ? ` (LEFT: ${left.map(([t, n]) => `${t} ${n}`).join(", ")})` : ""}; status API ${num(move.statusApi?.transactions)} transactions, ${move.statusApi?.differences === 0 ? "all equal to the emulator" : `${move.statusApi?.differences} DIFFERENCES`}; source marks ${JSON.stringify(move.marks)}`,
   ];
   for (const example of move.statusApi?.examples ?? []) lines.push(`    status API: ${JSON.stringify(example)}`);
+  for (const entry of move.log) lines.push(`    worker: ${entry}`);
   return lines;
 }
 
