@@ -10,8 +10,7 @@ import { log } from "../lib/log";
 import { forgetWebhookCredentials } from "../merchants/credential-directory";
 import type { MerchantMoveMessage } from "../queue/messages";
 import { applyNextChanges, copyNextPage, countDifferences, MOVE_PAGE, type MoveEnds } from "./copy";
-import { deletePage } from "./rows";
-import { MOVED_TABLES } from "./tables";
+import { deletePass } from "./rows";
 
 type MoveRow = typeof merchantMoves.$inferSelect;
 
@@ -184,9 +183,7 @@ async function cleaning(ends: MoveEnds, job: MoveRow, now: Date, config: AppConf
   const due = Date.parse(job.switchedAt ?? job.updatedAt) + CLEAN_AFTER_MS * config.RETRY_SCHEDULE_SCALE;
   if (now.getTime() < due) return { set: {}, delaySeconds: Math.ceil((due - now.getTime()) / 1000) };
   await markSource(ends, "moved");
-  let deleted = 0;
-  for (const moved of [...MOVED_TABLES].reverse())
-    deleted += await deletePage({ db: ends.source, moved, merchantId: ends.merchantId, limit: MOVE_PAGE });
+  let deleted = await deletePass({ db: ends.source, merchantId: ends.merchantId, limit: MOVE_PAGE });
   const [changes, maps] = await runBatch(ends.source.$client, [
     sql`DELETE FROM move_changes WHERE seq IN (SELECT seq FROM move_changes WHERE merchant_id = ${ends.merchantId} LIMIT ${MOVE_PAGE})`,
   ]).then(async (first) => [
@@ -222,11 +219,8 @@ async function failMove({ env, job, reason }: { env: AppEnv; job: MoveRow; reaso
   const ends = endsOf(env, job);
   await runBatch(ends.source.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${job.merchantId} AND move_id = ${job.id}`]);
   log("error", "move.failed", { move_id: job.id, merchant_id: job.merchantId, error: reason });
-  for (let left = 1; left > 0; ) {
-    left = 0;
-    for (const moved of [...MOVED_TABLES].reverse())
-      left += await deletePage({ db: ends.target, moved, merchantId: job.merchantId, limit: MOVE_PAGE });
-  }
+  // Ends when a pass finds no row of the merchant left on the target.
+  for (let left = 1; left > 0; ) left = await deletePass({ db: ends.target, merchantId: job.merchantId, limit: MOVE_PAGE });
   await runBatch(ends.target.$client, [
     sql`DELETE FROM move_progress WHERE move_id = ${job.id}`,
     sql`DELETE FROM move_row_map WHERE move_id = ${job.id}`,

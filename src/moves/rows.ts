@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
-import { columnList, type MovedTable, ownedRows, ownIdColumn } from "./tables";
+import { columnList, MOVED_TABLES, type MovedTable, ownedRows, ownIdColumn } from "./tables";
 
 /** A row as D1 answers it, keyed by column name. */
 export type Row = Record<string, unknown>;
@@ -221,4 +221,18 @@ export async function deletePage({
     sql`DELETE FROM ${table(moved)} WHERE (${columnList(moved.key)}) IN (SELECT ${columnList(moved.key, "x.")} FROM ${table(moved)} AS x WHERE ${ownedRows(moved, merchantId)} LIMIT ${limit})`,
   ]);
   return result?.meta.changes ?? 0;
+}
+
+/**
+ * One page of the merchant's rows of every moved table deleted on `db`, children first (MOVED_TABLES backwards); answers
+ * how many went. The `merchants` row goes only in a pass that found no other row left: the other tables' foreign keys
+ * name it, so while one of them still has more than a page its delete would fail, and with it the whole step.
+ */
+export async function deletePass({ db, merchantId, limit }: { db: Database; merchantId: string; limit: number }): Promise<number> {
+  let deleted = 0;
+  for (const moved of [...MOVED_TABLES].reverse()) {
+    if (moved.name === "merchants" && deleted > 0) continue;
+    deleted += await deletePage({ db, moved, merchantId, limit });
+  }
+  return deleted;
 }

@@ -52,7 +52,8 @@ export function demoSandbox({ onDelivery, timeScale = 0.001, transport }) {
     },
     /**
      * A merchant in the worker and its project in the emulator, rates unlimited on both sides, its webhooks pointed at
-     * the edge; answers the shop `makePayment` drives and `quiet()` (nothing waiting on a timer, parked or in flight).
+     * the edge; answers the shop `makePayment` drives, `quiet()` (nothing waiting on a timer, parked or in flight) and
+     * `truth()` (every transaction of the project as the emulator holds it).
      */
     async openMerchant(worker, merchantId, projectId = `test-proj_${merchantId.replace(/[^A-Za-z0-9]/g, "")}`) {
       const secretKey = `sk_test_${randomUUID().replaceAll("-", "")}`;
@@ -63,7 +64,7 @@ export function demoSandbox({ onDelivery, timeScale = 0.001, transport }) {
           rates: { primary: UNLIMITED, events: UNLIMITED, sandbox: UNLIMITED, burst: 1000 },
         },
       });
-      await worker.createMerchant(merchantId, projectId, secretKey);
+      const { api_key: apiKey } = await worker.createMerchant(merchantId, projectId, secretKey);
       await worker.admin(`/admin/merchants/${merchantId}`, {
         method: "PATCH",
         body: { rate_limits: { primary_rpm: UNLIMITED, events_rpm: UNLIMITED, sandbox_rpm: UNLIMITED } },
@@ -74,11 +75,14 @@ export function demoSandbox({ onDelivery, timeScale = 0.001, transport }) {
         merchantId,
         projectId,
         project,
+        /** The merchant's status API key (shown once by the admin API). */
+        apiKey,
         shop: {
           pay: async (input) => (await control(`${project}/transactions`, { body: input })).body.transaction,
           transaction: async (id) => (await control(`${project}/transactions/${id}`)).body.transaction,
           act: (id, action, body = {}) => control(`${project}/transactions/${id}/${action}`, { body }),
         },
+        truth: async () => (await control(`${project}/truth`)).body.transactions,
         async quiet() {
           const { backlog } = (await control(`${project}/counters`)).body;
           return backlog.timers === 0 && backlog.parked === 0 && backlog.in_flight === 0;
@@ -90,24 +94,42 @@ export function demoSandbox({ onDelivery, timeScale = 0.001, transport }) {
 }
 
 /**
- * Hands deliveries (at most a queue batch) to the worker's queue handler as one batch of fresh messages; answers the
- * time inside the call and the deliveries whose messages it asked to retry (`retried` counts them). Any outcome but
- * "ok" throws, with the worker's last log lines.
+ * Hands deliveries (at most a queue batch) to the worker's queue handler as one batch of messages; answers the time
+ * inside the call and the deliveries whose messages it asked to retry (`retried` counts them; each one's delay in
+ * `retryDelaySeconds`). A delivery's body is made
+ * on its first hand-over and kept on it (`delivery.body`), so a retry carries the same body, its `attempts` counting
+ * `delivery.retries`, as the queue's redelivery would; a delivery given with a `body` (a message the worker itself sent)
+ * is handed over as it is. Any outcome but "ok" throws, with the worker's last log lines.
  */
-export async function queueBatch(worker, handler, deliveries, { pauseWhile = () => {} } = {}) {
-  const messages = deliveries.map(({ merchantId, event_id, event_type }) => ({
-    id: randomUUID().replaceAll("-", ""),
-    timestamp: new Date(),
-    attempts: 1,
-    body: { v: 1, merchant_id: merchantId, event_id, event_type, received_at: new Date().toISOString(), delivery_id: randomUUID() },
-  }));
+export async function queueBatch(worker, handler, deliveries, { pauseWhile = () => {}, queue = QUEUE } = {}) {
+  const messages = deliveries.map((delivery) => {
+    const { merchantId, event_id, event_type } = delivery;
+    delivery.body ??= {
+      v: 1,
+      merchant_id: merchantId,
+      event_id,
+      event_type,
+      received_at: new Date().toISOString(),
+      delivery_id: randomUUID(),
+    };
+    return { id: randomUUID().replaceAll("-", ""), timestamp: new Date(), attempts: (delivery.retries ?? 0) + 1, body: delivery.body };
+  });
   const started = performance.now();
-  const call = handler.queue(QUEUE, messages);
+  const call = handler.queue(queue, messages);
   pauseWhile(call);
   const result = await call;
   const ms = performance.now() - started;
   if (result.outcome !== "ok") throw new Error(`queue handler outcome ${result.outcome}:\n${worker.logs.recent.join("\n")}`);
-  const again = new Set(result.retryBatch?.retry ? messages.map((message) => message.id) : result.retryMessages.map((r) => r.msgId));
-  const retry = deliveries.filter((_, index) => again.has(messages[index].id));
+  // The delay each retry asked for (seconds; 0 when none), kept on its delivery as `retryDelaySeconds`.
+  const again = new Map(
+    result.retryBatch?.retry
+      ? messages.map((message) => [message.id, result.retryBatch.delaySeconds ?? 0])
+      : result.retryMessages.map((r) => [r.msgId, r.delaySeconds ?? 0]),
+  );
+  const retry = deliveries.filter((delivery, index) => {
+    if (!again.has(messages[index].id)) return false;
+    delivery.retryDelaySeconds = again.get(messages[index].id);
+    return true;
+  });
   return { ms, retried: retry.length, retry };
 }

@@ -67,7 +67,10 @@ async function parked(env, message) {
       ).bind(message.merchant_id, new Date(now + 1000).toISOString(), at),
     ]);
     if (booked.results.length > 0) {
-      await env.WEBHOOKS.send({ v: 1, kind: "resume_parked", merchant_id: message.merchant_id }, { contentType: "json", delaySeconds: 1 }).catch(() => {});
+      await env.WEBHOOKS.send(
+        { v: 1, kind: "resume_parked", merchant_id: message.merchant_id },
+        { contentType: "json", delaySeconds: 1 },
+      ).catch(() => {});
     }
     return true;
   } catch {
@@ -104,7 +107,8 @@ async function deliver(request, env, merchantId) {
   }
   const receivedAt = new Date().toISOString();
   const admission = await env.DELIVERY_GATE.get(env.DELIVERY_GATE.idFromName(merchantId)).admit(expected.backlog, receivedAt);
-  if (admission === "refuse") return error(429, "rate_limited", "too many deliveries of this merchant wait to be verified", { "Retry-After": "60" });
+  if (admission === "refuse")
+    return error(429, "rate_limited", "too many deliveries of this merchant wait to be verified", { "Retry-After": "60" });
   const deliveryId = crypto.randomUUID();
   const message = {
     v: 1,

@@ -213,6 +213,57 @@ export default {
 };
 `;
 
+/**
+ * Entry module of the soak (scripts/soak.mjs): the unchanged bundle, with the WEBHOOKS and BATCHES producers recording
+ * every message sent (body and delay) before passing it on to the real queue, which has no consumer in the soak; and
+ * `POST /__bench/sent?queue=WEBHOOKS|BATCHES` answering (and forgetting) what that queue was sent. The soak hands them to
+ * the queue handler itself when their delay is over: deliveries the consumer put back for later (a write that met a
+ * moving merchant's fence, a re-check), and the steps of a merchant move.
+ */
+const CAPTURING_ENTRY = `
+import worker from "./index.js";
+export * from "./index.js";
+
+const sent = { WEBHOOKS: [], BATCHES: [] };
+
+function capturing(queue, name) {
+  return {
+    async send(body, options) {
+      sent[name].push({ body, delaySeconds: options?.delaySeconds ?? 0 });
+      return queue.send(body, options);
+    },
+    async sendBatch(messages, options) {
+      for (const message of messages) sent[name].push({ body: message.body, delaySeconds: message.delaySeconds ?? options?.delaySeconds ?? 0 });
+      return queue.sendBatch(messages, options);
+    },
+  };
+}
+
+const wrapped = new WeakMap();
+function benchEnv(env) {
+  let result = wrapped.get(env);
+  if (!result) {
+    result = { ...env, WEBHOOKS: capturing(env.WEBHOOKS, "WEBHOOKS"), BATCHES: capturing(env.BATCHES, "BATCHES") };
+    wrapped.set(env, result);
+  }
+  return result;
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/sent" && request.method === "POST") {
+      const name = url.searchParams.get("queue");
+      if (!(name in sent)) return new Response("unknown queue", { status: 400 });
+      return Response.json(sent[name].splice(0));
+    }
+    return worker.fetch(request, benchEnv(env), ctx);
+  },
+  queue: (batch, env, ctx) => worker.queue(batch, benchEnv(env), ctx),
+  scheduled: (controller, env, ctx) => worker.scheduled(controller, benchEnv(env), ctx),
+};
+`;
+
 /** Bundles src/ with `wrangler deploy --dry-run` into a temporary directory. */
 export function buildWorker() {
   const outdir = mkdtempSync(path.join(tmpdir(), "sre-bench-"));
@@ -238,6 +289,7 @@ export function buildWorker() {
   const upload = /Total Upload: ([^\n]+)/.exec(result.stdout)?.[1]?.trim() ?? "?";
   writeFileSync(path.join(outdir, "bench-counting.mjs"), COUNTING_ENTRY);
   writeFileSync(path.join(outdir, "bench-memory-queue.mjs"), MEMORY_QUEUE_ENTRY);
+  writeFileSync(path.join(outdir, "bench-capturing.mjs"), CAPTURING_ENTRY);
   writeFileSync(path.join(outdir, "bench-keeping-up.mjs"), keepingUpEntry("index.js"));
   writeFileSync(path.join(outdir, "bench-plain-keeping-up.mjs"), keepingUpEntry("bench-plain.mjs"));
   // The metered entry of the cost section: every binding the bill depends on counted, per phase (meter-entry.mjs).
@@ -321,14 +373,27 @@ function migrationStatements() {
 /**
  * Starts workerd with the bundled worker on 127.0.0.1 (a free port), applies the migrations and returns helpers.
  * `counting` loads the instrumented entry (D1 counters), `metered` the cost section's (meter-entry.mjs), `memoryQueue`
- * the one with an in-memory WEBHOOKS queue (and the keeping-up gate); `keepUp` (with or without `plain`) the keeping-up
+ * the one with an in-memory WEBHOOKS queue (and the keeping-up gate), `capturing` the soak's (CAPTURING_ENTRY); `keepUp` (with or without `plain`) the keeping-up
  * gate (KEEPING_UP); `queueConsumers` attaches wrangler.toml's queue consumers (else none);
  * `outbound` receives every outbound fetch of the worker; `d1Shards` (a count) binds that many D1 databases (`DB`,
- * `DB_SHARD_1`, …) instead of wrangler.toml's. Every D1 database gets the migrations.
+ * `DB_SHARD_1`, …) instead of wrangler.toml's; `onLog(level, message)` sees each of the worker's log lines. Every D1
+ * database gets the migrations.
  */
 export async function startWorker(
   build,
-  { counting = false, metered = false, memoryQueue = false, plain = false, keepUp = false, queueConsumers = false, outbound, inspectorPort, d1Shards } = {},
+  {
+    counting = false,
+    metered = false,
+    memoryQueue = false,
+    capturing = false,
+    plain = false,
+    keepUp = false,
+    queueConsumers = false,
+    outbound,
+    inspectorPort,
+    d1Shards,
+    onLog,
+  } = {},
 ) {
   const fromToml = bindingsFromWranglerToml();
   const secrets = {
@@ -344,13 +409,15 @@ export async function startWorker(
       ? "bench-meter.mjs"
       : memoryQueue
         ? "bench-memory-queue.mjs"
-        : plain
-          ? keepUp
-            ? "bench-plain-keeping-up.mjs"
-            : "bench-plain.mjs"
-          : keepUp
-            ? "bench-keeping-up.mjs"
-            : "index.js";
+        : capturing
+          ? "bench-capturing.mjs"
+          : plain
+            ? keepUp
+              ? "bench-plain-keeping-up.mjs"
+              : "bench-plain.mjs"
+            : keepUp
+              ? "bench-keeping-up.mjs"
+              : "index.js";
   const modules = [{ type: "ESModule", path: path.join(build.outdir, entry) }];
   if (entry === "bench-plain-keeping-up.mjs") modules.push({ type: "ESModule", path: path.join(build.outdir, "bench-plain.mjs") });
   if (entry !== "index.js") modules.push({ type: "ESModule", path: path.join(build.outdir, "index.js") });
@@ -386,6 +453,7 @@ export async function startWorker(
       if (log.level === "warn") logs.warnings += 1;
       if (log.level === "error" && logs.errors.length < 5) logs.errors.push(String(log.message).slice(0, 300));
       logs.recent.push(`${log.level}: ${String(log.message).slice(0, 300)}`);
+      onLog?.(log.level, String(log.message));
       if (logs.recent.length > 10) logs.recent.shift();
     },
   };
