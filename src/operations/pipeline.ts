@@ -156,6 +156,19 @@ export async function webhookQueueMetrics({ queue, now }: { queue: Pick<Queue, "
   }
 }
 
+/** Deliveries per minute from `from` to `now`, both sources summed, every minute the window touches (zeros included). */
+function everyMinute(counts: readonly { minute: string; count: number }[], from: number, now: number) {
+  const minutes = new Map<string, number>();
+  for (const row of counts) minutes.set(row.minute, (minutes.get(row.minute) ?? 0) + row.count);
+  const perMinute: { minute: string; count: number }[] = [];
+  // Ends after windowMinutes + 1 steps (at most 1,441): every minute the window touches.
+  for (let at = Math.floor(from / MINUTE_MS) * MINUTE_MS; at <= now; at += MINUTE_MS) {
+    const iso = new Date(at).toISOString();
+    perMinute.push({ minute: iso, count: minutes.get(iso.slice(0, 16)) ?? 0 });
+  }
+  return perMinute;
+}
+
 /**
  * The merchant's webhook pipeline over the last `windowMinutes`: deliveries per minute (every minute of the window,
  * zeros included), what became of them (a duplicate, else its event's outcome now), the lag from the edge's receipt to
@@ -189,14 +202,7 @@ export async function pipelineSummary({
     backstop,
     reconciliation,
   ] = await db.batch(pipelineReads({ db, merchantId, from, to: now }));
-  const minutes = new Map<string, number>();
-  for (const row of [...perMinute, ...foldedPerMinute]) minutes.set(row.minute, (minutes.get(row.minute) ?? 0) + row.count);
-  const deliveriesPerMinute: { minute: string; count: number }[] = [];
-  // Ends after windowMinutes + 1 steps (at most 1,441): every minute the window touches.
-  for (let at = Math.floor(from / MINUTE_MS) * MINUTE_MS; at <= now; at += MINUTE_MS) {
-    const iso = new Date(at).toISOString();
-    deliveriesPerMinute.push({ minute: iso, count: minutes.get(iso.slice(0, 16)) ?? 0 });
-  }
+  const deliveriesPerMinute = everyMinute([...perMinute, ...foldedPerMinute], from, now);
   const counted = Object.fromEntries(PIPELINE_OUTCOMES.map((name) => [name, 0])) as Record<PipelineOutcome, number>;
   for (const row of [...outcomes, ...foldedOutcomes]) {
     if ((PIPELINE_OUTCOMES as readonly string[]).includes(row.outcome)) counted[row.outcome as PipelineOutcome] += row.count;
