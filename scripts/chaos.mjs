@@ -726,7 +726,7 @@ A's inbox: forged ids by outcome ${JSON.stringify(inbox)}; every admitted one se
 A's Smart Router calls (emulator's counter of its sandbox bucket) from the flood's start to the last forged id settled (${secs(calls.windowMs)}): ${calls.gross}
   minus A's own rate before the flood (${calls.baselineCalls} calls in the ${secs(calls.baselineMs)} before it${calls.baselineMs < calls.windowMs ? ", all the storm had run" : ""}) over that window: ${calls.baseline.toFixed(0)} → ${calls.net.toFixed(0)} calls attributed to the flood
   = ${per(calls.net, answers.admitted)} per admitted forged delivery, ${per(calls.net, answers.sent)} per forged delivery sent; without subtracting the baseline: ${per(calls.gross, answers.admitted)} per admitted
-  the service's own record (fetch_backs): ${byId.calls} calls made by by-id fetches of forged ids (${byId.fetches} tried, ${byId.refused} refused by our pacer before any call)
+  the service's own record (fetch-backs, rows and folded): ${byId.calls} calls made by by-id fetches of forged ids (${byId.fetches} tried, ${byId.refused} refused by our pacer before any call)
   = ${per(byId.calls, answers.admitted)} per admitted, ${per(byId.calls, answers.sent)} per sent: exact for those fetches, a floor for the flood (its list pages are not in it)
   checked: the larger, ${perAdmitted.toFixed(3)} per admitted forged delivery (target ≤ ${FLOOD_CALLS_PER_FORGED})
 parking (parked_deliveries and parked_wakeups of every shard, read every second from the flood's start, ${parking.samples} samples, ${sampler.failures.count} failed${sampler.failures.first ? `: ${sampler.failures.first}` : ""}):

@@ -193,7 +193,17 @@ export function parkingFigures(samples, from, to) {
 }
 
 /**
- * The calls the service itself recorded for the forged ids (its fetch_backs timeline: each by-id fetch counts the calls
+ * Every fetch-back of the merchant's events on a shard: the fetch_backs rows and the ones folded into inbox rows (the
+ * fetch-back that settled the event, migration 0024), as one row source `(event_id, at, outcome, via, api_calls)`.
+ */
+const allFetchBacks = (merchantId) => `(
+  SELECT event_id, at, outcome, via, api_calls FROM fetch_backs WHERE merchant_id = ${quoted(merchantId)}
+  UNION ALL
+  SELECT id, fetch_back_at, fetch_back_outcome, fetch_back_via, fetch_back_api_calls FROM events
+    WHERE merchant_id = ${quoted(merchantId)} AND fetch_back_at IS NOT NULL)`;
+
+/**
+ * The calls the service itself recorded for the forged ids (its fetch-backs timeline: each by-id fetch counts the calls
  * it made; a list page is charged to the events it verified, never to a forged id). Exact for the by-id fetches of
  * forged ids, so a lower bound of the flood's calls: list pages are not in it, nor a batch whose commit failed.
  */
@@ -202,7 +212,7 @@ export function forgedFetchCalls(persistDir, merchantId) {
     persistDir,
     "fetch_backs",
     `SELECT COALESCE(SUM(api_calls), 0) AS calls, COUNT(*) AS fetches, COALESCE(SUM(api_calls = 0 AND outcome = 'retry'), 0) AS refused
-     FROM fetch_backs WHERE merchant_id = ${quoted(merchantId)} AND ${floodIds("event_id")} AND via = 'event'`,
+     FROM ${allFetchBacks(merchantId)} WHERE ${floodIds("event_id")} AND via = 'event'`,
   );
   // One row per shard file: the merchant's rows are on its own shard, the others answer zeros.
   const sum = (key) => rows.reduce((total, row) => total + Number(row[key] ?? 0), 0);
@@ -211,7 +221,7 @@ export function forgedFetchCalls(persistDir, merchantId) {
 
 /**
  * Where the other merchant's time went, per event it was delivered (first 2xx answer, from the emulator's delivery log):
- * delivery answered → the first fetch-back of it answered (its shard's fetch_backs: the queue's wait, then the
+ * delivery answered → the first fetch-back of it answered (its shard's fetch-backs, rows and folded: the queue's wait, then the
  * verification), grouped like the lag table by when it was delivered. A lag that grows here is the shared queue or the
  * consumer; one that grows only after it is the commit or the status API.
  */
@@ -225,7 +235,7 @@ export function verifyWaits(persistDir, merchantId, deliveries, window) {
   const firstFetch = readLocalShards(
     persistDir,
     "fetch_backs",
-    `SELECT event_id, MIN(at) AS at FROM fetch_backs WHERE merchant_id = ${quoted(merchantId)} GROUP BY event_id`,
+    `SELECT event_id, MIN(at) AS at FROM ${allFetchBacks(merchantId)} GROUP BY event_id`,
   );
   const windows = { before: [], during: [], after: [] };
   for (const row of firstFetch) {

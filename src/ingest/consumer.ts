@@ -18,7 +18,14 @@ import { type Verification, verifyEvents } from "../smart-router/fetch-back";
 import { applySnapshots, type VerifiedSnapshot } from "../transactions/apply";
 import { type EventRecord, settledEvents } from "../transactions/inbox";
 import { sendLaneNudges } from "../transactions/stream";
-import { type FetchBackRecord, fetchBackRecord, recordDeliveries, recordFetchBacks } from "../transactions/timeline-record";
+import {
+  byArrival,
+  type FetchBackRecord,
+  fetchBackRecord,
+  recordDeliveries,
+  recordFetchBacks,
+  recordUnfoldedFetchBacks,
+} from "../transactions/timeline-record";
 import { snapshotOfVerifiedEvent } from "../transactions/verified-snapshot";
 import { reportSettled, type SettledDeliveries } from "./delivery-gate";
 import { countForgedDeliveries } from "./forged";
@@ -44,8 +51,10 @@ interface Plan {
   toRetry: { delivery: Delivery; error: SmartRouterError }[];
   /** Events Smart Router did not know: asked once more after a delay (one message per event). */
   toRecheck: WebhookMessage[];
-  /** What each fetch-back answered, for the payment's timeline. */
+  /** Fetch-backs that settled nothing (retried, asked again later): rows of their own on the payment's timeline. */
   fetchBacks: FetchBackRecord[];
+  /** Fetch-backs that settled their event: folded into its inbox row, unless another consumer settled it first. */
+  foldedFetchBacks: FetchBackRecord[];
 }
 
 const key = (merchantId: string, eventId: string) => `${merchantId}\u0000${eventId}`;
@@ -55,6 +64,8 @@ interface EventSeen {
   merchantId: string;
   eventId: string;
   receivedAt: string;
+  /** The earliest delivery of the event in this batch: its inbox row's first delivery, should this batch create the row. */
+  firstDeliveryId: string;
   deliveries: number;
 }
 
@@ -62,10 +73,13 @@ interface EventSeen {
 function inboxRecord(
   event: EventSeen,
   now: string,
-  what: Pick<EventRecord, "outcome" | "detail"> & Partial<Pick<EventRecord, "name" | "transactionId" | "firedAt">>,
+  what: Pick<EventRecord, "outcome" | "detail"> & Partial<Pick<EventRecord, "name" | "transactionId" | "firedAt" | "fetchBack">>,
 ): EventRecord {
   return { name: null, transactionId: null, firedAt: null, ...event, ...what, now };
 }
+
+/** A delivery Smart Router has not yet answered "not found" for: a 404 on it is asked once more, not final. */
+const isFirstAsk = (delivery: Delivery) => delivery.body.not_found_at === undefined;
 
 /** Deliveries a recheck message stands for were counted when it was sent. */
 const countOf = (deliveries: readonly Delivery[]) => deliveries.filter((d) => d.body.not_found_at === undefined).length;
@@ -77,6 +91,9 @@ async function classify(db: Database, batch: MessageBatch<unknown>, plan: Plan, 
     const body = await parseOrDeadLetter(db, batch.queue, message, webhookMessageV1);
     if (body) valid.push({ message, body });
   }
+  // In arrival order, as recordDeliveries orders them: each event's first delivery is the one its inbox row records.
+  const arrival = ({ body }: Delivery) => ({ receivedAt: body.received_at, deliveryId: body.delivery_id });
+  valid.sort((a, b) => byArrival(arrival(a), arrival(b)));
   const merchantIds = [...new Set(valid.map((v) => v.body.merchant_id))];
   const merchantRows = new Map<string, MerchantRow>();
   if (merchantIds.length > 0) {
@@ -105,7 +122,8 @@ async function classify(db: Database, batch: MessageBatch<unknown>, plan: Plan, 
     }
     if (settled.has(merchantId, eventId)) {
       // Already settled: the delivery is counted and costs no API call.
-      const event = { merchantId, eventId, receivedAt: delivery.body.received_at, deliveries: countOf([delivery]) };
+      const { received_at: receivedAt, delivery_id: firstDeliveryId } = delivery.body;
+      const event = { merchantId, eventId, receivedAt, firstDeliveryId, deliveries: countOf([delivery]) };
       plan.inbox.push(inboxRecord(event, now, { outcome: "pending", detail: null }));
       plan.toAck.push(delivery.message);
       continue;
@@ -162,14 +180,16 @@ function decideEvent(entry: PendingEvent, verification: Verification, plan: Plan
   const first = entry.deliveries[0];
   if (!first) return;
   const fetchBack = fetchBackRecord(entry.merchantId, entry.eventId, verification);
-  if (fetchBack) plan.fetchBacks.push(fetchBack);
   const event: EventSeen = {
     merchantId: entry.merchantId,
     eventId: entry.eventId,
     receivedAt: first.body.received_at,
+    firstDeliveryId: first.body.delivery_id,
     deliveries: countOf(entry.deliveries),
   };
   const hint = { name: first.body.event_type };
+  const settles = verification.kind !== "retry" && !(verification.kind === "not_found" && entry.deliveries.every(isFirstAsk));
+  if (fetchBack) (settles ? plan.foldedFetchBacks : plan.fetchBacks).push(fetchBack);
   if (verification.kind === "retry") {
     // Counted when the retried deliveries come back.
     for (const delivery of entry.deliveries) plan.toRetry.push({ delivery, error: verification.error });
@@ -177,26 +197,38 @@ function decideEvent(entry: PendingEvent, verification: Verification, plan: Plan
     return;
   }
   for (const delivery of entry.deliveries) plan.toAck.push(delivery.message);
-  if (verification.kind === "not_found" && entry.deliveries.every((d) => d.body.not_found_at === undefined)) {
+  if (verification.kind === "not_found" && entry.deliveries.every(isFirstAsk)) {
     // Horizon: one re-check per event, after FETCH_BACK_RECHECK_SECONDS; a second 404 is final (below).
     plan.toRecheck.push({ ...first.body, not_found_at: now });
     plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "pending", detail: "not found at Smart Router yet; asked again later" }));
     return;
   }
   if (verification.kind === "not_found" || verification.kind === "rejected") {
-    plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "rejected", detail: verification.detail }));
+    plan.inbox.push(inboxRecord(event, now, { ...hint, outcome: "rejected", detail: verification.detail, fetchBack }));
     return;
   }
-  decideVerified(event, verification, plan, now);
+  decideVerified(event, { ...verification, fetchBack }, plan, now);
 }
 
 /** A verified event: its transaction's snapshot goes to the apply; an event without a transaction is ignored. */
-function decideVerified(event: EventSeen, verification: Extract<Verification, { kind: "verified" }>, plan: Plan, now: string) {
-  const { event: verified, read } = verification;
-  const inbox = { eventId: event.eventId, deliveries: event.deliveries, receivedAt: event.receivedAt, now };
+function decideVerified(
+  event: EventSeen,
+  verification: Extract<Verification, { kind: "verified" }> & { fetchBack: FetchBackRecord | null },
+  plan: Plan,
+  now: string,
+) {
+  const { event: verified, read, fetchBack } = verification;
+  const { eventId, deliveries, receivedAt, firstDeliveryId } = event;
+  const inbox = { eventId, deliveries, receivedAt, now, firstDeliveryId, fetchBack };
   const snapshot = snapshotOfVerifiedEvent({ merchantId: event.merchantId, event: verified, read, inbox });
   if (!snapshot) {
-    const what = { name: verified.name, firedAt: verified.fired_at, outcome: "ignored", detail: "not a transaction event" } as const;
+    const what = {
+      name: verified.name,
+      firedAt: verified.fired_at,
+      outcome: "ignored",
+      detail: "not a transaction event",
+      fetchBack,
+    } as const;
     plan.inbox.push(inboxRecord(event, now, what));
     return;
   }
@@ -210,6 +242,7 @@ function decideVerified(event: EventSeen, verification: Extract<Verification, { 
         firedAt: verified.fired_at,
         outcome: "applied",
         detail: "event without operations: transaction read instead",
+        fetchBack,
       }),
     );
   }
@@ -251,6 +284,7 @@ async function commit({ env, db, config, plan, valid, merchantRows, now }: Decid
       ),
       ...recordFetchBacks(plan.fetchBacks),
     ],
+    afterInbox: recordUnfoldedFetchBacks(plan.foldedFetchBacks),
     fulfillment: (merchantId, captured) =>
       fulfillmentStatusFor(merchantRows.get(merchantId) ?? { fulfillmentUrl: null, fulfillmentUrlSetAt: null }, captured),
     now,
@@ -375,7 +409,7 @@ export async function consumeWebhooks(input: ConsumerInput): Promise<void> {
  */
 async function consumeDeliveries({ batch, env, db, config }: ConsumerInput): Promise<void> {
   const now = new Date().toISOString();
-  const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [], fetchBacks: [] };
+  const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [], fetchBacks: [], foldedFetchBacks: [] };
   const { valid, merchantRows, pending } = await classify(db, batch, plan, now);
   if (valid.length === 0) return;
   decideEvents(pending, await verify(env, config, merchantRows, pending), plan, now);

@@ -28,15 +28,48 @@ function isoOrNull(value: string | null | undefined): string | null {
 }
 
 /**
- * The reads of the pipeline, one D1 batch: the window's deliveries per minute and by outcome, their lags, what waits,
- * dead letters, the backstop's cursor and the reconciliation runs.
+ * The window's first deliveries folded into inbox rows (0024): per minute, by their event's outcome, and the lags of
+ * the applied ones, newest first. The literal repeats the partial index's WHERE term (events_first_delivery).
+ */
+function foldedDeliveryReads({ db, merchantId, since, until }: { db: Database; merchantId: string; since: string; until: string }) {
+  const inWindow = and(
+    eq(events.merchantId, merchantId),
+    sql`${events.firstDeliveryId} IS NOT NULL`,
+    gte(events.firstReceivedAt, since),
+    lte(events.firstReceivedAt, until),
+  );
+  const minute = sql<string>`substr(${events.firstReceivedAt}, 1, 16)`;
+  return [
+    db.select({ minute, count: count() }).from(events).where(inWindow).groupBy(minute),
+    db
+      .select({ outcome: sql<string>`${events.outcome}`, count: count() })
+      .from(events)
+      .where(inWindow)
+      .groupBy(events.outcome),
+    db
+      .select({
+        receivedAt: events.firstReceivedAt,
+        lagMs: sql<number>`(julianday(${events.processedAt}) - julianday(${events.firstReceivedAt})) * 86400000`,
+      })
+      .from(events)
+      .where(and(inWindow, eq(events.outcome, "applied")))
+      .orderBy(desc(events.firstReceivedAt))
+      .limit(LAG_SAMPLE),
+  ] as const;
+}
+
+/**
+ * The reads of the pipeline, one D1 batch: the window's deliveries per minute and by outcome, and their lags, from
+ * webhook_deliveries rows and from inbox rows' first deliveries (the timeline fold), what waits, dead letters, the
+ * backstop's cursor and the reconciliation runs.
  */
 export function pipelineReads({ db, merchantId, from, to }: { db: Database; merchantId: string; from: number; to: number }) {
   const since = new Date(from).toISOString();
+  const until = new Date(to).toISOString();
   const inWindow = and(
     eq(webhookDeliveries.merchantId, merchantId),
     gte(webhookDeliveries.receivedAt, since),
-    lte(webhookDeliveries.receivedAt, new Date(to).toISOString()),
+    lte(webhookDeliveries.receivedAt, until),
   );
   const minute = sql<string>`substr(${webhookDeliveries.receivedAt}, 1, 16)`;
   const outcome = sql<string>`CASE WHEN ${webhookDeliveries.duplicate} THEN 'duplicate' ELSE coalesce(${events.outcome}, 'pending') END`;
@@ -48,12 +81,16 @@ export function pipelineReads({ db, merchantId, from, to }: { db: Database; merc
     db.select({ minute, count: count() }).from(webhookDeliveries).where(inWindow).groupBy(minute),
     db.select({ outcome, count: count() }).from(webhookDeliveries).leftJoin(events, ofEvent).where(inWindow).groupBy(outcome),
     db
-      .select({ lagMs: sql<number>`(julianday(${events.processedAt}) - julianday(${webhookDeliveries.receivedAt})) * 86400000` })
+      .select({
+        receivedAt: webhookDeliveries.receivedAt,
+        lagMs: sql<number>`(julianday(${events.processedAt}) - julianday(${webhookDeliveries.receivedAt})) * 86400000`,
+      })
       .from(webhookDeliveries)
       .innerJoin(events, ofEvent)
       .where(and(inWindow, eq(webhookDeliveries.duplicate, false), eq(events.outcome, "applied")))
       .orderBy(desc(webhookDeliveries.receivedAt))
       .limit(LAG_SAMPLE),
+    ...foldedDeliveryReads({ db, merchantId, since, until }),
     // A pending row with a detail failed its last fetch-back and waits for its retry (ingest/consumer.ts); the oldest
     // first receipt among them is the backlog's age.
     db
@@ -119,6 +156,19 @@ export async function webhookQueueMetrics({ queue, now }: { queue: Pick<Queue, "
   }
 }
 
+/** Deliveries per minute from `from` to `now`, both sources summed, every minute the window touches (zeros included). */
+function everyMinute(counts: readonly { minute: string; count: number }[], from: number, now: number) {
+  const minutes = new Map<string, number>();
+  for (const row of counts) minutes.set(row.minute, (minutes.get(row.minute) ?? 0) + row.count);
+  const perMinute: { minute: string; count: number }[] = [];
+  // Ends after windowMinutes + 1 steps (at most 1,441): every minute the window touches.
+  for (let at = Math.floor(from / MINUTE_MS) * MINUTE_MS; at <= now; at += MINUTE_MS) {
+    const iso = new Date(at).toISOString();
+    perMinute.push({ minute: iso, count: minutes.get(iso.slice(0, 16)) ?? 0 });
+  }
+  return perMinute;
+}
+
 /**
  * The merchant's webhook pipeline over the last `windowMinutes`: deliveries per minute (every minute of the window,
  * zeros included), what became of them (a duplicate, else its event's outcome now), the lag from the edge's receipt to
@@ -139,20 +189,26 @@ export async function pipelineSummary({
   now: number;
 }) {
   const from = now - windowMinutes * MINUTE_MS;
-  const [perMinute, outcomes, lags, waiting, fulfilmentRetries, letters, backstop, reconciliation] = await db.batch(
-    pipelineReads({ db, merchantId, from, to: now }),
-  );
-  const minutes = new Map(perMinute.map((row) => [row.minute, row.count]));
-  const deliveriesPerMinute: { minute: string; count: number }[] = [];
-  // Ends after windowMinutes + 1 steps (at most 1,441): every minute the window touches.
-  for (let at = Math.floor(from / MINUTE_MS) * MINUTE_MS; at <= now; at += MINUTE_MS) {
-    const iso = new Date(at).toISOString();
-    deliveriesPerMinute.push({ minute: iso, count: minutes.get(iso.slice(0, 16)) ?? 0 });
-  }
+  const [
+    perMinute,
+    outcomes,
+    rowLags,
+    foldedPerMinute,
+    foldedOutcomes,
+    foldedLags,
+    waiting,
+    fulfilmentRetries,
+    letters,
+    backstop,
+    reconciliation,
+  ] = await db.batch(pipelineReads({ db, merchantId, from, to: now }));
+  const deliveriesPerMinute = everyMinute([...perMinute, ...foldedPerMinute], from, now);
   const counted = Object.fromEntries(PIPELINE_OUTCOMES.map((name) => [name, 0])) as Record<PipelineOutcome, number>;
-  for (const row of outcomes) {
+  for (const row of [...outcomes, ...foldedOutcomes]) {
     if ((PIPELINE_OUTCOMES as readonly string[]).includes(row.outcome)) counted[row.outcome as PipelineOutcome] += row.count;
   }
+  // The newest LAG_SAMPLE of both sources together.
+  const lags = [...rowLags, ...foldedLags].sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, LAG_SAMPLE);
   const sorted = lags.map((row) => row.lagMs).sort((a, b) => a - b);
   const cursor = backstop[0];
   const watermark = isoOrNull(cursor?.watermarkFiredAt);

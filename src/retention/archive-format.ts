@@ -40,6 +40,14 @@ const eventRecord = z.object({
   firstReceivedAt: z.string(),
   processedAt: z.string().nullable(),
   detail: z.string().nullable(),
+  // The timeline fold (0024): objects written before it have none of these; null then, as in a row of that time.
+  firstDeliveryId: z.string().nullable().default(null),
+  fetchBackAt: z.string().nullable().default(null),
+  fetchBackOutcome: z.enum(FETCH_BACK_OUTCOMES).nullable().default(null),
+  fetchBackVia: z.enum(FETCH_BACK_VIAS).nullable().default(null),
+  fetchBackApiCalls: z.int().nullable().default(null),
+  fetchBackPaceWaitMs: z.int().nullable().default(null),
+  fetchBackDetail: z.string().nullable().default(null),
 }) satisfies z.ZodType<{ record: "event" } & EventRow>;
 
 const operationRecord = z.object({

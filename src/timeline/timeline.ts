@@ -1,6 +1,6 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, isNotNull, or } from "drizzle-orm";
 import type { Database } from "../db/client";
-import type { DeliveryRow, FetchBackRow, FulfillmentAttemptRow, StatusChangeRow } from "../db/rows";
+import type { DeliveryRow, EventRow, FetchBackRow, FulfillmentAttemptRow, StatusChangeRow } from "../db/rows";
 import { events, fetchBacks, fulfillmentAttempts, transactionStatusChanges, webhookDeliveries } from "../db/schema";
 import type { ArchiveBucket } from "../retention/archive-format";
 import { archivedObjectsOf, mergeHistory, readArchivedHistory } from "../retention/history";
@@ -20,7 +20,40 @@ const VIA_WORDS: Record<string, string> = {
   event_and_transaction: "GET /events/{id}, then the transaction (the event came without its operations)",
 };
 
-function fetchBackSummary(row: FetchBackRow, label: string): string {
+/** A fetch-back on the timeline: a fetch_backs row, or one folded into its event's inbox row (no id of its own). */
+type TimelineFetchBack = Omit<FetchBackRow, "id"> & { id: number | null };
+
+/** The first delivery an inbox row records (the timeline fold, 0024), as its webhook_deliveries row would have been. */
+function foldedDelivery(event: EventRow): DeliveryRow | null {
+  if (event.firstDeliveryId === null) return null;
+  const { merchantId, id: eventId, firstDeliveryId: deliveryId, firstReceivedAt: receivedAt } = event;
+  return { merchantId, eventId, deliveryId, receivedAt, duplicate: false };
+}
+
+/** The fetch-back that settled an inbox row's event (the timeline fold, 0024), as its fetch_backs row would have been. */
+function foldedFetchBack(event: EventRow): TimelineFetchBack | null {
+  const {
+    fetchBackAt: at,
+    fetchBackOutcome: outcome,
+    fetchBackVia: via,
+    fetchBackApiCalls: apiCalls,
+    fetchBackPaceWaitMs: paceWaitMs,
+  } = event;
+  if (at === null || outcome === null || via === null || apiCalls === null || paceWaitMs === null) return null;
+  return {
+    id: null,
+    merchantId: event.merchantId,
+    eventId: event.id,
+    at,
+    outcome,
+    via,
+    apiCalls,
+    paceWaitMs,
+    detail: event.fetchBackDetail,
+  };
+}
+
+function fetchBackSummary(row: TimelineFetchBack, label: string): string {
   const how = `${VIA_WORDS[row.via] ?? row.via}, ${row.apiCalls} call${row.apiCalls === 1 ? "" : "s"}, ${row.paceWaitMs} ms at our pacer`;
   if (row.outcome === "verified") return `Fetched back ${label} from Smart Router: verified (${how}).`;
   if (row.outcome === "not_found")
@@ -61,7 +94,8 @@ const KIND_ORDER = new Map<string, number>(TIMELINE_KINDS.map((kind, index) => [
 /**
  * The reads of a timeline, one D1 batch: the transaction (none: a 404), its events by the inbox's (merchant, transaction)
  * index with their deliveries and fetch-backs by event, its status changes and its fulfilment attempts, oldest first,
- * at most TIMELINE_ROWS_PER_KIND of each, and the archive objects holding the rest of its history (retention/history.ts).
+ * at most TIMELINE_ROWS_PER_KIND of each, its events holding a folded first delivery or fetch-back, and the archive
+ * objects holding the rest of its history (retention/history.ts).
  */
 export function timelineReads({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) {
   const ofTransaction = and(eq(events.merchantId, merchantId), eq(events.transactionId, transactionId));
@@ -95,11 +129,35 @@ export function timelineReads({ db, merchantId, transactionId }: { db: Database;
       .where(and(eq(fulfillmentAttempts.merchantId, merchantId), eq(fulfillmentAttempts.transactionId, transactionId)))
       .orderBy(asc(fulfillmentAttempts.id))
       .limit(TIMELINE_ROWS_PER_KIND),
+    db
+      .select()
+      .from(events)
+      .where(and(ofTransaction, or(isNotNull(events.firstDeliveryId), isNotNull(events.fetchBackAt))))
+      .orderBy(asc(events.firstReceivedAt), asc(events.id))
+      .limit(TIMELINE_ROWS_PER_KIND),
     archivedObjectsOf({ db, merchantId, transactionId }),
   ] as const;
 }
 
 const compare = (a: string | number, b: string | number) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Fetch-backs oldest first; at the same instant rows in the order they were written, folded ones after them, by event. */
+const byFetchBackOrder = (a: TimelineFetchBack, b: TimelineFetchBack) =>
+  compare(a.at, b.at) || compare(a.id ?? Number.MAX_SAFE_INTEGER, b.id ?? Number.MAX_SAFE_INTEGER) || compare(a.eventId, b.eventId);
+
+/** What the fold put in inbox rows (live and archived alike), as the timeline's deliveries and fetch-backs. */
+function foldedRows(inboxRows: readonly EventRow[]) {
+  return {
+    deliveries: inboxRows.flatMap((event) => {
+      const delivery = foldedDelivery(event);
+      return delivery ? [{ delivery, eventName: event.name }] : [];
+    }),
+    fetched: inboxRows.flatMap((event) => {
+      const fetchBack = foldedFetchBack(event);
+      return fetchBack ? [{ fetchBack, eventName: event.name }] : [];
+    }),
+  };
+}
 
 /**
  * The timeline's rows from D1 and from the archive objects of the transaction's history (read back as `…/events` and
@@ -108,11 +166,14 @@ const compare = (a: string | number, b: string | number) => (a < b ? -1 : a > b 
  * archive may reuse, so they are never matched by id: the finish that archives a row deletes it in the same D1 batch.
  */
 async function timelineRows({ db, archive, merchantId, transactionId }: TimelineQuery) {
-  const [found, deliveries, fetched, changes, attempts, objects] = await db.batch(timelineReads({ db, merchantId, transactionId }));
+  const [found, deliveries, fetched, changes, attempts, inboxRows, objects] = await db.batch(
+    timelineReads({ db, merchantId, transactionId }),
+  );
   if (found.length === 0) throw transactionNotFound(transactionId);
   const keys = objects.map((object) => object.key);
   const archived = await readArchivedHistory({ bucket: archive, keys, merchantId, transactionId });
   const nameOf = new Map(archived.events.map((event) => [event.id, event.name]));
+  const [archivedFold, liveFold] = [foldedRows(archived.events), foldedRows(inboxRows)];
   const keyed = (delivery: DeliveryRow, eventName: string | null) => ({
     id: `${delivery.eventId} ${delivery.deliveryId}`,
     delivery,
@@ -121,13 +182,21 @@ async function timelineRows({ db, archive, merchantId, transactionId }: Timeline
   const oldest = <Row>(rows: Row[], order: (a: Row, b: Row) => number) => rows.sort(order).slice(0, TIMELINE_ROWS_PER_KIND);
   return {
     deliveries: mergeHistory(
-      archived.deliveries.map((delivery) => keyed(delivery, nameOf.get(delivery.eventId) ?? null)),
-      deliveries.map((row) => keyed(row.delivery, row.eventName)),
+      [
+        ...archived.deliveries.map((delivery) => keyed(delivery, nameOf.get(delivery.eventId) ?? null)),
+        ...archivedFold.deliveries.map((row) => keyed(row.delivery, row.eventName)),
+      ],
+      [...deliveries, ...liveFold.deliveries].map((row) => keyed(row.delivery, row.eventName)),
       (a, b) => compare(a.delivery.receivedAt, b.delivery.receivedAt) || compare(a.delivery.deliveryId, b.delivery.deliveryId),
     ).slice(0, TIMELINE_ROWS_PER_KIND),
-    fetched: oldest(
-      [...archived.fetchBacks.map((fetchBack) => ({ fetchBack, eventName: nameOf.get(fetchBack.eventId) ?? null })), ...fetched],
-      (a, b) => compare(a.fetchBack.at, b.fetchBack.at) || compare(a.fetchBack.id, b.fetchBack.id),
+    fetched: oldest<{ fetchBack: TimelineFetchBack; eventName: string | null }>(
+      [
+        ...archived.fetchBacks.map((fetchBack) => ({ fetchBack, eventName: nameOf.get(fetchBack.eventId) ?? null })),
+        ...archivedFold.fetched,
+        ...fetched,
+        ...liveFold.fetched,
+      ],
+      (a, b) => byFetchBackOrder(a.fetchBack, b.fetchBack),
     ),
     changes: oldest([...archived.statusChanges, ...changes], (a, b) => compare(a.at, b.at) || compare(a.id, b.id)),
     attempts: oldest([...archived.fulfillmentAttempts, ...attempts], (a, b) => compare(a.at, b.at) || compare(a.id, b.id)),

@@ -31,7 +31,7 @@ export interface VerifiedSnapshot {
   merchantId: string;
   snapshot: TransactionSnapshot;
   source: SnapshotSource;
-  inbox?: Pick<EventRecord, "eventId" | "deliveries" | "receivedAt" | "now">;
+  inbox?: Pick<EventRecord, "eventId" | "deliveries" | "receivedAt" | "now" | "firstDeliveryId" | "fetchBack">;
 }
 
 export interface FulfillmentNudge {
@@ -62,6 +62,8 @@ export interface ApplyInput {
   inbox?: EventRecord[];
   /** Other statements that must commit with these writes (batch progress). */
   extra?: BatchStatement[];
+  /** Statements that must see the inbox as this batch leaves it (the timeline's fetch-backs a row did not fold). */
+  afterInbox?: BatchStatement[];
   fulfillment: FulfillmentPolicy;
   now: string;
 }
@@ -81,7 +83,8 @@ interface PlannedWrites {
 /**
  * The statement groups of one apply, in the order the D1 batch runs them. Order matters: `extra` runs before the inbox
  * write (deliveries and forged counts read the inbox as it was), and the verified events and status changes read the
- * transactions the upsert just wrote. One statement per table (per 500 rows), whatever the number of events.
+ * transactions the upsert just wrote, and `afterInbox` reads both inbox writes. One statement per table (per 500 rows),
+ * whatever the number of events.
  */
 const STATEMENT_GROUPS = [
   "extra",
@@ -89,6 +92,7 @@ const STATEMENT_GROUPS = [
   "operations",
   "upserts",
   "verifiedEvents",
+  "afterInbox",
   "fulfillments",
   "statusChanges",
   "stream",
@@ -189,6 +193,7 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
     operations: storeOperations(writes.operations),
     upserts: upsertTransactions(writes.transactions),
     verifiedEvents: recordVerifiedEvents(writes.verifiedEvents),
+    afterInbox: input.afterInbox ?? [],
     fulfillments: requestFulfillments(writes.fulfillments, input.now),
     // After the upsert: the status changes it actually made, for the payment's timeline.
     statusChanges: recordStatusChanges(writes.transactions),

@@ -2,6 +2,7 @@ import { and, eq, notInArray, type SQL, sql } from "drizzle-orm";
 import { inList, insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import { type EventOutcome, events, transactions } from "../db/schema";
+import { type FetchBackRecord, FOLDED_COLUMNS, foldedColumns } from "./timeline-record";
 
 /**
  * Which of these events already have a final outcome, so a duplicate delivery costs no API call. `rejectedIsOpen`: an
@@ -29,6 +30,10 @@ export interface EventRecord {
   deliveries: number;
   receivedAt: string;
   now: string;
+  /** The delivery that brought the event first, when this write may be the one that creates its row (the timeline fold). */
+  firstDeliveryId?: string | null;
+  /** The fetch-back that settled the event, folded into its row (timeline-record.ts `recordUnfoldedFetchBacks` keeps the rest). */
+  fetchBack?: FetchBackRecord | null;
 }
 
 /**
@@ -47,20 +52,30 @@ export function recordEvents(records: readonly EventRecord[]): SQL[] {
     first_received_at: record.receivedAt,
     processed_at: record.outcome === "pending" ? null : record.now,
     detail: record.detail,
+    ...foldedColumns(record.firstDeliveryId, record.fetchBack),
   }));
   return insertJsonRows(events, rows, settleOnConflict("pending"));
 }
+
+/** The fold's fetch-back columns on a conflict: the settling fetch-back goes in only while the row is open and holds none. */
+const foldOnConflict = (condition: string) =>
+  FOLDED_COLUMNS.filter((column) => column !== "first_delivery_id")
+    .map(
+      (column) => `${column} = CASE WHEN ${condition} AND events.fetch_back_at IS NULL THEN excluded.${column} ELSE events.${column} END,`,
+    )
+    .join("\n      ");
 
 /**
  * A later delivery only adds to the count; the first final outcome sticks (see `recordEvents`); a row it would leave as
  * it is (no delivery, a final outcome, nothing missing filled in) is not rewritten, so a re-applied event writes nothing. Only a verified event
  * may replace `rejected`: an event Smart Router did not know at first (read-after-write lag) that its event log lists
- * later is real after all.
+ * later is real after all. The row's first delivery never changes (a later one is a duplicate, recorded on its own).
  */
 function settleOnConflict(open: "pending" | "pending_or_rejected") {
   const condition = open === "pending" ? "events.outcome = 'pending'" : "events.outcome IN ('pending', 'rejected')";
   const keep = (column: string) => sql.raw(`CASE WHEN ${condition} THEN excluded.${column} ELSE events.${column} END`);
   return sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
+      ${sql.raw(foldOnConflict(condition))}
       deliveries = events.deliveries + excluded.deliveries,
       name = coalesce(events.name, excluded.name),
       transaction_id = coalesce(events.transaction_id, excluded.transaction_id),
@@ -103,16 +118,19 @@ export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): S
       processed_at: record.now,
       version: record.version,
       stale_detail: record.staleDetail,
+      ...foldedColumns(record.firstDeliveryId, record.fetchBack),
     })),
   );
+  const folded = sql.raw(FOLDED_COLUMNS.join(", "));
+  const foldedValues = sql.raw(FOLDED_COLUMNS.map((column) => `j.value ->> '$.${column}'`).join(", "));
   const applied = sql.raw("t.id IS NOT NULL");
   // Raw json_each, not insertJsonRows: the outcome and detail come from a join of each row to the stored transaction.
   return [
-    sql`INSERT INTO ${events} (merchant_id, id, name, transaction_id, fired_at, outcome, deliveries, first_received_at, processed_at, detail)
+    sql`INSERT INTO ${events} (merchant_id, id, name, transaction_id, fired_at, outcome, deliveries, first_received_at, processed_at, detail, ${folded})
       SELECT j.value ->> '$.merchant_id', j.value ->> '$.id', j.value ->> '$.name', j.value ->> '$.transaction_id',
         j.value ->> '$.fired_at', CASE WHEN ${applied} THEN 'applied' ELSE 'stale' END, j.value ->> '$.deliveries',
         j.value ->> '$.first_received_at', j.value ->> '$.processed_at',
-        CASE WHEN ${applied} THEN NULL ELSE j.value ->> '$.stale_detail' END
+        CASE WHEN ${applied} THEN NULL ELSE j.value ->> '$.stale_detail' END, ${foldedValues}
       FROM json_each(${rows}) AS j
       LEFT JOIN ${transactions} AS t ON t.merchant_id = j.value ->> '$.merchant_id' AND t.id = j.value ->> '$.transaction_id'
         AND t.snapshot_version = j.value ->> '$.version' AND t.last_event_id = j.value ->> '$.id'

@@ -1,8 +1,10 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { FETCH_BACK_VIAS } from "../../smart-router/fetch-back";
 import { IN_FLIGHT_STATUSES } from "../../smart-router/status";
 import { sqlLiterals } from "../bulk";
 import { merchants } from "./merchants";
+import { FETCH_BACK_OUTCOMES } from "./timeline";
 
 /** Outcome of one Smart Router event in the inbox. */
 export const EVENT_OUTCOMES = ["pending", "applied", "stale", "rejected", "ignored"] as const;
@@ -123,9 +125,23 @@ export const events = sqliteTable(
     firstReceivedAt: text("first_received_at").notNull(),
     processedAt: text("processed_at"),
     detail: text("detail"),
+    /**
+     * The timeline fold (0024): the delivery that brought the event first (received at `first_received_at`, never a
+     * duplicate); null when no webhook did (the event log) or it came before 0024 (its row is in webhook_deliveries).
+     */
+    firstDeliveryId: text("first_delivery_id"),
+    /** The fetch-back that settled the event (its final outcome), as a fetch_backs row would hold it; null when none did. */
+    fetchBackAt: text("fetch_back_at"),
+    fetchBackOutcome: text("fetch_back_outcome", { enum: FETCH_BACK_OUTCOMES }),
+    fetchBackVia: text("fetch_back_via", { enum: FETCH_BACK_VIAS }),
+    fetchBackApiCalls: integer("fetch_back_api_calls"),
+    fetchBackPaceWaitMs: integer("fetch_back_pace_wait_ms"),
+    fetchBackDetail: text("fetch_back_detail"),
   },
   (t) => [
     primaryKey({ columns: [t.merchantId, t.id] }),
+    // The pipeline's deliveries per minute (0024): first deliveries are folded into the inbox row.
+    index("events_first_delivery").on(t.merchantId, t.firstReceivedAt).where(sql`${t.firstDeliveryId} IS NOT NULL`),
     index("events_transaction").on(t.merchantId, t.transactionId, t.firedAt, t.id),
     // What is waiting, for `GET /v1/pipeline` (0010): few rows are pending at a time, so the partial index stays small.
     index("events_pending").on(t.merchantId).where(sql`${t.outcome} = 'pending'`),

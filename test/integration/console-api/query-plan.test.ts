@@ -42,7 +42,7 @@ describe("the console's reads are served by indexes", () => {
   });
 
   it("the timeline finds the transaction's events by index, then their deliveries and fetch-backs by key", async () => {
-    const [, deliveries, fetches, changes, attempts] = await Promise.all(
+    const [, deliveries, fetches, changes, attempts, folded] = await Promise.all(
       timelineReads({ db, merchantId, transactionId: "tr_x" }).map(planOfQuery),
     );
     expect(deliveries).toMatch(/SEARCH events USING (COVERING )?INDEX events_transaction \(merchant_id=\? AND transaction_id=\?\)/);
@@ -56,7 +56,9 @@ describe("the console's reads are served by indexes", () => {
     expect(attempts).toMatch(
       /SEARCH fulfillment_attempts USING INDEX fulfillment_attempts_transaction \(merchant_id=\? AND transaction_id=\?\)/,
     );
-    for (const plan of [deliveries, fetches, changes, attempts]) expect(plan).not.toMatch(/^SCAN/m);
+    // The first deliveries and fetch-backs folded into the inbox rows (0024): the same index search.
+    expect(folded).toMatch(/SEARCH events USING INDEX events_transaction \(merchant_id=\? AND transaction_id=\?\)/);
+    for (const plan of [deliveries, fetches, changes, attempts, folded]) expect(plan).not.toMatch(/^SCAN/m);
   });
 
   it("the pipeline's reads search their indexes; only the service-wide reconciliation runs are read whole", async () => {
@@ -65,10 +67,28 @@ describe("the console's reads are served by indexes", () => {
         planOfQuery,
       ),
     );
-    const [perMinute, outcomes, lags, waiting, fulfilments, letters, backstop, reconciliation] = plans;
+    const [
+      perMinute,
+      outcomes,
+      lags,
+      foldedPerMinute,
+      foldedOutcomes,
+      foldedLags,
+      waiting,
+      fulfilments,
+      letters,
+      backstop,
+      reconciliation,
+    ] = plans;
     for (const plan of [perMinute, outcomes, lags]) {
       expect(plan).toMatch(
         /SEARCH webhook_deliveries USING (COVERING )?INDEX webhook_deliveries_received \(merchant_id=\? AND received_at>\? AND received_at<\?\)/,
+      );
+    }
+    // First deliveries folded into the inbox rows (0024): its partial index on (merchant, first receipt).
+    for (const plan of [foldedPerMinute, foldedOutcomes, foldedLags]) {
+      expect(plan).toMatch(
+        /SEARCH events USING (COVERING )?INDEX events_first_delivery \(merchant_id=\? AND first_received_at>\? AND first_received_at<\?\)/,
       );
     }
     expect(waiting).toMatch(/SEARCH events USING INDEX events_pending \(merchant_id=\?\)/);

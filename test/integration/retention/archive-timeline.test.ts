@@ -6,13 +6,21 @@ import { getWithKey } from "../../support/status-api";
 import { entriesOf, eventsOfPayment, sinkAnswers, type Timeline, timelineOf, untilStatus } from "../console-api/support";
 import { archiveAll, archivedRecords, failingBucket, historyAnswers, rowsInD1 } from "./support";
 
-/** The merchant's timeline rows still in D1, per table. */
+/**
+ * The merchant's timeline records still in D1, per kind: rows of their table, and for deliveries and fetch-backs also
+ * those folded into inbox rows (an event's first delivery and the fetch-back that settled it, 0024).
+ */
 async function timelineRowsInD1(merchantId: string) {
-  const count = async (table: string) =>
-    (await shardedDb.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(merchantId).first<{ n: number }>())?.n ?? 0;
+  const count = async (table: string, where = "true") =>
+    (
+      await shardedDb
+        .prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ? AND ${where}`)
+        .bind(merchantId)
+        .first<{ n: number }>()
+    )?.n ?? 0;
   return {
-    webhook_deliveries: await count("webhook_deliveries"),
-    fetch_backs: await count("fetch_backs"),
+    webhook_deliveries: (await count("webhook_deliveries")) + (await count("events", "first_delivery_id IS NOT NULL")),
+    fetch_backs: (await count("fetch_backs")) + (await count("events", "fetch_back_at IS NOT NULL")),
     transaction_status_changes: await count("transaction_status_changes"),
     fulfillment_attempts: await count("fulfillment_attempts"),
   };
@@ -70,9 +78,11 @@ describe("retention: a payment's timeline is archived with its history and read 
     // The object holds each timeline row once, of this payment, beside its events and operations.
     const records = (await archivedRecords(merchantId)).flatMap((object) => object.records);
     const count = (kind: string) => records.filter((record) => record.record === kind).length;
+    const folded = (field: "firstDeliveryId" | "fetchBackAt") =>
+      records.filter((record) => record.record === "event" && record[field] !== null).length;
     expect({
-      webhook_deliveries: count("delivery"),
-      fetch_backs: count("fetch_back"),
+      webhook_deliveries: count("delivery") + folded("firstDeliveryId"),
+      fetch_backs: count("fetch_back") + folded("fetchBackAt"),
       transaction_status_changes: count("status_change"),
       fulfillment_attempts: count("fulfillment_attempt"),
     }).toEqual(before);
