@@ -170,18 +170,21 @@ export async function kindOf(moveId: string): Promise<StepKind> {
 /**
  * Delivers a move's step messages one by one until none is left (horizon: 1,000 steps), as the batch lane would,
  * calling `before` ahead of each; at each step of the kind `crashAt`, the first run meets `crash` and the message is
- * redelivered (`attempts` 2) as the queue's retry does. Answers the kinds of the steps it crashed.
+ * redelivered (`attempts` 2) as the queue's retry does; `until` stops it before a step, its message lost. Answers the
+ * kinds of the steps it crashed.
  */
 export async function driveMove({
   moveId,
   crashAt,
   crash,
   before,
+  until,
 }: {
   moveId: string;
   crashAt?: StepKind;
   crash?: Crash;
   before?: (kind: StepKind, n: number) => Promise<void>;
+  until?: (kind: StepKind, n: number) => boolean;
 }): Promise<StepKind[]> {
   const { env: bindings, arm } = crashableEnv();
   const { queue, sent } = stepQueue();
@@ -193,6 +196,7 @@ export async function driveMove({
     const message = sent.shift();
     if (!message) return crashed;
     const kind = await kindOf(moveId);
+    if (until?.(kind, n)) return crashed;
     await before?.(kind, n);
     if (kind !== crashAt || !crash) {
       await run(message, 1);
