@@ -217,3 +217,32 @@ export async function driveMove({
   }
   throw new Error(`move ${moveId} did not end within 1,000 steps`);
 }
+
+/**
+ * A move's steps run a few at a time, as the batch lane interleaves them with other work: `run(count)` takes up to
+ * `count` steps, `finish()` the rest (horizon: 1,000 steps). Answers whether the move had steps left.
+ */
+export function moveStepper(moveId: string) {
+  const { queue, sent } = stepQueue();
+  const config = appConfig(env);
+  let started = false;
+  const next = async (): Promise<boolean> => {
+    if (!started) {
+      started = true;
+      sent.push({ v: 1, kind: "merchant_move", move_id: moveId, step: (await jobOf(moveId)).step, shard: 0 });
+    }
+    const message = sent.shift();
+    if (!message) return false;
+    await runMoveStep({ env, config, queue, message, attempts: 1 });
+    return true;
+  };
+  return {
+    async run(count: number): Promise<void> {
+      for (let i = 0; i < count && (await next()); i++);
+    },
+    async finish(): Promise<void> {
+      for (let i = 0; i < 1_000; i++) if (!(await next())) return;
+      throw new Error(`move ${moveId} did not end within 1,000 steps`);
+    },
+  };
+}
