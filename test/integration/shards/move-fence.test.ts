@@ -192,3 +192,35 @@ describe("a stuck move (errors)", () => {
     expect(Object.values(await countsOn(shardDb(from), merchantId)).every((n) => n === 0)).toBe(true);
   });
 });
+
+describe("a fenced merchant in a queue batch shared with others (happy)", () => {
+  it("the other merchant's deliveries in the same batch are applied at once; the fenced one's wait, then apply", async () => {
+    const fenced = await paidShop();
+    const other = await paidShop();
+    const shard = fenced.shard;
+    // Both on one shard, so their deliveries share one part of the queue batch (one D1 commit).
+    if (other.shard !== shard) {
+      const move = await startKeptMove(other.shop.merchant.merchant.id, shard);
+      await driveMove({ moveId: move.id });
+    }
+    const paymentOf = async (shop: Shop) => {
+      const payment = await shop.pay({ card: "4242424242424242", amount: "5.00", currency: "EUR" });
+      const events = (await shop.truth()).events.filter((e) => e.transaction_id === payment.id);
+      return { id: payment.id, deliveries: events.map((e) => deliveryOf(shop.merchant.merchant.id, e)) };
+    };
+    const waiting = await paymentOf(fenced.shop);
+    const applied = await paymentOf(other.shop);
+    await setMark(shard, fenced.shop.merchant.merchant.id, "fenced");
+    const result = await consume([...waiting.deliveries, ...applied.deliveries]);
+    expect(result.retryMessages).toEqual([]);
+    expect(await appliedEvents(shard, other.shop.merchant.merchant.id, applied.id)).toBe(applied.deliveries.length);
+    expect(await appliedEvents(shard, fenced.shop.merchant.merchant.id, waiting.id)).toBe(0);
+    await setMark(shard, fenced.shop.merchant.merchant.id, null);
+    await eventually(
+      async () => expect(await appliedEvents(shard, fenced.shop.merchant.merchant.id, waiting.id)).toBe(waiting.deliveries.length),
+      {
+        timeoutMs: 20_000,
+      },
+    );
+  });
+});
