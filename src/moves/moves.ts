@@ -206,12 +206,33 @@ async function cleaning(ends: MoveEnds, job: MoveRow, now: Date, config: AppConf
 export class MoveRefused extends Error {}
 
 /**
- * Undoes what a move that failed before its switch left on the shards: the source's mark goes (its writes pass again)
- * and the target's copies are deleted page by page (ends when no table has a row of the merchant left there). Idempotent:
- * a step still running when its move failed runs it again once it sees the failure, so no late page stays behind.
+ * Whether the target's rows of the merchant are a failed move's copies: no other move of the merchant runs and the
+ * directory does not name the target (a later move may have taken the merchant there; its rows are never undone).
  */
-async function undoMove(ends: MoveEnds): Promise<void> {
+async function copiesAreStray(env: AppEnv, job: MoveRow): Promise<boolean> {
+  const directory = directoryDatabase(env);
+  const running = sql`${merchantMoves.status} NOT IN ('completed', 'failed')`;
+  const [other, entry] = await Promise.all([
+    directory
+      .select({ id: merchantMoves.id })
+      .from(merchantMoves)
+      .where(and(eq(merchantMoves.merchantId, job.merchantId), running))
+      .get(),
+    directory.select({ shard: merchantShards.shard }).from(merchantShards).where(eq(merchantShards.merchantId, job.merchantId)).get(),
+  ]);
+  return !other && entry?.shard !== job.toShard;
+}
+
+/**
+ * Undoes what a move that failed before its switch left on the shards: the source's mark goes (its writes pass again)
+ * and the target's copies are deleted page by page (ends when no table has a row of the merchant left there), unless
+ * they are no longer strays. Idempotent: a step still running when its move failed runs it again once it sees the
+ * failure, so no late page stays behind.
+ */
+async function undoMove(env: AppEnv, job: MoveRow): Promise<void> {
+  const ends = endsOf(env, job);
   await runBatch(ends.source.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${ends.merchantId} AND move_id = ${ends.moveId}`]);
+  if (!(await copiesAreStray(env, job))) return;
   for (let left = 1; left > 0; ) {
     left = 0;
     for (const moved of [...MOVED_TABLES].reverse())
@@ -237,7 +258,7 @@ async function failMove({ env, job, reason }: { env: AppEnv; job: MoveRow; reaso
     .get();
   if (!failed) return false;
   log("error", "move.failed", { move_id: job.id, merchant_id: job.merchantId, error: reason });
-  await undoMove(endsOf(env, job));
+  await undoMove(env, job);
   return true;
 }
 
@@ -267,7 +288,7 @@ async function commitStep({ env, job, next }: { env: AppEnv; job: MoveRow; next:
 /** After a step that did not advance its move: were the move failed meanwhile, what the step wrote is undone again. */
 async function undoIfFailed(env: AppEnv, job: MoveRow): Promise<void> {
   const now = await directoryDatabase(env).select().from(merchantMoves).where(eq(merchantMoves.id, job.id)).get();
-  if (now?.status === "failed" && now.switchedAt === null) await undoMove(endsOf(env, job));
+  if (now?.status === "failed" && now.switchedAt === null) await undoMove(env, job);
 }
 
 /**

@@ -15,15 +15,7 @@ describe("bytesAfter", () => {
 });
 
 describe("project", () => {
-  const base = {
-    merchants: 100,
-    paymentsPerMerchantDay: 10_000,
-    live: 5_000,
-    kept: 1_000,
-    retentionDays: 30,
-    days: 365,
-    capacityBytes: 10e9,
-  };
+  const base = { merchants: 100, paymentsPerMerchantDay: 10_000, live: 5_000, kept: 1_000, retentionDays: 30, days: 365, capacityBytes: 10e9 };
 
   it("counts each shard for the placement limit and finds the day the configured shards fill", () => {
     const p = project({ ...base, shards: 2 });

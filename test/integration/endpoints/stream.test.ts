@@ -83,8 +83,7 @@ describe("endpoints: the stream", () => {
       Promise.all(
         ["transaction_changes", "transaction_streams", "endpoint_messages"].map(
           async (table) =>
-            (await shardedDb.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(merchantId).first<{ n: number }>())
-              ?.n,
+            (await shardedDb.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(merchantId).first<{ n: number }>())?.n,
         ),
       );
     expect(await streamRows()).toEqual([0, 0, 0]);
