@@ -1,9 +1,13 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { createApp } from "../../../src/app";
 import { appConfig } from "../../../src/env";
+import { QUEUE_SHARE } from "../../../src/ingest/backlog";
+import { wakeupOf } from "../../../src/ingest/parking";
 import { MOVE_GIVE_UP_MS, MOVE_LEASE_MS, nudgeStuckMoves, recordStepError, startMove } from "../../../src/moves/moves";
+import type { WebhookMessage } from "../../../src/queue/messages";
 import { consume, deliveryOf } from "../../support/consumer";
-import { call } from "../../support/fixtures";
+import { basic, call } from "../../support/fixtures";
 import { countsOn, driveMove, jobOf, kindOf, shardDb, statusOf, stepQueue } from "../../support/moves";
 import { eventually, openShop, SANDBOX, type Shop } from "../../support/sandbox";
 import { shardIndexOf } from "../../support/shards";
@@ -99,6 +103,69 @@ describe("a merchant fenced for its switch (errors)", () => {
     await eventually(async () => expect(await appliedEvents(shard, merchantId, late.id)).toBe(events.length), { timeoutMs: 20_000 });
     expect(await statusOf(shop)).toEqual(await truthOf(shop));
     expect((await refresh(shop, transactionId)).status).toBe(202);
+  });
+});
+
+/** The edge with an in-memory delivery queue (what it enqueued, the wake-ups it sent), every delivery past the limiter. */
+function edgeRecording() {
+  const sent: WebhookMessage[] = [];
+  const app = createApp({ deliveryQueue: () => ({ send: async (message) => void sent.push(message), wake: async () => undefined }) });
+  const bindings = { ...env, WEBHOOK_LIMITER: { limit: async () => ({ success: true }) } };
+  const post = async (shop: Shop, eventId: string, count: number) => {
+    const { username, password, path } = shop.merchant.webhook;
+    const statuses: number[] = [];
+    for (let i = 0; i < count; i += 50) {
+      const request = () =>
+        new Request(`https://edge.test${path}`, {
+          method: "POST",
+          headers: { authorization: basic(username, password) },
+          body: JSON.stringify({ event_id: eventId }),
+        });
+      const answers = await Promise.all(Array.from({ length: Math.min(50, count - i) }, () => app.fetch(request(), bindings)));
+      for (const answer of answers) {
+        statuses.push(answer.status);
+        await answer.body?.cancel();
+      }
+    }
+    return statuses;
+  };
+  return { sent, post };
+}
+
+describe("a merchant fenced for its switch, past its queue share (errors)", () => {
+  it("its deliveries go on the queue when parking meets the fence; its parking's wake-up comes back after the fence", async () => {
+    const shop = await openShop({ webhooks: false });
+    const merchantId = shop.merchant.merchant.id;
+    const shard = (await shardIndexOf(merchantId)) ?? 0;
+    await shop.pay({ card: "4242424242424242", amount: "3.00", currency: "EUR" });
+    const event = (await shop.truth()).events[0];
+    if (!event) throw new Error("no event");
+    const parked = async () =>
+      (
+        await shardDb(shard)
+          .prepare("SELECT count(*) AS n FROM parked_deliveries WHERE merchant_id = ?")
+          .bind(merchantId)
+          .first<{ n: number }>()
+      )?.n ?? 0;
+    const { sent, post } = edgeRecording();
+    expect(new Set(await post(shop, event.id, QUEUE_SHARE + 20))).toEqual(new Set([200]));
+    expect(await parked()).toBe(20);
+    await setMark(shard, merchantId, "fenced");
+    expect(new Set(await post(shop, event.id, 10))).toEqual(new Set([200]));
+    expect(sent).toHaveLength(QUEUE_SHARE + 10);
+    expect(await parked()).toBe(20);
+    // Another merchant of the shard, woken in the same batch, is not held back with it.
+    const other = await openShop({ webhooks: false });
+    const otherId = other.merchant.merchant.id;
+    if ((await shardIndexOf(otherId)) !== shard) await driveMove({ moveId: (await startKeptMove(otherId, shard)).id });
+    const held = await consume([wakeupOf(merchantId), wakeupOf(otherId)] as unknown as WebhookMessage[]);
+    expect(held.retryMessages).toHaveLength(1);
+    expect(held.explicitAcks).toHaveLength(1);
+    expect(await parked()).toBe(20);
+    await setMark(shard, merchantId, null);
+    const resumed = await consume([wakeupOf(merchantId) as unknown as WebhookMessage]);
+    expect(resumed.explicitAcks).toHaveLength(1);
+    expect(await parked()).toBe(0);
   });
 });
 
