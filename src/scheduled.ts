@@ -9,6 +9,7 @@ import { resendStalledFulfillments } from "./fulfillment/sweep";
 import { wakeOrphanedParking } from "./ingest/parking";
 import { log } from "./lib/log";
 import { listApiKeysInDirectory } from "./merchants/api-keys";
+import { nudgeStuckMoves } from "./moves/moves";
 import { startReconciliation } from "./reconciliation/reconciliation";
 import { pruneRejectedEvents } from "./retention/prune";
 import { archiveAudit, runRetention } from "./retention/retention";
@@ -61,6 +62,9 @@ const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime:
       capacityBytes: shardCapacityBytes(env),
       now: scheduledTime,
     }),
+  // Issue 21: a move whose step message was lost goes on; one stuck before its switch past the horizon fails (on DB only).
+  stuck_moves: async (env, { index }, scheduledTime) =>
+    index === 0 ? nudgeStuckMoves({ env, queue: env.BATCHES, now: scheduledTime }) : {},
 };
 
 /** The shards' results of a run as one: counts are added up, anything else (a run id) is listed shard by shard. */

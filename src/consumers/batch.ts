@@ -6,7 +6,7 @@ import { safeErrorMessage } from "../db/errors";
 import { finishReplay, replayPage } from "../endpoints/replay";
 import type { AppConfig, AppEnv } from "../env";
 import { log } from "../lib/log";
-import { runMoveStep } from "../moves/moves";
+import { recordStepError, runMoveStep } from "../moves/moves";
 import type { ConsumerInput } from "../queue/consumer";
 import { parseOrDeadLetter } from "../queue/dead-letters";
 import { type BatchMessage, batchMessage } from "../queue/messages";
@@ -48,9 +48,11 @@ async function handle({ message, work }: Work, context: BatchContext): Promise<v
     // Every step is idempotent: a failed one is simply run again (a shard that fails waits for it).
     await runMoveStep({ env, config, queue: env.BATCHES, message: work, attempts: message.attempts }).then(
       () => message.ack(),
-      (error: unknown) => {
+      async (error: unknown) => {
         log("warn", "move.step_failed", { move_id: work.move_id, step: work.step, error: safeErrorMessage(error) });
         message.retry({ delaySeconds: 5 });
+        // Kept on the move for the cron's horizon (nudgeStuckMoves); DB failing too only loses the note.
+        await recordStepError({ env, moveId: work.move_id, error: safeErrorMessage(error) }).catch(() => undefined);
       },
     );
     return;

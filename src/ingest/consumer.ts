@@ -1,8 +1,10 @@
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
+import { fencedMerchants, MerchantFencedError } from "../db/fence";
 import type { MerchantRow } from "../db/rows";
 import { merchants } from "../db/schema";
+import { forgetMerchantShards } from "../db/shards";
 import type { AppConfig, AppEnv } from "../env";
 import { fulfillmentStatusFor } from "../fulfillment/policy";
 import { log } from "../lib/log";
@@ -11,7 +13,7 @@ import { VERIFICATION_RETRY } from "../queue/backoff";
 import type { ConsumerInput } from "../queue/consumer";
 import { parseOrDeadLetter, storeDeadLetter } from "../queue/dead-letters";
 import { QUEUES, type WebhookMessage, webhookMessageV1 } from "../queue/messages";
-import { type Postponed, postpone } from "../queue/retry";
+import { FENCE_WAIT_SECONDS, type Postponed, postpone } from "../queue/retry";
 import { sendAll } from "../queue/send";
 import { SmartRouterError } from "../smart-router/errors";
 import { type Verification, verifyEvents } from "../smart-router/fetch-back";
@@ -84,13 +86,20 @@ const isFirstAsk = (delivery: Delivery) => delivery.body.not_found_at === undefi
 /** Deliveries a recheck message stands for were counted when it was sent. */
 const countOf = (deliveries: readonly Delivery[]) => deliveries.filter((d) => d.body.not_found_at === undefined).length;
 
-/** Step 1, classify: parse (bad bodies are dead-lettered), drop deliveries for merchants that are gone, skip settled events. */
+/**
+ * Step 1, classify: parse (bad bodies are dead-lettered), hold back the deliveries of a merchant this shard fences (it is
+ * switching shards: its writes would fail the whole batch's commit), drop deliveries for merchants that are gone, skip
+ * settled events.
+ */
 async function classify(db: Database, batch: MessageBatch<unknown>, plan: Plan, now: string) {
-  const valid: Delivery[] = [];
+  const parsed: Delivery[] = [];
   for (const message of batch.messages) {
     const body = await parseOrDeadLetter(db, batch.queue, message, webhookMessageV1);
-    if (body) valid.push({ message, body });
+    if (body) parsed.push({ message, body });
   }
+  const fenced = await fencedMerchants(db, [...new Set(parsed.map((v) => v.body.merchant_id))]);
+  const held = parsed.filter((v) => fenced.has(v.body.merchant_id));
+  const valid = parsed.filter((v) => !fenced.has(v.body.merchant_id));
   // In arrival order, as recordDeliveries orders them: each event's first delivery is the one its inbox row records.
   const arrival = ({ body }: Delivery) => ({ receivedAt: body.received_at, deliveryId: body.delivery_id });
   valid.sort((a, b) => byArrival(arrival(a), arrival(b)));
@@ -132,7 +141,7 @@ async function classify(db: Database, batch: MessageBatch<unknown>, plan: Plan, 
     entry.deliveries.push(delivery);
     pending.set(key(merchantId, eventId), entry);
   }
-  return { valid, merchantRows, pending: [...pending.values()] };
+  return { valid, held, merchantRows, pending: [...pending.values()] };
 }
 
 /**
@@ -382,7 +391,9 @@ async function park(env: AppEnv, db: Database, items: readonly Postponed<Webhook
  */
 async function resumeParked(input: ConsumerInput, wakeups: readonly Message<unknown>[]) {
   const { env, db } = input;
-  const merchantIds = [...new Set(wakeups.flatMap((message) => (isWakeup(message.body) ? [message.body.merchant_id] : [])))];
+  const merchantOf = (message: Message<unknown>) => (isWakeup(message.body) ? message.body.merchant_id : "");
+  const fenced = await fencedMerchants(db, [...new Set(wakeups.map(merchantOf))]);
+  const merchantIds = [...new Set(wakeups.map(merchantOf))].filter((merchantId) => merchantId !== "" && !fenced.has(merchantId));
   await Promise.all(
     merchantIds.map(async (merchantId) => {
       const messages = await claimParked(db, merchantId, Date.now());
@@ -390,7 +401,14 @@ async function resumeParked(input: ConsumerInput, wakeups: readonly Message<unkn
       if (await finishResume(db, merchantId, messages, Date.now())) await sendAll(env.WEBHOOKS, [wakeupOf(merchantId)], MIN_WAKEUP_SECONDS);
     }),
   );
-  for (const message of wakeups) message.ack();
+  // A fenced merchant's wake-up comes back after the fence's seconds (its claim would fail the others' resume).
+  for (const message of wakeups) {
+    if (!fenced.has(merchantOf(message))) message.ack();
+    else {
+      forgetMerchantShards(merchantOf(message));
+      message.retry({ delaySeconds: FENCE_WAIT_SECONDS });
+    }
+  }
 }
 
 /** The webhooks queue carries deliveries and wake-ups of parked deliveries: each goes its way, side by side. */
@@ -410,7 +428,15 @@ export async function consumeWebhooks(input: ConsumerInput): Promise<void> {
 async function consumeDeliveries({ batch, env, db, config }: ConsumerInput): Promise<void> {
   const now = new Date().toISOString();
   const plan: Plan = { inbox: [], snapshots: [], toAck: [], toRetry: [], toRecheck: [], fetchBacks: [], foldedFetchBacks: [] };
-  const { valid, merchantRows, pending } = await classify(db, batch, plan, now);
+  const { valid, held, merchantRows, pending } = await classify(db, batch, plan, now);
+  // A fenced merchant's deliveries wait the fence's seconds (no attempt spent); the batch's other merchants go on.
+  if (held.length > 0)
+    await retryVerification(
+      env,
+      db,
+      config,
+      held.map((delivery) => ({ delivery, error: new MerchantFencedError() })),
+    );
   if (valid.length === 0) return;
   decideEvents(pending, await verify(env, config, merchantRows, pending), plan, now);
   const decided: Decided = { env, db, config, plan, valid, merchantRows, now };

@@ -1,5 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
-import type { BatchStatement } from "../db/bulk";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import { apiKeyDirectory, merchantMoves, merchantShards } from "../db/schema";
@@ -122,7 +121,7 @@ const markSource = (ends: MoveEnds, state: "tracking" | "fenced" | "moved") =>
 /** What a step decided: the job's new fields, statements committed on DB with its compare-and-set, and the next step's delay. */
 interface Advance {
   set: Partial<MoveRow>;
-  withSwitch?: BatchStatement[];
+  withSwitch?: SQL[];
   delaySeconds?: number;
   after?: () => Promise<void>;
 }
@@ -204,27 +203,57 @@ async function cleaning(ends: MoveEnds, job: MoveRow, now: Date, config: AppConf
 export class MoveRefused extends Error {}
 
 /**
- * Fails a move that had not switched: the source's mark goes (its writes pass again) and the target's copies are
- * deleted page by page (ends when no table has a row of the merchant left there).
+ * Whether the target's rows of the merchant are a failed move's copies: no other move of the merchant runs and the
+ * directory does not name the target (a later move may have taken the merchant there; its rows are never undone).
  */
-async function failMove({ env, job, reason }: { env: AppEnv; job: MoveRow; reason: string }): Promise<void> {
+async function copiesAreStray(env: AppEnv, job: MoveRow): Promise<boolean> {
   const directory = directoryDatabase(env);
-  const failed = await directory
+  const running = sql`${merchantMoves.status} NOT IN ('completed', 'failed')`;
+  const [other, entry] = await Promise.all([
+    directory
+      .select({ id: merchantMoves.id })
+      .from(merchantMoves)
+      .where(and(eq(merchantMoves.merchantId, job.merchantId), running))
+      .get(),
+    directory.select({ shard: merchantShards.shard }).from(merchantShards).where(eq(merchantShards.merchantId, job.merchantId)).get(),
+  ]);
+  return !other && entry?.shard !== job.toShard;
+}
+
+/**
+ * Undoes what a move that failed before its switch left on the shards: the source's mark goes (its writes pass again)
+ * and the target's copies are deleted page by page (ends when no table has a row of the merchant left there), unless
+ * they are no longer strays. Idempotent: a step still running when its move failed runs it again once it sees the
+ * failure, so no late page stays behind.
+ */
+async function undoMove(env: AppEnv, job: MoveRow): Promise<void> {
+  const ends = endsOf(env, job);
+  await runBatch(ends.source.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${ends.merchantId} AND move_id = ${ends.moveId}`]);
+  if (!(await copiesAreStray(env, job))) return;
+  // Ends when a pass finds no row of the merchant left on the target (the merchants row goes in the last pass).
+  for (let left = 1; left > 0; ) left = await deletePass({ db: ends.target, merchantId: ends.merchantId, limit: MOVE_PAGE });
+  await runBatch(ends.target.$client, [
+    sql`DELETE FROM move_progress WHERE move_id = ${ends.moveId}`,
+    sql`DELETE FROM move_row_map WHERE move_id = ${ends.moveId}`,
+  ]);
+}
+
+/**
+ * Fails a move that had not switched (compare-and-set from copying or switching: a move past its switch can only go
+ * forward), then undoes it. Answers whether this call failed it.
+ */
+async function failMove({ env, job, reason }: { env: AppEnv; job: MoveRow; reason: string }): Promise<boolean> {
+  const now = new Date().toISOString();
+  const failed = await directoryDatabase(env)
     .update(merchantMoves)
-    .set({ status: "failed", error: reason, finishedAt: new Date().toISOString(), updatedAt: new Date().toISOString() })
+    .set({ status: "failed", error: reason, finishedAt: now, updatedAt: now })
     .where(and(eq(merchantMoves.id, job.id), sql`${merchantMoves.status} IN ('copying', 'switching')`))
     .returning()
     .get();
-  if (!failed) return;
-  const ends = endsOf(env, job);
-  await runBatch(ends.source.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${job.merchantId} AND move_id = ${job.id}`]);
+  if (!failed) return false;
   log("error", "move.failed", { move_id: job.id, merchant_id: job.merchantId, error: reason });
-  // Ends when a pass finds no row of the merchant left on the target.
-  for (let left = 1; left > 0; ) left = await deletePass({ db: ends.target, merchantId: job.merchantId, limit: MOVE_PAGE });
-  await runBatch(ends.target.$client, [
-    sql`DELETE FROM move_progress WHERE move_id = ${job.id}`,
-    sql`DELETE FROM move_row_map WHERE move_id = ${job.id}`,
-  ]);
+  await undoMove(env, job);
+  return true;
 }
 
 async function advance({ env, config, job, now }: { env: AppEnv; config: AppConfig; job: MoveRow; now: Date }): Promise<Advance | null> {
@@ -233,6 +262,27 @@ async function advance({ env, config, job, now }: { env: AppEnv; config: AppConf
   if (job.status === "switching") return switching(ends, job, now, config);
   if (job.status === "cleaning") return cleaning(ends, job, now, config);
   return null;
+}
+
+/** The step's end on DB: its compare-and-set (on step and status), after the switch's writes it guards; answers whether it won. */
+async function commitStep({ env, job, next }: { env: AppEnv; job: MoveRow; next: Advance }): Promise<boolean> {
+  const directory = directoryDatabase(env);
+  // The switch's writes land only with the compare-and-set they precede: never for a move failed or advanced meanwhile.
+  const current = sql`EXISTS (SELECT 1 FROM ${merchantMoves} WHERE id = ${job.id} AND step = ${job.step} AND status = ${job.status})`;
+  const results = await runBatch(directory.$client, [
+    ...(next.withSwitch ?? []).map((statement) => sql`${statement} AND ${current}`),
+    directory
+      .update(merchantMoves)
+      .set({ ...next.set, step: job.step + 1, updatedAt: new Date().toISOString() })
+      .where(and(eq(merchantMoves.id, job.id), eq(merchantMoves.step, job.step), eq(merchantMoves.status, job.status))),
+  ]);
+  return (results.at(-1)?.meta.changes ?? 0) > 0;
+}
+
+/** After a step that did not advance its move: were the move failed meanwhile, what the step wrote is undone again. */
+async function undoIfFailed(env: AppEnv, job: MoveRow): Promise<void> {
+  const now = await directoryDatabase(env).select().from(merchantMoves).where(eq(merchantMoves.id, job.id)).get();
+  if (now?.status === "failed" && now.switchedAt === null) await undoMove(env, job);
 }
 
 /**
@@ -256,8 +306,7 @@ export async function runMoveStep({
   attempts: number;
   now?: Date;
 }): Promise<void> {
-  const directory = directoryDatabase(env);
-  const job = await directory.select().from(merchantMoves).where(eq(merchantMoves.id, message.move_id)).get();
+  const job = await directoryDatabase(env).select().from(merchantMoves).where(eq(merchantMoves.id, message.move_id)).get();
   if (!job || job.status === "completed" || job.status === "failed") return;
   if (message.step !== job.step) {
     if (message.step === job.step - 1 && attempts > 1) await send(queue, job.id, job.step);
@@ -267,19 +316,67 @@ export async function runMoveStep({
   try {
     next = await advance({ env, config, job, now });
   } catch (error) {
-    if (!(error instanceof MoveRefused)) throw error;
+    if (!(error instanceof MoveRefused)) {
+      await undoIfFailed(env, job);
+      throw error;
+    }
     await failMove({ env, job, reason: error.message });
     return;
   }
   if (!next) return;
-  const results = await runBatch(directory.$client, [
-    ...(next.withSwitch ?? []),
-    directory
-      .update(merchantMoves)
-      .set({ ...next.set, step: job.step + 1, updatedAt: new Date().toISOString() })
-      .where(and(eq(merchantMoves.id, job.id), eq(merchantMoves.step, job.step))),
-  ]);
-  if ((results.at(-1)?.meta.changes ?? 0) === 0) return;
+  if (!(await commitStep({ env, job, next }))) return undoIfFailed(env, job);
   await next.after?.();
   if (next.set.status !== "completed") await send(queue, job.id, job.step + 1, next.delaySeconds ?? 0);
+}
+
+/** Notes a step's failure on its running move (log-safe text): what the cron's horizon names if the move never gets past it. */
+export async function recordStepError({ env, moveId, error }: { env: AppEnv; moveId: string; error: string }): Promise<void> {
+  await directoryDatabase(env)
+    .update(merchantMoves)
+    .set({ lastError: error.slice(0, 500) })
+    .where(and(eq(merchantMoves.id, moveId), sql`${merchantMoves.status} NOT IN ('completed', 'failed')`));
+}
+
+/**
+ * A running move not advanced for this long has lost its step message (dead-lettered after the queue's retries, or
+ * never sent): the cron sends its current step again. Longer than any step runs and than the cleaning's wait.
+ */
+export const MOVE_LEASE_MS = 10 * 60_000;
+/**
+ * Horizon of a stuck move before its switch: not advanced for this long, it fails with its last error and its fence is
+ * lifted. Past the switch a move can only go forward: it is re-sent each run with no horizon (the shards answering
+ * ends it), logged at error.
+ */
+export const MOVE_GIVE_UP_MS = 6 * 3_600_000;
+/** Stuck moves looked at per cron run (bounded work; the rest are next run's). */
+const STUCK_PER_RUN = 50;
+
+/** The cron's look at running moves (on DB): each one stuck past the lease is nudged on, or failed past the horizon. */
+export async function nudgeStuckMoves({ env, queue, now }: { env: AppEnv; queue: Queue; now: number }) {
+  const stuck = await directoryDatabase(env)
+    .select()
+    .from(merchantMoves)
+    .where(
+      and(
+        sql`${merchantMoves.status} NOT IN ('completed', 'failed')`,
+        sql`${merchantMoves.updatedAt} < ${new Date(now - MOVE_LEASE_MS).toISOString()}`,
+      ),
+    )
+    .limit(STUCK_PER_RUN)
+    .all();
+  let nudged = 0;
+  let failed = 0;
+  for (const job of stuck) {
+    const idle = now - Date.parse(job.updatedAt);
+    const hours = (idle / 3_600_000).toFixed(1);
+    if (idle >= MOVE_GIVE_UP_MS && job.status !== "cleaning") {
+      const reason = `no progress for ${hours} h at step ${job.step} (${job.status}): ${job.lastError ?? "its step message was lost"}`;
+      if (await failMove({ env, job, reason })) failed += 1;
+      continue;
+    }
+    if (idle >= MOVE_GIVE_UP_MS) log("error", "move.stuck", { move_id: job.id, status: job.status, hours, error: job.lastError });
+    await send(queue, job.id, job.step);
+    nudged += 1;
+  }
+  return { moves_nudged: nudged, moves_failed: failed };
 }

@@ -48,8 +48,8 @@ export const STORAGE_WAIT_SECONDS = 60;
 export const FENCE_WAIT_SECONDS = 5;
 
 const isLocalBackpressure = (error: unknown) => error instanceof SmartRouterError && error.isLocalBackpressure;
-/** Our own backpressure (the pacer, an open breaker) or the shard's failure: a wait, not a failed try. */
-const isWaiting = (error: unknown) => isLocalBackpressure(error) || isStorageError(error);
+/** Our own backpressure (the pacer, an open breaker), the shard's failure or a move's fence: a wait, not a failed try. */
+const isWaiting = (error: unknown) => isLocalBackpressure(error) || isStorageError(error) || isMerchantFenced(error);
 /** The test-only RETRY_SCHEDULE_SCALE shrinks the shard's wait as it does every policy delay (never below 1 s). */
 const waitSeconds = (error: unknown, hintMs: number | null, scale: number) =>
   Math.max(

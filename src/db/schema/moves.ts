@@ -26,6 +26,8 @@ export const merchantMoves = sqliteTable(
     switchedAt: text("switched_at"),
     finishedAt: text("finished_at"),
     error: text("error"),
+    /** The last failed step's error (log-safe): what a move given up by the cron's horizon says it failed of (0025). */
+    lastError: text("last_error"),
     updatedAt: text("updated_at").notNull(),
   },
   (t) => [uniqueIndex("merchant_moves_one_running").on(t.merchantId).where(sql`${t.status} NOT IN ('completed', 'failed')`)],
