@@ -72,7 +72,8 @@ async function deliverAll(worker, handler, shard, merchantId, rounds = 20) {
 /** The figures of one merchant: rows written per applied change, all and by the outbox's tables. */
 async function figures(shard, merchantId, sum) {
   const count = async (sql) => (await shard.prepare(sql).bind(merchantId).first()).n;
-  const changes = await count("SELECT count(*) AS n FROM transaction_changes WHERE merchant_id = ?");
+  // Applied status changes as the records count them (0023): a merchant without an endpoint keeps no change rows.
+  const changes = await count("SELECT COALESCE(SUM(status_changes), 0) AS n FROM transactions WHERE merchant_id = ?");
   const messages = await count("SELECT count(*) AS n FROM endpoint_messages WHERE merchant_id = ?");
   const transactions = await count("SELECT count(*) AS n FROM transactions WHERE merchant_id = ?");
   const outbox = Object.fromEntries(OUTBOX_TABLES.map((table) => [table, sum.byTable[table] ?? 0]));
