@@ -117,10 +117,18 @@ const insertChangeMessages = (entries: SQL) => sql`INSERT INTO ${endpointMessage
   RETURNING merchant_id, endpoint_id, transaction_id`;
 
 /**
+ * A transaction with no stream yet whose change 1 is recorded: all its changes came while an endpoint existed (a new
+ * transaction), so an event's capture among them is new too, whatever Smart Router's clock says of it.
+ */
+const WHOLE_HISTORY_STREAMED = sql`EXISTS (SELECT 1 FROM ${transactionChanges} AS c1
+  WHERE c1.merchant_id = c.merchant_id AND c1.transaction_id = c.transaction_id AND c1.sequence = 1)`;
+
+/**
  * `transaction.captured` once per transaction: when its fulfilment row exists (the first capture's outbox, written
  * earlier in this batch) and the stream has not announced it, right after the change that brought it. The fulfilment's
- * backfill rule: a capture read by a batch before the endpoint existed is not announced to it; nor is, for a transaction
- * with no stream yet (no endpoint took any of its changes), a capture Smart Router made before the endpoint existed.
+ * backfill rule: a capture read by a batch before the endpoint existed is not announced to it; an event's capture is,
+ * unless the transaction has changes from before any endpoint (no stream yet and change 1 unrecorded: its first
+ * capture may be older than the endpoint), where a capture Smart Router made before the endpoint existed is not.
  */
 const insertCapturedMessages = (entries: SQL) => sql`INSERT INTO ${endpointMessages} (${MESSAGE_COLUMNS})
   SELECT ${NEW_MESSAGE_ID}, c.merchant_id, e.id, c.transaction_id, c.sequence, 2 * c.sequence + 1, 'transaction.captured',
@@ -129,7 +137,7 @@ const insertCapturedMessages = (entries: SQL) => sql`INSERT INTO ${endpointMessa
   JOIN ${fulfillments} AS f ON f.merchant_id = ${entryField("merchant_id")} AND f.transaction_id = ${entryField("id")}
   JOIN ${transactionChanges} AS c ON c.merchant_id = f.merchant_id AND c.transaction_id = f.transaction_id AND ${LATEST_CHANGE}
   JOIN ${endpoints} AS e ON e.merchant_id = c.merchant_id AND ${subscribed(sql`'transaction.captured'`)}
-    AND ((s.merchant_id IS NOT NULL AND ${entryField("capture_by_event")} = 1) OR julianday(${entryField("capture_at")}) >= julianday(e.created_at))
+    AND ((${entryField("capture_by_event")} = 1 AND (s.merchant_id IS NOT NULL OR ${WHOLE_HISTORY_STREAMED})) OR julianday(${entryField("capture_at")}) >= julianday(e.created_at))
   WHERE ${entryField("captured")} = 1 AND NOT coalesce(s.captured, 0)
   RETURNING merchant_id, endpoint_id, transaction_id`;
 

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { consume, deliveryOf } from "../../support/consumer";
+import { history, type Step } from "../../support/histories";
 import { eventually, openShop } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
 import { apiJson, createEndpoint, messagesOf, receivedByTransaction, sinkRequests, verifies } from "./support";
@@ -105,5 +107,29 @@ describe("endpoints: the stream", () => {
       ["transaction.refunded", (before?.status_changes ?? 0) + 1, "completed"],
     ]);
     expect((await statusOf())?.status_changes).toBe((before?.status_changes ?? 0) + 1);
+  });
+});
+
+describe("endpoints: a new transaction's capture, whatever Smart Router's clock says", () => {
+  it("announces an event's first capture of a transaction born after the endpoint, though its times are older (as fulfilment does)", async () => {
+    const shop = await openShop({ unlimited: true, webhooks: false });
+    const sink = `clock-${shop.projectId}`;
+    await createEndpoint(shop.merchant, sink, ["*"]);
+    // The property's counterexample: two plain steps of a generated history, whose times start on 2026-11-01.
+    const plain: Step = { choice: 0, edit: false, operations: 0, gapMs: 1, micros: 0, clock: "ms", fixedAmounts: false };
+    const transactionId = `tr_clock${Date.now().toString(36)}`;
+    const events: { id: string; name: string }[] = [];
+    for (const snapshot of history(transactionId, shop.projectId, [plain, plain])) events.push(await shop.script(snapshot));
+    await consume(events.map((event) => deliveryOf(shop.merchant.merchant.id, event)));
+    const fulfilled = await shardedDb
+      .prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
+      .bind(shop.merchant.merchant.id, transactionId)
+      .first<{ n: number }>();
+    expect(fulfilled?.n).toBe(1);
+    const captured = await shardedDb
+      .prepare("SELECT count(*) AS n FROM endpoint_messages WHERE merchant_id = ? AND transaction_id = ? AND type = 'transaction.captured'")
+      .bind(shop.merchant.merchant.id, transactionId)
+      .first<{ n: number }>();
+    expect(captured?.n).toBe(1);
   });
 });
