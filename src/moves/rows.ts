@@ -105,21 +105,14 @@ export function writeRows({
   const first = rows[0];
   if (!first) return [];
   const columns = Object.keys(first);
-  if (!moved.ownId) {
-    const values = sql.join(
-      columns.map((column) => columnValue(moved, guard.moveId, column)),
-      sql.raw(", "),
-    );
-    return [
-      sql`INSERT INTO ${table(moved)} (${columnList(columns)}) SELECT ${values} FROM json_each(${JSON.stringify(rows)}) WHERE ${guarded(guard)} ${upsertTail(moved, columns)}`,
-    ];
-  }
+  if (!moved.ownId) return writeMapped({ moved, columns, rows, guard });
   const id = ownIdColumn(moved);
   const known = rows.filter((row) => mapped.has(Number(row[id]))).map((row) => ({ ...row, [id]: mapped.get(Number(row[id])) }));
   const fresh = rows.filter((row) => !mapped.has(Number(row[id])));
   return [...writeMapped({ moved, columns, rows: known, guard }), ...appendFresh({ moved, columns, rows: fresh, guard })];
 }
 
+/** Upserts rows by the table's key, at the ids they carry (a natural key, or an own id already mapped); guarded. */
 function writeMapped({
   moved,
   columns,
@@ -132,7 +125,10 @@ function writeMapped({
   guard: Guard;
 }): SQL[] {
   if (rows.length === 0) return [];
-  const values = sql.raw(columns.map((column) => `value ->> '$.${column}'`).join(", "));
+  const values = sql.join(
+    columns.map((column) => columnValue(moved, guard.moveId, column)),
+    sql.raw(", "),
+  );
   return [
     sql`INSERT INTO ${table(moved)} (${columnList(columns)}) SELECT ${values} FROM json_each(${JSON.stringify(rows)}) WHERE ${guarded(guard)} ${upsertTail(moved, columns)}`,
   ];

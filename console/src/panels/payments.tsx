@@ -108,21 +108,7 @@ function FilterForm({ filters }: { filters: Filters }) {
   };
   return (
     <form class="filters" onSubmit={apply} aria-label="Filter payments">
-      <label htmlFor="filter-status">
-        Status
-        {statuses.length > 0 ? (
-          <select id="filter-status" name="status" value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
-            <option value="">any</option>
-            {statuses.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        ) : (
-          <input id="filter-status" name="status" value={status} placeholder="any" onInput={(e) => setStatus(e.currentTarget.value)} />
-        )}
-      </label>
+      <StatusField statuses={statuses} status={status} setStatus={setStatus} />
       <label>
         Updated after <span class="muted">(your local time)</span>
         <input
@@ -150,6 +136,27 @@ function FilterForm({ filters }: { filters: Filters }) {
         </button>
       </div>
     </form>
+  );
+}
+
+/** The status filter: a list of the documented statuses, or free text until the API document has loaded. */
+function StatusField({ statuses, status, setStatus }: { statuses: string[]; status: string; setStatus: (value: string) => void }) {
+  return (
+    <label htmlFor="filter-status">
+      Status
+      {statuses.length > 0 ? (
+        <select id="filter-status" name="status" value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
+          <option value="">any</option>
+          {statuses.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      ) : (
+        <input id="filter-status" name="status" value={status} placeholder="any" onInput={(e) => setStatus(e.currentTarget.value)} />
+      )}
+    </label>
   );
 }
 
