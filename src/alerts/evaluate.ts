@@ -204,7 +204,7 @@ async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: M
         GROUP BY m.id HAVING sum(e.deliveries) >= ${threshold("forged_per_hour")}`;
       break;
     case "fulfillment_failing": {
-      // Pending rows come from `fulfillments_status`, unacknowledged dead letters from their partial index: few at a time,
+      // Pending rows come from `fulfillments_pending`, unacknowledged dead letters from their partial index: few at a time,
       // whatever the number of delivered or acknowledged ones. A merchant qualifies when either kind's oldest is old enough.
       const oldEnough = sql`unixepoch(min(f.requested_at)) <= ${nowSeconds} - ${threshold("fulfillment_failing_minutes")} * 60`;
       query = sql`SELECT m.id FROM ${fulfillments} AS f JOIN ${merchants} AS m ON m.id = f.merchant_id
@@ -228,7 +228,7 @@ const IS_RETRYING = sql`f.status = 'pending' AND f.attempts > 0 AND f.last_error
 const IS_DEAD_LETTERED = sql`f.status = 'failed' AND f.failure_acknowledged_at IS NULL`;
 /**
  * Dead letters are read through their partial index by name: the planner, without statistics, would take
- * `fulfillments_status` and read every failed row, acknowledged ones included, which only ever grow.
+ * the primary key and read every failed row, acknowledged ones included, which only ever grow.
  */
 const DEAD_LETTERED_FROM = sql`${fulfillments} AS f INDEXED BY fulfillments_failed_unacknowledged`;
 

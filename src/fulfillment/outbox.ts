@@ -81,30 +81,34 @@ export async function reopenFulfillment({ db, ...key }: { db: Database } & Fulfi
     .where(and(...rowIs(key), eq(fulfillments.status, "failed")));
 }
 
+const IS_PENDING = sql`${fulfillments.status} = 'pending'`;
+
 /**
  * Marks pending rows never attempted, requested before `requestedBefore` and not marked since `markedBefore`, oldest
  * request first (at most `limit`): `lease_until` = `now`, a lease already over, so a consumer still claims them. One
  * statement, so an overlapping run cannot mark the same rows. Answers the rows marked.
  */
-export async function markStalledFulfillments({
-  db,
-  now,
-  requestedBefore,
-  markedBefore,
-  limit,
-}: {
+export async function markStalledFulfillments(input: StalledQuery): Promise<FulfillmentKey[]> {
+  return markStalledQuery(input);
+}
+
+interface StalledQuery {
   db: Database;
   now: number;
   requestedBefore: number;
   markedBefore: number;
   limit: number;
-}): Promise<FulfillmentKey[]> {
+}
+
+/** The statement of `markStalledFulfillments` (its plan is tested: the pending rows come from `fulfillments_pending`). */
+export function markStalledQuery({ db, now, requestedBefore, markedBefore, limit }: StalledQuery) {
   const stalled = db
     .select({ merchantId: fulfillments.merchantId, transactionId: fulfillments.transactionId })
     .from(fulfillments)
     .where(
       and(
-        eq(fulfillments.status, "pending"),
+        // A literal, as `fulfillments_pending`'s WHERE term: SQLite uses a partial index only for a term it can match.
+        IS_PENDING,
         // Never attempted: its nudge was lost. Attempted rows have a queue message retrying them already.
         eq(fulfillments.attempts, 0),
         lt(fulfillments.requestedAt, new Date(requestedBefore).toISOString()),

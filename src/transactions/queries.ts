@@ -131,15 +131,19 @@ interface TransactionHistoryQuery {
   transactionId: string;
 }
 
+/** A transaction's operations in D1, oldest first, from `operations_transaction`. */
+export const operationsOfTransaction = ({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) =>
+  db
+    .select()
+    .from(operations)
+    .where(and(eq(operations.merchantId, merchantId), eq(operations.transactionId, transactionId)))
+    .orderBy(asc(operations.createdAt), asc(operations.id));
+
 /** The transaction's operations, oldest first, from D1 and the archive; a transaction the merchant does not have is a 404. */
 export async function listOperations({ db, archive, merchant, transactionId }: TransactionHistoryQuery) {
   const [found, rows, archived] = await db.batch([
     transactionOfMerchant({ db, merchantId: merchant.id, transactionId }),
-    db
-      .select()
-      .from(operations)
-      .where(and(eq(operations.merchantId, merchant.id), eq(operations.transactionId, transactionId)))
-      .orderBy(asc(operations.createdAt), asc(operations.id)),
+    operationsOfTransaction({ db, merchantId: merchant.id, transactionId }),
     archivedObjectsOf({ db, merchantId: merchant.id, transactionId }),
   ]);
   if (found.length === 0) throw transactionNotFound(transactionId);

@@ -25,7 +25,8 @@ export const fulfillments = sqliteTable(
   },
   (t) => [
     primaryKey({ columns: [t.merchantId, t.transactionId] }),
-    index("fulfillments_status").on(t.status, t.requestedAt),
+    // Pending rows only (0026): the stalled-row sweep and the `fulfillment_failing` alert read them; settled rows leave it.
+    index("fulfillments_pending").on(t.requestedAt).where(sql`${t.status} = 'pending'`),
     index("fulfillments_failed_unacknowledged")
       .on(t.merchantId, t.requestedAt)
       .where(sql`${t.status} = 'failed' AND ${t.failureAcknowledgedAt} IS NULL`),

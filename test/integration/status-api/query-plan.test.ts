@@ -53,7 +53,7 @@ describe("list queries are served by the transactions indexes", () => {
     // The fulfilment comes by primary key, one lookup per row.
     expect(
       plan.some((detail) =>
-        /^SEARCH fulfillments USING INDEX sqlite_autoindex_fulfillments_1 \(merchant_id=\? AND transaction_id=\?\)/.test(detail),
+        /^SEARCH fulfillments USING PRIMARY KEY \(merchant_id=\? AND transaction_id=\?\)/.test(detail),
       ),
     ).toBe(true);
   });
@@ -82,7 +82,7 @@ describe("reconciliation's query is served by the transactions_reconcile index",
     // Per merchant: the partial index, bounded by the merchant and the cutoff, in the order the run takes them.
     expect(text).toMatch(/^SEARCH candidate USING (COVERING )?INDEX transactions_reconcile \(merchant_id=\? AND <expr><\?\)$/m);
     // The records picked are then read by primary key; transactions are never scanned.
-    expect(text).toMatch(/^SEARCH transactions USING (COVERING )?INDEX sqlite_autoindex_transactions_1 \(merchant_id=\? AND id=\?\)$/m);
+    expect(text).toMatch(/^SEARCH transactions USING PRIMARY KEY \(merchant_id=\? AND id=\?\)$/m);
     expect(text).not.toMatch(/^SCAN (transactions|candidate)\b/m);
     // The only sort is of the picked records (at most 100 per merchant), for the run's overall order.
     expect(plan.filter((detail) => detail.includes("TEMP B-TREE"))).toEqual(["USE TEMP B-TREE FOR ORDER BY"]);

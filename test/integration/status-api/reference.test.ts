@@ -251,9 +251,9 @@ describe("reference: served by indexes, rows read measured", () => {
     ).results.map((row) => row.detail);
     const text = plan.join("\n");
     expect(text).toMatch(
-      /SEARCH transaction_references USING COVERING INDEX sqlite_autoindex_transaction_references_1 \(merchant_id=\? AND reference=\?\)/,
+      /SEARCH transaction_references USING PRIMARY KEY \(merchant_id=\? AND reference=\?\)/,
     );
-    expect(text).toMatch(/SEARCH transactions USING INDEX sqlite_autoindex_transactions_1 \(merchant_id=\? AND id=\?\)/);
+    expect(text).toMatch(/SEARCH transactions USING PRIMARY KEY \(merchant_id=\? AND id=\?\)/);
     expect(text).not.toMatch(/^SCAN transactions/m);
   });
 

@@ -1,0 +1,58 @@
+import type { SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { markStalledQuery } from "../../../src/fulfillment/outbox";
+import { operationsOfTransaction } from "../../../src/transactions/queries";
+import { recordReferences } from "../../../src/transactions/references";
+import type { TransactionWrite } from "../../../src/transactions/records";
+import { createMerchant } from "../../support/fixtures";
+import { shardedDb } from "../../support/shards";
+import { db, seedTransactions, transactionRow } from "../../support/status-api";
+
+/** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
+async function planOf(query: SQL | { toSQL(): { sql: string; params: unknown[] } }): Promise<string> {
+  const { sql, params } = "toSQL" in query ? query.toSQL() : new SQLiteAsyncDialect().sqlToQuery(query);
+  const plan = await shardedDb
+    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+    .bind(...params)
+    .all<{ detail: string }>();
+  return plan.results.map((row) => row.detail).join("\n");
+}
+
+// 0026 made operations, transaction_references and fulfillments WITHOUT ROWID: their primary key, which leads with
+// merchant_id, is now a covering "index" the planner could take for any merchant-scoped read. These reads must still
+// seek the secondary index that bounds them to one transaction (or to pending rows), never a merchant's whole range.
+describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () => {
+  let merchantId: string;
+
+  beforeAll(async () => {
+    const [a, b] = [await createMerchant(), await createMerchant()];
+    merchantId = a.merchant.id;
+    await seedTransactions([
+      ...Array.from({ length: 30 }, () => transactionRow(a.merchant.id, { status: "completed" })),
+      ...Array.from({ length: 30 }, () => transactionRow(b.merchant.id)),
+    ]);
+  });
+
+  it("a transaction's operations come from operations_transaction, in its order", async () => {
+    const plan = await planOf(operationsOfTransaction({ db, merchantId, transactionId: "tr_x" }));
+    expect(plan).toMatch(/SEARCH operations USING INDEX operations_transaction \(merchant_id=\? AND transaction_id=\?\)/);
+    expect(plan).not.toMatch(/TEMP B-TREE|PRIMARY KEY \(merchant_id=\?\)$/m);
+  });
+
+  it("replacing a record's references seeks transaction_references_transaction, not the merchant's references", async () => {
+    const write = { merchantId, snapshot: { id: "tr_x", invoice_id: "inv-1", name: null, metadata: {} } } as unknown as TransactionWrite;
+    const [remove] = recordReferences([write]);
+    if (!remove) throw new Error("recordReferences wrote no statement");
+    const plan = await planOf(remove);
+    expect(plan).toMatch(/SEARCH transaction_references USING (COVERING )?INDEX transaction_references_transaction \(merchant_id=\? AND transaction_id=\?\)/);
+    expect(plan).not.toMatch(/SCAN transaction_references/);
+  });
+
+  it("the stalled-fulfilment sweep reads pending rows from fulfillments_pending", async () => {
+    const now = Date.now();
+    const plan = await planOf(markStalledQuery({ db, now, requestedBefore: now, markedBefore: now, limit: 100 }));
+    expect(plan).toMatch(/SEARCH fulfillments USING INDEX fulfillments_pending \(requested_at<\?\)/);
+    expect(plan).not.toMatch(/SCAN fulfillments/);
+  });
+});
