@@ -51,11 +51,9 @@ describe("list queries are served by the transactions indexes", () => {
     expect(plan.join("\n")).not.toMatch(/TEMP B-TREE/);
     expect(plan.join("\n")).not.toMatch(/^SCAN/m);
     // The fulfilment comes by primary key, one lookup per row.
-    expect(
-      plan.some((detail) =>
-        /^SEARCH fulfillments USING PRIMARY KEY \(merchant_id=\? AND transaction_id=\?\)/.test(detail),
-      ),
-    ).toBe(true);
+    expect(plan.some((detail) => /^SEARCH fulfillments USING PRIMARY KEY \(merchant_id=\? AND transaction_id=\?\)/.test(detail))).toBe(
+      true,
+    );
   });
 
   it("bounds the keyset position in the index, not after reading rows", async () => {

@@ -250,9 +250,7 @@ describe("reference: served by indexes, rows read measured", () => {
         .all<{ detail: string }>()
     ).results.map((row) => row.detail);
     const text = plan.join("\n");
-    expect(text).toMatch(
-      /SEARCH transaction_references USING PRIMARY KEY \(merchant_id=\? AND reference=\?\)/,
-    );
+    expect(text).toMatch(/SEARCH transaction_references USING PRIMARY KEY \(merchant_id=\? AND reference=\?\)/);
     expect(text).toMatch(/SEARCH transactions USING PRIMARY KEY \(merchant_id=\? AND id=\?\)/);
     expect(text).not.toMatch(/^SCAN transactions/m);
   });

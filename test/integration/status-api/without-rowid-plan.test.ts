@@ -3,8 +3,8 @@ import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { markStalledQuery } from "../../../src/fulfillment/outbox";
 import { operationsOfTransaction } from "../../../src/transactions/queries";
-import { recordReferences } from "../../../src/transactions/references";
 import type { TransactionWrite } from "../../../src/transactions/records";
+import { recordReferences } from "../../../src/transactions/references";
 import { createMerchant } from "../../support/fixtures";
 import { shardedDb } from "../../support/shards";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
@@ -45,7 +45,9 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
     const [remove] = recordReferences([write]);
     if (!remove) throw new Error("recordReferences wrote no statement");
     const plan = await planOf(remove);
-    expect(plan).toMatch(/SEARCH transaction_references USING (COVERING )?INDEX transaction_references_transaction \(merchant_id=\? AND transaction_id=\?\)/);
+    expect(plan).toMatch(
+      /SEARCH transaction_references USING (COVERING )?INDEX transaction_references_transaction \(merchant_id=\? AND transaction_id=\?\)/,
+    );
     expect(plan).not.toMatch(/SCAN transaction_references/);
   });
 
