@@ -877,6 +877,13 @@ export function costRows(cost) {
     ],
     [
       "Cost",
+      "  Smart Router calls per webhook (fetch-back; an events list page stands for 5 or more of a project's events in one batch, fewer are fetched by id, each call with 2 limiter requests)",
+      `${per(cost.outboundCalls.smartRouter / cost.webhooks)} (webhook batches of ${cost.steady.webhookBatches.meanSize ?? "no"} messages on average)`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
       "  Workers per webhook: invocations · CPU ms (workerd process, upper bound)",
       `${per(w.invocations)} · ${per(w.cpuMs)} → ${money(lines.workersRequests)} + ${money(lines.workersCpu)} per million`,
       "",

@@ -227,7 +227,8 @@ describe("costRows", () => {
   const cost = {
     payments: 500,
     webhooks: 1563,
-    steady: { waitingLimit: 100 },
+    steady: { waitingLimit: 100, webhookBatches: { batches: 16, meanSize: 97.7 } },
+    outboundCalls: { smartRouter: 111, fulfilment: 373 },
     bill: {
       rates: { taken: "2026-12-07" },
       dollarsPerMillionWebhooks: 21.5,
@@ -280,6 +281,10 @@ describe("costRows", () => {
     const rows = costRows(cost);
     assert.match(rows[0][1], /STEADY/);
     assert.deepEqual(rows[0].slice(2), ["$21.50 · $67.20 per million payments", "≤ $10", "MISSED"]);
+    assert.equal(
+      rows.find((row) => /Smart Router calls per webhook/.test(row[1]))[2],
+      "0.07 (webhook batches of 97.7 messages on average)",
+    );
     const bytes = rows.find((row) => /bytes per payment after retention/.test(row[1]));
     assert.deepEqual(bytes.slice(2, 5), ["1,470 B · $1.10 per month per million payments kept", "≤ 1,000 B", "MISSED"]);
     assert.match(rows[rows.indexOf(bytes) + 1][2], /^161 KB \(330 B a payment at 500; 1,800 B with it\)$/);
