@@ -6,8 +6,16 @@
 // metered entry (lib/meter-entry.mjs) counts, per phase, D1 rows read and written from each statement's meta, queue
 // operations, Durable Object requests and storage calls, R2 operations, invocations and log lines; the counts are priced
 // with bench/cloudflare-rates.json.
-//   node scripts/bench/cost.mjs [--payments N] [--seed S]      this section alone (about 2 minutes for 2,000 payments)
-import { readFileSync } from "node:fs";
+// Two live phases. The headline is STEADY: payments are started only while the merchant's waiting deliveries (queued or
+// parked, not yet settled) stay under half its queue share (src/ingest/backlog.ts QUEUE_SHARE), as for a real merchant
+// (10,000 payments a day is ~0.4 webhooks/s), and the bench fails if the steady phase parked a single delivery. Then,
+// after retention and the bytes are measured, a BURST: the demo mix fired as fast as the stack takes it, one merchant
+// past its queue share, whose deliveries the edge parks in D1; priced apart ("a delivery parked during a flood costs").
+// Bytes per payment after retention are marginal: the shard after retention minus the same shard measured before any
+// payment (each table and index holds at least one page even empty), over the payments; the fixed pages are shown apart.
+//   node scripts/bench/cost.mjs [--payments N] [--burst N] [--seed S]   this section alone (about 3 minutes for 2,000
+//   payments); writes bench/results/cost-N.json; --burst 0 leaves the burst phase out
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import "./lib/ts-resolve.mjs";
@@ -20,6 +28,7 @@ import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
 
 const { makePayment, pickScenario, seededRandom } = await import("../stack.mjs");
 const { mapConcurrent } = await import("../../src/lib/concurrency.ts");
+const { QUEUE_SHARE } = await import("../../src/ingest/backlog.ts");
 
 export const RATES_FILE = path.join(ROOT, "bench/cloudflare-rates.json");
 /** Targets of issue 21. */
@@ -30,6 +39,18 @@ const IN_FLIGHT = 32;
 const FULFILMENT_HOST = "fulfil.bench.example";
 /** Cron runs a month at `*\/5 * * * *`. */
 const CRON_RUNS_PER_MONTH = 12 * 24 * 30;
+
+/** The webhooks queue and its dead-letter queue (wrangler.toml), whose acks and reads settle a merchant's deliveries. */
+const WEBHOOKS_QUEUE = "smart-router-webhooks";
+const WEBHOOKS_DLQ = "smart-router-webhooks-dlq";
+/** The steady phase keeps the merchant's waiting deliveries under half its queue share: the other half is margin for webhooks on their way. */
+export const STEADY_WAITING_LIMIT = QUEUE_SHARE / 2;
+/** Webhooks a payment in flight is counted for (the demo mix fires 3.15 a payment on average, some lifecycles more). */
+const WEBHOOKS_PER_PAYMENT_IN_FLIGHT = 4;
+/** How often the steady phase's pacer reads the pipeline (ms). */
+const PACER_POLL_MS = 250;
+/** Horizon of the steady phase's wait: this long without a payment let through while nothing settles ends the run (ms). */
+const PACER_STALL_MS = 180_000;
 
 /** Webhooks in flight to the edge at once (the ingest section's 16 connections): more only makes the local stack drop connections. */
 const EDGE_IN_FLIGHT = 16;
@@ -132,6 +153,112 @@ export function sumPhases(meter, names = Object.keys(meter.phases)) {
   return total;
 }
 
+/** Whether a D1 statement key (`verb table [set columns]`) writes the edge's parking (parked deliveries and their wake-ups). */
+const isParkingStatement = (key) => /^(insert|update|delete|replace) parked_(deliveries|wakeups)\b/.test(key);
+
+/** Deliveries the edge parked in D1 (a re-parked one counts again: each is a parking's insert) over the metered phases. */
+export function parkedDeliveries(meter) {
+  let parked = 0;
+  for (const p of Object.values(meter.phases)) {
+    for (const [key, entry] of Object.entries(p.d1.byStatement)) if (/^insert parked_deliveries\b/.test(key)) parked += entry.changes;
+  }
+  return parked;
+}
+
+/**
+ * The merchant's deliveries waiting to be settled, as the meter sees them since its reset: sent on the webhooks queue and
+ * not yet acked there nor read by its dead-letter queue, plus those parked and not yet deleted.
+ */
+export function waitingDeliveries(meter) {
+  let queued = 0;
+  let parked = 0;
+  for (const p of Object.values(meter.phases)) {
+    queued += p.queueSends.WEBHOOKS?.messages ?? 0;
+    queued -= (p.queueReads[WEBHOOKS_QUEUE]?.acked ?? 0) + (p.queueReads[WEBHOOKS_DLQ]?.messages ?? 0);
+    for (const [key, entry] of Object.entries(p.d1.byStatement)) {
+      if (/^insert parked_deliveries\b/.test(key)) parked += entry.changes;
+      else if (/^delete parked_deliveries\b/.test(key)) parked -= entry.changes;
+    }
+  }
+  return Math.max(0, queued) + Math.max(0, parked);
+}
+
+/**
+ * Whether the steady phase may start one more payment: deliveries waiting at the edge, those the emulator is delivering
+ * (`coming`) and the payments in flight (each counted for WEBHOOKS_PER_PAYMENT_IN_FLIGHT webhooks) stay under STEADY_WAITING_LIMIT.
+ */
+export function steadyGateOpen({ waiting, coming, inFlight }) {
+  return waiting + coming + WEBHOOKS_PER_PAYMENT_IN_FLIGHT * (inFlight + 1) <= STEADY_WAITING_LIMIT;
+}
+
+/**
+ * What the edge's parking cost in a metered run: its statements' D1 rows and its wake-up messages (each written, read
+ * and deleted on the webhooks queue), per parked delivery, priced at `rates`.
+ */
+export function parkingCost(meter, rates) {
+  const parked = parkedDeliveries(meter);
+  let rowsWritten = 0;
+  let rowsRead = 0;
+  let wakeups = 0;
+  for (const p of Object.values(meter.phases)) {
+    wakeups += p.queueSends.WEBHOOKS?.kinds?.resume_parked ?? 0;
+    for (const [key, entry] of Object.entries(p.d1.byStatement)) {
+      if (!isParkingStatement(key)) continue;
+      rowsWritten += entry.rowsWritten;
+      rowsRead += entry.rowsRead;
+    }
+  }
+  const usage = {
+    ...zeroUsage(),
+    d1RowsWritten: rowsWritten,
+    d1RowsRead: rowsRead,
+    queueWriteOps: wakeups,
+    queueReadOps: wakeups,
+    queueDeleteOps: wakeups,
+  };
+  const dollars = price(usage, rates).total;
+  return {
+    parked,
+    rowsWritten,
+    rowsRead,
+    wakeups,
+    rowsWrittenPerParked: parked > 0 ? rowsWritten / parked : null,
+    dollarsPerMillionParked: parked > 0 ? (dollars / parked) * 1e6 : null,
+  };
+}
+
+/** Usage with every counter at zero (for pricing a few lines of the bill). */
+function zeroUsage() {
+  return { ...sumPhases({ phases: {} }), cpuMs: 0, doRowsRead: 0, doRowsWritten: 0 };
+}
+
+/**
+ * Bytes per payment a shard keeps after retention beyond what the same schema holds with no payment: `after` is the
+ * perPayment() measure of the shard after retention, `empty` the tableBytes() measure of it before the first payment. The marginal figure
+ * is the headline; the empty shard's pages (each table and index has at least one) are the fixed overhead, shown apart.
+ */
+export function marginalBytes(after, empty, payments) {
+  const emptyOf = (table) => empty.tables[table]?.bytes ?? 0;
+  const tables = after.tables
+    .map((t) => ({
+      table: t.table,
+      rows: t.rows,
+      bytes: t.bytes,
+      emptyBytes: emptyOf(t.table),
+      bytesPerPayment: (t.bytes - emptyOf(t.table)) / payments,
+      grossBytesPerPayment: t.bytes / payments,
+    }))
+    .sort((a, b) => b.bytesPerPayment - a.bytesPerPayment || a.table.localeCompare(b.table));
+  const fixedBytes = tables.reduce((sum, t) => sum + t.emptyBytes, 0);
+  return {
+    bytesPerPayment: (after.bytes - fixedBytes) / payments,
+    grossBytesPerPayment: after.bytes / payments,
+    fixedBytes,
+    fixedBytesPerPayment: fixedBytes / payments,
+    tables,
+  };
+}
+
 /** Dollars, per line of the bill, for metered usage (`cpuMs` and the Durable Object storage calls given alongside). */
 export function price(usage, rates) {
   const r = rates.rates;
@@ -187,6 +314,11 @@ async function openMerchant(emulator, worker, merchantId) {
     async quiet() {
       const { backlog } = (await emulator.control(`${project}/counters`)).body;
       return backlog.timers === 0 && backlog.parked === 0 && backlog.in_flight === 0;
+    },
+    /** Webhooks the emulator is delivering or holds for a retry: about to reach the edge. */
+    async coming() {
+      const { backlog } = (await emulator.control(`${project}/counters`)).body;
+      return backlog.parked + backlog.in_flight;
     },
   };
 }
@@ -266,30 +398,90 @@ async function startCostStack(build) {
   return { emulator, worker, edgeAnswers, outboundCalls, meterOf, workerd: childPids(process.pid, "workerd") };
 }
 
-/** The payments, their webhooks through the edge and the queues, until the pipeline drains; answers the live meter. */
-async function driveLive(stack, merchant, { payments, seed }) {
-  const { worker, meterOf, workerd, edgeAnswers } = stack;
+/**
+ * The steady phase's pacer: `enter()` waits until steadyGateOpen lets one more payment start (reading the meter and the
+ * emulator's deliveries every PACER_POLL_MS), `leave()` when its merchant actions are done. The wait ends when the gate
+ * opens; its horizon: PACER_STALL_MS without a payment let through and nothing settled throws.
+ */
+function steadyPacer(stack, merchant) {
+  let inFlight = 0;
+  let maxWaiting = 0;
+  let waitedMs = 0;
+  const state = async () => ({
+    waiting: waitingDeliveries(await stack.meterOf()),
+    coming: await merchant.coming(),
+  });
+  return {
+    stats: () => ({ maxWaiting, summedGateWaitSeconds: round(waitedMs / 1000, 1) }),
+    async enter() {
+      const started = Date.now();
+      let lastWaiting = Number.POSITIVE_INFINITY;
+      let progressAt = started;
+      for (;;) {
+        const now = await state();
+        maxWaiting = Math.max(maxWaiting, now.waiting);
+        if (steadyGateOpen({ ...now, inFlight })) break;
+        if (now.waiting < lastWaiting) progressAt = Date.now();
+        lastWaiting = now.waiting;
+        if (Date.now() - progressAt > PACER_STALL_MS) throw new Error(`cost: steady phase stalled, ${now.waiting} deliveries waiting`);
+        await sleep(PACER_POLL_MS);
+      }
+      inFlight += 1;
+      waitedMs += Date.now() - started;
+    },
+    leave() {
+      inFlight -= 1;
+    },
+  };
+}
+
+/** Edge answers counted since `before` (a copy of the running count). */
+const answersSince = (now, before) =>
+  Object.fromEntries(
+    Object.entries(now)
+      .map(([status, n]) => [status, n - (before[status] ?? 0)])
+      .filter(([, n]) => n > 0),
+  );
+
+/** The payments made, each through `pacer` when given (the steady phase), as fast as IN_FLIGHT lets otherwise (the burst). */
+async function makePayments(merchant, { payments, seed, pacer }) {
   const random = seededRandom(seed);
   const scenarios = {};
-  const cpuBefore = cpuMs(workerd);
-  const started = performance.now();
-  const ticker = setInterval(async () => {
-    const total = sumPhases(await meterOf().catch(() => ({ phases: {} })));
-    progress(
-      `driving: ${total.invocations} invocations, ${total.messagesSent} sent, ${total.messagesAcked} acked; edge ${JSON.stringify(edgeAnswers)}`,
-    );
-  }, 5000);
-  try {
-    await mapConcurrent(
-      Array.from({ length: payments }, (_, index) => index),
-      IN_FLIGHT,
-      async (index) => {
+  await mapConcurrent(
+    Array.from({ length: payments }, (_, index) => index),
+    IN_FLIGHT,
+    async (index) => {
+      await pacer?.enter();
+      try {
         const scenario = pickScenario(random, index);
         scenarios[scenario.name] = (scenarios[scenario.name] ?? 0) + 1;
         const payment = await makePayment(merchant.shop, scenario, { random, pollMs: 2, timeoutMs: 60_000 });
         await payment.done;
-      },
+      } finally {
+        pacer?.leave();
+      }
+    },
+  );
+  return scenarios;
+}
+
+/** The payments, their webhooks through the edge and the queues, until the pipeline drains; answers the live meter. */
+async function driveLive(stack, merchant, { payments, seed, steady }) {
+  const { worker, meterOf, workerd, edgeAnswers } = stack;
+  const answersBefore = { ...edgeAnswers };
+  const pacer = steady ? steadyPacer(stack, merchant) : null;
+  const cpuBefore = cpuMs(workerd);
+  const started = performance.now();
+  const ticker = setInterval(async () => {
+    const meter = await meterOf().catch(() => ({ phases: {} }));
+    const total = sumPhases(meter);
+    progress(
+      `${steady ? "steady" : "burst"}: ${total.invocations} invocations, ${total.messagesSent} sent, ${total.messagesAcked} acked, ${waitingDeliveries(meter)} waiting, ${parkedDeliveries(meter)} parked; edge ${JSON.stringify(answersSince(edgeAnswers, answersBefore))}`,
     );
+  }, 5000);
+  let scenarios;
+  try {
+    scenarios = await makePayments(merchant, { payments, seed, pacer });
   } finally {
     clearInterval(ticker);
   }
@@ -297,7 +489,8 @@ async function driveLive(stack, merchant, { payments, seed }) {
   const drained = await drain(meterOf, merchant.quiet, Number(process.env.COST_DRAIN_MS ?? 180_000), worker.logs);
   const seconds = (performance.now() - started) / 1000;
   const meter = await meterOf(true);
-  return { scenarios, meter, cpuMs: cpuMs(workerd) - cpuBefore, seconds, drained };
+  const answers = answersSince(edgeAnswers, answersBefore);
+  return { scenarios, meter, cpuMs: cpuMs(workerd) - cpuBefore, seconds, drained, edgeAnswers: answers, pacing: pacer?.stats() ?? null };
 }
 
 /**
@@ -345,13 +538,16 @@ function usageOf(meter, cpu) {
   };
 }
 
-/** Usage and bill: live, plus retention beyond what every cron run does anyway (the idle run, priced apart as fixed). */
-function billOf({ live, retention, idle }, rates, { webhooks, payments, bytesPerPayment }) {
+/**
+ * Usage and bill: live, plus retention beyond what every cron run does anyway (the idle run, priced apart as fixed).
+ * `retentionShare` scales the retention counted (the burst phase takes the steady phase's retention per webhook).
+ */
+function billOf({ live, retention, idle }, rates, { webhooks, payments, bytesPerPayment, retentionShare = 1 }) {
   const liveUsage = usageOf(live.meter, live.cpuMs);
   const retentionUsage = usageOf(retention.meter, retention.cpuMs);
   const idleUsage = usageOf(idle.meter, idle.cpuMs);
   const retentionBeyondIdle = Object.fromEntries(
-    Object.keys(retentionUsage).map((key) => [key, Math.max(0, retentionUsage[key] - retention.runs * idleUsage[key])]),
+    Object.keys(retentionUsage).map((key) => [key, retentionShare * Math.max(0, retentionUsage[key] - retention.runs * idleUsage[key])]),
   );
   const whole = Object.fromEntries(Object.keys(liveUsage).map((key) => [key, liveUsage[key] + retentionBeyondIdle[key]]));
   const bill = price(whole, rates);
@@ -375,6 +571,59 @@ function billOf({ live, retention, idle }, rates, { webhooks, payments, bytesPer
   };
 }
 
+/** Webhooks the edge answered (a connection reset never reached it, or reached it unanswered: not counted). */
+const answered = (edgeAnswers) =>
+  Object.entries(edgeAnswers).reduce((sum, [status, n]) => (status === "connectionError" ? sum : sum + n), 0);
+
+/** Webhook-queue batches and their mean size (the consumer's batch-level reads weigh more per webhook in small batches). */
+function webhookBatches(meter) {
+  let batches = 0;
+  let messages = 0;
+  for (const p of Object.values(meter.phases)) {
+    batches += p.queueReads[WEBHOOKS_QUEUE]?.batches ?? 0;
+    messages += p.queueReads[WEBHOOKS_QUEUE]?.messages ?? 0;
+  }
+  return { batches, meanSize: batches > 0 ? round(messages / batches, 1) : null };
+}
+
+/**
+ * The burst phase beside the steady headline: its live counts plus the steady phase's retention per webhook (parking
+ * leaves no row to retain), its parking's own cost per parked delivery, and what it adds per webhook over the steady phase.
+ */
+function burstFigures(burst, steady, { retention, idle }, rates) {
+  const webhooks = answered(burst.edgeAnswers);
+  const billed = billOf({ live: burst, retention, idle }, rates, {
+    webhooks,
+    payments: burst.payments,
+    bytesPerPayment: null,
+    retentionShare: webhooks / steady.webhooks,
+  });
+  const parking = parkingCost(burst.meter, rates);
+  return {
+    payments: burst.payments,
+    seed: burst.seed,
+    webhooks,
+    edgeAnswers: burst.edgeAnswers,
+    liveSeconds: round(burst.seconds, 1),
+    drained: burst.drained,
+    webhookBatches: webhookBatches(burst.meter),
+    parkedDeliveries: parking.parked,
+    parkedShare: webhooks > 0 ? parking.parked / webhooks : null,
+    parking,
+    perWebhook: billed.perWebhook,
+    bill: {
+      dollarsPerMillionWebhooks: billed.bill.dollarsPerMillionWebhooks,
+      dollarsPerMillionPayments: billed.bill.dollarsPerMillionPayments,
+      linesPerMillionWebhooks: billed.bill.linesPerMillionWebhooks,
+    },
+    overSteady: {
+      d1RowsWrittenPerWebhook: billed.perWebhook.d1RowsWritten - steady.perWebhook.d1RowsWritten,
+      dollarsPerMillionWebhooks: billed.bill.dollarsPerMillionWebhooks - steady.bill.dollarsPerMillionWebhooks,
+    },
+    statements: statementTable(burst.meter, { phases: {} }, webhooks).filter((row) => row.rowsWritten > 0),
+  };
+}
+
 /** Each phase's counts over live and retention, with its dollars per million webhooks (CPU and DO storage left out). */
 function phaseTable(live, retention, webhooks, rates) {
   return Object.fromEntries(
@@ -387,62 +636,99 @@ function phaseTable(live, retention, webhooks, rates) {
   );
 }
 
-export async function benchCost(build, { payments = 2000, seed = 14, retentionDays = 30 } = {}) {
+/** The shard's bytes per table, compacted (see tableBytes), or null when its SQLite file is not known. */
+const shardBytes = (shardFile) => (shardFile ? withD1Copy(shardFile, (db) => tableBytes(db, { vacuum: true })) : null);
+
+/**
+ * The section: a merchant; the shard measured with no payment; the steady phase (which must park nothing); retention;
+ * the shard measured again; then the burst phase (`burstPayments`, 0 for none). Answers the report costRows reads.
+ */
+export async function benchCost(build, { payments = 2000, seed = 14, retentionDays = 30, burstPayments = defaultBurst(payments) } = {}) {
   const rates = JSON.parse(readFileSync(RATES_FILE, "utf8"));
   const stack = await startCostStack(build);
-  const { emulator, worker, edgeAnswers, outboundCalls, meterOf } = stack;
+  const { emulator, worker, outboundCalls, meterOf } = stack;
   try {
     const merchantId = "bench-cost";
     const merchant = await openMerchant(emulator, worker, merchantId);
-    await meterOf(true);
-    const live = await driveLive(stack, merchant, { payments, seed });
     const shard = await worker.d1For(merchantId);
+    const shardFile = worker.databases.find((database) => database.db === shard)?.file ?? null;
+    const empty = shardBytes(shardFile);
+    await meterOf(true);
+    const live = await driveLive(stack, merchant, { payments, seed, steady: true });
+    const parkedWhileSteady = parkedDeliveries(live.meter);
+    // The headline is a merchant below its queue share: a steady phase that parked is not one, and fails the section.
+    if (parkedWhileSteady > 0) throw new Error(`cost: the steady phase parked ${parkedWhileSteady} deliveries (pacing failed)`);
     const { retention, idle } = await runRetention(stack, merchant, shard, retentionDays);
-
+    const steadyCalls = { ...outboundCalls };
     const truth = (await emulator.control(`${merchant.project}/truth`)).body;
-    const shardFile = worker.databases.find((database) => database.db === shard)?.file;
-    const after = shardFile
-      ? perPayment(
-          withD1Copy(shardFile, (db) => tableBytes(db, { vacuum: true })),
-          payments,
-        )
-      : null;
+    const afterMeasure = shardBytes(shardFile);
+    const after = afterMeasure && empty ? marginalBytes(perPayment(afterMeasure, payments), empty, payments) : null;
     const indexes = shardFile ? withD1Copy(shardFile, (db) => indexColumns(db)) : {};
-    // Webhooks the edge answered (a connection reset never reached it, or reached it unanswered: not counted).
-    const webhooks = Object.entries(edgeAnswers).reduce((sum, [status, n]) => (status === "connectionError" ? sum : sum + n), 0);
-    const statements = statementTable(live.meter, retention.meter, webhooks, idle.meter, retention.runs);
-    return {
-      payments,
-      seed,
-      scenarios: live.scenarios,
+    const webhooks = answered(live.edgeAnswers);
+    const steady = {
+      ...steadyReport({ live, retention, idle }, rates, { payments, seed, webhooks, after, indexes }),
       events: truth.events.length,
-      webhooks,
-      edgeAnswers,
-      outboundCalls,
-      liveSeconds: round(live.seconds, 1),
-      drained: live.drained,
       retention: { days: retentionDays, cronRuns: retention.runs, archiveObjects: retention.archived },
-      ...billOf({ live, retention, idle }, rates, { webhooks, payments, bytesPerPayment: after?.bytesPerPayment ?? null }),
-      bytesPerPaymentAfterRetention: after?.bytesPerPayment ?? null,
-      afterTables: after?.tables.map((t) => ({ table: t.table, rows: t.rows, bytesPerPayment: round(t.bytesPerPayment, 1) })) ?? [],
-      phases: phaseTable(live.meter, retention.meter, webhooks, rates),
-      statements,
-      phaseStatements: phaseStatements({ live: live.meter, retention: retention.meter }, webhooks),
-      indexCosts: indexCosts(statements, indexes, webhooks),
-      idleCronStatements: statementTable(idle.meter, { phases: {} }, 1).filter((row) => row.rowsWritten > 0 || row.rowsRead > 100),
-      durableObjects: {
-        live: durableObjectTable(live.meter),
-        retention: durableObjectTable(retention.meter),
-        storage: live.meter.durableObjectStorage,
-      },
-      indexes,
-      workerLogErrors: worker.logs.errors,
-      workerLogWarnings: worker.logs.warnings,
     };
+    let burst = null;
+    if (burstPayments > 0) {
+      const run = await driveLive(stack, merchant, { payments: burstPayments, seed: seed + 1, steady: false });
+      burst = burstFigures({ ...run, payments: burstPayments, seed: seed + 1 }, steady, { retention, idle }, rates);
+    }
+    return { ...steady, outboundCalls: steadyCalls, burst, workerLogErrors: worker.logs.errors, workerLogWarnings: worker.logs.warnings };
   } finally {
     await worker.dispose();
     emulator.close();
   }
+}
+
+/** Burst payments by default: a quarter of the steady phase's, at least 200 (enough to pass the queue share). */
+function defaultBurst(payments) {
+  return Math.max(200, Math.round(payments / 4));
+}
+
+/** The steady phase's report: the headline bill, bytes, phases, statements and index costs. */
+function steadyReport({ live, retention, idle }, rates, { payments, seed, webhooks, after, indexes }) {
+  const statements = statementTable(live.meter, retention.meter, webhooks, idle.meter, retention.runs);
+  return {
+    payments,
+    seed,
+    scenarios: live.scenarios,
+    webhooks,
+    edgeAnswers: live.edgeAnswers,
+    liveSeconds: round(live.seconds, 1),
+    drained: live.drained,
+    steady: {
+      waitingLimit: STEADY_WAITING_LIMIT,
+      queueShare: QUEUE_SHARE,
+      parkedDeliveries: parkedDeliveries(live.meter),
+      ...live.pacing,
+      webhookBatches: webhookBatches(live.meter),
+    },
+    ...billOf({ live, retention, idle }, rates, { webhooks, payments, bytesPerPayment: after?.bytesPerPayment ?? null }),
+    bytesPerPaymentAfterRetention: after?.bytesPerPayment ?? null,
+    grossBytesPerPaymentAfterRetention: after?.grossBytesPerPayment ?? null,
+    fixedBytesAfterRetention: after ? { bytes: after.fixedBytes, perPayment: after.fixedBytesPerPayment } : null,
+    afterTables:
+      after?.tables.map((t) => ({
+        table: t.table,
+        rows: t.rows,
+        bytesPerPayment: round(t.bytesPerPayment, 1),
+        grossBytesPerPayment: round(t.grossBytesPerPayment, 1),
+        emptyBytes: t.emptyBytes,
+      })) ?? [],
+    phases: phaseTable(live.meter, retention.meter, webhooks, rates),
+    statements,
+    phaseStatements: phaseStatements({ live: live.meter, retention: retention.meter }, webhooks),
+    indexCosts: indexCosts(statements, indexes, webhooks),
+    idleCronStatements: statementTable(idle.meter, { phases: {} }, 1).filter((row) => row.rowsWritten > 0 || row.rowsRead > 100),
+    durableObjects: {
+      live: durableObjectTable(live.meter),
+      retention: durableObjectTable(retention.meter),
+      storage: live.meter.durableObjectStorage,
+    },
+    indexes,
+  };
 }
 
 /**
@@ -563,7 +849,7 @@ export function costRows(cost) {
   return [
     [
       "Cost",
-      `per million webhooks (${cost.webhooks.toLocaleString("en-US")} webhooks of ${cost.payments.toLocaleString("en-US")} payments, demo mix, edge + queues + fulfilment + retention beyond the cron's fixed run; rates of ${cost.bill.rates.taken}, to check)`,
+      `per million webhooks, STEADY (${cost.webhooks.toLocaleString("en-US")} webhooks of ${cost.payments.toLocaleString("en-US")} payments, demo mix, paced under ${cost.steady.waitingLimit} waiting deliveries so none is parked; edge + queues + fulfilment + retention beyond the cron's fixed run; rates of ${cost.bill.rates.taken}, to check)`,
       `${money(cost.bill.dollarsPerMillionWebhooks)} · ${money(cost.bill.dollarsPerMillionPayments)} per million payments`,
       `≤ $${TARGET_DOLLARS_PER_MILLION_WEBHOOKS}`,
       verdict(cost.bill.dollarsPerMillionWebhooks <= TARGET_DOLLARS_PER_MILLION_WEBHOOKS),
@@ -586,6 +872,13 @@ export function costRows(cost) {
       "Cost",
       "  Durable Objects per webhook: requests (limiter, DeliveryGate) · storage rows written",
       `${per(w.doRequests)} · ${per(w.doRowsWritten)} → ${money(lines.doRequests + lines.doDuration + lines.doStorage)} per million`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  Smart Router calls per webhook (fetch-back; an events list page stands for 5 or more of a project's events in one batch, fewer are fetched by id, each call with 2 limiter requests)",
+      `${per(cost.outboundCalls.smartRouter / cost.webhooks)} (webhook batches of ${cost.steady.webhookBatches.meanSize ?? "no"} messages on average)`,
       "",
       "",
     ],
@@ -619,24 +912,68 @@ export function costRows(cost) {
     ],
     [
       "Cost",
-      `D1 bytes per payment after retention (${cost.retention.days} days)`,
+      `D1 bytes per payment after retention (${cost.retention.days} days), marginal: the shard's bytes beyond the same schema with no payment`,
       `${Math.round(cost.bytesPerPaymentAfterRetention).toLocaleString("en-US")} B · ${money(cost.bill.d1StoragePerMonthPerMillionPaymentsKept)} per month per million payments kept`,
       "≤ 1,000 B",
       verdict(cost.bytesPerPaymentAfterRetention <= TARGET_BYTES_PER_PAYMENT_AFTER_RETENTION),
+    ],
+    ...(cost.fixedBytesAfterRetention
+      ? [
+          [
+            "Cost",
+            "  fixed: the empty schema's pages (each table and index holds one even empty), not per payment",
+            `${Math.round(cost.fixedBytesAfterRetention.bytes / 1024).toLocaleString("en-US")} KB (${Math.round(cost.fixedBytesAfterRetention.perPayment)} B a payment at ${cost.payments.toLocaleString("en-US")}; ${Math.round(cost.grossBytesPerPaymentAfterRetention).toLocaleString("en-US")} B with it)`,
+            "",
+            "",
+          ],
+        ]
+      : []),
+    ...burstRows(cost.burst, money),
+  ];
+}
+
+/** The burst phase's rows: a flood past the queue share, priced apart from the steady headline. */
+function burstRows(burst, money) {
+  if (!burst) return [];
+  const parking = burst.parking;
+  return [
+    [
+      "Cost",
+      `BURST, not the headline: ${burst.webhooks.toLocaleString("en-US")} webhooks of ${burst.payments.toLocaleString("en-US")} payments fired as fast as the stack takes them, one merchant past its queue share (${burst.parkedDeliveries.toLocaleString("en-US")} parked, ${Math.round((burst.parkedShare ?? 0) * 100)} %)`,
+      `${money(burst.bill.dollarsPerMillionWebhooks)} per million webhooks (${burst.overSteady.dollarsPerMillionWebhooks >= 0 ? "+" : "−"}${money(Math.abs(burst.overSteady.dollarsPerMillionWebhooks))} over steady; D1 rows written ${burst.perWebhook.d1RowsWritten.toFixed(2)} a webhook)`,
+      "",
+      "",
+    ],
+    [
+      "Cost",
+      "  a delivery parked during a flood costs (parking's D1 statements and wake-up messages, per parked delivery)",
+      parking.parked > 0
+        ? `+${parking.rowsWrittenPerParked.toFixed(2)} D1 rows written · +${money(parking.dollarsPerMillionParked)} per million parked deliveries`
+        : "nothing parked",
+      "",
+      "",
     ],
   ];
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { payments: { type: "string", default: "2000" }, seed: { type: "string", default: "14" } } });
+  const { values } = parseArgs({
+    options: { payments: { type: "string", default: "2000" }, burst: { type: "string" }, seed: { type: "string", default: "14" } },
+  });
   const build = buildWorker();
   try {
-    const cost = await benchCost(build, { payments: Number(values.payments), seed: Number(values.seed) });
+    const payments = Number(values.payments);
+    const burstPayments = values.burst === undefined ? defaultBurst(payments) : Number(values.burst);
+    const cost = await benchCost(build, { payments, seed: Number(values.seed), burstPayments });
     const rows = costRows(cost).map((row) => [row[1], row[2], row[3] ? `${row[3]} ${row[4]}` : ""]);
     const width = Math.max(...rows.map(([measure]) => measure.length));
     for (const [measure, result, target] of rows) process.stdout.write(`${measure.padEnd(width)}  ${result}  ${target}\n`);
     const rounded = (_key, value) => (typeof value === "number" && !Number.isInteger(value) ? round(value, 4) : value);
-    process.stdout.write(`${JSON.stringify(cost, rounded, 2)}\n`);
+    const json = `${JSON.stringify(cost, rounded, 2)}\n`;
+    const file = path.join(ROOT, `bench/results/cost-${payments}.json`);
+    writeFileSync(file, json);
+    process.stdout.write(json);
+    progress(`written: ${path.relative(ROOT, file)}`);
   } finally {
     build.cleanup();
   }
