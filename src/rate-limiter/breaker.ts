@@ -21,7 +21,10 @@ export interface BreakerSettings {
 export const PROBE_INTERVAL_VARIABLE = "BREAKER_PROBE_INTERVAL_MS";
 
 export interface BreakerState {
-  /** Failed answers in a row since the last good one. */
+  /**
+   * Failed answers in a row since the last good one. Stored only with a change of position: losing the count to a restart
+   * is safe, it costs a failing API at most `failureThreshold` − 1 more calls before the breaker opens.
+   */
   failures: number;
   /** Null while closed. Open: no call before this time, then one probe, which moves it one interval on. */
   nextProbeAt: number | null;
@@ -82,15 +85,17 @@ export function recordGrant(state: BreakerState, now: number, settings: BreakerS
 /**
  * Learns from an answer. A failure counts, and the `failureThreshold`th in a row opens the breaker; a failure while open
  * (the probe's) keeps it open for another interval. A 429 says Smart Router is up but busy, which is the pacer's business:
- * it neither counts nor closes. Any other answer (2xx, 3xx, 4xx) proves the API is serving: the breaker closes.
+ * it neither counts nor closes. Any other answer (2xx, 3xx, 4xx) proves the API is serving: the breaker closes. Returns
+ * whether its position or next probe moved (and must be stored); a count alone does not.
  */
-export function breakerObserve(state: BreakerState, status: number, now: number, settings: BreakerSettings): void {
-  if (status === 429) return;
+export function breakerObserve(state: BreakerState, status: number, now: number, settings: BreakerSettings): boolean {
+  if (status === 429) return false;
+  const before = state.nextProbeAt;
   if (!isFailure(status)) {
     state.failures = 0;
     state.nextProbeAt = null;
     state.openedAt = undefined;
-    return;
+    return before !== null;
   }
   state.failures += 1;
   if (state.nextProbeAt !== null) state.nextProbeAt = Math.max(state.nextProbeAt, now + settings.probeIntervalMs);
@@ -98,4 +103,5 @@ export function breakerObserve(state: BreakerState, status: number, now: number,
     state.nextProbeAt = now + settings.probeIntervalMs;
     state.openedAt = now;
   }
+  return state.nextProbeAt !== before;
 }

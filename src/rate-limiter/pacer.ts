@@ -68,6 +68,33 @@ export function initialPacerState(settings: RateLimitSettings | null, now: numbe
   return state;
 }
 
+/** Whether the pacer already runs under these admin settings (its rates and batch share). */
+export function sameSettings(state: PacerState, settings: RateLimitSettings | null): boolean {
+  const wanted = { primary: settings?.primary_rpm, events: settings?.events_rpm, sandbox: settings?.sandbox_rpm };
+  return (
+    state.batchShare === (settings?.batch_share ?? DEFAULT_BATCH_SHARE) && BUCKETS.every((name) => state.configured[name] === wanted[name])
+  );
+}
+
+/**
+ * The pacer of an object that lost its memory, from the record it last stored: rates, 429 pauses and clocks as stored,
+ * then as if the burst had just been spent now and the batch lane were back at its slow start. Between two stored
+ * records the rate does not change (a new rate is stored), and a grant or a drift correction never moves a clock more
+ * than one burst (batch: one slow-start interval) past its own time, so these clocks are at or past any the lost
+ * instance reached: the restored pacer grants nothing it could not have granted.
+ */
+export function restorePacer(stored: PacerState, now: number): PacerState {
+  const state = structuredClone(stored);
+  for (const name of BUCKETS) {
+    const bucket = state.buckets[name];
+    bucket.tat = Math.max(bucket.tat, now + interval(effectiveRpm(bucket)) * PACING.burst);
+    bucket.batchRpm = batchFloor(state, bucket);
+    bucket.batchTat = Math.max(bucket.batchTat, now + interval(bucket.batchRpm));
+    bucket.lastGrowth = now;
+  }
+  return state;
+}
+
 /** Applies changed admin settings without forgetting what the buckets have already spent. */
 export function reconfigure(state: PacerState, settings: RateLimitSettings | null): void {
   state.batchShare = settings?.batch_share ?? DEFAULT_BATCH_SHARE;
@@ -109,12 +136,17 @@ export function acquire(state: PacerState, bucketName: Bucket, lane: Lane, now: 
   return { granted: true };
 }
 
-/** Learns from Smart Router's answer: its limit header sets the rate, `remaining` corrects drift, a 429 empties the bucket. */
-export function observe(state: PacerState, observation: RateObservation, now: number): void {
+/**
+ * Learns from Smart Router's answer: its limit header sets the rate, `remaining` corrects drift, a 429 empties the bucket.
+ * Returns whether it learned something a restart must not forget (a new rate, a 429's pause), so the state is stored.
+ */
+export function observe(state: PacerState, observation: RateObservation, now: number): boolean {
   const bucket = state.buckets[observation.bucket];
+  let learned = false;
   if (observation.limitPerMinute !== undefined && observation.limitPerMinute > 0 && observation.limitPerMinute !== bucket.rpm) {
     bucket.rpm = observation.limitPerMinute;
     bucket.batchRpm = Math.min(Math.max(bucket.batchRpm, batchFloor(state, bucket)), batchCeiling(state, bucket));
+    learned = true;
   }
   const step = interval(effectiveRpm(bucket));
   if (observation.remaining !== undefined && observation.remaining >= 0) {
@@ -128,7 +160,9 @@ export function observe(state: PacerState, observation: RateObservation, now: nu
     bucket.batchRpm = Math.max(batchFloor(state, bucket), bucket.batchRpm / 2);
     bucket.lastGrowth = now;
     bucket.recent429s = [...(bucket.recent429s ?? []), now].slice(-RECENT_429S_KEPT);
+    learned = true;
   }
+  return learned;
 }
 
 /** What one bucket can grant now, without granting anything: the rate, interactive tokens left, the batch lane's pace. */

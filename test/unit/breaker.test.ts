@@ -110,6 +110,25 @@ describe("circuit breaker", () => {
     expect(ask(state, 2 * INTERVAL)).toBe(true);
   });
 
+  it("says to store it only when its position or next probe moves, not for a count or a steady good answer", () => {
+    const state = initialBreakerState();
+    expect(breakerObserve(state, 200, 0, settings)).toBe(false);
+    for (let i = 0; i < BREAKER.failureThreshold - 1; i++) expect(breakerObserve(state, 503, 0, settings)).toBe(false);
+    expect(breakerObserve(state, 200, 0, settings)).toBe(false);
+    for (let i = 0; i < BREAKER.failureThreshold - 1; i++) breakerObserve(state, 503, 0, settings);
+    expect(breakerObserve(state, 429, 0, settings)).toBe(false);
+    // The threshold's failure opens it: stored.
+    expect(breakerObserve(state, 0, 100, settings)).toBe(true);
+    // Another failure at the same instant leaves the next probe where it is; the probe's failure later moves it.
+    expect(breakerObserve(state, 503, 100, settings)).toBe(false);
+    expect(ask(state, 100 + INTERVAL)).toBe(true);
+    expect(breakerObserve(state, 503, 150 + INTERVAL, settings)).toBe(true);
+    expect(breakerObserve(state, 429, 200 + INTERVAL, settings)).toBe(false);
+    // The good answer closes it: stored.
+    expect(breakerObserve(state, 200, 200 + INTERVAL, settings)).toBe(true);
+    expect(breakerObserve(state, 200, 300 + INTERVAL, settings)).toBe(false);
+  });
+
   it("reads the probe interval from BREAKER_PROBE_INTERVAL_MS and refuses a bad value", () => {
     expect(breakerSettingsFrom({})).toEqual(BREAKER);
     expect(breakerSettingsFrom({ BREAKER_PROBE_INTERVAL_MS: "500" })).toEqual({ ...BREAKER, probeIntervalMs: 500 });

@@ -1,5 +1,17 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { acquire, initialPacerState, observe, PACING } from "../../src/rate-limiter/pacer";
+import type { Lane, RateObservation } from "../../src/rate-limiter/limiter";
+import {
+  acquire,
+  bucketBudget,
+  initialPacerState,
+  observe,
+  PACING,
+  type PacerState,
+  reconfigure,
+  restorePacer,
+  sameSettings,
+} from "../../src/rate-limiter/pacer";
 
 const MINUTE = 60_000;
 
@@ -102,5 +114,136 @@ describe("pacer (GCRA with two lanes)", () => {
     expect(acquire(state, "events", "interactive", 0).granted).toBe(false);
     expect(acquire(state, "primary", "interactive", 0).granted).toBe(true);
     expect(acquire(state, "sandbox", "interactive", 0).granted).toBe(true);
+  });
+});
+
+/** One step of a history: a call asked in a lane, or an answer observed, `gap` ms after the previous one. */
+type Step = { gap: number } & ({ lane: Lane } | { observation: Omit<RateObservation, "bucket"> });
+
+const stepArbitrary = (learnRates: boolean): fc.Arbitrary<Step> =>
+  fc.oneof(
+    fc.record({ gap: fc.integer({ min: 0, max: 400 }), lane: fc.constantFrom<Lane>("interactive", "batch") }),
+    fc.record({
+      gap: fc.integer({ min: 0, max: 400 }),
+      observation: fc.record(
+        {
+          status: fc.constantFrom(200, 200, 200, 429, 503),
+          remaining: fc.integer({ min: 0, max: 10 }),
+          retryAfterMs: fc.integer({ min: 0, max: 3_000 }),
+          limitPerMinute: learnRates ? fc.constantFrom(120, 600, 3_000) : fc.constant(600),
+        },
+        { requiredKeys: ["status"] },
+      ),
+    }),
+  );
+
+/**
+ * Plays a history on one bucket as the Durable Object does: the state is stored at the start and whenever `observe`
+ * says it learned something. Returns the live state, the last stored copy, the grant times and the end time.
+ */
+function play(steps: Step[]) {
+  const state = initialPacerState({ primary_rpm: 600, batch_share: 0.5 }, 0);
+  let stored: PacerState = structuredClone(state);
+  const grants: number[] = [];
+  let now = 0;
+  for (const step of steps) {
+    now += step.gap;
+    if ("lane" in step) {
+      if (acquire(state, "primary", step.lane, now).granted) grants.push(now);
+    } else if (observe(state, { bucket: "primary", ...step.observation }, now)) {
+      stored = structuredClone(state);
+    }
+  }
+  return { state, stored, grants, now };
+}
+
+/** Greedy callers of both lanes asking every 5 ms from `from` for `durationMs`; the grant times. */
+function drive(state: PacerState, from: number, durationMs: number): number[] {
+  const grants: number[] = [];
+  for (let now = from; now < from + durationMs; now += 5) {
+    for (const lane of ["interactive", "batch", "interactive", "batch"] as const) {
+      if (acquire(state, "primary", lane, now).granted) grants.push(now);
+    }
+  }
+  return grants;
+}
+
+describe("pacer restored after a restart (its memory lost, its last stored record kept)", () => {
+  it("is never ahead of the pacer that was not restarted: clocks at or past it, same pause, batch no faster (property)", () => {
+    fc.assert(
+      fc.property(fc.array(stepArbitrary(true), { maxLength: 120 }), fc.integer({ min: 0, max: 5_000 }), (steps, idle) => {
+        const { state, stored, now } = play(steps);
+        const restartAt = now + idle;
+        const restored = restorePacer(stored, restartAt).buckets.primary;
+        const live = state.buckets.primary;
+        expect(restored.rpm).toBe(live.rpm);
+        expect(restored.pausedUntil).toBe(live.pausedUntil);
+        expect(restored.recent429s ?? []).toEqual(live.recent429s ?? []);
+        expect(restored.tat).toBeGreaterThanOrEqual(live.tat);
+        expect(restored.batchTat).toBeGreaterThanOrEqual(live.batchTat);
+        expect(restored.batchRpm).toBeLessThanOrEqual(live.batchRpm);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps every window of the whole run, before and after the restart, within the rate plus the burst (property)", () => {
+    fc.assert(
+      fc.property(fc.array(stepArbitrary(false), { maxLength: 120 }), fc.integer({ min: 0, max: 3_000 }), (steps, idle) => {
+        const { stored, grants, now } = play(steps);
+        const restartAt = now + idle;
+        const all = [...grants, ...drive(restorePacer(stored, restartAt), restartAt, 10_000)];
+        const step = MINUTE / (600 * PACING.headroom);
+        for (const window of [1_000, 5_000]) {
+          for (const start of all) {
+            const inWindow = all.filter((t) => t >= start && t < start + window).length;
+            expect(inWindow).toBeLessThanOrEqual(Math.floor(window / step) + PACING.burst);
+          }
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it("grants nothing at the restart after a burst that was never stored, and its first grant one interval later", () => {
+    const state = initialPacerState({ primary_rpm: 600 }, 0);
+    const stored = structuredClone(state);
+    for (let i = 0; i < PACING.burst; i++) expect(acquire(state, "primary", "interactive", 0).granted).toBe(true);
+    // Restarted at once: the stored record (nothing spent) must not give the burst back.
+    const restored = restorePacer(stored, 0);
+    expect(bucketBudget(restored, "primary", 0).tokensLeft).toBe(0);
+    const step = MINUTE / (600 * PACING.headroom);
+    expect(acquire(restored, "primary", "interactive", 0)).toEqual({ granted: false, retryAfterMs: Math.ceil(step) });
+    expect(acquire(restored, "primary", "interactive", Math.ceil(step)).granted).toBe(true);
+  });
+
+  it("restarts the batch lane at its slow start, whatever rate it had grown to", () => {
+    const state = initialPacerState({ primary_rpm: 1200, batch_share: 0.5 }, 0);
+    for (let now = 0; now < 60_000; now += 50) acquire(state, "primary", "batch", now);
+    const floor = 1200 * PACING.headroom * 0.5 * PACING.batchStartFraction;
+    expect(state.buckets.primary.batchRpm).toBeGreaterThan(floor);
+    const restored = restorePacer(state, 60_000);
+    expect(restored.buckets.primary.batchRpm).toBeCloseTo(floor);
+    expect(restored.buckets.primary.lastGrowth).toBe(60_000);
+  });
+
+  it("says which answers must be stored: a new rate or a 429, not a steady header nor drift", () => {
+    const state = initialPacerState(null, 0);
+    expect(observe(state, { bucket: "events", status: 200, limitPerMinute: 3_000, remaining: 7 }, 10)).toBe(false);
+    expect(observe(state, { bucket: "events", status: 503 }, 20)).toBe(false);
+    expect(observe(state, { bucket: "events", status: 200, limitPerMinute: 120 }, 30)).toBe(true);
+    expect(observe(state, { bucket: "events", status: 200, limitPerMinute: 120, remaining: 0 }, 40)).toBe(false);
+    expect(observe(state, { bucket: "events", status: 429, retryAfterMs: 1_000 }, 50)).toBe(true);
+  });
+
+  it("compares admin settings as the pacer applies them (rates and batch share)", () => {
+    const state = initialPacerState({ sandbox_rpm: 60 }, 0);
+    expect(sameSettings(state, { sandbox_rpm: 60, webhooks_rpm: 10 })).toBe(true);
+    expect(sameSettings(state, { sandbox_rpm: 60, batch_share: 0.5 })).toBe(true);
+    expect(sameSettings(state, { sandbox_rpm: 61 })).toBe(false);
+    expect(sameSettings(state, { sandbox_rpm: 60, batch_share: 0.4 })).toBe(false);
+    expect(sameSettings(state, null)).toBe(false);
+    reconfigure(state, null);
+    expect(sameSettings(state, null)).toBe(true);
   });
 });
