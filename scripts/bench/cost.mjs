@@ -29,6 +29,7 @@ import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
 const { makePayment, pickScenario, seededRandom } = await import("../stack.mjs");
 const { mapConcurrent } = await import("../../src/lib/concurrency.ts");
 const { QUEUE_SHARE } = await import("../../src/ingest/backlog.ts");
+const { readingPatch } = await import("../../sandbox/readings.ts");
 
 export const RATES_FILE = path.join(ROOT, "bench/cloudflare-rates.json");
 /** Targets of issue 21. */
@@ -281,7 +282,7 @@ export function price(usage, rates) {
 }
 
 /** A merchant in the worker (fulfilment URL set, rates unlimited) and its emulator project, webhooks to the edge with its credential. */
-async function openMerchant(emulator, worker, merchantId) {
+async function openMerchant(emulator, worker, merchantId, reading) {
   const projectId = `test-proj_${merchantId.replace(/[^A-Za-z0-9]/g, "")}`;
   const secretKey = `sk_test_${crypto.randomUUID().replaceAll("-", "")}`;
   await emulator.control("/projects", {
@@ -291,6 +292,8 @@ async function openMerchant(emulator, worker, merchantId) {
       rates: { primary: UNLIMITED, events: UNLIMITED, sandbox: UNLIMITED, burst: 1000 },
       // Deliveries wait for one of the 16 connections to the edge: a real-time timeout would re-deliver answered webhooks.
       webhook: { max_attempts: 12, backoff_base_ms: 120_000, timeout_ms: 600_000 },
+      // A reading of smart-router.md (sandbox/readings.ts); `list-no-data` makes fetch-back verify each event by id.
+      ...(reading ? { readings: readingPatch(reading) } : {}),
     },
   });
   const created = await worker.createMerchant(merchantId, projectId, secretKey, {
@@ -643,13 +646,16 @@ const shardBytes = (shardFile) => (shardFile ? withD1Copy(shardFile, (db) => tab
  * The section: a merchant; the shard measured with no payment; the steady phase (which must park nothing); retention;
  * the shard measured again; then the burst phase (`burstPayments`, 0 for none). Answers the report costRows reads.
  */
-export async function benchCost(build, { payments = 2000, seed = 14, retentionDays = 30, burstPayments = defaultBurst(payments) } = {}) {
+export async function benchCost(
+  build,
+  { payments = 2000, seed = 14, retentionDays = 30, burstPayments = defaultBurst(payments), reading = null } = {},
+) {
   const rates = JSON.parse(readFileSync(RATES_FILE, "utf8"));
   const stack = await startCostStack(build);
   const { emulator, worker, outboundCalls, meterOf } = stack;
   try {
     const merchantId = "bench-cost";
-    const merchant = await openMerchant(emulator, worker, merchantId);
+    const merchant = await openMerchant(emulator, worker, merchantId, reading);
     const shard = await worker.d1For(merchantId);
     const shardFile = worker.databases.find((database) => database.db === shard)?.file ?? null;
     const empty = shardBytes(shardFile);
@@ -668,6 +674,7 @@ export async function benchCost(build, { payments = 2000, seed = 14, retentionDa
     const steady = {
       ...steadyReport({ live, retention, idle }, rates, { payments, seed, webhooks, after, indexes }),
       events: truth.events.length,
+      reading: reading ?? "default",
       retention: { days: retentionDays, cronRuns: retention.runs, archiveObjects: retention.archived },
     };
     let burst = null;
@@ -849,7 +856,7 @@ export function costRows(cost) {
   return [
     [
       "Cost",
-      `per million webhooks, STEADY (${cost.webhooks.toLocaleString("en-US")} webhooks of ${cost.payments.toLocaleString("en-US")} payments, demo mix, paced under ${cost.steady.waitingLimit} waiting deliveries so none is parked; edge + queues + fulfilment + retention beyond the cron's fixed run; rates of ${cost.bill.rates.taken}, to check)`,
+      `per million webhooks, STEADY (${cost.webhooks.toLocaleString("en-US")} webhooks of ${cost.payments.toLocaleString("en-US")} payments, demo mix${cost.reading && cost.reading !== "default" ? `, reading ${cost.reading}` : ""}, paced under ${cost.steady.waitingLimit} waiting deliveries so none is parked; edge + queues + fulfilment + retention beyond the cron's fixed run; rates of ${cost.bill.rates.taken}, to check)`,
       `${money(cost.bill.dollarsPerMillionWebhooks)} · ${money(cost.bill.dollarsPerMillionPayments)} per million payments`,
       `≤ $${TARGET_DOLLARS_PER_MILLION_WEBHOOKS}`,
       verdict(cost.bill.dollarsPerMillionWebhooks <= TARGET_DOLLARS_PER_MILLION_WEBHOOKS),
@@ -958,19 +965,25 @@ function burstRows(burst, money) {
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { payments: { type: "string", default: "2000" }, burst: { type: "string" }, seed: { type: "string", default: "14" } },
+    options: {
+      payments: { type: "string", default: "2000" },
+      burst: { type: "string" },
+      seed: { type: "string", default: "14" },
+      reading: { type: "string" },
+    },
   });
   const build = buildWorker();
   try {
     const payments = Number(values.payments);
     const burstPayments = values.burst === undefined ? defaultBurst(payments) : Number(values.burst);
-    const cost = await benchCost(build, { payments, seed: Number(values.seed), burstPayments });
+    const reading = values.reading ?? null;
+    const cost = await benchCost(build, { payments, seed: Number(values.seed), burstPayments, reading });
     const rows = costRows(cost).map((row) => [row[1], row[2], row[3] ? `${row[3]} ${row[4]}` : ""]);
     const width = Math.max(...rows.map(([measure]) => measure.length));
     for (const [measure, result, target] of rows) process.stdout.write(`${measure.padEnd(width)}  ${result}  ${target}\n`);
     const rounded = (_key, value) => (typeof value === "number" && !Number.isInteger(value) ? round(value, 4) : value);
     const json = `${JSON.stringify(cost, rounded, 2)}\n`;
-    const file = path.join(ROOT, `bench/results/cost-${payments}.json`);
+    const file = path.join(ROOT, `bench/results/cost-${payments}${reading ? `-${reading}` : ""}.json`);
     writeFileSync(file, json);
     process.stdout.write(json);
     progress(`written: ${path.relative(ROOT, file)}`);

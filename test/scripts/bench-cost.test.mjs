@@ -293,6 +293,11 @@ describe("costRows", () => {
     assert.match(burst[2], /^\$25\.10 per million webhooks \(\+\$3\.60 over steady/);
     assert.equal(rows.at(-1)[2], "+5.06 D1 rows written · +$5.20 per million parked deliveries");
   });
+  it("names the reading the steady phase ran under, and none for the default", () => {
+    assert.doesNotMatch(costRows(cost)[0][1], /reading/);
+    assert.doesNotMatch(costRows({ ...cost, reading: "default" })[0][1], /reading/);
+    assert.match(costRows({ ...cost, reading: "list-no-data" })[0][1], /^per million webhooks, STEADY \(.*demo mix, reading list-no-data, paced/);
+  });
   it("has no burst rows without a burst phase, and meets the bytes target at 1,000 B", () => {
     const rows = costRows({ ...cost, burst: null, bytesPerPaymentAfterRetention: 1000 });
     assert.equal(rows.filter((row) => /BURST|parked during a flood/.test(row[1])).length, 0);
