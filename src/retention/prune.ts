@@ -10,13 +10,10 @@ import {
   endpoints,
   events,
   fetchBacks,
-  fulfillmentAttempts,
   merchants,
   reconciliationRuns,
   transactionChanges,
-  transactionStatusChanges,
   transactionStreams,
-  transactions,
   webhookDeliveries,
 } from "../db/schema";
 import { CAPTURED_STATUSES } from "../smart-router/status";
@@ -52,11 +49,11 @@ function prunePerMerchant(table: SQLiteTable, time: SQLiteColumn, before: string
 
 /**
  * A timeline row no payment can show: its event is not in the inbox as a transaction's (never verified, ignored, rejected,
- * or gone), or its transaction is not in D1. A payment's own rows leave D1 only with its history, to R2 (archive.ts).
+ * or gone). A payment's own rows leave D1 only with its history, to R2 (archive.ts). Status changes and fulfilment
+ * attempts have no such step (0027): each is written in the batch that writes its record, and no record is deleted.
  */
 const eventOrphan = sql`NOT EXISTS (SELECT 1 FROM ${events} AS e
   WHERE e.merchant_id = x.merchant_id AND e.id = x.event_id AND e.transaction_id IS NOT NULL)`;
-const transactionOrphan = sql`NOT EXISTS (SELECT 1 FROM ${transactions} AS t WHERE t.merchant_id = x.merchant_id AND t.id = x.transaction_id)`;
 
 /**
  * Inbox rows of one outcome that carry no transaction (ignored: not a transaction's event; rejected: judged forged)
@@ -126,8 +123,8 @@ function unreferencedChangesBefore(before: string): SQL {
 
 /**
  * The pruning statements of a run at `now`, by what they delete. Windows: batch units BATCH_UNITS_KEPT_DAYS after they
- * finished; reconciliation runs, ignored inbox rows and the timeline rows no payment can show (deliveries, fetch-backs,
- * status changes, fulfilment attempts) `retentionDays` after they were written; resolved alerts `retentionDays` after
+ * finished; reconciliation runs, ignored inbox rows and the timeline rows no payment can show (deliveries, fetch-backs)
+ * `retentionDays` after they were written; resolved alerts `retentionDays` after
  * they were resolved; finished batches `retentionDays` after they finished, and never before BATCH_UNITS_KEPT_DAYS (a
  * cancelled batch's queued messages may still arrive until then and must find it); settled endpoint messages and the
  * changes no message refers to `retentionDays` after they were created (replay resends only what is left). Rejected
@@ -143,8 +140,6 @@ export function pruneStatements({ now, retentionDays }: { now: number; retention
     ignored_events: unlinkedEventsBefore("ignored", window, PRUNED_PER_TABLE_PER_RUN),
     webhook_deliveries: prunePerMerchant(webhookDeliveries, webhookDeliveries.receivedAt, window, eventOrphan),
     fetch_backs: prunePerMerchant(fetchBacks, fetchBacks.at, window, eventOrphan),
-    transaction_status_changes: prunePerMerchant(transactionStatusChanges, transactionStatusChanges.at, window, transactionOrphan),
-    fulfillment_attempts: prunePerMerchant(fulfillmentAttempts, fulfillmentAttempts.at, window, transactionOrphan),
     batches: finishedBatchesBefore(batchWindow),
     alerts: resolvedAlertsBefore(window),
     endpoint_messages: settledEndpointMessagesBefore(window),

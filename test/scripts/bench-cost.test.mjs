@@ -296,7 +296,10 @@ describe("costRows", () => {
   it("names the reading the steady phase ran under, and none for the default", () => {
     assert.doesNotMatch(costRows(cost)[0][1], /reading/);
     assert.doesNotMatch(costRows({ ...cost, reading: "default" })[0][1], /reading/);
-    assert.match(costRows({ ...cost, reading: "list-no-data" })[0][1], /^per million webhooks, STEADY \(.*demo mix, reading list-no-data, paced/);
+    assert.match(
+      costRows({ ...cost, reading: "list-no-data" })[0][1],
+      /^per million webhooks, STEADY \(.*demo mix, reading list-no-data, paced/,
+    );
   });
   it("has no burst rows without a burst phase, and meets the bytes target at 1,000 B", () => {
     const rows = costRows({ ...cost, burst: null, bytesPerPaymentAfterRetention: 1000 });

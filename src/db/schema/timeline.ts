@@ -73,10 +73,7 @@ export const transactionStatusChanges = sqliteTable(
     /** For a read: the lower bound of its time on Smart Router's clock (state-machine.ts). */
     readAt: text("read_at"),
   },
-  (t) => [
-    index("transaction_status_changes_transaction").on(t.merchantId, t.transactionId, t.id),
-    index("transaction_status_changes_at").on(t.merchantId, t.at),
-  ],
+  (t) => [index("transaction_status_changes_transaction").on(t.merchantId, t.transactionId, t.id)],
 );
 
 export const FULFILLMENT_ATTEMPT_OUTCOMES = ["delivered", "failed"] as const;
@@ -107,8 +104,5 @@ export const fulfillmentAttempts = sqliteTable(
     /** One of FULFILLMENT_ATTEMPT_ERRORS; null when delivered. */
     errorClass: text("error_class", { enum: FULFILLMENT_ATTEMPT_ERRORS }),
   },
-  (t) => [
-    index("fulfillment_attempts_transaction").on(t.merchantId, t.transactionId, t.id),
-    index("fulfillment_attempts_at").on(t.merchantId, t.at),
-  ],
+  (t) => [index("fulfillment_attempts_transaction").on(t.merchantId, t.transactionId, t.id)],
 );

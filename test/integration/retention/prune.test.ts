@@ -161,6 +161,9 @@ function resolvedAlert(
   };
 }
 
+/** Timeline rows of a record, never pruned: they leave D1 with its history (0027); seedBookkeeping writes them orphaned. */
+const RECORD_OWNED = ["transaction_status_changes", "fulfillment_attempts"];
+
 /** Which of `tags` (as seedBookkeeping wrote them) are still there, per table. */
 async function remaining(tags: string[]) {
   const present = async (table: string, column: string, prefix: string) => {
@@ -218,8 +221,9 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       ignored_events: [young],
       webhook_deliveries: [young],
       fetch_backs: [young],
-      transaction_status_changes: [young],
-      fulfillment_attempts: [young],
+      // Never pruned (0027): a record's status changes and fulfilment attempts leave D1 with its history, to R2.
+      transaction_status_changes: [old, young],
+      fulfillment_attempts: [old, young],
       batches: [young],
       alerts: [young],
       endpoint_messages: [young],
@@ -364,7 +368,11 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     expect(run).toMatchObject({ archive_objects_stored: 1, archive_transactions: 1, archive_records: 2, pruned_batch_units: 1 });
     expect(await rowsInD1(merchantId)).toEqual({ events: 0, operations: 0 });
     expect(await ledger(merchantId)).toMatchObject([{ status: "stored" }]);
-    expect(Object.values(await remaining([`cron_${merchantId}`])).flat()).toEqual([]);
+    // Everything seeded went but the record-owned timeline rows, which leave D1 only with a history (0027).
+    const left = await remaining([`cron_${merchantId}`]);
+    expect(Object.entries(left).filter(([, tags]) => tags.length > 0)).toEqual(
+      RECORD_OWNED.map((table) => [table, [`cron_${merchantId}`]]),
+    );
   });
 
   it("fails the step, naming the merchant, when its archive fails; pruning still runs and the rows stay", async () => {
@@ -385,7 +393,10 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     expect(await rowsInD1(merchantId)).toEqual({ events: 1, operations: 0 });
     // Pruning ran; the dead letter, whose page R2 refused too, stays in D1 for the next run.
     const left = await remaining([`failing_${merchantId}`]);
-    expect(Object.entries(left).filter(([, tags]) => tags.length > 0)).toEqual([["dead_letters", [`failing_${merchantId}`]]]);
+    expect(Object.entries(left).filter(([, tags]) => tags.length > 0)).toEqual([
+      ["dead_letters", [`failing_${merchantId}`]],
+      ...RECORD_OWNED.map((table) => [table, [`failing_${merchantId}`]]),
+    ]);
     // The next run, with R2 back, finishes the object the failed one claimed.
     expect(await runRetention({ db, bucket: env.ARCHIVE, now: NOW, retentionDays: RETENTION_DAYS })).toMatchObject({
       archive_objects_stored: 1,
