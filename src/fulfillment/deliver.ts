@@ -93,7 +93,10 @@ function attemptOf(result: OutboundResult): Attempt {
   return { outcome: "failed", error: result.error, httpStatus: "status" in result ? result.status : undefined, errorClass: result.reason };
 }
 
-/** Records the attempt for the payment's timeline and settles the outbox row, in one D1 batch. */
+/**
+ * Records the attempt for the payment's timeline and settles the outbox row, in one D1 batch. A delivering attempt is
+ * recorded by the outbox row itself (`markFulfillmentDelivered`, 0028); a failed one gets its own row.
+ */
 async function recordAttempt({
   db,
   key,
@@ -107,15 +110,19 @@ async function recordAttempt({
   at: Date;
   attempt: Attempt;
 }) {
+  if (attempt.outcome === "delivered") {
+    await markFulfillmentDelivered({ db, ...key, httpStatus: attempt.httpStatus });
+    return;
+  }
   await db.batch([
-    attempt.outcome === "delivered" ? markFulfillmentDelivered({ db, ...key }) : releaseFulfillment({ db, ...key, error: attempt.error }),
+    releaseFulfillment({ db, ...key, error: attempt.error }),
     fulfillmentAttemptInsert(db, {
       ...key,
       attempt: number,
       at: at.toISOString(),
       outcome: attempt.outcome,
       httpStatus: attempt.httpStatus ?? null,
-      errorClass: attempt.outcome === "failed" ? attempt.errorClass : null,
+      errorClass: attempt.errorClass,
     }),
   ]);
 }

@@ -44,11 +44,14 @@ export async function claimFulfillment({ db, now, ...key }: { db: Database; now:
   return current?.status === "pending" ? { kind: "busy" } : { kind: "settled" };
 }
 
-/** The update that marks a row delivered and ends its lease; to run in the D1 batch that records the attempt. */
-export function markFulfillmentDelivered({ db, ...key }: { db: Database } & FulfillmentKey) {
+/**
+ * The update that marks a row delivered and ends its lease. It is also the delivering attempt's record (0028): the
+ * merchant's status is kept on the row, and the timeline shows the attempt from it.
+ */
+export function markFulfillmentDelivered({ db, httpStatus, ...key }: { db: Database; httpStatus: number } & FulfillmentKey) {
   return db
     .update(fulfillments)
-    .set({ status: "delivered", deliveredAt: new Date().toISOString(), leaseUntil: null, lastError: null })
+    .set({ status: "delivered", deliveredAt: new Date().toISOString(), deliveredHttpStatus: httpStatus, leaseUntil: null, lastError: null })
     .where(and(...rowIs(key)));
 }
 

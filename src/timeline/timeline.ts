@@ -1,7 +1,7 @@
 import { and, asc, eq, isNotNull, or } from "drizzle-orm";
 import type { Database } from "../db/client";
 import type { DeliveryRow, EventRow, FetchBackRow, FulfillmentAttemptRow, StatusChangeRow } from "../db/rows";
-import { events, fetchBacks, fulfillmentAttempts, transactionStatusChanges, webhookDeliveries } from "../db/schema";
+import { events, fetchBacks, fulfillmentAttempts, fulfillments, transactionStatusChanges, webhookDeliveries } from "../db/schema";
 import type { ArchiveBucket } from "../retention/archive-format";
 import { archivedObjectsOf, mergeHistory, readArchivedHistory } from "../retention/history";
 import { type MerchantScope, transactionNotFound, transactionOfMerchant } from "../transactions/queries";
@@ -136,7 +136,25 @@ export function timelineReads({ db, merchantId, transactionId }: { db: Database;
       .orderBy(asc(events.firstReceivedAt), asc(events.id))
       .limit(TIMELINE_ROWS_PER_KIND),
     archivedObjectsOf({ db, merchantId, transactionId }),
+    // The attempt that delivered the notification, recorded by the outbox row since 0028 (`deliveredAttempt`).
+    db
+      .select({ attempt: fulfillments.attempts, at: fulfillments.deliveredAt, httpStatus: fulfillments.deliveredHttpStatus })
+      .from(fulfillments)
+      .where(and(eq(fulfillments.merchantId, merchantId), eq(fulfillments.transactionId, transactionId))),
   ] as const;
+}
+
+/**
+ * The delivering attempt an outbox row records (0028) as a timeline attempt row; none while undelivered, or when the row
+ * was delivered before 0028 (its attempt is a `fulfillment_attempts` row). Its id sorts it after rows of the same instant.
+ */
+function deliveredAttempt(
+  key: { merchantId: string; transactionId: string },
+  row: { attempt: number; at: string | null; httpStatus: number | null } | undefined,
+): FulfillmentAttemptRow[] {
+  if (!row || row.at === null || row.httpStatus === null) return [];
+  const { attempt, at, httpStatus } = row;
+  return [{ ...key, id: Number.MAX_SAFE_INTEGER, attempt, at, outcome: "delivered", httpStatus, errorClass: null }];
 }
 
 const compare = (a: string | number, b: string | number) => (a < b ? -1 : a > b ? 1 : 0);
@@ -166,10 +184,11 @@ function foldedRows(inboxRows: readonly EventRow[]) {
  * archive may reuse, so they are never matched by id: the finish that archives a row deletes it in the same D1 batch.
  */
 async function timelineRows({ db, archive, merchantId, transactionId }: TimelineQuery) {
-  const [found, deliveries, fetched, changes, attempts, inboxRows, objects] = await db.batch(
+  const [found, deliveries, fetched, changes, attemptRows, inboxRows, objects, outbox] = await db.batch(
     timelineReads({ db, merchantId, transactionId }),
   );
   if (found.length === 0) throw transactionNotFound(transactionId);
+  const attempts = [...attemptRows, ...deliveredAttempt({ merchantId, transactionId }, outbox[0])];
   const keys = objects.map((object) => object.key);
   const archived = await readArchivedHistory({ bucket: archive, keys, merchantId, transactionId });
   const nameOf = new Map(archived.events.map((event) => [event.id, event.name]));

@@ -20,6 +20,11 @@ export const fulfillments = sqliteTable(
     leaseUntil: text("lease_until"),
     requestedAt: text("requested_at").notNull(),
     deliveredAt: text("delivered_at"),
+    /**
+     * The merchant's HTTP status for the attempt that delivered (0028): that attempt is this row's, not a
+     * `fulfillment_attempts` row (the timeline reads it here); null when undelivered or delivered before 0028.
+     */
+    deliveredHttpStatus: integer("delivered_http_status"),
     /** When the merchant acknowledged this dead-lettered notification (0015): it keeps `fulfillment_failing` open until then. */
     failureAcknowledgedAt: text("failure_acknowledged_at"),
   },
