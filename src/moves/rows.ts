@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
-import { columnList, MOVED_TABLES, type MovedTable, ownedRows, ownIdColumn } from "./tables";
+import { columnList, MOVED_TABLES, type MovedTable, ownedRows, ownIdColumn, walkedRows } from "./tables";
 
 /** A row as D1 answers it, keyed by column name. */
 export type Row = Record<string, unknown>;
@@ -40,11 +40,23 @@ export function readPage({
   after: readonly unknown[] | null;
   limit: number;
 }) {
+  return readRows(db, pageQuery({ moved, merchantId, after, limit }));
+}
+
+/** The statement of `readPage` (its plan is tested: each page resumes in key order, never sorting the merchant's rows). */
+export function pageQuery({
+  moved,
+  merchantId,
+  after,
+  limit,
+}: {
+  moved: MovedTable;
+  merchantId: string;
+  after: readonly unknown[] | null;
+  limit: number;
+}) {
   const from = after ? sql` AND ${afterKey(moved, after)}` : sql``;
-  return readRows(
-    db,
-    sql`SELECT x.* FROM ${table(moved)} AS x WHERE ${ownedRows(moved, merchantId)}${from} ORDER BY ${columnList(moved.key, "x.")} LIMIT ${limit}`,
-  );
+  return sql`SELECT x.* FROM ${table(moved)} AS x WHERE ${walkedRows(moved, merchantId)}${from} ORDER BY ${columnList(moved.key, "x.")} LIMIT ${limit}`;
 }
 
 /** The JSON keys (arrays, as the change log writes them) as a row-value list. */

@@ -12,6 +12,8 @@ export interface MovedTable {
   remap?: Record<string, string>;
   /** The merchant's rows, `x` being the table's alias; default `x.merchant_id = ?`. */
   owned?: (merchantId: string) => SQL;
+  /** The same rows as the copy's keyset page selects them, when it must walk the key rather than an index (`owned`). */
+  walk?: (merchantId: string) => SQL;
 }
 
 const byMerchantId = (merchantId: string) => sql`x.merchant_id = ${merchantId}`;
@@ -25,7 +27,9 @@ export const MOVED_TABLES: readonly MovedTable[] = [
   { name: "endpoints", key: ["id"] },
   { name: "transactions", key: ["merchant_id", "id"] },
   { name: "operations", key: ["merchant_id", "id"] },
-  { name: "events", key: ["merchant_id", "id"] },
+  // Keyed (id, merchant_id) since 0029; `+` keeps the merchant's term off `events_transaction` so the page walks the key
+  // in order (each page resumes where the last stopped) instead of sorting the merchant's whole inbox for every page.
+  { name: "events", key: ["id", "merchant_id"], walk: (merchantId) => sql`+x.merchant_id = ${merchantId}` },
   { name: "webhook_deliveries", key: ["merchant_id", "event_id", "delivery_id"] },
   { name: "transaction_references", key: ["merchant_id", "reference", "transaction_id"] },
   { name: "fulfillments", key: ["merchant_id", "transaction_id"] },
@@ -58,6 +62,9 @@ export const MOVED_TABLES: readonly MovedTable[] = [
 ];
 
 export const ownedRows = (table: MovedTable, merchantId: string): SQL => (table.owned ?? byMerchantId)(merchantId);
+
+/** The merchant's rows as the copy's keyset page walks them (`walk`, else `ownedRows`). */
+export const walkedRows = (table: MovedTable, merchantId: string): SQL => (table.walk ?? table.owned ?? byMerchantId)(merchantId);
 
 /** The primary key's column of an own-id table (its rowid). */
 export const ownIdColumn = (table: MovedTable): string => table.key[0] ?? "rowid";

@@ -61,8 +61,9 @@ const eventOrphan = sql`NOT EXISTS (SELECT 1 FROM ${events} AS e
  * instead of the whole inbox.
  */
 function unlinkedEventsBefore(outcome: "ignored" | "rejected", before: string, limit: number): SQL {
-  return sql`DELETE FROM ${events} WHERE rowid IN (
-    SELECT e.rowid FROM ${merchants} AS m CROSS JOIN ${events} AS e ON e.merchant_id = m.id AND e.transaction_id IS NULL
+  // The inbox has no rowid (0029): its rows are named by their key.
+  return sql`DELETE FROM ${events} WHERE (id, merchant_id) IN (
+    SELECT e.id, e.merchant_id FROM ${merchants} AS m CROSS JOIN ${events} AS e ON e.merchant_id = m.id AND e.transaction_id IS NULL
     WHERE e.outcome = ${outcome} AND e.processed_at < ${before}
     LIMIT ${limit})`;
 }

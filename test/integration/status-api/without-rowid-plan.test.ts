@@ -2,6 +2,8 @@ import type { SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { markStalledQuery } from "../../../src/fulfillment/outbox";
+import { pageQuery } from "../../../src/moves/rows";
+import { MOVED_TABLES } from "../../../src/moves/tables";
 import { operationsOfTransaction } from "../../../src/transactions/queries";
 import type { TransactionWrite } from "../../../src/transactions/records";
 import { recordReferences } from "../../../src/transactions/references";
@@ -57,4 +59,18 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
     expect(plan).toMatch(/SEARCH fulfillments USING INDEX fulfillments_pending \(requested_at<\?\)/);
     expect(plan).not.toMatch(/SCAN fulfillments/);
   });
+
+  it.each([
+    ["first page", null],
+    ["next page", ["ev_m", "m_x"]],
+  ])(
+    "a move copies the inbox (keyed by id since 0029) walking its key in order, %s: no sort of the merchant's inbox",
+    async (_name, after) => {
+      const inbox = MOVED_TABLES.find((table) => table.name === "events");
+      if (!inbox) throw new Error("events is not a moved table");
+      const plan = await planOf(pageQuery({ moved: inbox, merchantId, after, limit: 500 }));
+      expect(plan).toMatch(after ? /^SEARCH x USING PRIMARY KEY \(\(id,merchant_id\)>\(\?,\?\)\)$/m : /^SCAN x$/m);
+      expect(plan).not.toMatch(/TEMP B-TREE|events_transaction/);
+    },
+  );
 });
