@@ -3,18 +3,8 @@ import { pipelineReads } from "../../../src/operations/pipeline";
 import { timelineReads } from "../../../src/timeline/timeline";
 import { transactionPageQuery } from "../../../src/transactions/queries";
 import { createMerchant } from "../../support/fixtures";
-import { shardedDb } from "../../support/shards";
+import { planText } from "../../support/query-plan";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
-
-/** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
-async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } }): Promise<string> {
-  const { sql, params } = query.toSQL();
-  const plan = await shardedDb
-    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-    .bind(...params)
-    .all<{ detail: string }>();
-  return plan.results.map((row) => row.detail).join("\n");
-}
 
 describe("the console's reads are served by indexes", () => {
   let merchantId: string;
@@ -34,7 +24,7 @@ describe("the console's reads are served by indexes", () => {
     ["payment_type, next page", { paymentType: "sandbox-apm" }, { updatedAt: "2026-05-01T00:00:00.000Z", id: "tr_m" }],
     ["payment_type and updated_after", { paymentType: "card", updatedAfter: "2026-01-01T00:00:00.000Z" }, undefined],
   ])("the list with %s walks transactions_merchant_payment_type_updated, no sort", async (_name, filters, position) => {
-    const plan = await planOfQuery(transactionPageQuery({ db, merchantId, filters, position, limit: 51 }));
+    const plan = await planText(transactionPageQuery({ db, merchantId, filters, position, limit: 51 }));
     expect(plan).toMatch(
       /SEARCH transactions USING (COVERING )?INDEX transactions_merchant_payment_type_updated \(merchant_id=\? AND payment_type=\?/,
     );
@@ -43,7 +33,7 @@ describe("the console's reads are served by indexes", () => {
 
   it("the timeline finds the transaction's events by index, then their deliveries and fetch-backs by key", async () => {
     const [, deliveries, fetches, changes, attempts, folded] = await Promise.all(
-      timelineReads({ db, merchantId, transactionId: "tr_x" }).map(planOfQuery),
+      timelineReads({ db, merchantId, transactionId: "tr_x" }).map((query) => planText(query)),
     );
     expect(deliveries).toMatch(/SEARCH events USING (COVERING )?INDEX events_transaction \(merchant_id=\? AND transaction_id=\?\)/);
     expect(deliveries).toMatch(
@@ -64,7 +54,7 @@ describe("the console's reads are served by indexes", () => {
   it("the pipeline's reads search their indexes; only the service-wide reconciliation runs are read whole", async () => {
     const plans = await Promise.all(
       pipelineReads({ db, merchantId, from: Date.parse("2026-01-01T00:00:00.000Z"), to: Date.parse("2026-01-02T00:00:00.000Z") }).map(
-        planOfQuery,
+        (query) => planText(query),
       ),
     );
     const [

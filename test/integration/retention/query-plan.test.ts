@@ -1,23 +1,11 @@
-import type { SQL } from "drizzle-orm";
-import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { archiveCandidates, merchantsWithWork } from "../../../src/retention/archive";
 import { archivedObjectsOf } from "../../../src/retention/history";
 import { pruneStatements } from "../../../src/retention/prune";
 import { exportPageQuery } from "../../../src/transactions/export";
 import { createMerchant } from "../../support/fixtures";
-import { shardedDb } from "../../support/shards";
+import { planText } from "../../support/query-plan";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
-
-/** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
-async function planOf(query: SQL | { toSQL(): { sql: string; params: unknown[] } }): Promise<string> {
-  const { sql, params } = "toSQL" in query ? query.toSQL() : new SQLiteAsyncDialect().sqlToQuery(query);
-  const plan = await shardedDb
-    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-    .bind(...params)
-    .all<{ detail: string }>();
-  return plan.results.map((row) => row.detail).join("\n");
-}
 
 describe("retention and export queries are served by indexes", () => {
   let merchantId: string;
@@ -36,7 +24,7 @@ describe("retention and export queries are served by indexes", () => {
     ["first page", undefined],
     ["next page", { createdDay: 2461100.5, id: "tr_m" }],
   ])("export, %s: searches transactions_merchant_created by merchant and instant, no sort", async (_name, position) => {
-    const plan = await planOf(
+    const plan = await planText(
       exportPageQuery({
         db,
         merchantId,
@@ -53,7 +41,7 @@ describe("retention and export queries are served by indexes", () => {
     ["first object", null],
     ["after the cursor", { updatedAt: "2026-01-01T00:00:00.000Z", id: "tr_m" }],
   ])("archive candidates, %s: search transactions_merchant_updated, no sort", async (_name, from) => {
-    const plan = await planOf(archiveCandidates({ db, merchantId, cutoff: "2026-02-01T00:00:00.000Z", from }));
+    const plan = await planText(archiveCandidates({ db, merchantId, cutoff: "2026-02-01T00:00:00.000Z", from }));
     // The cursor bounds the search in the index too: `(updated_at,id)>(?,?)`.
     expect(plan).toMatch(
       /SEARCH transactions USING (COVERING )?INDEX transactions_merchant_updated \(merchant_id=\? AND (\(updated_at,id\)>\(\?,\?\) AND )?updated_at<\?\)/,
@@ -62,7 +50,7 @@ describe("retention and export queries are served by indexes", () => {
   });
 
   it("finding the merchants with work probes each merchant's transactions from its cursor on, never its whole history", async () => {
-    const plan = await planOf(merchantsWithWork({ db, cutoff: "2026-02-01T00:00:00.000Z" }));
+    const plan = await planText(merchantsWithWork({ db, cutoff: "2026-02-01T00:00:00.000Z" }));
     expect(plan).toMatch(
       /SEARCH t USING (COVERING )?INDEX transactions_merchant_updated \(merchant_id=\? AND updated_at>\? AND updated_at<\?\)/,
     );
@@ -71,7 +59,7 @@ describe("retention and export queries are served by indexes", () => {
   });
 
   it("the status API finds a transaction's archive objects by primary keys", async () => {
-    const plan = await planOf(archivedObjectsOf({ db, merchantId, transactionId: "tr_x" }));
+    const plan = await planText(archivedObjectsOf({ db, merchantId, transactionId: "tr_x" }));
     expect(plan).toMatch(/SEARCH archived_histories USING PRIMARY KEY \(merchant_id=\? AND transaction_id=\?\)/);
     expect(plan).toMatch(/SEARCH archive_objects USING INTEGER PRIMARY KEY \(rowid=\?\)/);
   });
@@ -79,7 +67,7 @@ describe("retention and export queries are served by indexes", () => {
   it.each(Object.entries(pruneStatements({ now: Date.now(), retentionDays: 30 })))(
     "pruning %s searches an index, never scanning the table",
     async (name, statement) => {
-      const plan = await planOf(statement);
+      const plan = await planText(statement);
       const table = name === "ignored_events" ? "events" : name;
       // The per-merchant walks scan merchants (the outer loop), then search the table's (merchant_id, time) index.
       expect(plan).toMatch(new RegExp(`SEARCH (${table}|x|e) USING (COVERING )?INDEX`));

@@ -3,22 +3,13 @@ import { reconciliationCandidates } from "../../../src/reconciliation/reconcilia
 import type { ListFilters, PagePosition } from "../../../src/transactions/cursor";
 import { transactionPageQuery } from "../../../src/transactions/queries";
 import { createMerchant } from "../../support/fixtures";
-import { dbFor, shardedDb } from "../../support/shards";
+import { planLines } from "../../support/query-plan";
+import { dbFor } from "../../support/shards";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
-
-/** The plan SQLite picks for exactly the SQL (and parameters) a query issues (on `shard`; by default the merchant's it names). */
-async function planOfQuery(query: { toSQL(): { sql: string; params: unknown[] } }, shard?: D1Database): Promise<string[]> {
-  const { sql, params } = query.toSQL();
-  const plan = await (shard ?? shardedDb)
-    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-    .bind(...params)
-    .all<{ detail: string }>();
-  return plan.results.map((row) => row.detail);
-}
 
 /** The plan of the list endpoint's query. */
 const planOf = (merchantId: string, filters: ListFilters, position?: PagePosition) =>
-  planOfQuery(transactionPageQuery({ db, merchantId, filters, position, limit: 51 }));
+  planLines(transactionPageQuery({ db, merchantId, filters, position, limit: 51 }));
 
 describe("list queries are served by the transactions indexes", () => {
   let merchantId: string;
@@ -75,7 +66,7 @@ describe("reconciliation's query is served by the transactions_reconcile index",
   });
 
   it("seeks each merchant's least recently looked at records in the index, and reads no transaction beyond them", async () => {
-    const plan = await planOfQuery(reconciliationCandidates(db, "2026-01-01T00:00:00.000Z"), shard);
+    const plan = await planLines(reconciliationCandidates(db, "2026-01-01T00:00:00.000Z"), shard);
     const text = plan.join("\n");
     // Per merchant: the partial index, bounded by the merchant and the cutoff, in the order the run takes them.
     expect(text).toMatch(/^SEARCH candidate USING (COVERING )?INDEX transactions_reconcile \(merchant_id=\? AND <expr><\?\)$/m);

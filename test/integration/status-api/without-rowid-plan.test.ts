@@ -1,5 +1,3 @@
-import type { SQL } from "drizzle-orm";
-import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { beforeAll, describe, expect, it } from "vitest";
 import { markStalledQuery } from "../../../src/fulfillment/outbox";
 import { pageQuery } from "../../../src/moves/rows";
@@ -8,18 +6,8 @@ import { operationsOfTransaction } from "../../../src/transactions/queries";
 import type { TransactionWrite } from "../../../src/transactions/records";
 import { recordReferences } from "../../../src/transactions/references";
 import { createMerchant } from "../../support/fixtures";
-import { shardedDb } from "../../support/shards";
+import { planText } from "../../support/query-plan";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
-
-/** The plan SQLite picks for exactly the SQL (and parameters) a query issues. */
-async function planOf(query: SQL | { toSQL(): { sql: string; params: unknown[] } }): Promise<string> {
-  const { sql, params } = "toSQL" in query ? query.toSQL() : new SQLiteAsyncDialect().sqlToQuery(query);
-  const plan = await shardedDb
-    .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-    .bind(...params)
-    .all<{ detail: string }>();
-  return plan.results.map((row) => row.detail).join("\n");
-}
 
 // 0026 made operations, transaction_references and fulfillments WITHOUT ROWID: their primary key, which leads with
 // merchant_id, is now a covering "index" the planner could take for any merchant-scoped read. These reads must still
@@ -37,7 +25,7 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
   });
 
   it("a transaction's operations come from operations_transaction, in its order", async () => {
-    const plan = await planOf(operationsOfTransaction({ db, merchantId, transactionId: "tr_x" }));
+    const plan = await planText(operationsOfTransaction({ db, merchantId, transactionId: "tr_x" }));
     expect(plan).toMatch(/SEARCH operations USING INDEX operations_transaction \(merchant_id=\? AND transaction_id=\?\)/);
     expect(plan).not.toMatch(/TEMP B-TREE|PRIMARY KEY \(merchant_id=\?\)$/m);
   });
@@ -46,7 +34,7 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
     const write = { merchantId, snapshot: { id: "tr_x", invoice_id: "inv-1", name: null, metadata: {} } } as unknown as TransactionWrite;
     const [remove] = recordReferences([write]);
     if (!remove) throw new Error("recordReferences wrote no statement");
-    const plan = await planOf(remove);
+    const plan = await planText(remove);
     expect(plan).toMatch(
       /SEARCH transaction_references USING (COVERING )?INDEX transaction_references_transaction \(merchant_id=\? AND transaction_id=\?\)/,
     );
@@ -55,7 +43,7 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
 
   it("the stalled-fulfilment sweep reads pending rows from fulfillments_pending", async () => {
     const now = Date.now();
-    const plan = await planOf(markStalledQuery({ db, now, requestedBefore: now, markedBefore: now, limit: 100 }));
+    const plan = await planText(markStalledQuery({ db, now, requestedBefore: now, markedBefore: now, limit: 100 }));
     expect(plan).toMatch(/SEARCH fulfillments USING INDEX fulfillments_pending \(requested_at<\?\)/);
     expect(plan).not.toMatch(/SCAN fulfillments/);
   });
@@ -68,7 +56,7 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
     async (_name, after) => {
       const inbox = MOVED_TABLES.find((table) => table.name === "events");
       if (!inbox) throw new Error("events is not a moved table");
-      const plan = await planOf(pageQuery({ moved: inbox, merchantId, after, limit: 500 }));
+      const plan = await planText(pageQuery({ moved: inbox, merchantId, after, limit: 500 }));
       expect(plan).toMatch(after ? /^SEARCH x USING PRIMARY KEY \(\(id,merchant_id\)>\(\?,\?\)\)$/m : /^SCAN x$/m);
       expect(plan).not.toMatch(/TEMP B-TREE|events_transaction/);
     },
