@@ -44,7 +44,10 @@ export interface Shop {
   /** A status-only change at Smart Router: metadata or error fields edited, no operation appended. */
   edit(transactionId: string, body: Record<string, unknown>): Promise<unknown>;
   act(transactionId: string, action: "capture" | "void" | "refund" | "complete" | "fail" | "advance", body?: unknown): Promise<unknown>;
-  truth(): Promise<{ transactions: SandboxTransaction[]; events: { id: string; name: string; transaction_id: string }[] }>;
+  truth(): Promise<{
+    transactions: SandboxTransaction[];
+    events: { id: string; name: string; transaction_id: string; status: string; fired_at: string }[];
+  }>;
   counters(): Promise<Record<string, unknown>>;
   settings(patch: Record<string, unknown>): Promise<unknown>;
   /** Stores a scripted event: any snapshot Smart Router could send, readable by fetch-back (sandbox/README.md). */

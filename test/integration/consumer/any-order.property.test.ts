@@ -6,6 +6,7 @@ import { consume, deliveryOf } from "../../support/consumer";
 import { lifecycle, play } from "../../support/lifecycles";
 import { openShop, type Shop } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
+import { expectStoredAsTruth } from "../../support/truth";
 
 // 500 in CI; `PROPERTY_RUNS=50 npm test` for a quicker local loop (passed in as a binding by vitest.config.ts).
 const RUNS = Number(env.PROPERTY_RUNS ?? 500);
@@ -45,32 +46,7 @@ describe("consumer: any order, any duplicates, same result", () => {
             expect(result.explicitAcks.length).toBe(messages.slice(i, i + size).length);
           }
 
-          const row = await shardedDb
-            .prepare(
-              "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount, metadata FROM transactions WHERE merchant_id = ? AND id = ?",
-            )
-            .bind(merchantId, transactionId)
-            .first();
-          expect(row).toEqual({
-            status: final?.status,
-            amount: final?.amount,
-            authorized_amount: final?.authorized_amount,
-            captured_amount: final?.captured_amount,
-            refunded_amount: final?.refunded_amount,
-            available_amount: final?.available_amount,
-            metadata: JSON.stringify(final?.metadata ?? {}),
-          });
-          const fulfilments = await shardedDb
-            .prepare("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?")
-            .bind(merchantId, transactionId)
-            .first<{ n: number }>();
-          const everCaptured = events.some((e) => e.name === "transaction.captured");
-          expect(fulfilments?.n).toBe(everCaptured ? 1 : 0);
-          const applied = await shardedDb
-            .prepare("SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome IN ('applied', 'stale')")
-            .bind(merchantId, transactionId)
-            .first<{ n: number }>();
-          expect(applied?.n).toBe(events.length);
+          await expectStoredAsTruth({ db: shardedDb, merchantId, transactionId, truth });
         },
       ),
       { numRuns: RUNS },

@@ -9,6 +9,7 @@ import { lifecycle, play } from "../../support/lifecycles";
 import { countsOn, jobOf, moveStepper, shardDb, stepQueue } from "../../support/moves";
 import { eventually, openShop, type Shop } from "../../support/sandbox";
 import { shardIndexOf } from "../../support/shards";
+import { expectStoredAsTruth } from "../../support/truth";
 
 // Each run moves a merchant (a few dozen steps): 8 runs by default (under a minute), fewer under a smaller PROPERTY_RUNS.
 const RUNS = Math.max(1, Math.min(8, Number(env.PROPERTY_RUNS ?? 8)));
@@ -17,35 +18,7 @@ const bindingOf = (index: number) => (index === 0 ? "DB" : `DB_SHARD_${index}`);
 /** The record, its operations, fulfilment and applied events on the merchant's shard equal Smart Router's truth, once each. */
 async function expectTruth(shop: Shop, transactionId: string, shard: number) {
   const merchantId = shop.merchant.merchant.id;
-  const truth = await shop.truth();
-  const final = truth.transactions.find((t) => t.id === transactionId);
-  const events = truth.events.filter((e) => e.transaction_id === transactionId);
-  const db = shardDb(shard);
-  const one = <T>(query: string) => db.prepare(query).bind(merchantId, transactionId).first<T>();
-  const row = await one(
-    "SELECT status, amount, authorized_amount, captured_amount, refunded_amount, available_amount, metadata FROM transactions WHERE merchant_id = ? AND id = ?",
-  );
-  expect(row).toEqual({
-    status: final?.status,
-    amount: final?.amount,
-    authorized_amount: final?.authorized_amount,
-    captured_amount: final?.captured_amount,
-    refunded_amount: final?.refunded_amount,
-    available_amount: final?.available_amount,
-    metadata: JSON.stringify(final?.metadata ?? {}),
-  });
-  const operations = await db
-    .prepare("SELECT id FROM operations WHERE merchant_id = ? AND transaction_id = ? ORDER BY id")
-    .bind(merchantId, transactionId)
-    .all<{ id: string }>();
-  const truthOperations = (final?.operations as { id: string }[] | null) ?? [];
-  expect(operations.results.map((o) => o.id)).toEqual(truthOperations.map((o) => o.id).sort());
-  const fulfilments = await one<{ n: number }>("SELECT count(*) AS n FROM fulfillments WHERE merchant_id = ? AND transaction_id = ?");
-  expect(fulfilments?.n).toBe(events.some((e) => e.name === "transaction.captured") ? 1 : 0);
-  const applied = await one<{ n: number }>(
-    "SELECT count(*) AS n FROM events WHERE merchant_id = ? AND transaction_id = ? AND outcome IN ('applied', 'stale')",
-  );
-  expect(applied?.n).toBe(events.length);
+  await expectStoredAsTruth({ db: shardDb(shard), merchantId, transactionId, truth: await shop.truth() });
 }
 
 describe("moving a merchant at any point of any history (happy)", () => {
