@@ -2,7 +2,7 @@ import { eq, type SQL, sql } from "drizzle-orm";
 import { inList, inPairList, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
-import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, operations, transactions } from "../db/schema";
+import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, transactions } from "../db/schema";
 import { ALERT_DEFAULTS, alertThresholds } from "../merchants/alert-thresholds";
 import { CAPTURED_STATUSES } from "../smart-router/status";
 import {
@@ -49,8 +49,8 @@ const threshold = (key: keyof typeof ALERT_DEFAULTS) => sql`coalesce(m.alert_set
 const statusList = (statuses: Iterable<string>) => sql`(${sqlLiterals(statuses)})`;
 
 /** When the money was authorized (`t` is the transaction), as Smart Router recorded it: the last successful authorization result. */
-const authorizedAt = sql`(SELECT max(o.created_at) FROM ${operations} AS o
-  WHERE o.merchant_id = t.merchant_id AND o.transaction_id = t.id AND o.type = 'authorization' AND o.is_attempt = 0 AND o.has_failed = 0)`;
+const authorizedAt = sql`(SELECT max(j.value ->> '$.created_at') FROM json_each(t.operation_history) AS j
+  WHERE j.value ->> '$.type' = 'authorization' AND j.value ->> '$.is_attempt' = 0 AND j.value ->> '$.has_failed' = 0)`;
 
 /**
  * No alert of `kind` is open for transaction `t`, from the `alerts_open_once` unique index. `+t.id` drops the column's

@@ -1,8 +1,32 @@
 import { SQL, type SQLWrapper, sql } from "drizzle-orm";
 import { SQLiteAsyncDialect, type SQLiteTable } from "drizzle-orm/sqlite-core";
 
-/** Rows per statement: one JSON parameter carries them all, far under D1's 2 MB value limit. */
+/** Rows per statement: one JSON parameter carries them all… */
 const ROWS_PER_STATEMENT = 500;
+/** …and at most this many characters of JSON, half of D1's 2 MB value limit (a record carries its operation history). */
+const JSON_PER_STATEMENT = 1_000_000;
+
+/**
+ * Rows cut into JSON texts of at most `ROWS_PER_STATEMENT` rows and `JSON_PER_STATEMENT` characters (a single larger row
+ * is a text of its own). The loop ends: each pass takes at least one row.
+ */
+export function chunkJson(rows: readonly unknown[]): string[] {
+  const chunks: string[] = [];
+  let current: string[] = [];
+  let length = 0;
+  for (const row of rows) {
+    const text = JSON.stringify(row);
+    if (current.length > 0 && (current.length === ROWS_PER_STATEMENT || length + text.length + 1 > JSON_PER_STATEMENT)) {
+      chunks.push(`[${current.join(",")}]`);
+      current = [];
+      length = 0;
+    }
+    current.push(text);
+    length += text.length + 1;
+  }
+  if (current.length > 0) chunks.push(`[${current.join(",")}]`);
+  return chunks;
+}
 
 /** A row keyed by SQL column name; JSON booleans arrive in SQLite as 1/0, objects must be passed as JSON text. */
 export type JsonRow = Record<string, string | number | boolean | null>;
@@ -24,13 +48,8 @@ export function insertJsonRows(
   const columns = Object.keys(first);
   const names = sql.raw([...columns, ...Object.keys(computed)].map((column) => `"${column}"`).join(", "));
   const values = sql.join([...columns.map((column) => sql.raw(`value ->> '$.${column}'`)), ...Object.values(computed)], sql.raw(", "));
-  const statements: SQL[] = [];
-  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-    const chunk = JSON.stringify(rows.slice(i, i + ROWS_PER_STATEMENT));
-    // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
-    statements.push(sql`INSERT INTO ${table} (${names}) SELECT ${values} FROM json_each(${chunk}) WHERE true ${tail}`);
-  }
-  return statements;
+  // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+  return chunkJson(rows).map((chunk) => sql`INSERT INTO ${table} (${names}) SELECT ${values} FROM json_each(${chunk}) WHERE true ${tail}`);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { type FulfillmentAttemptError, merchants, transactions } from "../db/schema";
+import { type FulfillmentAttemptError, merchants, recordColumns, transactions } from "../db/schema";
 import type { AppConfig } from "../env";
 import { signingSecretsOf } from "../merchants/signing-secret";
 import { type OutboundResult, postSignedWebhook } from "../outbound/client";
@@ -64,7 +64,7 @@ async function buildNotification({
 }): Promise<Notification> {
   const merchant = await db.select().from(merchants).where(eq(merchants.id, key.merchantId)).get();
   const transaction = await db
-    .select()
+    .select(recordColumns)
     .from(transactions)
     .where(and(eq(transactions.merchantId, key.merchantId), eq(transactions.id, key.transactionId)))
     .get();

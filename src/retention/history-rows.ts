@@ -1,6 +1,7 @@
 import { and, eq, inArray, type SQL, type SQLWrapper, sql } from "drizzle-orm";
 import { inList, inPairList, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
+import { historyOf, historyOperationColumns, historyOperationsFrom } from "../db/operation-history";
 import type { DeliveryRow, EventRow, FetchBackRow, FulfillmentAttemptRow, OperationRow, StatusChangeRow } from "../db/rows";
 import {
   type ArchiveManifest,
@@ -10,6 +11,7 @@ import {
   fulfillmentAttempts,
   operations,
   transactionStatusChanges,
+  transactions,
   webhookDeliveries,
 } from "../db/schema";
 import type { ArchiveRecord } from "./archive-format";
@@ -38,7 +40,7 @@ function manifestLists(manifest: ArchiveManifest) {
 
 /** The ids of the transactions' history rows now in D1 (one D1 batch), by transaction. */
 export async function historyIds({ db, merchantId, transactionIds }: { db: Database; merchantId: string; transactionIds: string[] }) {
-  if (transactionIds.length === 0) return groupHistoryIds([[], [], [], [], [], []]);
+  if (transactionIds.length === 0) return groupHistoryIds([[], [], [], [], [], [], []]);
   const historyEvents = and(
     eq(events.merchantId, merchantId),
     inList(events.transactionId, transactionIds),
@@ -52,6 +54,10 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
   return groupHistoryIds(
     await db.batch([
       db.select({ id: events.id, transactionId: events.transactionId }).from(events).where(historyEvents),
+      db
+        .select({ id: historyOperationColumns.id, transactionId: historyOperationColumns.transactionId })
+        .from(historyOperationsFrom)
+        .where(historyOf(merchantId, transactionIds)),
       db
         .select({ id: operations.id, transactionId: operations.transactionId })
         .from(operations)
@@ -75,8 +81,14 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
 
 type IdRows<Id> = { id: Id; transactionId: string | null }[];
 
+/** Each id once, the first row of it kept: an operation in both the record's history and the pre-0030 table is one. */
+function distinctById<Row extends { id: string }>(rows: readonly Row[]): Row[] {
+  return [...new Map(rows.map((row) => [row.id, row] as const).reverse()).values()];
+}
+
 /** `historyIds`' reads grouped by transaction: how many records each would add, and the manifest of those included. */
-function groupHistoryIds([eventIds, operationIds, deliveryIds, fetchBackIds, changeIds, attemptIds]: [
+function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deliveryIds, fetchBackIds, changeIds, attemptIds]: [
+  IdRows<string>,
   IdRows<string>,
   IdRows<string>,
   { eventId: string; deliveryId: string; transactionId: string | null }[],
@@ -87,7 +99,7 @@ function groupHistoryIds([eventIds, operationIds, deliveryIds, fetchBackIds, cha
   const byTransaction = <Row extends { transactionId: string | null }>(rows: Row[]) => Map.groupBy(rows, (row) => row.transactionId ?? "");
   const kinds = {
     events: byTransaction(eventIds),
-    operations: byTransaction(operationIds),
+    operations: byTransaction(distinctById([...historyOperationIds, ...tableOperationIds])),
     deliveries: byTransaction(deliveryIds),
     fetchBacks: byTransaction(fetchBackIds),
     statusChanges: byTransaction(changeIds),
@@ -115,11 +127,15 @@ function groupHistoryIds([eventIds, operationIds, deliveryIds, fetchBackIds, cha
  */
 export async function readManifestRows({ db, merchantId, manifest }: { db: Database; merchantId: string; manifest: ArchiveManifest }) {
   const lists = manifestLists(manifest);
-  const [eventRows, operationRows, deliveryRows, fetchBackRows, changeRows, attemptRows] = await db.batch([
+  const [eventRows, historyOperationRows, tableOperationRows, deliveryRows, fetchBackRows, changeRows, attemptRows] = await db.batch([
     db
       .select()
       .from(events)
       .where(and(eq(events.merchantId, merchantId), inList(events.id, lists.events))),
+    db
+      .select(historyOperationColumns)
+      .from(historyOperationsFrom)
+      .where(and(historyOf(merchantId, manifest.transactions), inList(sql`j.value ->> '$.id'`, lists.operations))),
     db
       .select()
       .from(operations)
@@ -146,6 +162,7 @@ export async function readManifestRows({ db, merchantId, manifest }: { db: Datab
       .from(fulfillmentAttempts)
       .where(and(eq(fulfillmentAttempts.merchantId, merchantId), numberList(fulfillmentAttempts.id, lists.fulfillmentAttempts))),
   ]);
+  const operationRows = distinctById([...historyOperationRows, ...tableOperationRows]);
   const rows = { eventRows, operationRows, deliveryRows, fetchBackRows, changeRows, attemptRows };
   const found = Object.values(rows).reduce((sum, list) => sum + list.length, 0);
   const expected = Object.values(lists).reduce((sum, list) => sum + list.length, 0);
@@ -195,6 +212,18 @@ function archiveRecords(rows: HistoryRows): ArchiveRecord[] {
 }
 
 /**
+ * The archived operations leave their records' histories (NULL when none is left). `updated_at` stays: the record did
+ * not change, so no list cursor, ETag or endpoint sees it.
+ */
+function stripHistory(merchantId: string, listed: (list: keyof ArchiveManifest) => SQL): SQL {
+  const archivedOne = sql`j.value ->> '$.id' IN ${listed("operations")}`;
+  return sql`UPDATE ${transactions} SET operation_history = (
+      SELECT nullif(json_group_array(json(j.value)), '[]') FROM json_each(${transactions.operationHistory}) AS j WHERE NOT ${archivedOne})
+    WHERE ${transactions.merchantId} = ${merchantId} AND ${transactions.id} IN ${listed("transactions")}
+      AND EXISTS (SELECT 1 FROM json_each(${transactions.operationHistory}) AS j WHERE ${archivedOne})`;
+}
+
+/**
  * The deletions of an object's finish (archive.ts `finishObject`), in its D1 batch: exactly the rows its manifest names,
  * read from the object's row while it is still `writing` (`writing` is that condition), so a late second finish deletes nothing.
  */
@@ -206,6 +235,7 @@ export function deleteManifestRows(merchantId: string, writing: SQL): SQL[] {
   return [
     sql`DELETE FROM ${events} WHERE ${events.merchantId} = ${merchantId}
       AND ${events.outcome} IN (${sqlLiterals(HISTORY_OUTCOMES)}) AND ${events.id} IN ${listed("events")}`,
+    stripHistory(merchantId, listed),
     sql`DELETE FROM ${operations} WHERE ${operations.merchantId} = ${merchantId} AND ${operations.id} IN ${listed("operations")}`,
     sql`DELETE FROM ${webhookDeliveries} WHERE ${webhookDeliveries.merchantId} = ${merchantId}
       AND (${webhookDeliveries.eventId}, ${webhookDeliveries.deliveryId}) IN (

@@ -89,7 +89,7 @@ export function mergeHistory<Row extends { id: string }>(
   live: readonly Row[],
   order: (a: Row, b: Row) => number,
 ): Row[] {
-  if (archived.length === 0) return [...live];
+  if (archived.length === 0) return [...live].sort(order);
   const byId = new Map<string, Row>();
   for (const row of [...archived, ...live]) if (!byId.has(row.id)) byId.set(row.id, row);
   return [...byId.values()].sort(order);

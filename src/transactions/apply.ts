@@ -1,14 +1,14 @@
-import { type BatchStatement, type JsonRow, runBatch } from "../db/bulk";
+import { type BatchStatement, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import type { FulfillmentStatus } from "../db/schema";
 import { log } from "../lib/log";
-import type { TransactionSnapshot } from "../smart-router/schemas";
+import type { OperationSnapshot, TransactionSnapshot } from "../smart-router/schemas";
 import { type EventRecord, recordEvents, recordVerifiedEvents, type VerifiedEventRecord } from "./inbox";
 import {
+  type HistoryMerge,
   loadStoredStates,
-  operationRows,
+  mergeOperationHistories,
   requestFulfillments,
-  storeOperations,
   type TransactionWrite,
   upsertTransactions,
 } from "./records";
@@ -70,8 +70,9 @@ export interface ApplyInput {
 
 /** What the snapshots are to write, decided against what was stored before; the compare-and-set still decides in SQL. */
 interface PlannedWrites {
-  operations: JsonRow[];
   transactions: TransactionWrite[];
+  /** Stale groups holding operations their record may lack (the upsert carries an applied group's own). */
+  historyMerges: HistoryMerge[];
   verifiedEvents: VerifiedEventRecord[];
   fulfillments: { merchantId: string; transactionId: string; status: FulfillmentStatus }[];
   /** What each transaction's stream of changes sees of this apply (transactions/stream.ts). */
@@ -89,8 +90,8 @@ interface PlannedWrites {
 const STATEMENT_GROUPS = [
   "extra",
   "inbox",
-  "operations",
   "upserts",
+  "historyMerges",
   "verifiedEvents",
   "afterInbox",
   "fulfillments",
@@ -107,19 +108,15 @@ function capturedWitness(group: readonly VerifiedSnapshot[]): VerifiedSnapshot |
   return captured.find((item) => item.source.kind === "event") ?? captured[0];
 }
 
-/** The operation rows of every snapshot of a group, each operation id once. */
-function groupOperations(merchantId: string, group: readonly VerifiedSnapshot[]): JsonRow[] {
-  const seen = new Set<string>();
-  const rows: JsonRow[] = [];
-  for (const item of group) {
-    for (const row of operationRows(merchantId, item.snapshot)) {
-      if (seen.has(String(row.id))) continue;
-      seen.add(String(row.id));
-      rows.push(row);
-    }
-  }
-  return rows;
+/** The operations of every snapshot of a group, each operation id once (as first seen). */
+function groupOperations(group: readonly VerifiedSnapshot[]): OperationSnapshot[] {
+  const byId = new Map<string, OperationSnapshot>();
+  for (const item of group) for (const op of item.snapshot.operations ?? []) if (!byId.has(op.id)) byId.set(op.id, op);
+  return [...byId.values()];
 }
+
+/** How many operations the stored snapshot had: the first six characters of its version (state-machine.ts). */
+const storedOperationCount = (previous: StoredState | null) => (previous ? Number.parseInt(previous.snapshotVersion.slice(0, 6), 10) : 0);
 
 /** The inbox rows of a group's webhook events, each with why it would be stale as far as the read before could tell. */
 function groupVerifiedEvents(group: readonly VerifiedSnapshot[], newest: VerifiedSnapshot, decision: Decision): VerifiedEventRecord[] {
@@ -153,9 +150,12 @@ function planGroup(
   const { merchantId, snapshot, source } = newest;
   const previous = stored(merchantId, snapshot.id);
   const decision = decide(previous, snapshot, source);
-  writes.operations.push(...groupOperations(merchantId, group));
+  const operations = groupOperations(group);
+  if (decision.kind === "stale" && operations.length > storedOperationCount(previous)) {
+    writes.historyMerges.push({ merchantId, transactionId: snapshot.id, operations });
+  }
   if (decision.kind === "apply") {
-    writes.transactions.push({ merchantId, snapshot, version: decision.version, source });
+    writes.transactions.push({ merchantId, snapshot, version: decision.version, source, operations });
     if (decision.afterCapture) {
       writes.afterCapture.push({ merchant_id: merchantId, transaction_id: snapshot.id, from: previous?.status, to: snapshot.status });
     }
@@ -178,7 +178,7 @@ function planWrites(
   stored: (merchantId: string, transactionId: string) => StoredState | null,
   fulfillment: FulfillmentPolicy,
 ): PlannedWrites {
-  const writes: PlannedWrites = { operations: [], transactions: [], verifiedEvents: [], fulfillments: [], stream: [], afterCapture: [] };
+  const writes: PlannedWrites = { transactions: [], historyMerges: [], verifiedEvents: [], fulfillments: [], stream: [], afterCapture: [] };
   for (const group of Map.groupBy(snapshots, (item) => `${item.merchantId}\u0000${item.snapshot.id}`).values()) {
     planGroup(group, stored, fulfillment, writes);
   }
@@ -190,8 +190,9 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
   return {
     extra: input.extra ?? [],
     inbox: recordEvents(input.inbox ?? []),
-    operations: storeOperations(writes.operations),
     upserts: upsertTransactions(writes.transactions),
+    // After the upsert: a stale group's new operations, against the record as the upsert left it.
+    historyMerges: mergeOperationHistories(writes.historyMerges),
     verifiedEvents: recordVerifiedEvents(writes.verifiedEvents),
     afterInbox: input.afterInbox ?? [],
     fulfillments: requestFulfillments(writes.fulfillments, input.now),
@@ -247,7 +248,7 @@ function applyResult(rowsOf: GroupRows): ApplyResult {
 
 /**
  * Applies verified snapshots in one D1 batch (one transaction): several snapshots of one transaction collapse to one
- * conditional upsert of the newest, operations from all of them are inserted once, the outbox gains a row on the first
+ * conditional upsert of the newest, which carries the operations of all of them into the record's history, the outbox gains a row on the first
  * capture, and every inbox outcome is written alongside. Either all of it commits or none of it does.
  */
 export async function applySnapshots(input: ApplyInput): Promise<ApplyResult> {

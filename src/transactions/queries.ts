@@ -1,7 +1,8 @@
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
-import { events, fulfillments, operations, transactionReferences, transactions } from "../db/schema";
+import { historyOf, historyOperationColumns, historyOperationsFrom } from "../db/operation-history";
+import { events, fulfillments, operations, recordColumns, transactionReferences, transactions } from "../db/schema";
 import { ApiError } from "../errors";
 import { keysetPage } from "../lib/cursor";
 import type { ArchiveBucket } from "../retention/archive-format";
@@ -19,7 +20,7 @@ export interface MerchantScope {
 
 /** A transaction row with its outbox row's fulfilment columns: what `presentTransaction` takes. */
 export const transactionWithFulfillment = {
-  transaction: transactions,
+  transaction: recordColumns,
   fulfillment: { status: fulfillments.status, requestedAt: fulfillments.requestedAt, deliveredAt: fulfillments.deliveredAt },
 };
 
@@ -131,27 +132,46 @@ interface TransactionHistoryQuery {
   transactionId: string;
 }
 
-/** A transaction's operations in D1, oldest first, from `operations_transaction`. */
+/** A transaction's operations in its record's history (db/operation-history.ts): one seek of the record's key. */
 export const operationsOfTransaction = ({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) =>
+  db
+    .select(historyOperationColumns)
+    .from(historyOperationsFrom)
+    .where(historyOf(merchantId, [transactionId]));
+
+/** Its operations stored before 0030 in the `operations` table, from `operations_transaction` (until 0031 drops it). */
+export const tableOperationsOfTransaction = ({
+  db,
+  merchantId,
+  transactionId,
+}: {
+  db: Database;
+  merchantId: string;
+  transactionId: string;
+}) =>
   db
     .select()
     .from(operations)
     .where(and(eq(operations.merchantId, merchantId), eq(operations.transactionId, transactionId)))
+    // The order keeps the planner on `operations_transaction`; without it SQLite takes the merchant's key range.
     .orderBy(asc(operations.createdAt), asc(operations.id));
 
 /** The transaction's operations, oldest first, from D1 and the archive; a transaction the merchant does not have is a 404. */
 export async function listOperations({ db, archive, merchant, transactionId }: TransactionHistoryQuery) {
-  const [found, rows, archived] = await db.batch([
-    transactionOfMerchant({ db, merchantId: merchant.id, transactionId }),
-    operationsOfTransaction({ db, merchantId: merchant.id, transactionId }),
-    archivedObjectsOf({ db, merchantId: merchant.id, transactionId }),
+  const scope = { db, merchantId: merchant.id, transactionId };
+  const [found, history, table, archived] = await db.batch([
+    transactionOfMerchant(scope),
+    operationsOfTransaction(scope),
+    tableOperationsOfTransaction(scope),
+    archivedObjectsOf(scope),
   ]);
   if (found.length === 0) throw transactionNotFound(transactionId);
   const keys = archived.map((object) => object.key);
-  const history = await readArchivedHistory({ bucket: archive, keys, merchantId: merchant.id, transactionId });
+  const fromArchive = await readArchivedHistory({ bucket: archive, keys, merchantId: merchant.id, transactionId });
+  const live = mergeHistory(history, table, byCreatedAt);
   return {
     transaction_id: transactionId,
-    operations: mergeHistory(history.operations, rows, byCreatedAt).map(presentOperation),
+    operations: mergeHistory(fromArchive.operations, live, byCreatedAt).map(presentOperation),
   };
 }
 

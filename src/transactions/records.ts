@@ -1,8 +1,9 @@
 import { and, eq, type SQL, sql } from "drizzle-orm";
-import { inList, insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey, sqlLiterals } from "../db/bulk";
+import { chunkJson, inList, insertJsonRows, type JsonRow, lookUpByMerchant, type MerchantKey, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
-import { type FulfillmentStatus, fulfillments, nowIso, operations, transactions } from "../db/schema";
-import type { TransactionSnapshot } from "../smart-router/schemas";
+import { encodeHistory, hasNewOperation, historyOperations, historyUnion } from "../db/operation-history";
+import { type FulfillmentStatus, fulfillments, nowIso, transactions } from "../db/schema";
+import type { OperationSnapshot, TransactionSnapshot } from "../smart-router/schemas";
 import { CAPTURED_STATUSES, PRE_CAPTURE_STATUSES } from "../smart-router/status";
 import type { SnapshotSource, StoredState } from "./state-machine";
 
@@ -19,8 +20,8 @@ export async function loadStoredStates(db: Database, wanted: readonly MerchantKe
   };
 }
 
-/** The transaction row (SQL column names) a snapshot stands for. */
-function transactionRow(merchantId: string, snapshot: TransactionSnapshot, version: string, source: SnapshotSource): JsonRow {
+/** The transaction row (SQL column names) a write stands for. */
+function transactionRow({ merchantId, snapshot, version, source, operations }: TransactionWrite): JsonRow {
   const event = source.kind === "event" ? source : null;
   return {
     merchant_id: merchantId,
@@ -50,6 +51,7 @@ function transactionRow(merchantId: string, snapshot: TransactionSnapshot, versi
     last_event_id: event?.eventId ?? null,
     last_event_name: event?.eventName ?? null,
     last_event_fired_at: event?.firedAt ?? null,
+    operation_history: encodeHistory(historyOperations(operations)),
   };
 }
 
@@ -58,6 +60,8 @@ export interface TransactionWrite {
   snapshot: TransactionSnapshot;
   version: string;
   source: SnapshotSource;
+  /** The operations of every snapshot of the write's group, each id once (the newest snapshot's are among them). */
+  operations: readonly OperationSnapshot[];
 }
 
 /**
@@ -68,17 +72,19 @@ export interface TransactionWrite {
  * a merchant polling `updated_after` cannot miss a change committed late by a slower consumer. Returns the rows written.
  */
 export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
-  const rows = writes.map((w) => transactionRow(w.merchantId, w.snapshot, w.version, w.source));
+  const rows = writes.map(transactionRow);
   const first = rows[0];
   if (!first) return [];
-  // The record counts its own status changes (an endpoint's `sequence`, transactions/stream.ts): 1 when first stored.
-  const assignments = sql.raw(
+  const replaced = [...Object.keys(first), "updated_at"].filter((column) => !["merchant_id", "id", "operation_history"].includes(column));
+  const assignments = sql.join(
     [
-      ...[...Object.keys(first), "updated_at"]
-        .filter((column) => column !== "merchant_id" && column !== "id")
-        .map((column) => `"${column}" = excluded."${column}"`),
-      `"status_changes" = transactions.status_changes + (excluded.status IS NOT transactions.status)`,
-    ].join(", "),
+      sql.raw(replaced.map((column) => `"${column}" = excluded."${column}"`).join(", ")),
+      // The record counts its own status changes (an endpoint's `sequence`, transactions/stream.ts): 1 when first stored.
+      sql.raw(`"status_changes" = transactions.status_changes + (excluded.status IS NOT transactions.status)`),
+      // What is stored joined with what came, against the row as it stands when the batch commits.
+      sql`"operation_history" = ${historyUnion(sql`transactions.operation_history`, sql`excluded.operation_history`)}`,
+    ],
+    sql.raw(", "),
   );
   return insertJsonRows(
     transactions,
@@ -91,30 +97,34 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
   );
 }
 
-/** The operation rows of a snapshot. */
-export function operationRows(merchantId: string, snapshot: TransactionSnapshot): JsonRow[] {
-  return (snapshot.operations ?? []).map((op) => ({
-    merchant_id: merchantId,
-    id: op.id,
-    transaction_id: snapshot.id,
-    type: op.type,
-    amount: op.amount ?? "0",
-    currency: op.currency ?? null,
-    is_attempt: op.is_attempt ?? false,
-    has_failed: op.has_failed ?? null,
-    is_accountable: op.is_accountable ?? null,
-    gateway_operation_id: op.gateway_operation_id ?? null,
-    error_code: op.error_code ?? null,
-    error_message: op.error_message ?? null,
-    payment_type: op.payment_type ?? null,
-    metadata: op.metadata ? JSON.stringify(op.metadata) : null,
-    created_at: op.created_at,
-  }));
+/** Operations a stale snapshot carries that its record may lack: the history gains them though the record stays. */
+export interface HistoryMerge {
+  merchantId: string;
+  transactionId: string;
+  operations: readonly OperationSnapshot[];
 }
 
-/** Inserts operations not stored yet: an operation id is stored once whatever number of snapshots repeat it. */
-export function storeOperations(rows: readonly JsonRow[]): SQL[] {
-  return insertJsonRows(operations, rows, sql`ON CONFLICT (merchant_id, id) DO NOTHING`);
+/**
+ * Adds the operations of stale snapshots to their records' histories. Only a snapshot with more operations than the
+ * stored one writes (`n` against the stored version's count, state-machine.ts `snapshotVersion`): one that lost only on
+ * the captured → pre-capture rule. Operations are append-only, so any other stale snapshot holds nothing new, and an
+ * archived history (NULL, its count still in the version) is never brought back by an old snapshot.
+ */
+export function mergeOperationHistories(merges: readonly HistoryMerge[]): SQL[] {
+  const rows = merges.map((merge) => ({
+    merchant_id: merge.merchantId,
+    id: merge.transactionId,
+    n: merge.operations.length,
+    operation_history: encodeHistory(historyOperations(merge.operations)),
+  }));
+  return chunkJson(rows).map(
+    (chunk) => sql`UPDATE ${transactions} SET operation_history = ${historyUnion(sql`transactions.operation_history`, sql`w.history`)}
+      FROM (SELECT value ->> '$.merchant_id' AS merchant_id, value ->> '$.id' AS id, value ->> '$.n' AS n,
+              value ->> '$.operation_history' AS history FROM json_each(${chunk})) AS w
+      WHERE transactions.merchant_id = w.merchant_id AND transactions.id = w.id
+        AND w.n > CAST(substr(transactions.snapshot_version, 1, 6) AS INTEGER)
+        AND ${hasNewOperation(sql`transactions.operation_history`, sql`w.history`)}`,
+  );
 }
 
 /** Adds fulfilment outbox rows the first time transactions are seen captured; each statement returns only the new rows. */

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { createApp } from "../../src/app";
 import { openDatabase } from "../../src/db/client";
+import { historyOperations } from "../../src/db/operation-history";
 import { events, fulfillments, operations, transactions } from "../../src/db/schema";
 import type { StatusLimiter } from "../../src/http/status-rate-limit";
 import { queueFromBinding } from "../../src/ingest/delivery-queue";
@@ -70,8 +71,11 @@ export async function seedTransaction(merchantId: string, overrides: Partial<Tra
   return row;
 }
 
-export async function seedOperation(row: { merchantId: string; transactionId: string } & Partial<typeof operations.$inferInsert>) {
-  const values: typeof operations.$inferInsert = {
+type OperationSeed = { merchantId: string; transactionId: string } & Partial<typeof operations.$inferInsert>;
+
+/** An operation with plausible defaults, as the table stored it and as the status API shows it. */
+function operationValues(row: OperationSeed): typeof operations.$inferInsert {
+  return {
     id: uniqueTransactionId("op"),
     type: "authorization",
     amount: "10.50",
@@ -87,6 +91,47 @@ export async function seedOperation(row: { merchantId: string; transactionId: st
     createdAt: "2026-01-01T10:00:00.000Z",
     ...row,
   };
+}
+
+/**
+ * Adds an operation to a seeded record's history as the apply stores it (the record must exist; an id it already holds
+ * is left as stored, as the apply leaves it).
+ */
+export async function seedOperation(row: OperationSeed) {
+  const values = operationValues(row);
+  const [stored] = historyOperations([
+    {
+      id: values.id ?? "",
+      type: values.type,
+      amount: values.amount,
+      currency: values.currency,
+      is_attempt: values.isAttempt,
+      has_failed: values.hasFailed,
+      is_accountable: values.isAccountable,
+      gateway_operation_id: values.gatewayOperationId,
+      error_code: values.errorCode,
+      error_message: values.errorMessage,
+      payment_type: values.paymentType,
+      metadata: values.metadata,
+      created_at: values.createdAt,
+    },
+  ]);
+  const result = await (await dbFor(values.merchantId))
+    .prepare(
+      `UPDATE transactions SET operation_history = CASE
+         WHEN EXISTS (SELECT 1 FROM json_each(operation_history) AS j WHERE j.value ->> '$.id' = ?1) THEN operation_history
+         ELSE json_insert(coalesce(operation_history, '[]'), '$[#]', json(?2)) END
+       WHERE merchant_id = ?3 AND id = ?4`,
+    )
+    .bind(values.id, JSON.stringify(stored), values.merchantId, values.transactionId)
+    .run();
+  if (result.meta.changes !== 1) throw new Error(`seedOperation: no record ${values.transactionId} to hold ${values.id}`);
+  return values;
+}
+
+/** An operation as code before 0030 stored it: a row of the `operations` table, read beside the history until 0031. */
+export async function seedTableOperation(row: OperationSeed) {
+  const values = operationValues(row);
   await (await dbOfMerchant(values.merchantId)).insert(operations).values(values);
   return values;
 }

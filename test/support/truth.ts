@@ -35,7 +35,9 @@ export async function expectStoredAsTruth({
     metadata: JSON.stringify(final?.metadata ?? {}),
   });
   const operations = await db
-    .prepare("SELECT id FROM operations WHERE merchant_id = ? AND transaction_id = ? ORDER BY id")
+    .prepare(
+      "SELECT j.value ->> '$.id' AS id FROM transactions AS t, json_each(t.operation_history) AS j WHERE t.merchant_id = ? AND t.id = ? ORDER BY 1",
+    )
     .bind(merchantId, transactionId)
     .all<{ id: string }>();
   // Every operation an event could carry is stored, and nothing Smart Router does not hold: an operation after the

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { getTableColumns, sql } from "drizzle-orm";
 import { index, integer, primaryKey, type SQLiteColumn, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { FETCH_BACK_VIAS } from "../../smart-router/fetch-back";
 import { IN_FLIGHT_STATUSES } from "../../smart-router/status";
@@ -67,6 +67,8 @@ export const transactions = sqliteTable(
      * here so a merchant without an endpoint writes no stream rows (transactions/stream.ts).
      */
     statusChanges: integer("status_changes").notNull().default(0),
+    /** The operation history (0030, db/operation-history.ts): a JSON array, each operation once; NULL once archived. */
+    operationHistory: text("operation_history"),
   },
   (t) => [
     primaryKey({ columns: [t.merchantId, t.id] }),
@@ -85,7 +87,14 @@ export const transactions = sqliteTable(
   ],
 );
 
-/** Every operation Smart Router reported for a transaction, deduplicated by its id. */
+const { operationHistory: _history, ...record } = getTableColumns(transactions);
+/** The record's columns but its operation history (KBs that only the history reads want): what reads of a record select. */
+export const recordColumns = record;
+
+/**
+ * Every operation Smart Router reported for a transaction, deduplicated by its id: written before 0030 only (the record's
+ * `operation_history` holds them since), read beside the column until 0031 drops it.
+ */
 export const operations = sqliteTable(
   "operations",
   {

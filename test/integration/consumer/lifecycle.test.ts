@@ -27,7 +27,9 @@ describe("consumer: a card payment end to end", () => {
     expect(row).toMatchObject({ amount: "22.99", captured_amount: truth?.captured_amount, currency: "EUR" });
 
     const ops = await shardedDb
-      .prepare("SELECT id FROM operations WHERE merchant_id = ? AND transaction_id = ?")
+      .prepare(
+        "SELECT j.value ->> '$.id' AS id FROM transactions AS t, json_each(t.operation_history) AS j WHERE t.merchant_id = ? AND t.id = ?",
+      )
       .bind(shop.merchant.merchant.id, payment.id)
       .all();
     expect(ops.results.length).toBe(((truth?.operations ?? []) as unknown[]).length);

@@ -47,11 +47,15 @@ export async function archivedRecords(merchantId: string): Promise<{ key: string
   );
 }
 
-/** The merchant's history rows still in D1. */
+/** The merchant's history rows still in D1 (operations: in records' histories and in the pre-0030 table). */
 export async function rowsInD1(merchantId: string) {
   const count = async (table: string) =>
     (await shardedDb.prepare(`SELECT count(*) AS n FROM ${table} WHERE merchant_id = ?`).bind(merchantId).first<{ n: number }>())?.n ?? 0;
-  return { events: await count("events"), operations: await count("operations") };
+  const inHistories = await shardedDb
+    .prepare("SELECT coalesce(sum(json_array_length(operation_history)), 0) AS n FROM transactions WHERE merchant_id = ?")
+    .bind(merchantId)
+    .first<{ n: number }>();
+  return { events: await count("events"), operations: (inHistories?.n ?? 0) + (await count("operations")) };
 }
 
 /** The merchant's archive objects as the ledger lists them. */

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { markStalledQuery } from "../../../src/fulfillment/outbox";
 import { pageQuery } from "../../../src/moves/rows";
 import { MOVED_TABLES } from "../../../src/moves/tables";
-import { operationsOfTransaction } from "../../../src/transactions/queries";
+import { operationsOfTransaction, tableOperationsOfTransaction } from "../../../src/transactions/queries";
 import type { TransactionWrite } from "../../../src/transactions/records";
 import { recordReferences } from "../../../src/transactions/references";
 import { createMerchant } from "../../support/fixtures";
@@ -24,10 +24,16 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
     ]);
   });
 
-  it("a transaction's operations come from operations_transaction, in its order", async () => {
+  it("a transaction's operations are one seek of its record's key (0030: the history is the record's)", async () => {
     const plan = await planText(operationsOfTransaction({ db, merchantId, transactionId: "tr_x" }));
+    expect(plan).toMatch(/SEARCH transactions USING PRIMARY KEY \(merchant_id=\? AND id=\?\)/);
+    expect(plan).not.toMatch(/TEMP B-TREE|SCAN transactions|PRIMARY KEY \(merchant_id=\?\)$/m);
+  });
+
+  it("its operations stored before 0030 still come from operations_transaction", async () => {
+    const plan = await planText(tableOperationsOfTransaction({ db, merchantId, transactionId: "tr_x" }));
     expect(plan).toMatch(/SEARCH operations USING INDEX operations_transaction \(merchant_id=\? AND transaction_id=\?\)/);
-    expect(plan).not.toMatch(/TEMP B-TREE|PRIMARY KEY \(merchant_id=\?\)$/m);
+    expect(plan).not.toMatch(/PRIMARY KEY \(merchant_id=\?\)$/m);
   });
 
   it("replacing a record's references seeks transaction_references_transaction, not the merchant's references", async () => {
