@@ -40,12 +40,13 @@ export function insertJsonRows(
   table: SQLiteTable,
   rows: readonly JsonRow[],
   tail: SQL = sql``,
-  /** Columns computed by SQL for every row (e.g. a timestamp taken when the statement runs). */
+  /** Columns computed by SQL for every row (e.g. a timestamp taken when the statement runs), replacing a row key of the name. */
   computed: Record<string, SQL> = {},
 ): SQL[] {
   const first = rows[0];
   if (!first) return [];
-  const columns = Object.keys(first);
+  // A computed column may read the row's own key of that name (`value ->> '$.col'`) rather than store it as is.
+  const columns = Object.keys(first).filter((column) => !(column in computed));
   const names = sql.raw([...columns, ...Object.keys(computed)].map((column) => `"${column}"`).join(", "));
   const values = sql.join([...columns.map((column) => sql.raw(`value ->> '$.${column}'`)), ...Object.values(computed)], sql.raw(", "));
   // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.

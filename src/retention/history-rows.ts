@@ -14,6 +14,7 @@ import {
   transactions,
   webhookDeliveries,
 } from "../db/schema";
+import { statusHistoryColumns, statusHistoryFrom, withoutFirstStatuses } from "../db/status-history";
 import type { ArchiveRecord } from "./archive-format";
 import { byCreatedAt, byFiredAt } from "./history";
 
@@ -40,7 +41,7 @@ function manifestLists(manifest: ArchiveManifest) {
 
 /** The ids of the transactions' history rows now in D1 (one D1 batch), by transaction. */
 export async function historyIds({ db, merchantId, transactionIds }: { db: Database; merchantId: string; transactionIds: string[] }) {
-  if (transactionIds.length === 0) return groupHistoryIds([[], [], [], [], [], [], []]);
+  if (transactionIds.length === 0) return groupHistoryIds([[], [], [], [], [], [], [], []]);
   const historyEvents = and(
     eq(events.merchantId, merchantId),
     inList(events.transactionId, transactionIds),
@@ -75,6 +76,10 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
         .where(and(historyEvents, eq(fetchBacks.merchantId, events.merchantId), eq(fetchBacks.eventId, events.id))),
       ofTransactions(transactionStatusChanges),
       ofTransactions(fulfillmentAttempts),
+      db
+        .select({ id: statusHistoryColumns.id, transactionId: statusHistoryColumns.transactionId })
+        .from(statusHistoryFrom)
+        .where(historyOf(merchantId, transactionIds)),
     ]),
   );
 }
@@ -87,11 +92,12 @@ function distinctById<Row extends { id: string }>(rows: readonly Row[]): Row[] {
 }
 
 /** `historyIds`' reads grouped by transaction: how many records each would add, and the manifest of those included. */
-function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deliveryIds, fetchBackIds, changeIds, attemptIds]: [
+function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deliveryIds, fetchBackIds, changeIds, attemptIds, entries]: [
   IdRows<string>,
   IdRows<string>,
   IdRows<string>,
   { eventId: string; deliveryId: string; transactionId: string | null }[],
+  IdRows<number>,
   IdRows<number>,
   IdRows<number>,
   IdRows<number>,
@@ -104,6 +110,7 @@ function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deli
     fetchBacks: byTransaction(fetchBackIds),
     statusChanges: byTransaction(changeIds),
     fulfillmentAttempts: byTransaction(attemptIds),
+    statusHistory: byTransaction(entries),
   };
   const ids = <Row, Id>(of: Map<string, Row[]>, included: string[], id: (row: Row) => Id) =>
     included.flatMap((transactionId) => (of.get(transactionId) ?? []).map(id));
@@ -117,6 +124,10 @@ function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deli
       fetchBacks: ids(kinds.fetchBacks, included, (row) => row.id),
       statusChanges: ids(kinds.statusChanges, included, (row) => row.id),
       fulfillmentAttempts: ids(kinds.fulfillmentAttempts, included, (row) => row.id),
+      statusHistory: included.flatMap((id): [string, number][] => {
+        const count = kinds.statusHistory.get(id)?.length ?? 0;
+        return count > 0 ? [[id, count]] : [];
+      }),
     }),
   };
 }
@@ -127,45 +138,60 @@ function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deli
  */
 export async function readManifestRows({ db, merchantId, manifest }: { db: Database; merchantId: string; manifest: ArchiveManifest }) {
   const lists = manifestLists(manifest);
-  const [eventRows, historyOperationRows, tableOperationRows, deliveryRows, fetchBackRows, changeRows, attemptRows] = await db.batch([
-    db
-      .select()
-      .from(events)
-      .where(and(eq(events.merchantId, merchantId), inList(events.id, lists.events))),
-    db
-      .select(historyOperationColumns)
-      .from(historyOperationsFrom)
-      .where(and(historyOf(merchantId, manifest.transactions), inList(sql`j.value ->> '$.id'`, lists.operations))),
-    db
-      .select()
-      .from(operations)
-      .where(and(eq(operations.merchantId, merchantId), inList(operations.id, lists.operations))),
-    db
-      .select()
-      .from(webhookDeliveries)
-      .where(
-        and(
-          eq(webhookDeliveries.merchantId, merchantId),
-          inPairList([webhookDeliveries.eventId, webhookDeliveries.deliveryId], lists.deliveries),
+  const statusHistory = manifest.statusHistory ?? [];
+  const [eventRows, historyOperationRows, tableOperationRows, deliveryRows, fetchBackRows, tableChangeRows, attemptRows, entries] =
+    await db.batch([
+      db
+        .select()
+        .from(events)
+        .where(and(eq(events.merchantId, merchantId), inList(events.id, lists.events))),
+      db
+        .select(historyOperationColumns)
+        .from(historyOperationsFrom)
+        .where(and(historyOf(merchantId, manifest.transactions), inList(sql`j.value ->> '$.id'`, lists.operations))),
+      db
+        .select()
+        .from(operations)
+        .where(and(eq(operations.merchantId, merchantId), inList(operations.id, lists.operations))),
+      db
+        .select()
+        .from(webhookDeliveries)
+        .where(
+          and(
+            eq(webhookDeliveries.merchantId, merchantId),
+            inPairList([webhookDeliveries.eventId, webhookDeliveries.deliveryId], lists.deliveries),
+          ),
         ),
-      ),
-    db
-      .select()
-      .from(fetchBacks)
-      .where(and(eq(fetchBacks.merchantId, merchantId), numberList(fetchBacks.id, lists.fetchBacks))),
-    db
-      .select()
-      .from(transactionStatusChanges)
-      .where(and(eq(transactionStatusChanges.merchantId, merchantId), numberList(transactionStatusChanges.id, lists.statusChanges))),
-    db
-      .select()
-      .from(fulfillmentAttempts)
-      .where(and(eq(fulfillmentAttempts.merchantId, merchantId), numberList(fulfillmentAttempts.id, lists.fulfillmentAttempts))),
-  ]);
+      db
+        .select()
+        .from(fetchBacks)
+        .where(and(eq(fetchBacks.merchantId, merchantId), numberList(fetchBacks.id, lists.fetchBacks))),
+      db
+        .select()
+        .from(transactionStatusChanges)
+        .where(and(eq(transactionStatusChanges.merchantId, merchantId), numberList(transactionStatusChanges.id, lists.statusChanges))),
+      db
+        .select()
+        .from(fulfillmentAttempts)
+        .where(and(eq(fulfillmentAttempts.merchantId, merchantId), numberList(fulfillmentAttempts.id, lists.fulfillmentAttempts))),
+      db
+        .select(statusHistoryColumns)
+        .from(statusHistoryFrom)
+        .where(
+          and(
+            historyOf(
+              merchantId,
+              statusHistory.map(([id]) => id),
+            ),
+            sql`j.key < (SELECT c.value ->> 1 FROM json_each(${JSON.stringify(statusHistory)}) AS c WHERE c.value ->> 0 = transactions.id)`,
+          ),
+        ),
+    ]);
+  const changeRows = [...entries, ...tableChangeRows];
   const operationRows = distinctById([...historyOperationRows, ...tableOperationRows]);
   const rows = { eventRows, operationRows, deliveryRows, fetchBackRows, changeRows, attemptRows };
   const found = Object.values(rows).reduce((sum, list) => sum + list.length, 0);
-  const expected = Object.values(lists).reduce((sum, list) => sum + list.length, 0);
+  const expected = Object.values(lists).reduce((sum, list) => sum + list.length, 0) + statusHistory.reduce((sum, [, n]) => sum + n, 0);
   return { records: archiveRecords(rows), found, expected };
 }
 
@@ -206,21 +232,28 @@ function archiveRecords(rows: HistoryRows): ArchiveRecord[] {
     ...(fetchBacksOf.get(id) ?? [])
       .sort((a, b) => compare(a.at, b.at) || compare(a.id, b.id))
       .map((row) => ({ record: "fetch_back" as const, transactionId: id, ...row })),
-    ...(changesOf.get(id) ?? []).sort((a, b) => compare(a.id, b.id)).map((row) => ({ record: "status_change" as const, ...row })),
+    ...(changesOf.get(id) ?? [])
+      .sort((a, b) => compare(a.at, b.at) || compare(a.id, b.id))
+      .map((row) => ({ record: "status_change" as const, ...row })),
     ...(attemptsOf.get(id) ?? []).sort((a, b) => compare(a.id, b.id)).map((row) => ({ record: "fulfillment_attempt" as const, ...row })),
   ]);
 }
 
 /**
- * The archived operations leave their records' histories (NULL when none is left). `updated_at` stays: the record did
- * not change, so no list cursor, ETag or endpoint sees it.
+ * The archived operations and oldest status changes leave their records' histories (NULL when none is left), in one
+ * UPDATE a record. `updated_at` stays: the record did not change, so no list cursor, ETag or endpoint sees it.
  */
-function stripHistory(merchantId: string, listed: (list: keyof ArchiveManifest) => SQL): SQL {
+function stripHistories(merchantId: string, listed: (list: keyof ArchiveManifest) => SQL, writing: SQL): SQL {
   const archivedOne = sql`j.value ->> '$.id' IN ${listed("operations")}`;
-  return sql`UPDATE ${transactions} SET operation_history = (
-      SELECT nullif(json_group_array(json(j.value)), '[]') FROM json_each(${transactions.operationHistory}) AS j WHERE NOT ${archivedOne})
+  const holdsArchived = sql`EXISTS (SELECT 1 FROM json_each(${transactions.operationHistory}) AS j WHERE ${archivedOne})`;
+  const archivedChanges = sql`(SELECT c.value ->> 1 FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, '$.statusHistory') AS c
+    WHERE ${writing} AND c.value ->> 0 = ${transactions.id})`;
+  return sql`UPDATE ${transactions} SET
+      operation_history = CASE WHEN ${holdsArchived} THEN (SELECT nullif(json_group_array(json(j.value)), '[]')
+        FROM json_each(${transactions.operationHistory}) AS j WHERE NOT ${archivedOne}) ELSE operation_history END,
+      status_history = CASE WHEN ${archivedChanges} IS NULL THEN status_history ELSE ${withoutFirstStatuses(archivedChanges)} END
     WHERE ${transactions.merchantId} = ${merchantId} AND ${transactions.id} IN ${listed("transactions")}
-      AND EXISTS (SELECT 1 FROM json_each(${transactions.operationHistory}) AS j WHERE ${archivedOne})`;
+      AND (${holdsArchived} OR ${archivedChanges} IS NOT NULL)`;
 }
 
 /**
@@ -235,7 +268,7 @@ export function deleteManifestRows(merchantId: string, writing: SQL): SQL[] {
   return [
     sql`DELETE FROM ${events} WHERE ${events.merchantId} = ${merchantId}
       AND ${events.outcome} IN (${sqlLiterals(HISTORY_OUTCOMES)}) AND ${events.id} IN ${listed("events")}`,
-    stripHistory(merchantId, listed),
+    stripHistories(merchantId, listed, writing),
     sql`DELETE FROM ${operations} WHERE ${operations.merchantId} = ${merchantId} AND ${operations.id} IN ${listed("operations")}`,
     sql`DELETE FROM ${webhookDeliveries} WHERE ${webhookDeliveries.merchantId} = ${merchantId}
       AND (${webhookDeliveries.eventId}, ${webhookDeliveries.deliveryId}) IN (

@@ -24,7 +24,6 @@ import {
   wasCaptured,
 } from "./state-machine";
 import { type EndpointLane, type StreamEntry, streamStatements } from "./stream";
-import { recordStatusChanges } from "./timeline-record";
 
 /** A transaction snapshot proven authentic (fetched back from Smart Router), with the inbox entry it came from, if any. */
 export interface VerifiedSnapshot {
@@ -83,8 +82,8 @@ interface PlannedWrites {
 
 /**
  * The statement groups of one apply, in the order the D1 batch runs them. Order matters: `extra` runs before the inbox
- * write (deliveries and forged counts read the inbox as it was), and the verified events and status changes read the
- * transactions the upsert just wrote, and `afterInbox` reads both inbox writes. One statement per table (per 500 rows),
+ * write (deliveries and forged counts read the inbox as it was), the verified events, history merges and the stream
+ * read the transactions the upsert just wrote (its status history included), and `afterInbox` reads both inbox writes. One statement per table (per 500 rows),
  * whatever the number of events.
  */
 const STATEMENT_GROUPS = [
@@ -95,7 +94,6 @@ const STATEMENT_GROUPS = [
   "verifiedEvents",
   "afterInbox",
   "fulfillments",
-  "statusChanges",
   "stream",
   "references",
 ] as const;
@@ -196,8 +194,6 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
     verifiedEvents: recordVerifiedEvents(writes.verifiedEvents),
     afterInbox: input.afterInbox ?? [],
     fulfillments: requestFulfillments(writes.fulfillments, input.now),
-    // After the upsert: the status changes it actually made, for the payment's timeline.
-    statusChanges: recordStatusChanges(writes.transactions),
     // After the upsert and the fulfilment outbox: each status change numbered, and owed to every subscribed endpoint.
     stream: streamStatements(writes.stream),
     // After the upsert: the merchant's own references of what it stored, for `GET /v1/transactions?reference=`.

@@ -3,6 +3,7 @@ import { chunkJson, inList, insertJsonRows, type JsonRow, lookUpByMerchant, type
 import type { Database } from "../db/client";
 import { encodeHistory, hasNewOperation, historyOperations, historyUnion } from "../db/operation-history";
 import { type FulfillmentStatus, fulfillments, nowIso, transactions } from "../db/schema";
+import { appendedStatusHistory, firstStatusHistory, statusEntry } from "../db/status-history";
 import type { OperationSnapshot, TransactionSnapshot } from "../smart-router/schemas";
 import { CAPTURED_STATUSES, PRE_CAPTURE_STATUSES } from "../smart-router/status";
 import type { SnapshotSource, StoredState } from "./state-machine";
@@ -52,6 +53,13 @@ function transactionRow({ merchantId, snapshot, version, source, operations }: T
     last_event_name: event?.eventName ?? null,
     last_event_fired_at: event?.firedAt ?? null,
     operation_history: encodeHistory(historyOperations(operations)),
+    // The entry this write adds if it changes the status; the upsert stamps and places it (db/status-history.ts).
+    status_history: statusEntry({
+      to: snapshot.status,
+      eventId: event?.eventId ?? null,
+      eventName: event?.eventName ?? null,
+      readAt: source.kind === "read" ? source.readAt : null,
+    }),
   };
 }
 
@@ -75,7 +83,8 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
   const rows = writes.map(transactionRow);
   const first = rows[0];
   if (!first) return [];
-  const replaced = [...Object.keys(first), "updated_at"].filter((column) => !["merchant_id", "id", "operation_history"].includes(column));
+  const kept = ["merchant_id", "id", "operation_history", "status_history"];
+  const replaced = [...Object.keys(first), "updated_at"].filter((column) => !kept.includes(column));
   const assignments = sql.join(
     [
       sql.raw(replaced.map((column) => `"${column}" = excluded."${column}"`).join(", ")),
@@ -83,6 +92,7 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
       sql.raw(`"status_changes" = transactions.status_changes + (excluded.status IS NOT transactions.status)`),
       // What is stored joined with what came, against the row as it stands when the batch commits.
       sql`"operation_history" = ${historyUnion(sql`transactions.operation_history`, sql`excluded.operation_history`)}`,
+      sql`"status_history" = ${appendedStatusHistory}`,
     ],
     sql.raw(", "),
   );
@@ -93,7 +103,7 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
       WHERE excluded.snapshot_version > transactions.snapshot_version
         AND NOT (transactions.status IN (${sqlLiterals(CAPTURED_STATUSES)}) AND excluded.status IN (${sqlLiterals(PRE_CAPTURE_STATUSES)}))
       RETURNING merchant_id, id, snapshot_version, last_event_id`,
-    { updated_at: nowIso, status_changes: sql`1` },
+    { updated_at: nowIso, status_changes: sql`1`, status_history: firstStatusHistory },
   );
 }
 

@@ -8,10 +8,10 @@ import {
   merchants,
   nowIso,
   transactionChanges,
-  transactionStatusChanges,
   transactionStreams,
   transactions,
 } from "../db/schema";
+import { changedByThisWrite, statusBeforeThisWrite } from "../db/status-history";
 import { log } from "../lib/log";
 import { sendAll } from "../queue/send";
 import { PRESENTED_COLUMNS, type PresentedRow } from "./present";
@@ -81,13 +81,6 @@ const HAS_ENDPOINT = sql`EXISTS (SELECT 1 FROM ${endpoints} AS e0
   WHERE e0.merchant_id = t.merchant_id AND e0.status IN ('enabled', 'paused'))`;
 
 /**
- * The status change this apply's write made, if any: the timeline's row the same write stamped (transactions/
- * timeline-record.ts runs before), with the status before it; what a transaction with no stream yet is numbered from.
- */
-const CHANGE_OF_THIS_WRITE = sql`LEFT JOIN ${transactionStatusChanges} AS h ON h.id = (SELECT max(h2.id) FROM ${transactionStatusChanges} AS h2 WHERE h2.merchant_id = t.merchant_id AND h2.transaction_id = t.id)
-  AND h.at = t.updated_at AND h.to_status = t.status`;
-
-/**
  * The change each written record made, numbered by the record's own count of status changes, with the record as the
  * upsert left it, for a merchant with an endpoint. A change is a status that differs from the stream's last one (an
  * edit that keeps the status adds nothing); without a stream yet, the status change this write made, if any.
@@ -95,15 +88,14 @@ const CHANGE_OF_THIS_WRITE = sql`LEFT JOIN ${transactionStatusChanges} AS h ON h
 const insertChanges = (
   entries: SQL,
 ) => sql`INSERT INTO ${transactionChanges} (merchant_id, transaction_id, sequence, previous_status, status, record, created_at)
-  SELECT t.merchant_id, t.id, t.status_changes, CASE WHEN h.id IS NULL THEN s.status ELSE h.from_status END, t.status,
+  SELECT t.merchant_id, t.id, t.status_changes, CASE WHEN ${changedByThisWrite} THEN ${statusBeforeThisWrite} ELSE s.status END, t.status,
     ${RECORD_JSON}, t.updated_at
   FROM ${entries} JOIN ${transactions} AS t ON t.merchant_id = ${entryField("merchant_id")} AND t.id = ${entryField("id")}
     AND t.snapshot_version = ${entryField("version")}
   ${STREAM_BEFORE}
-  ${CHANGE_OF_THIS_WRITE}
   JOIN ${merchants} AS m ON m.id = t.merchant_id
   LEFT JOIN ${fulfillments} AS f ON f.merchant_id = t.merchant_id AND f.transaction_id = t.id
-  WHERE ${HAS_ENDPOINT} AND CASE WHEN s.merchant_id IS NULL THEN h.id IS NOT NULL ELSE t.status IS NOT s.status END
+  WHERE ${HAS_ENDPOINT} AND CASE WHEN s.merchant_id IS NULL THEN ${changedByThisWrite} ELSE t.status IS NOT s.status END
   ON CONFLICT (merchant_id, transaction_id, sequence) DO NOTHING`;
 
 /** One message per subscribed endpoint for each change just inserted (the one numbered right after the stream's last). */

@@ -7,12 +7,9 @@ import {
   type FulfillmentAttemptError,
   fetchBacks,
   fulfillmentAttempts,
-  transactionStatusChanges,
-  transactions,
   webhookDeliveries,
 } from "../db/schema";
 import type { FetchBackTrace, Verification } from "../smart-router/fetch-back";
-import type { TransactionWrite } from "./records";
 
 /** A delivery as the edge queued it: what the timeline shows of it. */
 export interface DeliveryRecord {
@@ -131,35 +128,6 @@ export function recordUnfoldedFetchBacks(records: readonly FetchBackRecord[]): S
       AND e.fetch_back_at = value ->> '$.at' AND e.fetch_back_outcome = value ->> '$.outcome' AND e.fetch_back_via = value ->> '$.via'
       AND e.fetch_back_api_calls = value ->> '$.api_calls' AND e.fetch_back_pace_wait_ms = value ->> '$.pace_wait_ms')`,
   );
-}
-
-/**
- * Records the status each write gave its record, when it changed it: must run after the compare-and-set upsert of the
- * same D1 batch, so it sees what was actually stored (a write that lost the race has another snapshot version, and a
- * write that kept the status adds nothing). `at` is the record's own `updated_at`, stamped by that upsert.
- */
-export function recordStatusChanges(writes: readonly TransactionWrite[]): SQL[] {
-  if (writes.length === 0) return [];
-  const rows = JSON.stringify(
-    writes.map((write) => ({
-      merchant_id: write.merchantId,
-      id: write.snapshot.id,
-      version: write.version,
-      read_at: write.source.kind === "read" ? write.source.readAt : null,
-    })),
-  );
-  // json_each of row values (key and version), joined to what the upsert stored: not an id list.
-  return [
-    sql`INSERT INTO ${transactionStatusChanges} (merchant_id, transaction_id, at, from_status, to_status, event_id, event_name, read_at)
-      SELECT merchant_id, id, updated_at, previous, status, last_event_id, last_event_name, read_at FROM (
-        SELECT t.merchant_id, t.id, t.updated_at, t.status, t.last_event_id, t.last_event_name, j.value ->> '$.read_at' AS read_at,
-          (SELECT h.to_status FROM ${transactionStatusChanges} AS h
-            WHERE h.merchant_id = t.merchant_id AND h.transaction_id = t.id ORDER BY h.id DESC LIMIT 1) AS previous
-        FROM json_each(${rows}) AS j
-        JOIN ${transactions} AS t ON t.merchant_id = j.value ->> '$.merchant_id' AND t.id = j.value ->> '$.id'
-          AND t.snapshot_version = j.value ->> '$.version'
-      ) WHERE status IS NOT previous`,
-  ];
 }
 
 /** What a fulfilment attempt ended with; `errorClass` is null when the merchant answered 2xx. */

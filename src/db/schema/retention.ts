@@ -64,6 +64,8 @@ export interface ArchiveManifest {
   deliveries?: [string, string][];
   fetchBacks?: number[];
   statusChanges?: number[];
+  /** Per transaction, how many of the oldest entries of its record's status history the object holds (0030). */
+  statusHistory?: [string, number][];
   fulfillmentAttempts?: number[];
 }
 

@@ -69,6 +69,11 @@ export const transactions = sqliteTable(
     statusChanges: integer("status_changes").notNull().default(0),
     /** The operation history (0030, db/operation-history.ts): a JSON array, each operation once; NULL once archived. */
     operationHistory: text("operation_history"),
+    /**
+     * Its status changes, oldest first (0030, db/status-history.ts): a JSON array of `{at, from, to, event_id, event_name,
+     * read_at}`; the archive strips the ones it took.
+     */
+    statusHistory: text("status_history"),
   },
   (t) => [
     primaryKey({ columns: [t.merchantId, t.id] }),
@@ -87,8 +92,8 @@ export const transactions = sqliteTable(
   ],
 );
 
-const { operationHistory: _history, ...record } = getTableColumns(transactions);
-/** The record's columns but its operation history (KBs that only the history reads want): what reads of a record select. */
+const { operationHistory: _operations, statusHistory: _statuses, ...record } = getTableColumns(transactions);
+/** The record's columns but its histories (KBs that only the history reads want): what reads of a record select. */
 export const recordColumns = record;
 
 /**

@@ -308,3 +308,85 @@ describe("migration 0030 folds the table's operations into their records", () =>
     expect((await storedHistory(fenced.merchant.id, seeded[1]?.row.id ?? "")).history).toEqual([]);
   });
 });
+
+/** The record's status history as stored, and the table's rows of the merchant. */
+async function statusStorage(merchantId: string, transactionId: string) {
+  const shard = await dbFor(merchantId);
+  const row = await shard
+    .prepare("SELECT status_history FROM transactions WHERE merchant_id = ? AND id = ?")
+    .bind(merchantId, transactionId)
+    .first<{ status_history: string | null }>();
+  const table = await shard
+    .prepare("SELECT count(*) AS n FROM transaction_status_changes WHERE merchant_id = ?")
+    .bind(merchantId)
+    .first<{ n: number }>();
+  return { entries: row?.status_history ? (JSON.parse(row.status_history) as Record<string, string>[]) : [], tableRows: table?.n };
+}
+
+interface TimelineEntry {
+  kind: string;
+  at: string;
+  detail: { from?: string | null; to?: string; cause?: { kind: string; event_id?: string } };
+}
+const stateChanges = async (apiKey: string, id: string) =>
+  (await getJson<{ timeline: TimelineEntry[] }>(`/v1/transactions/${id}/timeline`, apiKey)).timeline.filter(
+    (entry) => entry.kind === "state_change",
+  );
+
+describe("status history folded into the record (0030)", () => {
+  it("a status change is an entry of the record, none of the table; an edit that keeps the status adds none", async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const id = `tr_fold${Date.now().toString(36)}h`;
+    await apply(merchantId, [snapshot(id, "authorized", 2)]);
+    await apply(merchantId, [snapshot(id, "completed", 4)]);
+    await apply(merchantId, [snapshot(id, "completed", 5)]);
+    await apply(merchantId, [snapshot(id, "authorized", 2)]);
+    const stored = await statusStorage(merchantId, id);
+    expect(stored.tableRows).toBe(0);
+    expect(stored.entries.map(({ from, to }) => ({ from, to }))).toEqual([
+      { from: undefined, to: "authorized" },
+      { from: "authorized", to: "completed" },
+    ]);
+    const record = await (await dbFor(merchantId))
+      .prepare("SELECT updated_at FROM transactions WHERE merchant_id = ? AND id = ?")
+      .bind(merchantId, id)
+      .first<{ updated_at: string }>();
+    expect(stored.entries[1]?.event_name).toBe("transaction.completed");
+    const shown = await stateChanges(merchant.api_key, id);
+    expect(shown.map((entry) => entry.detail.to)).toEqual(["authorized", "completed"]);
+    expect(shown[1]?.detail.from).toBe("authorized");
+    expect(shown[1]?.detail.cause?.kind).toBe("event");
+    expect(shown[1]?.at).toBe(stored.entries[1]?.at);
+    // Stamped by the write that made it: before the later edit's stamp (which kept the status and added no entry).
+    expect(String(stored.entries[1]?.at) <= String(record?.updated_at)).toBe(true);
+  });
+
+  it("migration 0030 moves the table's status changes into the record and answers the same timeline", async () => {
+    const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0030_"));
+    const statements =
+      migration?.queries.filter((q) => q.includes("`status_history` = (") || q.includes("DELETE FROM `transaction_status_changes`")) ?? [];
+    expect(statements).toHaveLength(2);
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const row = await seedTransaction(merchantId, { status: "completed" });
+    const shard = await dbFor(merchantId);
+    const insert =
+      "INSERT INTO transaction_status_changes (merchant_id, transaction_id, at, from_status, to_status, event_id, event_name, read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    await shard.batch([
+      shard
+        .prepare(insert)
+        .bind(merchantId, row.id, "2026-01-01T10:00:00.000Z", null, "authorized", "ev_a", "transaction.authorized", null),
+      shard
+        .prepare(insert)
+        .bind(merchantId, row.id, "2026-01-01T10:05:00.000Z", "authorized", "completed", null, null, "2026-01-01T10:04:59.000Z"),
+    ]);
+    const before = await stateChanges(merchant.api_key, row.id);
+    expect(before).toHaveLength(2);
+    for (const statement of statements) await shard.prepare(statement).run();
+    expect(await stateChanges(merchant.api_key, row.id)).toEqual(before);
+    const stored = await statusStorage(merchantId, row.id);
+    expect(stored.tableRows).toBe(0);
+    expect(stored.entries.map((entry) => entry.to)).toEqual(["authorized", "completed"]);
+  });
+});

@@ -21,7 +21,15 @@ async function timelineRowsInD1(merchantId: string) {
   return {
     webhook_deliveries: (await count("webhook_deliveries")) + (await count("events", "first_delivery_id IS NOT NULL")),
     fetch_backs: (await count("fetch_backs")) + (await count("events", "fetch_back_at IS NOT NULL")),
-    transaction_status_changes: await count("transaction_status_changes"),
+    // The record's status history since 0030, and the table's rows before it.
+    transaction_status_changes:
+      (await count("transaction_status_changes")) +
+      ((
+        await shardedDb
+          .prepare("SELECT coalesce(sum(json_array_length(status_history)), 0) AS n FROM transactions WHERE merchant_id = ?")
+          .bind(merchantId)
+          .first<{ n: number }>()
+      )?.n ?? 0),
     fulfillment_attempts: await count("fulfillment_attempts"),
   };
 }
