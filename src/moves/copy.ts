@@ -4,8 +4,13 @@ import type { Database } from "../db/client";
 import { countRows, deleteRows, type Guard, keyOf, mappedIds, type Row, readByKeys, readPage, readRows, writeRows } from "./rows";
 import { MOVED_TABLES, type MovedTable, movedTable, ownIdColumn } from "./tables";
 
-/** Rows per page: one source read and one target D1 batch each. */
+/** Rows per page (a table may set fewer, `MovedTable.page`): one source read and one target D1 batch each. */
 export const MOVE_PAGE = 500;
+/**
+ * Keys a walked table's page reads at most (src/moves/tables.ts `walk`), whatever their merchant: a merchant with 1,000
+ * events of a shard's 10 million no longer has one statement read millions of keys while the shard's other merchants wait.
+ */
+export const SCAN_KEYS = 5_000;
 /** The change log's own line in `move_progress`. */
 const CHANGES = "~changes";
 
@@ -15,7 +20,12 @@ export interface MoveEnds {
   merchantId: string;
   source: Database;
   target: Database;
+  /** Keys a walked table's page reads (SCAN_KEYS unless a test lowers it to see many pages in a small shard). */
+  scanKeys?: number;
 }
+
+/** Rows per copy page and per catch-up write of a table. */
+const pageOf = (moved: MovedTable): number => moved.page ?? MOVE_PAGE;
 
 interface Progress {
   tbl: string;
@@ -71,30 +81,45 @@ async function commitPage({
   return (results[1]?.meta.changes ?? 0) > 0;
 }
 
+/**
+ * Where the next page starts and whether the table is copied. A full page stops at its last row; a shorter one at the
+ * last key its scan read (an empty page of a walked table is progress, not the end), or, its scan having reached the
+ * table's end (or the table not walked: the page read every row left), the table is copied. The copy's loop ends there:
+ * each page moves the cursor forward by at least one key.
+ */
+function nextCursor({ moved, rows, end, limit }: { moved: MovedTable; rows: readonly Row[]; end: unknown[] | null; limit: number }) {
+  const last = rows.at(-1);
+  if (last && rows.length >= limit) return { to: keyOf(moved, last), done: false };
+  if (end) return { to: end, done: false };
+  return { to: last ? keyOf(moved, last) : null, done: true };
+}
+
 /** Copies the next page of the first table not yet copied; answers the rows it copied, or null when every table is. */
 export async function copyNextPage(ends: MoveEnds): Promise<number | null> {
   const progress = await progressOf(ends);
   const moved = MOVED_TABLES.find((table) => !progress.get(table.name)?.done);
   if (!moved) return null;
   const at = progress.get(moved.name)?.cursor ?? null;
-  const page = await readPage({
+  const limit = pageOf(moved);
+  const { rows, end } = await readPage({
     db: ends.source,
     moved,
     merchantId: ends.merchantId,
     after: at === null ? null : (JSON.parse(at) as unknown[]),
-    limit: MOVE_PAGE,
+    limit,
+    scanKeys: ends.scanKeys ?? SCAN_KEYS,
   });
-  const last = page.at(-1);
+  const { to, done } = nextCursor({ moved, rows, end, limit });
   const won = await commitPage({
     ends,
     tbl: moved.name,
     from: at,
-    to: last ? JSON.stringify(keyOf(moved, last)) : at,
-    rows: page.length,
-    done: page.length < MOVE_PAGE,
-    writes: (guard) => writeRows({ moved, rows: page, mapped: new Map(), guard }),
+    to: to ? JSON.stringify(to) : at,
+    rows: rows.length,
+    done,
+    writes: (guard) => writeRows({ moved, rows, mapped: new Map(), guard }),
   });
-  return won ? page.length : 0;
+  return won ? rows.length : 0;
 }
 
 /** The writes that bring the target's copy of one table's changed keys level with the source. */
@@ -104,7 +129,11 @@ async function catchUpTable({ ends, moved, keys, guard }: { ends: MoveEnds; move
   const gone = keys.filter((key) => !seen.has(JSON.stringify(key)));
   const sourceIds = moved.ownId ? present.map((row) => Number(row[ownIdColumn(moved)])) : [];
   const mapped = await mappedIds({ db: ends.target, moveId: ends.moveId, moved, sourceIds });
-  return [...deleteRows({ moved, keys: gone, guard }), ...writeRows({ moved, rows: present, mapped, guard })];
+  // Written a table's page at a time: each statement carries its rows as one JSON value (wide rows, smaller pages).
+  const writes = [];
+  for (let i = 0; i < present.length; i += pageOf(moved))
+    writes.push(...writeRows({ moved, rows: present.slice(i, i + pageOf(moved)), mapped, guard }));
+  return [...deleteRows({ moved, keys: gone, guard }), ...writes];
 }
 
 /**

@@ -256,8 +256,20 @@ async function failMove({ env, job, reason }: { env: AppEnv; job: MoveRow; reaso
   return true;
 }
 
-async function advance({ env, config, job, now }: { env: AppEnv; config: AppConfig; job: MoveRow; now: Date }): Promise<Advance | null> {
-  const ends = endsOf(env, job);
+async function advance({
+  env,
+  config,
+  job,
+  now,
+  scanKeys,
+}: {
+  env: AppEnv;
+  config: AppConfig;
+  job: MoveRow;
+  now: Date;
+  scanKeys?: number;
+}): Promise<Advance | null> {
+  const ends = { ...endsOf(env, job), scanKeys };
   if (job.status === "copying") return copying(ends, now);
   if (job.status === "switching") return switching(ends, job, now, config);
   if (job.status === "cleaning") return cleaning(ends, job, now, config);
@@ -298,6 +310,7 @@ export async function runMoveStep({
   message,
   attempts,
   now = new Date(),
+  scanKeys,
 }: {
   env: AppEnv;
   config: AppConfig;
@@ -305,6 +318,8 @@ export async function runMoveStep({
   message: MerchantMoveMessage;
   attempts: number;
   now?: Date;
+  /** Keys a walked table's copy page reads (src/moves/copy.ts SCAN_KEYS unless a test lowers it). */
+  scanKeys?: number;
 }): Promise<void> {
   const job = await directoryDatabase(env).select().from(merchantMoves).where(eq(merchantMoves.id, message.move_id)).get();
   if (!job || job.status === "completed" || job.status === "failed") return;
@@ -314,7 +329,7 @@ export async function runMoveStep({
   }
   let next: Advance | null;
   try {
-    next = await advance({ env, config, job, now });
+    next = await advance({ env, config, job, now, scanKeys });
   } catch (error) {
     if (!(error instanceof MoveRefused)) {
       await undoIfFailed(env, job);

@@ -17,46 +17,67 @@ const keyOf = (moved: MovedTable, row: Row): unknown[] => moved.key.map((column)
 
 export { keyOf };
 
-/** `(x.k1, x.k2) > (?, ?)`: after a key in the table's key order. */
-function afterKey(moved: MovedTable, after: readonly unknown[]): SQL {
+/** `(x.k1, x.k2) > (?, ?)`: after a key in the table's key order (`alias`: the table's alias in the statement). */
+function afterKey(moved: MovedTable, after: readonly unknown[], alias = "x."): SQL {
   const values = sql.join(
     after.map((value) => sql`${value}`),
     sql.raw(", "),
   );
-  return moved.key.length === 1 ? sql`${columnList(moved.key, "x.")} > ${after[0]}` : sql`(${columnList(moved.key, "x.")}) > (${values})`;
+  return moved.key.length === 1 ? sql`${columnList(moved.key, alias)} > ${after[0]}` : sql`(${columnList(moved.key, alias)}) > (${values})`;
 }
 
-/** One keyset page of the merchant's rows of `moved`, in key order, after `after` (null: from the start). */
-export function readPage({
-  db,
-  moved,
-  merchantId,
-  after,
-  limit,
-}: {
-  db: Database;
+/** Where a keyset page of the merchant's rows of `moved` starts and how much it may take. */
+export interface PageRead {
   moved: MovedTable;
   merchantId: string;
+  /** The key the last page stopped at (null: from the start). */
   after: readonly unknown[] | null;
+  /** Rows per page. */
   limit: number;
-}) {
-  return readRows(db, pageQuery({ moved, merchantId, after, limit }));
+  /** Keys, whatever their merchant, a walked table's page reads at most past `after`. */
+  scanKeys: number;
 }
 
-/** The statement of `readPage` (its plan is tested: each page resumes in key order, never sorting the merchant's rows). */
-export function pageQuery({
-  moved,
-  merchantId,
-  after,
-  limit,
-}: {
-  moved: MovedTable;
-  merchantId: string;
-  after: readonly unknown[] | null;
-  limit: number;
-}) {
-  const from = after ? sql` AND ${afterKey(moved, after)}` : sql``;
-  return sql`SELECT x.* FROM ${table(moved)} AS x WHERE ${walkedRows(moved, merchantId)}${from} ORDER BY ${columnList(moved.key, "x.")} LIMIT ${limit}`;
+/**
+ * One keyset page of the merchant's rows of `moved`, in key order, after `after`. A walked table's page reads at most
+ * `scanKeys` keys of the table, so it may copy none: `end` is then the last key it read (null: it reached the table's end,
+ * or the table is not walked), the cursor the next page starts from. Both reads are one batch: one snapshot.
+ */
+export async function readPage(read: PageRead & { db: Database }): Promise<{ rows: Row[]; end: unknown[] | null }> {
+  if (!read.moved.walk) return { rows: await readRows(read.db, pageQuery(read)), end: null };
+  const [end, rows] = await runBatch(read.db.$client, [scanEndQuery(read), pageQuery(read)]);
+  const last = end?.results[0];
+  return { rows: rows?.results ?? [], end: last ? keyOf(read.moved, last) : null };
+}
+
+/**
+ * The last key a walked page reads: the `scanKeys`-th after `after`, in key order, whatever its merchant; no row when
+ * fewer are left (the scan reaches the table's end). Its plan is tested: it walks the primary key, never sorts.
+ */
+export function scanEndQuery({ moved, after, scanKeys }: Pick<PageRead, "moved" | "after" | "scanKeys">): SQL {
+  const key = columnList(moved.key, "k.");
+  const from = after ? sql` WHERE ${afterKey(moved, after, "k.")}` : sql``;
+  return sql`SELECT ${key} FROM ${table(moved)} AS k${from} ORDER BY ${key} LIMIT 1 OFFSET ${scanKeys - 1}`;
+}
+
+/**
+ * `(x.k1, x.k2) <= (the scan's end)`: a range bound SQLite walks the key up to, so the page stops after `scanKeys` keys
+ * however few are the merchant's. Past the table's end the bound is X'' in every column (a BLOB sorts after any number or
+ * text): the rest of the table, fewer than `scanKeys` keys.
+ */
+function withinScan(read: Pick<PageRead, "moved" | "after" | "scanKeys">): SQL {
+  const end = sql.raw(read.moved.key.map((column) => `ifnull(e."${column}", X'')`).join(", "));
+  return sql`(${columnList(read.moved.key, "x.")}) <= (SELECT ${end} FROM (SELECT 1) LEFT JOIN (${scanEndQuery(read)}) AS e)`;
+}
+
+/**
+ * The rows statement of `readPage` (its plan is tested: each page resumes in key order, never sorting the merchant's
+ * rows; a walked table's page reads a bounded range of its key).
+ */
+export function pageQuery(read: PageRead): SQL {
+  const { moved, merchantId, after, limit } = read;
+  const terms = [walkedRows(moved, merchantId), ...(after ? [afterKey(moved, after)] : []), ...(moved.walk ? [withinScan(read)] : [])];
+  return sql`SELECT x.* FROM ${table(moved)} AS x WHERE ${sql.join(terms, sql.raw(" AND "))} ORDER BY ${columnList(moved.key, "x.")} LIMIT ${limit}`;
 }
 
 /** The JSON keys (arrays, as the change log writes them) as a row-value list. */

@@ -12,8 +12,13 @@ export interface MovedTable {
   remap?: Record<string, string>;
   /** The merchant's rows, `x` being the table's alias; default `x.merchant_id = ?`. */
   owned?: (merchantId: string) => SQL;
-  /** The same rows as the copy's keyset page selects them, when it must walk the key rather than an index (`owned`). */
+  /**
+   * The same rows as the copy's keyset page selects them, when it must walk the key rather than an index (`owned`): such a
+   * page reads a bounded number of keys, whoever's they are (src/moves/rows.ts `readPage`), and may copy none.
+   */
   walk?: (merchantId: string) => SQL;
+  /** Rows per copy page and per catch-up write (MOVE_PAGE when unset): lower for wide rows, each page being one JSON value. */
+  page?: number;
 }
 
 const byMerchantId = (merchantId: string) => sql`x.merchant_id = ${merchantId}`;
@@ -25,10 +30,12 @@ export const MOVED_TABLES: readonly MovedTable[] = [
   { name: "event_log_cursors", key: ["merchant_id"] },
   { name: "retention_cursors", key: ["merchant_id"] },
   { name: "endpoints", key: ["id"] },
-  { name: "transactions", key: ["merchant_id", "id"] },
+  // A record row is to carry its operation history (JSON, up to a few KB): 500 in one JSON parameter could pass D1's limits.
+  { name: "transactions", key: ["merchant_id", "id"], page: 100 },
   { name: "operations", key: ["merchant_id", "id"] },
   // Keyed (id, merchant_id) since 0029; `+` keeps the merchant's term off `events_transaction` so the page walks the key
-  // in order (each page resumes where the last stopped) instead of sorting the merchant's whole inbox for every page.
+  // in order (each page resumes where the last stopped) instead of sorting the merchant's whole inbox for every page;
+  // walked, each page reads a bounded run of keys, so a merchant with few of a shard's events never holds it for long.
   { name: "events", key: ["id", "merchant_id"], walk: (merchantId) => sql`+x.merchant_id = ${merchantId}` },
   { name: "webhook_deliveries", key: ["merchant_id", "event_id", "delivery_id"] },
   { name: "transaction_references", key: ["merchant_id", "reference", "transaction_id"] },

@@ -170,8 +170,8 @@ export async function kindOf(moveId: string): Promise<StepKind> {
 /**
  * Delivers a move's step messages one by one until none is left (horizon: 1,000 steps), as the batch lane would,
  * calling `before` ahead of each; at each step of the kind `crashAt`, the first run meets `crash` and the message is
- * redelivered (`attempts` 2) as the queue's retry does; `until` stops it before a step, its message lost. Answers the
- * kinds of the steps it crashed.
+ * redelivered (`attempts` 2) as the queue's retry does; `until` stops it before a step, its message lost; `scanKeys`
+ * lowers the keys a walked table's copy page reads. Answers the kinds of the steps it crashed.
  */
 export async function driveMove({
   moveId,
@@ -179,17 +179,20 @@ export async function driveMove({
   crash,
   before,
   until,
+  scanKeys,
 }: {
   moveId: string;
   crashAt?: StepKind;
   crash?: Crash;
   before?: (kind: StepKind, n: number) => Promise<void>;
   until?: (kind: StepKind, n: number) => boolean;
+  scanKeys?: number;
 }): Promise<StepKind[]> {
   const { env: bindings, arm } = crashableEnv();
   const { queue, sent } = stepQueue();
   const config = appConfig(bindings);
-  const run = (message: MerchantMoveMessage, attempts: number) => runMoveStep({ env: bindings, config, queue, message, attempts });
+  const run = (message: MerchantMoveMessage, attempts: number) =>
+    runMoveStep({ env: bindings, config, queue, message, attempts, scanKeys });
   sent.push({ v: 1, kind: "merchant_move", move_id: moveId, step: (await jobOf(moveId)).step, shard: 0 });
   const crashed: StepKind[] = [];
   for (let n = 0; n < 1_000; n++) {
