@@ -12,7 +12,7 @@ import {
   type TransactionWrite,
   upsertTransactions,
 } from "./records";
-import { recordReferences } from "./references";
+import { recordReferences, removeReplacedReferences } from "./references";
 import {
   captureTime,
   type Decision,
@@ -89,6 +89,7 @@ interface PlannedWrites {
 const STATEMENT_GROUPS = [
   "extra",
   "inbox",
+  "replacedReferences",
   "upserts",
   "historyMerges",
   "verifiedEvents",
@@ -188,6 +189,8 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
   return {
     extra: input.extra ?? [],
     inbox: recordEvents(input.inbox ?? []),
+    // Before the upsert: the references its write will take away, read from the record it replaces.
+    replacedReferences: removeReplacedReferences(writes.transactions),
     upserts: upsertTransactions(writes.transactions),
     // After the upsert: a stale group's new operations, against the record as the upsert left it.
     historyMerges: mergeOperationHistories(writes.historyMerges),

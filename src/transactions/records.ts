@@ -73,6 +73,16 @@ export interface TransactionWrite {
 }
 
 /**
+ * The compare-and-set rule in SQL (`decide`, state-machine.ts): an incoming snapshot replaces the stored record `stored`
+ * (a table name or alias) when it is newer and does not move a captured payment back onto the pre-capture path.
+ */
+export const replacesStored = ({ version, status, stored }: { version: SQL; status: SQL; stored: string }) => {
+  const record = sql.raw(stored);
+  return sql`${version} > ${record}.snapshot_version
+    AND NOT (${record}.status IN (${sqlLiterals(CAPTURED_STATUSES)}) AND ${status} IN (${sqlLiterals(PRE_CAPTURE_STATUSES)}))`;
+};
+
+/**
  * Upserts transactions as compare-and-set, the same rule as `decide` (state-machine.ts): a row changes only if the
  * snapshot is newer than what is stored and does not move a captured payment back onto the pre-capture path, so
  * concurrent consumers cannot overwrite a newer record with an older one. `updated_at` is taken when the statement runs
@@ -100,8 +110,7 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
     transactions,
     rows,
     sql`ON CONFLICT (merchant_id, id) DO UPDATE SET ${assignments}
-      WHERE excluded.snapshot_version > transactions.snapshot_version
-        AND NOT (transactions.status IN (${sqlLiterals(CAPTURED_STATUSES)}) AND excluded.status IN (${sqlLiterals(PRE_CAPTURE_STATUSES)}))
+      WHERE ${replacesStored({ version: sql`excluded.snapshot_version`, status: sql`excluded.status`, stored: "transactions" })}
       RETURNING merchant_id, id, snapshot_version, last_event_id`,
     { updated_at: nowIso, status_changes: sql`1`, status_history: firstStatusHistory },
   );

@@ -179,7 +179,7 @@ export const transactionReferences = sqliteTable(
     transactionId: text("transaction_id").notNull(),
   },
   (t) => [
+    // No index by transaction (0031): a write removes the references it replaces by their key (references.ts).
     primaryKey({ columns: [t.merchantId, t.reference, t.transactionId] }),
-    index("transaction_references_transaction").on(t.merchantId, t.transactionId),
   ],
 );

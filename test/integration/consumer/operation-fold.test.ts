@@ -1,49 +1,14 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { openDatabase } from "../../../src/db/client";
 import type { TransactionSnapshot } from "../../../src/smart-router/schemas";
-import { applySnapshots, type VerifiedSnapshot } from "../../../src/transactions/apply";
+import { apply, op, snapshot } from "../../support/apply";
 import { createMerchant } from "../../support/fixtures";
 import { dbFor } from "../../support/shards";
 import { getJson, seedTableOperation, seedTransaction } from "../../support/status-api";
 
 // 0030: a transaction's operations are its record's `operation_history`, written by the record's own upsert. These
 // tests drive the apply itself (as concurrency.test.ts does) and read what it stored.
-
-const CREATED = "2026-11-01T10:00:00.000Z";
-let sequence = 0;
-
-const op = (transactionId: string, n: number, type: string, extra: Record<string, unknown> = {}) => ({
-  id: `tr_op_${transactionId.slice(3)}x${n}`,
-  transaction_id: transactionId,
-  type,
-  amount: "10.00",
-  currency: "EUR",
-  is_attempt: false,
-  has_failed: false,
-  created_at: new Date(Date.parse(CREATED) + n * 1000).toISOString(),
-  ...extra,
-});
-
-/** A snapshot of `transactionId` with `count` operations (authorization first, then captures). */
-function snapshot(transactionId: string, status: string, count: number | null, extra: Record<string, unknown> = {}) {
-  const operations =
-    count === null ? null : Array.from({ length: count }, (_, n) => op(transactionId, n, n < 2 ? "authorization" : "capture"));
-  const captured = status === "completed";
-  return {
-    id: transactionId,
-    project_id: "test-proj_fold",
-    status,
-    currency: "EUR",
-    amount: "10.00",
-    captured,
-    captured_amount: captured ? "10.00" : "0",
-    created_at: CREATED,
-    operations,
-    ...extra,
-  } as unknown as TransactionSnapshot;
-}
 
 /** The D1 binding, summing the rows each batch wrote and keeping the SQL it ran. */
 function meteredD1(real: D1Database) {
@@ -68,28 +33,6 @@ function meteredD1(real: D1Database) {
     },
   });
   return { d1, meter };
-}
-
-/** Applies snapshots as webhooks of one merchant (each its own event, fired in the order given unless said). */
-async function apply(merchantId: string, snapshots: TransactionSnapshot[], d1?: D1Database) {
-  const now = new Date().toISOString();
-  const verified = snapshots.map((item): VerifiedSnapshot => {
-    sequence += 1;
-    const eventId = `ev_fold_${sequence}`;
-    const firedAt = new Date(Date.parse(CREATED) + sequence * 1000).toISOString();
-    return {
-      merchantId,
-      snapshot: item,
-      source: { kind: "event", eventId, eventName: `transaction.${item.status}`, firedAt },
-      inbox: { eventId, deliveries: 1, receivedAt: now, now },
-    };
-  });
-  return applySnapshots({
-    db: openDatabase(d1 ?? (await dbFor(merchantId))),
-    snapshots: verified,
-    fulfillment: () => "not_configured",
-    now,
-  });
 }
 
 /** The record's stored history as the column holds it. */

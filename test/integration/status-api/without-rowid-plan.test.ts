@@ -4,7 +4,7 @@ import { pageQuery, scanEndQuery } from "../../../src/moves/rows";
 import { MOVED_TABLES } from "../../../src/moves/tables";
 import { operationsOfTransaction, tableOperationsOfTransaction } from "../../../src/transactions/queries";
 import type { TransactionWrite } from "../../../src/transactions/records";
-import { recordReferences } from "../../../src/transactions/references";
+import { removeReplacedReferences } from "../../../src/transactions/references";
 import { createMerchant } from "../../support/fixtures";
 import { planText } from "../../support/query-plan";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
@@ -36,15 +36,18 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
     expect(plan).not.toMatch(/PRIMARY KEY \(merchant_id=\?\)$/m);
   });
 
-  it("replacing a record's references seeks transaction_references_transaction, not the merchant's references", async () => {
-    const write = { merchantId, snapshot: { id: "tr_x", invoice_id: "inv-1", name: null, metadata: {} } } as unknown as TransactionWrite;
-    const [remove] = recordReferences([write]);
-    if (!remove) throw new Error("recordReferences wrote no statement");
+  it("removing a record's replaced references seeks the record, then each reference by its key (0031: no index by transaction)", async () => {
+    const write = {
+      merchantId,
+      version: "000001|x",
+      snapshot: { id: "tr_x", status: "authorized", invoice_id: "inv-1", name: null, metadata: {} },
+    } as unknown as TransactionWrite;
+    const [remove] = removeReplacedReferences([write]);
+    if (!remove) throw new Error("removeReplacedReferences wrote no statement");
     const plan = await planText(remove);
-    expect(plan).toMatch(
-      /SEARCH transaction_references USING (COVERING )?INDEX transaction_references_transaction \(merchant_id=\? AND transaction_id=\?\)/,
-    );
-    expect(plan).not.toMatch(/SCAN transaction_references/);
+    expect(plan).toMatch(/SEARCH t USING PRIMARY KEY \(merchant_id=\? AND id=\?\)/);
+    expect(plan).toMatch(/SEARCH transaction_references USING PRIMARY KEY \(merchant_id=\? AND reference=\? AND transaction_id=\?\)/);
+    expect(plan).not.toMatch(/SCAN (transaction_references|t)\b/);
   });
 
   it("the stalled-fulfilment sweep reads pending rows from fulfillments_pending", async () => {
