@@ -18,3 +18,7 @@ export async function planLines(query: PlannedQuery, shard: D1Database | typeof 
 /** The same plan as one text, a line per step. */
 export const planText = async (query: PlannedQuery, shard?: D1Database | typeof shardedDb): Promise<string> =>
   (await planLines(query, shard)).join("\n");
+
+/** One record sought by its key `(merchant_id, id)` (its autoindex: `transactions` is a rowid table since 0030), as `alias`. */
+export const recordKeySeek = (alias = "transactions") =>
+  new RegExp(`^SEARCH ${alias} USING (COVERING )?INDEX sqlite_autoindex_transactions_1 \\(merchant_id=\\? AND id=\\?\\)$`, "m");
