@@ -1,9 +1,9 @@
 -- Issue 21 item 5: a record's histories in its own row (src/db/operation-history.ts, src/db/status-history.ts): no D1
 -- row per operation or status change (each cost its row and its index entry, and retention's delete of both).
 -- `operations` stays for one release: the code shipped with this migration never writes it and reads it beside the
--- column (old code may still read it between this migration and the deploy); 0031 drops it.
+-- column (old code may still read it between this migration and the deploy); 0032 (the next release) drops it.
 -- `transaction_status_changes` is folded and emptied here (its rows have no id of their own to read them once beside
--- the column); rows old code writes before the deploy are read beside the column until 0031 drops the table.
+-- the column); rows old code writes before the deploy are read beside the column until 0032 drops the table.
 -- The record is a rowid table again (0026 made it WITHOUT ROWID): an index b-tree, which a WITHOUT ROWID table is, keeps
 -- at most ~1,000 B of a row in its page and puts the rest in an overflow page of its own, so a record with its
 -- histories (often 1-2 KB) took ~4.7 KB; a rowid table keeps rows up to ~4 KB in the page. The cost: the key's
@@ -71,7 +71,7 @@ CREATE TRIGGER `move_track_transactions_delete` AFTER DELETE ON `transactions`
 WHEN EXISTS (SELECT 1 FROM move_marks WHERE merchant_id = OLD.merchant_id AND state = 'tracking')
 BEGIN INSERT INTO move_changes (merchant_id, tbl, key) VALUES (OLD.merchant_id, 'transactions', json_array(OLD.merchant_id, OLD.id)); END;--> statement-breakpoint
 -- The rows stored so far, as the writer stores them (null members left out). A merchant fenced or moved away by a move
--- is left alone (its fence triggers would abort the whole migration): its rows are read from the tables until 0031.
+-- is left alone (its fence triggers would abort the whole migration): its rows are read from the tables until 0032.
 UPDATE `transactions` SET `operation_history` = (
   SELECT json_group_array(json_patch('{}', json_object(
     'id', o.id, 'type', o.type, 'amount', o.amount, 'currency', o.currency,
