@@ -249,3 +249,17 @@ export function moveStepper(moveId: string) {
     },
   };
 }
+
+/** A merchant's transactions, seeded straight into its shard (no move mark: nothing is logged). */
+export async function seedBulkTransactions(db: D1Database, merchantId: string, count: number) {
+  await db
+    .prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
+       INSERT INTO transactions (merchant_id, id, project_id, status, currency, amount, authorized_amount, captured_amount,
+         refunded_amount, available_amount, voided_amount, metadata, sandbox, created_at, snapshot_version, updated_at)
+       SELECT ?1, 'tr_seed' || i, 'test-proj_seed', 'completed', 'EUR', '1.00', '1.00', '1.00', '0', '1.00', '0', '{}', 1,
+         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM n`,
+    )
+    .bind(merchantId, count)
+    .run();
+}

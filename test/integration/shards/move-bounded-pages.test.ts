@@ -9,7 +9,7 @@ import { startMove } from "../../../src/moves/moves";
 import { pageQuery, scanEndQuery } from "../../../src/moves/rows";
 import { MOVED_TABLES } from "../../../src/moves/tables";
 import { createMerchant } from "../../support/fixtures";
-import { CRASHES, type Crash, countsOn, driveMove, jobOf, rowsOn, shardDb, stepQueue } from "../../support/moves";
+import { CRASHES, type Crash, countsOn, driveMove, jobOf, rowsOn, seedBulkTransactions, shardDb, stepQueue } from "../../support/moves";
 import { shardIndexOf } from "../../support/shards";
 
 const bindingOf = (index: number) => (index === 0 ? "DB" : `DB_SHARD_${index}`);
@@ -32,20 +32,6 @@ async function seedInbox({ db, merchantId, count, every }: { db: D1Database; mer
          'applied', '2026-01-01T00:00:00Z' FROM n`,
     )
     .bind(merchantId, prefix, count, every, FILLER)
-    .run();
-}
-
-/** A merchant's transactions, seeded straight into its shard (no move mark: nothing is logged). */
-async function seedTransactions(db: D1Database, merchantId: string, count: number) {
-  await db
-    .prepare(
-      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
-       INSERT INTO transactions (merchant_id, id, project_id, status, currency, amount, authorized_amount, captured_amount,
-         refunded_amount, available_amount, voided_amount, metadata, sandbox, created_at, snapshot_version, updated_at)
-       SELECT ?1, 'tr_seed' || i, 'test-proj_seed', 'completed', 'EUR', '1.00', '1.00', '1.00', '0', '1.00', '0', '{}', 1,
-         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM n`,
-    )
-    .bind(merchantId, count)
     .run();
 }
 
@@ -124,7 +110,7 @@ describe("a move's inbox copy reads a bounded run of keys per page (happy)", () 
   it("copies transactions 100 rows a page (wide rows): 250 take 3 pages", async () => {
     const { merchant } = await createMerchant();
     const from = (await shardIndexOf(merchant.id)) ?? 0;
-    await seedTransactions(shardDb(from), merchant.id, 250);
+    await seedBulkTransactions(shardDb(from), merchant.id, 250);
     const { seen, to } = await moveNoting({ merchantId: merchant.id, tbl: "transactions" });
     expect(seen.map((line) => [line.rows, line.done])).toEqual([
       [100, 0],
@@ -138,7 +124,7 @@ describe("a move's inbox copy reads a bounded run of keys per page (happy)", () 
     const { merchant } = await createMerchant();
     const from = (await shardIndexOf(merchant.id)) ?? 0;
     const source = shardDb(from);
-    await seedTransactions(source, merchant.id, 250);
+    await seedBulkTransactions(source, merchant.id, 250);
     // A move tracking the source (its mark set, as its first copy step does), then every row written: 251 changes logged.
     const moveId = `mov_catchup${crypto.randomUUID().replaceAll("-", "")}`;
     await source.prepare("INSERT INTO move_marks (merchant_id, move_id, state) VALUES (?, ?, 'tracking')").bind(merchant.id, moveId).run();

@@ -4,25 +4,12 @@ import { appConfig } from "../../../src/env";
 import { MOVE_PAGE } from "../../../src/moves/copy";
 import { runMoveStep } from "../../../src/moves/moves";
 import { ADMIN, call } from "../../support/fixtures";
+import { seedBulkTransactions } from "../../support/moves";
 import { eventually, openShop } from "../../support/sandbox";
 import { SHARDS, shardIndexOf } from "../../support/shards";
 
 /** More transactions than a cleaning pass deletes: `npm run soak -- --move` found the merchant with 798 at its start. */
 const SEEDED = MOVE_PAGE + 100;
-
-/** A merchant's transactions, seeded straight into its shard (no move mark: nothing is logged). */
-async function seedTransactions(db: D1Database, merchantId: string, count: number) {
-  await db
-    .prepare(
-      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)
-       INSERT INTO transactions (merchant_id, id, project_id, status, currency, amount, authorized_amount, captured_amount,
-         refunded_amount, available_amount, voided_amount, metadata, sandbox, created_at, snapshot_version, updated_at)
-       SELECT ?1, 'tr_seed' || i, 'test-proj_seed', 'completed', 'EUR', '1.00', '1.00', '1.00', '0', '1.00', '0', '{}', 1,
-         '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' FROM n`,
-    )
-    .bind(merchantId, count)
-    .run();
-}
 
 const countOf = async (db: D1Database, query: string, merchantId: string) =>
   (await db.prepare(query).bind(merchantId).first<{ n: number }>())?.n ?? 0;
@@ -34,7 +21,7 @@ describe("moving a merchant between shards: cleaning (happy)", () => {
     const from = await shardIndexOf(merchantId);
     if (from === undefined) throw new Error("merchant in no shard");
     const source = SHARDS[from] ?? env.DB;
-    await seedTransactions(source, merchantId, SEEDED);
+    await seedBulkTransactions(source, merchantId, SEEDED);
     // A move past its switch, its wait before cleaning over: the next step deletes the first page of every table.
     const moveId = `mov_cleaning${crypto.randomUUID().replaceAll("-", "")}`;
     const long = "2000-01-01T00:00:00.000Z";
