@@ -114,6 +114,11 @@ describe("webhook edge: per-merchant limit", () => {
     await setEdgeLimit(strict, 100);
     await setEdgeLimit(roomier, 150);
     const app = appWithLimiter(env.WEBHOOK_LIMITER);
+    // The binding counts in wall-clock minutes (its windows are aligned to the clock): start well inside one, so every
+    // count below is one window's (a run that crossed a minute once let 202 of 230 through).
+    const leftMs = 60_000 - (Date.now() % 60_000);
+    if (leftMs < 20_000) await new Promise((resolve) => setTimeout(resolve, leftMs + 250));
+    const minute = Math.floor(Date.now() / 60_000);
     const accepted = async (merchant: CreatedMerchant, deliveries: number) => {
       let ok = 0;
       for (let i = 0; i < deliveries; i++) {
@@ -127,6 +132,7 @@ describe("webhook edge: per-merchant limit", () => {
     expect(await accepted(roomier, 230)).toBe(200);
     // The default (6,000 a minute) is many units: 250 in a row pass, well past one unit.
     expect(await accepted(spare, 250)).toBe(250);
+    expect(Math.floor(Date.now() / 60_000), "the counts above span one window").toBe(minute);
   });
 
   it("refuses an edge limit below one unit or above the ceiling with a 400 naming the field", async () => {
