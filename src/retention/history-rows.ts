@@ -16,7 +16,7 @@ import {
 } from "../db/schema";
 import { statusHistoryColumns, statusHistoryFrom, withoutFirstStatuses } from "../db/status-history";
 import type { ArchiveRecord } from "./archive-format";
-import { byCreatedAt, byFiredAt } from "./history";
+import { byCreatedAt, byFiredAt, mergeHistory } from "./history";
 
 /*
  * The rows of a transaction's history, as one archive object takes them: its settled inbox rows and operations (the
@@ -86,11 +86,6 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
 
 type IdRows<Id> = { id: Id; transactionId: string | null }[];
 
-/** Each id once, the first row of it kept: an operation in both the record's history and the pre-0030 table is one. */
-function distinctById<Row extends { id: string }>(rows: readonly Row[]): Row[] {
-  return [...new Map(rows.map((row) => [row.id, row] as const).reverse()).values()];
-}
-
 /** `historyIds`' reads grouped by transaction: how many records each would add, and the manifest of those included. */
 function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deliveryIds, fetchBackIds, changeIds, attemptIds, entries]: [
   IdRows<string>,
@@ -105,7 +100,8 @@ function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deli
   const byTransaction = <Row extends { transactionId: string | null }>(rows: Row[]) => Map.groupBy(rows, (row) => row.transactionId ?? "");
   const kinds = {
     events: byTransaction(eventIds),
-    operations: byTransaction(distinctById([...historyOperationIds, ...tableOperationIds])),
+    // An operation in both the record's history and the pre-0030 table is one.
+    operations: byTransaction(mergeHistory(historyOperationIds, tableOperationIds, (a, b) => compare(a.id, b.id))),
     deliveries: byTransaction(deliveryIds),
     fetchBacks: byTransaction(fetchBackIds),
     statusChanges: byTransaction(changeIds),
@@ -188,7 +184,7 @@ export async function readManifestRows({ db, merchantId, manifest }: { db: Datab
         ),
     ]);
   const changeRows = [...entries, ...tableChangeRows];
-  const operationRows = distinctById([...historyOperationRows, ...tableOperationRows]);
+  const operationRows = mergeHistory(historyOperationRows, tableOperationRows, byCreatedAt);
   const rows = { eventRows, operationRows, deliveryRows, fetchBackRows, changeRows, attemptRows };
   const found = Object.values(rows).reduce((sum, list) => sum + list.length, 0);
   const expected = Object.values(lists).reduce((sum, list) => sum + list.length, 0) + statusHistory.reduce((sum, [, n]) => sum + n, 0);
