@@ -24,7 +24,7 @@ import { perPayment, tableBytes, withD1Copy } from "./lib/d1-bytes.mjs";
 import { demoSandbox } from "./lib/demo-payments.mjs";
 import { UNLIMITED } from "./lib/emulator.mjs";
 import { round } from "./lib/stats.mjs";
-import { buildWorker, ROOT, startWorker } from "./lib/worker.mjs";
+import { buildWorker, observabilityFromWranglerToml, ROOT, startWorker } from "./lib/worker.mjs";
 
 const { makePayment, pickScenario, seededRandom } = await import("../stack.mjs");
 const { mapConcurrent } = await import("../../src/lib/concurrency.ts");
@@ -260,8 +260,23 @@ export function marginalBytes(after, empty, payments) {
   };
 }
 
+/** wrangler.toml's log and trace sampling, as deployed. */
+const OBSERVABILITY = observabilityFromWranglerToml();
+
+/**
+ * Log events: each console line and, with invocation logs on, each invocation's own log, both at the log sampling rate.
+ * Trace spans, counted at the least: each invocation's handler span and each binding call (D1, Durable Object, queue
+ * send, R2); outbound fetches are left out. Priced as log events (bench/cloudflare-rates.json says why).
+ */
+export function observabilityEvents(usage, observability = OBSERVABILITY) {
+  const logs = (usage.logLines + (observability.invocationLogs ? usage.invocations : 0)) * observability.logSampling;
+  const calls = usage.d1Calls + usage.doRequests + usage.messagesSent + usage.r2ClassA + usage.r2ClassB;
+  return { logs, spans: (usage.invocations + calls) * observability.traceSampling };
+}
+
 /** Dollars, per line of the bill, for metered usage (`cpuMs` and the Durable Object storage calls given alongside). */
-export function price(usage, rates) {
+export function price(usage, rates, observability = OBSERVABILITY) {
+  const events = observabilityEvents(usage, observability);
   const r = rates.rates;
   const perMillion = (count, rate) => (count * rate) / 1e6;
   const lines = {
@@ -276,7 +291,8 @@ export function price(usage, rates) {
       perMillion(usage.doRowsRead, r.durableObjects.sqliteRowsReadPerMillion) +
       perMillion(usage.doRowsWritten, r.durableObjects.sqliteRowsWrittenPerMillion),
     r2: perMillion(usage.r2ClassA, r.r2.classAPerMillion) + perMillion(usage.r2ClassB, r.r2.classBPerMillion),
-    logs: perMillion(usage.logLines + usage.invocations, r.workersLogs.eventsPerMillion),
+    logs: perMillion(events.logs, r.workersLogs.eventsPerMillion),
+    traces: perMillion(events.spans, r.workersLogs.eventsPerMillion),
   };
   return { lines, total: Object.values(lines).reduce((sum, dollars) => sum + dollars, 0) };
 }
@@ -898,8 +914,8 @@ export function costRows(cost) {
     ],
     [
       "Cost",
-      "  Workers Logs per webhook: log lines + invocation logs",
-      `${per(w.logLines + w.invocations)} → ${money(lines.logs)} per million`,
+      `  Workers Logs per webhook: log lines${OBSERVABILITY.invocationLogs ? " + invocation logs" : ""} (sampled ${OBSERVABILITY.logSampling}) · trace spans (sampled ${OBSERVABILITY.traceSampling})`,
+      `${per(observabilityEvents(w).logs)} · ${per(observabilityEvents(w).spans)} → ${money(lines.logs)} + ${money(lines.traces)} per million`,
       "",
       "",
     ],

@@ -47,7 +47,7 @@ export async function consumeFulfillments({
   });
 }
 
-/** One nudge's delivery, logged; an error thrown on the way (a secret that does not decrypt, D1) is a failed attempt. */
+/** One nudge's delivery, logged unless delivered; an error thrown on the way (a secret that does not decrypt, D1) is a failed attempt. */
 async function deliverNudge({
   db,
   config,
@@ -66,6 +66,8 @@ async function deliverNudge({
   } catch (error) {
     outcome = { kind: "failed", error: safeErrorText(error), cause: error };
   }
+  // A delivered notification logs no line: its outbox row records it (delivered_at, the merchant's HTTP status).
+  if (outcome.kind === "delivered") return outcome;
   log(outcome.kind === "failed" ? "warn" : "info", "fulfillment.delivery", {
     merchant_id: target.merchantId,
     transaction_id: target.transactionId,

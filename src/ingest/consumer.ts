@@ -472,7 +472,7 @@ async function retryVerification(
     now: Date.now(),
     park: (waiting, hintMs) => park(env, db, waiting, hintMs),
     deadLetter: async ({ message, body }, reason) => {
-      // The edge's request id of the delivery: the line on-call finds next to the edge's own `webhook.delivery` one.
+      // The edge's request id of the delivery, as the inbox row keeps it (`events.first_delivery_id`).
       log("error", "webhooks.gave_up", { merchant_id: body.merchant_id, event_id: body.event_id, request_id: body.delivery_id, reason });
       await storeDeadLetter({ db, id: message.id, queue: QUEUES.webhooks, body, error: reason, attempts: body.attempt ?? 0 });
       gaveUp.push(body);

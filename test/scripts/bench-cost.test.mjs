@@ -9,6 +9,7 @@ const {
   marginalBytes,
   parkedDeliveries,
   parkingCost,
+  observabilityEvents,
   price,
   RATES_FILE,
   STEADY_WAITING_LIMIT,
@@ -72,8 +73,10 @@ describe("price", () => {
       r2ClassA: 1e6,
       r2ClassB: 1e6,
       logLines: 0,
+      d1Calls: 0,
+      messagesSent: 0,
     };
-    const { lines, total } = price(usage, rates);
+    const { lines, total } = price(usage, rates, { logSampling: 1, invocationLogs: true, traceSampling: 0 });
     const r = rates.rates;
     assert.equal(lines.d1RowsWritten, r.d1.rowsWrittenPerMillion);
     assert.equal(lines.queues, r.queues.operationsPerMillion);
@@ -81,7 +84,15 @@ describe("price", () => {
     assert.equal(lines.r2, r.r2.classAPerMillion + r.r2.classBPerMillion);
     // Every invocation is also an invocation log event.
     assert.equal(lines.logs, r.workersLogs.eventsPerMillion);
+    assert.equal(lines.traces, 0);
     assert.ok(Math.abs(total - Object.values(lines).reduce((sum, dollars) => sum + dollars, 0)) < 1e-12);
+  });
+
+  it("prices log events and trace spans as wrangler.toml samples them", () => {
+    const usage = { invocations: 10, logLines: 4, d1Calls: 20, doRequests: 5, messagesSent: 3, r2ClassA: 1, r2ClassB: 1 };
+    assert.deepEqual(observabilityEvents(usage, { logSampling: 1, invocationLogs: true, traceSampling: 0 }), { logs: 14, spans: 0 });
+    assert.deepEqual(observabilityEvents(usage, { logSampling: 1, invocationLogs: false, traceSampling: 1 }), { logs: 4, spans: 40 });
+    assert.deepEqual(observabilityEvents(usage, { logSampling: 0.5, invocationLogs: true, traceSampling: 0.25 }), { logs: 7, spans: 10 });
   });
 });
 
@@ -243,6 +254,7 @@ describe("costRows", () => {
         workersRequests: 0.3,
         workersCpu: 0.1,
         logs: 1.4,
+        traces: 0.02,
         r2: 0,
       },
       idleCronDollarsPerMonth: 0.7,
@@ -260,6 +272,9 @@ describe("costRows", () => {
       invocations: 1,
       cpuMs: 6,
       logLines: 1,
+      d1Calls: 1,
+      r2ClassA: 0,
+      r2ClassB: 0,
     },
     perPayment: { r2ClassA: 0.01, r2ClassB: 0.01 },
     retention: { days: 30 },

@@ -313,6 +313,22 @@ export function buildWorker() {
   };
 }
 
+/**
+ * What Workers Logs and traces record, from wrangler.toml's [observability] (the cost section prices those events):
+ * the share of invocations sampled for logs and for traces, and whether each invocation writes its own log.
+ */
+export function observabilityFromWranglerToml() {
+  const { observability } = unstable_readConfig({ config: path.join(ROOT, "wrangler.toml") }, { hideWarnings: true });
+  const on = observability?.enabled === true;
+  const logs = observability?.logs;
+  const traces = observability?.traces;
+  return {
+    logSampling: on && logs?.enabled !== false ? (logs?.head_sampling_rate ?? observability?.head_sampling_rate ?? 1) : 0,
+    invocationLogs: logs?.invocation_logs !== false,
+    traceSampling: on && traces?.enabled === true ? (traces.head_sampling_rate ?? 1) : 0,
+  };
+}
+
 /** Miniflare (v4-style) binding options derived from wrangler.toml. */
 function bindingsFromWranglerToml() {
   const config = unstable_readConfig({ config: path.join(ROOT, "wrangler.toml") }, { hideWarnings: true });

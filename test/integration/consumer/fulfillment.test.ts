@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ADMIN, call } from "../../support/fixtures";
 import { eventually, openShop, SANDBOX } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
@@ -34,9 +34,23 @@ const fulfilment = (merchantId: string, transactionId: string) =>
     .bind(merchantId, transactionId)
     .first<{ status: string; attempts: number; last_error: string | null }>();
 
+/** The worker's `fulfillment.delivery` log lines from now on, parsed (console spied until the test ends). */
+function fulfilmentLines(): () => Record<string, unknown>[] {
+  const lines: string[] = [];
+  for (const level of ["log", "warn", "error", "info", "debug"] as const) {
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      lines.push(args.map(String).join(" "));
+    });
+  }
+  return () => lines.filter((line) => line.includes('"fulfillment.delivery"')).map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
 describe("fulfilment", () => {
+  afterEach(() => vi.restoreAllMocks());
+
   it("notifies once per captured payment, for cards and APMs alike, signed per Standard Webhooks", async () => {
     const shop = await openShop({ fulfillment: true, unlimited: true });
+    const logged = fulfilmentLines();
     const card = await shop.pay({ card: "4242424242424242", amount: "10.00", currency: "EUR" });
     const apm = await shop.pay({ apm: "sandbox-apm", flow: "two-step", amount: "20.00", currency: "EUR" });
     const declined = await shop.pay({ card: "4000000000000002", amount: "30.00", currency: "EUR" });
@@ -56,10 +70,13 @@ describe("fulfilment", () => {
       expect(await verifySignature("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", request)).toBe(false);
     }
     expect((await fulfilment(shop.merchant.merchant.id, card.id))?.status).toBe("delivered");
+    // A delivered notification logs no line: the outbox row records it.
+    expect(logged()).toEqual([]);
   });
 
   it("retries a failing merchant endpoint until its horizon (scaled down here), dead-letters it, and delivers on redrive", async () => {
     const shop = await openShop({ fulfillment: true, unlimited: true });
+    const logged = fulfilmentLines();
     await fetch(`${SANDBOX}/_sandbox/sink/${shop.projectId}`, { method: "PUT", body: JSON.stringify({ status: 503, times: 10 }) });
     const payment = await shop.pay({ card: "4242424242424242", amount: "15.00", currency: "EUR" });
     await shop.relay({ rounds: 10 });
@@ -73,6 +90,9 @@ describe("fulfilment", () => {
     );
     expect(failed?.attempts).toBeGreaterThanOrEqual(3);
     expect(failed?.last_error).toMatch(/503/);
+    // Each failed attempt logs a warn line for on-call.
+    expect(logged().length).toBeGreaterThanOrEqual(3);
+    expect(logged().every((line) => line.level === "warn" && line.outcome === "failed" && line.transaction_id === payment.id)).toBe(true);
     const letters = (await (await call(`/admin/dead-letters?merchant=${shop.merchant.merchant.id}`, { headers: ADMIN })).json()) as {
       dead_letters: { id: string; queue: string; error: string }[];
     };

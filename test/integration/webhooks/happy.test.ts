@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { appRecordingDeliveries } from "../../support/app";
 import { basic, createMerchant, deliver } from "../../support/fixtures";
 
@@ -44,5 +44,33 @@ describe("webhook edge: accepted deliveries", () => {
     const header = basic(merchant.webhook.username, merchant.webhook.password).replace("Basic", "bAsIc");
     const response = await deliver(merchant, { event_id: "ev_case1" }, { authorization: header });
     expect(response.status).toBe(200);
+  });
+});
+
+describe("webhook edge: log lines", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  /** The edge's `webhook.delivery` lines while `act` runs, parsed. */
+  async function deliveryLines(act: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
+    const lines: string[] = [];
+    for (const level of ["log", "warn", "error", "info", "debug"] as const) {
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+        lines.push(args.map(String).join(" "));
+      });
+    }
+    await act();
+    return lines.filter((line) => line.includes('"webhook.delivery"')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  it("logs no line for an enqueued delivery (its inbox row records it) and a warn line for a refused one", async () => {
+    const merchant = await createMerchant();
+    const accepted = await deliveryLines(async () => expect((await deliver(merchant, { event_id: "ev_quiet" })).status).toBe(200));
+    expect(accepted).toEqual([]);
+    const refused = await deliveryLines(async () =>
+      expect((await deliver(merchant, { event_id: "ev_loud" }, { authorization: basic(merchant.webhook.username, "wrong") })).status).toBe(
+        401,
+      ),
+    );
+    expect(refused).toEqual([expect.objectContaining({ level: "warn", outcome: "unauthorized", merchant_id: merchant.merchant.id })]);
   });
 });
