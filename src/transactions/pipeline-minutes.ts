@@ -31,6 +31,7 @@ const columns = sql.raw(EVENT_OUTCOMES.join(", "));
  */
 export function countFirstDeliveries({ rows, open, outcome = sql.raw("j.value ->> '$.outcome'"), join = sql`` }: InboxWriteShape): SQL {
   const isOpen = sqlLiterals(open);
+  // Per event: its first row in the statement (which a new row takes), and the first that brings an outcome not open.
   return sql`WITH input AS (
       SELECT j.key AS n, j.value ->> '$.merchant_id' AS merchant_id, j.value ->> '$.id' AS id, ${outcome} AS outcome,
         j.value ->> '$.first_received_at' AS received_at, j.value ->> '$.processed_at' AS processed_at,
@@ -38,16 +39,20 @@ export function countFirstDeliveries({ rows, open, outcome = sql.raw("j.value ->
       FROM json_each(${rows}) AS j ${join}
     ),
     keyed AS (
-      SELECT merchant_id, id, min(n) AS first_n, min(CASE WHEN outcome NOT IN (${isOpen}) THEN n END) AS final_n
-      FROM input GROUP BY merchant_id, id
+      SELECT merchant_id, id, row_number() OVER arrival AS nth, first_value(received_at) OVER arrival AS received_at,
+        first_value(first_delivery_id) OVER arrival AS first_delivery_id, first_value(outcome) OVER arrival AS first_outcome,
+        first_value(outcome) OVER settling AS settling_outcome, first_value(processed_at) OVER settling AS processed_at
+      FROM input
+      WINDOW arrival AS (PARTITION BY merchant_id, id ORDER BY n),
+        settling AS (PARTITION BY merchant_id, id ORDER BY outcome IN (${isOpen}), n)
     ),
     changed AS (
-      SELECT k.merchant_id, coalesce(e.first_received_at, a.received_at) AS received_at, e.outcome AS was,
-        CASE WHEN e.outcome NOT IN (${isOpen}) THEN e.outcome ELSE coalesce(d.outcome, a.outcome) END AS now_outcome,
-        d.processed_at
-      FROM keyed AS k JOIN input AS a ON a.n = k.first_n LEFT JOIN input AS d ON d.n = k.final_n
-        LEFT JOIN ${events} AS e ON e.id = k.id AND e.merchant_id = k.merchant_id
-      WHERE (CASE WHEN e.id IS NULL THEN a.first_delivery_id ELSE e.first_delivery_id END) IS NOT NULL
+      SELECT k.merchant_id, coalesce(e.first_received_at, k.received_at) AS received_at, e.outcome AS was,
+        CASE WHEN e.outcome NOT IN (${isOpen}) THEN e.outcome
+          WHEN k.settling_outcome NOT IN (${isOpen}) THEN k.settling_outcome ELSE k.first_outcome END AS now_outcome,
+        k.processed_at
+      FROM keyed AS k LEFT JOIN ${events} AS e ON e.id = k.id AND e.merchant_id = k.merchant_id
+      WHERE k.nth = 1 AND (CASE WHEN e.id IS NULL THEN k.first_delivery_id ELSE e.first_delivery_id END) IS NOT NULL
     )
     INSERT INTO ${pipelineMinutes} (merchant_id, minute, ${columns}, lags)
     SELECT merchant_id, substr(received_at, 1, 16), ${deltas},

@@ -271,6 +271,7 @@ describe("pipeline_minutes: what the inbox write costs, and what it never counts
     const merchantId = merchant.merchant.id;
     const db = await dbFor(merchantId);
     const base = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - 20 * MINUTE_MS;
+    const reads: number[] = [];
     const written = async (count: number, offset: number) => {
       const records = Array.from({ length: count }, (_, n) =>
         record(merchantId, uniqueId("ev_n"), { receivedAt: iso(base + offset + n), outcome: "ignored" }),
@@ -279,6 +280,7 @@ describe("pipeline_minutes: what the inbox write costs, and what it never counts
       expect(statements).toHaveLength(2);
       const results = await runBatch(db, statements);
       const replay = await runBatch(db, statements);
+      reads.push((results[0]?.meta.rows_read ?? 0) / count);
       return {
         minutes: results[0]?.meta.rows_written,
         inbox: results[1]?.meta.rows_written,
@@ -290,6 +292,10 @@ describe("pipeline_minutes: what the inbox write costs, and what it never counts
     expect(await written(60, MINUTE_MS)).toEqual({ minutes: 1, inbox: 120, replayed: 0 });
     // The same minute again: its row is updated (one row written), not doubled.
     expect(await written(3, MINUTE_MS + 100)).toEqual({ minutes: 1, inbox: 6, replayed: 0 });
+    // What it reads grows with the events, not with their square (no event's rows are searched for each other one).
+    const [few = 0, many = 0] = reads;
+    expect(few).toBeGreaterThan(0);
+    expect(many).toBeLessThan(2 * few);
     expect((await minuteRows(merchantId)).map((row) => row.ignored)).toEqual([5, 63]);
     const index = await db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'events_first_delivery'").all();
     expect(index.results).toEqual([]);
