@@ -33,7 +33,8 @@ CREATE TRIGGER `move_track_pipeline_minutes_delete` AFTER DELETE ON `pipeline_mi
 WHEN EXISTS (SELECT 1 FROM move_marks WHERE merchant_id = OLD.merchant_id AND state = 'tracking')
 BEGIN INSERT INTO move_changes (merchant_id, tbl, key) VALUES (OLD.merchant_id, 'pipeline_minutes', json_array(OLD.merchant_id, OLD.minute)); END;--> statement-breakpoint
 -- The last day's first deliveries (and an hour's margin), as the inbox holds them now, so the pipeline answers the same
--- right after the deploy. Idempotent (a row is set, not added to). A merchant with a move under way is left out: its
+-- right after the deploy, read per merchant through `events_first_delivery` (still there: it goes last). Idempotent (a
+-- row is set, not added to). A merchant with a move under way is left out: its
 -- triggers would fence the whole migration or log rows the running move's code does not know; its counters start empty.
 INSERT INTO `pipeline_minutes` (`merchant_id`, `minute`, `pending`, `applied`, `stale`, `rejected`, `ignored`, `lags`)
 SELECT e.`merchant_id`, substr(e.`first_received_at`, 1, 16),
@@ -41,9 +42,9 @@ SELECT e.`merchant_id`, substr(e.`first_received_at`, 1, 16),
   sum(e.`outcome` = 'ignored'),
   json_group_array(CAST(round((julianday(e.`processed_at`) - julianday(e.`first_received_at`)) * 86400000) AS INTEGER))
     FILTER (WHERE e.`outcome` = 'applied')
-FROM `events` AS e
-WHERE e.`first_delivery_id` IS NOT NULL AND e.`first_received_at` >= strftime('%Y-%m-%dT%H:%M', 'now', '-1500 minutes')
-  AND NOT EXISTS (SELECT 1 FROM `move_marks` AS m WHERE m.`merchant_id` = e.`merchant_id`)
+FROM `merchants` AS m CROSS JOIN `events` AS e ON e.`merchant_id` = m.`id` AND e.`first_delivery_id` IS NOT NULL
+  AND e.`first_received_at` >= strftime('%Y-%m-%dT%H:%M', 'now', '-1500 minutes')
+WHERE NOT EXISTS (SELECT 1 FROM `move_marks` AS mm WHERE mm.`merchant_id` = m.`id`)
 GROUP BY e.`merchant_id`, substr(e.`first_received_at`, 1, 16)
 ON CONFLICT (`merchant_id`, `minute`) DO UPDATE SET `pending` = excluded.`pending`, `applied` = excluded.`applied`,
   `stale` = excluded.`stale`, `rejected` = excluded.`rejected`, `ignored` = excluded.`ignored`, `lags` = excluded.`lags`;--> statement-breakpoint

@@ -55,12 +55,14 @@ type FoldedMinute = Awaited<ReturnType<typeof foldedDeliveryReads>>[number];
 
 /** A minute row's counts as the other source's rows: per minute, per outcome, and its lags (dated at the minute's end). */
 function unfoldMinutes(rows: readonly FoldedMinute[]) {
+  // Never below zero: a minute the counts missed (an inbox row written by code before 0032 after its backfill) may have
+  // an event leave an outcome it was never counted in.
   const counts = (row: FoldedMinute) => ({
-    pending: row.pending,
-    applied: row.applied,
-    stale: row.stale,
-    rejected: row.rejected,
-    ignored: row.ignored,
+    pending: Math.max(0, row.pending),
+    applied: Math.max(0, row.applied),
+    stale: Math.max(0, row.stale),
+    rejected: Math.max(0, row.rejected),
+    ignored: Math.max(0, row.ignored),
   });
   return {
     perMinute: rows.map((row) => ({ minute: row.minute, count: Object.values(counts(row)).reduce((sum, n) => sum + n, 0) })),

@@ -404,10 +404,7 @@ describe("migration 0032 counts the inbox's last day into pipeline_minutes", () 
     // Before the backfill, the minute rows know nothing of them.
     expect((await pipelineOf(merchant.api_key)).outcomes.applied).toBe(0);
     // Scoped to this test's merchants (the test files share the shards): the statement as the migration runs it otherwise.
-    const scoped = backfill.replace(
-      "WHERE e.`first_delivery_id` IS NOT NULL",
-      "WHERE e.`merchant_id` IN (?, ?) AND e.`first_delivery_id` IS NOT NULL",
-    );
+    const scoped = backfill.replace("WHERE NOT EXISTS", "WHERE m.`id` IN (?, ?) AND NOT EXISTS");
     expect(scoped).not.toBe(backfill);
     for (const shard of SHARDS)
       for (let run = 0; run < 2; run += 1)
@@ -439,5 +436,18 @@ describe("migration 0032 counts the inbox's last day into pipeline_minutes", () 
     ]);
     const after = await expectSameAsInbox(merchant.merchant.id, merchant.api_key);
     expect(after.outcomes).toMatchObject({ applied: 3, pending: 0 });
+    // An inbox row old code wrote after the backfill (no minute row), applied by new code: counted applied, never -1 pending.
+    const gap = { id: uniqueId("ev_gap"), receivedAt: iso(now - 33 * MINUTE_MS) };
+    const shard = await dbFor(merchant.merchant.id);
+    await shard
+      .prepare("INSERT INTO events (merchant_id, id, outcome, first_received_at, first_delivery_id) VALUES (?, ?, 'pending', ?, 'd_gap')")
+      .bind(merchant.merchant.id, gap.id, gap.receivedAt)
+      .run();
+    await runBatch(shard, [
+      ...recordEvents([
+        record(merchant.merchant.id, gap.id, { receivedAt: gap.receivedAt, outcome: "applied", now: iso(now - 30 * MINUTE_MS) }),
+      ]),
+    ]);
+    expect((await expectSameAsInbox(merchant.merchant.id, merchant.api_key)).outcomes).toMatchObject({ applied: 4, pending: 0 });
   });
 });
