@@ -301,6 +301,24 @@ describe("pipeline_minutes: what the inbox write costs, and what it never counts
     expect(index.results).toEqual([]);
   });
 
+  it("counts an event once when a write of more than 500 rows carries it in two of its statements", async () => {
+    const merchant = await createMerchant();
+    const merchantId = merchant.merchant.id;
+    const receivedAt = iso(Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS - 12 * MINUTE_MS);
+    const twice = uniqueId("ev_twice");
+    const statements = recordEvents([
+      record(merchantId, twice, { receivedAt }),
+      ...Array.from({ length: 499 }, () => record(merchantId, uniqueId("ev_many"), { receivedAt, outcome: "ignored" })),
+      record(merchantId, twice, { receivedAt, outcome: "applied", now: iso(Date.parse(receivedAt) + 75) }),
+    ]);
+    // Two chunks of rows (500 a statement), each after its own count.
+    expect(statements).toHaveLength(4);
+    await runBatch(await dbFor(merchantId), statements);
+    const shown = await expectSameAsInbox(merchantId, merchant.api_key);
+    expect(shown.outcomes).toMatchObject({ pending: 0, applied: 1, ignored: 499 });
+    expect(shown.lag_ms).toEqual({ p50: 75, p99: 75 });
+  });
+
   it("counts nothing when the batch that carries the inbox write fails (one transaction)", async () => {
     const merchant = await createMerchant();
     const merchantId = merchant.merchant.id;
