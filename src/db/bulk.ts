@@ -43,6 +43,16 @@ export function insertJsonRows(
   /** Columns computed by SQL for every row (e.g. a timestamp taken when the statement runs), replacing a row key of the name. */
   computed: Record<string, SQL> = {},
 ): SQL[] {
+  return insertJsonChunks(table, rows, tail, computed).map((item) => item.statement);
+}
+
+/** `insertJsonRows`' statements, each with the JSON text it binds: for a statement that must read the same rows beside it. */
+export function insertJsonChunks(
+  table: SQLiteTable,
+  rows: readonly JsonRow[],
+  tail: SQL = sql``,
+  computed: Record<string, SQL> = {},
+): { chunk: string; statement: SQL }[] {
   const first = rows[0];
   if (!first) return [];
   // A computed column may read the row's own key of that name (`value ->> '$.col'`) rather than store it as is.
@@ -50,7 +60,10 @@ export function insertJsonRows(
   const names = sql.raw([...columns, ...Object.keys(computed)].map((column) => `"${column}"`).join(", "));
   const values = sql.join([...columns.map((column) => sql.raw(`value ->> '$.${column}'`)), ...Object.values(computed)], sql.raw(", "));
   // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
-  return chunkJson(rows).map((chunk) => sql`INSERT INTO ${table} (${names}) SELECT ${values} FROM json_each(${chunk}) WHERE true ${tail}`);
+  return chunkJson(rows).map((chunk) => ({
+    chunk,
+    statement: sql`INSERT INTO ${table} (${names}) SELECT ${values} FROM json_each(${chunk}) WHERE true ${tail}`,
+  }));
 }
 
 /**

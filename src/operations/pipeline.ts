@@ -1,6 +1,6 @@
 import { and, count, desc, eq, gte, isNull, lte, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { deadLetters, eventLogCursors, events, fulfillments, reconciliationRuns, webhookDeliveries } from "../db/schema";
+import { deadLetters, eventLogCursors, events, fulfillments, pipelineMinutes, reconciliationRuns, webhookDeliveries } from "../db/schema";
 import { log } from "../lib/log";
 
 /** The window `GET /v1/pipeline` may ask for: a minute to a day. */
@@ -28,39 +28,58 @@ function isoOrNull(value: string | null | undefined): string | null {
 }
 
 /**
- * The window's first deliveries folded into inbox rows (0024): per minute, by their event's outcome, and the lags of
- * the applied ones, newest first. The literal repeats the partial index's WHERE term (events_first_delivery).
+ * The window's first deliveries folded into inbox rows (0024), as pipeline_minutes counts them (0032): one row per minute
+ * of the window (its first minute whole), by outcome, newest first; the applied ones' lags only on the newest rows until
+ * LAG_SAMPLE are in, so a busy day's read stays bounded (the window function's running sum of `applied`, which is the
+ * length of each row's `lags`).
  */
 function foldedDeliveryReads({ db, merchantId, since, until }: { db: Database; merchantId: string; since: string; until: string }) {
-  const inWindow = and(
-    eq(events.merchantId, merchantId),
-    sql`${events.firstDeliveryId} IS NOT NULL`,
-    gte(events.firstReceivedAt, since),
-    lte(events.firstReceivedAt, until),
-  );
-  const minute = sql<string>`substr(${events.firstReceivedAt}, 1, 16)`;
-  return [
-    db.select({ minute, count: count() }).from(events).where(inWindow).groupBy(minute),
-    db
-      .select({ outcome: sql<string>`${events.outcome}`, count: count() })
-      .from(events)
-      .where(inWindow)
-      .groupBy(events.outcome),
-    db
-      .select({
-        receivedAt: events.firstReceivedAt,
-        lagMs: sql<number>`(julianday(${events.processedAt}) - julianday(${events.firstReceivedAt})) * 86400000`,
-      })
-      .from(events)
-      .where(and(inWindow, eq(events.outcome, "applied")))
-      .orderBy(desc(events.firstReceivedAt))
-      .limit(LAG_SAMPLE),
-  ] as const;
+  const { minute, applied, lags } = pipelineMinutes;
+  const newer = sql`coalesce(sum(${applied}) OVER (ORDER BY ${minute} DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)`;
+  return db
+    .select({
+      minute,
+      pending: pipelineMinutes.pending,
+      applied,
+      stale: pipelineMinutes.stale,
+      rejected: pipelineMinutes.rejected,
+      ignored: pipelineMinutes.ignored,
+      lags: sql<string | null>`CASE WHEN ${newer} < ${LAG_SAMPLE} THEN ${lags} END`,
+    })
+    .from(pipelineMinutes)
+    .where(and(eq(pipelineMinutes.merchantId, merchantId), gte(minute, since.slice(0, 16)), lte(minute, until.slice(0, 16))))
+    .orderBy(desc(minute));
+}
+
+type FoldedMinute = Awaited<ReturnType<typeof foldedDeliveryReads>>[number];
+
+/** A minute row's counts as the other source's rows: per minute, per outcome, and its lags (dated at the minute's end). */
+function unfoldMinutes(rows: readonly FoldedMinute[]) {
+  // Never below zero: a minute the counts missed (an inbox row written by code before 0032 after its backfill) may have
+  // an event leave an outcome it was never counted in.
+  const counts = (row: FoldedMinute) => ({
+    pending: Math.max(0, row.pending),
+    applied: Math.max(0, row.applied),
+    stale: Math.max(0, row.stale),
+    rejected: Math.max(0, row.rejected),
+    ignored: Math.max(0, row.ignored),
+  });
+  return {
+    perMinute: rows.map((row) => ({ minute: row.minute, count: Object.values(counts(row)).reduce((sum, n) => sum + n, 0) })),
+    outcomes: rows.flatMap((row) => Object.entries(counts(row)).map(([outcome, count]) => ({ outcome, count }))),
+    lags: rows.flatMap((row) =>
+      row.lags === null
+        ? []
+        : (JSON.parse(row.lags) as unknown[])
+            .filter((lag): lag is number => typeof lag === "number")
+            .map((lagMs) => ({ receivedAt: `${row.minute}:59.999Z`, lagMs })),
+    ),
+  };
 }
 
 /**
  * The reads of the pipeline, one D1 batch: the window's deliveries per minute and by outcome, and their lags, from
- * webhook_deliveries rows and from inbox rows' first deliveries (the timeline fold), what waits, dead letters, the
+ * webhook_deliveries rows and from pipeline_minutes' counts of inbox rows' first deliveries (the timeline fold), what waits, dead letters, the
  * backstop's cursor and the reconciliation runs.
  */
 export function pipelineReads({ db, merchantId, from, to }: { db: Database; merchantId: string; from: number; to: number }) {
@@ -90,7 +109,7 @@ export function pipelineReads({ db, merchantId, from, to }: { db: Database; merc
       .where(and(inWindow, eq(webhookDeliveries.duplicate, false), eq(events.outcome, "applied")))
       .orderBy(desc(webhookDeliveries.receivedAt))
       .limit(LAG_SAMPLE),
-    ...foldedDeliveryReads({ db, merchantId, since, until }),
+    foldedDeliveryReads({ db, merchantId, since, until }),
     // A pending row with a detail failed its last fetch-back and waits for its retry (ingest/consumer.ts); the oldest
     // first receipt among them is the backlog's age.
     db
@@ -189,26 +208,17 @@ export async function pipelineSummary({
   now: number;
 }) {
   const from = now - windowMinutes * MINUTE_MS;
-  const [
-    perMinute,
-    outcomes,
-    rowLags,
-    foldedPerMinute,
-    foldedOutcomes,
-    foldedLags,
-    waiting,
-    fulfilmentRetries,
-    letters,
-    backstop,
-    reconciliation,
-  ] = await db.batch(pipelineReads({ db, merchantId, from, to: now }));
-  const deliveriesPerMinute = everyMinute([...perMinute, ...foldedPerMinute], from, now);
+  const [perMinute, outcomes, rowLags, foldedMinutes, waiting, fulfilmentRetries, letters, backstop, reconciliation] = await db.batch(
+    pipelineReads({ db, merchantId, from, to: now }),
+  );
+  const folded = unfoldMinutes(foldedMinutes);
+  const deliveriesPerMinute = everyMinute([...perMinute, ...folded.perMinute], from, now);
   const counted = Object.fromEntries(PIPELINE_OUTCOMES.map((name) => [name, 0])) as Record<PipelineOutcome, number>;
-  for (const row of [...outcomes, ...foldedOutcomes]) {
+  for (const row of [...outcomes, ...folded.outcomes]) {
     if ((PIPELINE_OUTCOMES as readonly string[]).includes(row.outcome)) counted[row.outcome as PipelineOutcome] += row.count;
   }
   // The newest LAG_SAMPLE of both sources together.
-  const lags = [...rowLags, ...foldedLags].sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, LAG_SAMPLE);
+  const lags = [...rowLags, ...folded.lags].sort((a, b) => b.receivedAt.localeCompare(a.receivedAt)).slice(0, LAG_SAMPLE);
   const sorted = lags.map((row) => row.lagMs).sort((a, b) => a - b);
   const cursor = backstop[0];
   const watermark = isoOrNull(cursor?.watermarkFiredAt);

@@ -11,6 +11,8 @@ import {
   events,
   fetchBacks,
   merchants,
+  PIPELINE_MINUTES_KEPT_MINUTES,
+  pipelineMinutes,
   reconciliationRuns,
   transactionChanges,
   transactionStreams,
@@ -67,6 +69,20 @@ function unlinkedEventsBefore(outcome: "ignored" | "rejected", before: string, l
     WHERE e.outcome = ${outcome} AND e.processed_at < ${before}
     LIMIT ${limit})`;
 }
+
+/**
+ * The pipeline's minute rows (0032) of minutes before `before` (`YYYY-MM-DDTHH:MM`), searched on the key per merchant.
+ * Horizon PIPELINE_MINUTES_KEPT_MINUTES (past the widest window, whatever RETENTION_DAYS is); PRUNED_PER_TABLE_PER_RUN a
+ * run, the rest on the next runs (a day's rows of a merchant are 1,440 at most).
+ */
+function pipelineMinutesBefore(before: string): SQL {
+  return sql`DELETE FROM ${pipelineMinutes} WHERE (merchant_id, minute) IN (
+    SELECT x.merchant_id, x.minute FROM ${merchants} AS m CROSS JOIN ${pipelineMinutes} AS x ON x.merchant_id = m.id AND x.minute < ${before}
+    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+}
+
+/** The first minute pipeline_minutes keeps at `now`, as its rows name minutes. */
+export const pipelineMinutesFrom = (now: number) => new Date(now - PIPELINE_MINUTES_KEPT_MINUTES * 60_000).toISOString().slice(0, 16);
 
 /**
  * Finished batches (completed, failed, cancelled) that finished before `before`. `batches_merchant` is (merchant,
@@ -128,9 +144,9 @@ function unreferencedChangesBefore(before: string): SQL {
  * `retentionDays` after they were written; resolved alerts `retentionDays` after
  * they were resolved; finished batches `retentionDays` after they finished, and never before BATCH_UNITS_KEPT_DAYS (a
  * cancelled batch's queued messages may still arrive until then and must find it); settled endpoint messages and the
- * changes no message refers to `retentionDays` after they were created (replay resends only what is left). Rejected
- * inbox rows have their own step (`rejectedEventsPrune`, 7 days). Dead letters are not pruned: they go to R2
- * (pages.ts), as payments' timelines do.
+ * changes no message refers to `retentionDays` after they were created (replay resends only what is left); the pipeline's
+ * minute rows PIPELINE_MINUTES_KEPT_MINUTES after their minute. Rejected inbox rows have their own step
+ * (`rejectedEventsPrune`, 7 days). Dead letters are not pruned: they go to R2 (pages.ts), as payments' timelines do.
  */
 export function pruneStatements({ now, retentionDays }: { now: number; retentionDays: number }): Record<string, SQL> {
   const window = daysBefore(now, retentionDays);
@@ -145,6 +161,7 @@ export function pruneStatements({ now, retentionDays }: { now: number; retention
     alerts: resolvedAlertsBefore(window),
     endpoint_messages: settledEndpointMessagesBefore(window),
     transaction_changes: unreferencedChangesBefore(window),
+    pipeline_minutes: pipelineMinutesBefore(pipelineMinutesFrom(now)),
   };
 }
 

@@ -1,7 +1,8 @@
 import { and, eq, notInArray, type SQL, sql } from "drizzle-orm";
-import { inList, insertJsonRows, lookUpByMerchant, type MerchantKey } from "../db/bulk";
+import { inList, insertJsonChunks, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import { type EventOutcome, events, transactions } from "../db/schema";
+import { countFirstDeliveries } from "./pipeline-minutes";
 import { type FetchBackRecord, FOLDED_COLUMNS, foldedColumns } from "./timeline-record";
 
 /**
@@ -37,8 +38,9 @@ export interface EventRecord {
 }
 
 /**
- * Records events in the inbox, all in one statement. The first final outcome sticks; later deliveries only add to the
- * delivery count, so replays and duplicates can never rewrite what happened.
+ * Records events in the inbox, all in one statement (per 500 rows), each after the one that counts its first deliveries
+ * for the pipeline (pipeline-minutes.ts). The first final outcome sticks; later deliveries only add to the delivery
+ * count, so replays and duplicates can never rewrite what happened.
  */
 export function recordEvents(records: readonly EventRecord[]): SQL[] {
   const rows = records.map((record) => ({
@@ -54,7 +56,10 @@ export function recordEvents(records: readonly EventRecord[]): SQL[] {
     detail: record.detail,
     ...foldedColumns(record.firstDeliveryId, record.fetchBack),
   }));
-  return insertJsonRows(events, rows, settleOnConflict("pending"));
+  return insertJsonChunks(events, rows, settleOnConflict("pending")).flatMap(({ chunk, statement }) => [
+    countFirstDeliveries({ rows: chunk, open: ["pending"] }),
+    statement,
+  ]);
 }
 
 /** The fold's fetch-back columns on a conflict: the settling fetch-back goes in only while the row is open and holds none. */
@@ -102,7 +107,7 @@ export interface VerifiedEventRecord extends Omit<EventRecord, "outcome" | "deta
  * Records verified events with the outcome the compare-and-set actually had: `applied` when, after the upsert that
  * runs just before this statement in the same D1 batch, the stored record is this event's snapshot; else `stale`. So a
  * concurrent consumer that wrote a newer snapshot first turns this one stale, whatever was read before. Returns the
- * recorded outcome of every row.
+ * recorded outcome of every row; the statement before it counts the first deliveries (pipeline-minutes.ts) and returns none.
  */
 export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): SQL[] {
   if (records.length === 0) return [];
@@ -124,16 +129,19 @@ export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): S
   const folded = sql.raw(FOLDED_COLUMNS.join(", "));
   const foldedValues = sql.raw(FOLDED_COLUMNS.map((column) => `j.value ->> '$.${column}'`).join(", "));
   const applied = sql.raw("t.id IS NOT NULL");
+  const stored = sql`LEFT JOIN ${transactions} AS t ON t.merchant_id = j.value ->> '$.merchant_id' AND t.id = j.value ->> '$.transaction_id'
+        AND t.snapshot_version = j.value ->> '$.version' AND t.last_event_id = j.value ->> '$.id'`;
+  const outcome = sql`CASE WHEN ${applied} THEN 'applied' ELSE 'stale' END`;
   // Raw json_each, not insertJsonRows: the outcome and detail come from a join of each row to the stored transaction.
   return [
+    countFirstDeliveries({ rows, open: ["pending", "rejected"], outcome, join: stored }),
     sql`INSERT INTO ${events} (merchant_id, id, name, transaction_id, fired_at, outcome, deliveries, first_received_at, processed_at, detail, ${folded})
       SELECT j.value ->> '$.merchant_id', j.value ->> '$.id', j.value ->> '$.name', j.value ->> '$.transaction_id',
-        j.value ->> '$.fired_at', CASE WHEN ${applied} THEN 'applied' ELSE 'stale' END, j.value ->> '$.deliveries',
+        j.value ->> '$.fired_at', ${outcome}, j.value ->> '$.deliveries',
         j.value ->> '$.first_received_at', j.value ->> '$.processed_at',
         CASE WHEN ${applied} THEN NULL ELSE j.value ->> '$.stale_detail' END, ${foldedValues}
       FROM json_each(${rows}) AS j
-      LEFT JOIN ${transactions} AS t ON t.merchant_id = j.value ->> '$.merchant_id' AND t.id = j.value ->> '$.transaction_id'
-        AND t.snapshot_version = j.value ->> '$.version' AND t.last_event_id = j.value ->> '$.id'
+      ${stored}
       WHERE true ${settleOnConflict("pending_or_rejected")}
       RETURNING outcome`,
   ];

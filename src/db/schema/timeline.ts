@@ -106,3 +106,29 @@ export const fulfillmentAttempts = sqliteTable(
   },
   (t) => [index("fulfillment_attempts_transaction").on(t.merchantId, t.transactionId, t.id)],
 );
+
+/** How long pipeline_minutes rows are kept: the widest `GET /v1/pipeline` window (1,440 minutes) and an hour's margin. */
+export const PIPELINE_MINUTES_KEPT_MINUTES = 1_440 + 60;
+
+/**
+ * `GET /v1/pipeline`'s first deliveries (the inbox rows' `first_delivery_id`, 0024) counted per merchant and minute of
+ * first receipt (`substr(first_received_at, 1, 16)`), by their event's outcome now: written by the inbox write's own D1
+ * batch, one row per (merchant, minute) a statement changed (transactions/pipeline-minutes.ts), so a webhook costs no
+ * index entry of its own. WITHOUT ROWID in the migration (0032). Pruned past PIPELINE_MINUTES_KEPT_MINUTES (retention/prune.ts).
+ */
+export const pipelineMinutes = sqliteTable(
+  "pipeline_minutes",
+  {
+    merchantId: text("merchant_id").notNull(),
+    /** `YYYY-MM-DDTHH:MM`, UTC: the first 16 characters of the events' `first_received_at`. */
+    minute: text("minute").notNull(),
+    pending: integer("pending").notNull().default(0),
+    applied: integer("applied").notNull().default(0),
+    stale: integer("stale").notNull().default(0),
+    rejected: integer("rejected").notNull().default(0),
+    ignored: integer("ignored").notNull().default(0),
+    /** The applied ones' lags in whole ms (processed_at - first_received_at), a JSON array as long as `applied`, in write order. */
+    lags: text("lags").notNull().default("[]"),
+  },
+  (t) => [primaryKey({ columns: [t.merchantId, t.minute] })],
+);

@@ -156,8 +156,7 @@ export const events = sqliteTable(
     // Led by the event id (0029, WITHOUT ROWID): a key led by merchant_id is a covering range of the merchant's whole inbox,
     // which the planner took over the indexes below; this one serves only lookups of one event.
     primaryKey({ columns: [t.id, t.merchantId] }),
-    // The pipeline's deliveries per minute (0024): first deliveries are folded into the inbox row.
-    index("events_first_delivery").on(t.merchantId, t.firstReceivedAt).where(sql`${t.firstDeliveryId} IS NOT NULL`),
+    // No index by first receipt (0032): the pipeline counts first deliveries in pipeline_minutes (timeline.ts).
     index("events_transaction").on(t.merchantId, t.transactionId, t.firedAt, t.id),
     // What is waiting, for `GET /v1/pipeline` (0010): few rows are pending at a time, so the partial index stays small.
     index("events_pending").on(t.merchantId).where(sql`${t.outcome} = 'pending'`),

@@ -11,6 +11,7 @@ import {
   events,
   fetchBacks,
   fulfillmentAttempts,
+  pipelineMinutes,
   reconciliationRuns,
   transactionChanges,
   transactionStatusChanges,
@@ -20,7 +21,7 @@ import {
 import { endpointSecretContext } from "../../../src/endpoints/secrets";
 import { appConfig } from "../../../src/env";
 import worker from "../../../src/index";
-import { BATCH_UNITS_KEPT_DAYS, PRUNED_PER_TABLE_PER_RUN, pruneBookkeeping } from "../../../src/retention/prune";
+import { BATCH_UNITS_KEPT_DAYS, PRUNED_PER_TABLE_PER_RUN, pipelineMinutesFrom, pruneBookkeeping } from "../../../src/retention/prune";
 import { runRetention } from "../../../src/retention/retention";
 import { sealSecret } from "../../../src/security/vault";
 import { createMerchant } from "../../support/fixtures";
@@ -64,6 +65,7 @@ async function seedBookkeeping(merchantId: string, tag: string, days: number) {
     db.insert(endpointMessages).values(message({ merchantId, endpointId: `ep_${tag}`, id: `msg_${tag}`, transactionId: `trc_${tag}`, at })),
     db.insert(transactionStreams).values({ merchantId, transactionId: `trc_${tag}`, sequence: 1, status: "completed", captured: true }),
     db.insert(transactionChanges).values(change({ merchantId, transactionId: `trc_${tag}`, sequence: 1, status: "completed", at })),
+    db.insert(pipelineMinutes).values({ merchantId, minute: at.slice(0, 16), applied: 1, lags: "[5]" }),
   ]);
 }
 
@@ -200,6 +202,13 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     await seedBookkeeping(merchantId, young, RETENTION_DAYS - 1);
     // Batch units have their own, shorter window: a unit younger than it stays.
     await db.insert(batchUnits).values({ unitId: `unit_${fresh}`, batchId: null, finishedAt: daysAgo(BATCH_UNITS_KEPT_DAYS - 1) });
+    // The pipeline's minute rows have theirs (a day and an hour, whatever RETENTION_DAYS is): its first minute stays.
+    const keptFrom = pipelineMinutesFrom(NOW);
+    const minuteBefore = new Date(Date.parse(`${keptFrom}:00.000Z`) - 60_000).toISOString().slice(0, 16);
+    await db.insert(pipelineMinutes).values([
+      { merchantId, minute: keptFrom },
+      { merchantId, minute: minuteBefore },
+    ]);
     // A rejected row is the forged-delivery step's (7 days), and an applied one is a transaction's history: neither goes.
     await seedEvent({ merchantId, transactionId: "tr_kept", id: "ev_applied_old", processedAt: daysAgo(400) });
     await db.insert(events).values({
@@ -234,6 +243,12 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
       .bind(merchantId)
       .all<{ id: string }>();
     expect(kept.results.map((row) => row.id)).toEqual(["ev_applied_old", "ev_rejected_old"]);
+    const minutes = await shardedDb
+      .prepare("SELECT minute FROM pipeline_minutes WHERE merchant_id = ?")
+      .bind(merchantId)
+      .all<{ minute: string }>();
+    expect(minutes.results.map((row) => row.minute)).toEqual([keptFrom]);
+    expect(Date.parse(`${keptFrom}:00.000Z`)).toBeLessThan(NOW - 1_441 * 60_000);
   });
 
   it("keeps a batch still running, an alert still open or owing its notification, and any batch for 14 days", async () => {
