@@ -126,7 +126,7 @@ export function timelineReads({ db, merchantId, transactionId }: { db: Database;
       .where(and(ofTransaction, eq(fetchBacks.merchantId, events.merchantId), eq(fetchBacks.eventId, events.id)))
       .orderBy(asc(fetchBacks.at), asc(fetchBacks.id))
       .limit(TIMELINE_ROWS_PER_KIND),
-    // The record's status history (0030), and rows code before 0030 wrote to the table (read beside it until 0032).
+    // The record's status history (0030), and rows code before 0030 wrote to the table (read beside it until the next release's migration).
     db
       .select(statusHistoryColumns)
       .from(statusHistoryFrom)

@@ -139,7 +139,7 @@ export const operationsOfTransaction = ({ db, merchantId, transactionId }: { db:
     .from(historyOperationsFrom)
     .where(historyOf(merchantId, [transactionId]));
 
-/** Its operations stored before 0030 in the `operations` table, from `operations_transaction` (until 0032 drops it). */
+/** Its operations stored before 0030 in the `operations` table, from `operations_transaction` (until the next release's migration drops it). */
 export const tableOperationsOfTransaction = ({
   db,
   merchantId,

@@ -98,7 +98,7 @@ export const recordColumns = record;
 
 /**
  * Every operation Smart Router reported for a transaction, deduplicated by its id: written before 0030 only (the record's
- * `operation_history` holds them since), read beside the column until 0032 drops it.
+ * `operation_history` holds them since), read beside the column until the next release's migration drops it.
  */
 export const operations = sqliteTable(
   "operations",
