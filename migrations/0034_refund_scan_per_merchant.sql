@@ -1,0 +1,2 @@
+-- placeholder
+DROP INDEX IF EXISTS `transactions_status_updated`;
