@@ -199,9 +199,9 @@ async function scanRanges({ db }: { db: Database }): Promise<{ started: boolean;
 }
 
 /**
- * Records of captured, refunded payments changed in these ranges, each merchant's in the order they changed. `refunded`
- * narrows to records with a refund (the rule, comparing exactly, decides); the ranges come first (CROSS JOIN), so each is
- * a seek of the merchant's index bounded at both ends.
+ * Records of captured, refunded payments changed in these ranges, each merchant's in the order they changed. A refunded
+ * amount above 0 narrows to records with a refund (the rule, comparing exactly, decides); the ranges come first (CROSS
+ * JOIN), so each is a seek of the merchant's index bounded at both ends.
  */
 async function changedCaptures({ db, ranges }: { db: Database; ranges: readonly ScanRange[] }): Promise<FactsRow[]> {
   if (ranges.length === 0) return [];
@@ -503,8 +503,8 @@ async function commitRun({
 
 /**
  * One evaluation of every rule for every merchant, bounded: each finder takes at most FOUND_PER_KIND new conditions,
- * the refund scan SCANNED_PER_MERCHANT changed records of SCANNED_MERCHANTS_PER_RUN merchants, and RECHECKED_PER_RUN open alerts are rechecked. Conditions found
- * open alerts (one per merchant, kind and transaction, whatever number of runs find them); open alerts whose condition
+ * the refund scan SCANNED_PER_MERCHANT changed records of SCANNED_MERCHANTS_PER_RUN merchants, and RECHECKED_PER_RUN
+ * open alerts are rechecked. Conditions found open alerts (one per merchant, kind and transaction, whatever number of runs find them); open alerts whose condition
  * no longer holds resolve. Everything is written in one D1 batch.
  */
 export async function evaluateAlerts({ db, now }: { db: Database; now: number }) {
