@@ -1,8 +1,7 @@
-import { eq, type SQL, sql } from "drizzle-orm";
-import { inList, inPairList, runBatch, sqlLiterals } from "../db/bulk";
+import { type SQL, sql } from "drizzle-orm";
+import { inList, inPairList, insertJsonRows, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
-import { afterRow } from "../db/keyset";
-import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, transactions } from "../db/schema";
+import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, moveMarks, transactions } from "../db/schema";
 import { ALERT_DEFAULTS, alertThresholds } from "../merchants/alert-thresholds";
 import { CAPTURED_STATUSES } from "../smart-router/status";
 import {
@@ -37,10 +36,15 @@ export const FOUND_PER_MERCHANT = 20;
 /** Open alerts rechecked per run, least recently checked first: more are rechecked over the next runs. */
 export const RECHECKED_PER_RUN = 500;
 /**
- * Changed records the refund scan reads per run, in the order they changed: about 6 changes a second at one run every
- * 5 minutes; a larger backlog is read over the next runs.
+ * Changed records of one merchant the refund scan reads per run, in the order they changed (its horizon): about 3 changes
+ * a second at one run every 5 minutes; a larger backlog is read over the next runs, and holds up no other merchant.
  */
-export const SCANNED_PER_RUN = 2_000;
+export const SCANNED_PER_MERCHANT = 1_000;
+/**
+ * Merchants whose changes the refund scan reads per run, least recently read first: a merchant with changes waits at
+ * most (merchants with changes / this) runs, however many changes the others have.
+ */
+export const SCANNED_MERCHANTS_PER_RUN = 50;
 
 /** The merchant's threshold in SQL (`m` is its row): its setting, else the default of rules.ts (both our own numbers). */
 const threshold = (key: keyof typeof ALERT_DEFAULTS) => sql`coalesce(m.alert_settings ->> ${`$.${key}`}, ${ALERT_DEFAULTS[key]})`;
@@ -68,9 +72,18 @@ const noOpenMerchantAlert = (kind: MerchantAlertKind) => sql`NOT EXISTS (SELECT 
 const FACTS_COLUMNS = sql`t.merchant_id, t.id, t.status, t.payment_type, t.currency, t.authorized_amount, t.captured_amount,
   t.refunded_amount, t.created_at, t.updated_at, ${authorizedAt} AS authorized_at, f.status AS fulfillment_status,
   f.delivered_at AS fulfillment_delivered_at, m.alert_settings`;
-/** …and the tables they come from. */
-const FACTS_FROM = sql`FROM ${transactions} AS t JOIN ${merchants} AS m ON m.id = t.merchant_id
-  LEFT JOIN ${fulfillments} AS f ON f.merchant_id = t.merchant_id AND f.transaction_id = t.id`;
+/** …and the tables they come from: the transaction's fulfilment… */
+const FULFILLMENT_JOIN = sql`LEFT JOIN ${fulfillments} AS f ON f.merchant_id = t.merchant_id AND f.transaction_id = t.id`;
+/** …and its merchant, when the transactions are known (by key, by range). */
+const MERCHANT_JOIN = sql`JOIN ${merchants} AS m ON m.id = t.merchant_id`;
+const FACTS_FROM = sql`FROM ${transactions} AS t ${MERCHANT_JOIN} ${FULFILLMENT_JOIN}`;
+/**
+ * Candidates are looked for merchant by merchant (CROSS JOIN keeps merchants the outer loop), each one's records of the
+ * kind's statuses sought in the index named: no index of statuses across merchants exists (0034), and the planner took
+ * the payment-type index for `apm_pending`, reading every record that has one.
+ */
+const CANDIDATES_FROM = sql`FROM ${merchants} AS m
+  CROSS JOIN ${transactions} AS t INDEXED BY transactions_merchant_status_updated ON t.merchant_id = m.id ${FULFILLMENT_JOIN}`;
 
 interface FactsColumns {
   merchant_id: string;
@@ -145,49 +158,105 @@ async function findTransactionCandidates({
   const nowSeconds = Math.floor(now / 1000);
   const rows = await db.all<FactsColumns>(sql`SELECT * FROM (
       SELECT ${FACTS_COLUMNS}, row_number() OVER (PARTITION BY t.merchant_id ORDER BY t.created_at, t.id) AS place
-      ${FACTS_FROM} WHERE ${candidateCondition(kind, nowSeconds)} AND ${noOpenTransactionAlert(kind)}
+      ${CANDIDATES_FROM} WHERE ${candidateCondition(kind, nowSeconds)} AND ${noOpenTransactionAlert(kind)}
     ) WHERE place <= ${FOUND_PER_MERCHANT} ORDER BY place, created_at, merchant_id, id LIMIT ${FOUND_PER_KIND}`);
   return rows.map(factsRow);
 }
 
 const REFUND_SCAN = "refunded_more_than_captured";
+/** The refund scan's row of merchant `''`: the scan has started on this shard (schema/alerts.ts). */
+const SCAN_STARTED = "";
 
-/** Where the refund scan stands: the last record it read, in the order records change (`SCAN_ORDER`). */
-type ScanPosition = { updated_at: string; merchant_id: string; id: string };
-const SCAN_ORDER = [sql`t.updated_at`, sql`t.merchant_id`, sql`t.id`];
+/** A merchant's records the refund scan reads in a run: after `from`, up to and including `to` (in (updated_at, id) order). */
+type ScanRange = { merchantId: string; from: readonly [string, string]; to: readonly [string, string] };
+
+/** A record's position in its merchant's change order, as a JSON `[updated_at, id]`. */
+const POSITION = sql`json_array(t.updated_at, t.id)`;
+/** The merchant's records after its watermark (`s`, none: every record), `m` being the merchant. */
+const pastMark = sql`t.merchant_id = m.id AND (t.updated_at, t.id) > (coalesce(s.updated_at, ''), coalesce(s.transaction_id, ''))`;
+const notFenced = sql`NOT EXISTS (SELECT 1 FROM ${moveMarks} AS mm WHERE mm.merchant_id = m.id AND mm.state IN ('fenced', 'moved'))`;
 
 /**
- * Records of captured payments changed since the refund scan's watermark, in the order they changed (at most
- * SCANNED_PER_RUN), and the statement moving the watermark past them. A refund only ever arrives as a change of the
- * record, so the scan reads each change once instead of every refunded payment on every run. The first run starts at
- * the newest record: what was refunded before alerts existed is not looked for.
+ * The merchants whose changes the refund scan reads this run and each one's range, plus the row saying the scan has
+ * started: merchants with a change past their watermark, least recently read first (at most SCANNED_MERCHANTS_PER_RUN),
+ * each up to its SCANNED_PER_MERCHANT-th change, else its newest. Each merchant is one seek of
+ * `transactions_merchant_updated` (its horizon, N entries of the same index); a fenced or moved merchant waits.
  */
-async function scanChangedCaptures({ db }: { db: Database }): Promise<{ rows: FactsRow[]; watermark: SQL | null }> {
-  const [mark] = await db.select().from(alertScans).where(eq(alertScans.name, REFUND_SCAN));
-  const captured = sql`t.status IN ${statusList(CAPTURED_STATUSES)}`;
-  if (!mark) {
-    const [newest] = await db.all<ScanPosition>(
-      sql`SELECT t.updated_at, t.merchant_id, t.id FROM ${transactions} AS t WHERE ${captured}
-        ORDER BY t.updated_at DESC, t.merchant_id DESC, t.id DESC LIMIT 1`,
-    );
-    return { rows: [], watermark: moveScanWatermark(newest ?? { updated_at: "", merchant_id: "", id: "" }) };
-  }
-  const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} ${FACTS_FROM}
-    WHERE ${captured} AND ${afterRow("asc", SCAN_ORDER, [mark.updatedAt, mark.merchantId, mark.transactionId])}
-    ORDER BY t.updated_at, t.merchant_id, t.id LIMIT ${SCANNED_PER_RUN}`);
-  const last = rows.at(-1);
-  return { rows: rows.map(factsRow), watermark: last ? moveScanWatermark(last) : null };
+async function scanRanges({ db }: { db: Database }): Promise<{ started: boolean; ranges: ScanRange[] }> {
+  const rows = await db.all<{ merchant_id: string; from_at: string; from_id: string; horizon: string | null }>(sql`
+    SELECT * FROM (SELECT m.id AS merchant_id, coalesce(s.updated_at, '') AS from_at, coalesce(s.transaction_id, '') AS from_id,
+        coalesce((SELECT ${POSITION} FROM ${transactions} AS t WHERE ${pastMark} ORDER BY t.updated_at, t.id
+            LIMIT 1 OFFSET ${SCANNED_PER_MERCHANT - 1}),
+          (SELECT ${POSITION} FROM ${transactions} AS t WHERE t.merchant_id = m.id ORDER BY t.updated_at DESC, t.id DESC LIMIT 1)) AS horizon
+      FROM ${merchants} AS m LEFT JOIN ${alertScans} AS s ON s.merchant_id = m.id AND s.name = ${REFUND_SCAN}
+      WHERE ${notFenced} AND EXISTS (SELECT 1 FROM ${transactions} AS t WHERE ${pastMark})
+      ORDER BY coalesce(s.scanned_at, ''), m.id LIMIT ${SCANNED_MERCHANTS_PER_RUN})
+    UNION ALL SELECT merchant_id, '', '', NULL FROM ${alertScans} WHERE merchant_id = ${SCAN_STARTED} AND name = ${REFUND_SCAN}`);
+  const ranges = rows.flatMap(({ merchant_id, from_at, from_id, horizon }): ScanRange[] =>
+    horizon === null ? [] : [{ merchantId: merchant_id, from: [from_at, from_id], to: JSON.parse(horizon) as [string, string] }],
+  );
+  return { started: rows.some((row) => row.merchant_id === SCAN_STARTED && row.horizon === null), ranges };
 }
 
-/** The watermark's columns as the upsert offers them, and as they are stored. */
-const OFFERED_MARK = [sql`excluded.updated_at`, sql`excluded.merchant_id`, sql`excluded.transaction_id`];
-const STORED_MARK = [sql`alert_scans.updated_at`, sql`alert_scans.merchant_id`, sql`alert_scans.transaction_id`];
+/**
+ * Records of captured, refunded payments changed in these ranges, each merchant's in the order they changed. A refunded
+ * amount above 0 narrows to records with a refund (the rule, comparing exactly, decides); the ranges come first (CROSS
+ * JOIN), so each is a seek of the merchant's index bounded at both ends.
+ */
+async function changedCaptures({ db, ranges }: { db: Database; ranges: readonly ScanRange[] }): Promise<FactsRow[]> {
+  if (ranges.length === 0) return [];
+  const bounds = JSON.stringify(ranges.map(({ merchantId, from, to }) => [merchantId, ...from, ...to]));
+  const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} FROM json_each(${bounds}) AS r CROSS JOIN ${transactions} AS t
+      ON t.merchant_id = r.value ->> 0 AND (t.updated_at, t.id) > (r.value ->> 1, r.value ->> 2) AND (t.updated_at, t.id) <= (r.value ->> 3, r.value ->> 4)
+    ${MERCHANT_JOIN} ${FULFILLMENT_JOIN} WHERE t.status IN ${statusList(CAPTURED_STATUSES)} AND CAST(t.refunded_amount AS REAL) > 0
+    ORDER BY t.merchant_id, t.updated_at, t.id`);
+  return rows.map(factsRow);
+}
 
-/** Moves the refund scan's watermark forward to `at` (never back, should two runs overlap). */
-const moveScanWatermark = (at: ScanPosition) =>
-  sql`INSERT INTO ${alertScans} (name, updated_at, merchant_id, transaction_id) VALUES (${REFUND_SCAN}, ${at.updated_at}, ${at.merchant_id}, ${at.id})
-    ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at, merchant_id = excluded.merchant_id, transaction_id = excluded.transaction_id
-    WHERE ${afterRow("asc", OFFERED_MARK, STORED_MARK)}`;
+/**
+ * The refund scan: each merchant's records changed past its watermark that may have been refunded beyond their capture,
+ * and the statements moving the watermarks past what was read. A refund only ever arrives as a change of the record, so
+ * the scan reads each change once instead of every refunded payment on every run. Its horizon: SCANNED_PER_MERCHANT
+ * changes of SCANNED_MERCHANTS_PER_RUN merchants a run; it ends for a merchant at its newest record, and a larger backlog
+ * is read over the next runs. The first run starts each merchant at its newest record: what was refunded before alerts
+ * existed is not looked for.
+ */
+async function scanChangedCaptures({ db, now }: { db: Database; now: number }): Promise<{ rows: FactsRow[]; watermarks: SQL[] }> {
+  const { started, ranges } = await scanRanges({ db });
+  if (!started) return { rows: [], watermarks: startScan(new Date(now).toISOString()) };
+  const rows = await changedCaptures({ db, ranges });
+  return { rows, watermarks: moveScanWatermarks(ranges, new Date(now).toISOString()) };
+}
+
+/** Moves each merchant's watermark forward to the end of its range (never back, should two runs overlap). */
+const moveScanWatermarks = (ranges: readonly ScanRange[], scannedAt: string): SQL[] =>
+  insertJsonRows(
+    alertScans,
+    ranges.map(({ merchantId, to }) => ({
+      merchant_id: merchantId,
+      name: REFUND_SCAN,
+      updated_at: to[0],
+      transaction_id: to[1],
+      scanned_at: scannedAt,
+    })),
+    sql`ON CONFLICT (merchant_id, name) DO UPDATE SET updated_at = excluded.updated_at, transaction_id = excluded.transaction_id,
+      scanned_at = excluded.scanned_at
+    WHERE (excluded.updated_at, excluded.transaction_id) > (alert_scans.updated_at, alert_scans.transaction_id)`,
+  );
+
+/**
+ * The first run: each merchant's watermark at its newest record, then the row saying the scan has started (a merchant
+ * without records gets none: all it will have is ahead). Two first runs at once keep the first's watermarks.
+ */
+const startScan = (scannedAt: string): SQL[] => [
+  sql`INSERT INTO ${alertScans} (merchant_id, name, updated_at, transaction_id, scanned_at)
+    SELECT merchant_id, ${REFUND_SCAN}, newest ->> 0, newest ->> 1, ${scannedAt} FROM (SELECT m.id AS merchant_id,
+        (SELECT ${POSITION} FROM ${transactions} AS t WHERE t.merchant_id = m.id ORDER BY t.updated_at DESC, t.id DESC LIMIT 1) AS newest
+      FROM ${merchants} AS m WHERE ${notFenced})
+    WHERE newest IS NOT NULL ON CONFLICT DO NOTHING`,
+  sql`INSERT INTO ${alertScans} (merchant_id, name, updated_at, transaction_id, scanned_at)
+    VALUES (${SCAN_STARTED}, ${REFUND_SCAN}, '', '', ${scannedAt}) ON CONFLICT DO NOTHING`,
+];
 
 /** Merchants whose per-merchant condition may hold and that have no open alert of the kind (at most FOUND_PER_KIND). */
 async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: MerchantAlertKind; now: number }): Promise<string[]> {
@@ -405,7 +474,7 @@ function recheckAll(recheckable: readonly RecheckableAlert[], facts: Facts, now:
 }
 
 /**
- * Writes a run in one D1 batch: openings, resolutions, confirmations and the refund scan's watermark. Counts what the
+ * Writes a run in one D1 batch: openings, resolutions, confirmations and the refund scan's watermarks. Counts what the
  * statements' RETURNING rows say was actually opened and resolved, another run's work left out.
  */
 async function commitRun({
@@ -413,19 +482,19 @@ async function commitRun({
   openings,
   resolutions,
   confirmations,
-  watermark,
+  watermarks,
   now,
 }: {
   db: Database;
   openings: readonly AlertOpening[];
   resolutions: readonly AlertResolution[];
   confirmations: readonly AlertConfirmation[];
-  watermark: SQL | null;
+  watermarks: readonly SQL[];
   now: number;
 }): Promise<{ opened: number; resolved: number }> {
   const opening = openAlerts({ openings, now });
   const resolving = resolveAlerts({ resolutions, now });
-  const statements = [...opening, ...resolving, ...confirmAlerts({ confirmations, now }), ...(watermark ? [watermark] : [])];
+  const statements = [...opening, ...resolving, ...confirmAlerts({ confirmations, now }), ...watermarks];
   const results = statements.length > 0 ? await runBatch(db.$client, statements) : [];
   const returned = (from: number, count: number) =>
     results.slice(from, from + count).reduce((sum, result) => sum + result.results.length, 0);
@@ -434,18 +503,18 @@ async function commitRun({
 
 /**
  * One evaluation of every rule for every merchant, bounded: each finder takes at most FOUND_PER_KIND new conditions,
- * the refund scan SCANNED_PER_RUN changed records, and RECHECKED_PER_RUN open alerts are rechecked. Conditions found
- * open alerts (one per merchant, kind and transaction, whatever number of runs find them); open alerts whose condition
+ * the refund scan SCANNED_PER_MERCHANT changed records of SCANNED_MERCHANTS_PER_RUN merchants, and RECHECKED_PER_RUN
+ * open alerts are rechecked. Conditions found open alerts (one per merchant, kind and transaction, whatever number of runs find them); open alerts whose condition
  * no longer holds resolve. Everything is written in one D1 batch.
  */
 export async function evaluateAlerts({ db, now }: { db: Database; now: number }) {
-  const scan = await scanChangedCaptures({ db });
+  const scan = await scanChangedCaptures({ db, now });
   const transactionConditions = await findTransactionConditions({ db, scanned: scan.rows, now });
   const recheckable = await alertsToRecheck({ db, limit: RECHECKED_PER_RUN });
   const merchantConditions = await findMerchantConditions({ db, now });
   const facts = await factsOf({ db, merchantConditions, recheckable, now });
   const openings = openingsOf(transactionConditions, merchantConditions, facts, now);
   const { resolutions, confirmations } = recheckAll(recheckable, facts, now);
-  const written = await commitRun({ db, openings, resolutions, confirmations, watermark: scan.watermark, now });
+  const written = await commitRun({ db, openings, resolutions, confirmations, watermarks: scan.watermarks, now });
   return { alerts_opened: written.opened, alerts_resolved: written.resolved, alerts_rechecked: recheckable.length };
 }

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
+import { and, asc, desc, eq, getTableName, gt, inArray, Subquery, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
 import { historyOf, historyOperationColumns, historyOperationsFrom } from "../db/operation-history";
@@ -43,9 +43,21 @@ export async function findTransaction({ db, merchant, transactionId }: { db: Dat
 }
 
 /**
+ * The list's records with a status filter, read through `transactions_merchant_status_updated` by name: without ANALYZE
+ * statistics the planner takes `transactions_merchant_updated` for a status + updated_after page and filters every status
+ * in the range (it did once `transactions_status_updated`, which no query named, was dropped in 0034).
+ */
+const transactionsByStatus = new Subquery(
+  // Named `transactions` so the selected columns stay its own; SQLite flattens the subquery, keeping the index it names.
+  sql`SELECT * FROM ${transactions} INDEXED BY transactions_merchant_status_updated`,
+  {},
+  getTableName(transactions),
+);
+
+/**
  * The list query: newest `updated_at` first, ties by id descending, resuming strictly after `position`.
- * Served by `transactions_merchant_updated` (or `…_status_updated` with a status, `…_payment_type_updated` with a payment
- * type), read backwards: no sort step. With a reference, the references' primary key is the outer loop (CROSS JOIN
+ * Served by `transactions_merchant_updated` (or `…_status_updated` with a status, named, `…_payment_type_updated` with a
+ * payment type), read backwards: no sort step. With a reference, the references' primary key is the outer loop (CROSS JOIN
  * keeps SQLite from walking the merchant's records in order instead) and each match is read by its own primary key, then
  * the matches are sorted: a page reads the rows of the reference's matches, whatever the merchant's number of records.
  */
@@ -73,7 +85,7 @@ export function transactionPageQuery({
   if (filters.reference === undefined) {
     return db
       .select(transactionWithFulfillment)
-      .from(transactions)
+      .from(filters.status === undefined ? transactions : transactionsByStatus)
       .leftJoin(fulfillments, joinFulfillment)
       .where(where)
       .orderBy(...order)

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { merchants } from "./merchants";
 
 export const ALERT_STATES = ["open", "resolved"] as const;
@@ -46,10 +46,20 @@ export const alerts = sqliteTable(
   ],
 );
 
-/** Where a watermark scan of the alert rules stopped: the last row's keyset position, so the next run goes on after it. */
-export const alertScans = sqliteTable("alert_scans", {
-  name: text("name").primaryKey(),
-  updatedAt: text("updated_at").notNull(),
-  merchantId: text("merchant_id").notNull(),
-  transactionId: text("transaction_id").notNull(),
-});
+/**
+ * Where a watermark scan of the alert rules stopped, per merchant (0034): the last record read in the merchant's
+ * (updated_at, id) order, so the next run goes on after it. The row of merchant `''` says the scan has started on the
+ * shard: a merchant without a row of its own (registered since) has all its records ahead. WITHOUT ROWID in the migration.
+ */
+export const alertScans = sqliteTable(
+  "alert_scans",
+  {
+    merchantId: text("merchant_id").notNull(),
+    name: text("name").notNull(),
+    updatedAt: text("updated_at").notNull(),
+    transactionId: text("transaction_id").notNull(),
+    /** When a run last read the merchant's changes: runs take the least recently read first. */
+    scannedAt: text("scanned_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.merchantId, t.name] })],
+);

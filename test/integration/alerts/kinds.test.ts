@@ -1,10 +1,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { CAPTURED_STATUSES } from "../../../src/smart-router/status";
 import { consume, deliveryOf } from "../../support/consumer";
 import { ADMIN, call, deliver } from "../../support/fixtures";
 import { eventually, openShop, type Shop } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
-import { checkAlerts, checkUntil, HOUR, MINUTE, only, setAlertSettings, sinkAnswers, storedStatus } from "./support";
+import { checkAlerts, checkUntil, HOUR, MINUTE, only, scanCaughtUp, setAlertSettings, sinkAnswers, storedStatus } from "./support";
 
 /**
  * Each kind raised by a situation played through the real pipeline (emulator payments, webhooks relayed to the edge,
@@ -13,22 +12,10 @@ import { checkAlerts, checkUntil, HOUR, MINUTE, only, setAlertSettings, sinkAnsw
  */
 
 beforeAll(async () => {
-  // The refund scan starts at the newest record on its first run, and reads SCANNED_PER_RUN changes a run: whatever
-  // other test files changed is read before any payment below (a few runs at most).
+  // The refund scan starts each merchant at its newest record on its first run, and reads SCANNED_PER_MERCHANT changes of
+  // SCANNED_MERCHANTS_PER_RUN merchants a run: whatever other test files changed is read before any payment below.
   await checkAlerts();
-  const newest = () =>
-    shardedDb
-      .prepare(
-        `SELECT (SELECT max(updated_at) FROM transactions WHERE status IN (${[...CAPTURED_STATUSES].map((s) => `'${s}'`).join(", ")})) AS changed,
-        (SELECT updated_at FROM alert_scans WHERE name = 'refunded_more_than_captured') AS scanned`,
-      )
-      .first<{ changed: string | null; scanned: string | null }>();
-  // Ends once the scan has caught up, or after 100 runs (200,000 changes): a test below then fails naming its payment.
-  for (let run = 0; run < 100; run++) {
-    const { changed, scanned } = (await newest()) ?? { changed: null, scanned: null };
-    if (changed === scanned) break;
-    await checkAlerts();
-  }
+  await scanCaughtUp();
 });
 
 /** A Smart Router operation for a scripted snapshot. */

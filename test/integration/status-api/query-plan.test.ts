@@ -34,7 +34,10 @@ describe("list queries are served by the transactions indexes", () => {
     ["updated_after, next page", { updatedAfter: after }, position, "transactions_merchant_updated"],
     ["status", { status: "completed" }, undefined, "transactions_merchant_status_updated"],
     ["status, next page", { status: "completed" }, position, "transactions_merchant_status_updated"],
+    ["status and updated_after", { status: "completed", updatedAfter: after }, undefined, "transactions_merchant_status_updated"],
     ["status and updated_after, next page", { status: "completed", updatedAfter: after }, position, "transactions_merchant_status_updated"],
+    // With both filters the status index is named (either would serve; the choice is ours, not the planner's).
+    ["status and payment_type", { status: "completed", paymentType: "card" }, undefined, "transactions_merchant_status_updated"],
   ])("%s: searches %s, no sort, no scan", async (_name, filters, at, index) => {
     const plan = await planOf(merchantId, filters, at);
     const access = plan.find((detail) => / transactions /.test(` ${detail} `) && !detail.includes("fulfillments"));
