@@ -79,7 +79,7 @@ const MERCHANT_JOIN = sql`JOIN ${merchants} AS m ON m.id = t.merchant_id`;
 const FACTS_FROM = sql`FROM ${transactions} AS t ${MERCHANT_JOIN} ${FULFILLMENT_JOIN}`;
 /**
  * Candidates are looked for merchant by merchant (CROSS JOIN keeps merchants the outer loop), each one's records of the
- * kind's statuses sought in the index named: no index of statuses across merchants exists (0034), and the planner took
+ * kind's statuses sought in the index named: no index of statuses across merchants exists (0033), and the planner took
  * the payment-type index for `apm_pending`, reading every record that has one.
  */
 const CANDIDATES_FROM = sql`FROM ${merchants} AS m

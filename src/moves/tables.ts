@@ -55,7 +55,7 @@ export const MOVED_TABLES: readonly MovedTable[] = [
   },
   { name: "export_leases", key: ["id"] },
   { name: "alerts", key: ["id"] },
-  // The refund scan's watermark of the merchant (0034): without it the target would read the merchant's changes again.
+  // The refund scan's watermark of the merchant (0033): without it the target would read the merchant's changes again.
   { name: "alert_scans", key: ["merchant_id", "name"] },
   { name: "parked_deliveries", key: ["merchant_id", "delivery_id"] },
   { name: "parked_wakeups", key: ["merchant_id"] },

@@ -45,7 +45,7 @@ export async function findTransaction({ db, merchant, transactionId }: { db: Dat
 /**
  * The list's records with a status filter, read through `transactions_merchant_status_updated` by name: without ANALYZE
  * statistics the planner takes `transactions_merchant_updated` for a status + updated_after page and filters every status
- * in the range (it did once `transactions_status_updated`, which no query named, was dropped in 0034).
+ * in the range (it did once `transactions_status_updated`, which no query named, was dropped in 0033).
  */
 const transactionsByStatus = new Subquery(
   // Named `transactions` so the selected columns stay its own; SQLite flattens the subquery, keeping the index it names.

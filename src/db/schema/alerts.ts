@@ -47,7 +47,7 @@ export const alerts = sqliteTable(
 );
 
 /**
- * Where a watermark scan of the alert rules stopped, per merchant (0034): the last record read in the merchant's
+ * Where a watermark scan of the alert rules stopped, per merchant (0033): the last record read in the merchant's
  * (updated_at, id) order, so the next run goes on after it. The row of merchant `''` says the scan has started on the
  * shard: a merchant without a row of its own (registered since) has all its records ahead. WITHOUT ROWID in the migration.
  */

@@ -81,7 +81,7 @@ export const transactions = sqliteTable(
     index("transactions_merchant_status_updated").on(t.merchantId, t.status, t.updatedAt, t.id),
     // The list's `payment_type` filter (0010): without it a rare payment type would walk every row of the merchant.
     index("transactions_merchant_payment_type_updated").on(t.merchantId, t.paymentType, t.updatedAt, t.id),
-    // No `(status, updated_at)` index across merchants (0034 dropped it): the list names transactions_merchant_status_updated
+    // No `(status, updated_at)` index across merchants (0033 dropped it): the list names transactions_merchant_status_updated
     // (transactions/queries.ts) and the refund scan walks each merchant's changes (alerts/evaluate.ts).
     // Reconciliation walks each merchant's in-flight records least recently looked at first (a few per merchant per run).
     index("transactions_reconcile").on(t.merchantId, lastLookedAt(t), t.id).where(isInFlight(t.status)),
