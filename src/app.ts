@@ -6,6 +6,7 @@ import { isMerchantFenced, isStorageError, safeErrorMessage } from "./db/errors"
 import { directoryDatabase, forgetMerchantShards } from "./db/shards";
 import { type AppEnv, appConfig } from "./env";
 import { ApiError, type ErrorCode, errorBody } from "./errors";
+import { accessLog } from "./http/access-log";
 import type { AppContext } from "./http/context";
 import type { StatusLimiter } from "./http/status-rate-limit";
 import { type DeliveryQueue, queueFromBinding } from "./ingest/delivery-queue";
@@ -65,6 +66,7 @@ export function createApp(dependencies: AppDependencies = { deliveryQueue: (env)
   const app = new Hono<AppContext>();
 
   app.use(requestId({ headerName: "" }));
+  app.use(accessLog);
   app.use(async (c, next) => {
     // /health must answer without touching bindings or configuration.
     if (c.req.path !== "/health") {
