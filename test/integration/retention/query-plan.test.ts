@@ -1,8 +1,8 @@
-import { beforeAll, describe, expect, it } from "vitest";
-import { archiveCandidates, merchantsWithWork } from "../../../src/retention/archive";
 import { sql } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
+import { beforeAll, describe, expect, it } from "vitest";
 import { archiveObjects } from "../../../src/db/schema";
+import { archiveCandidates, merchantsWithWork } from "../../../src/retention/archive";
 import { archivedObjectsOf } from "../../../src/retention/history";
 import { deleteManifestRows } from "../../../src/retention/history-rows";
 import { pruneStatements } from "../../../src/retention/prune";
