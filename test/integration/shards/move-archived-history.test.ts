@@ -1,0 +1,91 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { appConfig } from "../../../src/env";
+import { startMove } from "../../../src/moves/moves";
+import { createMerchant } from "../../support/fixtures";
+import { driveMove, jobOf, shardDb, stepQueue } from "../../support/moves";
+import { shardIndexOf } from "../../support/shards";
+import { seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
+import { archiveAll, historyAnswers, ledger, namesOf, rowsInD1 } from "../retention/support";
+
+// A moved merchant's archived history still reads back: its records carry the objects' names (0033), the same on
+// every shard, and rows of `archived_histories` written before 0033 are carried with their archive ids remapped.
+
+const bindingOf = (index: number) => (index === 0 ? "DB" : `DB_SHARD_${index}`);
+const ms = (base: string, offset: number) => new Date(Date.parse(base) + offset).toISOString();
+
+/** A merchant with two completed transactions, their histories archived to R2. */
+async function archivedMerchant() {
+  const merchant = await createMerchant();
+  const merchantId = merchant.merchant.id;
+  const ids: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const transaction = await seedTransaction(merchantId, { status: "completed", updatedAt: ms("2026-02-01T10:00:00.000Z", i * 1000) });
+    await seedEvent({ merchantId, transactionId: transaction.id, firedAt: ms("2026-02-01T09:00:00.000Z", i * 1000) });
+    for (let o = 0; o < 2; o++) {
+      await seedOperation({ merchantId, transactionId: transaction.id, createdAt: ms("2026-02-01T09:00:00.000Z", i * 1000 + o) });
+    }
+    ids.push(transaction.id);
+  }
+  const answers = async () => Promise.all(ids.map((id) => historyAnswers(merchant.api_key, id)));
+  const before = await answers();
+  await archiveAll(merchantId);
+  expect(await rowsInD1(merchantId)).toEqual({ events: 0, operations: 0 });
+  expect(await answers()).toEqual(before);
+  const from = (await shardIndexOf(merchantId)) ?? 0;
+  return { merchantId, ids, answers, before, from };
+}
+
+/** Moves the merchant to the other shard, step by step, to its end. */
+async function moveAway(merchantId: string, from: number) {
+  const to = 1 - from;
+  const move = await startMove({ env, config: appConfig(env), queue: stepQueue().queue, merchantId, to: bindingOf(to) });
+  await driveMove({ moveId: move.id });
+  expect((await jobOf(move.id)).status).toBe("completed");
+  expect(await shardIndexOf(merchantId)).toBe(to);
+  return to;
+}
+
+describe("a moved merchant's archived history (happy)", () => {
+  it("reads back the same after the move: each record carries its names as they were", async () => {
+    const shop = await archivedMerchant();
+    const names = await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)));
+    expect(names.every((list) => list?.length === 1)).toBe(true);
+    const keys = (await ledger(shop.merchantId)).map((object) => object.key);
+
+    await moveAway(shop.merchantId, shop.from);
+    expect(await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)))).toEqual(names);
+    // The ledger moved too (new ids), under the same keys.
+    expect((await ledger(shop.merchantId)).map((object) => object.key)).toEqual(keys);
+    expect(await shop.answers()).toEqual(shop.before);
+  });
+
+  it("a record archived before 0033 (a row of archived_histories, no names) reads back after the move, its archive id remapped", async () => {
+    const shop = await archivedMerchant();
+    const source = shardDb(shop.from);
+    const [old] = shop.ids;
+    if (!old) throw new Error("no transaction");
+    await source.batch([
+      source
+        .prepare(
+          `INSERT INTO archived_histories (merchant_id, transaction_id, archive_id)
+           SELECT ?1, ?2, o.id FROM archive_objects AS o WHERE o.merchant_id = ?1 AND o.status = 'stored'`,
+        )
+        .bind(shop.merchantId, old),
+      source.prepare("UPDATE transactions SET archive_names = NULL WHERE merchant_id = ? AND id = ?").bind(shop.merchantId, old),
+    ]);
+    expect(await shop.answers()).toEqual(shop.before);
+
+    const to = await moveAway(shop.merchantId, shop.from);
+    expect(await namesOf(shop.merchantId, old)).toBeNull();
+    const carried = await shardDb(to)
+      .prepare(
+        `SELECT o.key FROM archived_histories AS h JOIN archive_objects AS o ON o.id = h.archive_id
+         WHERE h.merchant_id = ? AND h.transaction_id = ?`,
+      )
+      .bind(shop.merchantId, old)
+      .all<{ key: string }>();
+    expect(carried.results.map((row) => row.key)).toEqual((await ledger(shop.merchantId)).map((object) => object.key));
+    expect(await shop.answers()).toEqual(shop.before);
+  });
+});
