@@ -5,11 +5,12 @@ import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
 import { afterRow } from "../db/keyset";
 import type { ArchiveObjectRow, TransactionRow } from "../db/rows";
-import { type ArchiveManifest, archivedHistories, archiveObjects, merchants, retentionCursors, transactions } from "../db/schema";
+import { type ArchiveManifest, archiveObjects, merchants, retentionCursors, transactions } from "../db/schema";
 import { sha256Hex } from "../lib/encoding";
 import { log } from "../lib/log";
 import { IN_FLIGHT_STATUSES } from "../smart-router/status";
 import { type ArchiveBucket, encodeArchive } from "./archive-format";
+import { archiveKey, archiveName } from "./history";
 import { deleteManifestRows, historyIds, readManifestRows } from "./history-rows";
 
 /** Transactions one object holds at most, and the records (events, operations, timeline rows) past which it takes no further one. */
@@ -49,9 +50,10 @@ export type ArchiveStep =
  *    them, all at once), put to R2 under the object's key, and read back with `head` (size and SHA-256);
  * 3. a run that stops between 1 and 4 leaves the object `writing`; the next run (or an overlapping one) starts over at 2
  *    with the same manifest and key, so it rewrites the same records: a second put replaces identical content;
- * 4. finish, one D1 batch: the transactions' index rows, the deletion of exactly the manifest's ids, the cursor moved
- *    (compare-and-set on where it stood) and the object marked `stored`, each only while it is still `writing`, so a late
- *    second finish changes nothing. Rows that arrived after the claim are not in the manifest and stay in D1.
+ * 4. finish, one D1 batch: the object's name added to its records' `archive_names` (only if absent) in the UPDATE that
+ *    strips their histories, the deletion of exactly the manifest's ids, the cursor moved (compare-and-set on where it
+ *    stood) and the object marked `stored`, each only while it is still `writing`, so a late second finish changes
+ *    nothing and a record never names an object that is not stored. Rows that arrived after the claim are not in the manifest and stay in D1.
  */
 export async function archiveMerchantHistory({
   db,
@@ -141,7 +143,7 @@ export function archiveCandidates({
 
 /** The R2 key: one prefix per merchant and UTC day, then where the object's range starts. */
 export function objectKey(merchantId: string, day: string, first: Position): string {
-  return `history/${merchantId}/${day}/${first.updatedAt.slice(11).replace(/[:.]/g, "")}-${first.id}.ndjson.gz`;
+  return archiveKey(merchantId, `${day}/${first.updatedAt.slice(11).replace(/[:.]/g, "")}-${first.id}`);
 }
 
 /** `column IS value` on the cursor where it stood when the walk read it: the compare-and-set of claims and moves. */
@@ -230,11 +232,8 @@ function finishObject(object: ArchiveObjectRow, bytes: number, now: number): SQL
   const from = object.fromUpdatedAt && object.fromId ? { updatedAt: object.fromUpdatedAt, id: object.fromId } : null;
   const storedAt = new Date(now).toISOString();
   return [
-    sql`INSERT INTO ${archivedHistories} (merchant_id, transaction_id, archive_id)
-      SELECT ${object.merchantId}, j.value, ${object.id} FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, '$.transactions') AS j
-      WHERE ${writing}
-      ON CONFLICT DO NOTHING`,
-    ...deleteManifestRows(object.merchantId, writing),
+    // The records list the object's name in the strip UPDATE of deleteManifestRows (no row of its own: 0034).
+    ...deleteManifestRows(object.merchantId, writing, archiveName(object.merchantId, object.key)),
     sql`${moveCursor(object.merchantId, from, { updatedAt: object.throughUpdatedAt, id: object.throughId })}
       AND EXISTS (SELECT 1 FROM ${archiveObjects} WHERE ${writing})`,
     sql`UPDATE ${archiveObjects} SET status = 'stored', manifest = NULL, bytes = ${bytes}, stored_at = ${storedAt} WHERE ${writing}`,

@@ -236,27 +236,31 @@ function archiveRecords(rows: HistoryRows): ArchiveRecord[] {
 }
 
 /**
- * The archived operations and oldest status changes leave their records' histories (NULL when none is left), in one
- * UPDATE a record. `updated_at` stays: the record did not change, so no list cursor, ETag or endpoint sees it.
+ * The archived operations and oldest status changes leave their records' histories (NULL when none is left), and each
+ * record lists the object's `name` (only if absent, so a second run never lists it twice), in one UPDATE a record.
+ * `updated_at` stays: the record did not change, so no list cursor, ETag or endpoint sees it.
  */
-function stripHistories(merchantId: string, listed: (list: keyof ArchiveManifest) => SQL, writing: SQL): SQL {
+function stripHistories(merchantId: string, listed: (list: keyof ArchiveManifest) => SQL, writing: SQL, name: string): SQL {
   const archivedOne = sql`j.value ->> '$.id' IN ${listed("operations")}`;
   const holdsArchived = sql`EXISTS (SELECT 1 FROM json_each(${transactions.operationHistory}) AS j WHERE ${archivedOne})`;
   const archivedChanges = sql`(SELECT c.value ->> 1 FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, '$.statusHistory') AS c
     WHERE ${writing} AND c.value ->> 0 = ${transactions.id})`;
+  const listsName = sql`EXISTS (SELECT 1 FROM json_each(${transactions.archiveNames}) AS n WHERE n.value = ${name})`;
   return sql`UPDATE ${transactions} SET
       operation_history = CASE WHEN ${holdsArchived} THEN (SELECT nullif(json_group_array(json(j.value)), '[]')
         FROM json_each(${transactions.operationHistory}) AS j WHERE NOT ${archivedOne}) ELSE operation_history END,
-      status_history = CASE WHEN ${archivedChanges} IS NULL THEN status_history ELSE ${withoutFirstStatuses(archivedChanges)} END
+      status_history = CASE WHEN ${archivedChanges} IS NULL THEN status_history ELSE ${withoutFirstStatuses(archivedChanges)} END,
+      archive_names = CASE WHEN ${listsName} THEN archive_names ELSE json_insert(coalesce(archive_names, '[]'), '$[#]', ${name}) END
     WHERE ${transactions.merchantId} = ${merchantId} AND ${transactions.id} IN ${listed("transactions")}
-      AND (${holdsArchived} OR ${archivedChanges} IS NOT NULL)`;
+      AND (${holdsArchived} OR ${archivedChanges} IS NOT NULL OR NOT ${listsName})`;
 }
 
 /**
  * The deletions of an object's finish (archive.ts `finishObject`), in its D1 batch: exactly the rows its manifest names,
- * read from the object's row while it is still `writing` (`writing` is that condition), so a late second finish deletes nothing.
+ * read from the object's row while it is still `writing` (`writing` is that condition), so a late second finish deletes
+ * nothing; the records it names list the object's `name` (its key within the merchant's prefix, history.ts `archiveName`).
  */
-export function deleteManifestRows(merchantId: string, writing: SQL): SQL[] {
+export function deleteManifestRows(merchantId: string, writing: SQL, name: string): SQL[] {
   const listed = (list: keyof ArchiveManifest) =>
     sql`(SELECT j.value FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, ${`$.${list}`}) AS j WHERE ${writing})`;
   const byId = (table: typeof fetchBacks | typeof transactionStatusChanges | typeof fulfillmentAttempts, list: keyof ArchiveManifest) =>
@@ -264,7 +268,7 @@ export function deleteManifestRows(merchantId: string, writing: SQL): SQL[] {
   return [
     sql`DELETE FROM ${events} WHERE ${events.merchantId} = ${merchantId}
       AND ${events.outcome} IN (${sqlLiterals(HISTORY_OUTCOMES)}) AND ${events.id} IN ${listed("events")}`,
-    stripHistories(merchantId, listed, writing),
+    stripHistories(merchantId, listed, writing, name),
     sql`DELETE FROM ${operations} WHERE ${operations.merchantId} = ${merchantId} AND ${operations.id} IN ${listed("operations")}`,
     sql`DELETE FROM ${webhookDeliveries} WHERE ${webhookDeliveries.merchantId} = ${merchantId}
       AND (${webhookDeliveries.eventId}, ${webhookDeliveries.deliveryId}) IN (

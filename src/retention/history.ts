@@ -1,8 +1,8 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, isNotNull, sql } from "drizzle-orm";
 import { inList, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import type { EventRow, OperationRow } from "../db/rows";
-import { archivedHistories, archiveObjects } from "../db/schema";
+import { archivedHistories, archiveObjects, transactions } from "../db/schema";
 import { log } from "../lib/log";
 import { type ArchiveBucket, type ArchiveRecord, decodeArchive } from "./archive-format";
 
@@ -15,9 +15,32 @@ export const byFiredAt = (a: EventRow, b: EventRow) =>
 /** SQL's `ORDER BY created_at, id`, for operations from D1 and from the archive alike. */
 export const byCreatedAt = (a: OperationRow, b: OperationRow) => compare(a.createdAt, b.createdAt) || compare(a.id, b.id);
 
-/** The keys of the stored archive objects holding part of a transaction's history: a query for the caller's D1 batch. */
+const KEY_SUFFIX = ".ndjson.gz";
+const keyPrefix = (merchantId: string) => `history/${merchantId}/`;
+
+/** An object's R2 key from its name (`archive_names`): under the merchant's own prefix, so a record names none of another's. */
+export const archiveKey = (merchantId: string, name: string) => `${keyPrefix(merchantId)}${name}${KEY_SUFFIX}`;
+
+/** An object's name from its R2 key (`archiveKey` undone); a key outside the merchant's prefix is refused. */
+export function archiveName(merchantId: string, key: string): string {
+  const prefix = keyPrefix(merchantId);
+  if (!key.startsWith(prefix) || !key.endsWith(KEY_SUFFIX) || key.length <= prefix.length + KEY_SUFFIX.length)
+    throw new Error(`archive key ${key} is not one of merchant ${merchantId}'s`);
+  return key.slice(prefix.length, -KEY_SUFFIX.length);
+}
+
+/**
+ * The keys of the stored archive objects holding part of a transaction's history, a query for the caller's D1 batch: the
+ * names its record lists (0034), and the rows of `archived_histories` written before 0034 or by the code it replaced
+ * in the migrate → deploy window (read beside the column until the table is dropped), each key once.
+ */
 export function archivedObjectsOf({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) {
-  return db
+  // The merchant is the caller's (bound), so a name resolves under its prefix only.
+  const listed = db
+    .select({ key: sql<string>`${keyPrefix(merchantId)} || n.value || ${KEY_SUFFIX}`.as("key") })
+    .from(sql`${transactions} CROSS JOIN json_each(${transactions.archiveNames}) AS n`)
+    .where(and(eq(transactions.merchantId, merchantId), eq(transactions.id, transactionId)));
+  const tabled = db
     .select({ key: archiveObjects.key })
     .from(archivedHistories)
     .innerJoin(archiveObjects, eq(archiveObjects.id, archivedHistories.archiveId))
@@ -28,15 +51,22 @@ export function archivedObjectsOf({ db, merchantId, transactionId }: { db: Datab
         eq(archiveObjects.status, "stored"),
       ),
     );
+  return listed.union(tabled);
 }
 
-/** Which of these transactions have part of their history archived (in R2, gone from D1). */
+/** Which of these transactions have part of their history archived (in R2, gone from D1): listed by the record or the table. */
 export async function archivedTransactions(db: Database, wanted: readonly MerchantKey[]) {
   const found = await lookUpByMerchant(wanted, (merchantId, ids) =>
     db
-      .selectDistinct({ id: archivedHistories.transactionId })
-      .from(archivedHistories)
-      .where(and(eq(archivedHistories.merchantId, merchantId), inList(archivedHistories.transactionId, ids))),
+      .select({ id: transactions.id })
+      .from(transactions)
+      .where(and(eq(transactions.merchantId, merchantId), inList(transactions.id, ids), isNotNull(transactions.archiveNames)))
+      .union(
+        db
+          .select({ id: archivedHistories.transactionId })
+          .from(archivedHistories)
+          .where(and(eq(archivedHistories.merchantId, merchantId), inList(archivedHistories.transactionId, ids))),
+      ),
   );
   return { has: (key: MerchantKey) => found.get(key) !== undefined };
 }

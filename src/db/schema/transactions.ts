@@ -74,6 +74,12 @@ export const transactions = sqliteTable(
      * read_at}`; the archive strips the ones it took.
      */
     statusHistory: text("status_history"),
+    /**
+     * The archive objects holding part of its history (0034, retention/history.ts): a JSON array of their names, each
+     * the R2 key within the merchant's prefix (`history/{merchant}/{name}.ndjson.gz`), the same on every shard; listed by
+     * the archive's finish only, in the batch that marks the object stored. NULL while nothing is archived.
+     */
+    archiveNames: text("archive_names"),
   },
   (t) => [
     primaryKey({ columns: [t.merchantId, t.id] }),
@@ -91,8 +97,8 @@ export const transactions = sqliteTable(
   ],
 );
 
-const { operationHistory: _operations, statusHistory: _statuses, ...record } = getTableColumns(transactions);
-/** The record's columns but its histories (KBs that only the history reads want): what reads of a record select. */
+const { operationHistory: _operations, statusHistory: _statuses, archiveNames: _archived, ...record } = getTableColumns(transactions);
+/** The record's columns but its histories (KBs that only the history reads want) and archive names: what reads of a record select. */
 export const recordColumns = record;
 
 /**

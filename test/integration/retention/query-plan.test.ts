@@ -1,10 +1,14 @@
+import { sql } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { beforeAll, describe, expect, it } from "vitest";
+import { archiveObjects } from "../../../src/db/schema";
 import { archiveCandidates, merchantsWithWork } from "../../../src/retention/archive";
 import { archivedObjectsOf } from "../../../src/retention/history";
+import { deleteManifestRows } from "../../../src/retention/history-rows";
 import { pruneStatements } from "../../../src/retention/prune";
 import { exportPageQuery } from "../../../src/transactions/export";
 import { createMerchant } from "../../support/fixtures";
-import { planText } from "../../support/query-plan";
+import { planText, recordKeySeek } from "../../support/query-plan";
 import { db, seedTransactions, transactionRow } from "../../support/status-api";
 
 describe("retention and export queries are served by indexes", () => {
@@ -58,10 +62,24 @@ describe("retention and export queries are served by indexes", () => {
     expect(plan).not.toMatch(/SCAN (t|archive_objects)\b/);
   });
 
-  it("the status API finds a transaction's archive objects by primary keys", async () => {
+  it("the status API finds a transaction's archive objects by primary keys: its record's names and the pre-0034 table", async () => {
     const plan = await planText(archivedObjectsOf({ db, merchantId, transactionId: "tr_x" }));
+    expect(plan).toMatch(recordKeySeek());
+    expect(plan).toMatch(/SCAN n\b/); // json_each over the one record's names
     expect(plan).toMatch(/SEARCH archived_histories USING PRIMARY KEY \(merchant_id=\? AND transaction_id=\?\)/);
     expect(plan).toMatch(/SEARCH archive_objects USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+    expect(plan).not.toMatch(/SCAN (transactions|archived_histories|archive_objects)\b/);
+  });
+
+  it("the archive's strip UPDATE, which lists the object's name, seeks its records by key", async () => {
+    const writing = sql`${archiveObjects.id} = 1 AND ${archiveObjects.status} = 'writing'`;
+    const strip = deleteManifestRows(merchantId, writing, "2026-01-01/000000000Z-tr_x").find((statement) =>
+      new SQLiteAsyncDialect().sqlToQuery(statement).sql.startsWith('UPDATE "transactions"'),
+    );
+    if (!strip) throw new Error("no strip UPDATE among the finish's statements");
+    const plan = await planText(strip);
+    expect(plan).toMatch(/SEARCH transactions USING INDEX sqlite_autoindex_transactions_1 \(merchant_id=\? AND id=\?\)/);
+    expect(plan).not.toMatch(/^SCAN transactions\b/m);
   });
 
   it.each(Object.entries(pruneStatements({ now: Date.now(), retentionDays: 30 })))(

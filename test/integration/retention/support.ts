@@ -58,6 +58,15 @@ export async function rowsInD1(merchantId: string) {
   return { events: await count("events"), operations: (inHistories?.n ?? 0) + (await count("operations")) };
 }
 
+/** The archive names a record lists (0034; null: none), as its column holds them. */
+export async function namesOf(merchantId: string, transactionId: string): Promise<string[] | null> {
+  const row = await shardedDb
+    .prepare("SELECT archive_names FROM transactions WHERE merchant_id = ? AND id = ?")
+    .bind(merchantId, transactionId)
+    .first<{ archive_names: string | null }>();
+  return row?.archive_names ? (JSON.parse(row.archive_names) as string[]) : null;
+}
+
 /** The merchant's archive objects as the ledger lists them. */
 export async function ledger(merchantId: string) {
   const { results } = await shardedDb
