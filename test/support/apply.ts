@@ -1,6 +1,7 @@
 import { openDatabase } from "../../src/db/client";
 import type { TransactionSnapshot } from "../../src/smart-router/schemas";
 import { applySnapshots, type VerifiedSnapshot } from "../../src/transactions/apply";
+import type { EventRecord } from "../../src/transactions/inbox";
 import { dbFor } from "./shards";
 
 // Snapshots written straight through the apply (as a queue batch of webhooks would be), for tests of what it stores.
@@ -60,3 +61,20 @@ async function apply(merchantId: string, snapshots: TransactionSnapshot[], d1?: 
     now,
   });
 }
+
+/** An inbox record as the consumer builds it (transactions/inbox.ts `EventRecord`): a pending captured event, one delivery. */
+export const inboxRecord = (
+  merchantId: string,
+  eventId: string,
+  over: Partial<EventRecord> & Pick<EventRecord, "receivedAt" | "now">,
+): EventRecord => ({
+  merchantId,
+  eventId,
+  name: "transaction.captured",
+  transactionId: null,
+  firedAt: null,
+  outcome: "pending",
+  detail: null,
+  deliveries: 1,
+  ...over,
+});

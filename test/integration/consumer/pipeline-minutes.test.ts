@@ -8,7 +8,7 @@ import { LAG_SAMPLE, PIPELINE_WINDOW_MINUTES } from "../../../src/operations/pip
 import { applySnapshots } from "../../../src/transactions/apply";
 import { type EventRecord, recordEvents } from "../../../src/transactions/inbox";
 import { countFirstDeliveries } from "../../../src/transactions/pipeline-minutes";
-import { snapshot } from "../../support/apply";
+import { inboxRecord, snapshot } from "../../support/apply";
 import { createMerchant, uniqueId } from "../../support/fixtures";
 import { planText } from "../../support/query-plan";
 import { dbFor, SHARDS } from "../../support/shards";
@@ -27,22 +27,9 @@ async function wellInsideAMinute() {
   if (left < 5_000) await new Promise((resolve) => setTimeout(resolve, left + 100));
 }
 
-/** An inbox record as the consumer builds it (inbox.ts EventRecord), first received at `receivedAt`. */
-function record(merchantId: string, eventId: string, over: Partial<EventRecord> & { receivedAt: string }): EventRecord {
-  return {
-    merchantId,
-    eventId,
-    name: "transaction.captured",
-    transactionId: null,
-    firedAt: null,
-    outcome: "pending",
-    detail: null,
-    deliveries: 1,
-    now: over.receivedAt,
-    firstDeliveryId: `d_${eventId}`,
-    ...over,
-  };
-}
+/** An inbox record first received at `receivedAt`, first delivered as `d_{eventId}`. */
+const record = (merchantId: string, eventId: string, over: Partial<EventRecord> & { receivedAt: string }): EventRecord =>
+  inboxRecord(merchantId, eventId, { now: over.receivedAt, firstDeliveryId: `d_${eventId}`, ...over });
 
 /** A webhook's verified snapshot applied as the consumer applies it: the transaction upsert and its inbox row, one batch. */
 async function applyVerified(

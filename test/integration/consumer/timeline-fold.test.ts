@@ -7,6 +7,7 @@ import {
   recordFetchBacks,
   recordUnfoldedFetchBacks,
 } from "../../../src/transactions/timeline-record";
+import { inboxRecord } from "../../support/apply";
 import { deliver, uniqueId } from "../../support/fixtures";
 import { eventually, openShop } from "../../support/sandbox";
 import { dbFor } from "../../support/shards";
@@ -80,19 +81,8 @@ describe("the timeline fold when deliveries and consumers race", () => {
     detail: null,
     trace: { via: "event", at, apiCalls, paceWaitMs: 0 },
   });
-  const inboxRecord = (merchantId: string, eventId: string, over: Partial<EventRecord>): EventRecord => ({
-    merchantId,
-    eventId,
-    name: "transaction.captured",
-    transactionId: null,
-    firedAt: null,
-    outcome: "pending",
-    detail: null,
-    deliveries: 1,
-    receivedAt: "2026-03-01T10:00:00.000Z",
-    now: "2026-03-01T10:00:01.000Z",
-    ...over,
-  });
+  const eventRecord = (merchantId: string, eventId: string, over: Partial<EventRecord>): EventRecord =>
+    inboxRecord(merchantId, eventId, { receivedAt: "2026-03-01T10:00:00.000Z", now: "2026-03-01T10:00:01.000Z", ...over });
 
   it("keeps a second consumer's fetch-back as a row when the event was settled first, and a retried first delivery once", async () => {
     const shop = await openShop({ unlimited: true });
@@ -103,7 +93,7 @@ describe("the timeline fold when deliveries and consumers race", () => {
       const record = fetchBack(merchantId, eventId, at, apiCalls);
       return runBatch(db, [
         ...recordDeliveries([{ merchantId, eventId, deliveryId, receivedAt: "2026-03-01T10:00:00.000Z" }]),
-        ...recordEvents([inboxRecord(merchantId, eventId, { outcome: "ignored", firstDeliveryId: deliveryId, fetchBack: record })]),
+        ...recordEvents([eventRecord(merchantId, eventId, { outcome: "ignored", firstDeliveryId: deliveryId, fetchBack: record })]),
         ...recordUnfoldedFetchBacks([record]),
       ]);
     };
@@ -136,14 +126,14 @@ describe("the timeline fold when deliveries and consumers race", () => {
     // The first batch's fetch-back failed: the row is pending with its first delivery, the failure a row of its own.
     await runBatch(db, [
       ...recordDeliveries([{ merchantId, eventId, deliveryId: "d_first", receivedAt: "2026-03-01T10:00:00.000Z" }]),
-      ...recordEvents([inboxRecord(merchantId, eventId, { deliveries: 0, firstDeliveryId: "d_first", detail: "down" })]),
+      ...recordEvents([eventRecord(merchantId, eventId, { deliveries: 0, firstDeliveryId: "d_first", detail: "down" })]),
       ...recordFetchBacks([failed]),
     ]);
     // The retried message verifies it: the settling fetch-back goes into the row.
     const verified = fetchBack(merchantId, eventId, "2026-03-01T10:00:09.000Z", 1);
     await runBatch(db, [
       ...recordDeliveries([{ merchantId, eventId, deliveryId: "d_first", receivedAt: "2026-03-01T10:00:00.000Z" }]),
-      ...recordEvents([inboxRecord(merchantId, eventId, { outcome: "ignored", firstDeliveryId: "d_first", fetchBack: verified })]),
+      ...recordEvents([eventRecord(merchantId, eventId, { outcome: "ignored", firstDeliveryId: "d_first", fetchBack: verified })]),
       ...recordUnfoldedFetchBacks([verified]),
     ]);
 
