@@ -1,7 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import { inList, inPairList, insertJsonRows, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
-import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, moveMarks, transactions } from "../db/schema";
+import { fencedHere } from "../db/fence";
+import { afterRow } from "../db/keyset";
+import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, transactions } from "../db/schema";
 import { ALERT_DEFAULTS, alertThresholds } from "../merchants/alert-thresholds";
 import { CAPTURED_STATUSES } from "../smart-router/status";
 import {
@@ -173,8 +175,9 @@ type ScanRange = { merchantId: string; from: readonly [string, string]; to: read
 /** A record's position in its merchant's change order, as a JSON `[updated_at, id]`. */
 const POSITION = sql`json_array(t.updated_at, t.id)`;
 /** The merchant's records after its watermark (`s`, none: every record), `m` being the merchant. */
-const pastMark = sql`t.merchant_id = m.id AND (t.updated_at, t.id) > (coalesce(s.updated_at, ''), coalesce(s.transaction_id, ''))`;
-const notFenced = sql`NOT EXISTS (SELECT 1 FROM ${moveMarks} AS mm WHERE mm.merchant_id = m.id AND mm.state IN ('fenced', 'moved'))`;
+const CHANGE_ORDER = [sql`t.updated_at`, sql`t.id`];
+const pastMark = sql`t.merchant_id = m.id AND ${afterRow("asc", CHANGE_ORDER, [sql`coalesce(s.updated_at, '')`, sql`coalesce(s.transaction_id, '')`])}`;
+const notFenced = sql`NOT ${fencedHere(sql`m.id`)}`;
 
 /**
  * The merchants whose changes the refund scan reads this run and each one's range, plus the row saying the scan has
@@ -207,7 +210,8 @@ async function changedCaptures({ db, ranges }: { db: Database; ranges: readonly 
   if (ranges.length === 0) return [];
   const bounds = JSON.stringify(ranges.map(({ merchantId, from, to }) => [merchantId, ...from, ...to]));
   const rows = await db.all<FactsColumns>(sql`SELECT ${FACTS_COLUMNS} FROM json_each(${bounds}) AS r CROSS JOIN ${transactions} AS t
-      ON t.merchant_id = r.value ->> 0 AND (t.updated_at, t.id) > (r.value ->> 1, r.value ->> 2) AND (t.updated_at, t.id) <= (r.value ->> 3, r.value ->> 4)
+      ON t.merchant_id = r.value ->> 0 AND ${afterRow("asc", CHANGE_ORDER, [sql`r.value ->> 1`, sql`r.value ->> 2`])}
+        AND (t.updated_at, t.id) <= (r.value ->> 3, r.value ->> 4)
     ${MERCHANT_JOIN} ${FULFILLMENT_JOIN} WHERE t.status IN ${statusList(CAPTURED_STATUSES)} AND CAST(t.refunded_amount AS REAL) > 0
     ORDER BY t.merchant_id, t.updated_at, t.id`);
   return rows.map(factsRow);
@@ -241,7 +245,7 @@ const moveScanWatermarks = (ranges: readonly ScanRange[], scannedAt: string): SQ
     })),
     sql`ON CONFLICT (merchant_id, name) DO UPDATE SET updated_at = excluded.updated_at, transaction_id = excluded.transaction_id,
       scanned_at = excluded.scanned_at
-    WHERE (excluded.updated_at, excluded.transaction_id) > (alert_scans.updated_at, alert_scans.transaction_id)`,
+    WHERE ${afterRow("asc", [sql`excluded.updated_at`, sql`excluded.transaction_id`], [sql`alert_scans.updated_at`, sql`alert_scans.transaction_id`])}`,
   );
 
 /**

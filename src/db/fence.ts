@@ -1,4 +1,4 @@
-import { and, sql } from "drizzle-orm";
+import { and, type SQLWrapper, sql } from "drizzle-orm";
 import { inList } from "./bulk";
 import type { Database } from "./client";
 import { moveMarks } from "./schema";
@@ -10,6 +10,13 @@ export class MerchantFencedError extends Error {
   }
 }
 
+/** A mark that fences its merchant's writes on this shard (a move's switch, or moved off it): the triggers' states. */
+const FENCING = sql`${moveMarks.state} IN ('fenced', 'moved')`;
+
+/** SQL: this shard fences the merchant `merchantId` names (a column or a value), for a query that must leave it alone. */
+export const fencedHere = (merchantId: SQLWrapper) =>
+  sql`EXISTS (SELECT 1 FROM ${moveMarks} WHERE ${moveMarks.merchantId} = ${merchantId} AND ${FENCING})`;
+
 /**
  * Which of these merchants this shard fences (a move's switch, or moved off it, migration 0022): a write of theirs here
  * would abort, and with it every other write of the same D1 batch.
@@ -19,6 +26,6 @@ export async function fencedMerchants(db: Database, merchantIds: readonly string
   const rows = await db
     .select({ merchantId: moveMarks.merchantId })
     .from(moveMarks)
-    .where(and(inList(moveMarks.merchantId, merchantIds), sql`${moveMarks.state} <> 'tracking'`));
+    .where(and(inList(moveMarks.merchantId, merchantIds), FENCING));
   return new Set(rows.map((row) => row.merchantId));
 }

@@ -56,8 +56,8 @@ export function recordEvents(records: readonly EventRecord[]): SQL[] {
     detail: record.detail,
     ...foldedColumns(record.firstDeliveryId, record.fetchBack),
   }));
-  return insertJsonChunks(events, rows, settleOnConflict("pending")).flatMap(({ chunk, statement }) => [
-    countFirstDeliveries({ rows: chunk, open: ["pending"] }),
+  return insertJsonChunks(events, rows, settleOnConflict(OPEN_TO_DELIVERIES)).flatMap(({ chunk, statement }) => [
+    countFirstDeliveries({ rows: chunk, open: OPEN_TO_DELIVERIES }),
     statement,
   ]);
 }
@@ -70,14 +70,18 @@ const foldOnConflict = (condition: string) =>
     )
     .join("\n      ");
 
+/** Outcomes a delivery's write may replace, and those a verified event's may (its ON CONFLICT and its pipeline count alike). */
+const OPEN_TO_DELIVERIES: readonly EventOutcome[] = ["pending"];
+const OPEN_TO_VERIFIED: readonly EventOutcome[] = ["pending", "rejected"];
+
 /**
  * A later delivery only adds to the count; the first final outcome sticks (see `recordEvents`); a row it would leave as
  * it is (no delivery, a final outcome, nothing missing filled in) is not rewritten, so a re-applied event writes nothing. Only a verified event
  * may replace `rejected`: an event Smart Router did not know at first (read-after-write lag) that its event log lists
  * later is real after all. The row's first delivery never changes (a later one is a duplicate, recorded on its own).
  */
-function settleOnConflict(open: "pending" | "pending_or_rejected") {
-  const condition = open === "pending" ? "events.outcome = 'pending'" : "events.outcome IN ('pending', 'rejected')";
+function settleOnConflict(open: readonly EventOutcome[]) {
+  const condition = `events.outcome IN (${[...open].map((outcome) => `'${outcome}'`).join(", ")})`;
   const keep = (column: string) => sql.raw(`CASE WHEN ${condition} THEN excluded.${column} ELSE events.${column} END`);
   return sql`ON CONFLICT (merchant_id, id) DO UPDATE SET
       ${sql.raw(foldOnConflict(condition))}
@@ -134,7 +138,7 @@ export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): S
   const outcome = sql`CASE WHEN ${applied} THEN 'applied' ELSE 'stale' END`;
   // Raw json_each, not insertJsonRows: the outcome and detail come from a join of each row to the stored transaction.
   return [
-    countFirstDeliveries({ rows, open: ["pending", "rejected"], outcome, join: stored }),
+    countFirstDeliveries({ rows, open: OPEN_TO_VERIFIED, outcome, join: stored }),
     sql`INSERT INTO ${events} (merchant_id, id, name, transaction_id, fired_at, outcome, deliveries, first_received_at, processed_at, detail, ${folded})
       SELECT j.value ->> '$.merchant_id', j.value ->> '$.id', j.value ->> '$.name', j.value ->> '$.transaction_id',
         j.value ->> '$.fired_at', ${outcome}, j.value ->> '$.deliveries',
@@ -142,7 +146,7 @@ export function recordVerifiedEvents(records: readonly VerifiedEventRecord[]): S
         CASE WHEN ${applied} THEN NULL ELSE j.value ->> '$.stale_detail' END, ${foldedValues}
       FROM json_each(${rows}) AS j
       ${stored}
-      WHERE true ${settleOnConflict("pending_or_rejected")}
+      WHERE true ${settleOnConflict(OPEN_TO_VERIFIED)}
       RETURNING outcome`,
   ];
 }
