@@ -64,9 +64,10 @@ function unfoldMinutes(rows: readonly FoldedMinute[]) {
     rejected: Math.max(0, row.rejected),
     ignored: Math.max(0, row.ignored),
   });
+  const counted = rows.map((row) => ({ minute: row.minute, counts: counts(row) }));
   return {
-    perMinute: rows.map((row) => ({ minute: row.minute, count: Object.values(counts(row)).reduce((sum, n) => sum + n, 0) })),
-    outcomes: rows.flatMap((row) => Object.entries(counts(row)).map(([outcome, count]) => ({ outcome, count }))),
+    perMinute: counted.map(({ minute, counts }) => ({ minute, count: Object.values(counts).reduce((sum, n) => sum + n, 0) })),
+    outcomes: counted.flatMap(({ counts }) => Object.entries(counts).map(([outcome, count]) => ({ outcome, count }))),
     lags: rows.flatMap((row) =>
       row.lags === null
         ? []
