@@ -1,0 +1,154 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { openDatabase } from "../../../src/db/client";
+import { alerts, deadLetters, fulfillments } from "../../../src/db/schema";
+import { shardsOf } from "../../../src/db/shards";
+import { type AppEnv, appConfig } from "../../../src/env";
+import { startMove } from "../../../src/moves/moves";
+import { SCHEDULED_STEPS } from "../../../src/scheduled";
+import { createMerchant } from "../../support/fixtures";
+import { countsOn, jobOf, kindOf, moveStepper, rowsOn, shardDb, stepQueue } from "../../support/moves";
+import { shardIndexOf } from "../../support/shards";
+import { seedEvent, seedTransactions, transactionRow } from "../../support/status-api";
+
+const DAY = 86_400_000;
+const bindingOf = (index: number) => (index === 0 ? "DB" : `DB_SHARD_${index}`);
+
+/** Queue bindings that keep every message and deliver none: what a cron run asked the batch lane and the sweeps to do. */
+function recordingQueues() {
+  const sent: unknown[] = [];
+  const queue: Queue = {
+    metrics: async () => ({ backlogCount: 0, backlogBytes: 0 }),
+    send: async (body) => {
+      sent.push(body);
+      return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
+    },
+    sendBatch: async (messages) => {
+      // Ends with the batch's last message.
+      for (const message of messages) sent.push(message.body);
+      return { metadata: { metrics: { backlogCount: 0, backlogBytes: 0 } } };
+    },
+  };
+  const bindings: AppEnv = { ...env, BATCHES: queue, FULFILLMENTS: queue, WEBHOOKS: queue, ENDPOINT_MESSAGES: queue };
+  const naming = (merchantId: string) => sent.filter((body) => JSON.stringify(body).includes(merchantId));
+  return { env: bindings, naming };
+}
+
+/** Every step of the Cron Trigger's table (src/scheduled.ts) on one shard only, at `now`; a failed step fails the test. */
+async function cronOn(bindings: AppEnv, index: number, now: number) {
+  const shard = shardsOf(bindings)[index];
+  if (!shard) throw new Error(`no shard ${index}`);
+  for (const [step, run] of Object.entries(SCHEDULED_STEPS)) {
+    await run(bindings, shard, now).catch((error: unknown) => {
+      throw new Error(`step ${step} failed on shard ${index}: ${String(error)}`);
+    });
+  }
+}
+
+/**
+ * A merchant with rows every cron step would act on, on its shard, as of `now`: settled records (each with an event)
+ * unchanged for 40 days (the archive takes them), an authorization of 2 days ago not captured (an alert; in flight, so reconciliation
+ * refreshes it), a fulfilment whose nudge was lost, an open alert whose notification is due, a dead letter of 40 days ago.
+ */
+async function merchantWithWork(now: number) {
+  const created = await createMerchant();
+  const merchantId = created.merchant.id;
+  const from = await shardIndexOf(merchantId);
+  if (from === undefined) throw new Error("merchant in no shard");
+  const old = new Date(now - 40 * DAY).toISOString();
+  const settled = Array.from({ length: 3 }, () =>
+    transactionRow(merchantId, { status: "completed", capturedAmount: "10.50", createdAt: old, updatedAt: old }),
+  );
+  const twoDays = new Date(now - 2 * DAY).toISOString();
+  const authorized = transactionRow(merchantId, { status: "authorized", createdAt: twoDays, updatedAt: twoDays });
+  await seedTransactions([...settled, authorized]);
+  // Each settled record's history: an event, which the archive moves to R2 with it.
+  for (const record of settled)
+    await seedEvent({ merchantId, transactionId: record.id, firedAt: old, processedAt: old, firstReceivedAt: old });
+  const db = openDatabase(shardDb(from));
+  const [first] = settled;
+  if (!first) throw new Error("no settled record");
+  await db.insert(fulfillments).values({
+    merchantId,
+    transactionId: first.id,
+    messageId: `msg_${crypto.randomUUID().replaceAll("-", "")}`,
+    status: "pending",
+    requestedAt: new Date(now - 3_600_000).toISOString(),
+  });
+  await db.insert(alerts).values({
+    id: `al_${crypto.randomUUID().replaceAll("-", "")}`,
+    merchantId,
+    kind: "smart_router_key_refused",
+    transactionId: null,
+    state: "open",
+    detail: "Smart Router answered 401",
+    openedAt: twoDays,
+    checkedAt: twoDays,
+    notificationType: "alert.opened",
+    notificationStatus: "pending",
+    notificationSince: twoDays,
+    notificationDueAt: twoDays,
+  });
+  await db
+    .insert(deadLetters)
+    .values({ id: `dl_${crypto.randomUUID()}`, queue: "smart-router-webhooks", merchantId, body: {}, attempts: 3, createdAt: old });
+  return { merchantId, from, to: 1 - from };
+}
+
+const markOn = (index: number, merchantId: string) =>
+  shardDb(index)
+    .prepare("SELECT move_id, state FROM move_marks WHERE merchant_id = ?")
+    .bind(merchantId)
+    .first<{ move_id: string; state: string }>();
+
+const archivedKeys = async (merchantId: string) => (await env.ARCHIVE.list({ prefix: `history/${merchantId}/` })).objects.map((o) => o.key);
+
+/** Steps a move until `stop` says so (horizon: 200 steps): the copy stands there, its next message kept. */
+async function stepUntil(stepper: ReturnType<typeof moveStepper>, moveId: string, stop: () => Promise<boolean>) {
+  for (let n = 0; n < 200; n++) {
+    if (await stop()) return;
+    await stepper.run(1);
+  }
+  throw new Error(`move ${moveId} did not reach its stop within 200 steps`);
+}
+
+describe("a move's target leaves the merchant alone while it receives (happy)", () => {
+  it.each([
+    ["after the merchants page", "merchants"],
+    ["after every table's pages", "every table"],
+  ])(
+    "the target's cron, run %s, writes nothing of the merchant and sends nothing for it; after the switch it serves it",
+    async (_name, stop) => {
+      const now = Date.now();
+      const { merchantId, from, to } = await merchantWithWork(now);
+      const move = await startMove({ env, config: appConfig(env), queue: stepQueue().queue, merchantId, to: bindingOf(to) });
+      const stepper = moveStepper(move.id);
+      await stepUntil(stepper, move.id, async () =>
+        stop === "merchants" ? (await countsOn(shardDb(to), merchantId)).merchants === 1 : (await kindOf(move.id)) !== "copy page",
+      );
+      expect((await jobOf(move.id)).status).toBe("copying");
+      expect(await markOn(to, merchantId)).toEqual({ move_id: move.id, state: "receiving" });
+      const copied = await rowsOn(shardDb(to), merchantId);
+      if (stop === "every table") expect(copied.transactions).toHaveLength(4);
+
+      const cron = recordingQueues();
+      await cronOn(cron.env, to, now);
+      expect(await rowsOn(shardDb(to), merchantId)).toEqual(copied);
+      expect(cron.naming(merchantId)).toEqual([]);
+      expect(await archivedKeys(merchantId)).toEqual([]);
+
+      await stepper.finish();
+      const job = await jobOf(move.id);
+      expect([job.status, job.error]).toEqual(["completed", null]);
+      expect(await markOn(to, merchantId)).toBeNull();
+      expect(await countsOn(shardDb(from), merchantId)).toEqual(Object.fromEntries(Object.keys(copied).map((name) => [name, 0])));
+
+      // Placed on the target, the merchant is the target's cron's: archived, walked, reconciled, nudged.
+      const after = recordingQueues();
+      await cronOn(after.env, to, now);
+      expect(await archivedKeys(merchantId)).not.toEqual([]);
+      const kinds = after.naming(merchantId).map((body) => (body as { kind?: string }).kind ?? "fulfilment");
+      expect(new Set(kinds)).toEqual(new Set(["event_log", "refresh", "fulfilment"]));
+    },
+  );
+});
