@@ -4,10 +4,10 @@ import { openDatabase } from "../../../src/db/client";
 import { alerts, deadLetters, fulfillments } from "../../../src/db/schema";
 import { shardsOf } from "../../../src/db/shards";
 import { type AppEnv, appConfig } from "../../../src/env";
-import { startMove } from "../../../src/moves/moves";
+import { MOVE_GIVE_UP_MS, nudgeStuckMoves, startMove } from "../../../src/moves/moves";
 import { SCHEDULED_STEPS } from "../../../src/scheduled";
 import { createMerchant } from "../../support/fixtures";
-import { countsOn, jobOf, kindOf, moveStepper, rowsOn, shardDb, stepQueue } from "../../support/moves";
+import { countsOn, driveMove, jobOf, kindOf, moveStepper, rowsOn, shardDb, stepQueue } from "../../support/moves";
 import { shardIndexOf } from "../../support/shards";
 import { seedEvent, seedTransactions, transactionRow } from "../../support/status-api";
 
@@ -151,4 +151,73 @@ describe("a move's target leaves the merchant alone while it receives (happy)", 
       expect(new Set(kinds)).toEqual(new Set(["event_log", "refresh", "fulfilment"]));
     },
   );
+});
+
+describe("a move's receiving mark never outlives its move (crashes and undo)", () => {
+  it("a crash right after the switch's compare-and-set leaves the target's mark to the resumed move, which lifts it", async () => {
+    const created = await createMerchant();
+    const merchantId = created.merchant.id;
+    const to = 1 - ((await shardIndexOf(merchantId)) ?? 0);
+    const move = await startMove({ env, config: appConfig(env), queue: stepQueue().queue, merchantId, to: bindingOf(to) });
+    const seen: string[] = [];
+    const crashed = await driveMove({
+      moveId: move.id,
+      crashAt: "switch",
+      crash: "after its compare-and-set",
+      before: async (kind) => {
+        seen.push(`${kind}:${(await markOn(to, merchantId))?.state ?? "none"}`);
+      },
+    });
+    expect(crashed).toEqual(["switch"]);
+    // Every copy step and the switch ran with the target receiving; the crash left the mark past the switch (the
+    // directory names the target), and the cleaning's first step lifted it.
+    expect(
+      seen.filter((step) => !step.startsWith("cleaning")).every((step) => step.endsWith(":receiving") || step === "copy page:none"),
+    ).toBe(true);
+    expect(seen).toContain("switch:receiving");
+    expect(seen.find((step) => step.startsWith("cleaning"))).toBe("cleaning:receiving");
+    expect(seen.filter((step) => step.startsWith("cleaning")).slice(1)).not.toContain("cleaning:receiving");
+    expect((await jobOf(move.id)).status).toBe("completed");
+    expect(await markOn(to, merchantId)).toBeNull();
+  });
+
+  it("a move failed before its switch (given up by the cron's horizon) lifts the target's mark with its copies", async () => {
+    const created = await createMerchant();
+    const merchantId = created.merchant.id;
+    const from = (await shardIndexOf(merchantId)) ?? 0;
+    const to = 1 - from;
+    const move = await startMove({ env, config: appConfig(env), queue: stepQueue().queue, merchantId, to: bindingOf(to) });
+    await moveStepper(move.id).run(3);
+    expect(await markOn(to, merchantId)).toEqual({ move_id: move.id, state: "receiving" });
+    const idle = new Date(Date.now() - MOVE_GIVE_UP_MS - 60_000).toISOString();
+    await env.DB.prepare("UPDATE merchant_moves SET updated_at = ? WHERE id = ?").bind(idle, move.id).run();
+    await nudgeStuckMoves({ env, queue: stepQueue().queue, now: Date.now() });
+    expect((await jobOf(move.id)).status).toBe("failed");
+    expect(await markOn(to, merchantId)).toBeNull();
+    expect(await markOn(from, merchantId)).toBeNull();
+    expect(Object.values(await countsOn(shardDb(to), merchantId)).every((n) => n === 0)).toBe(true);
+    expect(await shardIndexOf(merchantId)).toBe(from);
+  });
+
+  it("a move back to the shard the merchant left: its `moved` mark becomes `receiving`, then goes; the other shard keeps `moved`", async () => {
+    const created = await createMerchant();
+    const merchantId = created.merchant.id;
+    const home = (await shardIndexOf(merchantId)) ?? 0;
+    const away = 1 - home;
+    const there = await startMove({ env, config: appConfig(env), queue: stepQueue().queue, merchantId, to: bindingOf(away) });
+    await moveStepper(there.id).finish();
+    expect(await markOn(home, merchantId)).toEqual({ move_id: there.id, state: "moved" });
+    expect(await markOn(away, merchantId)).toBeNull();
+
+    const back = await startMove({ env, config: appConfig(env), queue: stepQueue().queue, merchantId, to: bindingOf(home) });
+    const stepper = moveStepper(back.id);
+    await stepper.run(1);
+    expect(await markOn(home, merchantId)).toEqual({ move_id: back.id, state: "receiving" });
+    expect(await markOn(away, merchantId)).toEqual({ move_id: back.id, state: "tracking" });
+    await stepper.finish();
+    expect((await jobOf(back.id)).status).toBe("completed");
+    expect(await markOn(home, merchantId)).toBeNull();
+    expect(await markOn(away, merchantId)).toEqual({ move_id: back.id, state: "moved" });
+    expect(await shardIndexOf(merchantId)).toBe(home);
+  });
 });
