@@ -8,6 +8,7 @@ import { MOVE_GIVE_UP_MS, nudgeStuckMoves, startMove } from "../../../src/moves/
 import { SCHEDULED_STEPS } from "../../../src/scheduled";
 import { createMerchant } from "../../support/fixtures";
 import { countsOn, driveMove, jobOf, kindOf, moveStepper, rowsOn, shardDb, stepQueue } from "../../support/moves";
+import { recordingD1 } from "../../support/recording-d1";
 import { shardIndexOf } from "../../support/shards";
 import { seedEvent, seedTransactions, transactionRow } from "../../support/status-api";
 
@@ -219,5 +220,35 @@ describe("a move's receiving mark never outlives its move (crashes and undo)", (
     expect(await markOn(home, merchantId)).toBeNull();
     expect(await markOn(away, merchantId)).toEqual({ move_id: back.id, state: "moved" });
     expect(await shardIndexOf(merchantId)).toBe(home);
+  });
+});
+
+describe("a cron run's look at the marks is a key seek (query plans)", () => {
+  it("every statement of every step that reads move_marks seeks it by merchant, never scans it", async () => {
+    const now = Date.now();
+    const { merchantId, to } = await merchantWithWork(now);
+    // A merchant receiving on the target, with rows there, so that every step has a merchant to pass over.
+    const move = await startMove({ env, config: appConfig(env), queue: stepQueue().queue, merchantId, to: bindingOf(to) });
+    const stepper = moveStepper(move.id);
+    await stepUntil(stepper, move.id, async () => (await kindOf(move.id)) !== "copy page");
+    const real = shardDb(to);
+    const { d1, statements } = recordingD1(real);
+    const shard = { index: to, db: openDatabase(d1) };
+    const { env: bindings } = recordingQueues();
+    for (const run of Object.values(SCHEDULED_STEPS)) await run(bindings, shard, now);
+    const reading = statements.filter(({ sql }) => /move_marks/.test(sql));
+    // The steps that walk merchants: event log, reconciliation, the sweeps, alerts, archive, dead letters, pruning, keys.
+    expect(reading.length).toBeGreaterThanOrEqual(15);
+    for (const { sql, params } of reading) {
+      const plan = await real
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...params)
+        .all<{ detail: string }>();
+      const marks = plan.results.map((row) => row.detail).filter((detail) => /move_marks/.test(detail));
+      expect(marks.length, sql).toBeGreaterThan(0);
+      for (const detail of marks)
+        expect(detail, sql).toMatch(/^SEARCH move_marks USING (COVERING )?INDEX sqlite_autoindex_move_marks_1 \(merchant_id=\?\)$/);
+    }
+    await stepper.finish();
   });
 });
