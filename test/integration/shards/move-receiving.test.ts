@@ -2,11 +2,12 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../../src/db/client";
 import { alerts, deadLetters, fulfillments } from "../../../src/db/schema";
+import { shardStatus } from "../../../src/db/shard-status";
 import { shardsOf } from "../../../src/db/shards";
 import { type AppEnv, appConfig } from "../../../src/env";
 import { MOVE_GIVE_UP_MS, nudgeStuckMoves, startMove } from "../../../src/moves/moves";
 import { SCHEDULED_STEPS } from "../../../src/scheduled";
-import { createMerchant } from "../../support/fixtures";
+import { ADMIN, call, createMerchant } from "../../support/fixtures";
 import { countsOn, driveMove, jobOf, kindOf, moveStepper, rowsOn, shardDb, stepQueue } from "../../support/moves";
 import { recordingD1 } from "../../support/recording-d1";
 import { shardIndexOf } from "../../support/shards";
@@ -104,6 +105,37 @@ const markOn = (index: number, merchantId: string) =>
 
 const archivedKeys = async (merchantId: string) => (await env.ARCHIVE.list({ prefix: `history/${merchantId}/` })).objects.map((o) => o.key);
 
+/** The shards the admin's merchant list (`GET /admin/merchants`, every page) names the merchant on. */
+async function listedShards(merchantId: string): Promise<string[]> {
+  const shards: string[] = [];
+  let cursor: string | null = null;
+  // Ends on the last page (next_cursor null): a few hundred merchants in a test run.
+  do {
+    const response = await call(`/admin/merchants?limit=100${cursor ? `&cursor=${cursor}` : ""}`, { headers: ADMIN });
+    expect(response.status).toBe(200);
+    const page = (await response.json()) as { merchants: { id: string; shard: string }[]; next_cursor: string | null };
+    shards.push(...page.merchants.filter((m) => m.id === merchantId).map((m) => m.shard));
+    cursor = page.next_cursor;
+  } while (cursor);
+  return shards;
+}
+
+/**
+ * How the shard's status (`GET /admin/shards` `merchants`) counts its merchant rows: all, or all but one. Other test
+ * files add merchants meanwhile: read again until the rows stayed the same around the status (horizon: 10 reads).
+ */
+async function countedOn(index: number) {
+  const rows = async () => (await shardDb(index).prepare("SELECT count(*) AS n FROM merchants").first<{ n: number }>())?.n ?? 0;
+  for (let read = 0; read < 10; read++) {
+    const before = await rows();
+    const status = await shardStatus({ db: openDatabase(shardDb(index)), index, capacityBytes: 10_000_000_000 });
+    if ((await rows()) !== before) continue;
+    if (status.merchants === before) return { counted: "all" };
+    return { counted: status.merchants === before - 1 ? "all but one" : `${status.merchants} of ${before}` };
+  }
+  throw new Error(`shard ${index}'s merchants kept changing`);
+}
+
 /** Steps a move until `stop` says so (horizon: 200 steps): the copy stands there, its next message kept. */
 async function stepUntil(stepper: ReturnType<typeof moveStepper>, moveId: string, stop: () => Promise<boolean>) {
   for (let n = 0; n < 200; n++) {
@@ -137,6 +169,10 @@ describe("a move's target leaves the merchant alone while it receives (happy)", 
       expect(await rowsOn(shardDb(to), merchantId)).toEqual(copied);
       expect(cron.naming(merchantId)).toEqual([]);
       expect(await archivedKeys(merchantId)).toEqual([]);
+      // The admin's list of merchants names it once, on the shard it is placed on.
+      expect(await listedShards(merchantId)).toEqual([bindingOf(from)]);
+      // …and the target's status counts it not (every merchant row there but the copy's).
+      expect(await countedOn(to)).toEqual({ counted: "all but one" });
 
       await stepper.finish();
       const job = await jobOf(move.id);
