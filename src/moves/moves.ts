@@ -249,8 +249,8 @@ async function copiesAreStray(env: AppEnv, job: MoveRow): Promise<boolean> {
 /**
  * Undoes what a move that failed before its switch left on the shards: the source's mark goes (its writes pass again),
  * the target's `receiving` mark too, and the target's copies are deleted page by page (ends when no table has a row of
- * the merchant left there), unless they are no longer strays. Idempotent: a step still running when its move failed runs it again once it sees the
- * failure, so no late page stays behind.
+ * the merchant left there), unless they are no longer strays. Idempotent: a step still running when its move failed
+ * runs it again once it sees the failure, so no late page (or late `receiving` mark) stays behind.
  */
 async function undoMove(env: AppEnv, job: MoveRow): Promise<void> {
   const ends = endsOf(env, job);
