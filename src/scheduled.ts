@@ -17,7 +17,7 @@ import { archiveAudit, runRetention } from "./retention/retention";
 type StepResult = Record<string, unknown>;
 
 /** The Cron Trigger's work, step by step, each run on one shard; each step's result is logged with the run. */
-const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime: number) => Promise<StepResult>> = {
+export const SCHEDULED_STEPS: Record<string, (env: AppEnv, shard: Shard, scheduledTime: number) => Promise<StepResult>> = {
   fulfillment_sweep: async (env, { db }, scheduledTime) => ({
     fulfillments_resent: await resendStalledFulfillments({ env, db, now: scheduledTime }),
   }),

@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { inList, inPairList, insertJsonRows, runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
-import { fencedHere } from "../db/fence";
+import { servedHere } from "../db/fence";
 import { afterRow } from "../db/keyset";
 import { type AlertSettings, alertScans, alerts, endpoints, events, fulfillments, merchants, transactions } from "../db/schema";
 import { ALERT_DEFAULTS, alertThresholds } from "../merchants/alert-thresholds";
@@ -160,7 +160,7 @@ async function findTransactionCandidates({
   const nowSeconds = Math.floor(now / 1000);
   const rows = await db.all<FactsColumns>(sql`SELECT * FROM (
       SELECT ${FACTS_COLUMNS}, row_number() OVER (PARTITION BY t.merchant_id ORDER BY t.created_at, t.id) AS place
-      ${CANDIDATES_FROM} WHERE ${candidateCondition(kind, nowSeconds)} AND ${noOpenTransactionAlert(kind)}
+      ${CANDIDATES_FROM} WHERE ${served} AND ${candidateCondition(kind, nowSeconds)} AND ${noOpenTransactionAlert(kind)}
     ) WHERE place <= ${FOUND_PER_MERCHANT} ORDER BY place, created_at, merchant_id, id LIMIT ${FOUND_PER_KIND}`);
   return rows.map(factsRow);
 }
@@ -177,13 +177,14 @@ const POSITION = sql`json_array(t.updated_at, t.id)`;
 /** The merchant's records after its watermark (`s`, none: every record), `m` being the merchant. */
 const CHANGE_ORDER = [sql`t.updated_at`, sql`t.id`];
 const pastMark = sql`t.merchant_id = m.id AND ${afterRow("asc", CHANGE_ORDER, [sql`coalesce(s.updated_at, '')`, sql`coalesce(s.transaction_id, '')`])}`;
-const notFenced = sql`NOT ${fencedHere(sql`m.id`)}`;
+/** Merchant `m` is served here (db/fence.ts): a merchant whose move is copying it here, switching it or moved it off waits. */
+const served = servedHere(sql`m.id`);
 
 /**
  * The merchants whose changes the refund scan reads this run and each one's range, plus the row saying the scan has
  * started: merchants with a change past their watermark, least recently read first (at most SCANNED_MERCHANTS_PER_RUN),
  * each up to its SCANNED_PER_MERCHANT-th change, else its newest. Each merchant is one seek of
- * `transactions_merchant_updated` (its horizon, N entries of the same index); a fenced or moved merchant waits.
+ * `transactions_merchant_updated` (its horizon, N entries of the same index); a merchant not served here waits.
  */
 async function scanRanges({ db }: { db: Database }): Promise<{ started: boolean; ranges: ScanRange[] }> {
   const rows = await db.all<{ merchant_id: string; from_at: string; from_id: string; horizon: string | null }>(sql`
@@ -192,7 +193,7 @@ async function scanRanges({ db }: { db: Database }): Promise<{ started: boolean;
             LIMIT 1 OFFSET ${SCANNED_PER_MERCHANT - 1}),
           (SELECT ${POSITION} FROM ${transactions} AS t WHERE t.merchant_id = m.id ORDER BY t.updated_at DESC, t.id DESC LIMIT 1)) AS horizon
       FROM ${merchants} AS m LEFT JOIN ${alertScans} AS s ON s.merchant_id = m.id AND s.name = ${REFUND_SCAN}
-      WHERE ${notFenced} AND EXISTS (SELECT 1 FROM ${transactions} AS t WHERE ${pastMark})
+      WHERE ${served} AND EXISTS (SELECT 1 FROM ${transactions} AS t WHERE ${pastMark})
       ORDER BY coalesce(s.scanned_at, ''), m.id LIMIT ${SCANNED_MERCHANTS_PER_RUN})
     UNION ALL SELECT merchant_id, '', '', NULL FROM ${alertScans} WHERE merchant_id = ${SCAN_STARTED} AND name = ${REFUND_SCAN}`);
   const ranges = rows.flatMap(({ merchant_id, from_at, from_id, horizon }): ScanRange[] =>
@@ -256,7 +257,7 @@ const startScan = (scannedAt: string): SQL[] => [
   sql`INSERT INTO ${alertScans} (merchant_id, name, updated_at, transaction_id, scanned_at)
     SELECT merchant_id, ${REFUND_SCAN}, newest ->> 0, newest ->> 1, ${scannedAt} FROM (SELECT m.id AS merchant_id,
         (SELECT ${POSITION} FROM ${transactions} AS t WHERE t.merchant_id = m.id ORDER BY t.updated_at DESC, t.id DESC LIMIT 1) AS newest
-      FROM ${merchants} AS m WHERE ${notFenced})
+      FROM ${merchants} AS m WHERE ${served})
     WHERE newest IS NOT NULL ON CONFLICT DO NOTHING`,
   sql`INSERT INTO ${alertScans} (merchant_id, name, updated_at, transaction_id, scanned_at)
     VALUES (${SCAN_STARTED}, ${REFUND_SCAN}, '', '', ${scannedAt}) ON CONFLICT DO NOTHING`,
@@ -268,12 +269,13 @@ async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: M
   let query: SQL;
   switch (kind) {
     case "smart_router_key_refused":
-      query = sql`SELECT m.id FROM ${merchants} AS m WHERE m.smart_router_key_refused_at IS NOT NULL AND ${noOpenMerchantAlert(kind)}`;
+      query = sql`SELECT m.id FROM ${merchants} AS m WHERE m.smart_router_key_refused_at IS NOT NULL AND ${served} AND ${noOpenMerchantAlert(kind)}`;
       break;
     case "forged_delivery_spike":
       // Merchants first, each one's rejected rows of the window from `events_rejected_processed`.
       query = sql`SELECT m.id FROM ${merchants} AS m CROSS JOIN ${events} AS e ON e.merchant_id = m.id
-        WHERE e.outcome = 'rejected' AND e.processed_at > ${new Date(now - FORGED_WINDOW_MS).toISOString()} AND ${noOpenMerchantAlert(kind)}
+        WHERE e.outcome = 'rejected' AND e.processed_at > ${new Date(now - FORGED_WINDOW_MS).toISOString()} AND ${served}
+          AND ${noOpenMerchantAlert(kind)}
         GROUP BY m.id HAVING sum(e.deliveries) >= ${threshold("forged_per_hour")}`;
       break;
     case "fulfillment_failing": {
@@ -281,15 +283,15 @@ async function findMerchantCandidates({ db, kind, now }: { db: Database; kind: M
       // whatever the number of delivered or acknowledged ones. A merchant qualifies when either kind's oldest is old enough.
       const oldEnough = sql`unixepoch(min(f.requested_at)) <= ${nowSeconds} - ${threshold("fulfillment_failing_minutes")} * 60`;
       query = sql`SELECT m.id FROM ${fulfillments} AS f JOIN ${merchants} AS m ON m.id = f.merchant_id
-          WHERE ${IS_RETRYING} AND ${noOpenMerchantAlert(kind)} GROUP BY m.id HAVING ${oldEnough}
+          WHERE ${IS_RETRYING} AND ${served} AND ${noOpenMerchantAlert(kind)} GROUP BY m.id HAVING ${oldEnough}
         UNION SELECT m.id FROM ${DEAD_LETTERED_FROM} JOIN ${merchants} AS m ON m.id = f.merchant_id
-          WHERE ${IS_DEAD_LETTERED} AND ${noOpenMerchantAlert(kind)} GROUP BY m.id HAVING ${oldEnough}`;
+          WHERE ${IS_DEAD_LETTERED} AND ${served} AND ${noOpenMerchantAlert(kind)} GROUP BY m.id HAVING ${oldEnough}`;
       break;
     }
     case "endpoint_disabled":
       // Usually opened as the endpoint is disabled (src/endpoints/alert.ts); found here should that write have failed.
       query = sql`SELECT DISTINCT m.id FROM ${endpoints} AS e JOIN ${merchants} AS m ON m.id = e.merchant_id
-        WHERE e.status = 'disabled' AND ${noOpenMerchantAlert(kind)}`;
+        WHERE e.status = 'disabled' AND ${served} AND ${noOpenMerchantAlert(kind)}`;
       break;
   }
   const rows = await db.all<{ id: string }>(sql`${query} LIMIT ${FOUND_PER_KIND}`);

@@ -1,6 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import type { MerchantRow } from "../db/rows";
 import { alerts, merchants } from "../db/schema";
 import { type AppConfig, type AppEnv, appConfig } from "../env";
@@ -52,7 +53,8 @@ export interface AlertStepInput {
  */
 export async function sendAlertNotifications({ env, db, now, fetcher = fetch }: AlertStepInput) {
   const nowIso = new Date(now).toISOString();
-  const isDue = and(eq(alerts.notificationStatus, "pending"), sql`${alerts.notificationDueAt} <= ${nowIso}`);
+  // A merchant not served here (db/fence.ts) is notified by the shard that serves it: never from both.
+  const isDue = and(eq(alerts.notificationStatus, "pending"), sql`${alerts.notificationDueAt} <= ${nowIso}`, servedHere(alerts.merchantId));
   const due = await db.select({ id: alerts.id }).from(alerts).where(isDue).orderBy(alerts.notificationDueAt).limit(NOTIFICATIONS_PER_RUN);
   if (due.length === 0) return { alert_notifications_delivered: 0, alert_notifications_retrying: 0, alert_notifications_given_up: 0 };
   const config = appConfig(env);

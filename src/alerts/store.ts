@@ -2,6 +2,7 @@ import { and, desc, eq, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { insertJsonRows, type JsonRow, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import { afterRow } from "../db/keyset";
 import type { AlertRow } from "../db/rows";
 import { type AlertSettings, alerts, fulfillments, merchants } from "../db/schema";
@@ -178,12 +179,15 @@ export function confirmAlerts({ confirmations, now }: { confirmations: readonly 
   ];
 }
 
-/** The open alerts a run rechecks: the `limit` least recently checked (served by `alerts_open_checked`). */
+/**
+ * The open alerts a run rechecks: the `limit` least recently checked (served by `alerts_open_checked`), of merchants
+ * served here (db/fence.ts: a move's copy of an alert is its source's to recheck).
+ */
 export function alertsToRecheck({ db, limit }: { db: Database; limit: number }) {
   return db
     .select({ id: alerts.id, merchantId: alerts.merchantId, kind: alerts.kind, transactionId: alerts.transactionId })
     .from(alerts)
-    .where(eq(alerts.state, "open"))
+    .where(and(eq(alerts.state, "open"), servedHere(alerts.merchantId)))
     .orderBy(alerts.checkedAt)
     .limit(limit);
 }

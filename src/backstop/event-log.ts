@@ -1,7 +1,8 @@
-import { eq, isNull, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import type { BatchStatement } from "../db/bulk";
 import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
+import { servedHere } from "../db/fence";
 import type { MerchantRow } from "../db/rows";
 import { eventLogCursors, merchants } from "../db/schema";
 import { redriveDeadLetters } from "../dead-letters/redrive";
@@ -35,9 +36,12 @@ const REGISTRATION_MARGIN_MS = 5 * 60_000;
 /** Webhook dead letters younger than this are redriven by themselves once Smart Router answers the merchant again. */
 const AUTO_REDRIVE_MS = 7 * 24 * 3600_000;
 
-/** The Cron Trigger's part: one walk message per merchant whose key Smart Router does not refuse. */
+/** The Cron Trigger's part: one walk message per merchant served here whose key Smart Router does not refuse. */
 export async function startEventLogWalks({ db, queue, now }: { db: Database; queue: Queue; now: number }): Promise<number> {
-  const active = await db.select({ id: merchants.id }).from(merchants).where(isNull(merchants.smartRouterKeyRefusedAt));
+  const active = await db
+    .select({ id: merchants.id })
+    .from(merchants)
+    .where(and(isNull(merchants.smartRouterKeyRefusedAt), servedHere(merchants.id)));
   const runAt = new Date(now).toISOString();
   await sendAll(
     queue,

@@ -1,7 +1,7 @@
 import { and, type SQLWrapper, sql } from "drizzle-orm";
-import { inList } from "./bulk";
+import { inList, sqlLiterals } from "./bulk";
 import type { Database } from "./client";
-import { moveMarks } from "./schema";
+import { type MoveMarkState, moveMarks } from "./schema";
 
 /** A write not tried because its merchant's shard fences it (a move's switch): `isMerchantFenced` knows its message. */
 export class MerchantFencedError extends Error {
@@ -13,9 +13,27 @@ export class MerchantFencedError extends Error {
 /** A mark that fences its merchant's writes on this shard (a move's switch, or moved off it): the triggers' states. */
 const FENCING = sql`${moveMarks.state} IN ('fenced', 'moved')`;
 
-/** SQL: this shard fences the merchant `merchantId` names (a column or a value), for a query that must leave it alone. */
-export const fencedHere = (merchantId: SQLWrapper) =>
-  sql`EXISTS (SELECT 1 FROM ${moveMarks} WHERE ${moveMarks.merchantId} = ${merchantId} AND ${FENCING})`;
+/**
+ * The marks under which this shard's own scheduled work leaves the merchant alone: a move's copy arriving (`receiving`,
+ * the source still serves it), its switch (`fenced`) or moved off it (`moved`). The one list every cron walk reads.
+ */
+export const NOT_SERVED_STATES: readonly MoveMarkState[] = ["receiving", "fenced", "moved"];
+/** The marks under which the merchant is not placed on this shard (the directory names another): shard status counts. */
+export const NOT_PLACED_STATES: readonly MoveMarkState[] = ["receiving", "moved"];
+
+/** SQL: the merchant `merchantId` names (a column or a value) has a mark of `states` here (one seek of the marks' key). */
+const markedHere = (merchantId: SQLWrapper, states: readonly MoveMarkState[]) =>
+  sql`EXISTS (SELECT 1 FROM ${moveMarks} WHERE ${moveMarks.merchantId} = ${merchantId} AND ${moveMarks.state} IN (${sqlLiterals(states)}))`;
+
+/**
+ * SQL: this shard serves the merchant `merchantId` names (a column or a value): no mark of NOT_SERVED_STATES. Every
+ * scheduled step and shard-wide walk that writes or calls out for a merchant takes only merchants served here, so a
+ * move's copy on its target is not archived, alerted on, reconciled or walked twice while the source still serves it.
+ */
+export const servedHere = (merchantId: SQLWrapper) => sql`NOT ${markedHere(merchantId, NOT_SERVED_STATES)}`;
+
+/** SQL: the merchant is placed on this shard (the directory names it): no mark of NOT_PLACED_STATES. */
+export const placedHere = (merchantId: SQLWrapper) => sql`NOT ${markedHere(merchantId, NOT_PLACED_STATES)}`;
 
 /**
  * Which of these merchants this shard fences (a move's switch, or moved off it, migration 0022): a write of theirs here

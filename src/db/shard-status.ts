@@ -3,6 +3,7 @@ import type { AppEnv } from "../env";
 import { log } from "../lib/log";
 import type { Database } from "./client";
 import { safeErrorMessage } from "./errors";
+import { placedHere } from "./fence";
 import { daysToFull, growthPerDay, recentSizes, type SizeSample } from "./shard-growth";
 import { bindingOf, directoryDatabase, shardsOf } from "./shards";
 
@@ -59,7 +60,8 @@ export async function shardStatus({
   samples?: readonly SizeSample[];
 }): Promise<ShardStatus> {
   const [merchants, migration] = await Promise.all([
-    read(db, sql`SELECT count(*) AS n FROM merchants`, (row) => Number(row?.n ?? 0)),
+    // Merchants placed here: a move's copy arriving (or a moved one's rows awaiting the cleaning) counts on its other shard.
+    read(db, sql`SELECT count(*) AS n FROM merchants AS m WHERE ${placedHere(sql`m.id`)}`, (row) => Number(row?.n ?? 0)),
     read(db, sql`SELECT name FROM d1_migrations ORDER BY id DESC LIMIT 1`, (row) => (typeof row?.name === "string" ? row.name : null)),
   ]);
   const failed = [merchants, migration].find((result) => "error" in result);

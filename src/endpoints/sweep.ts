@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import { endpointMessages, endpoints } from "../db/schema";
 import type { EndpointLaneMessage } from "../queue/messages";
 import { sendAll } from "../queue/send";
@@ -32,7 +33,7 @@ const nudgeOf = (row: LaneRow): EndpointLaneMessage => ({
 export async function nudgeDueLanes({ db, queue, now }: { db: Database; queue: Queue; now: number }): Promise<number> {
   const at = new Date(now).toISOString();
   const due = sql`SELECT m.seq FROM ${endpointMessages} AS m JOIN ${endpoints} AS e ON e.id = m.endpoint_id AND e.status = 'enabled'
-    WHERE m.status = 'pending' AND m.next_attempt_at <= ${new Date(now - NUDGE_GRACE_MS).toISOString()}
+    WHERE ${servedHere(sql`e.merchant_id`)} AND m.status = 'pending' AND m.next_attempt_at <= ${new Date(now - NUDGE_GRACE_MS).toISOString()}
       AND (m.lease_until IS NULL OR m.lease_until < ${new Date(now - NUDGE_RESEND_AFTER_MS).toISOString()})
     ORDER BY m.next_attempt_at LIMIT ${LANES_PER_RUN}`;
   const rows = await db.all<LaneRow>(sql`UPDATE ${endpointMessages} SET lease_until = ${at} WHERE seq IN (${due})

@@ -1,5 +1,6 @@
 import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import { fulfillments } from "../db/schema";
 
 /** A claimed delivery is left alone by other consumers for this long: one sender at a time. */
@@ -116,6 +117,8 @@ export function markStalledQuery({ db, now, requestedBefore, markedBefore, limit
         eq(fulfillments.attempts, 0),
         lt(fulfillments.requestedAt, new Date(requestedBefore).toISOString()),
         or(isNull(fulfillments.leaseUntil), lt(fulfillments.leaseUntil, new Date(markedBefore).toISOString())),
+        // A merchant not served here (db/fence.ts) is its other shard's to nudge.
+        servedHere(fulfillments.merchantId),
       ),
     )
     .orderBy(fulfillments.requestedAt)

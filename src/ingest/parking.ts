@@ -1,6 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import { inList, insertJsonRows, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import { parkedDeliveries, parkedWakeups } from "../db/schema";
 import { type ResumeParkedMessage, resumeParkedMessageV1, type WebhookMessage, webhookMessageV1 } from "../queue/messages";
 import { sendAll } from "../queue/send";
@@ -129,7 +130,8 @@ export async function orphanedParking(db: Database, now: number): Promise<string
   const stale = new Date(now - CLAIM_LEASE_MS).toISOString();
   const rows = await db.all<{ merchant_id: string }>(
     sql`SELECT DISTINCT p.merchant_id FROM ${parkedDeliveries} AS p LEFT JOIN ${parkedWakeups} AS w ON w.merchant_id = p.merchant_id
-      WHERE (p.claimed_until IS NULL OR p.claimed_until < ${at}) AND p.parked_at < ${stale} AND (w.due_at IS NULL OR w.due_at < ${stale})`,
+      WHERE (p.claimed_until IS NULL OR p.claimed_until < ${at}) AND p.parked_at < ${stale} AND (w.due_at IS NULL OR w.due_at < ${stale})
+        AND ${servedHere(sql`p.merchant_id`)}`,
   );
   return rows.map((row) => row.merchant_id);
 }

@@ -1,6 +1,7 @@
 import { and, asc, eq, sql } from "drizzle-orm";
 import { inList, insertJsonRows } from "../db/bulk";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import { apiKeyDirectory, apiKeys, merchants } from "../db/schema";
 import { ApiError } from "../errors";
 import { apiKeyId, generateApiKey, hashCredential, matchesHash } from "../security/credentials";
@@ -96,8 +97,9 @@ export async function listApiKeysInDirectory({ db, directory, shard }: { db: Dat
   const unlisted = await db
     .select({ id: apiKeys.id, merchantId: apiKeys.merchantId })
     .from(apiKeys)
-    // A literal, not a bound 0, so that SQLite uses the partial index `api_keys_unlisted`.
-    .where(sql`${apiKeys.listedInDirectory} = 0`)
+    // A literal, not a bound 0, so that SQLite uses the partial index `api_keys_unlisted`; a merchant not served here
+    // (db/fence.ts: a move's copy) would be listed under this shard: its source lists it.
+    .where(and(sql`${apiKeys.listedInDirectory} = 0`, servedHere(apiKeys.merchantId)))
     .orderBy(asc(apiKeys.id))
     .limit(BACKFILL_KEYS_PER_RUN);
   if (unlisted.length === 0) return 0;

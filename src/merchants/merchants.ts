@@ -2,6 +2,7 @@ import { and, asc, eq, gt, isNull, ne } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import { z } from "zod";
 import type { Database } from "../db/client";
+import { placedHere } from "../db/fence";
 import type { MerchantRow } from "../db/rows";
 import { apiKeyDirectory, apiKeys, eventLogCursors, merchantShards, merchants } from "../db/schema";
 import { bindingOf, directoryDatabase, mergedRows, rememberShard, shardForNewMerchant, shardIndexOf, shardsOf } from "../db/shards";
@@ -254,7 +255,10 @@ function uniqueConflict(error: unknown, merchantId: string, projectId: string | 
 
 const merchantCursor = z.strictObject({ i: merchantIdSchema });
 
-/** Every merchant of every shard, by id, in keyset pages of `limit` (the admin's list: no secrets, as `presentMerchant`). */
+/**
+ * Every merchant of every shard, by id, in keyset pages of `limit` (the admin's list: no secrets, as `presentMerchant`),
+ * each once: on the shard it is placed on (a move's copy arriving, or a moved merchant's rows awaiting the cleaning, are not).
+ */
 export async function listMerchants({ env, cursor, limit }: { env: AppEnv; cursor?: string; limit: number }) {
   const after = cursor === undefined ? undefined : decodePageCursor(cursor, merchantCursor).i;
   const shards = shardsOf(env);
@@ -266,7 +270,7 @@ export async function listMerchants({ env, cursor, limit }: { env: AppEnv; curso
       const found = await db
         .select()
         .from(merchants)
-        .where(after === undefined ? undefined : gt(merchants.id, after))
+        .where(and(placedHere(merchants.id), after === undefined ? undefined : gt(merchants.id, after)))
         .orderBy(asc(merchants.id))
         .limit(limit + 1);
       return found.map((row) => ({ row, shard }));

@@ -118,6 +118,28 @@ const markSource = (ends: MoveEnds, state: "tracking" | "fenced" | "moved") =>
       ON CONFLICT (merchant_id) DO UPDATE SET state = excluded.state WHERE move_marks.move_id = excluded.move_id`,
   ]);
 
+/**
+ * Marks the target `receiving` for this move (its scheduled work leaves the copies alone: db/fence.ts `servedHere`),
+ * taking over a mark of an earlier move away from it (`moved`, which would fence the copy's writes). Idempotent. A late
+ * run of a copying step could land it after the switch (or the undo) lifted it: the job, read again after the write,
+ * past its switch or failed, lifts it again (the switch and the undo lift it after their compare-and-set, so of the two
+ * one always sees the other).
+ */
+async function markReceiving(env: AppEnv, ends: MoveEnds): Promise<void> {
+  await runBatch(ends.target.$client, [
+    sql`INSERT INTO move_marks (merchant_id, move_id, state) VALUES (${ends.merchantId}, ${ends.moveId}, 'receiving')
+      ON CONFLICT (merchant_id) DO UPDATE SET move_id = excluded.move_id, state = excluded.state WHERE move_marks.move_id <> excluded.move_id`,
+  ]);
+  const job = await directoryDatabase(env).select().from(merchantMoves).where(eq(merchantMoves.id, ends.moveId)).get();
+  if (!job || job.switchedAt !== null || job.status === "failed") await liftReceiving(ends);
+}
+
+/** Lifts the target's `receiving` mark of this move (after its switch, or undone): its scheduled work serves the merchant. */
+const liftReceiving = (ends: MoveEnds) =>
+  runBatch(ends.target.$client, [
+    sql`DELETE FROM move_marks WHERE merchant_id = ${ends.merchantId} AND move_id = ${ends.moveId} AND state = 'receiving'`,
+  ]);
+
 /** What a step decided: the job's new fields, statements committed on DB with its compare-and-set, and the next step's delay. */
 interface Advance {
   set: Partial<MoveRow>;
@@ -127,13 +149,13 @@ interface Advance {
 }
 
 /**
- * copying: the source is marked first (its writes logged from then on), the target's mark of an earlier move away from
- * it lifted; then one page of one table, or once every table is copied one page of the change log. When the log is
+ * copying: the source is marked first (its writes logged from then on), the target marked `receiving` before any page
+ * lands there; then one page of one table, or once every table is copied one page of the change log. When the log is
  * drained, the source is fenced and the move goes on to switching.
  */
-async function copying(ends: MoveEnds, now: Date): Promise<Advance> {
+async function copying(env: AppEnv, ends: MoveEnds, now: Date): Promise<Advance> {
   await markSource(ends, "tracking");
-  await runBatch(ends.target.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${ends.merchantId} AND move_id <> ${ends.moveId}`]);
+  await markReceiving(env, ends);
   const copied = await copyNextPage(ends);
   if (copied !== null) return { set: { rowsCopied: sql`${merchantMoves.rowsCopied} + ${copied}` as unknown as number } };
   const applied = await applyNextChanges(ends);
@@ -166,8 +188,11 @@ async function switching(ends: MoveEnds, job: MoveRow, now: Date, config: AppCon
       sql`UPDATE ${apiKeyDirectory} SET shard = ${job.toShard} WHERE merchant_id = ${job.merchantId}`,
     ],
     delaySeconds: Math.ceil((CLEAN_AFTER_MS * config.RETRY_SCHEDULE_SCALE) / 1000),
+    // The target's mark is lifted only after the directory names it (its own D1, so not in the switch's batch); a crash
+    // before that leaves it to the cleaning's first step, which lifts it again: never before the switch, never for good.
     after: async () => {
       await markSource(ends, "moved");
+      await liftReceiving(ends);
       forgetMerchantShards(job.merchantId);
       forgetWebhookCredentials();
     },
@@ -180,6 +205,7 @@ async function switching(ends: MoveEnds, job: MoveRow, now: Date, config: AppCon
  */
 async function cleaning(ends: MoveEnds, job: MoveRow, now: Date, config: AppConfig): Promise<Advance> {
   const due = Date.parse(job.switchedAt ?? job.updatedAt) + CLEAN_AFTER_MS * config.RETRY_SCHEDULE_SCALE;
+  await liftReceiving(ends);
   if (now.getTime() < due) return { set: {}, delaySeconds: Math.ceil((due - now.getTime()) / 1000) };
   await markSource(ends, "moved");
   let deleted = await deletePass({ db: ends.source, merchantId: ends.merchantId, limit: MOVE_PAGE });
@@ -221,14 +247,15 @@ async function copiesAreStray(env: AppEnv, job: MoveRow): Promise<boolean> {
 }
 
 /**
- * Undoes what a move that failed before its switch left on the shards: the source's mark goes (its writes pass again)
- * and the target's copies are deleted page by page (ends when no table has a row of the merchant left there), unless
- * they are no longer strays. Idempotent: a step still running when its move failed runs it again once it sees the
- * failure, so no late page stays behind.
+ * Undoes what a move that failed before its switch left on the shards: the source's mark goes (its writes pass again),
+ * the target's `receiving` mark too, and the target's copies are deleted page by page (ends when no table has a row of
+ * the merchant left there), unless they are no longer strays. Idempotent: a step still running when its move failed
+ * runs it again once it sees the failure, so no late page (or late `receiving` mark) stays behind.
  */
 async function undoMove(env: AppEnv, job: MoveRow): Promise<void> {
   const ends = endsOf(env, job);
   await runBatch(ends.source.$client, [sql`DELETE FROM move_marks WHERE merchant_id = ${ends.merchantId} AND move_id = ${ends.moveId}`]);
+  await liftReceiving(ends);
   if (!(await copiesAreStray(env, job))) return;
   // Ends when a pass finds no row of the merchant left on the target (the merchants row goes in the last pass).
   for (let left = 1; left > 0; ) left = await deletePass({ db: ends.target, merchantId: ends.merchantId, limit: MOVE_PAGE });
@@ -270,7 +297,7 @@ async function advance({
   scanKeys?: number;
 }): Promise<Advance | null> {
   const ends = { ...endsOf(env, job), scanKeys };
-  if (job.status === "copying") return copying(ends, now);
+  if (job.status === "copying") return copying(env, ends, now);
   if (job.status === "switching") return switching(ends, job, now, config);
   if (job.status === "cleaning") return cleaning(ends, job, now, config);
   return null;

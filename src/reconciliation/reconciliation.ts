@@ -3,6 +3,7 @@ import { alias } from "drizzle-orm/sqlite-core";
 import { z } from "zod";
 import { inPairList } from "../db/bulk";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import { afterRow } from "../db/keyset";
 import { isInFlight, lastLookedAt, merchants, reconciliationRuns, transactions } from "../db/schema";
 import { mergedRows, newestFirst } from "../db/shards";
@@ -33,10 +34,11 @@ export function reconciliationCandidates(db: Database, cutoff: string) {
       .select({ merchantId: transactions.merchantId, id: transactions.id })
       .from(merchants)
       .crossJoin(transactions)
-      // A merchant whose key Smart Router refuses is left alone until the key is PATCHed.
+      // A merchant whose key Smart Router refuses is left alone until the key is PATCHed; one not served here, always.
       .where(
         and(
           isNull(merchants.smartRouterKeyRefusedAt),
+          servedHere(merchants.id),
           eq(transactions.merchantId, merchants.id),
           inArray(transactions.id, merchantsOldest),
         ),

@@ -3,6 +3,7 @@ import { alias } from "drizzle-orm/sqlite-core";
 import { inList, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
+import { servedHere } from "../db/fence";
 import { afterRow } from "../db/keyset";
 import type { ArchiveObjectRow, TransactionRow } from "../db/rows";
 import { type ArchiveManifest, archiveObjects, merchants, retentionCursors, transactions } from "../db/schema";
@@ -241,8 +242,8 @@ function finishObject(object: ArchiveObjectRow, bytes: number, now: number): SQL
 }
 
 /**
- * The merchants with something to archive, least recently served first: an object left `writing`, or a transaction last
- * changed before `cutoff` past the cursor. One probe of `transactions_merchant_updated` per merchant, starting at the
+ * The merchants served here (db/fence.ts) with something to archive, least recently served first: an object left
+ * `writing`, or a transaction last changed before `cutoff` past the cursor. One probe of `transactions_merchant_updated` per merchant, starting at the
  * cursor's `updated_at`, so what was archived before is never walked again.
  */
 export function merchantsWithWork({ db, cutoff }: { db: Database; cutoff: string }) {
@@ -261,7 +262,7 @@ export function merchantsWithWork({ db, cutoff }: { db: Database; cutoff: string
   return db
     .select({ merchantId: c.merchantId })
     .from(c)
-    .where(or(exists(due), exists(open)))
+    .where(and(servedHere(c.merchantId), or(exists(due), exists(open))))
     .orderBy(asc(c.lastRunAt), asc(c.merchantId))
     .limit(MERCHANTS_PER_RUN);
 }
@@ -276,7 +277,7 @@ export interface ArchiveRun {
 }
 
 /**
- * One cron run of the archive: every merchant gets a cursor, then up to MERCHANTS_PER_RUN merchants with work take
+ * One cron run of the archive: every merchant served here gets a cursor, then up to MERCHANTS_PER_RUN merchants with work take
  * their turn, least recently served first, each stepping until it has nothing more older than the cutoff, another run
  * holds it, or the run has stored OBJECTS_PER_RUN objects (the run's cap; a merchant's turn is also at most
  * OBJECTS_PER_RUN steps). One merchant's failure (R2 refusing a put) is logged and leaves its object for the next run;
@@ -295,7 +296,7 @@ export async function archiveHistories({
   cutoff: string;
 }): Promise<ArchiveRun> {
   await db.run(
-    sql`INSERT INTO ${retentionCursors} (merchant_id) SELECT ${merchants.id} FROM ${merchants} WHERE true ON CONFLICT DO NOTHING`,
+    sql`INSERT INTO ${retentionCursors} (merchant_id) SELECT ${merchants.id} FROM ${merchants} WHERE ${servedHere(merchants.id)} ON CONFLICT DO NOTHING`,
   );
   const turns = await merchantsWithWork({ db, cutoff });
   const run: ArchiveRun = { objectsStored: 0, transactionsArchived: 0, recordsArchived: 0, merchantsServed: 0, failures: [] };

@@ -2,6 +2,7 @@ import { and, asc, eq, isNotNull, isNull, lt, notInArray, or, type SQL, sql } fr
 import { inList, runBatch } from "../db/bulk";
 import type { Database } from "../db/client";
 import { safeErrorMessage } from "../db/errors";
+import { servedHere } from "../db/fence";
 import type { AdminAuditRow, ArchivePageRow, DeadLetterRow } from "../db/rows";
 import { type ArchivePageKind, adminAudit, archivePages, deadLetters } from "../db/schema";
 import { sha256Hex } from "../lib/encoding";
@@ -44,11 +45,12 @@ export const deadLetterPages: PageTable<DeadLetterRow> = {
       skipped.includes("") ? isNotNull(deadLetters.merchantId) : undefined,
       or(isNull(deadLetters.merchantId), notInArray(deadLetters.merchantId, [...skipped])),
     );
-    // The oldest letter's merchant (by `dead_letters_created`), then its oldest letters (by `dead_letters_merchant`).
+    // The oldest letter's merchant (by `dead_letters_created`), then its oldest letters (by `dead_letters_merchant`); a
+    // merchant not served here (a move's copy arriving, or moved off) is its other shard's (a letter naming none: here).
     const oldest = await db
       .select({ merchantId: deadLetters.merchantId })
       .from(deadLetters)
-      .where(and(lt(deadLetters.createdAt, cutoff), unskipped))
+      .where(and(lt(deadLetters.createdAt, cutoff), unskipped, servedHere(deadLetters.merchantId)))
       .orderBy(asc(deadLetters.createdAt), asc(deadLetters.id))
       .get();
     if (!oldest) return [];
@@ -108,7 +110,15 @@ export async function nextPage<Row>({ db, table, cutoff, skipped = [], now }: Pa
   const open = await db
     .select()
     .from(archivePages)
-    .where(and(eq(archivePages.kind, table.kind), eq(archivePages.status, "writing"), notInArray(archivePages.scope, [...skipped])))
+    .where(
+      and(
+        eq(archivePages.kind, table.kind),
+        eq(archivePages.status, "writing"),
+        notInArray(archivePages.scope, [...skipped]),
+        // A page a move copied here is its source's to finish (a scope naming no merchant is always served).
+        servedHere(archivePages.scope),
+      ),
+    )
     .get();
   if (open) return open;
   const rows = await table.nextRows(db, cutoff, skipped);

@@ -2,6 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { SQLiteColumn, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { runBatch, sqlLiterals } from "../db/bulk";
 import type { Database } from "../db/client";
+import { servedHere } from "../db/fence";
 import {
   alerts,
   batches,
@@ -31,10 +32,16 @@ export const BATCH_UNITS_KEPT_DAYS = 14;
 export const PRUNED_PER_TABLE_PER_RUN = 5_000;
 
 /** `DELETE … WHERE rowid IN (the oldest-first search of `time`'s index, capped)`, for a table not kept per merchant. */
-function pruneBefore(table: SQLiteTable, time: SQLiteColumn, before: string): SQL {
+function pruneBefore(table: SQLiteTable, time: SQLiteColumn, before: string, kept: SQL = sql`false`): SQL {
   return sql`DELETE FROM ${table} WHERE rowid IN (
-    SELECT rowid FROM ${table} WHERE ${time} < ${before} LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+    SELECT rowid FROM ${table} WHERE ${time} < ${before} AND NOT (${kept}) LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
 }
+
+/** A batch unit whose batch's merchant this shard does not serve (db/fence.ts): its other shard prunes it. */
+const unitNotServed = sql`NOT ${servedHere(sql`(SELECT b.merchant_id FROM ${batches} AS b WHERE b.id = ${batchUnits.batchId})`)}`;
+
+/** Merchant `m` is served here: every per-merchant statement below prunes only those (a move's copy is its source's). */
+const served = servedHere(sql`m.id`);
 
 /**
  * The same for a per-merchant table with a `(merchant_id, <time>)` index: CROSS JOIN keeps merchants the outer loop, so
@@ -45,7 +52,7 @@ function prunePerMerchant(table: SQLiteTable, time: SQLiteColumn, before: string
   return sql`DELETE FROM ${table} WHERE rowid IN (
     SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${table} AS x
       ON x.merchant_id = m.id AND x.${sql.identifier(time.name)} < ${before}
-    WHERE ${orphan}
+    WHERE ${served} AND ${orphan}
     LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
 }
 
@@ -66,7 +73,7 @@ function unlinkedEventsBefore(outcome: "ignored" | "rejected", before: string, l
   // The inbox has no rowid (0029): its rows are named by their key.
   return sql`DELETE FROM ${events} WHERE (id, merchant_id) IN (
     SELECT e.id, e.merchant_id FROM ${merchants} AS m CROSS JOIN ${events} AS e ON e.merchant_id = m.id AND e.transaction_id IS NULL
-    WHERE e.outcome = ${outcome} AND e.processed_at < ${before}
+    WHERE ${served} AND e.outcome = ${outcome} AND e.processed_at < ${before}
     LIMIT ${limit})`;
 }
 
@@ -78,7 +85,7 @@ function unlinkedEventsBefore(outcome: "ignored" | "rejected", before: string, l
 function pipelineMinutesBefore(before: string): SQL {
   return sql`DELETE FROM ${pipelineMinutes} WHERE (merchant_id, minute) IN (
     SELECT x.merchant_id, x.minute FROM ${merchants} AS m CROSS JOIN ${pipelineMinutes} AS x ON x.merchant_id = m.id AND x.minute < ${before}
-    LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
+    WHERE ${served} LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
 }
 
 /** The first minute pipeline_minutes keeps at `now`, as its rows name minutes. */
@@ -91,7 +98,7 @@ export const pipelineMinutesFrom = (now: number) => new Date(now - PIPELINE_MINU
 function finishedBatchesBefore(before: string): SQL {
   return sql`DELETE FROM ${batches} WHERE rowid IN (
     SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${batches} AS x ON x.merchant_id = m.id AND x.created_at < ${before}
-    WHERE x.status IN ('completed', 'failed', 'cancelled') AND x.finished_at < ${before}
+    WHERE ${served} AND x.status IN ('completed', 'failed', 'cancelled') AND x.finished_at < ${before}
     LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
 }
 
@@ -103,7 +110,7 @@ function resolvedAlertsBefore(before: string): SQL {
   return sql`DELETE FROM ${alerts} WHERE rowid IN (
     SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${alerts} AS x
       ON x.merchant_id = m.id AND x.state = 'resolved' AND x.opened_at < ${before}
-    WHERE x.resolved_at < ${before} AND (x.notification_status IS NULL OR x.notification_status <> 'pending')
+    WHERE ${served} AND x.resolved_at < ${before} AND (x.notification_status IS NULL OR x.notification_status <> 'pending')
     LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
 }
 
@@ -116,7 +123,7 @@ function resolvedAlertsBefore(before: string): SQL {
 function settledEndpointMessagesBefore(before: string): SQL {
   return sql`DELETE FROM ${endpointMessages} WHERE rowid IN (
     SELECT x.rowid FROM ${endpoints} AS ep CROSS JOIN ${endpointMessages} AS x ON x.endpoint_id = ep.id AND x.created_at < ${before}
-    WHERE ep.status = 'enabled' AND x.status IN ('delivered', 'failed')
+    WHERE ep.status = 'enabled' AND ${servedHere(sql`ep.merchant_id`)} AND x.status IN ('delivered', 'failed')
     LIMIT ${PRUNED_PER_TABLE_PER_RUN})`;
 }
 
@@ -131,7 +138,7 @@ function unreferencedChangesBefore(before: string): SQL {
   return sql`DELETE FROM ${transactionChanges} WHERE rowid IN (
     SELECT x.rowid FROM ${merchants} AS m CROSS JOIN ${transactionChanges} AS x ON x.merchant_id = m.id AND x.created_at < ${before}
     JOIN ${transactionStreams} AS s ON s.merchant_id = x.merchant_id AND s.transaction_id = x.transaction_id
-    WHERE (x.sequence < s.sequence OR s.captured OR x.status NOT IN (${sqlLiterals(CAPTURED_STATUSES)}))
+    WHERE ${served} AND (x.sequence < s.sequence OR s.captured OR x.status NOT IN (${sqlLiterals(CAPTURED_STATUSES)}))
       AND NOT EXISTS (SELECT 1 FROM ${endpoints} AS ep JOIN ${endpointMessages} AS em ON em.endpoint_id = ep.id
         AND em.transaction_id = x.transaction_id AND em.position IN (2 * x.sequence, 2 * x.sequence + 1)
         WHERE ep.merchant_id = x.merchant_id)
@@ -152,7 +159,7 @@ export function pruneStatements({ now, retentionDays }: { now: number; retention
   const window = daysBefore(now, retentionDays);
   const batchWindow = daysBefore(now, Math.max(retentionDays, BATCH_UNITS_KEPT_DAYS));
   return {
-    batch_units: pruneBefore(batchUnits, batchUnits.finishedAt, daysBefore(now, BATCH_UNITS_KEPT_DAYS)),
+    batch_units: pruneBefore(batchUnits, batchUnits.finishedAt, daysBefore(now, BATCH_UNITS_KEPT_DAYS), unitNotServed),
     reconciliation_runs: pruneBefore(reconciliationRuns, reconciliationRuns.startedAt, window),
     ignored_events: unlinkedEventsBefore("ignored", window, PRUNED_PER_TABLE_PER_RUN),
     webhook_deliveries: prunePerMerchant(webhookDeliveries, webhookDeliveries.receivedAt, window, eventOrphan),

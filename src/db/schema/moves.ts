@@ -33,12 +33,15 @@ export const merchantMoves = sqliteTable(
   (t) => [uniqueIndex("merchant_moves_one_running").on(t.merchantId).where(sql`${t.status} NOT IN ('completed', 'failed')`)],
 );
 
-export const MOVE_MARK_STATES = ["tracking", "fenced", "moved"] as const;
+export const MOVE_MARK_STATES = ["tracking", "fenced", "moved", "receiving"] as const;
+export type MoveMarkState = (typeof MOVE_MARK_STATES)[number];
 
 /**
  * On every shard: a merchant being moved off this shard. `tracking`: its writes are logged in `move_changes`; `fenced`:
  * its writes abort (`merchant_fenced`, the triggers of migration 0022); `moved`: inserts and updates abort, deletes
  * (the cleaning) pass. Stays after the move, so a writer that still thinks the merchant lives here can never write here.
+ * On the target: `receiving` while a move copies the merchant here (the triggers ignore it: the copy's writes pass, none
+ * is logged), so this shard's scheduled work leaves the copies alone (db/fence.ts `servedHere`); gone once it switched.
  */
 export const moveMarks = sqliteTable("move_marks", {
   merchantId: text("merchant_id").primaryKey(),

@@ -27,12 +27,12 @@ export const checkAlerts = async (now = Date.now()) => {
   for (const shard of SHARDS) await runAlertChecks({ env, db: openDatabase(shard), now });
 };
 
-/** Merchants on a shard with a change the refund scan has not read (a fenced or moved one waits, as the scan does). */
+/** Merchants on a shard with a change the refund scan has not read (one not served there waits, as the scan does). */
 export const BEHIND_SCAN = `SELECT count(*) AS behind FROM merchants AS m
   LEFT JOIN alert_scans AS s ON s.merchant_id = m.id AND s.name = 'refunded_more_than_captured'
   WHERE EXISTS (SELECT 1 FROM transactions AS t WHERE t.merchant_id = m.id
       AND (t.updated_at, t.id) > (coalesce(s.updated_at, ''), coalesce(s.transaction_id, '')))
-    AND NOT EXISTS (SELECT 1 FROM move_marks AS mm WHERE mm.merchant_id = m.id AND mm.state IN ('fenced', 'moved'))`;
+    AND NOT EXISTS (SELECT 1 FROM move_marks AS mm WHERE mm.merchant_id = m.id AND mm.state IN ('receiving', 'fenced', 'moved'))`;
 
 /** Merchants with changes the refund scan has not read yet, on every shard. */
 export async function behindScan(): Promise<number> {
