@@ -9,14 +9,12 @@ import {
   events,
   fetchBacks,
   fulfillmentAttempts,
-  operations,
-  transactionStatusChanges,
   transactions,
   webhookDeliveries,
 } from "../db/schema";
 import { statusHistoryColumns, statusHistoryFrom, withoutFirstStatuses } from "../db/status-history";
 import type { ArchiveRecord } from "./archive-format";
-import { byCreatedAt, byFiredAt, mergeHistory } from "./history";
+import { byCreatedAt, byFiredAt } from "./history";
 
 /*
  * The rows of a transaction's history, as one archive object takes them: its settled inbox rows and operations (the
@@ -27,7 +25,11 @@ import { byCreatedAt, byFiredAt, mergeHistory } from "./history";
 /** The inbox rows that are a transaction's history (`GET …/events`); pending, rejected and ignored ones are not. */
 export const HISTORY_OUTCOMES = ["applied", "stale"] as const;
 
-/** The ids of each kind of row a manifest lists; objects claimed before timeline rows were archived list none of them. */
+/**
+ * The ids of each kind of row a manifest lists; objects claimed before timeline rows were archived list none of them.
+ * `statusChanges` (rows of `transaction_status_changes`, which 0037 emptied) are still counted: a claim naming some was
+ * dropped by 0037, so one left (a merchant fenced by a move then) fails its read-back rather than be stored without them.
+ */
 function manifestLists(manifest: ArchiveManifest) {
   return {
     events: manifest.events,
@@ -41,17 +43,12 @@ function manifestLists(manifest: ArchiveManifest) {
 
 /** The ids of the transactions' history rows now in D1 (one D1 batch), by transaction. */
 export async function historyIds({ db, merchantId, transactionIds }: { db: Database; merchantId: string; transactionIds: string[] }) {
-  if (transactionIds.length === 0) return groupHistoryIds([[], [], [], [], [], [], [], []]);
+  if (transactionIds.length === 0) return groupHistoryIds([[], [], [], [], [], []]);
   const historyEvents = and(
     eq(events.merchantId, merchantId),
     inList(events.transactionId, transactionIds),
     inArray(events.outcome, HISTORY_OUTCOMES),
   );
-  const ofTransactions = (table: typeof transactionStatusChanges | typeof fulfillmentAttempts) =>
-    db
-      .select({ id: table.id, transactionId: table.transactionId })
-      .from(table)
-      .where(and(eq(table.merchantId, merchantId), inList(table.transactionId, transactionIds)));
   return groupHistoryIds(
     await db.batch([
       db.select({ id: events.id, transactionId: events.transactionId }).from(events).where(historyEvents),
@@ -59,10 +56,6 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
         .select({ id: historyOperationColumns.id, transactionId: historyOperationColumns.transactionId })
         .from(historyOperationsFrom)
         .where(historyOf(merchantId, transactionIds)),
-      db
-        .select({ id: operations.id, transactionId: operations.transactionId })
-        .from(operations)
-        .where(and(eq(operations.merchantId, merchantId), inList(operations.transactionId, transactionIds))),
       // CROSS JOIN keeps the transactions' events the outer loop, as the timeline's own reads do.
       db
         .select({ eventId: webhookDeliveries.eventId, deliveryId: webhookDeliveries.deliveryId, transactionId: events.transactionId })
@@ -74,8 +67,10 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
         .from(events)
         .crossJoin(fetchBacks)
         .where(and(historyEvents, eq(fetchBacks.merchantId, events.merchantId), eq(fetchBacks.eventId, events.id))),
-      ofTransactions(transactionStatusChanges),
-      ofTransactions(fulfillmentAttempts),
+      db
+        .select({ id: fulfillmentAttempts.id, transactionId: fulfillmentAttempts.transactionId })
+        .from(fulfillmentAttempts)
+        .where(and(eq(fulfillmentAttempts.merchantId, merchantId), inList(fulfillmentAttempts.transactionId, transactionIds))),
       db
         .select({ id: statusHistoryColumns.id, transactionId: statusHistoryColumns.transactionId })
         .from(statusHistoryFrom)
@@ -87,12 +82,10 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
 type IdRows<Id> = { id: Id; transactionId: string | null }[];
 
 /** `historyIds`' reads grouped by transaction: how many records each would add, and the manifest of those included. */
-function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deliveryIds, fetchBackIds, changeIds, attemptIds, entries]: [
-  IdRows<string>,
+function groupHistoryIds([eventIds, operationIds, deliveryIds, fetchBackIds, attemptIds, entries]: [
   IdRows<string>,
   IdRows<string>,
   { eventId: string; deliveryId: string; transactionId: string | null }[],
-  IdRows<number>,
   IdRows<number>,
   IdRows<number>,
   IdRows<number>,
@@ -100,11 +93,9 @@ function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deli
   const byTransaction = <Row extends { transactionId: string | null }>(rows: Row[]) => Map.groupBy(rows, (row) => row.transactionId ?? "");
   const kinds = {
     events: byTransaction(eventIds),
-    // An operation in both the record's history and the pre-0030 table is one.
-    operations: byTransaction(mergeHistory(historyOperationIds, tableOperationIds, (a, b) => compare(a.id, b.id))),
+    operations: byTransaction(operationIds),
     deliveries: byTransaction(deliveryIds),
     fetchBacks: byTransaction(fetchBackIds),
-    statusChanges: byTransaction(changeIds),
     fulfillmentAttempts: byTransaction(attemptIds),
     statusHistory: byTransaction(entries),
   };
@@ -118,7 +109,6 @@ function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deli
       operations: ids(kinds.operations, included, (row) => row.id),
       deliveries: ids(kinds.deliveries, included, (row): [string, string] => [row.eventId, row.deliveryId]),
       fetchBacks: ids(kinds.fetchBacks, included, (row) => row.id),
-      statusChanges: ids(kinds.statusChanges, included, (row) => row.id),
       fulfillmentAttempts: ids(kinds.fulfillmentAttempts, included, (row) => row.id),
       statusHistory: included.flatMap((id): [string, number][] => {
         const count = kinds.statusHistory.get(id)?.length ?? 0;
@@ -135,56 +125,45 @@ function groupHistoryIds([eventIds, historyOperationIds, tableOperationIds, deli
 export async function readManifestRows({ db, merchantId, manifest }: { db: Database; merchantId: string; manifest: ArchiveManifest }) {
   const lists = manifestLists(manifest);
   const statusHistory = manifest.statusHistory ?? [];
-  const [eventRows, historyOperationRows, tableOperationRows, deliveryRows, fetchBackRows, tableChangeRows, attemptRows, entries] =
-    await db.batch([
-      db
-        .select()
-        .from(events)
-        .where(and(eq(events.merchantId, merchantId), inList(events.id, lists.events))),
-      db
-        .select(historyOperationColumns)
-        .from(historyOperationsFrom)
-        .where(and(historyOf(merchantId, manifest.transactions), inList(sql`j.value ->> '$.id'`, lists.operations))),
-      db
-        .select()
-        .from(operations)
-        .where(and(eq(operations.merchantId, merchantId), inList(operations.id, lists.operations))),
-      db
-        .select()
-        .from(webhookDeliveries)
-        .where(
-          and(
-            eq(webhookDeliveries.merchantId, merchantId),
-            inPairList([webhookDeliveries.eventId, webhookDeliveries.deliveryId], lists.deliveries),
-          ),
+  const [eventRows, operationRows, deliveryRows, fetchBackRows, attemptRows, changeRows] = await db.batch([
+    db
+      .select()
+      .from(events)
+      .where(and(eq(events.merchantId, merchantId), inList(events.id, lists.events))),
+    db
+      .select(historyOperationColumns)
+      .from(historyOperationsFrom)
+      .where(and(historyOf(merchantId, manifest.transactions), inList(sql`j.value ->> '$.id'`, lists.operations))),
+    db
+      .select()
+      .from(webhookDeliveries)
+      .where(
+        and(
+          eq(webhookDeliveries.merchantId, merchantId),
+          inPairList([webhookDeliveries.eventId, webhookDeliveries.deliveryId], lists.deliveries),
         ),
-      db
-        .select()
-        .from(fetchBacks)
-        .where(and(eq(fetchBacks.merchantId, merchantId), numberList(fetchBacks.id, lists.fetchBacks))),
-      db
-        .select()
-        .from(transactionStatusChanges)
-        .where(and(eq(transactionStatusChanges.merchantId, merchantId), numberList(transactionStatusChanges.id, lists.statusChanges))),
-      db
-        .select()
-        .from(fulfillmentAttempts)
-        .where(and(eq(fulfillmentAttempts.merchantId, merchantId), numberList(fulfillmentAttempts.id, lists.fulfillmentAttempts))),
-      db
-        .select(statusHistoryColumns)
-        .from(statusHistoryFrom)
-        .where(
-          and(
-            historyOf(
-              merchantId,
-              statusHistory.map(([id]) => id),
-            ),
-            sql`j.key < (SELECT c.value ->> 1 FROM json_each(${JSON.stringify(statusHistory)}) AS c WHERE c.value ->> 0 = transactions.id)`,
+      ),
+    db
+      .select()
+      .from(fetchBacks)
+      .where(and(eq(fetchBacks.merchantId, merchantId), numberList(fetchBacks.id, lists.fetchBacks))),
+    db
+      .select()
+      .from(fulfillmentAttempts)
+      .where(and(eq(fulfillmentAttempts.merchantId, merchantId), numberList(fulfillmentAttempts.id, lists.fulfillmentAttempts))),
+    db
+      .select(statusHistoryColumns)
+      .from(statusHistoryFrom)
+      .where(
+        and(
+          historyOf(
+            merchantId,
+            statusHistory.map(([id]) => id),
           ),
+          sql`j.key < (SELECT c.value ->> 1 FROM json_each(${JSON.stringify(statusHistory)}) AS c WHERE c.value ->> 0 = transactions.id)`,
         ),
-    ]);
-  const changeRows = [...entries, ...tableChangeRows];
-  const operationRows = mergeHistory(historyOperationRows, tableOperationRows, byCreatedAt);
+      ),
+  ]);
   const rows = { eventRows, operationRows, deliveryRows, fetchBackRows, changeRows, attemptRows };
   const found = Object.values(rows).reduce((sum, list) => sum + list.length, 0);
   const expected = Object.values(lists).reduce((sum, list) => sum + list.length, 0) + statusHistory.reduce((sum, [, n]) => sum + n, 0);
@@ -263,18 +242,16 @@ function stripHistories(merchantId: string, listed: (list: keyof ArchiveManifest
 export function deleteManifestRows(merchantId: string, writing: SQL, name: string): SQL[] {
   const listed = (list: keyof ArchiveManifest) =>
     sql`(SELECT j.value FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, ${`$.${list}`}) AS j WHERE ${writing})`;
-  const byId = (table: typeof fetchBacks | typeof transactionStatusChanges | typeof fulfillmentAttempts, list: keyof ArchiveManifest) =>
+  const byId = (table: typeof fetchBacks | typeof fulfillmentAttempts, list: keyof ArchiveManifest) =>
     sql`DELETE FROM ${table} WHERE ${table.merchantId} = ${merchantId} AND ${table.id} IN ${listed(list)}`;
   return [
     sql`DELETE FROM ${events} WHERE ${events.merchantId} = ${merchantId}
       AND ${events.outcome} IN (${sqlLiterals(HISTORY_OUTCOMES)}) AND ${events.id} IN ${listed("events")}`,
     stripHistories(merchantId, listed, writing, name),
-    sql`DELETE FROM ${operations} WHERE ${operations.merchantId} = ${merchantId} AND ${operations.id} IN ${listed("operations")}`,
     sql`DELETE FROM ${webhookDeliveries} WHERE ${webhookDeliveries.merchantId} = ${merchantId}
       AND (${webhookDeliveries.eventId}, ${webhookDeliveries.deliveryId}) IN (
         SELECT j.value ->> 0, j.value ->> 1 FROM ${archiveObjects}, json_each(${archiveObjects.manifest}, '$.deliveries') AS j WHERE ${writing})`,
     byId(fetchBacks, "fetchBacks"),
-    byId(transactionStatusChanges, "statusChanges"),
     byId(fulfillmentAttempts, "fulfillmentAttempts"),
   ];
 }

@@ -2,7 +2,7 @@ import { and, eq, isNotNull, sql } from "drizzle-orm";
 import { inList, lookUpByMerchant, type MerchantKey } from "../db/bulk";
 import type { Database } from "../db/client";
 import type { EventRow, OperationRow } from "../db/rows";
-import { archivedHistories, archiveObjects, transactions } from "../db/schema";
+import { transactions } from "../db/schema";
 import { log } from "../lib/log";
 import { type ArchiveBucket, type ArchiveRecord, decodeArchive } from "./archive-format";
 
@@ -30,43 +30,24 @@ export function archiveName(merchantId: string, key: string): string {
 }
 
 /**
- * The keys of the stored archive objects holding part of a transaction's history, a query for the caller's D1 batch: the
- * names its record lists (0034), and the rows of `archived_histories` written before 0034 or by the code it replaced
- * in the migrate → deploy window (read beside the column until the table is dropped), each key once.
+ * The keys of the archive objects holding part of a transaction's history, a query for the caller's D1 batch: the names
+ * its record lists (0034; 0037 merged the rows `archived_histories` still held into them).
  */
 export function archivedObjectsOf({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) {
   // The merchant is the caller's (bound), so a name resolves under its prefix only.
-  const listed = db
+  return db
     .select({ key: sql<string>`${keyPrefix(merchantId)} || n.value || ${KEY_SUFFIX}`.as("key") })
     .from(sql`${transactions} CROSS JOIN json_each(${transactions.archiveNames}) AS n`)
     .where(and(eq(transactions.merchantId, merchantId), eq(transactions.id, transactionId)));
-  const tabled = db
-    .select({ key: archiveObjects.key })
-    .from(archivedHistories)
-    .innerJoin(archiveObjects, eq(archiveObjects.id, archivedHistories.archiveId))
-    .where(
-      and(
-        eq(archivedHistories.merchantId, merchantId),
-        eq(archivedHistories.transactionId, transactionId),
-        eq(archiveObjects.status, "stored"),
-      ),
-    );
-  return listed.union(tabled);
 }
 
-/** Which of these transactions have part of their history archived (in R2, gone from D1): listed by the record or the table. */
+/** Which of these transactions have part of their history archived (in R2, gone from D1): their records list a name. */
 export async function archivedTransactions(db: Database, wanted: readonly MerchantKey[]) {
   const found = await lookUpByMerchant(wanted, (merchantId, ids) =>
     db
       .select({ id: transactions.id })
       .from(transactions)
-      .where(and(eq(transactions.merchantId, merchantId), inList(transactions.id, ids), isNotNull(transactions.archiveNames)))
-      .union(
-        db
-          .select({ id: archivedHistories.transactionId })
-          .from(archivedHistories)
-          .where(and(eq(archivedHistories.merchantId, merchantId), inList(archivedHistories.transactionId, ids))),
-      ),
+      .where(and(eq(transactions.merchantId, merchantId), inList(transactions.id, ids), isNotNull(transactions.archiveNames))),
   );
   return { has: (key: MerchantKey) => found.get(key) !== undefined };
 }

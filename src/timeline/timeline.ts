@@ -1,15 +1,7 @@
 import { and, asc, eq, isNotNull, or } from "drizzle-orm";
 import type { Database } from "../db/client";
 import type { DeliveryRow, EventRow, FetchBackRow, FulfillmentAttemptRow, StatusChangeRow } from "../db/rows";
-import {
-  events,
-  fetchBacks,
-  fulfillmentAttempts,
-  fulfillments,
-  transactionStatusChanges,
-  transactions,
-  webhookDeliveries,
-} from "../db/schema";
+import { events, fetchBacks, fulfillmentAttempts, fulfillments, transactions, webhookDeliveries } from "../db/schema";
 import { statusHistoryColumns, statusHistoryFrom } from "../db/status-history";
 import type { ArchiveBucket } from "../retention/archive-format";
 import { archivedObjectsOf, mergeHistory, readArchivedHistory } from "../retention/history";
@@ -126,17 +118,11 @@ export function timelineReads({ db, merchantId, transactionId }: { db: Database;
       .where(and(ofTransaction, eq(fetchBacks.merchantId, events.merchantId), eq(fetchBacks.eventId, events.id)))
       .orderBy(asc(fetchBacks.at), asc(fetchBacks.id))
       .limit(TIMELINE_ROWS_PER_KIND),
-    // The record's status history (0030), and rows code before 0030 wrote to the table (read beside it until the next release's migration).
+    // The record's status history (0030; 0037 merged the table's last rows into it).
     db
       .select(statusHistoryColumns)
       .from(statusHistoryFrom)
       .where(and(eq(transactions.merchantId, merchantId), eq(transactions.id, transactionId)))
-      .limit(TIMELINE_ROWS_PER_KIND),
-    db
-      .select()
-      .from(transactionStatusChanges)
-      .where(and(eq(transactionStatusChanges.merchantId, merchantId), eq(transactionStatusChanges.transactionId, transactionId)))
-      .orderBy(asc(transactionStatusChanges.id))
       .limit(TIMELINE_ROWS_PER_KIND),
     db
       .select()
@@ -199,10 +185,9 @@ function foldedRows(inboxRows: readonly EventRow[]) {
  * archive may reuse, so they are never matched by id: the finish that archives a row deletes it in the same D1 batch.
  */
 async function timelineRows({ db, archive, merchantId, transactionId }: TimelineQuery) {
-  const [found, deliveries, fetched, historyChanges, tableChanges, attemptRows, inboxRows, objects, outbox] = await db.batch(
+  const [found, deliveries, fetched, changes, attemptRows, inboxRows, objects, outbox] = await db.batch(
     timelineReads({ db, merchantId, transactionId }),
   );
-  const changes = [...historyChanges, ...tableChanges];
   if (found.length === 0) throw transactionNotFound(transactionId);
   const attempts = [...attemptRows, ...deliveredAttempt({ merchantId, transactionId }, outbox[0])];
   const keys = objects.map((object) => object.key);

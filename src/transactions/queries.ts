@@ -2,7 +2,7 @@ import { and, asc, desc, eq, getTableName, gt, inArray, Subquery, sql } from "dr
 import type { Database } from "../db/client";
 import { afterRow } from "../db/keyset";
 import { historyOf, historyOperationColumns, historyOperationsFrom } from "../db/operation-history";
-import { events, fulfillments, operations, recordColumns, transactionReferences, transactions } from "../db/schema";
+import { events, fulfillments, recordColumns, transactionReferences, transactions } from "../db/schema";
 import { ApiError } from "../errors";
 import { keysetPage } from "../lib/cursor";
 import type { ArchiveBucket } from "../retention/archive-format";
@@ -151,39 +151,20 @@ export const operationsOfTransaction = ({ db, merchantId, transactionId }: { db:
     .from(historyOperationsFrom)
     .where(historyOf(merchantId, [transactionId]));
 
-/** Its operations stored before 0030 in the `operations` table, from `operations_transaction` (until the next release's migration drops it). */
-export const tableOperationsOfTransaction = ({
-  db,
-  merchantId,
-  transactionId,
-}: {
-  db: Database;
-  merchantId: string;
-  transactionId: string;
-}) =>
-  db
-    .select()
-    .from(operations)
-    .where(and(eq(operations.merchantId, merchantId), eq(operations.transactionId, transactionId)))
-    // The order keeps the planner on `operations_transaction`; without it SQLite takes the merchant's key range.
-    .orderBy(asc(operations.createdAt), asc(operations.id));
-
 /** The transaction's operations, oldest first, from D1 and the archive; a transaction the merchant does not have is a 404. */
 export async function listOperations({ db, archive, merchant, transactionId }: TransactionHistoryQuery) {
   const scope = { db, merchantId: merchant.id, transactionId };
-  const [found, history, table, archived] = await db.batch([
+  const [found, history, archived] = await db.batch([
     transactionOfMerchant(scope),
     operationsOfTransaction(scope),
-    tableOperationsOfTransaction(scope),
     archivedObjectsOf(scope),
   ]);
   if (found.length === 0) throw transactionNotFound(transactionId);
   const keys = archived.map((object) => object.key);
   const fromArchive = await readArchivedHistory({ bucket: archive, keys, merchantId: merchant.id, transactionId });
-  const live = mergeHistory(history, table, byCreatedAt);
   return {
     transaction_id: transactionId,
-    operations: mergeHistory(fromArchive.operations, live, byCreatedAt).map(presentOperation),
+    operations: mergeHistory(fromArchive.operations, history, byCreatedAt).map(presentOperation),
   };
 }
 

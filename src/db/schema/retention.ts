@@ -70,8 +70,9 @@ export interface ArchiveManifest {
 }
 
 /**
- * Which archive objects hold part of a transaction's history, read by `/events` and `/operations`. WITHOUT ROWID in
- * 0011 (drizzle cannot say so): the primary key is the whole row, stored once.
+ * Which archive objects held part of a transaction's history, before 0034 put their names in the record
+ * (`transactions.archive_names`). WITHOUT ROWID in 0011 (drizzle cannot say so). Emptied by 0037, dropped by the next
+ * release's migration: no code reads or writes it.
  */
 export const archivedHistories = sqliteTable(
   "archived_histories",

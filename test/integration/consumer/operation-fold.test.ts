@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { TransactionSnapshot } from "../../../src/smart-router/schemas";
 import { apply, op, snapshot } from "../../support/apply";
 import { createMerchant } from "../../support/fixtures";
+import { run0037 } from "../../support/legacy-histories";
 import { dbFor } from "../../support/shards";
 import { getJson, seedTableOperation, seedTransaction } from "../../support/status-api";
 
@@ -185,22 +186,10 @@ describe("operation history folded into the record (0030)", () => {
       { numRuns: Math.min(40, Number(env.PROPERTY_RUNS ?? 40)) },
     );
   });
-
-  it("operations stored before 0030 in the table are listed beside the record's, each once", async () => {
-    const merchant = await createMerchant();
-    const merchantId = merchant.merchant.id;
-    const id = `tr_fold${Date.now().toString(36)}l`;
-    await apply(merchantId, [snapshot(id, "authorized", 2)]);
-    const first = op(id, 0, "authorization");
-    await seedTableOperation({ merchantId, transactionId: id, id: first.id, type: "authorization", createdAt: first.created_at });
-    await seedTableOperation({ merchantId, transactionId: id, id: "tr_op_legacy", type: "3ds", createdAt: "2026-11-01T09:00:00.000Z" });
-    const listed = await getJson<{ operations: { id: string }[] }>(`/v1/transactions/${id}/operations`, merchant.api_key);
-    expect(listed.operations.map((o) => o.id)).toEqual(["tr_op_legacy", ...idsOf(id, 2)]);
-  });
 });
 
 describe("migration 0030 folds the table's operations into their records", () => {
-  it("answers the same operations before and after its backfill, and leaves a fenced merchant's rows alone", async () => {
+  it("its backfill puts the table's operations in the records, and leaves a fenced merchant's rows alone (0037 merges them)", async () => {
     const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0030_"));
     const backfill = migration?.queries.find(
       (q) => q.startsWith("UPDATE `transactions`") || q.includes("UPDATE `transactions` SET `operation_history`"),
@@ -236,19 +225,27 @@ describe("migration 0030 folds the table's operations into their records", () =>
       .run();
     const answers = () =>
       Promise.all(
-        seeded.map(({ merchant, row }) =>
-          getJson(`/v1/transactions/${row.id}/operations`, merchant.api_key).catch((e: unknown) => String(e)),
+        seeded.map(async ({ merchant, row }) =>
+          (await getJson<{ operations: { id: string }[] }>(`/v1/transactions/${row.id}/operations`, merchant.api_key)).operations.map(
+            (o) => o.id,
+          ),
         ),
       );
-    const before = await answers();
+    // The code reads the records' histories only (0037): the table's rows are in no answer until a backfill moves them.
+    expect(await answers()).toEqual([[], []]);
     for (const shard of [env.DB, env.DB_SHARD_1]) await shard.prepare(backfill).run();
     await shardOf.prepare("DELETE FROM move_marks WHERE merchant_id = ?").bind(fenced.merchant.id).run();
-    expect(await answers()).toEqual(before);
+    expect(await answers()).toEqual([[`${seeded[0]?.row.id}_op1`, `${seeded[0]?.row.id}_op2`], []]);
+    expect(await tableRows(fenced.merchant.id)).toBe(2);
+    expect((await storedHistory(fenced.merchant.id, seeded[1]?.row.id ?? "")).history).toEqual([]);
+    // Unfenced, 0037 (this release's contract step) merges them.
+    await run0037(shardOf);
+    expect((await answers())[1]).toEqual([`${seeded[1]?.row.id}_op1`, `${seeded[1]?.row.id}_op2`]);
+    expect(await tableRows(fenced.merchant.id)).toBe(0);
     expect((await storedHistory(a.merchant.id, seeded[0]?.row.id ?? "")).ids).toEqual([
       `${seeded[0]?.row.id}_op1`,
       `${seeded[0]?.row.id}_op2`,
     ]);
-    expect((await storedHistory(fenced.merchant.id, seeded[1]?.row.id ?? "")).history).toEqual([]);
   });
 });
 
@@ -305,7 +302,7 @@ describe("status history folded into the record (0030)", () => {
     expect(String(stored.entries[1]?.at) <= String(record?.updated_at)).toBe(true);
   });
 
-  it("migration 0030 moves the table's status changes into the record and answers the same timeline", async () => {
+  it("migration 0030 moves the table's status changes into the record, which the timeline then shows", async () => {
     const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0030_"));
     const statements =
       migration?.queries.filter((q) => q.includes("`status_history` = (") || q.includes("DELETE FROM `transaction_status_changes`")) ?? [];
@@ -324,10 +321,15 @@ describe("status history folded into the record (0030)", () => {
         .prepare(insert)
         .bind(merchantId, row.id, "2026-01-01T10:05:00.000Z", "authorized", "completed", null, null, "2026-01-01T10:04:59.000Z"),
     ]);
-    const before = await stateChanges(merchant.api_key, row.id);
-    expect(before).toHaveLength(2);
+    // The code reads the record's history only (0037): the table's rows show once the migration moved them.
+    expect(await stateChanges(merchant.api_key, row.id)).toEqual([]);
     for (const statement of statements) await shard.prepare(statement).run();
-    expect(await stateChanges(merchant.api_key, row.id)).toEqual(before);
+    const shown = await stateChanges(merchant.api_key, row.id);
+    expect(shown.map((entry) => [entry.at, entry.detail.from ?? null, entry.detail.to])).toEqual([
+      ["2026-01-01T10:00:00.000Z", null, "authorized"],
+      ["2026-01-01T10:05:00.000Z", "authorized", "completed"],
+    ]);
+    expect(shown[0]?.detail.cause).toMatchObject({ kind: "event", event_id: "ev_a" });
     const stored = await statusStorage(merchantId, row.id);
     expect(stored.tableRows).toBe(0);
     expect(stored.entries.map((entry) => entry.to)).toEqual(["authorized", "completed"]);

@@ -10,6 +10,7 @@ import type { ArchiveBucket } from "../../../src/retention/archive-format";
 import { archivedObjectsOf, archiveName } from "../../../src/retention/history";
 import { deleteManifestRows } from "../../../src/retention/history-rows";
 import { createMerchant } from "../../support/fixtures";
+import { run0037 } from "../../support/legacy-histories";
 import { eventually, openShop, type Shop } from "../../support/sandbox";
 import { dbFor } from "../../support/shards";
 import { dbOfMerchant, getWithKey, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
@@ -17,7 +18,7 @@ import { timelineOf } from "../console-api/support";
 import { archiveAll, FUTURE_CUTOFF, failingBucket, historyAnswers, ledger, namesOf, rowsInD1 } from "./support";
 
 // 0034: the archive objects holding part of a record's history are named in the record's own row (`archive_names`),
-// written by the strip UPDATE of the archive's finish; `archived_histories` is no longer written, only read beside it.
+// written by the strip UPDATE of the archive's finish; `archived_histories` is neither written nor read (0037 emptied it).
 
 const ms = (base: string, offset: number) => new Date(Date.parse(base) + offset).toISOString();
 
@@ -260,7 +261,7 @@ describe("archive names in the record (0034, security)", () => {
   });
 });
 
-describe("archived_histories rows read beside the column until the table is dropped (0034, phase A)", () => {
+describe("archived_histories rows: 0034 listed them in the column, 0037 empties the table", () => {
   /** Turns a record's names back into rows of the table, as the code before 0034 wrote them. */
   async function asBefore0034(merchantId: string, transactionId: string) {
     const d1 = await dbFor(merchantId);
@@ -275,26 +276,35 @@ describe("archived_histories rows read beside the column until the table is drop
     ]);
   }
 
-  it("a history archived before 0034 reads back from the table; 0034's backfill moves it to the column; both at once answer each object once", async () => {
+  const backfill0034 = () => {
+    const migration = env.TEST_MIGRATIONS.find((one) => one.name.startsWith("0034_"));
+    const backfill = migration?.queries.find((query) => query.includes("UPDATE `transactions` SET `archive_names`"));
+    if (!backfill) throw new Error("0034 has no backfill");
+    return backfill;
+  };
+
+  it("0034's backfill lists a history archived before it in the column; 0037 then empties the table, the names listed once", async () => {
     const shop = await merchantWithHistories(2);
     await archiveAll(shop.merchantId);
     const names = await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)));
     for (const id of shop.ids) await asBefore0034(shop.merchantId, id);
     expect(await namesOf(shop.merchantId, shop.ids[0] ?? "")).toBeNull();
-    expect(await shop.answers()).toEqual(shop.before);
+    // The code reads the records' names only (0037): the table's rows alone find no archive object.
+    expect((await shop.answers())[0]?.operations.operations).toEqual([]);
 
-    // 0034's backfill statement, as the migration runs it.
-    const migration = env.TEST_MIGRATIONS.find((one) => one.name.startsWith("0034_"));
-    const backfill = migration?.queries.find((query) => query.includes("UPDATE `transactions` SET `archive_names`"));
-    if (!backfill) throw new Error("0034 has no backfill");
-    await (await dbFor(shop.merchantId)).prepare(backfill).run();
+    const d1 = await dbFor(shop.merchantId);
+    await d1.prepare(backfill0034()).run();
     expect(await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)))).toEqual(names);
-    // Column and table both name the objects (the table stays for old code): still one read each.
+    // Column and table both name the objects (0034 kept the table for old code) until 0037 deletes the table's rows.
     expect(await tableRows(shop.merchantId)).toBe(2);
+    expect(await shop.answers()).toEqual(shop.before);
+    await run0037(d1);
+    expect(await tableRows(shop.merchantId)).toBe(0);
+    expect(await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)))).toEqual(names);
     expect(await shop.answers()).toEqual(shop.before);
   });
 
-  it("the backfill leaves a merchant fenced by a move alone, whose history still reads back from the table", async () => {
+  it("0034's backfill and 0037 leave a merchant fenced by a move alone: no failure, its rows stay in the table", async () => {
     const shop = await merchantWithHistories(1);
     await archiveAll(shop.merchantId);
     const [id] = shop.ids;
@@ -306,12 +316,10 @@ describe("archived_histories rows read beside the column until the table is drop
       .bind(shop.merchantId)
       .run();
     try {
-      const migration = env.TEST_MIGRATIONS.find((one) => one.name.startsWith("0034_"));
-      const backfill = migration?.queries.find((query) => query.includes("UPDATE `transactions` SET `archive_names`"));
-      if (!backfill) throw new Error("0034 has no backfill");
-      await d1.prepare(backfill).run();
+      await d1.prepare(backfill0034()).run();
+      await run0037(d1);
       expect(await namesOf(shop.merchantId, id)).toBeNull();
-      expect(await shop.answers()).toEqual(shop.before);
+      expect(await tableRows(shop.merchantId)).toBe(1);
     } finally {
       await d1.prepare("DELETE FROM move_marks WHERE merchant_id = ? AND move_id = 'mov_backfill_test'").bind(shop.merchantId).run();
     }

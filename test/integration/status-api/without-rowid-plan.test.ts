@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { markStalledQuery } from "../../../src/fulfillment/outbox";
 import { pageQuery, scanEndQuery } from "../../../src/moves/rows";
 import { MOVED_TABLES } from "../../../src/moves/tables";
-import { operationsOfTransaction, tableOperationsOfTransaction } from "../../../src/transactions/queries";
+import { operationsOfTransaction } from "../../../src/transactions/queries";
 import type { TransactionWrite } from "../../../src/transactions/records";
 import { removeReplacedReferences } from "../../../src/transactions/references";
 import { createMerchant } from "../../support/fixtures";
@@ -28,12 +28,6 @@ describe("reads of the WITHOUT ROWID tables keep their secondary indexes", () =>
     const plan = await planText(operationsOfTransaction({ db, merchantId, transactionId: "tr_x" }));
     expect(plan).toMatch(recordKeySeek());
     expect(plan).not.toMatch(/TEMP B-TREE|SCAN transactions|\(merchant_id=\?\)$/m);
-  });
-
-  it("its operations stored before 0030 still come from operations_transaction", async () => {
-    const plan = await planText(tableOperationsOfTransaction({ db, merchantId, transactionId: "tr_x" }));
-    expect(plan).toMatch(/SEARCH operations USING INDEX operations_transaction \(merchant_id=\? AND transaction_id=\?\)/);
-    expect(plan).not.toMatch(/PRIMARY KEY \(merchant_id=\?\)$/m);
   });
 
   it("removing a record's replaced references seeks the record, then each reference by its key (0031: no index by transaction)", async () => {
