@@ -7,7 +7,7 @@ import { transactions } from "./schema";
  * A transaction's operation history lives in its record's row (`transactions.operation_history`, 0030): a JSON array of
  * the operations of every snapshot applied, each id once, null members left out; NULL once the history is archived.
  * Writing it costs no D1 row beyond the record's own upsert, where a row per operation cost two (the row and its index).
- * Rows of the `operations` table (before 0030) were merged into it by 0037, and are no longer read.
+ * Rows of the `operations` table (before 0030) were merged into it by 0035, and are no longer read.
  */
 
 /** One stored operation: Smart Router's fields as the status API shows them, normalised as the table stored them. */

@@ -6,7 +6,7 @@ import { nowIso, transactions } from "./schema";
  * first, of `{at, from, to, event_id, event_name, read_at}` (null members left out), appended by the record's own
  * upsert when it changes the status, so a change costs no D1 row of its own. The archive strips the oldest entries it
  * took (entries are only ever appended, so "the first k" is exact). Rows of `transaction_status_changes` written by
- * code before 0030 were merged into it by 0037 (in time order), and are no longer read.
+ * code before 0030 were merged into it by 0035 (in time order), and are no longer read.
  */
 
 /** What the upsert carries for the entry its write may add (its `at` is the statement's `updated_at`, taken in SQL). */

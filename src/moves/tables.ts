@@ -2,7 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 
 /**
  * A merchant-scoped table as a move copies it (the tables with triggers in migrations/0022_merchant_moves.sql, except
- * `operations`, `transaction_status_changes` and `archived_histories`: 0037 merged them into the records, and this code
+ * `operations`, `transaction_status_changes` and `archived_histories`: 0035 merged them into the records, and this code
  * never names them, so the next release's migration can drop them while it still runs).
  * `key`: its primary key, the copy's keyset order. `ownId`: an integer id the shard assigns (a copied row takes a new
  * one, mapped in `move_row_map`). `remap`: columns holding another table's own id.

@@ -27,8 +27,8 @@ export const HISTORY_OUTCOMES = ["applied", "stale"] as const;
 
 /**
  * The ids of each kind of row a manifest lists; objects claimed before timeline rows were archived list none of them.
- * `statusChanges` (rows of `transaction_status_changes`, which 0037 emptied) are still counted: a claim naming some was
- * dropped by 0037, so one left (a merchant fenced by a move then) fails its read-back rather than be stored without them.
+ * `statusChanges` (rows of `transaction_status_changes`, which 0035 emptied) are still counted: a claim naming some was
+ * dropped by 0035, so one left (a merchant fenced by a move then) fails its read-back rather than be stored without them.
  */
 function manifestLists(manifest: ArchiveManifest) {
   return {

@@ -31,7 +31,7 @@ export function archiveName(merchantId: string, key: string): string {
 
 /**
  * The keys of the archive objects holding part of a transaction's history, a query for the caller's D1 batch: the names
- * its record lists (0034; 0037 merged the rows `archived_histories` still held into them).
+ * its record lists (0034; 0035 merged the rows `archived_histories` still held into them).
  */
 export function archivedObjectsOf({ db, merchantId, transactionId }: { db: Database; merchantId: string; transactionId: string }) {
   // The merchant is the caller's (bound), so a name resolves under its prefix only.

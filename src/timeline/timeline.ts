@@ -118,7 +118,7 @@ export function timelineReads({ db, merchantId, transactionId }: { db: Database;
       .where(and(ofTransaction, eq(fetchBacks.merchantId, events.merchantId), eq(fetchBacks.eventId, events.id)))
       .orderBy(asc(fetchBacks.at), asc(fetchBacks.id))
       .limit(TIMELINE_ROWS_PER_KIND),
-    // The record's status history (0030; 0037 merged the table's last rows into it).
+    // The record's status history (0030; 0035 merged the table's last rows into it).
     db
       .select(statusHistoryColumns)
       .from(statusHistoryFrom)

@@ -1,19 +1,19 @@
 import { env } from "cloudflare:workers";
 
 // The three tables 0030 and 0034 replaced with the record's columns (`operations`, `transaction_status_changes`,
-// `archived_histories`), as tests of migration 0037 fill them: what code before 0030/0034 wrote, or the release before
-// 0037 could have left in them.
+// `archived_histories`), as tests of migration 0035 fill them: what code before 0030/0034 wrote, or the release before
+// 0035 could have left in them.
 
-/** The statements of migration 0037, as `wrangler d1 migrations apply` runs them. */
-export function migration0037(): string[] {
-  const migration = env.TEST_MIGRATIONS.find((one) => one.name.startsWith("0037_"));
-  if (!migration || migration.queries.length === 0) throw new Error("migration 0037 is missing");
+/** The statements of migration 0035, as `wrangler d1 migrations apply` runs them. */
+export function migration0035(): string[] {
+  const migration = env.TEST_MIGRATIONS.find((one) => one.name.startsWith("0035_"));
+  if (!migration || migration.queries.length === 0) throw new Error("migration 0035 is missing");
   return migration.queries;
 }
 
-/** Runs migration 0037 on one shard, in one batch (a migration is one transaction); answers the rows each statement changed. */
-export async function run0037(d1: D1Database): Promise<number[]> {
-  const results = await d1.batch(migration0037().map((query) => d1.prepare(query)));
+/** Runs migration 0035 on one shard, in one batch (a migration is one transaction); answers the rows each statement changed. */
+export async function run0035(d1: D1Database): Promise<number[]> {
+  const results = await d1.batch(migration0035().map((query) => d1.prepare(query)));
   return results.map((result) => result.meta.changes ?? 0);
 }
 

@@ -129,7 +129,7 @@ export async function seedOperation(row: OperationSeed) {
   return values;
 }
 
-/** An operation as code before 0030 stored it: a row of the `operations` table (no longer read: 0037 merges such rows). */
+/** An operation as code before 0030 stored it: a row of the `operations` table (no longer read: 0035 merges such rows). */
 export async function seedTableOperation(row: OperationSeed) {
   const values = operationValues(row);
   await (await dbOfMerchant(values.merchantId)).insert(operations).values(values);

@@ -71,7 +71,7 @@ export interface ArchiveManifest {
 
 /**
  * Which archive objects held part of a transaction's history, before 0034 put their names in the record
- * (`transactions.archive_names`). WITHOUT ROWID in 0011 (drizzle cannot say so). Emptied by 0037, dropped by the next
+ * (`transactions.archive_names`). WITHOUT ROWID in 0011 (drizzle cannot say so). Emptied by 0035, dropped by the next
  * release's migration: no code reads or writes it.
  */
 export const archivedHistories = sqliteTable(

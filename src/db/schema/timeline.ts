@@ -55,7 +55,7 @@ export const fetchBacks = sqliteTable(
 
 /**
  * Every change of a record's status, in commit order: written before 0030 only (the record's `status_history` holds them
- * since). `from_status` is the previous row's `to_status`: null for the first status seen. Emptied by 0037, dropped by
+ * since). `from_status` is the previous row's `to_status`: null for the first status seen. Emptied by 0035, dropped by
  * the next release's migration: no code reads or writes it; its columns are the shape of a status change as the
  * timeline and the archive read it (db/rows.ts `StatusChangeRow`).
  */

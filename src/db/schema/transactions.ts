@@ -103,7 +103,7 @@ export const recordColumns = record;
 
 /**
  * Every operation Smart Router reported for a transaction, deduplicated by its id: written before 0030 only (the record's
- * `operation_history` holds them since). Emptied by 0037, dropped by the next release's migration: no code reads or
+ * `operation_history` holds them since). Emptied by 0035, dropped by the next release's migration: no code reads or
  * writes it; its columns are the shape of an operation as the history reads it (db/rows.ts `OperationRow`).
  */
 export const operations = sqliteTable(

@@ -40,7 +40,7 @@ describe("the console's reads are served by indexes", () => {
       /SEARCH webhook_deliveries USING (COVERING )?INDEX sqlite_autoindex_webhook_deliveries_1 \(merchant_id=\? AND event_id=\?\)/,
     );
     expect(fetches).toMatch(/SEARCH fetch_backs USING INDEX fetch_backs_event \(merchant_id=\? AND event_id=\?\)/);
-    // The record's status history (0030; 0037 merged the table's last rows into it) is one seek of its key.
+    // The record's status history (0030; 0035 merged the table's last rows into it) is one seek of its key.
     expect(history).toMatch(recordKeySeek());
     expect(history).not.toMatch(/transaction_status_changes/);
     expect(attempts).toMatch(

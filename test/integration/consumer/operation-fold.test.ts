@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { TransactionSnapshot } from "../../../src/smart-router/schemas";
 import { apply, op, snapshot } from "../../support/apply";
 import { createMerchant } from "../../support/fixtures";
-import { run0037 } from "../../support/legacy-histories";
+import { run0035 } from "../../support/legacy-histories";
 import { dbFor } from "../../support/shards";
 import { getJson, seedTableOperation, seedTransaction } from "../../support/status-api";
 
@@ -189,7 +189,7 @@ describe("operation history folded into the record (0030)", () => {
 });
 
 describe("migration 0030 folds the table's operations into their records", () => {
-  it("its backfill puts the table's operations in the records, and leaves a fenced merchant's rows alone (0037 merges them)", async () => {
+  it("its backfill puts the table's operations in the records, and leaves a fenced merchant's rows alone (0035 merges them)", async () => {
     const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0030_"));
     const backfill = migration?.queries.find(
       (q) => q.startsWith("UPDATE `transactions`") || q.includes("UPDATE `transactions` SET `operation_history`"),
@@ -231,15 +231,15 @@ describe("migration 0030 folds the table's operations into their records", () =>
           ),
         ),
       );
-    // The code reads the records' histories only (0037): the table's rows are in no answer until a backfill moves them.
+    // The code reads the records' histories only (0035): the table's rows are in no answer until a backfill moves them.
     expect(await answers()).toEqual([[], []]);
     for (const shard of [env.DB, env.DB_SHARD_1]) await shard.prepare(backfill).run();
     await shardOf.prepare("DELETE FROM move_marks WHERE merchant_id = ?").bind(fenced.merchant.id).run();
     expect(await answers()).toEqual([[`${seeded[0]?.row.id}_op1`, `${seeded[0]?.row.id}_op2`], []]);
     expect(await tableRows(fenced.merchant.id)).toBe(2);
     expect((await storedHistory(fenced.merchant.id, seeded[1]?.row.id ?? "")).history).toEqual([]);
-    // Unfenced, 0037 (this release's contract step) merges them.
-    await run0037(shardOf);
+    // Unfenced, 0035 (this release's contract step) merges them.
+    await run0035(shardOf);
     expect((await answers())[1]).toEqual([`${seeded[1]?.row.id}_op1`, `${seeded[1]?.row.id}_op2`]);
     expect(await tableRows(fenced.merchant.id)).toBe(0);
     expect((await storedHistory(a.merchant.id, seeded[0]?.row.id ?? "")).ids).toEqual([
@@ -321,7 +321,7 @@ describe("status history folded into the record (0030)", () => {
         .prepare(insert)
         .bind(merchantId, row.id, "2026-01-01T10:05:00.000Z", "authorized", "completed", null, null, "2026-01-01T10:04:59.000Z"),
     ]);
-    // The code reads the record's history only (0037): the table's rows show once the migration moved them.
+    // The code reads the record's history only (0035): the table's rows show once the migration moved them.
     expect(await stateChanges(merchant.api_key, row.id)).toEqual([]);
     for (const statement of statements) await shard.prepare(statement).run();
     const shown = await stateChanges(merchant.api_key, row.id);

@@ -10,7 +10,7 @@ import type { ArchiveBucket } from "../../../src/retention/archive-format";
 import { archivedObjectsOf, archiveName } from "../../../src/retention/history";
 import { deleteManifestRows } from "../../../src/retention/history-rows";
 import { createMerchant } from "../../support/fixtures";
-import { run0037 } from "../../support/legacy-histories";
+import { run0035 } from "../../support/legacy-histories";
 import { eventually, openShop, type Shop } from "../../support/sandbox";
 import { dbFor } from "../../support/shards";
 import { dbOfMerchant, getWithKey, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
@@ -18,7 +18,7 @@ import { timelineOf } from "../console-api/support";
 import { archiveAll, FUTURE_CUTOFF, failingBucket, historyAnswers, ledger, namesOf, rowsInD1 } from "./support";
 
 // 0034: the archive objects holding part of a record's history are named in the record's own row (`archive_names`),
-// written by the strip UPDATE of the archive's finish; `archived_histories` is neither written nor read (0037 emptied it).
+// written by the strip UPDATE of the archive's finish; `archived_histories` is neither written nor read (0035 emptied it).
 
 const ms = (base: string, offset: number) => new Date(Date.parse(base) + offset).toISOString();
 
@@ -261,7 +261,7 @@ describe("archive names in the record (0034, security)", () => {
   });
 });
 
-describe("archived_histories rows: 0034 listed them in the column, 0037 empties the table", () => {
+describe("archived_histories rows: 0034 listed them in the column, 0035 empties the table", () => {
   /** Turns a record's names back into rows of the table, as the code before 0034 wrote them. */
   async function asBefore0034(merchantId: string, transactionId: string) {
     const d1 = await dbFor(merchantId);
@@ -283,28 +283,28 @@ describe("archived_histories rows: 0034 listed them in the column, 0037 empties 
     return backfill;
   };
 
-  it("0034's backfill lists a history archived before it in the column; 0037 then empties the table, the names listed once", async () => {
+  it("0034's backfill lists a history archived before it in the column; 0035 then empties the table, the names listed once", async () => {
     const shop = await merchantWithHistories(2);
     await archiveAll(shop.merchantId);
     const names = await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)));
     for (const id of shop.ids) await asBefore0034(shop.merchantId, id);
     expect(await namesOf(shop.merchantId, shop.ids[0] ?? "")).toBeNull();
-    // The code reads the records' names only (0037): the table's rows alone find no archive object.
+    // The code reads the records' names only (0035): the table's rows alone find no archive object.
     expect((await shop.answers())[0]?.operations.operations).toEqual([]);
 
     const d1 = await dbFor(shop.merchantId);
     await d1.prepare(backfill0034()).run();
     expect(await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)))).toEqual(names);
-    // Column and table both name the objects (0034 kept the table for old code) until 0037 deletes the table's rows.
+    // Column and table both name the objects (0034 kept the table for old code) until 0035 deletes the table's rows.
     expect(await tableRows(shop.merchantId)).toBe(2);
     expect(await shop.answers()).toEqual(shop.before);
-    await run0037(d1);
+    await run0035(d1);
     expect(await tableRows(shop.merchantId)).toBe(0);
     expect(await Promise.all(shop.ids.map((id) => namesOf(shop.merchantId, id)))).toEqual(names);
     expect(await shop.answers()).toEqual(shop.before);
   });
 
-  it("0034's backfill and 0037 leave a merchant fenced by a move alone: no failure, its rows stay in the table", async () => {
+  it("0034's backfill and 0035 leave a merchant fenced by a move alone: no failure, its rows stay in the table", async () => {
     const shop = await merchantWithHistories(1);
     await archiveAll(shop.merchantId);
     const [id] = shop.ids;
@@ -317,7 +317,7 @@ describe("archived_histories rows: 0034 listed them in the column, 0037 empties 
       .run();
     try {
       await d1.prepare(backfill0034()).run();
-      await run0037(d1);
+      await run0035(d1);
       expect(await namesOf(shop.merchantId, id)).toBeNull();
       expect(await tableRows(shop.merchantId)).toBe(1);
     } finally {

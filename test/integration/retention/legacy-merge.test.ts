@@ -4,13 +4,13 @@ import { archiveMerchantHistory } from "../../../src/retention/archive";
 import { archiveName } from "../../../src/retention/history";
 import { apply, snapshot } from "../../support/apply";
 import { createMerchant } from "../../support/fixtures";
-import { asBeforeTheColumns, legacyRows, NO_LEGACY_ROWS, run0037, storedColumns } from "../../support/legacy-histories";
+import { asBeforeTheColumns, legacyRows, NO_LEGACY_ROWS, run0035, storedColumns } from "../../support/legacy-histories";
 import { dbFor, SHARDS } from "../../support/shards";
 import { seedEvent, seedOperation, seedTableOperation, seedTransaction } from "../../support/status-api";
 import { timelineOf } from "../console-api/support";
 import { archiveAll, FUTURE_CUTOFF, failingBucket, historyAnswers, ledger, namesOf } from "./support";
 
-// Migration 0037, the contract half of 0030 and 0034: what is left in `operations`, `transaction_status_changes` and
+// Migration 0035, the contract half of 0030 and 0034: what is left in `operations`, `transaction_status_changes` and
 // `archived_histories` is merged into the record's columns and deleted from the tables; the code reads the columns only.
 
 /** What the status API and the timeline answer about one transaction. */
@@ -51,8 +51,8 @@ async function partlyArchived() {
   return { merchant, merchantId, id: record.id, d1, columns, before: await answersOf(merchant.api_key, record.id) };
 }
 
-describe("migration 0037 merges the legacy tables into the records (happy)", () => {
-  it("a history only in the tables reads back the same after 0037, from the columns, and leaves the tables empty", async () => {
+describe("migration 0035 merges the legacy tables into the records (happy)", () => {
+  it("a history only in the tables reads back the same after 0035, from the columns, and leaves the tables empty", async () => {
     const merchant = await createMerchant();
     const merchantId = merchant.merchant.id;
     const id = `tr_merge${Date.now().toString(36)}a`;
@@ -66,12 +66,12 @@ describe("migration 0037 merges the legacy tables into the records (happy)", () 
 
     await asBeforeTheColumns(d1, { merchantId, transactionId: id });
     expect(await legacyRows(d1, merchantId)).toEqual({ operations: 4, transaction_status_changes: 2, archived_histories: 0 });
-    // The code reads the columns only: until 0037 runs, the tables' rows are not part of any answer.
+    // The code reads the columns only: until 0035 runs, the tables' rows are not part of any answer.
     const unmerged = await answersOf(merchant.api_key, id);
     expect(unmerged.operations.operations).toEqual([]);
     expect(unmerged.timeline.filter((entry) => entry.kind === "state_change")).toEqual([]);
 
-    await run0037(d1);
+    await run0035(d1);
     expect(await answersOf(merchant.api_key, id)).toEqual(before);
     expect(await legacyRows(d1, merchantId)).toEqual(NO_LEGACY_ROWS);
     const merged = await storedColumns(d1, merchantId, id);
@@ -100,7 +100,7 @@ describe("migration 0037 merges the legacy tables into the records (happy)", () 
       insert.bind(merchantId, record.id, "2026-03-01T09:00:00.500Z", "authorized", "pending", "ev_p", "transaction.pending"),
     ]);
 
-    await run0037(d1);
+    await run0035(d1);
     const merged = await storedColumns(d1, merchantId, record.id);
     expect(merged.operations?.map((entry) => entry.id)).toEqual([held.id, early.id]);
     expect(merged.statuses?.map((entry) => entry.to)).toEqual(["authorized", "pending", "completed"]);
@@ -118,7 +118,7 @@ describe("migration 0037 merges the legacy tables into the records (happy)", () 
     expect(changes.map((entry) => entry.at)).toEqual([first?.at, "2026-03-01T09:00:00.500Z", last?.at]);
 
     // Idempotent: a second run finds nothing to merge, delete or drop.
-    expect((await run0037(d1)).every((changes) => changes === 0)).toBe(true);
+    expect((await run0035(d1)).every((changes) => changes === 0)).toBe(true);
     expect(await storedColumns(d1, merchantId, record.id)).toEqual(merged);
   });
 
@@ -126,7 +126,7 @@ describe("migration 0037 merges the legacy tables into the records (happy)", () 
     const shop = await partlyArchived();
     await asBeforeTheColumns(shop.d1, { merchantId: shop.merchantId, transactionId: shop.id });
     expect(await legacyRows(shop.d1, shop.merchantId)).toEqual({ operations: 1, transaction_status_changes: 0, archived_histories: 1 });
-    await run0037(shop.d1);
+    await run0035(shop.d1);
     expect(await storedColumns(shop.d1, shop.merchantId, shop.id)).toEqual(shop.columns);
     expect(await legacyRows(shop.d1, shop.merchantId)).toEqual(NO_LEGACY_ROWS);
     const after = await answersOf(shop.merchant.api_key, shop.id);
@@ -154,7 +154,7 @@ describe("migration 0037 merges the legacy tables into the records (happy)", () 
       .bind(names[1], shop.merchantId, shop.id)
       .run();
 
-    await run0037(shop.d1);
+    await run0035(shop.d1);
     expect(await namesOf(shop.merchantId, shop.id)).toEqual(names);
     expect(await legacyRows(shop.d1, shop.merchantId)).toEqual(NO_LEGACY_ROWS);
     expect(await answersOf(shop.merchant.api_key, shop.id)).toEqual(before);
@@ -164,16 +164,16 @@ describe("migration 0037 merges the legacy tables into the records (happy)", () 
 /** Marks the merchant as a move does on its shard (0022), for the time of `body`. */
 async function withMark<T>(merchantId: string, state: "tracking" | "fenced" | "moved", body: () => Promise<T>): Promise<T> {
   const d1 = await dbFor(merchantId);
-  await d1.prepare("INSERT INTO move_marks (merchant_id, move_id, state) VALUES (?, 'mov_0037', ?)").bind(merchantId, state).run();
+  await d1.prepare("INSERT INTO move_marks (merchant_id, move_id, state) VALUES (?, 'mov_0035', ?)").bind(merchantId, state).run();
   try {
     return await body();
   } finally {
-    await d1.prepare("DELETE FROM move_marks WHERE merchant_id = ? AND move_id = 'mov_0037'").bind(merchantId).run();
+    await d1.prepare("DELETE FROM move_marks WHERE merchant_id = ? AND move_id = 'mov_0035'").bind(merchantId).run();
     await d1.prepare("DELETE FROM move_changes WHERE merchant_id = ?").bind(merchantId).run();
   }
 }
 
-describe("migration 0037 merges the legacy tables into the records (errors)", () => {
+describe("migration 0035 merges the legacy tables into the records (errors)", () => {
   it("a merchant fenced or moved away by a move does not fail it: its rows stay in the tables, the others' are merged", async () => {
     const [plain, fenced, moved] = [await partlyArchived(), await partlyArchived(), await partlyArchived()];
     for (const shop of [plain, fenced, moved]) await asBeforeTheColumns(shop.d1, { merchantId: shop.merchantId, transactionId: shop.id });
@@ -182,7 +182,7 @@ describe("migration 0037 merges the legacy tables into the records (errors)", ()
 
     await withMark(fenced.merchantId, "fenced", () =>
       withMark(moved.merchantId, "moved", async () => {
-        for (const shard of SHARDS) await run0037(shard);
+        for (const shard of SHARDS) await run0035(shard);
         for (const shop of [fenced, moved]) {
           expect(await legacyRows(shop.d1, shop.merchantId)).toEqual({
             operations: 1,
@@ -197,7 +197,7 @@ describe("migration 0037 merges the legacy tables into the records (errors)", ()
     expect(await legacyRows(plain.d1, plain.merchantId)).toEqual({ ...NO_LEGACY_ROWS, operations: 1 });
     expect(await answersOf(plain.merchant.api_key, plain.id)).toEqual(plain.before);
     // Unfenced (a move that failed after its fence), the merchant's rows merge on the next run (the next release's).
-    await run0037(fenced.d1);
+    await run0035(fenced.d1);
     expect(await answersOf(fenced.merchant.api_key, fenced.id)).toEqual(fenced.before);
   });
 
@@ -205,7 +205,7 @@ describe("migration 0037 merges the legacy tables into the records (errors)", ()
     const shop = await partlyArchived();
     await asBeforeTheColumns(shop.d1, { merchantId: shop.merchantId, transactionId: shop.id });
     const logged = await withMark(shop.merchantId, "tracking", async () => {
-      await run0037(shop.d1);
+      await run0035(shop.d1);
       const { results } = await shop.d1
         .prepare("SELECT DISTINCT tbl FROM move_changes WHERE merchant_id = ? ORDER BY tbl")
         .bind(shop.merchantId)
@@ -229,7 +229,7 @@ describe("migration 0037 merges the legacy tables into the records (errors)", ()
     const before = await answersOf(merchant.api_key, record.id);
     const d1 = await dbFor(merchantId);
     await asBeforeTheColumns(d1, { merchantId, transactionId: record.id, kinds: ["statuses"] });
-    // A claim as the release before 0037 made it (its manifest names the table's rows), left writing by a failed put.
+    // A claim as the release before 0035 made it (its manifest names the table's rows), left writing by a failed put.
     const claim = () =>
       archiveMerchantHistory({
         db: openDatabase(d1),
@@ -260,7 +260,7 @@ describe("migration 0037 merges the legacy tables into the records (errors)", ()
       }),
     ).rejects.toThrow();
 
-    for (const shard of new Set([d1, other.d1])) await run0037(shard);
+    for (const shard of new Set([d1, other.d1])) await run0035(shard);
     expect(await ledger(merchantId)).toEqual([]);
     expect((await ledger(other.merchantId)).map((object) => object.status)).toEqual(["stored", "writing"]);
     expect(await answersOf(merchant.api_key, record.id)).toEqual(before);
@@ -274,7 +274,7 @@ describe("migration 0037 merges the legacy tables into the records (errors)", ()
   });
 });
 
-describe("migration 0037 merges the legacy tables into the records (security)", () => {
+describe("migration 0035 merges the legacy tables into the records (security)", () => {
   it("merges a row into its own merchant's record only, and never lists another merchant's archive object", async () => {
     const [a, b] = [await partlyArchived(), await createMerchant()];
     const bId = b.merchant.id;
@@ -293,7 +293,7 @@ describe("migration 0037 merges the legacy tables into the records (security)", 
       .bind(a.merchantId, a.id, bObject?.id ?? 0)
       .run();
 
-    for (const shard of SHARDS) await run0037(shard);
+    for (const shard of SHARDS) await run0035(shard);
     expect(await storedColumns(a.d1, a.merchantId, a.id)).toEqual(a.columns);
     expect(await answersOf(a.merchant.api_key, a.id)).toEqual(a.before);
     // Not merged, so left in the table (nothing reads it; the next release drops it).

@@ -62,7 +62,7 @@ describe("retention and export queries are served by indexes", () => {
     expect(plan).not.toMatch(/SCAN (t|archive_objects)\b/);
   });
 
-  it("the status API finds a transaction's archive objects in its record's names: one seek of its key (0037: no table beside)", async () => {
+  it("the status API finds a transaction's archive objects in its record's names: one seek of its key (0035: no table beside)", async () => {
     const plan = await planText(archivedObjectsOf({ db, merchantId, transactionId: "tr_x" }));
     expect(plan).toMatch(recordKeySeek());
     expect(plan).toMatch(/SCAN n\b/); // json_each over the one record's names

@@ -3,14 +3,14 @@ import { describe, expect, it } from "vitest";
 import { appConfig } from "../../../src/env";
 import { startMove } from "../../../src/moves/moves";
 import { createMerchant } from "../../support/fixtures";
-import { legacyRows, NO_LEGACY_ROWS, run0037 } from "../../support/legacy-histories";
+import { legacyRows, NO_LEGACY_ROWS, run0035 } from "../../support/legacy-histories";
 import { driveMove, jobOf, shardDb, stepQueue } from "../../support/moves";
 import { shardIndexOf } from "../../support/shards";
 import { seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
 import { archiveAll, historyAnswers, ledger, namesOf, rowsInD1 } from "../retention/support";
 
 // A moved merchant's archived history still reads back: its records carry the objects' names (0034), the same on
-// every shard. `archived_histories` is no longer moved (0037 merged its rows into the names; the next release drops it).
+// every shard. `archived_histories` is no longer moved (0035 merged its rows into the names; the next release drops it).
 
 const bindingOf = (index: number) => (index === 0 ? "DB" : `DB_SHARD_${index}`);
 const ms = (base: string, offset: number) => new Date(Date.parse(base) + offset).toISOString();
@@ -50,7 +50,7 @@ async function moveAway(merchantId: string, from: number) {
 describe("a moved merchant's archived history (happy)", () => {
   // One move for both kinds of record: each move shifts where the next merchants are placed, which other files' shard-wide
   // figures (prune.test.ts) are sensitive to.
-  it("reads back the same after the move: names carried as they were, a pre-0034 row merged into its record by 0037, not carried", async () => {
+  it("reads back the same after the move: names carried as they were, a pre-0034 row merged into its record by 0035, not carried", async () => {
     const shop = await archivedMerchant();
     const [old, recent] = shop.ids;
     if (!old || !recent) throw new Error("no transactions");
@@ -68,13 +68,13 @@ describe("a moved merchant's archived history (happy)", () => {
         .bind(shop.merchantId, old),
       source.prepare("UPDATE transactions SET archive_names = NULL WHERE merchant_id = ? AND id = ?").bind(shop.merchantId, old),
     ]);
-    await run0037(source);
+    await run0035(source);
     expect(await namesOf(shop.merchantId, old)).toEqual(
       keys.map((key) => key.slice(`history/${shop.merchantId}/`.length, -".ndjson.gz".length)),
     );
     expect(await shop.answers()).toEqual(shop.before);
 
-    // A row 0037 could not merge (its record is gone): not copied, not counted, left on the source for the next release's DROP.
+    // A row 0035 could not merge (its record is gone): not copied, not counted, left on the source for the next release's DROP.
     await source
       .prepare(`INSERT INTO operations (merchant_id, id, transaction_id, type, amount, is_attempt, created_at)
         VALUES (?, 'op_orphan', 'tr_gone', 'capture', '1.00', 0, '2026-02-01T09:00:00.000Z')`)
