@@ -10,6 +10,7 @@ import {
   mergeOperationHistories,
   requestFulfillments,
   type TransactionWrite,
+  touchUnchangedReads,
   upsertTransactions,
 } from "./records";
 import { recordReferences, removeReplacedReferences } from "./references";
@@ -97,6 +98,7 @@ const STATEMENT_GROUPS = [
   "fulfillments",
   "stream",
   "references",
+  "touches",
 ] as const;
 type StatementGroup = (typeof STATEMENT_GROUPS)[number];
 type StatementPlan = Record<StatementGroup, readonly BatchStatement[]>;
@@ -201,6 +203,8 @@ function planStatements(input: ApplyInput, writes: PlannedWrites): StatementPlan
     stream: streamStatements(writes.stream),
     // After the upsert: the merchant's own references of what it stored, for `GET /v1/transactions?reference=`.
     references: recordReferences(writes.transactions),
+    // Last: a read that showed nothing new only advances its record's version (records.ts).
+    touches: touchUnchangedReads(writes.transactions),
   };
 }
 

@@ -82,6 +82,45 @@ export const replacesStored = ({ version, status, stored }: { version: SQL; stat
     AND NOT (${record}.status IN (${sqlLiterals(CAPTURED_STATUSES)}) AND ${status} IN (${sqlLiterals(PRE_CAPTURE_STATUSES)}))`;
 };
 
+/** Columns an upsert never replaces: the key, and the histories it joins with what is stored. */
+const KEPT_COLUMNS = ["merchant_id", "id", "operation_history", "status_history"];
+/** Columns that say where a snapshot came from, not what it holds: a read equal in everything else changes nothing. */
+const SOURCE_COLUMNS = ["snapshot_version", "last_event_id", "last_event_name", "last_event_fired_at"];
+
+/**
+ * SQL: the incoming row `incoming` (`excluded`, or `j.value` of a JSON row) holds what the stored record holds: every
+ * content column equal (null-safe, as the upsert would store it) and as many operations (the version's first six
+ * characters, state-machine.ts).
+ */
+function sameContent(incoming: "excluded" | "j.value", row: JsonRow): SQL {
+  const value = (column: string) => (incoming === "excluded" ? `excluded."${column}"` : `(j.value ->> '$.${column}')`);
+  const content = Object.keys(row).filter((column) => !KEPT_COLUMNS.includes(column) && !SOURCE_COLUMNS.includes(column));
+  return sql.raw(
+    `(substr(${value("snapshot_version")}, 1, 6) = substr(transactions.snapshot_version, 1, 6)
+      AND ${content.map((column) => `transactions."${column}" IS ${value(column)}`).join(" AND ")})`,
+  );
+}
+
+/**
+ * A read newer than its record that shows nothing new (a reconciliation or batch refresh of an unchanged payment) only
+ * advances the record's version, so that an older snapshot arriving later stays stale: `updated_at`, `last_event` and
+ * every index entry stay as they were (the version is in no index), so a merchant polling `updated_after` does not see
+ * the payment again, and the refresh writes one row instead of the record and its indexes. Runs after the upsert (which
+ * leaves such a record alone) and after the stream (which so sees no change). A read that changes anything is the
+ * upsert's, and this statement then finds the version equal and does nothing.
+ */
+export function touchUnchangedReads(writes: readonly TransactionWrite[]): SQL[] {
+  const rows = writes.filter((write) => write.source.kind === "read").map(transactionRow);
+  const first = rows[0];
+  if (!first) return [];
+  return chunkJson(rows).map(
+    (chunk) => sql`UPDATE ${transactions} SET snapshot_version = j.value ->> '$.snapshot_version'
+      FROM json_each(${chunk}) AS j
+      WHERE transactions.merchant_id = j.value ->> '$.merchant_id' AND transactions.id = j.value ->> '$.id'
+        AND j.value ->> '$.snapshot_version' > transactions.snapshot_version AND ${sameContent("j.value", first)}`,
+  );
+}
+
 /**
  * Upserts transactions as compare-and-set, the same rule as `decide` (state-machine.ts): a row changes only if the
  * snapshot is newer than what is stored and does not move a captured payment back onto the pre-capture path, so
@@ -93,8 +132,7 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
   const rows = writes.map(transactionRow);
   const first = rows[0];
   if (!first) return [];
-  const kept = ["merchant_id", "id", "operation_history", "status_history"];
-  const replaced = [...Object.keys(first), "updated_at"].filter((column) => !kept.includes(column));
+  const replaced = [...Object.keys(first), "updated_at"].filter((column) => !KEPT_COLUMNS.includes(column));
   const assignments = sql.join(
     [
       sql.raw(replaced.map((column) => `"${column}" = excluded."${column}"`).join(", ")),
@@ -111,6 +149,7 @@ export function upsertTransactions(writes: readonly TransactionWrite[]): SQL[] {
     rows,
     sql`ON CONFLICT (merchant_id, id) DO UPDATE SET ${assignments}
       WHERE ${replacesStored({ version: sql`excluded.snapshot_version`, status: sql`excluded.status`, stored: "transactions" })}
+        AND (excluded.last_event_id IS NOT NULL OR NOT ${sameContent("excluded", first)})
       RETURNING merchant_id, id, snapshot_version, last_event_id`,
     { updated_at: nowIso, status_changes: sql`1`, status_history: firstStatusHistory },
   );
