@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { RefreshMessage } from "../../../src/queue/messages";
 import { archiveMerchantHistory } from "../../../src/retention/archive";
 import type { ArchiveBucket } from "../../../src/retention/archive-format";
-import { createMerchant } from "../../support/fixtures";
+import { createMerchant, deliver } from "../../support/fixtures";
 import { eventually, openShop, type Shop } from "../../support/sandbox";
 import { shardedDb } from "../../support/shards";
 import { dbOfMerchant, getWithKey, seedEvent, seedOperation, seedTransaction } from "../../support/status-api";
@@ -192,6 +192,42 @@ describe("retention: a record in flight past the cutoff (happy)", () => {
     expect(await archiveAll(merchantId)).toEqual([{ kind: "passed", transactions: 1 }, { kind: "idle" }]);
     expect((await ledger(merchantId)).length).toBe(1);
     expect(await reads(shop.merchant.api_key, id)).toEqual(before);
+  });
+
+  it("an archived event delivered again is verified again and changes nothing: no status entry, each event answered once", async () => {
+    const shop = await openShop({ unlimited: true });
+    const merchantId = shop.merchant.merchant.id;
+    const id = await authorizedPayment(shop);
+    const before = await reads(shop.merchant.api_key, id);
+    await archiveAll(merchantId);
+    const archived = await recordInD1(merchantId, id);
+    const authorized = (await eventsOfPayment(shop, id)).find((event) => event.name === "transaction.authorized");
+    if (!authorized) throw new Error("no authorized event");
+
+    // Its row left D1 with the history: the inbox takes it as new and verifies it; its snapshot (or the read the
+    // fetch-back took) holds what the record holds, so the record keeps its status and gains no entry.
+    expect((await deliver(shop.merchant, { event_id: authorized.id, event_type: authorized.name })).status).toBe(200);
+    await eventually(async () => {
+      const row = await shardedDb
+        .prepare("SELECT outcome FROM events WHERE merchant_id = ? AND id = ?")
+        .bind(merchantId, authorized.id)
+        .first<{ outcome: string }>();
+      expect(["applied", "stale"]).toContain(row?.outcome);
+    });
+    expect(await recordInD1(merchantId, id)).toMatchObject({ statuses: null, operations: archived.operations, events: 1 });
+    const after = await reads(shop.merchant.api_key, id);
+    expect(after.events).toEqual(before.events);
+    expect(after.operations).toEqual(before.operations);
+    // The timeline shows the delivery and its fetch-back, and no status change of its own.
+    const added = after.timeline.filter((entry) => !before.timeline.some((earlier) => JSON.stringify(earlier) === JSON.stringify(entry)));
+    expect(added.map((entry) => entry.kind).sort()).toEqual(["delivery", "fetch_back"]);
+    expect(after.timeline.filter((entry) => entry.kind === "state_change")).toEqual(
+      before.timeline.filter((entry) => entry.kind === "state_change"),
+    );
+
+    // Archived again (the event's second row, when it moved the record), it is still answered once.
+    await archiveAll(merchantId);
+    expect(await reads(shop.merchant.api_key, id)).toEqual(after);
   });
 
   it("authorized_not_captured still dates the authorization from the operations left in D1", async () => {
