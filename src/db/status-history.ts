@@ -18,8 +18,11 @@ export function statusEntry(entry: { to: string; eventId: string | null; eventNa
 /** The history of a record stored for the first time: its one entry, stamped when the statement runs. */
 export const firstStatusHistory = sql`json_array(json_set(value ->> '$.status_history', '$.at', ${nowIso}))`;
 
-/** The status of a history's last entry (NULL for none: a new record, or every entry archived). */
-const lastStatus = sql`(transactions.status_history ->> '$[#-1].to')`;
+/**
+ * The status of a history's last entry; with none left (every entry archived, even of a record in flight that
+ * reconciliation keeps refreshing), the record's own status as stored, so a write that keeps it adds no entry.
+ */
+const lastStatus = sql`coalesce(transactions.status_history ->> '$[#-1].to', transactions.status)`;
 
 /**
  * The history after a compare-and-set upsert that replaced the record: the entry appended when the status differs from

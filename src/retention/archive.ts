@@ -21,7 +21,10 @@ export const RECORDS_PER_OBJECT = 1_000;
 export const OBJECTS_PER_RUN = 10;
 export const MERCHANTS_PER_RUN = 50;
 
-/** Records in flight are refreshed by reconciliation, whose reads would put their operations back at once: left in D1. */
+/**
+ * Records in flight are refreshed by reconciliation, whose reads would put their operations back at once: their operations
+ * stay in D1. The rest of their history (inbox rows, status entries, timeline rows) is immutable and goes as a settled one's.
+ */
 const IN_FLIGHT: ReadonlySet<string> = new Set(IN_FLIGHT_STATUSES);
 
 /** Where a merchant's walk stands: a transaction's place in `transactions_merchant_updated`. */
@@ -30,7 +33,7 @@ type Position = Pick<TransactionRow, "updatedAt" | "id">;
 /** What one step did for a merchant. */
 export type ArchiveStep =
   | { kind: "stored"; key: string; transactions: number; records: number }
-  /** The cursor moved past transactions with nothing to archive (in flight, or history archived already). */
+  /** The cursor moved past transactions with nothing to archive (history archived already, or only operations in flight). */
   | { kind: "passed"; transactions: number }
   /** Nothing older than the cutoff after the cursor. */
   | { kind: "idle" }
@@ -41,7 +44,9 @@ export type ArchiveStep =
  * One step of a merchant's archive walk: finishes the merchant's object left `writing` by a run that stopped, else
  * claims the next one and writes it. The walk goes through the merchant's transactions last changed before `cutoff`, in
  * `transactions_merchant_updated` order from the merchant's cursor; an object takes one UTC day's of them (at most
- * TRANSACTIONS_PER_OBJECT, and no further one once RECORDS_PER_OBJECT records are in), skipping records in flight.
+ * TRANSACTIONS_PER_OBJECT, and no further one once RECORDS_PER_OBJECT records are in), leaving the operations of records
+ * in flight in D1 (IN_FLIGHT). A later change moves a record's `updated_at` past the cursor, so the walk meets it again
+ * and takes what it gained since (and, once it settled, its operations).
  *
  * Why nothing is lost or doubled, whenever a run dies or two overlap:
  * 1. claim: the object's row, with the manifest of the exact event and operation ids it will hold, is inserted only if
@@ -88,8 +93,9 @@ export async function archiveMerchantHistory({
   if (!first) return { kind: "idle" };
   const day = first.updatedAt.slice(0, 10);
   const sameDay = candidates.filter((candidate) => candidate.updatedAt.startsWith(day));
-  const settled = sameDay.filter((candidate) => !IN_FLIGHT.has(candidate.status));
-  const history = await historyIds({ db, merchantId, transactionIds: settled.map((candidate) => candidate.id) });
+  const idsOf = (list: typeof sameDay) => list.map((candidate) => candidate.id);
+  const settled = idsOf(sameDay.filter((candidate) => !IN_FLIGHT.has(candidate.status)));
+  const history = await historyIds({ db, merchantId, transactionIds: idsOf(sameDay), operationsOf: settled });
 
   // A transaction's history goes whole into one object; the object stops taking transactions once full.
   let taken = 0;

@@ -18,7 +18,7 @@ import { byCreatedAt, byFiredAt } from "./history";
 
 /*
  * The rows of a transaction's history, as one archive object takes them: its settled inbox rows and operations (the
- * history endpoints), and its timeline rows (deliveries and fetch-backs of those events, status changes, fulfilment
+ * history endpoints; a record in flight keeps its operations in D1), and its timeline rows (deliveries and fetch-backs of those events, status changes, fulfilment
  * attempts), so `GET …/timeline` reads an archived payment back as `…/events` and `…/operations` do.
  */
 
@@ -41,8 +41,21 @@ function manifestLists(manifest: ArchiveManifest) {
   };
 }
 
-/** The ids of the transactions' history rows now in D1 (one D1 batch), by transaction. */
-export async function historyIds({ db, merchantId, transactionIds }: { db: Database; merchantId: string; transactionIds: string[] }) {
+/**
+ * The ids of the transactions' history rows now in D1 (one D1 batch), by transaction; operations only of `operationsOf`
+ * (the settled ones: a record in flight keeps its operations, which reconciliation's refresh would write back at once).
+ */
+export async function historyIds({
+  db,
+  merchantId,
+  transactionIds,
+  operationsOf,
+}: {
+  db: Database;
+  merchantId: string;
+  transactionIds: string[];
+  operationsOf: string[];
+}) {
   if (transactionIds.length === 0) return groupHistoryIds([[], [], [], [], [], []]);
   const historyEvents = and(
     eq(events.merchantId, merchantId),
@@ -55,7 +68,7 @@ export async function historyIds({ db, merchantId, transactionIds }: { db: Datab
       db
         .select({ id: historyOperationColumns.id, transactionId: historyOperationColumns.transactionId })
         .from(historyOperationsFrom)
-        .where(historyOf(merchantId, transactionIds)),
+        .where(historyOf(merchantId, operationsOf)),
       // CROSS JOIN keeps the transactions' events the outer loop, as the timeline's own reads do.
       db
         .select({ eventId: webhookDeliveries.eventId, deliveryId: webhookDeliveries.deliveryId, transactionId: events.transactionId })

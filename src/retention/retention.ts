@@ -21,9 +21,10 @@ function failed(failures: { merchantId: string; error: unknown }[], result: Reco
 const pageFailures = (run: PageRun) => run.failures.map((failure) => ({ merchantId: failure.scope, error: failure.error }));
 
 /**
- * The Cron Trigger's retention step at `now`: moves the histories (with their timelines) of transactions settled and
- * unchanged for `retentionDays` to R2 (archive.ts, OBJECTS_PER_RUN objects a run at most), then the dead letters of the
- * days past `retentionDays` (pages.ts, PAGES_PER_RUN pages a run at most), then prunes bookkeeping rows past their windows
+ * The Cron Trigger's retention step at `now`: moves the histories (with their timelines) of transactions unchanged for
+ * `retentionDays` to R2, all but the operations of those still in flight (archive.ts, OBJECTS_PER_RUN objects a run at
+ * most), then the dead letters of the days past `retentionDays` (pages.ts, PAGES_PER_RUN pages a run at most), then
+ * prunes bookkeeping rows past their windows
  * (prune.ts, PRUNED_PER_TABLE_PER_RUN rows per table a run at most). Each part runs whatever the others did; the step then
  * fails, naming the merchants whose archive failed.
  */
