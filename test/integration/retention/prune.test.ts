@@ -267,7 +267,10 @@ describe("retention: bookkeeping rows are pruned past their windows", () => {
     ]);
     // The shortest window RETENTION_DAYS allows (7): batches still wait BATCH_UNITS_KEPT_DAYS (14).
     const pruned = await pruneBookkeeping({ db, now: NOW, retentionDays: 7 });
-    expect(pruned).toMatchObject({ batches: 1, alerts: 1 });
+    // Counted over the whole shard, which other files' merchants share (a move may bring more): this merchant's rows are
+    // checked one by one below.
+    expect(pruned.batches).toBeGreaterThanOrEqual(1);
+    expect(pruned.alerts).toBeGreaterThanOrEqual(1);
     const left = await shardedDb
       .prepare("SELECT id FROM batches WHERE merchant_id = ? UNION ALL SELECT id FROM alerts WHERE merchant_id = ? ORDER BY id")
       .bind(merchantId, merchantId)
