@@ -1,6 +1,6 @@
 import { inList } from "../db/bulk";
 import type { Database } from "../db/client";
-import { safeErrorMessage } from "../db/errors";
+import { isMerchantFenced, safeErrorMessage } from "../db/errors";
 import { fencedMerchants, MerchantFencedError } from "../db/fence";
 import type { MerchantRow } from "../db/rows";
 import { merchants } from "../db/schema";
@@ -268,12 +268,8 @@ interface Decided {
   now: string;
 }
 
-/**
- * Step 4, commit: the batch's records in one D1 batch, then the fulfilment nudges. Rechecks are queued first: were the
- * commit to fail, a recheck is only an extra fetch.
- */
-async function commit({ env, db, config, plan, valid, merchantRows, now }: Decided) {
-  if (plan.toRecheck.length > 0) await sendAll(env.WEBHOOKS, plan.toRecheck, config.FETCH_BACK_RECHECK_SECONDS);
+/** Step 4, commit: the batch's records in one D1 batch, then the fulfilment nudges. */
+async function commit({ env, db, plan, valid, merchantRows, now }: Decided) {
   const applied = await applySnapshots({
     db,
     snapshots: plan.snapshots,
@@ -439,14 +435,64 @@ async function consumeDeliveries({ batch, env, db, config }: ConsumerInput): Pro
     );
   if (valid.length === 0) return;
   decideEvents(pending, await verify(env, config, merchantRows, pending), plan, now);
-  const decided: Decided = { env, db, config, plan, valid, merchantRows, now };
+  // Rechecks are queued before the commit: were it to fail, a recheck is only an extra fetch.
+  if (plan.toRecheck.length > 0) await sendAll(env.WEBHOOKS, plan.toRecheck, config.FETCH_BACK_RECHECK_SECONDS);
+  const committed = await commitOrSplit({ env, db, config, plan, valid, merchantRows, now });
+  if (committed) await settle(committed);
+}
+
+/**
+ * Commits the batch; when a merchant's switch fenced it after classify looked (the fence landed while its events were
+ * fetched back), that merchant's deliveries wait the fence's seconds and the others commit again at once, so one
+ * merchant's move never holds back the rest of the batch. Horizon: that one more commit; should it fail too, its
+ * deliveries are retried as any failed commit's. Answers what was committed, or null.
+ */
+async function commitOrSplit(decided: Decided): Promise<Decided | null> {
   try {
     await commit(decided);
+    return decided;
   } catch (error) {
-    await retryUncommitted(decided, error);
-    return;
+    const fenced = isMerchantFenced(error) ? await fencedMerchants(decided.db, merchantsOf(decided.valid)) : new Set<string>();
+    if (fenced.size === 0) {
+      await retryUncommitted(decided, error);
+      return null;
+    }
+    const { held, rest } = splitByMerchants(decided, fenced);
+    await retryVerification(
+      decided.env,
+      decided.db,
+      decided.config,
+      held.map((delivery) => ({ delivery, error: new MerchantFencedError() })),
+    );
+    if (rest.valid.length === 0) return null;
+    try {
+      await commit(rest);
+      return rest;
+    } catch (again) {
+      await retryUncommitted(rest, again);
+      return null;
+    }
   }
-  await settle(decided);
+}
+
+const merchantsOf = (deliveries: readonly Delivery[]) => [...new Set(deliveries.map((d) => d.body.merchant_id))];
+
+/** The batch without the deliveries, records and acks of `merchantIds` (held), and those deliveries. */
+function splitByMerchants(decided: Decided, merchantIds: ReadonlySet<string>): { held: Delivery[]; rest: Decided } {
+  const { plan, valid } = decided;
+  const held = valid.filter((d) => merchantIds.has(d.body.merchant_id));
+  const heldMessages = new Set(held.map((d) => d.message));
+  const kept = <T extends { merchantId: string }>(items: readonly T[]) => items.filter((item) => !merchantIds.has(item.merchantId));
+  const restPlan: Plan = {
+    inbox: kept(plan.inbox),
+    snapshots: kept(plan.snapshots),
+    toAck: plan.toAck.filter((message) => !heldMessages.has(message)),
+    toRetry: plan.toRetry.filter(({ delivery }) => !merchantIds.has(delivery.body.merchant_id)),
+    toRecheck: plan.toRecheck.filter((body) => !merchantIds.has(body.merchant_id)),
+    fetchBacks: kept(plan.fetchBacks),
+    foldedFetchBacks: kept(plan.foldedFetchBacks),
+  };
+  return { held, rest: { ...decided, plan: restPlan, valid: valid.filter((d) => !merchantIds.has(d.body.merchant_id)) } };
 }
 
 /**

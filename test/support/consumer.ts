@@ -1,5 +1,6 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { AppEnv } from "../../src/env";
 import worker from "../../src/index";
 import type { WebhookMessage } from "../../src/queue/messages";
 
@@ -15,13 +16,13 @@ export function deliveryOf(merchantId: string, event: { id: string; name: string
   };
 }
 
-/** Hands these messages to the worker's queue handler as one batch of the webhooks queue; answers what it acked and retried. */
-export async function consume(messages: WebhookMessage[]) {
+/** Hands these messages to the worker's queue handler as one batch of the webhooks queue (with `bindings`, the test's env unless given); answers what it acked and retried. */
+export async function consume(messages: WebhookMessage[], bindings: AppEnv = env as AppEnv) {
   const batch = createMessageBatch<WebhookMessage>(
     "smart-router-webhooks",
     messages.map((body, index) => ({ id: `msg-${index}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body })),
   );
   const ctx = createExecutionContext();
-  await worker.queue?.(batch as MessageBatch<unknown>, env, ctx);
+  await worker.queue?.(batch as MessageBatch<unknown>, bindings, ctx);
   return getQueueResult(batch, ctx);
 }

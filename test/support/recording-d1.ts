@@ -26,3 +26,28 @@ export function recordingD1(real: D1Database) {
   });
   return { d1, statements };
 }
+
+/** The D1 binding, summing the rows each batch wrote and keeping the SQL it ran. */
+export function meteredD1(real: D1Database) {
+  const meter = { rowsWritten: 0, sql: [] as string[] };
+  const d1 = new Proxy(real, {
+    get(target, property) {
+      if (property === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          const results = await target.batch(statements);
+          for (const result of results) meter.rowsWritten += result.meta.rows_written ?? 0;
+          return results;
+        };
+      }
+      if (property === "prepare") {
+        return (sql: string) => {
+          meter.sql.push(sql);
+          return target.prepare(sql);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { d1, meter };
+}

@@ -5,36 +5,12 @@ import type { TransactionSnapshot } from "../../../src/smart-router/schemas";
 import { apply, op, snapshot } from "../../support/apply";
 import { createMerchant } from "../../support/fixtures";
 import { run0035 } from "../../support/legacy-histories";
+import { meteredD1 } from "../../support/recording-d1";
 import { dbFor } from "../../support/shards";
 import { getJson, seedTableOperation, seedTransaction } from "../../support/status-api";
 
 // 0030: a transaction's operations are its record's `operation_history`, written by the record's own upsert. These
 // tests drive the apply itself (as concurrency.test.ts does) and read what it stored.
-
-/** The D1 binding, summing the rows each batch wrote and keeping the SQL it ran. */
-function meteredD1(real: D1Database) {
-  const meter = { rowsWritten: 0, sql: [] as string[] };
-  const d1 = new Proxy(real, {
-    get(target, property) {
-      if (property === "batch") {
-        return async (statements: D1PreparedStatement[]) => {
-          const results = await target.batch(statements);
-          for (const result of results) meter.rowsWritten += result.meta.rows_written ?? 0;
-          return results;
-        };
-      }
-      if (property === "prepare") {
-        return (sql: string) => {
-          meter.sql.push(sql);
-          return target.prepare(sql);
-        };
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { d1, meter };
-}
 
 /** The record's stored history as the column holds it. */
 async function storedHistory(merchantId: string, transactionId: string) {

@@ -4,6 +4,7 @@ import type { TransactionSnapshot } from "../../../src/smart-router/schemas";
 import { applySnapshots, type VerifiedSnapshot } from "../../../src/transactions/apply";
 import { apply, snapshot } from "../../support/apply";
 import { createMerchant } from "../../support/fixtures";
+import { meteredD1 } from "../../support/recording-d1";
 import { dbFor } from "../../support/shards";
 
 // A read of a payment that shows nothing new (reconciliation refreshes every in-flight record each
@@ -11,25 +12,6 @@ import { dbFor } from "../../support/shards";
 // compare-and-set would replace it: it used to rewrite the row and every index and stamp `updated_at`, so a merchant
 // polling `updated_after` saw an unchanged payment again and again, and the record never aged past retention's cutoff.
 // Now it only advances the record's version (records.ts touchUnchangedReads).
-
-/** The D1 binding, summing the rows its batches wrote. */
-function metered(real: D1Database) {
-  const meter = { rowsWritten: 0 };
-  const d1 = new Proxy(real, {
-    get(target, property) {
-      if (property === "batch") {
-        return async (statements: D1PreparedStatement[]) => {
-          const results = await target.batch(statements);
-          for (const result of results) meter.rowsWritten += result.meta.rows_written ?? 0;
-          return results;
-        };
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { d1, meter };
-}
 
 /** Applies snapshots as API reads at `readAt` (reconciliation's source); answers the apply's result. */
 async function refresh(merchantId: string, snapshots: TransactionSnapshot[], readAt: string, d1?: D1Database) {
@@ -87,11 +69,11 @@ describe("a read that shows nothing new (happy)", () => {
 
   it("writes one row (the record's, no index entry) where a changing read rewrites the record and its indexes", async () => {
     const { merchantId, id } = await authorizedPayment("rows");
-    const unchanged = metered(await dbFor(merchantId));
+    const unchanged = meteredD1(await dbFor(merchantId));
     await refresh(merchantId, [snapshot(id, "authorized", 2)], later(60), unchanged.d1);
     expect(unchanged.meter.rowsWritten).toBe(1);
 
-    const changing = metered(await dbFor(merchantId));
+    const changing = meteredD1(await dbFor(merchantId));
     await refresh(merchantId, [snapshot(id, "authorized", 2, { amount: "12.00" })], later(120), changing.d1);
     expect(changing.meter.rowsWritten).toBeGreaterThan(1);
     expect((await stored(merchantId, id))?.amount).toBe("12.00");

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../../src/app";
-import { appConfig } from "../../../src/env";
+import { type AppEnv, appConfig } from "../../../src/env";
 import { QUEUE_SHARE } from "../../../src/ingest/backlog";
 import { wakeupOf } from "../../../src/ingest/parking";
 import { MOVE_GIVE_UP_MS, MOVE_LEASE_MS, nudgeStuckMoves, recordStepError, startMove } from "../../../src/moves/moves";
@@ -288,6 +288,57 @@ describe("a fenced merchant in a queue batch shared with others (happy)", () => 
       {
         timeoutMs: 20_000,
       },
+    );
+  });
+
+  it("a fence that lands while the batch's events are fetched back holds only its merchant: the others commit at once", async () => {
+    const fenced = await paidShop();
+    const other = await paidShop();
+    const shard = fenced.shard;
+    if (other.shard !== shard) {
+      const move = await startKeptMove(other.shop.merchant.merchant.id, shard);
+      await driveMove({ moveId: move.id });
+    }
+    const paymentOf = async (shop: Shop) => {
+      const payment = await shop.pay({ card: "4242424242424242", amount: "6.00", currency: "EUR" });
+      const events = (await shop.truth()).events.filter((e) => e.transaction_id === payment.id);
+      return { id: payment.id, deliveries: events.map((e) => deliveryOf(shop.merchant.merchant.id, e)) };
+    };
+    const waiting = await paymentOf(fenced.shop);
+    const applied = await paymentOf(other.shop);
+    // The switch's fence lands after the consumer looked for fences (classify) and before its commit: the commit aborts
+    // on the fence trigger, as a move's switch does to a batch already past its check.
+    const binding = bindingOf(shard);
+    const real = (env as unknown as Record<string, D1Database>)[binding];
+    if (!real) throw new Error(`no binding ${binding}`);
+    let landed = false;
+    const fencingAtCommit = new Proxy(real, {
+      get(target, property) {
+        if (property === "batch") {
+          return async (statements: D1PreparedStatement[]) => {
+            if (!landed) {
+              landed = true;
+              await setMark(shard, fenced.shop.merchant.merchant.id, "fenced");
+            }
+            return target.batch(statements);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    try {
+      const result = await consume([...waiting.deliveries, ...applied.deliveries], { ...(env as AppEnv), [binding]: fencingAtCommit });
+      expect(landed).toBe(true);
+      expect(result.retryMessages).toEqual([]);
+      expect(await appliedEvents(shard, other.shop.merchant.merchant.id, applied.id)).toBe(applied.deliveries.length);
+      expect(await appliedEvents(shard, fenced.shop.merchant.merchant.id, waiting.id)).toBe(0);
+    } finally {
+      await setMark(shard, fenced.shop.merchant.merchant.id, null);
+    }
+    await eventually(
+      async () => expect(await appliedEvents(shard, fenced.shop.merchant.merchant.id, waiting.id)).toBe(waiting.deliveries.length),
+      { timeoutMs: 20_000 },
     );
   });
 });
