@@ -260,23 +260,29 @@ describe("a stuck move (errors)", () => {
   });
 });
 
+/**
+ * Two paid merchants on one shard (the second moved there if placed elsewhere), so their deliveries share one part of a
+ * queue batch (one D1 commit), and one new payment of each with the deliveries of its events.
+ */
+async function twoMerchantsOneShard() {
+  const fenced = await paidShop();
+  const other = await paidShop();
+  const shard = fenced.shard;
+  if (other.shard !== shard) {
+    const move = await startKeptMove(other.shop.merchant.merchant.id, shard);
+    await driveMove({ moveId: move.id });
+  }
+  const paymentOf = async (shop: Shop) => {
+    const payment = await shop.pay({ card: "4242424242424242", amount: "5.00", currency: "EUR" });
+    const events = (await shop.truth()).events.filter((e) => e.transaction_id === payment.id);
+    return { id: payment.id, deliveries: events.map((e) => deliveryOf(shop.merchant.merchant.id, e)) };
+  };
+  return { fenced, other, shard, waiting: await paymentOf(fenced.shop), applied: await paymentOf(other.shop) };
+}
+
 describe("a fenced merchant in a queue batch shared with others (happy)", () => {
   it("the other merchant's deliveries in the same batch are applied at once; the fenced one's wait, then apply", async () => {
-    const fenced = await paidShop();
-    const other = await paidShop();
-    const shard = fenced.shard;
-    // Both on one shard, so their deliveries share one part of the queue batch (one D1 commit).
-    if (other.shard !== shard) {
-      const move = await startKeptMove(other.shop.merchant.merchant.id, shard);
-      await driveMove({ moveId: move.id });
-    }
-    const paymentOf = async (shop: Shop) => {
-      const payment = await shop.pay({ card: "4242424242424242", amount: "5.00", currency: "EUR" });
-      const events = (await shop.truth()).events.filter((e) => e.transaction_id === payment.id);
-      return { id: payment.id, deliveries: events.map((e) => deliveryOf(shop.merchant.merchant.id, e)) };
-    };
-    const waiting = await paymentOf(fenced.shop);
-    const applied = await paymentOf(other.shop);
+    const { fenced, other, shard, waiting, applied } = await twoMerchantsOneShard();
     await setMark(shard, fenced.shop.merchant.merchant.id, "fenced");
     const result = await consume([...waiting.deliveries, ...applied.deliveries]);
     expect(result.retryMessages).toEqual([]);
@@ -292,20 +298,7 @@ describe("a fenced merchant in a queue batch shared with others (happy)", () => 
   });
 
   it("a fence that lands while the batch's events are fetched back holds only its merchant: the others commit at once", async () => {
-    const fenced = await paidShop();
-    const other = await paidShop();
-    const shard = fenced.shard;
-    if (other.shard !== shard) {
-      const move = await startKeptMove(other.shop.merchant.merchant.id, shard);
-      await driveMove({ moveId: move.id });
-    }
-    const paymentOf = async (shop: Shop) => {
-      const payment = await shop.pay({ card: "4242424242424242", amount: "6.00", currency: "EUR" });
-      const events = (await shop.truth()).events.filter((e) => e.transaction_id === payment.id);
-      return { id: payment.id, deliveries: events.map((e) => deliveryOf(shop.merchant.merchant.id, e)) };
-    };
-    const waiting = await paymentOf(fenced.shop);
-    const applied = await paymentOf(other.shop);
+    const { fenced, other, shard, waiting, applied } = await twoMerchantsOneShard();
     // The switch's fence lands after the consumer looked for fences (classify) and before its commit: the commit aborts
     // on the fence trigger, as a move's switch does to a batch already past its check.
     const binding = bindingOf(shard);
