@@ -121,15 +121,17 @@ async function listedShards(merchantId: string): Promise<string[]> {
 }
 
 /**
- * How the shard's status (`GET /admin/shards` `merchants`) counts its merchant rows, leaving aside other merchants a move
- * of another test file has marked here: all, or all but one (`merchantId`'s). Other test files add merchants and move them
+ * How the shard's status (`GET /admin/shards` `merchants`) counts its merchant rows, leaving aside other merchants with a
+ * row here that a move of another test file has marked (receiving, or moved and not cleaned yet): all, or all but one (`merchantId`'s). Other test files add merchants and move them
  * meanwhile: read again until the rows and marks stayed the same around the status (horizon: 10 reads).
  */
 async function countedOn(index: number, merchantId: string) {
   const rows = async () => {
     const merchants = (await shardDb(index).prepare("SELECT count(*) AS n FROM merchants").first<{ n: number }>())?.n ?? 0;
     const others = await shardDb(index)
-      .prepare("SELECT count(*) AS n FROM move_marks WHERE state IN ('receiving', 'moved') AND merchant_id <> ?")
+      .prepare(
+        "SELECT count(*) AS n FROM move_marks AS k JOIN merchants AS m ON m.id = k.merchant_id WHERE k.state IN ('receiving', 'moved') AND k.merchant_id <> ?",
+      )
       .bind(merchantId)
       .first<{ n: number }>();
     return { merchants, othersElsewhere: others?.n ?? 0 };
